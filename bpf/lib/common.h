@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Shared definitions for every Sluice program: includes, verdict reasons, directions. */
+#ifndef SLUICE_COMMON_H
+#define SLUICE_COMMON_H
+
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+/* Why a packet was forwarded or dropped. Forward reasons are below 128, drop
+ * reasons 128 and up. Helpers return a forward reason (>= 0) or a negated drop
+ * reason (< 0). The Go side mirrors this enum (bpf2go -type sluice_reason). */
+enum sluice_reason {
+	REASON_FWD_LOCAL	= 1,	/* redirected into a pod on this node */
+	REASON_FWD_STACK	= 2,	/* handed to the node's network stack */
+	REASON_FWD_TO_EP	= 3,	/* delivered from the node's stack into a pod */
+	DROP_INVALID		= 130,	/* malformed or truncated packet */
+	DROP_SPOOF_IP		= 131,	/* source IPv4 is not the endpoint's */
+	DROP_SPOOF_MAC		= 132,	/* source MAC is not the endpoint's */
+	DROP_ARP_SPOOF		= 133,	/* ARP sender IP/MAC is not the endpoint's */
+	DROP_UNSUPPORTED_L3	= 134,	/* ethertype Sluice does not route (IPv6, ...) */
+};
+
+/* Direction of a packet relative to the endpoint. */
+enum sluice_direction {
+	DIR_EGRESS	= 1,	/* leaving the pod */
+	DIR_INGRESS	= 2,	/* entering the pod */
+};
+
+
+#endif /* SLUICE_COMMON_H */

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Endpoint lookups, anti-spoofing and local delivery for the pod programs. */
+#ifndef SLUICE_ENDPOINT_H
+#define SLUICE_ENDPOINT_H
+
+#include "common.h"
+#include "maps.h"
+#include "eth.h"
+
+static __always_inline struct endpoint_info *lookup_endpoint(__be32 ip)
+{
+	struct endpoint_key key = { .ip = ip };
+
+	return bpf_map_lookup_elem(&sluice_endpoints, &key);
+}
+
+/* An endpoint owns a packet when the packet's source IPv4 is registered to the
+ * interface it arrived on and its source MAC is the pod's. */
+static __always_inline int check_source(struct __sk_buff *skb, __be32 saddr, const __u8 *smac)
+{
+	struct endpoint_info *ep = lookup_endpoint(saddr);
+
+	if (!ep || ep->ifindex != skb->ifindex)
+		return -DROP_SPOOF_IP;
+	if (!mac_equal(smac, ep->mac))
+		return -DROP_SPOOF_MAC;
+	return 0;
+}
+
+static __always_inline int handle_arp(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct arp_hdr *arp = (void *)(eth + 1);
+	struct arp_eth_ipv4 *body = (void *)(arp + 1);
+	struct endpoint_info *ep;
+
+	if ((void *)(body + 1) > data_end)
+		return -DROP_INVALID;
+	if (arp->ar_hrd != bpf_htons(ARPHRD_ETHER) || arp->ar_pro != bpf_htons(ETH_P_IP) ||
+	    arp->ar_hln != 6 || arp->ar_pln != 4)
+		return -DROP_INVALID;
+	if (!mac_equal(eth->h_source, body->sha))
+		return -DROP_ARP_SPOOF;
+	/* A sender address of 0.0.0.0 is an address probe (RFC 5227). */
+	if (body->spa == 0) {
+		ep = NULL;
+	} else {
+		ep = lookup_endpoint(body->spa);
+		if (!ep || ep->ifindex != skb->ifindex || !mac_equal(body->sha, ep->mac))
+			return -DROP_ARP_SPOOF;
+	}
+	return REASON_FWD_STACK;
+}
+
+/* Handles an IPv4 packet leaving a pod. On local delivery it rewrites the MACs,
+ * decrements the TTL and sets *redirect to the destination's host-side ifindex. */
+static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u32 *redirect)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct endpoint_info *dst;
+	__u8 dmac[6], smac[6];
+	int ret;
+
+	if ((void *)(ip + 1) > data_end)
+		return -DROP_INVALID;
+	if (ip->version != 4 || ip->ihl < 5)
+		return -DROP_INVALID;
+
+	ret = check_source(skb, ip->saddr, eth->h_source);
+	if (ret < 0)
+		return ret;
+
+	dst = lookup_endpoint(ip->daddr);
+	/* TTL 1 would expire here: let the stack answer with ICMP time exceeded. */
+	if (!dst || ip->ttl <= 1)
+		return REASON_FWD_STACK;
+
+	__builtin_memcpy(dmac, dst->mac, 6);
+	__builtin_memcpy(smac, dst->node_mac, 6);
+	*redirect = dst->ifindex;
+
+	ret = ipv4_dec_ttl(skb, ETH_HLEN, ip);
+	if (ret < 0)
+		return ret;
+	ret = eth_store_macs(skb, dmac, smac);
+	if (ret < 0)
+		return ret;
+	return REASON_FWD_LOCAL;
+}
+
+static __always_inline int handle_from_container(struct __sk_buff *skb, __u32 *redirect)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return -DROP_INVALID;
+
+	switch (eth->h_proto) {
+	case bpf_htons(ETH_P_IP):
+		return handle_ipv4_from_container(skb, redirect);
+	case bpf_htons(ETH_P_ARP):
+		return handle_arp(skb);
+	default:
+		return -DROP_UNSUPPORTED_L3;
+	}
+}
+
+#endif /* SLUICE_ENDPOINT_H */

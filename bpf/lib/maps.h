@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Maps shared by the pod programs. Pinned by name under the agent's bpffs
+ * root; a layout change gets a new map name (_v2), never a reinterpretation. */
+#ifndef SLUICE_MAPS_H
+#define SLUICE_MAPS_H
+
+#include "common.h"
+
+/* Key of sluice_endpoints: the pod's IPv4 address, network byte order. */
+struct endpoint_key {
+	__u32 ip;
+};
+_Static_assert(sizeof(struct endpoint_key) == 4, "endpoint_key size");
+
+/* A pod on this node. Written by the agent before it acknowledges an endpoint. */
+struct endpoint_info {
+	__u32 ifindex;		/* host-side veth, where the pod programs are attached */
+	__u32 sec_identity;	/* security identity (0 until policy assigns one) */
+	__u16 id;		/* endpoint id, unique on the node */
+	__u16 flags;		/* reserved, 0 */
+	__u8  mac[6];		/* MAC of the pod's interface */
+	__u8  node_mac[6];	/* MAC of the host-side veth */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct endpoint_info) == 28, "endpoint_info size");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct endpoint_key);
+	__type(value, struct endpoint_info);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_endpoints SEC(".maps");
+
+/* Key of sluice_metrics: per host-side interface, reason and direction. */
+struct metrics_key {
+	__u32 ifindex;
+	__u8  reason;		/* enum sluice_reason */
+	__u8  dir;		/* enum sluice_direction */
+	__u16 pad;
+};
+_Static_assert(sizeof(struct metrics_key) == 8, "metrics_key size");
+
+struct metrics_value {
+	__u64 packets;
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct metrics_value) == 16, "metrics_value size");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__type(key, struct metrics_key);
+	__type(value, struct metrics_value);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_metrics SEC(".maps");
+
+#endif /* SLUICE_MAPS_H */

@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Pod programs, attached with TCX to the host side of each pod's veth.
+ *
+ * from_container (tcx ingress of the host veth): packets the pod sends.
+ *   Anti-spoofing, then local delivery straight into the destination pod with
+ *   bpf_redirect_peer, or hand-off to the node's stack.
+ * to_container (tcx egress of the host veth): packets the node's stack sends
+ *   into the pod.
+ */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/metrics.h"
+#include "lib/endpoint.h"
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+/* Keep the enums in BTF for bpf2go -type; metrics_key stores them as __u8. */
+const enum sluice_reason *unused_reason __attribute__((unused));
+const enum sluice_direction *unused_direction __attribute__((unused));
+
+SEC("tcx/ingress")
+int from_container(struct __sk_buff *skb)
+{
+	__u32 redirect = 0;
+	__u32 len = skb->len;
+	int ret;
+
+	ret = handle_from_container(skb, &redirect);
+	if (ret < 0) {
+		update_metrics(skb->ifindex, -ret, DIR_EGRESS, len);
+		return TC_ACT_SHOT;
+	}
+	update_metrics(skb->ifindex, ret, DIR_EGRESS, len);
+	if (ret == REASON_FWD_LOCAL)
+		return bpf_redirect_peer(redirect, 0);
+	return TC_ACT_OK;
+}
+
+SEC("tcx/egress")
+int to_container(struct __sk_buff *skb)
+{
+	update_metrics(skb->ifindex, REASON_FWD_TO_EP, DIR_INGRESS, skb->len);
+	return TC_ACT_OK;
+}

@@ -1,0 +1,93 @@
+// Package pin is the layout of Sluice's bpffs root, shared by the agent (which
+// loads and pins) and the CNI plugin (which attaches what is pinned):
+//
+//	<root>/maps/<map name>             maps, pinned by name
+//	<root>/progs/<program name>        programs the CNI plugin attaches
+//	<root>/links/<host ifname>/<hook>  TCX links of one pod interface
+package pin
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// DefaultRoot is where a production agent pins its objects.
+const DefaultRoot = "/sys/fs/bpf/sluice"
+
+// Program names as pinned under progs/; they equal the C function names.
+const (
+	ProgFromContainer = "from_container"
+	ProgToContainer   = "to_container"
+)
+
+// Hook names a pod link is pinned under, with the program each one runs.
+var PodHooks = []struct{ Hook, Prog string }{
+	{"ingress", ProgFromContainer},
+	{"egress", ProgToContainer},
+}
+
+// MapsDir returns the directory maps are pinned in.
+func MapsDir(root string) string { return filepath.Join(root, "maps") }
+
+// ProgPath returns where program name is pinned.
+func ProgPath(root, name string) string { return filepath.Join(root, "progs", name) }
+
+// LinksDir returns the directory holding one directory per attached interface.
+func LinksDir(root string) string { return filepath.Join(root, "links") }
+
+// LinkDir returns the directory of the links of host interface ifname.
+func LinkDir(root, ifname string) string { return filepath.Join(LinksDir(root), ifname) }
+
+// LinkPath returns where the link of hook on host interface ifname is pinned.
+func LinkPath(root, ifname, hook string) string { return filepath.Join(LinkDir(root, ifname), hook) }
+
+// ProgForHook returns the program a pod hook runs, or "" for an unknown hook.
+func ProgForHook(hook string) string {
+	for _, h := range PodHooks {
+		if h.Hook == hook {
+			return h.Prog
+		}
+	}
+	return ""
+}
+
+// IsBPFFS reports whether path lies on a bpf filesystem.
+func IsBPFFS(path string) (bool, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(path, &st); err != nil {
+		return false, err
+	}
+	return st.Type == unix.BPF_FS_MAGIC, nil
+}
+
+// EnsureRoot creates root and its subdirectories (mode 0700) and checks root is
+// on bpffs. When root's parent is not on bpffs and mountParent is set, a bpffs
+// is mounted on the parent first (the agent does this for /sys/fs/bpf).
+func EnsureRoot(root string, mountParent bool) error {
+	parent := filepath.Dir(root)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", parent, err)
+	}
+	ok, err := IsBPFFS(parent)
+	if err != nil {
+		return fmt.Errorf("statfs %s: %w", parent, err)
+	}
+	if !ok {
+		if !mountParent {
+			return fmt.Errorf("%s is not on a bpf filesystem", parent)
+		}
+		if err := unix.Mount("bpffs", parent, "bpf", 0, "mode=0700"); err != nil {
+			return fmt.Errorf("mount bpffs on %s: %w", parent, err)
+		}
+	}
+	for _, d := range []string{root, MapsDir(root), filepath.Dir(ProgPath(root, "x")), LinksDir(root)} {
+		if err := os.MkdirAll(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	return nil
+}
