@@ -1,0 +1,111 @@
+package harness
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluicenet/sluice/agent/api"
+)
+
+// Agent is a sluice-agent process running in a simulated node.
+type Agent struct {
+	node *Node
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// StartAgent runs the real sluice-agent binary inside the node's netns and
+// waits until its API answers. It is stopped (SIGTERM) in cleanup.
+func (n *Node) StartAgent(tb testing.TB) *Agent {
+	tb.Helper()
+	logPath := filepath.Join(n.Dir, "agent.log")
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := n.NS.Command(Bin(tb, "sluice-agent"),
+		"--bpf-root", n.BPFRoot, "--run-dir", n.RunDir, "--log-level", "debug")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start sluice-agent: %v", err)
+	}
+	a := &Agent{node: n, cmd: cmd, done: make(chan error, 1)}
+	go func() { a.done <- cmd.Wait() }()
+	tb.Cleanup(func() {
+		a.Stop(tb)
+		if tb.Failed() {
+			b, _ := os.ReadFile(logPath)
+			tb.Logf("agent log of %s:\n%s", n.NS.Name, b)
+		}
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_, err := n.Client().Healthz(ctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case werr := <-a.done:
+			a.done <- werr
+			b, _ := os.ReadFile(logPath)
+			tb.Fatalf("sluice-agent exited during start-up (%v):\n%s", werr, b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logPath)
+			tb.Fatalf("sluice-agent not healthy after 15s: %v\n%s", err, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	n.agent = a
+	return a
+}
+
+// Client returns an API client for the node's agent socket.
+func (n *Node) Client() *api.Client { return api.NewClient(n.Socket()) }
+
+// Socket is the agent's API socket path.
+func (n *Node) Socket() string { return filepath.Join(n.RunDir, "agent.sock") }
+
+// PID returns the agent's process ID.
+func (a *Agent) PID() int { return a.cmd.Process.Pid }
+
+// Kill ends the agent with SIGKILL (a crash) and waits for it.
+func (a *Agent) Kill(tb testing.TB) {
+	tb.Helper()
+	a.signal(tb, syscall.SIGKILL)
+}
+
+// Stop ends the agent with SIGTERM and waits for it; idempotent.
+func (a *Agent) Stop(tb testing.TB) {
+	tb.Helper()
+	a.signal(tb, syscall.SIGTERM)
+}
+
+func (a *Agent) signal(tb testing.TB, sig syscall.Signal) {
+	tb.Helper()
+	select {
+	case err := <-a.done:
+		a.done <- err
+		return
+	default:
+	}
+	// nsenter execs the agent in place, so the PID is the agent's.
+	a.cmd.Process.Signal(sig)
+	select {
+	case err := <-a.done:
+		a.done <- err
+	case <-time.After(10 * time.Second):
+		a.cmd.Process.Kill()
+		tb.Errorf("sluice-agent did not exit within 10s of %v", sig)
+		a.done <- <-a.done
+	}
+}

@@ -1,0 +1,136 @@
+package harness
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// ServeTCP listens on addr inside ns. Each connection first receives
+// "<name>\n" and then has everything it sends echoed back, so a client can
+// tell which backend answered and keep a long-lived stream going.
+func ServeTCP(tb testing.TB, ns *NetNS, addr, name string) {
+	tb.Helper()
+	var (
+		ln  net.Listener
+		err error
+	)
+	ns.Do(tb, func() { ln, err = net.Listen("tcp4", addr) })
+	if err != nil {
+		tb.Fatalf("listen %s in %s: %v", addr, ns.Name, err)
+	}
+	tb.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := io.WriteString(c, name+"\n"); err != nil {
+					return
+				}
+				io.Copy(c, c)
+			}()
+		}
+	}()
+}
+
+// ServeUDP answers every datagram on addr inside ns with "<name>\n".
+func ServeUDP(tb testing.TB, ns *NetNS, addr, name string) {
+	tb.Helper()
+	var (
+		pc  net.PacketConn
+		err error
+	)
+	ns.Do(tb, func() { pc, err = net.ListenPacket("udp4", addr) })
+	if err != nil {
+		tb.Fatalf("listen udp %s in %s: %v", addr, ns.Name, err)
+	}
+	tb.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			_, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo([]byte(name+"\n"), from)
+		}
+	}()
+}
+
+// Dial opens a connection from inside ns. laddr may be "" (kernel's choice).
+func Dial(ns *NetNS, network, laddr, raddr string, timeout time.Duration) (net.Conn, error) {
+	var (
+		c   net.Conn
+		err error
+	)
+	d := net.Dialer{Timeout: timeout}
+	if laddr != "" {
+		switch network {
+		case "udp4", "udp":
+			d.LocalAddr, err = net.ResolveUDPAddr(network, laddr)
+		default:
+			d.LocalAddr, err = net.ResolveTCPAddr(network, laddr)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if derr := ns.do(func() { c, err = d.Dial(network, raddr) }); derr != nil {
+		return nil, derr
+	}
+	return c, err
+}
+
+// Ask connects from inside ns to addr over TCP and returns the name the
+// server announced: an application reply, never just a completed handshake.
+func Ask(ns *NetNS, addr string, timeout time.Duration) (string, error) {
+	return AskFrom(ns, "", addr, timeout)
+}
+
+// AskFrom is Ask with a local address to bind.
+func AskFrom(ns *NetNS, laddr, addr string, timeout time.Duration) (string, error) {
+	c, err := Dial(ns, "tcp4", laddr, addr, timeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(line, "\n"), nil
+}
+
+// AskUDP sends one datagram from inside ns and returns the reply.
+func AskUDP(ns *NetNS, addr string, timeout time.Duration) (string, error) {
+	c, err := Dial(ns, "udp4", "", addr, timeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte("?")); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 1500)
+	n, err := c.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(string(buf[:n]), "\n"), nil
+}
+
+// IsTimeout reports whether err is a network timeout.
+func IsTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,47 @@
+package harness
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// BPFFS mounts a private bpf filesystem instance in a temporary directory and
+// returns its path. Unmounting it in cleanup drops every pin made in it.
+func BPFFS(tb testing.TB) string {
+	tb.Helper()
+	dir := filepath.Join(tb.TempDir(), "bpffs")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		tb.Fatal(err)
+	}
+	if err := unix.Mount("bpffs", dir, "bpf", 0, "mode=0700"); err != nil {
+		tb.Fatalf("mount bpffs on %s: %v", dir, err)
+	}
+	tb.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			tb.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// CgroupV2Root is where this machine mounts the cgroup v2 hierarchy.
+const CgroupV2Root = "/sys/fs/cgroup/unified"
+
+// Cgroup creates a cgroup v2 directory owned by the test (socket-LB programs
+// attach here, never to the machine's root cgroup) and removes it in cleanup.
+func Cgroup(tb testing.TB) string {
+	tb.Helper()
+	dir := filepath.Join(CgroupV2Root, RandName("sluice-test-"))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		tb.Fatalf("create cgroup: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := os.Remove(dir); err != nil {
+			tb.Errorf("remove cgroup %s: %v", dir, err)
+		}
+	})
+	return dir
+}

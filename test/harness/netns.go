@@ -1,0 +1,106 @@
+package harness
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netns"
+)
+
+// NetNS is a named network namespace (/var/run/netns/<Name>) owned by a test.
+type NetNS struct {
+	Name string
+}
+
+// RandName returns prefix followed by 8 random hex characters.
+func RandName(prefix string) string {
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return prefix + hex.EncodeToString(b)
+}
+
+// NewNetNS creates a network namespace with loopback up; it is deleted in
+// tb's cleanup (with every interface in it).
+func NewNetNS(tb testing.TB, prefix string) *NetNS {
+	tb.Helper()
+	n := &NetNS{Name: RandName(prefix)}
+	run(tb, "ip", "netns", "add", n.Name)
+	tb.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", n.Name).CombinedOutput(); err != nil {
+			tb.Errorf("delete netns %s: %v: %s", n.Name, err, out)
+		}
+	})
+	n.Run(tb, "ip", "link", "set", "lo", "up")
+	return n
+}
+
+// Path is the netns bind mount path.
+func (n *NetNS) Path() string { return filepath.Join("/var/run/netns", n.Name) }
+
+// Do runs fn on an OS thread that is inside the namespace. Sockets created in
+// fn stay in the namespace and may be used from any goroutine afterwards.
+func (n *NetNS) Do(tb testing.TB, fn func()) {
+	tb.Helper()
+	if err := n.do(fn); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func (n *NetNS) do(fn func()) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return fmt.Errorf("get current netns: %w", err)
+	}
+	defer orig.Close()
+	target, err := netns.GetFromPath(n.Path())
+	if err != nil {
+		return fmt.Errorf("open netns %s: %w", n.Name, err)
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		return fmt.Errorf("enter netns %s: %w", n.Name, err)
+	}
+	defer func() {
+		if err := netns.Set(orig); err != nil {
+			// The thread is in the wrong namespace: never reuse it.
+			panic(fmt.Sprintf("restore netns: %v", err))
+		}
+	}()
+	fn()
+	return nil
+}
+
+// Command returns a command that runs inside the namespace (nsenter switches
+// only the network namespace, so bpffs and cgroup mounts stay visible).
+func (n *NetNS) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("nsenter", append([]string{"--net=" + n.Path(), "--", name}, args...)...)
+}
+
+// Run runs a command inside the namespace and fails tb on error.
+func (n *NetNS) Run(tb testing.TB, name string, args ...string) string {
+	tb.Helper()
+	out, err := n.Command(name, args...).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("%s %s in %s: %v: %s", name, strings.Join(args, " "), n.Name, err, out)
+	}
+	return string(out)
+}
+
+func run(tb testing.TB, name string, args ...string) string {
+	tb.Helper()
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}

@@ -1,0 +1,92 @@
+package harness
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/containernetworking/cni/libcni"
+)
+
+// Node is a simulated Kubernetes node: a network namespace with no uplink,
+// a private bpffs (BPFRoot lives in it), a run directory for the agent's
+// socket and state, a cgroup v2 directory for socket hooks, and a CNI
+// conflist that points sluice-cni at all of these.
+type Node struct {
+	NS       *NetNS
+	Dir      string // scratch directory: logs, IPAM data, CNI cache
+	BPFRoot  string
+	RunDir   string
+	Cgroup   string
+	PodCIDR  netip.Prefix
+	Gateway  netip.Addr // first address of PodCIDR, on every host-side veth
+	ConfList *libcni.NetworkConfigList
+	CNI      *libcni.CNIConfig
+
+	agent *Agent
+}
+
+// NodeOptions configure NewNode.
+type NodeOptions struct {
+	// Index selects the PodCIDR 10.244.<Index>.0/24 (default 1).
+	Index int
+}
+
+// NewNode creates a simulated node. It does not start the agent.
+func NewNode(tb testing.TB, opts NodeOptions) *Node {
+	tb.Helper()
+	RequirePrivileged(tb)
+	Blackhole(tb)
+	if opts.Index == 0 {
+		opts.Index = 1
+	}
+	n := &Node{Dir: tb.TempDir()}
+	n.NS = NewNetNS(tb, "sl-node-")
+	n.BPFRoot = filepath.Join(BPFFS(tb), "sluice")
+	n.RunDir = filepath.Join(n.Dir, "run")
+	n.Cgroup = Cgroup(tb)
+	n.PodCIDR = netip.MustParsePrefix(fmt.Sprintf("10.244.%d.0/24", opts.Index))
+	n.Gateway = n.PodCIDR.Addr().Next()
+
+	conf := map[string]any{
+		"cniVersion": "1.1.0",
+		"name":       "sluice",
+		"plugins": []any{map[string]any{
+			"type":    "sluice-cni",
+			"runDir":  n.RunDir,
+			"bpfRoot": n.BPFRoot,
+			"logFile": filepath.Join(n.Dir, "cni.log"),
+			"ipam": map[string]any{
+				"type":    "host-local",
+				"ranges":  [][]map[string]string{{{"subnet": n.PodCIDR.String()}}},
+				"dataDir": filepath.Join(n.Dir, "ipam"),
+			},
+		}},
+	}
+	raw, err := json.Marshal(conf)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(n.Dir, "05-sluice.conflist"), raw, 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	n.ConfList, err = libcni.ConfListFromBytes(raw)
+	if err != nil {
+		tb.Fatalf("parse conflist: %v", err)
+	}
+	n.CNI = libcni.NewCNIConfigWithCacheDir([]string{BinDir(tb)}, filepath.Join(n.Dir, "cni-cache"), &nsExec{ns: n.NS})
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			if b, err := os.ReadFile(filepath.Join(n.Dir, "cni.log")); err == nil {
+				tb.Logf("sluice-cni log of %s:\n%s", n.NS.Name, b)
+			}
+		}
+	})
+	return n
+}
+
+// Agent returns the agent last started with StartAgent, or nil.
+func (n *Node) Agent() *Agent { return n.agent }
