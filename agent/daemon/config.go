@@ -1,0 +1,63 @@
+package daemon
+
+import (
+	"path/filepath"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/sluicenet/sluice/agent/endpoint"
+	"github.com/sluicenet/sluice/datapath/pin"
+)
+
+// Defaults of the agent's configuration.
+const (
+	DefaultRunDir         = "/var/run/sluice"
+	DefaultResyncInterval = 30 * time.Second
+)
+
+// Config is the agent's configuration.
+type Config struct {
+	// BPFRoot is where programs, maps and links are pinned. When its parent
+	// is /sys/fs/bpf, a bpffs is mounted there if needed; any other parent
+	// must already be on a bpffs.
+	BPFRoot string
+	// RunDir holds the socket (agent.sock), endpoint state files
+	// (endpoints/<id>.json) and the CNI delete queue (delete-queue/).
+	RunDir string
+	// ResyncInterval is the period of the full map resync.
+	ResyncInterval time.Duration
+	// IPForward sets net.ipv4.ip_forward=1 at start, in the network
+	// namespace of the thread calling New.
+	IPForward bool
+	// LinkExists checks restored endpoints' host interfaces; nil uses
+	// netlink in the network namespace of the thread calling New.
+	LinkExists endpoint.LinkChecker
+	// Log is the agent's logger; nil uses logrus's standard logger.
+	Log logrus.FieldLogger
+}
+
+// DefaultConfig returns the production configuration.
+func DefaultConfig() Config {
+	return Config{
+		BPFRoot:        pin.DefaultRoot,
+		RunDir:         DefaultRunDir,
+		ResyncInterval: DefaultResyncInterval,
+		IPForward:      true,
+	}
+}
+
+// SocketPath returns the API socket under the run dir.
+func (c Config) SocketPath() string { return filepath.Join(c.RunDir, "agent.sock") }
+
+// EndpointsDir returns the directory of endpoint state files.
+func (c Config) EndpointsDir() string { return filepath.Join(c.RunDir, "endpoints") }
+
+// DeleteQueueDir returns the CNI delete-queue directory.
+func (c Config) DeleteQueueDir() string { return filepath.Join(c.RunDir, "delete-queue") }
+
+// mountsParent reports whether the agent may mount bpffs on the root's parent:
+// only for the standard location under /sys/fs/bpf.
+func (c Config) mountsParent() bool {
+	return filepath.Dir(filepath.Clean(c.BPFRoot)) == "/sys/fs/bpf"
+}

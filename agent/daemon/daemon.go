@@ -1,0 +1,193 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/vishvananda/netlink"
+
+	"github.com/sluicenet/sluice/agent/endpoint"
+	"github.com/sluicenet/sluice/agent/server"
+	"github.com/sluicenet/sluice/agent/state"
+	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/pin"
+)
+
+// shutdownTimeout bounds how long in-flight API requests may take on exit.
+const shutdownTimeout = 5 * time.Second
+
+// Daemon is a started agent.
+type Daemon struct {
+	cfg       Config
+	log       logrus.FieldLogger
+	dp        *datapath.Datapath
+	eps       *endpoint.Manager
+	ln        net.Listener
+	srv       *http.Server
+	closeOnce sync.Once
+}
+
+// New starts the agent up to the point where it is ready: bpffs root, IP
+// forwarding, datapath load and link adoption, endpoint restore, delete
+// queue, map reconciliation, and a listening socket. Call Run to serve. On
+// error everything opened is closed again; pins are never removed.
+func New(cfg Config) (_ *Daemon, err error) {
+	if cfg.Log == nil {
+		cfg.Log = logrus.StandardLogger()
+	}
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = DefaultResyncInterval
+	}
+	if cfg.LinkExists == nil {
+		cfg.LinkExists = LinkExists
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Log}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+
+	if err := pin.EnsureRoot(cfg.BPFRoot, cfg.mountsParent()); err != nil {
+		return nil, fmt.Errorf("prepare bpf root: %w", err)
+	}
+	if cfg.IPForward {
+		if err := EnableIPForward(); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create run dir: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DeleteQueueDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("create delete queue: %w", err)
+	}
+	store, err := state.New(cfg.EndpointsDir())
+	if err != nil {
+		return nil, err
+	}
+	if d.dp, err = datapath.Load(cfg.BPFRoot); err != nil {
+		return nil, fmt.Errorf("load datapath: %w", err)
+	}
+	d.log.WithField("bpfRoot", cfg.BPFRoot).Info("Datapath loaded, pinned links adopted")
+
+	d.eps = endpoint.New(d.dp, store, d.log.WithField("subsys", "endpoint"))
+	if err := d.eps.Restore(cfg.LinkExists); err != nil {
+		return nil, fmt.Errorf("restore endpoints: %w", err)
+	}
+	if err := d.eps.ProcessDeleteQueue(cfg.DeleteQueueDir()); err != nil {
+		// Entries that failed stay queued for the resync loop.
+		d.log.WithError(err).Warn("Delete queue not fully processed")
+	}
+	st, err := d.eps.Reconcile()
+	if err != nil {
+		return nil, fmt.Errorf("reconcile endpoint map: %w", err)
+	}
+	d.log.WithFields(logrus.Fields{"written": st.Written, "deleted": st.Deleted}).Info("Endpoint map reconciled")
+
+	if d.ln, err = server.Listen(cfg.SocketPath()); err != nil {
+		return nil, err
+	}
+	handler := server.Handler(d.eps, cfg.BPFRoot, d.health, d.log.WithField("subsys", "api"))
+	d.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	d.log.WithField("socket", cfg.SocketPath()).Info("Agent ready")
+	return d, nil
+}
+
+// Run serves the API and resyncs periodically until ctx is cancelled, then
+// stops serving and closes the daemon's handles (pins stay).
+func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() { d.resyncLoop(ctx) })
+
+	errc := make(chan error, 1)
+	go func() { errc <- d.srv.Serve(d.ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		err = fmt.Errorf("serve api: %w", err)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer scancel()
+	if serr := d.srv.Shutdown(sctx); serr != nil {
+		d.log.WithError(serr).Warn("API shutdown incomplete")
+	}
+	cancel()
+	wg.Wait()
+	d.Close()
+	d.log.Info("Agent stopped; pinned programs stay attached")
+	return err
+}
+
+// Close releases the daemon's handles: listener and datapath. It never
+// unpins anything. It is safe to call more than once.
+func (d *Daemon) Close() error {
+	var err error
+	d.closeOnce.Do(func() {
+		if d.ln != nil {
+			d.ln.Close()
+		}
+		if d.dp != nil {
+			err = d.dp.Close()
+		}
+	})
+	return err
+}
+
+// Resync runs one full resync: the delete queue, the endpoint map
+// reconciliation and link adoption.
+func (d *Daemon) Resync() error {
+	qerr := d.eps.ProcessDeleteQueue(d.cfg.DeleteQueueDir())
+	st, rerr := d.eps.Reconcile()
+	if st.Written > 0 || st.Deleted > 0 {
+		d.log.WithFields(logrus.Fields{"written": st.Written, "deleted": st.Deleted}).Info("Endpoint map drift repaired")
+	}
+	_, aerr := d.dp.AdoptLinks()
+	if aerr != nil {
+		aerr = fmt.Errorf("adopt links: %w", aerr)
+	}
+	return errors.Join(qerr, rerr, aerr)
+}
+
+// Datapath returns the loaded datapath.
+func (d *Daemon) Datapath() *datapath.Datapath { return d.dp }
+
+// Endpoints returns the endpoint manager.
+func (d *Daemon) Endpoints() *endpoint.Manager { return d.eps }
+
+// SocketPath returns the path the API listens on.
+func (d *Daemon) SocketPath() string { return d.cfg.SocketPath() }
+
+// health reports whether the pod programs are still pinned.
+func (d *Daemon) health() error {
+	for _, h := range pin.PodHooks {
+		if _, err := os.Stat(pin.ProgPath(d.cfg.BPFRoot, h.Prog)); err != nil {
+			return fmt.Errorf("program %s is not pinned: %w", h.Prog, err)
+		}
+	}
+	return nil
+}
+
+// LinkExists reports whether the interface index exists in the calling
+// thread's network namespace with the given name.
+func LinkExists(name string, index int) (bool, error) {
+	l, err := netlink.LinkByIndex(index)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("look up interface %d: %w", index, err)
+	}
+	return l.Attrs().Name == name, nil
+}

@@ -1,0 +1,64 @@
+// Command sluice-agent is Sluice's node agent: it loads and pins the
+// datapath, owns its maps and serves the local API on a unix socket.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+	"github.com/spf13/cobra"
+
+	"github.com/sluicenet/sluice/agent/daemon"
+)
+
+func main() {
+	if err := command().Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func command() *cobra.Command {
+	cfg := daemon.DefaultConfig()
+	logLevel := "info"
+	cmd := &cobra.Command{
+		Use:           "sluice-agent",
+		Short:         "Sluice node agent",
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log := logrus.New()
+			lvl, err := logrus.ParseLevel(logLevel)
+			if err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			log.SetLevel(lvl)
+			cfg.Log = log
+			err = run(cmd.Context(), cfg)
+			if err != nil {
+				log.WithError(err).Error("Agent failed")
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.BPFRoot, "bpf-root", cfg.BPFRoot, "bpffs directory to pin programs, maps and links under")
+	f.StringVar(&cfg.RunDir, "run-dir", cfg.RunDir, "directory for the API socket, endpoint state and the CNI delete queue")
+	f.DurationVar(&cfg.ResyncInterval, "resync-interval", cfg.ResyncInterval, "period of the full datapath resync")
+	f.StringVar(&logLevel, "log-level", logLevel, "log level (debug, info, warn, error)")
+	return cmd
+}
+
+func run(ctx context.Context, cfg daemon.Config) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	d, err := daemon.New(cfg)
+	if err != nil {
+		return err
+	}
+	return d.Run(ctx)
+}
