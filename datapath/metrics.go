@@ -15,15 +15,15 @@ type Reason uint8
 
 // Reasons, from the generated mirror of enum sluice_reason.
 const (
-	ReasonFwdLocal         = Reason(lxcSluiceReasonREASON_FWD_LOCAL)
-	ReasonFwdStack         = Reason(lxcSluiceReasonREASON_FWD_STACK)
-	ReasonFwdToEndpoint    = Reason(lxcSluiceReasonREASON_FWD_TO_EP)
-	DropInvalid            = Reason(lxcSluiceReasonDROP_INVALID)
-	DropSpoofIP            = Reason(lxcSluiceReasonDROP_SPOOF_IP)
-	DropSpoofMAC           = Reason(lxcSluiceReasonDROP_SPOOF_MAC)
-	DropARPSpoof           = Reason(lxcSluiceReasonDROP_ARP_SPOOF)
-	DropUnsupportedL3      = Reason(lxcSluiceReasonDROP_UNSUPPORTED_L3)
-	firstDropReason Reason = 128
+	ReasonFwdLocal             = Reason(lxcSluiceReasonREASON_FWD_LOCAL)
+	ReasonFwdStack             = Reason(lxcSluiceReasonREASON_FWD_STACK)
+	ReasonFwdToEndpoint        = Reason(lxcSluiceReasonREASON_FWD_TO_EP)
+	DropInvalid                = Reason(lxcSluiceReasonDROP_INVALID)
+	DropSpoofIP                = Reason(lxcSluiceReasonDROP_SPOOF_IP)
+	DropSpoofMAC               = Reason(lxcSluiceReasonDROP_SPOOF_MAC)
+	DropARPSpoof               = Reason(lxcSluiceReasonDROP_ARP_SPOOF)
+	DropUnsupportedL3          = Reason(lxcSluiceReasonDROP_UNSUPPORTED_L3)
+	firstDropReason     Reason = 128
 )
 
 var reasonNames = map[Reason]string{

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/sluicenet/sluice/agent/api"
@@ -21,7 +20,7 @@ type Agent struct {
 
 // StartAgent runs the real sluice-agent binary inside the node's netns and
 // waits until its API answers. It is stopped (SIGTERM) in cleanup.
-func (n *Node) StartAgent(tb testing.TB) *Agent {
+func (n *Node) StartAgent(tb T) *Agent {
 	tb.Helper()
 	logPath := filepath.Join(n.Dir, "agent.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -79,18 +78,18 @@ func (n *Node) Socket() string { return filepath.Join(n.RunDir, "agent.sock") }
 func (a *Agent) PID() int { return a.cmd.Process.Pid }
 
 // Kill ends the agent with SIGKILL (a crash) and waits for it.
-func (a *Agent) Kill(tb testing.TB) {
+func (a *Agent) Kill(tb T) {
 	tb.Helper()
 	a.signal(tb, syscall.SIGKILL)
 }
 
 // Stop ends the agent with SIGTERM and waits for it; idempotent.
-func (a *Agent) Stop(tb testing.TB) {
+func (a *Agent) Stop(tb T) {
 	tb.Helper()
 	a.signal(tb, syscall.SIGTERM)
 }
 
-func (a *Agent) signal(tb testing.TB, sig syscall.Signal) {
+func (a *Agent) signal(tb T, sig syscall.Signal) {
 	tb.Helper()
 	select {
 	case err := <-a.done:

@@ -6,14 +6,13 @@ import (
 	"io"
 	"net"
 	"strings"
-	"testing"
 	"time"
 )
 
 // ServeTCP listens on addr inside ns. Each connection first receives
 // "<name>\n" and then has everything it sends echoed back, so a client can
 // tell which backend answered and keep a long-lived stream going.
-func ServeTCP(tb testing.TB, ns *NetNS, addr, name string) {
+func ServeTCP(tb T, ns *NetNS, addr, name string) {
 	tb.Helper()
 	var (
 		ln  net.Listener
@@ -42,7 +41,7 @@ func ServeTCP(tb testing.TB, ns *NetNS, addr, name string) {
 }
 
 // ServeUDP answers every datagram on addr inside ns with "<name>\n".
-func ServeUDP(tb testing.TB, ns *NetNS, addr, name string) {
+func ServeUDP(tb T, ns *NetNS, addr, name string) {
 	tb.Helper()
 	var (
 		pc  net.PacketConn

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"testing"
 )
 
 // BinDirEnv names a directory holding prebuilt binaries (make test sets it).
@@ -30,7 +29,7 @@ var (
 // BinDir returns a directory with sluice-cni, sluice-agent, sluice and the
 // host-local IPAM plugin: $SLUICE_BIN_DIR if set, otherwise they are built
 // once per test process into a temporary directory.
-func BinDir(tb testing.TB) string {
+func BinDir(tb T) string {
 	tb.Helper()
 	binOnce.Do(func() {
 		if d := os.Getenv(BinDirEnv); d != "" {
@@ -51,7 +50,7 @@ func BinDir(tb testing.TB) string {
 }
 
 // Bin returns the path of one binary.
-func Bin(tb testing.TB, name string) string { return filepath.Join(BinDir(tb), name) }
+func Bin(tb T, name string) string { return filepath.Join(BinDir(tb), name) }
 
 func buildBinaries() (string, error) {
 	root, err := moduleRoot()

@@ -3,14 +3,13 @@ package harness
 import (
 	"os"
 	"path/filepath"
-	"testing"
 
 	"golang.org/x/sys/unix"
 )
 
 // BPFFS mounts a private bpf filesystem instance in a temporary directory and
 // returns its path. Unmounting it in cleanup drops every pin made in it.
-func BPFFS(tb testing.TB) string {
+func BPFFS(tb T) string {
 	tb.Helper()
 	dir := filepath.Join(tb.TempDir(), "bpffs")
 	if err := os.Mkdir(dir, 0o700); err != nil {
@@ -32,7 +31,7 @@ const CgroupV2Root = "/sys/fs/cgroup/unified"
 
 // Cgroup creates a cgroup v2 directory owned by the test (socket-LB programs
 // attach here, never to the machine's root cgroup) and removes it in cleanup.
-func Cgroup(tb testing.TB) string {
+func Cgroup(tb T) string {
 	tb.Helper()
 	dir := filepath.Join(CgroupV2Root, RandName("sluice-test-"))
 	if err := os.Mkdir(dir, 0o755); err != nil {

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"testing"
 
 	"github.com/vishvananda/netns"
 )
@@ -29,7 +28,7 @@ func RandName(prefix string) string {
 
 // NewNetNS creates a network namespace with loopback up; it is deleted in
 // tb's cleanup (with every interface in it).
-func NewNetNS(tb testing.TB, prefix string) *NetNS {
+func NewNetNS(tb T, prefix string) *NetNS {
 	tb.Helper()
 	n := &NetNS{Name: RandName(prefix)}
 	run(tb, "ip", "netns", "add", n.Name)
@@ -47,7 +46,7 @@ func (n *NetNS) Path() string { return filepath.Join("/var/run/netns", n.Name) }
 
 // Do runs fn on an OS thread that is inside the namespace. Sockets created in
 // fn stay in the namespace and may be used from any goroutine afterwards.
-func (n *NetNS) Do(tb testing.TB, fn func()) {
+func (n *NetNS) Do(tb T, fn func()) {
 	tb.Helper()
 	if err := n.do(fn); err != nil {
 		tb.Fatal(err)
@@ -87,7 +86,7 @@ func (n *NetNS) Command(name string, args ...string) *exec.Cmd {
 }
 
 // Run runs a command inside the namespace and fails tb on error.
-func (n *NetNS) Run(tb testing.TB, name string, args ...string) string {
+func (n *NetNS) Run(tb T, name string, args ...string) string {
 	tb.Helper()
 	out, err := n.Command(name, args...).CombinedOutput()
 	if err != nil {
@@ -96,7 +95,7 @@ func (n *NetNS) Run(tb testing.TB, name string, args ...string) string {
 	return string(out)
 }
 
-func run(tb testing.TB, name string, args ...string) string {
+func run(tb T, name string, args ...string) string {
 	tb.Helper()
 	out, err := exec.Command(name, args...).CombinedOutput()
 	if err != nil {

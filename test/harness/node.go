@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"testing"
 
 	"github.com/containernetworking/cni/libcni"
 )
@@ -36,7 +35,7 @@ type NodeOptions struct {
 }
 
 // NewNode creates a simulated node. It does not start the agent.
-func NewNode(tb testing.TB, opts NodeOptions) *Node {
+func NewNode(tb T, opts NodeOptions) *Node {
 	tb.Helper()
 	RequirePrivileged(tb)
 	Blackhole(tb)

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"testing"
 
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
@@ -52,7 +51,7 @@ func (p *Pod) RuntimeConf() *libcni.RuntimeConf {
 
 // AddPod creates a pod netns and runs CNI ADD for it through the real
 // sluice-cni binary; it fails tb on error. CNI DEL runs in cleanup.
-func (n *Node) AddPod(tb testing.TB, name string) *Pod {
+func (n *Node) AddPod(tb T, name string) *Pod {
 	tb.Helper()
 	p, err := n.TryAddPod(tb, name)
 	if err != nil {
@@ -63,7 +62,7 @@ func (n *Node) AddPod(tb testing.TB, name string) *Pod {
 
 // TryAddPod is AddPod that returns the ADD error (the pod netns exists and is
 // removed in cleanup either way).
-func (n *Node) TryAddPod(tb testing.TB, name string) (*Pod, error) {
+func (n *Node) TryAddPod(tb T, name string) (*Pod, error) {
 	tb.Helper()
 	p := &Pod{Name: name, Namespace: "default", ContainerID: NewContainerID(), Node: n}
 	p.NS = NewNetNS(tb, "sl-pod-")

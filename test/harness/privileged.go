@@ -2,7 +2,6 @@ package harness
 
 import (
 	"os"
-	"testing"
 )
 
 // PrivilegedEnv enables tests that need root, network namespaces and BPF.
@@ -11,7 +10,7 @@ const PrivilegedEnv = "SLUICE_PRIVILEGED_TESTS"
 // RequirePrivileged skips tb unless SLUICE_PRIVILEGED_TESTS=1. When the
 // variable is set but the process is not root, the test fails: CI must never
 // pass by skipping.
-func RequirePrivileged(tb testing.TB) {
+func RequirePrivileged(tb T) {
 	tb.Helper()
 	if os.Getenv(PrivilegedEnv) != "1" {
 		tb.Skipf("privileged test: set %s=1 and run as root", PrivilegedEnv)

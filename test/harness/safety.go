@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"sync"
-	"testing"
 )
 
 // CIDRs the simulated nodes use. They are blackholed in the host netns while
@@ -22,7 +21,7 @@ var blackholeOnce sync.Once
 // route metric (its PID) so that parallel test binaries never remove each
 // other's routes; the routes go away in the cleanup of the test that added
 // them first.
-func Blackhole(tb testing.TB) {
+func Blackhole(tb T) {
 	tb.Helper()
 	blackholeOnce.Do(func() {
 		metric := fmt.Sprint(os.Getpid()%1000000 + 1000)
