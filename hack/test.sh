@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every Go test (unit and, as root with SLUICE_PRIVILEGED_TESTS=1, the
+# privileged ones) and prints a summary. With SLUICE_PRIVILEGED_TESTS=1 it
+# fails when no privileged test ran or when one was skipped, so that a green
+# run always means the datapath was exercised in a real kernel.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+log=${TEST_LOG:-$(mktemp /tmp/sluice-test.XXXXXX.log)}
+pkgs=${TEST_PKGS:-./...}
+echo "test: go test $pkgs (SLUICE_PRIVILEGED_TESTS=${SLUICE_PRIVILEGED_TESTS:-0}), log: $log"
+# shellcheck disable=SC2086
+go test -count=1 -v -timeout 20m $pkgs ${TEST_FLAGS:-} 2>&1 | tee "$log" | grep -E '^(ok|FAIL|---|panic:|\?)' | grep -v '^--- PASS' 
+rc=${PIPESTATUS[0]}
+
+passed=$(grep -cE '^\s*--- PASS' "$log")
+failed=$(grep -cE '^\s*--- FAIL' "$log")
+skipped=$(grep -cE '^\s*--- SKIP' "$log")
+priv_ran=$(grep -cE '^--- PASS: TestPrivileged' "$log")
+priv_failed=$(grep -cE '^--- FAIL: TestPrivileged' "$log")
+priv_skipped=$(grep -cE '^--- SKIP: TestPrivileged' "$log")
+echo "privileged tests: $priv_ran passed, $priv_failed failed, $priv_skipped skipped"
+
+if [[ ${SLUICE_PRIVILEGED_TESTS:-0} == 1 ]]; then
+	if ((priv_ran + priv_failed == 0)); then
+		echo "test: SLUICE_PRIVILEGED_TESTS=1 but no privileged test ran" >&2
+		rc=1
+	fi
+	if ((priv_skipped > 0)); then
+		echo "test: privileged tests were skipped:" >&2
+		grep -A1 -E '^--- SKIP: TestPrivileged' "$log" >&2
+		rc=1
+	fi
+fi
+if ((rc != 0)) && ((failed > 0)); then
+	echo "--- failures (full log: $log)"
+	grep -B2 -A30 -E '^\s*--- FAIL' "$log" | head -300
+fi
+echo "$passed passed, $failed failed, $skipped skipped"
+exit "$rc"
