@@ -80,4 +80,3 @@ func netnsGone(err error) bool {
 	var notNS ns.NSPathNotNSErr
 	return errors.As(err, &notExist) || errors.As(err, &notNS)
 }
-
