@@ -14,7 +14,8 @@ import (
 
 // NetNS is a named network namespace (/var/run/netns/<Name>) owned by a test.
 type NetNS struct {
-	Name string
+	Name    string
+	deleted bool
 }
 
 // RandName returns prefix followed by 8 random hex characters.
@@ -33,12 +34,22 @@ func NewNetNS(tb T, prefix string) *NetNS {
 	n := &NetNS{Name: RandName(prefix)}
 	run(tb, "ip", "netns", "add", n.Name)
 	tb.Cleanup(func() {
+		if n.deleted {
+			return
+		}
 		if out, err := exec.Command("ip", "netns", "del", n.Name).CombinedOutput(); err != nil {
 			tb.Errorf("delete netns %s: %v: %s", n.Name, err, out)
 		}
 	})
 	n.Run(tb, "ip", "link", "set", "lo", "up")
 	return n
+}
+
+// Delete removes the namespace now (as a runtime does before CNI DEL).
+func (n *NetNS) Delete(tb T) {
+	tb.Helper()
+	run(tb, "ip", "netns", "del", n.Name)
+	n.deleted = true
 }
 
 // Path is the netns bind mount path.
