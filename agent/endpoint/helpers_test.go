@@ -1,0 +1,5 @@
+package endpoint_test
+
+import "net/netip"
+
+func netipMust(s string) netip.Addr { return netip.MustParseAddr(s) }
