@@ -49,8 +49,6 @@ func ep(cid, ip string, ifindex int) api.Endpoint {
 	}
 }
 
-func allLinks(string, int) (bool, error) { return true, nil }
-
 func TestPutAllocatesLowestFreeID(t *testing.T) {
 	f := newFixture(t)
 	for i, cid := range []string{"a", "b", "c"} {
