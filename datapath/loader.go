@@ -91,7 +91,8 @@ func (d *Datapath) pinPrograms() error {
 		}
 	}()
 	for name, prog := range progs {
-		p := pin.ProgPath(d.root, "."+name+".new")
+		// bpffs refuses names with a dot.
+		p := pin.ProgPath(d.root, "tmp_"+name)
 		os.Remove(p)
 		if err := prog.Pin(p); err != nil {
 			return fmt.Errorf("pin program %s: %w", name, err)

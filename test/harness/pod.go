@@ -23,6 +23,7 @@ type Pod struct {
 	IP          netip.Addr
 	MAC         net.HardwareAddr
 	HostIfName  string
+	HostMAC     net.HardwareAddr
 	Result      *current.Result
 }
 
@@ -90,6 +91,7 @@ func (n *Node) TryAddPod(tb T, name string) (*Pod, error) {
 			p.MAC, _ = net.ParseMAC(iface.Mac)
 		default:
 			p.HostIfName = iface.Name
+			p.HostMAC, _ = net.ParseMAC(iface.Mac)
 		}
 	}
 	return p, nil

@@ -83,8 +83,17 @@ func TestPrivilegedAntiSpoofing(t *testing.T) {
 	assert.Greater(t, count(t, a, "egress", "drop-spoofed-source-ip"), before, "spoofed-IP drop counted")
 	a.NS.Run(t, "ip", "addr", "del", spoofed+"/32", "dev", "eth0")
 
-	// Source MAC spoofing: a changes its MAC.
+	// Source MAC spoofing: a changes its MAC. The kernel flushes a's ARP
+	// cache, and its ARP request for the gateway now carries a foreign MAC.
 	a.NS.Run(t, "ip", "link", "set", "eth0", "address", "02:66:66:66:66:66")
+	before = count(t, a, "egress", "drop-spoofed-arp")
+	_, err = harness.Ask(a.NS, b.Addr(podPort), timeout)
+	require.Error(t, err, "connection from a spoofed MAC must not get a reply")
+	assert.Greater(t, count(t, a, "egress", "drop-spoofed-arp"), before, "spoofed ARP drop counted")
+	// With the gateway's MAC pinned in a's neighbour table the IPv4 packets
+	// themselves go out with the foreign MAC.
+	require.NotNil(t, a.HostMAC)
+	a.NS.Run(t, "ip", "neigh", "replace", node.Gateway.String(), "lladdr", a.HostMAC.String(), "dev", "eth0", "nud", "permanent")
 	before = count(t, a, "egress", "drop-spoofed-source-mac")
 	_, err = harness.Ask(a.NS, b.Addr(podPort), timeout)
 	require.Error(t, err, "connection from a spoofed MAC must not get a reply")
