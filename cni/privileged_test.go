@@ -113,7 +113,7 @@ func (n *testNode) newPod(t *testing.T, id string) *testPod {
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		pns.Close()
-		testutils.UnmountNS(pns)
+		assert.NoError(t, testutils.UnmountNS(pns))
 	})
 	return &testPod{id: id, ns: pns}
 }
