@@ -9,15 +9,13 @@ import (
 )
 
 // Listen removes a stale socket file at path (refusing if a live agent still
-// answers on it), listens on it and makes it
-// accessible to root only (0600; its directory is created 0700).
+// answers on it), listens on it and makes the socket accessible to root only
+// (0600). A missing directory is created 0700; an existing one keeps its mode
+// (it may be shared, e.g. /var/run).
 func Listen(path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create socket dir %s: %w", dir, err)
-	}
-	if err := os.Chmod(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("chmod socket dir %s: %w", dir, err)
 	}
 	if c, err := net.Dial("unix", path); err == nil {
 		c.Close()
