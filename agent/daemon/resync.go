@@ -21,14 +21,22 @@ func (d *Daemon) resyncLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		next := interval
-		if err := d.Resync(); err != nil {
-			next = backoff
+		err := d.Resync()
+		var next time.Duration
+		next, backoff = schedule(err != nil, backoff, interval)
+		if err != nil {
 			d.log.WithError(err).WithField("retryIn", next).Warn("Resync failed")
-			backoff = min(2*backoff, interval)
-		} else {
-			backoff = min(minBackoff, interval)
 		}
 		t.Reset(next)
 	}
+}
+
+// schedule returns the delay before the next resync and the backoff after
+// that one: the current backoff (then doubled, up to interval) after a
+// failure, the interval (and a reset backoff) after a success.
+func schedule(failed bool, backoff, interval time.Duration) (next, nextBackoff time.Duration) {
+	if !failed {
+		return interval, min(minBackoff, interval)
+	}
+	return backoff, min(2*backoff, interval)
 }
