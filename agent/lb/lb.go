@@ -1,0 +1,129 @@
+// Package lb is the agent's load-balancing model: what a Service turns into
+// once kube-proxy's semantics have been applied (which endpoints are usable,
+// which are node-local, affinity, traffic policies). It is pure Go. The
+// service translator (agent/service) produces it from Kubernetes objects; the
+// LB map reconciler (agent/lbmap) writes it into the BPF maps.
+package lb
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Proto is an IP protocol number.
+type Proto uint8
+
+// Supported protocols.
+const (
+	TCP Proto = 6
+	UDP Proto = 17
+)
+
+func (p Proto) String() string {
+	switch p {
+	case TCP:
+		return "TCP"
+	case UDP:
+		return "UDP"
+	}
+	return fmt.Sprintf("proto-%d", uint8(p))
+}
+
+// Kind says how a frontend is reached.
+type Kind uint8
+
+// Frontend kinds.
+const (
+	ClusterIP Kind = iota + 1
+	NodePort
+	ExternalIP
+	LoadBalancer
+)
+
+func (k Kind) String() string {
+	switch k {
+	case ClusterIP:
+		return "ClusterIP"
+	case NodePort:
+		return "NodePort"
+	case ExternalIP:
+		return "ExternalIP"
+	case LoadBalancer:
+		return "LoadBalancer"
+	}
+	return fmt.Sprintf("kind-%d", uint8(k))
+}
+
+// External reports whether the kind is subject to externalTrafficPolicy.
+func (k Kind) External() bool { return k != ClusterIP }
+
+// Frontend is an address clients connect to. A NodePort frontend has the
+// unspecified address 0.0.0.0: it matches every address of the node.
+type Frontend struct {
+	Addr  netip.Addr
+	Port  uint16
+	Proto Proto
+}
+
+func (f Frontend) String() string {
+	return fmt.Sprintf("%s/%s", netip.AddrPortFrom(f.Addr, f.Port), f.Proto)
+}
+
+// BackendState is a backend's condition.
+type BackendState uint8
+
+// Backend states. Terminating backends are only used when no backend of the
+// service is active (kube-proxy's serving-and-terminating fallback); the
+// translator already applied that rule, so every backend in a Service is
+// eligible for new connections.
+const (
+	Active BackendState = iota
+	Terminating
+)
+
+func (s BackendState) String() string {
+	if s == Terminating {
+		return "terminating"
+	}
+	return "active"
+}
+
+// Backend is one endpoint address and target port of a service port.
+type Backend struct {
+	Addr  netip.AddrPort
+	State BackendState
+	Local bool   // the endpoint runs on this node
+	Pod   string // namespace/name of the target pod, "" if unknown (display only)
+}
+
+// ServiceName names a Kubernetes service port.
+type ServiceName struct {
+	Namespace string
+	Name      string
+	Port      string // the port's name, "" for an unnamed port
+}
+
+func (n ServiceName) String() string {
+	s := n.Namespace + "/" + n.Name
+	if n.Port != "" {
+		s += ":" + n.Port
+	}
+	return s
+}
+
+// Service is one frontend of one service port with its eligible backends.
+type Service struct {
+	Name     ServiceName
+	Kind     Kind
+	Frontend Frontend
+	// Backends are the eligible backends, in a stable order (sorted by address).
+	Backends []Backend
+	// Affinity is the ClientIP session affinity timeout; 0 means none.
+	Affinity time.Duration
+	// LocalOnly is set when the applicable traffic policy (externalTrafficPolicy
+	// for external kinds, internalTrafficPolicy for ClusterIP) is Local:
+	// Backends then holds only node-local backends, and no backend means
+	// packets are dropped (counted as "no local backend") rather than refused.
+	LocalOnly bool
+}
