@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
 // BinDirEnv names a directory holding prebuilt binaries (make test sets it).
@@ -28,7 +30,7 @@ var (
 
 // BinDir returns a directory with sluice-cni, sluice-agent, sluice and the
 // host-local IPAM plugin: $SLUICE_BIN_DIR if set, otherwise they are built
-// once per test process into a temporary directory.
+// once per test process into the module's bin/ directory.
 func BinDir(tb T) string {
 	tb.Helper()
 	binOnce.Do(func() {
@@ -57,9 +59,19 @@ func buildBinaries() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir, err := os.MkdirTemp("", "sluice-bin-")
+	// Build into the module's bin/ (what `make build` fills), under a lock
+	// so that test binaries of several packages do not build over each other.
+	dir := filepath.Join(root, "bin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".build-lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return "", err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return "", fmt.Errorf("lock %s: %w", dir, err)
 	}
 	for name, pkg := range binaries {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
