@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/deletequeue"
 	"github.com/sluicenet/sluice/datapath/attach"
 )
 
@@ -62,12 +63,12 @@ func (c *command) del(args *skel.CmdArgs) error {
 		c.log.Info("pod unwired")
 		return nil
 	case errors.Is(err, api.ErrUnreachable):
-		path, qerr := QueueDelete(c.conf.DeleteQueueDir(), args.ContainerID, args.IfName)
+		qerr := deletequeue.Enqueue(c.conf.DeleteQueueDir(), deletequeue.Entry{ContainerID: args.ContainerID, IfName: args.IfName})
 		if qerr != nil {
 			return internal(fmt.Errorf("sluice-agent is not reachable at %s (%s) and queuing the endpoint deletion failed: %w",
 				c.conf.SocketPath(), c.cause(err), qerr))
 		}
-		c.log.WithError(err).WithField("queueFile", path).Warn("agent unreachable: endpoint deletion queued")
+		c.log.WithError(err).WithField("queueDir", c.conf.DeleteQueueDir()).Warn("agent unreachable: endpoint deletion queued")
 		return nil
 	default:
 		return c.agentError(fmt.Sprintf("delete endpoint %s/%s", args.ContainerID, args.IfName), err)

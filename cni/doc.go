@@ -10,7 +10,7 @@
 // at any step undoes every earlier one.
 //
 // DEL is idempotent. When the agent cannot be reached, DEL queues the endpoint
-// deletion as a file under <runDir>/delete-queue/ (see QueuedDelete) for the
+// deletion as a file under <runDir>/delete-queue/ (package agent/deletequeue) for the
 // agent to process when it starts, and succeeds.
 //
 // The plugin never compiles or loads BPF programs and never writes logs to

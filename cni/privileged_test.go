@@ -28,6 +28,7 @@ import (
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/daemon"
+	"github.com/sluicenet/sluice/agent/deletequeue"
 	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/datapath/pin"
 )
@@ -284,10 +285,11 @@ func TestPrivilegedAddDel(t *testing.T) {
 	t.Run("DEL of nothing with the agent down is queued", func(t *testing.T) {
 		require.NoError(t, n.del(t, pod1))
 		require.NoError(t, n.del(t, pod1), "DEL twice")
-		q := filepath.Join(n.runDir, "delete-queue", pod1.id+"_eth0.json")
-		data, err := os.ReadFile(q)
+		items, err := deletequeue.List(filepath.Join(n.runDir, "delete-queue"))
 		require.NoError(t, err)
-		assert.JSONEq(t, fmt.Sprintf(`{"containerID":%q,"ifName":"eth0"}`, pod1.id), string(data))
+		require.Len(t, items, 1, "one queued deletion")
+		require.NoError(t, items[0].Err)
+		assert.Equal(t, deletequeue.Entry{ContainerID: pod1.id, IfName: "eth0"}, items[0].Entry)
 	})
 
 	client := n.startAgent(t)
