@@ -1,0 +1,165 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicenet/sluice/agent/api"
+)
+
+func serviceCommand(o *options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:     "service",
+		Aliases: []string{"services", "svc"},
+		Short:   "Inspect the services this node load-balances",
+	}
+	var output string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List service frontends with their backends and flags",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			svcs, err := o.client().ListServices(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if svcs == nil {
+				svcs = []api.Service{}
+			}
+			return render(cmd.OutOrStdout(), output, svcs, func(w io.Writer) error { return WriteServiceTable(w, svcs) })
+		},
+	}
+	addOutputFlag(list, &output)
+	cmd.AddCommand(list)
+	return cmd
+}
+
+func bpfCommand(o *options) *cobra.Command {
+	cmd := &cobra.Command{Use: "bpf", Short: "Dump BPF maps as the kernel holds them"}
+	lbCmd := &cobra.Command{Use: "lb", Short: "Load-balancing maps"}
+	var lbOutput string
+	lbList := &cobra.Command{
+		Use:   "list",
+		Short: "List the services, backends and reverse-NAT maps",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := o.client().LBMaps(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return render(cmd.OutOrStdout(), lbOutput, m, func(w io.Writer) error { return WriteLBMaps(w, m) })
+		},
+	}
+	addOutputFlag(lbList, &lbOutput)
+	lbCmd.AddCommand(lbList)
+
+	ctCmd := &cobra.Command{Use: "ct", Short: "Conntrack table"}
+	var ctOutput string
+	ctList := &cobra.Command{
+		Use:   "list",
+		Short: "List conntrack entries",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ct, err := o.client().CT(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if ct == nil {
+				ct = []api.CTEntry{}
+			}
+			return render(cmd.OutOrStdout(), ctOutput, ct, func(w io.Writer) error { return WriteCT(w, ct) })
+		},
+	}
+	addOutputFlag(ctList, &ctOutput)
+	ctCmd.AddCommand(ctList)
+	cmd.AddCommand(lbCmd, ctCmd)
+	return cmd
+}
+
+// WriteServiceTable prints one row per backend of each frontend.
+func WriteServiceTable(w io.Writer, svcs []api.Service) error {
+	tw := newTabWriter(w)
+	fmt.Fprintln(tw, "SERVICE\tKIND\tFRONTEND\tBACKEND\tSTATE\tFLAGS")
+	for _, s := range svcs {
+		var flags []string
+		if s.Affinity > 0 {
+			flags = append(flags, fmt.Sprintf("affinity=%ds", s.Affinity))
+		}
+		if s.LocalOnly {
+			flags = append(flags, "local-only")
+		}
+		fl := strings.Join(flags, ",")
+		if fl == "" {
+			fl = "-"
+		}
+		fe := s.Frontend + "/" + s.Protocol
+		if len(s.Backends) == 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t(none)\t-\t%s\n", s.Name, s.Kind, fe, fl)
+			continue
+		}
+		for i, b := range s.Backends {
+			name, kind, f := s.Name, s.Kind, fe
+			if i > 0 {
+				name, kind, f = "", "", ""
+			}
+			state := b.State
+			if b.Local {
+				state += ",local"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, kind, f, b.Address, state, fl)
+		}
+	}
+	return tw.Flush()
+}
+
+// WriteLBMaps prints the three load-balancing maps.
+func WriteLBMaps(w io.Writer, m api.LBMaps) error {
+	tw := newTabWriter(w)
+	fmt.Fprintln(tw, "FRONTEND\tREVNAT\tFLAGS\tBACKEND IDS")
+	for _, s := range m.Services {
+		ids := make([]string, len(s.BackendIDs))
+		for i, id := range s.BackendIDs {
+			ids[i] = fmt.Sprint(id)
+		}
+		fl := strings.Join(s.Flags, ",")
+		if fl == "" {
+			fl = "-"
+		}
+		fmt.Fprintf(tw, "%s/%s\t%d\t%s\t%s\n", s.Frontend, s.Protocol, s.RevNATID, fl, strings.Join(ids, " "))
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "BACKEND ID\tADDRESS\tSTATE")
+	for _, b := range m.Backends {
+		state := "active"
+		if b.Terminating {
+			state = "terminating"
+		}
+		fmt.Fprintf(tw, "%d\t%s/%s\t%s\n", b.ID, b.Address, b.Protocol, state)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "REVNAT ID\tFRONTEND")
+	for _, r := range m.RevNAT {
+		fmt.Fprintf(tw, "%d\t%s\n", r.ID, r.Frontend)
+	}
+	return tw.Flush()
+}
+
+// WriteCT prints the conntrack table.
+func WriteCT(w io.Writer, ct []api.CTEntry) error {
+	tw := newTabWriter(w)
+	fmt.Fprintln(tw, "PROTO\tSOURCE\tDESTINATION\tTYPE\tBACKEND\tREVNAT\tEXPIRES\tPACKETS")
+	for _, e := range ct {
+		typ := "flow"
+		if e.Service {
+			typ = "service"
+		}
+		if e.Closing {
+			typ += ",closing"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%ds\t%d\n", e.Protocol, e.Source, e.Destination, typ, e.BackendID, e.RevNATID, e.ExpiresIn, e.Packets)
+	}
+	return tw.Flush()
+}

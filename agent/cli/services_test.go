@@ -1,0 +1,47 @@
+package cli
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicenet/sluice/agent/api"
+)
+
+func TestWriteServiceTable(t *testing.T) {
+	svcs := []api.Service{
+		{Name: "default/web:http", Kind: "ClusterIP", Frontend: "10.96.0.10:80", Protocol: "TCP", Affinity: 10800,
+			Backends: []api.ServiceBackend{
+				{ID: 1, Address: "10.244.1.2:8080", State: "active", Local: true},
+				{ID: 2, Address: "10.244.1.3:8080", State: "terminating"},
+			}},
+		{Name: "default/empty", Kind: "NodePort", Frontend: "0.0.0.0:30080", Protocol: "UDP", LocalOnly: true},
+	}
+	var buf bytes.Buffer
+	require.NoError(t, WriteServiceTable(&buf, svcs))
+	want := "" +
+		"SERVICE           KIND       FRONTEND           BACKEND          STATE         FLAGS\n" +
+		"default/web:http  ClusterIP  10.96.0.10:80/TCP  10.244.1.2:8080  active,local  affinity=10800s\n" +
+		"                                                10.244.1.3:8080  terminating   affinity=10800s\n" +
+		"default/empty     NodePort   0.0.0.0:30080/UDP  (none)           -             local-only\n"
+	assert.Equal(t, want, buf.String())
+}
+
+func TestWriteLBMapsAndCT(t *testing.T) {
+	var buf bytes.Buffer
+	require.NoError(t, WriteLBMaps(&buf, api.LBMaps{
+		Services: []api.LBMapService{{Frontend: "10.96.0.10:80", Protocol: "TCP", RevNATID: 3, Flags: []string{"affinity"}, BackendIDs: []uint32{1, 2}}},
+		Backends: []api.LBMapBackend{{ID: 1, Address: "10.244.1.2:8080", Protocol: "TCP"}, {ID: 2, Address: "10.244.1.3:8080", Protocol: "TCP", Terminating: true}},
+		RevNAT:   []api.LBMapRevNAT{{ID: 3, Frontend: "10.96.0.10:80/TCP"}},
+	}))
+	out := buf.String()
+	assert.Contains(t, out, "10.96.0.10:80/TCP  3       affinity  1 2")
+	assert.Contains(t, out, "2           10.244.1.3:8080/TCP  terminating")
+	assert.Contains(t, out, "3          10.96.0.10:80/TCP")
+
+	buf.Reset()
+	require.NoError(t, WriteCT(&buf, []api.CTEntry{{Protocol: "TCP", Source: "10.244.1.2:40000", Destination: "10.96.0.10:80", Service: true, BackendID: 1, RevNATID: 3, ExpiresIn: 60, Packets: 4}}))
+	assert.Contains(t, buf.String(), "TCP    10.244.1.2:40000  10.96.0.10:80  service  1        3       60s      4")
+}
