@@ -37,6 +37,22 @@ type Manager struct {
 	byKey map[string]*entry
 	byID  map[uint16]*entry
 	byIP  map[netip.Addr]*entry
+
+	onChange func() // non-blocking; called with mu held
+}
+
+// OnChange registers fn to be called whenever an endpoint is added, replaced
+// or removed. fn must not block or call back into the manager.
+func (m *Manager) OnChange(fn func()) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onChange = fn
+}
+
+func (m *Manager) changed() {
+	if m.onChange != nil {
+		m.onChange()
+	}
 }
 
 // New returns an empty manager writing state files to store and entries to dp.
@@ -56,6 +72,7 @@ func (m *Manager) add(e *entry) {
 	m.byKey[e.ep.Key()] = e
 	m.byID[e.ep.ID] = e
 	m.byIP[e.ip] = e
+	m.changed()
 }
 
 func (m *Manager) remove(e *entry) {
@@ -64,6 +81,7 @@ func (m *Manager) remove(e *entry) {
 	if m.byIP[e.ip] == e {
 		delete(m.byIP, e.ip)
 	}
+	m.changed()
 }
 
 // Len returns the number of endpoints.
