@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sluicenet/sluice/test/bench/tcpcrr"
+)
+
+func serveMain(args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ExitOnError)
+	listen := fs.String("listen", "", "address to listen on (ip:port)")
+	name := fs.String("name", "", "name answered to '?' requests (and written first, with --announce)")
+	announce := fs.Bool("announce", false, "write \"<name>\\n\" first on every connection")
+	fs.Parse(args)
+	if *listen == "" || *name == "" {
+		return errors.New("--listen and --name are required")
+	}
+	ln, err := net.Listen("tcp4", *listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", *listen, err)
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		<-sig
+		ln.Close()
+	}()
+	// Readiness line for whoever started us.
+	fmt.Printf("listening %s\n", ln.Addr())
+	return tcpcrr.Serve(ln, *name, *announce)
+}
+
+func runMain(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ExitOnError)
+	target := fs.String("target", "", "server address(es), ip:port[,ip:port...], used round-robin by worker")
+	workers := fs.Int("workers", 4, "parallel workers")
+	duration := fs.Duration("duration", 5*time.Second, "measured duration")
+	warmup := fs.Duration("warmup", 0, "load before the measured duration, not counted")
+	timeout := fs.Duration("timeout", 2*time.Second, "connect and read timeout of one transaction")
+	fs.Parse(args)
+	if *target == "" {
+		return errors.New("--target is required")
+	}
+	o := tcpcrr.Options{Workers: *workers, Duration: *duration, Warmup: *warmup, Timeout: *timeout}
+	for _, t := range strings.Split(*target, ",") {
+		ap, err := netip.ParseAddrPort(strings.TrimSpace(t))
+		if err != nil {
+			return fmt.Errorf("--target: %w", err)
+		}
+		o.Targets = append(o.Targets, ap)
+	}
+	res, err := tcpcrr.Run(o)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(os.Stdout).Encode(res)
+}
+
+func askMain(args []string) error {
+	fs := flag.NewFlagSet("ask", flag.ExitOnError)
+	target := fs.String("target", "", "server address (ip:port)")
+	timeout := fs.Duration("timeout", 2*time.Second, "timeout for the whole exchange")
+	fs.Parse(args)
+	if *target == "" {
+		return errors.New("--target is required")
+	}
+	name, err := tcpcrr.Ask(*target, *timeout)
+	if err != nil {
+		return err
+	}
+	fmt.Println(name)
+	return nil
+}

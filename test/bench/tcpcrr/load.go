@@ -1,0 +1,185 @@
+package tcpcrr
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/sluicenet/sluice/test/bench/stats"
+)
+
+// Options of a load run.
+type Options struct {
+	// Targets are used round-robin by worker index.
+	Targets  []netip.AddrPort
+	Workers  int
+	Warmup   time.Duration // load without measuring, before Duration
+	Duration time.Duration
+	// Timeout bounds connect and read of one transaction (default 2s).
+	Timeout time.Duration
+}
+
+// Result is what `crr run` prints as JSON.
+type Result struct {
+	Targets      []string `json:"targets"`
+	Workers      int      `json:"workers"`
+	DurationSec  float64  `json:"duration_s"`
+	Transactions int64    `json:"transactions"`
+	TPS          float64  `json:"tps"`
+	P50Micros    float64  `json:"p50_us"`
+	P99Micros    float64  `json:"p99_us"`
+	Errors       int64    `json:"errors"`
+	FirstError   string   `json:"first_error,omitempty"`
+}
+
+// Run drives the load: Workers goroutines, each doing transactions back to
+// back with blocking sockets until Warmup+Duration has passed. Only
+// transactions that start after the warm-up are counted. It is bounded: a
+// transaction can outlast the end by at most 2×Timeout.
+func Run(o Options) (Result, error) {
+	if len(o.Targets) == 0 || o.Workers < 1 || o.Duration <= 0 {
+		return Result{}, errors.New("need targets, workers >= 1 and a duration > 0")
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 2 * time.Second
+	}
+	start := time.Now()
+	measureFrom := start.Add(o.Warmup)
+	end := measureFrom.Add(o.Duration)
+	type acc struct {
+		lat      []time.Duration
+		errs     int64
+		firstErr error
+	}
+	accs := make([]acc, o.Workers)
+	var wg sync.WaitGroup
+	for w := range o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := &accs[w]
+			target := o.Targets[w%len(o.Targets)]
+			for {
+				t0 := time.Now()
+				if !t0.Before(end) {
+					return
+				}
+				err := transact(target, o.Timeout)
+				if t0.Before(measureFrom) {
+					continue
+				}
+				if err != nil {
+					a.errs++
+					if a.firstErr == nil {
+						a.firstErr = err
+					}
+					continue
+				}
+				a.lat = append(a.lat, time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	res := Result{Workers: o.Workers, DurationSec: o.Duration.Seconds()}
+	for _, t := range o.Targets {
+		res.Targets = append(res.Targets, t.String())
+	}
+	var all []time.Duration
+	for _, a := range accs {
+		all = append(all, a.lat...)
+		res.Errors += a.errs
+		if a.firstErr != nil && res.FirstError == "" {
+			res.FirstError = a.firstErr.Error()
+		}
+	}
+	res.Transactions = int64(len(all))
+	res.TPS = float64(res.Transactions) / o.Duration.Seconds()
+	p := stats.Percentiles(all, 50, 99)
+	res.P50Micros = float64(p[0]) / float64(time.Microsecond)
+	res.P99Micros = float64(p[1]) / float64(time.Microsecond)
+	return res, nil
+}
+
+// transact does one TCP_CRR transaction with a blocking socket: connect,
+// write 1 byte, read 1 byte, close.
+func transact(target netip.AddrPort, timeout time.Duration) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socket: %w", err)
+	}
+	defer unix.Close(fd)
+	tv := unix.NsecToTimeval(timeout.Nanoseconds())
+	// SO_SNDTIMEO bounds a blocking connect too.
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO, &tv); err != nil {
+		return fmt.Errorf("SO_SNDTIMEO: %w", err)
+	}
+	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+		return fmt.Errorf("SO_RCVTIMEO: %w", err)
+	}
+	sa := &unix.SockaddrInet4{Port: int(target.Port()), Addr: target.Addr().As4()}
+	if err := connect(fd, sa, timeout); err != nil {
+		return fmt.Errorf("connect %s: %w", target, err)
+	}
+	b := []byte{'x'}
+	if _, err := retryEINTR(func() (int, error) { return unix.Write(fd, b) }); err != nil {
+		return fmt.Errorf("write to %s: %w", target, err)
+	}
+	n, err := retryEINTR(func() (int, error) { return unix.Read(fd, b) })
+	switch {
+	case err != nil:
+		return fmt.Errorf("read from %s: %w", target, err)
+	case n != 1:
+		return fmt.Errorf("read from %s: connection closed without a response", target)
+	}
+	return nil
+}
+
+// connect is a blocking connect that survives signals: the Go runtime's
+// preemption signal interrupts a connect with a timeout (EINTR), after which
+// the handshake goes on in the background; wait for it with poll.
+func connect(fd int, sa unix.Sockaddr, timeout time.Duration) error {
+	err := unix.Connect(fd, sa)
+	if !errors.Is(err, unix.EINTR) {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return unix.ETIMEDOUT
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(pfd, int(left.Milliseconds())+1)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("poll: %w", err)
+		}
+		if n == 0 {
+			return unix.ETIMEDOUT
+		}
+		soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			return fmt.Errorf("SO_ERROR: %w", err)
+		}
+		if soerr != 0 {
+			return unix.Errno(soerr)
+		}
+		return nil
+	}
+}
+
+// retryEINTR retries a read or write interrupted by a signal.
+func retryEINTR(fn func() (int, error)) (int, error) {
+	for {
+		n, err := fn()
+		if !errors.Is(err, unix.EINTR) {
+			return n, err
+		}
+	}
+}

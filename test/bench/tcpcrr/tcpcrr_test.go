@@ -1,0 +1,88 @@
+package tcpcrr
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Loopback only: a server and the load generator in this process.
+func startServer(t *testing.T, name string, announce bool) netip.AddrPort {
+	t.Helper()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- Serve(ln, name, announce) }()
+	t.Cleanup(func() {
+		ln.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+func TestAsk(t *testing.T) {
+	for _, announce := range []bool{false, true} {
+		addr := startServer(t, "backend-a", announce)
+		got, err := Ask(addr.String(), 2*time.Second)
+		if err != nil || got != "backend-a" {
+			t.Errorf("announce=%v: Ask = %q, %v; want backend-a", announce, got, err)
+		}
+	}
+}
+
+func TestAskRefused(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	if got, err := Ask(addr, time.Second); err == nil {
+		t.Errorf("Ask to a closed port answered %q", got)
+	}
+}
+
+func TestRun(t *testing.T) {
+	a, b := startServer(t, "a", false), startServer(t, "b", false)
+	res, err := Run(Options{Targets: []netip.AddrPort{a, b}, Workers: 2, Warmup: 50 * time.Millisecond, Duration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Transactions == 0 || res.TPS <= 0 || res.Errors != 0 {
+		t.Fatalf("no clean transactions: %+v", res)
+	}
+	if res.P50Micros <= 0 || res.P99Micros < res.P50Micros {
+		t.Errorf("latency percentiles p50=%v p99=%v", res.P50Micros, res.P99Micros)
+	}
+	if len(res.Targets) != 2 || res.Workers != 2 || res.DurationSec != 0.3 {
+		t.Errorf("result echoes the options wrong: %+v", res)
+	}
+}
+
+func TestRunCountsErrors(t *testing.T) {
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	res, err := Run(Options{Targets: []netip.AddrPort{addr}, Workers: 1, Duration: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Transactions != 0 || res.Errors == 0 || !strings.Contains(res.FirstError, "connection refused") {
+		t.Errorf("refused target: %+v", res)
+	}
+}
+
+func TestRunOptions(t *testing.T) {
+	if _, err := Run(Options{}); err == nil {
+		t.Error("Run without targets succeeded")
+	}
+}
