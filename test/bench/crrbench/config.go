@@ -1,0 +1,163 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Configuration names.
+const (
+	cfgDirect       = "direct"
+	cfgIPTables     = "iptables"
+	cfgSluiceSocket = "sluice-socket"
+	cfgSluiceTC     = "sluice-tc"
+)
+
+var allConfigs = []string{cfgDirect, cfgIPTables, cfgSluiceSocket, cfgSluiceTC}
+
+// Options of one benchmark run.
+type Options struct {
+	Configs  []string
+	Services []int // service counts for the service configurations
+	Rounds   int
+	Workers  int
+	Duration time.Duration
+	Warmup   time.Duration
+	// ControlPlane measures ruleset/map programming times.
+	ControlPlane bool
+	// CPRounds is how many times each programming time is measured.
+	CPRounds int
+	// MasqueradeAll makes the iptables configuration mark every service
+	// connection for SNAT (kube-proxy --masquerade-all); see iptables.go.
+	MasqueradeAll bool
+	BinDir        string // sluice-agent, sluice-cni, host-local, crr
+	Checks        int    // crr ask answers required before each measurement
+}
+
+// DefaultOptions are the full run's settings.
+func DefaultOptions() Options {
+	return Options{
+		Configs:       allConfigs,
+		Services:      []int{1, 1000, 10000},
+		Rounds:        3,
+		Workers:       4,
+		Duration:      5 * time.Second,
+		Warmup:        time.Second,
+		ControlPlane:  true,
+		CPRounds:      3,
+		MasqueradeAll: true,
+		Checks:        4,
+	}
+}
+
+// Quick shortens o to about two minutes; it still covers every
+// configuration and service count.
+func (o *Options) Quick() {
+	o.Rounds = 1
+	o.Duration = 2 * time.Second
+	o.Warmup = 500 * time.Millisecond
+	o.CPRounds = 1
+}
+
+func (o Options) validate() error {
+	if o.Rounds < 1 || o.Workers < 1 || o.Duration <= 0 || o.Warmup < 0 || o.CPRounds < 1 {
+		return errors.New("rounds, workers, cp-rounds >= 1, duration > 0 and warmup >= 0 required")
+	}
+	for _, c := range o.Configs {
+		if !contains(allConfigs, c) {
+			return fmt.Errorf("unknown configuration %q (have %s)", c, strings.Join(allConfigs, ", "))
+		}
+	}
+	for _, n := range o.Services {
+		if n < 1 {
+			return fmt.Errorf("service count %d: need >= 1", n)
+		}
+	}
+	if o.BinDir == "" {
+		return errors.New("no binary directory")
+	}
+	return nil
+}
+
+func contains[T comparable](s []T, v T) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func parseInts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", f, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// case_ is one cell of the matrix: a configuration at a service count
+// (0 for direct).
+type case_ struct {
+	Config   string
+	Services int
+}
+
+func (c case_) String() string { return fmt.Sprintf("%s/%d", c.Config, c.Services) }
+
+func (o Options) cases() []case_ {
+	var out []case_
+	for _, c := range o.Configs {
+		if c == cfgDirect {
+			out = append(out, case_{c, 0})
+			continue
+		}
+		for _, n := range o.Services {
+			out = append(out, case_{c, n})
+		}
+	}
+	return out
+}
+
+// agentFeatures is what the installed sluice-agent and API support.
+type agentFeatures struct {
+	manifests bool // --manifests-dir, --cgroup-root and --socket-lb
+	missing   string
+}
+
+// probeAgent reads sluice-agent --help for the flags the sluice
+// configurations need.
+func probeAgent(binDir string) agentFeatures {
+	out, err := exec.Command(filepath.Join(binDir, "sluice-agent"), "--help").CombinedOutput()
+	if err != nil {
+		return agentFeatures{missing: fmt.Sprintf("sluice-agent --help: %v", err)}
+	}
+	var missing []string
+	for _, f := range []string{"--manifests-dir", "--cgroup-root", "--socket-lb"} {
+		if !strings.Contains(string(out), f) {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return agentFeatures{missing: "sluice-agent lacks " + strings.Join(missing, ", ")}
+	}
+	return agentFeatures{manifests: true}
+}
+
+func binPath(binDir, name string) (string, error) {
+	p := filepath.Join(binDir, name)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("binary %s: %w (run hack/bench-crr.sh or make build)", name, err)
+	}
+	return p, nil
+}

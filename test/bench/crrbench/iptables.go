@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/sluicenet/sluice/test/bench/services"
+	"github.com/sluicenet/sluice/test/harness"
+)
+
+// iptablesVersion is `iptables --version`, e.g. "iptables v1.8.9
+// (nf_tables)": which backend the machine's iptables uses.
+func iptablesVersion() string {
+	out, err := exec.Command("iptables", "--version").Output()
+	if err != nil {
+		return fmt.Sprintf("unknown (%v)", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// ipOptions are the kube-proxy flags the iptables configuration emulates.
+//
+// The cluster CIDR rule (`! -s 10.244.0.0/16 … -j KUBE-MARK-MASQ`) is always
+// there, as with kube-proxy --cluster-cidr. MasqueradeAll (kube-proxy
+// --masquerade-all) is on by default because of Sluice's pod program: it
+// delivers a packet addressed to a local pod straight into that pod with
+// bpf_redirect_peer, so a backend's reply to the client pod would skip the
+// node's conntrack, never be reverse-DNATed, and the client would reset it.
+// With SNAT to the node's gateway address the reply is addressed to the node,
+// goes through its stack and is un-NATed there.
+func ipOptions(o Options) services.IPTablesOptions {
+	return services.IPTablesOptions{ClusterCIDR: mustPrefix(harness.PodCIDR), MasqueradeAll: o.MasqueradeAll}
+}
+
+// restore feeds rules to iptables-restore inside ns and returns how long it
+// took. noflush keeps what is there (a partial sync).
+func restore(ns *harness.NetNS, rules string, noflush bool) (time.Duration, error) {
+	args := []string{}
+	if noflush {
+		args = append(args, "--noflush")
+	}
+	cmd := ns.Command("iptables-restore", args...)
+	cmd.Stdin = strings.NewReader(rules)
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	d := time.Since(start)
+	if err != nil {
+		return d, fmt.Errorf("iptables-restore in %s: %v: %s", ns.Name, err, firstLines(string(out), 5))
+	}
+	return d, nil
+}
+
+// countNATRules counts the rules of the nat table in ns (iptables -S).
+func countNATRules(ns *harness.NetNS) (int, error) {
+	out, err := ns.Command("iptables", "-t", "nat", "-S").Output()
+	if err != nil {
+		return 0, fmt.Errorf("iptables -t nat -S in %s: %w", ns.Name, err)
+	}
+	return strings.Count(string(out), "\n-A "), nil
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = lines[:n]
+	}
+	return strings.Join(lines, "\n")
+}
