@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sluicenet/sluice/test/bench/tcpcrr"
+)
+
+func TestCases(t *testing.T) {
+	o := DefaultOptions()
+	var got []string
+	for _, c := range o.cases() {
+		got = append(got, c.String())
+	}
+	want := "direct/0 iptables/1 iptables/1000 iptables/10000 sluice-socket/1 sluice-socket/1000 sluice-socket/10000 sluice-tc/1 sluice-tc/1000 sluice-tc/10000"
+	if strings.Join(got, " ") != want {
+		t.Errorf("cases %v", got)
+	}
+	q := DefaultOptions()
+	q.Quick()
+	if len(q.cases()) != len(o.cases()) || q.Rounds != 1 || q.Duration != 2*time.Second {
+		t.Errorf("quick mode drops cases or keeps long samples: %+v", q)
+	}
+	bad := DefaultOptions()
+	bad.BinDir = "/x"
+	bad.Configs = []string{"nope"}
+	if bad.validate() == nil {
+		t.Error("unknown configuration accepted")
+	}
+}
+
+func TestReport(t *testing.T) {
+	d, i1 := case_{cfgDirect, 0}, case_{cfgIPTables, 1}
+	s1, s2 := case_{cfgSluiceSocket, 1}, case_{cfgIPTables, 10}
+	res := func(tps float64) tcpcrr.Result { return tcpcrr.Result{TPS: tps, P50Micros: 100, P99Micros: 900, Transactions: 1} }
+	samples := []sample{
+		{Case: d, Round: 1, Result: res(10000)}, {Case: d, Round: 2, Result: res(12000)}, {Case: d, Round: 3, Result: res(8000)},
+		{Case: i1, Round: 1, Result: res(7000)}, {Case: i1, Round: 2, Err: errors.New("boom")}, {Case: i1, Round: 3, Result: res(8000)},
+		{Case: s2, Round: 1, Err: errors.New("check failed")},
+	}
+	sums := summarize([]case_{d, i1, s1, s2}, samples, map[string]string{cfgSluiceSocket: "unavailable: no flags"})
+	cps := []cpSample{
+		{Impl: "iptables", What: "program", Services: 10, Seconds: 0.2},
+		{Impl: "iptables", What: "program", Services: 10, Seconds: 0.4},
+		{Impl: "iptables", What: "program", Services: 10, Seconds: 0.3},
+		{Impl: "sluice", What: "program", Services: 10, Err: errors.New("unavailable: x")},
+	}
+	var b bytes.Buffer
+	writeReport(&b, "hdr", sums, cps)
+	out := b.String()
+	for _, want := range []string{
+		"RESULT config=direct services=0 tps=10000 ratio_direct=1.00\n",
+		"RESULT config=iptables services=1 tps=7500 ratio_direct=0.75\n",
+		"RESULT config=sluice-socket services=1 tps=NA ratio_direct=NA reason=\"unavailable: no flags\"\n",
+		"RESULT config=iptables services=10 tps=NA ratio_direct=NA reason=\"round 1: check failed\"\n",
+		"RESULT config=program-iptables services=10 seconds=0.300\n",
+		"RESULT config=program-sluice services=10 seconds=NA reason=\"unavailable: x\"\n",
+		"8000–12000",
+		"note: iptables/1 had a failed round: round 2: boom",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	// RESULT lines come last.
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if !strings.HasPrefix(lines[len(lines)-1], "RESULT ") {
+		t.Errorf("last line is not a RESULT line: %q", lines[len(lines)-1])
+	}
+}
