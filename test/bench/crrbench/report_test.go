@@ -36,7 +36,9 @@ func TestCases(t *testing.T) {
 func TestReport(t *testing.T) {
 	d, i1 := case_{cfgDirect, 0}, case_{cfgIPTables, 1}
 	s1, s2 := case_{cfgSluiceSocket, 1}, case_{cfgIPTables, 10}
-	res := func(tps float64) tcpcrr.Result { return tcpcrr.Result{TPS: tps, P50Micros: 100, P99Micros: 900, Transactions: 1} }
+	res := func(tps float64) tcpcrr.Result {
+		return tcpcrr.Result{TPS: tps, P50Micros: 100, P99Micros: 900, Transactions: 1}
+	}
 	samples := []sample{
 		{Case: d, Round: 1, Result: res(10000)}, {Case: d, Round: 2, Result: res(12000)}, {Case: d, Round: 3, Result: res(8000)},
 		{Case: i1, Round: 1, Result: res(7000)}, {Case: i1, Round: 2, Err: errors.New("boom")}, {Case: i1, Round: 3, Result: res(8000)},
