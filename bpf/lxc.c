@@ -4,8 +4,10 @@
  * from_container (tcx ingress of the host veth): packets the pod sends.
  *   Anti-spoofing, then local delivery straight into the destination pod with
  *   bpf_redirect_peer, or hand-off to the node's stack.
+ *   Service frontends are translated to a backend (DNAT with conntrack) and
+ *   a backend pod's replies reverse-NATed, between anti-spoofing and delivery.
  * to_container (tcx egress of the host veth): packets the node's stack sends
- *   into the pod.
+ *   into the pod; replies of stack-reached backends are reverse-NATed.
  */
 #include "lib/common.h"
 #include "lib/maps.h"
@@ -17,20 +19,23 @@ char __license[] SEC("license") = "Dual BSD/GPL";
 /* Keep the enums in BTF for bpf2go -type; metrics_key stores them as __u8. */
 const enum sluice_reason *unused_reason __attribute__((unused));
 const enum sluice_direction *unused_direction __attribute__((unused));
+/* Keep the LB and conntrack types in BTF for bpf2go -type. */
+const struct lb4_affinity_val *unused_affinity_val __attribute__((unused));
 
 SEC("tcx/ingress")
 int from_container(struct __sk_buff *skb)
 {
+	__u32 ifindex = skb->ifindex;
 	__u32 redirect = 0;
 	__u32 len = skb->len;
 	int ret;
 
-	ret = handle_from_container(skb, &redirect);
+	ret = handle_from_container(skb, ifindex, &redirect);
 	if (ret < 0) {
-		update_metrics(skb->ifindex, -ret, DIR_EGRESS, len);
+		update_metrics(ifindex, -ret, DIR_EGRESS, len);
 		return TC_ACT_SHOT;
 	}
-	update_metrics(skb->ifindex, ret, DIR_EGRESS, len);
+	update_metrics(ifindex, ret, DIR_EGRESS, len);
 	if (ret == REASON_FWD_LOCAL)
 		return bpf_redirect_peer(redirect, 0);
 	return TC_ACT_OK;
@@ -39,6 +44,15 @@ int from_container(struct __sk_buff *skb)
 SEC("tcx/egress")
 int to_container(struct __sk_buff *skb)
 {
-	update_metrics(skb->ifindex, REASON_FWD_TO_EP, DIR_INGRESS, skb->len);
+	__u32 ifindex = skb->ifindex;
+	__u32 len = skb->len;
+	int ret;
+
+	ret = lb4_to_container(skb, ifindex);
+	if (ret < 0) {
+		update_metrics(ifindex, -ret, DIR_INGRESS, len);
+		return TC_ACT_SHOT;
+	}
+	update_metrics(ifindex, REASON_FWD_TO_EP, DIR_INGRESS, len);
 	return TC_ACT_OK;
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
@@ -12,10 +13,15 @@ import (
 	"github.com/sluicenet/sluice/datapath/pin"
 )
 
-// Datapath holds the loaded pod programs and their maps.
+// Datapath holds the loaded pod and socket-LB programs and their maps.
 type Datapath struct {
 	root string // bpffs root, "" when not pinned
 	objs lxcObjects
+	sock sockObjects
+
+	// Socket-LB links of an unpinned Datapath (a pinned one keeps them in
+	// bpffs), by hook.
+	cgLinks map[string]link.Link
 }
 
 // Load loads the pod programs and maps, reusing maps pinned under root (their
@@ -28,55 +34,105 @@ func Load(root string) (*Datapath, error) {
 		return nil, err
 	}
 	d := &Datapath{root: root}
-	if err := load(&d.objs, pin.MapsDir(root)); err != nil {
+	if err := d.load(pin.MapsDir(root)); err != nil {
 		return nil, err
 	}
 	if err := d.pinPrograms(); err != nil {
-		d.objs.Close()
+		d.closeObjects()
 		return nil, err
 	}
 	if _, err := d.AdoptLinks(); err != nil {
-		d.objs.Close()
+		d.closeObjects()
+		return nil, err
+	}
+	if err := d.adoptSocketLB(); err != nil {
+		d.closeObjects()
 		return nil, err
 	}
 	return d, nil
 }
 
 // LoadUnpinned loads the programs and fresh maps without pinning anything, for
-// BPF_PROG_TEST_RUN tests and benchmarks.
+// BPF_PROG_TEST_RUN tests and benchmarks. The pod and socket-LB programs share
+// their LB maps as they do when pinned.
 func LoadUnpinned() (*Datapath, error) {
 	d := &Datapath{}
-	if err := load(&d.objs, ""); err != nil {
+	if err := d.load(""); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-func load(objs *lxcObjects, pinPath string) error {
+// load loads the pod objects, then the socket-LB objects with every map they
+// share with the pod objects replaced by the pod objects' map, so both see
+// one set of maps whether pinned or not.
+func (d *Datapath) load(pinPath string) error {
 	spec, err := loadLxc()
 	if err != nil {
 		return err
 	}
+	podMaps, err := loadSpec(spec, &d.objs, pinPath, nil, "pod")
+	if err != nil {
+		return err
+	}
+	sspec, err := loadSock()
+	if err != nil {
+		d.objs.Close()
+		return err
+	}
+	shared := make(map[string]*ebpf.Map)
+	for name := range sspec.Maps {
+		// Only Sluice's maps: .rodata/.bss are per object.
+		if m, ok := podMaps[name]; ok && strings.HasPrefix(name, "sluice_") {
+			shared[name] = m
+		}
+	}
+	if _, err := loadSpec(sspec, &d.sock, pinPath, shared, "socket-LB"); err != nil {
+		d.objs.Close()
+		return err
+	}
+	return nil
+}
+
+// loadSpec loads spec into objs (a bpf2go objects struct) and returns the
+// loaded maps by name (owned by objs).
+func loadSpec(spec *ebpf.CollectionSpec, objs any, pinPath string, replace map[string]*ebpf.Map, what string) (map[string]*ebpf.Map, error) {
 	if pinPath == "" {
 		for _, m := range spec.Maps {
 			m.Pinning = ebpf.PinNone
 		}
 	}
-	err = spec.LoadAndAssign(objs, &ebpf.CollectionOptions{Maps: ebpf.MapOptions{PinPath: pinPath}})
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
+		Maps:            ebpf.MapOptions{PinPath: pinPath},
+		MapReplacements: replace,
+	})
 	if err != nil {
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
-			return fmt.Errorf("load pod programs: %+v", ve)
+			return nil, fmt.Errorf("load %s programs: %+v", what, ve)
 		}
-		return fmt.Errorf("load pod programs: %w", err)
+		return nil, fmt.Errorf("load %s programs: %w", what, err)
 	}
-	return nil
+	maps := make(map[string]*ebpf.Map, len(coll.Maps))
+	for name, m := range coll.Maps {
+		maps[name] = m
+	}
+	if err := coll.Assign(objs); err != nil {
+		coll.Close()
+		return nil, fmt.Errorf("assign %s objects: %w", what, err)
+	}
+	coll.Close() // closes only what objs did not take
+	return maps, nil
 }
 
 func (d *Datapath) programs() map[string]*ebpf.Program {
 	return map[string]*ebpf.Program{
-		pin.ProgFromContainer: d.objs.FromContainer,
-		pin.ProgToContainer:   d.objs.ToContainer,
+		pin.ProgFromContainer:    d.objs.FromContainer,
+		pin.ProgToContainer:      d.objs.ToContainer,
+		pin.ProgSockConnect4:     d.sock.SockConnect4,
+		pin.ProgSockSendmsg4:     d.sock.SockSendmsg4,
+		pin.ProgSockRecvmsg4:     d.sock.SockRecvmsg4,
+		pin.ProgSockGetpeername4: d.sock.SockGetpeername4,
 	}
 }
 
@@ -120,6 +176,9 @@ func (d *Datapath) AdoptLinks() (int, error) {
 	n := 0
 	var errs []error
 	for _, iface := range ifaces {
+		if iface.Name() == pin.CgroupLinksName {
+			continue // socket-LB links: adoptSocketLB
+		}
 		for _, h := range pin.PodHooks {
 			p := pin.LinkPath(d.root, iface.Name(), h.Hook)
 			ok, err := adoptLink(p, progs[h.Prog])
@@ -175,8 +234,21 @@ func (d *Datapath) FromContainer() *ebpf.Program { return d.objs.FromContainer }
 // ToContainer returns the program run for packets entering a pod.
 func (d *Datapath) ToContainer() *ebpf.Program { return d.objs.ToContainer }
 
-// Close releases this process's handles. Pinned objects stay in the kernel.
-func (d *Datapath) Close() error { return d.objs.Close() }
+// Close releases this process's handles. Pinned objects stay in the kernel;
+// socket-LB links of an unpinned Datapath are detached.
+func (d *Datapath) Close() error {
+	var errs []error
+	for h, l := range d.cgLinks {
+		errs = append(errs, l.Close())
+		delete(d.cgLinks, h)
+	}
+	errs = append(errs, d.closeObjects())
+	return errors.Join(errs...)
+}
+
+func (d *Datapath) closeObjects() error {
+	return errors.Join(d.sock.Close(), d.objs.Close())
+}
 
 // Unpin removes every pin under root (programs, maps and pod links): the
 // programs detach from all pods. Used by tests and `sluice-agent --cleanup`.

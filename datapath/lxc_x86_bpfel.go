@@ -13,6 +13,28 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type lxcCt4Entry struct {
+	_         structs.HostLayout
+	BackendId uint32
+	RevNatId  uint16
+	Flags     uint16
+	Lifetime  uint32
+	Pad       uint32
+	TxPackets uint64
+	RxPackets uint64
+}
+
+type lxcCt4Tuple struct {
+	_     structs.HostLayout
+	Saddr uint32
+	Daddr uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Flags uint8
+	Pad   uint16
+}
+
 type lxcEndpointInfo struct {
 	_           structs.HostLayout
 	Ifindex     uint32
@@ -27,6 +49,57 @@ type lxcEndpointInfo struct {
 type lxcEndpointKey struct {
 	_  structs.HostLayout
 	Ip uint32
+}
+
+type lxcLb4AffinityKey struct {
+	_        structs.HostLayout
+	ClientId uint64
+	RevNatId uint16
+	Netns    uint8
+	Pad1     uint8
+	Pad2     uint32
+}
+
+type lxcLb4AffinityVal struct {
+	_         structs.HostLayout
+	BackendId uint32
+	Pad       uint32
+	LastUsed  uint64
+}
+
+type lxcLb4Backend struct {
+	_       structs.HostLayout
+	Address uint32
+	Port    uint16
+	Proto   uint8
+	Flags   uint8
+}
+
+type lxcLb4Key struct {
+	_           structs.HostLayout
+	Address     uint32
+	Dport       uint16
+	Proto       uint8
+	Scope       uint8
+	BackendSlot uint16
+	Pad         uint16
+}
+
+type lxcLb4ReverseNat struct {
+	_       structs.HostLayout
+	Address uint32
+	Port    uint16
+	Proto   uint8
+	Pad     uint8
+}
+
+type lxcLb4Service struct {
+	_               structs.HostLayout
+	BackendId       uint32
+	RevNatId        uint16
+	Flags           uint16
+	AffinityTimeout uint32
+	Pad             uint32
 }
 
 type lxcMetricsKey struct {
@@ -53,26 +126,42 @@ const (
 type lxcSluiceReason uint32
 
 const (
-	lxcSluiceReasonREASON_FWD_LOCAL    lxcSluiceReason = 1
-	lxcSluiceReasonREASON_FWD_STACK    lxcSluiceReason = 2
-	lxcSluiceReasonREASON_FWD_TO_EP    lxcSluiceReason = 3
-	lxcSluiceReasonDROP_INVALID        lxcSluiceReason = 130
-	lxcSluiceReasonDROP_SPOOF_IP       lxcSluiceReason = 131
-	lxcSluiceReasonDROP_SPOOF_MAC      lxcSluiceReason = 132
-	lxcSluiceReasonDROP_ARP_SPOOF      lxcSluiceReason = 133
-	lxcSluiceReasonDROP_UNSUPPORTED_L3 lxcSluiceReason = 134
+	lxcSluiceReasonREASON_FWD_LOCAL        lxcSluiceReason = 1
+	lxcSluiceReasonREASON_FWD_STACK        lxcSluiceReason = 2
+	lxcSluiceReasonREASON_FWD_TO_EP        lxcSluiceReason = 3
+	lxcSluiceReasonREASON_LB_TRANSLATED    lxcSluiceReason = 4
+	lxcSluiceReasonREASON_LB_REV_NAT       lxcSluiceReason = 5
+	lxcSluiceReasonDROP_INVALID            lxcSluiceReason = 130
+	lxcSluiceReasonDROP_SPOOF_IP           lxcSluiceReason = 131
+	lxcSluiceReasonDROP_SPOOF_MAC          lxcSluiceReason = 132
+	lxcSluiceReasonDROP_ARP_SPOOF          lxcSluiceReason = 133
+	lxcSluiceReasonDROP_UNSUPPORTED_L3     lxcSluiceReason = 134
+	lxcSluiceReasonDROP_NO_SERVICE_BACKEND lxcSluiceReason = 135
+	lxcSluiceReasonDROP_NO_LOCAL_BACKEND   lxcSluiceReason = 136
+	lxcSluiceReasonDROP_CT_MAP_FULL        lxcSluiceReason = 137
+	lxcSluiceReasonDROP_NAT_FAILED         lxcSluiceReason = 138
 )
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	lxcMapSluiceEndpoints = "sluice_endpoints"
-	lxcMapSluiceMetrics   = "sluice_metrics"
-	lxcProgFromContainer  = "from_container"
-	lxcProgToContainer    = "to_container"
-	lxcVarUnusedDirection = "unused_direction"
-	lxcVarUnusedReason    = "unused_reason"
+	lxcMapSluiceCt4V1           = "sluice_ct4_v1"
+	lxcMapSluiceEndpoints       = "sluice_endpoints"
+	lxcMapSluiceLb4AffinityV1   = "sluice_lb4_affinity_v1"
+	lxcMapSluiceLb4BackendsV1   = "sluice_lb4_backends_v1"
+	lxcMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
+	lxcMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
+	lxcMapSluiceMetrics         = "sluice_metrics"
+	lxcProgFromContainer        = "from_container"
+	lxcProgToContainer          = "to_container"
+	lxcVarCtLifetimeNontcp      = "ct_lifetime_nontcp"
+	lxcVarCtLifetimeTcp         = "ct_lifetime_tcp"
+	lxcVarCtLifetimeTcpClosing  = "ct_lifetime_tcp_closing"
+	lxcVarCtLifetimeTcpSyn      = "ct_lifetime_tcp_syn"
+	lxcVarUnusedAffinityVal     = "unused_affinity_val"
+	lxcVarUnusedDirection       = "unused_direction"
+	lxcVarUnusedReason          = "unused_reason"
 )
 
 // loadLxc returns the embedded CollectionSpec for lxc.
@@ -125,16 +214,26 @@ type lxcProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lxcMapSpecs struct {
-	SluiceEndpoints *ebpf.MapSpec `ebpf:"sluice_endpoints"`
-	SluiceMetrics   *ebpf.MapSpec `ebpf:"sluice_metrics"`
+	SluiceCt4V1           *ebpf.MapSpec `ebpf:"sluice_ct4_v1"`
+	SluiceEndpoints       *ebpf.MapSpec `ebpf:"sluice_endpoints"`
+	SluiceLb4AffinityV1   *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
+	SluiceLb4BackendsV1   *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
+	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
+	SluiceMetrics         *ebpf.MapSpec `ebpf:"sluice_metrics"`
 }
 
 // lxcVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type lxcVariableSpecs struct {
-	UnusedDirection *ebpf.VariableSpec `ebpf:"unused_direction"`
-	UnusedReason    *ebpf.VariableSpec `ebpf:"unused_reason"`
+	CtLifetimeNontcp     *ebpf.VariableSpec `ebpf:"ct_lifetime_nontcp"`
+	CtLifetimeTcp        *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
+	CtLifetimeTcpClosing *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_closing"`
+	CtLifetimeTcpSyn     *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_syn"`
+	UnusedAffinityVal    *ebpf.VariableSpec `ebpf:"unused_affinity_val"`
+	UnusedDirection      *ebpf.VariableSpec `ebpf:"unused_direction"`
+	UnusedReason         *ebpf.VariableSpec `ebpf:"unused_reason"`
 }
 
 // lxcObjects contains all objects after they have been loaded into the kernel.
@@ -157,13 +256,23 @@ func (o *lxcObjects) Close() error {
 //
 // It can be passed to loadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lxcMaps struct {
-	SluiceEndpoints *ebpf.Map `ebpf:"sluice_endpoints"`
-	SluiceMetrics   *ebpf.Map `ebpf:"sluice_metrics"`
+	SluiceCt4V1           *ebpf.Map `ebpf:"sluice_ct4_v1"`
+	SluiceEndpoints       *ebpf.Map `ebpf:"sluice_endpoints"`
+	SluiceLb4AffinityV1   *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
+	SluiceLb4BackendsV1   *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
+	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
+	SluiceMetrics         *ebpf.Map `ebpf:"sluice_metrics"`
 }
 
 func (m *lxcMaps) Close() error {
 	return _LxcClose(
+		m.SluiceCt4V1,
 		m.SluiceEndpoints,
+		m.SluiceLb4AffinityV1,
+		m.SluiceLb4BackendsV1,
+		m.SluiceLb4ReverseNatV1,
+		m.SluiceLb4ServicesV1,
 		m.SluiceMetrics,
 	)
 }
@@ -172,8 +281,13 @@ func (m *lxcMaps) Close() error {
 //
 // It can be passed to loadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type lxcVariables struct {
-	UnusedDirection *ebpf.Variable `ebpf:"unused_direction"`
-	UnusedReason    *ebpf.Variable `ebpf:"unused_reason"`
+	CtLifetimeNontcp     *ebpf.Variable `ebpf:"ct_lifetime_nontcp"`
+	CtLifetimeTcp        *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
+	CtLifetimeTcpClosing *ebpf.Variable `ebpf:"ct_lifetime_tcp_closing"`
+	CtLifetimeTcpSyn     *ebpf.Variable `ebpf:"ct_lifetime_tcp_syn"`
+	UnusedAffinityVal    *ebpf.Variable `ebpf:"unused_affinity_val"`
+	UnusedDirection      *ebpf.Variable `ebpf:"unused_direction"`
+	UnusedReason         *ebpf.Variable `ebpf:"unused_reason"`
 }
 
 // lxcPrograms contains all programs after they have been loaded into the kernel.

@@ -15,26 +15,38 @@ type Reason uint8
 
 // Reasons, from the generated mirror of enum sluice_reason.
 const (
-	ReasonFwdLocal             = Reason(lxcSluiceReasonREASON_FWD_LOCAL)
-	ReasonFwdStack             = Reason(lxcSluiceReasonREASON_FWD_STACK)
-	ReasonFwdToEndpoint        = Reason(lxcSluiceReasonREASON_FWD_TO_EP)
-	DropInvalid                = Reason(lxcSluiceReasonDROP_INVALID)
-	DropSpoofIP                = Reason(lxcSluiceReasonDROP_SPOOF_IP)
-	DropSpoofMAC               = Reason(lxcSluiceReasonDROP_SPOOF_MAC)
-	DropARPSpoof               = Reason(lxcSluiceReasonDROP_ARP_SPOOF)
-	DropUnsupportedL3          = Reason(lxcSluiceReasonDROP_UNSUPPORTED_L3)
-	firstDropReason     Reason = 128
+	ReasonFwdLocal              = Reason(lxcSluiceReasonREASON_FWD_LOCAL)
+	ReasonFwdStack              = Reason(lxcSluiceReasonREASON_FWD_STACK)
+	ReasonFwdToEndpoint         = Reason(lxcSluiceReasonREASON_FWD_TO_EP)
+	ReasonLBTranslated          = Reason(lxcSluiceReasonREASON_LB_TRANSLATED)
+	ReasonLBRevNAT              = Reason(lxcSluiceReasonREASON_LB_REV_NAT)
+	DropInvalid                 = Reason(lxcSluiceReasonDROP_INVALID)
+	DropSpoofIP                 = Reason(lxcSluiceReasonDROP_SPOOF_IP)
+	DropSpoofMAC                = Reason(lxcSluiceReasonDROP_SPOOF_MAC)
+	DropARPSpoof                = Reason(lxcSluiceReasonDROP_ARP_SPOOF)
+	DropUnsupportedL3           = Reason(lxcSluiceReasonDROP_UNSUPPORTED_L3)
+	DropNoServiceBackend        = Reason(lxcSluiceReasonDROP_NO_SERVICE_BACKEND)
+	DropNoLocalBackend          = Reason(lxcSluiceReasonDROP_NO_LOCAL_BACKEND)
+	DropCTMapFull               = Reason(lxcSluiceReasonDROP_CT_MAP_FULL)
+	DropNATFailed               = Reason(lxcSluiceReasonDROP_NAT_FAILED)
+	firstDropReason      Reason = 128
 )
 
 var reasonNames = map[Reason]string{
-	ReasonFwdLocal:      "forward-local",
-	ReasonFwdStack:      "forward-stack",
-	ReasonFwdToEndpoint: "forward-to-endpoint",
-	DropInvalid:         "drop-invalid-packet",
-	DropSpoofIP:         "drop-spoofed-source-ip",
-	DropSpoofMAC:        "drop-spoofed-source-mac",
-	DropARPSpoof:        "drop-spoofed-arp",
-	DropUnsupportedL3:   "drop-unsupported-l3",
+	ReasonFwdLocal:       "forward-local",
+	ReasonFwdStack:       "forward-stack",
+	ReasonFwdToEndpoint:  "forward-to-endpoint",
+	ReasonLBTranslated:   "lb-translated",
+	ReasonLBRevNAT:       "lb-reverse-nat",
+	DropInvalid:          "drop-invalid-packet",
+	DropSpoofIP:          "drop-spoofed-source-ip",
+	DropSpoofMAC:         "drop-spoofed-source-mac",
+	DropARPSpoof:         "drop-spoofed-arp",
+	DropUnsupportedL3:    "drop-unsupported-l3",
+	DropNoServiceBackend: "drop-no-service-backend",
+	DropNoLocalBackend:   "drop-no-local-backend",
+	DropCTMapFull:        "drop-ct-map-full",
+	DropNATFailed:        "drop-nat-failed",
 }
 
 func (r Reason) String() string {

@@ -8,6 +8,7 @@
 #include <linux/pkt_cls.h>
 #include <linux/if_ether.h>
 #include <linux/ip.h>
+#include <linux/in.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -18,11 +19,17 @@ enum sluice_reason {
 	REASON_FWD_LOCAL	= 1,	/* redirected into a pod on this node */
 	REASON_FWD_STACK	= 2,	/* handed to the node's network stack */
 	REASON_FWD_TO_EP	= 3,	/* delivered from the node's stack into a pod */
+	REASON_LB_TRANSLATED	= 4,	/* service frontend translated to a backend (DNAT) */
+	REASON_LB_REV_NAT	= 5,	/* backend reply translated back to the frontend */
 	DROP_INVALID		= 130,	/* malformed or truncated packet */
 	DROP_SPOOF_IP		= 131,	/* source IPv4 is not the endpoint's */
 	DROP_SPOOF_MAC		= 132,	/* source MAC is not the endpoint's */
 	DROP_ARP_SPOOF		= 133,	/* ARP sender IP/MAC is not the endpoint's */
 	DROP_UNSUPPORTED_L3	= 134,	/* ethertype Sluice does not route (IPv6, ...) */
+	DROP_NO_SERVICE_BACKEND	= 135,	/* service has no (existing) backend */
+	DROP_NO_LOCAL_BACKEND	= 136,	/* traffic policy Local and no local backend */
+	DROP_CT_MAP_FULL	= 137,	/* conntrack entry could not be created */
+	DROP_NAT_FAILED		= 138,	/* rewriting addresses or checksums failed */
 };
 
 /* Direction of a packet relative to the endpoint. */

@@ -6,6 +6,8 @@
 #include "common.h"
 #include "maps.h"
 #include "eth.h"
+#include "metrics.h"
+#include "lb_skb.h"
 
 static __always_inline struct endpoint_info *lookup_endpoint(__be32 ip)
 {
@@ -54,9 +56,49 @@ static __always_inline int handle_arp(struct __sk_buff *skb)
 	return REASON_FWD_STACK;
 }
 
+/* Translates a packet a pod sends to a service frontend, or reverse-NATs a
+ * backend pod's reply to a translated flow. Counts the translation. Returns 0
+ * (untouched), a REASON_LB_* (rewritten) or a negative DROP_* reason. */
+static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifindex)
+{
+	struct ipv4_flow f = {};
+	int ret;
+
+	ret = ipv4_parse_flow(skb, ETH_HLEN, &f);
+	if (ret <= 0)
+		return ret;
+	ret = lb4_xlate_fwd(skb, &f);
+	if (ret == 0)
+		ret = lb4_rev_nat(skb, &f);
+	if (ret > 0)
+		update_metrics(ifindex, ret, DIR_EGRESS, skb->len);
+	return ret;
+}
+
+/* Reverse NAT of a reply the node's stack delivers into a client pod (the
+ * backend was reached through the stack: host network, another node). */
+static __always_inline int lb4_to_container(struct __sk_buff *skb, __u32 ifindex)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct ipv4_flow f = {};
+	int ret;
+
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return 0;
+	ret = ipv4_parse_flow(skb, ETH_HLEN, &f);
+	if (ret <= 0)
+		return ret;
+	ret = lb4_rev_nat(skb, &f);
+	if (ret > 0)
+		update_metrics(ifindex, ret, DIR_INGRESS, skb->len);
+	return ret;
+}
+
 /* Handles an IPv4 packet leaving a pod. On local delivery it rewrites the MACs,
  * decrements the TTL and sets *redirect to the destination's host-side ifindex. */
-static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u32 *redirect)
+static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u32 ifindex, __u32 *redirect)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -74,6 +116,20 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 	ret = check_source(skb, ip->saddr, eth->h_source);
 	if (ret < 0)
 		return ret;
+
+	/* Service translation (or reverse NAT of a backend's reply) first, so
+	 * that delivery below sees the packet's final addresses. */
+	ret = lb4_from_container(skb, ifindex);
+	if (ret < 0)
+		return ret;
+	if (ret > 0) {
+		data = (void *)(long)skb->data;
+		data_end = (void *)(long)skb->data_end;
+		eth = data;
+		ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > data_end)
+			return -DROP_INVALID;
+	}
 
 	dst = lookup_endpoint(ip->daddr);
 	/* TTL 1 would expire here: let the stack answer with ICMP time exceeded. */
@@ -93,7 +149,7 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 	return REASON_FWD_LOCAL;
 }
 
-static __always_inline int handle_from_container(struct __sk_buff *skb, __u32 *redirect)
+static __always_inline int handle_from_container(struct __sk_buff *skb, __u32 ifindex, __u32 *redirect)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -104,7 +160,7 @@ static __always_inline int handle_from_container(struct __sk_buff *skb, __u32 *r
 
 	switch (eth->h_proto) {
 	case bpf_htons(ETH_P_IP):
-		return handle_ipv4_from_container(skb, redirect);
+		return handle_ipv4_from_container(skb, ifindex, redirect);
 	case bpf_htons(ETH_P_ARP):
 		return handle_arp(skb);
 	default:

@@ -4,6 +4,7 @@
 //	<root>/maps/<map name>             maps, pinned by name
 //	<root>/progs/<program name>        programs the CNI plugin attaches
 //	<root>/links/<host ifname>/<hook>  TCX links of one pod interface
+//	<root>/links/cgroup/<hook>         socket-LB cgroup links (connect4, ...)
 package pin
 
 import (
@@ -23,6 +24,30 @@ const (
 	ProgFromContainer = "from_container"
 	ProgToContainer   = "to_container"
 )
+
+// Socket-LB program names as pinned under progs/ (the C function names).
+const (
+	ProgSockConnect4     = "sock_connect4"
+	ProgSockSendmsg4     = "sock_sendmsg4"
+	ProgSockRecvmsg4     = "sock_recvmsg4"
+	ProgSockGetpeername4 = "sock_getpeername4"
+)
+
+// CgroupLinksName is the directory under links/ holding the socket-LB links.
+// It cannot clash with a host veth name (those carry the CNI's prefix).
+const CgroupLinksName = "cgroup"
+
+// CgroupHooks are the socket-LB hooks, pinned as links/cgroup/<Hook>, with
+// the program each one runs.
+var CgroupHooks = []struct{ Hook, Prog string }{
+	{"connect4", ProgSockConnect4},
+	{"sendmsg4", ProgSockSendmsg4},
+	{"recvmsg4", ProgSockRecvmsg4},
+	{"getpeername4", ProgSockGetpeername4},
+}
+
+// CgroupLinkPath returns where the socket-LB link of hook is pinned.
+func CgroupLinkPath(root, hook string) string { return LinkPath(root, CgroupLinksName, hook) }
 
 // Hook names a pod link is pinned under, with the program each one runs.
 var PodHooks = []struct{ Hook, Prog string }{

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Connection tracking for service flows.
+ *
+ * Two entries per translated flow, both keyed in the client's orientation:
+ *   service entry   client -> frontend (CT_F_SERVICE): remembers the backend,
+ *                   so every packet of the flow keeps it while the service's
+ *                   backend list changes;
+ *   backend entry   client -> backend: carries rev_nat_id, so replies
+ *                   (backend -> client, looked up reversed) are translated
+ *                   back to the frontend.
+ * Lifetimes are absolute seconds of CLOCK_BOOTTIME; the agent deletes expired
+ * entries (CTGC) and the LRU evicts under pressure. */
+#ifndef SLUICE_CONNTRACK_H
+#define SLUICE_CONNTRACK_H
+
+#include "common.h"
+
+/* ct4_tuple.flags */
+#define CT_F_SERVICE	(1 << 0)	/* service entry (daddr/dport is a frontend) */
+
+/* ct4_entry.flags */
+#define CT_E_CLOSING	(1 << 0)	/* RST, or FIN both ways, seen: short lifetime */
+#define CT_E_SEEN_REPLY	(1 << 1)	/* a reply went through: established */
+#define CT_E_TX_FIN	(1 << 2)	/* client sent FIN */
+#define CT_E_RX_FIN	(1 << 3)	/* server sent FIN */
+
+/* Lifetimes in seconds, set by the agent before load. */
+volatile const __u32 ct_lifetime_tcp = 21600;		/* established TCP */
+volatile const __u32 ct_lifetime_tcp_syn = 60;		/* TCP before the first reply */
+volatile const __u32 ct_lifetime_tcp_closing = 10;	/* after FIN/RST */
+volatile const __u32 ct_lifetime_nontcp = 60;		/* UDP */
+
+/* Key of sluice_ct4_v1, addresses and ports in network byte order. */
+struct ct4_tuple {
+	__be32 saddr;
+	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8   proto;
+	__u8   flags;		/* CT_F_* */
+	__u16  pad;
+};
+_Static_assert(sizeof(struct ct4_tuple) == 16, "ct4_tuple size");
+
+struct ct4_entry {
+	__u32 backend_id;
+	__u16 rev_nat_id;
+	__u16 flags;		/* CT_E_* */
+	__u32 lifetime;		/* expiry, seconds of CLOCK_BOOTTIME */
+	__u32 pad;
+	__u64 tx_packets;	/* client -> server */
+	__u64 rx_packets;	/* server -> client */
+};
+_Static_assert(sizeof(struct ct4_entry) == 32, "ct4_entry size");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct ct4_tuple);
+	__type(value, struct ct4_entry);
+	__uint(max_entries, 262144);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_ct4_v1 SEC(".maps");
+
+/* TCP flags as found in byte 13 of the TCP header. */
+#define TCP_FLAG_FIN	0x01
+#define TCP_FLAG_SYN	0x02
+#define TCP_FLAG_RST	0x04
+#define TCP_FLAG_ACK	0x10
+
+static __always_inline int ct_is_new_syn(__u8 proto, __u8 tcp_flags)
+{
+	return proto == IPPROTO_TCP && (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+}
+
+/* Lifetime an entry gets from a packet, given its entry flags. */
+static __always_inline __u32 ct_lifetime(__u8 proto, __u16 flags)
+{
+	if (proto != IPPROTO_TCP)
+		return ct_lifetime_nontcp;
+	if (flags & CT_E_CLOSING)
+		return ct_lifetime_tcp_closing;
+	if (flags & CT_E_SEEN_REPLY)
+		return ct_lifetime_tcp;
+	return ct_lifetime_tcp_syn;
+}
+
+static __always_inline struct ct4_entry *ct4_lookup(const struct ct4_tuple *t)
+{
+	return bpf_map_lookup_elem(&sluice_ct4_v1, t);
+}
+
+/* Creates (or replaces) the entry of t. */
+static __always_inline int ct4_create(const struct ct4_tuple *t, __u32 backend_id, __u16 rev_nat_id,
+				      __u16 flags, __u64 now)
+{
+	struct ct4_entry e = {
+		.backend_id = backend_id,
+		.rev_nat_id = rev_nat_id,
+		.flags = flags,
+		.tx_packets = 1,
+	};
+
+	e.lifetime = now + ct_lifetime(t->proto, flags);
+	if (bpf_map_update_elem(&sluice_ct4_v1, t, &e, BPF_ANY) < 0)
+		return -DROP_CT_MAP_FULL;
+	return 0;
+}
+
+/* Accounts a packet to e and refreshes its lifetime. reply: server -> client. */
+static __always_inline void ct4_update(struct ct4_entry *e, __u8 proto, __u8 tcp_flags, int reply, __u64 now)
+{
+	__u16 flags = e->flags;
+	__u32 lifetime;
+
+	if (proto == IPPROTO_TCP) {
+		if (tcp_flags & TCP_FLAG_RST)
+			flags |= CT_E_CLOSING;
+		if (tcp_flags & TCP_FLAG_FIN)
+			flags |= reply ? CT_E_RX_FIN : CT_E_TX_FIN;
+		if ((flags & (CT_E_TX_FIN | CT_E_RX_FIN)) == (CT_E_TX_FIN | CT_E_RX_FIN))
+			flags |= CT_E_CLOSING;
+	}
+	if (reply)
+		flags |= CT_E_SEEN_REPLY;
+	if (flags != e->flags)
+		e->flags = flags;
+	lifetime = now + ct_lifetime(proto, flags);
+	/* Avoid dirtying the cache line when nothing changed. */
+	if (e->lifetime != lifetime)
+		e->lifetime = lifetime;
+	if (reply)
+		__sync_fetch_and_add(&e->rx_packets, 1);
+	else
+		__sync_fetch_and_add(&e->tx_packets, 1);
+}
+
+#endif /* SLUICE_CONNTRACK_H */

@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Service load balancing: the LB maps and backend selection, shared by the
+ * socket hooks (sock.c), the pod programs (lxc.c) and the host device program.
+ *
+ * Services use Cilium's layout: slot 0 of a frontend is the master entry
+ * (backend count, flags, reverse-NAT id); slots 1..count hold backend ids.
+ * The agent writes slots before the master and deletes the master before the
+ * slots, so a reader that found a master finds its slots (or, racing a
+ * shrink, a missing slot, which selection treats like a missing backend). */
+#ifndef SLUICE_LB_H
+#define SLUICE_LB_H
+
+#include "common.h"
+
+/* Service flags (lb4_service.flags). */
+#define LB_FLAG_NODEPORT	(1 << 0)	/* frontend is a NodePort (addr 0.0.0.0) */
+#define LB_FLAG_EXTERNAL	(1 << 1)	/* ExternalIP or LoadBalancer frontend */
+#define LB_FLAG_LOCAL_ONLY	(1 << 2)	/* traffic policy Local: slots hold local backends only */
+#define LB_FLAG_AFFINITY	(1 << 3)	/* sessionAffinity ClientIP */
+
+/* Backend flags (lb4_backend.flags). */
+#define LB_BACKEND_TERMINATING	(1 << 0)
+
+/* Key of sluice_lb4_services_v1. Address and port in network byte order. */
+struct lb4_key {
+	__be32 address;
+	__be16 dport;
+	__u8   proto;		/* IPPROTO_TCP or IPPROTO_UDP */
+	__u8   scope;		/* 0; reserved for internal/external split */
+	__u16  backend_slot;	/* 0: master entry, 1..count: backends */
+	__u16  pad;
+};
+_Static_assert(sizeof(struct lb4_key) == 12, "lb4_key size");
+
+/* Value of sluice_lb4_services_v1. */
+struct lb4_service {
+	__u32 backend_id;	/* slot > 0: backend id; slot 0: number of backends */
+	__u16 rev_nat_id;	/* master: reverse-NAT id of the frontend */
+	__u16 flags;		/* master: LB_FLAG_* */
+	__u32 affinity_timeout;	/* master: affinity timeout in seconds */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct lb4_service) == 16, "lb4_service size");
+
+/* Value of sluice_lb4_backends_v1 (key: __u32 backend id). */
+struct lb4_backend {
+	__be32 address;
+	__be16 port;
+	__u8   proto;
+	__u8   flags;		/* LB_BACKEND_* */
+};
+_Static_assert(sizeof(struct lb4_backend) == 8, "lb4_backend size");
+
+/* Value of sluice_lb4_reverse_nat_v1 (key: __u16 reverse-NAT id): the
+ * frontend replies must appear to come from. */
+struct lb4_reverse_nat {
+	__be32 address;
+	__be16 port;
+	__u8   proto;		/* informational: replies keep their protocol */
+	__u8   pad;
+};
+_Static_assert(sizeof(struct lb4_reverse_nat) == 8, "lb4_reverse_nat size");
+
+/* Key of sluice_lb4_affinity_v1. The tc path knows the client's address; the
+ * socket hooks know only the client's network namespace (a pod), so they key
+ * by netns cookie with netns = 1. */
+struct lb4_affinity_key {
+	__u64 client_id;	/* IPv4 address (network order, in the low 32 bits) or netns cookie */
+	__u16 rev_nat_id;	/* the service */
+	__u8  netns;		/* 1: client_id is a netns cookie */
+	__u8  pad1;
+	__u32 pad2;
+};
+_Static_assert(sizeof(struct lb4_affinity_key) == 16, "lb4_affinity_key size");
+
+struct lb4_affinity_val {
+	__u32 backend_id;
+	__u32 pad;
+	__u64 last_used;	/* seconds of CLOCK_BOOTTIME */
+};
+_Static_assert(sizeof(struct lb4_affinity_val) == 16, "lb4_affinity_val size");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct lb4_key);
+	__type(value, struct lb4_service);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_lb4_services_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct lb4_backend);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_lb4_backends_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u16);
+	__type(value, struct lb4_reverse_nat);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_lb4_reverse_nat_v1 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct lb4_affinity_key);
+	__type(value, struct lb4_affinity_val);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_lb4_affinity_v1 SEC(".maps");
+
+/* Seconds of CLOCK_BOOTTIME: the clock conntrack and affinity age by. */
+static __always_inline __u64 lb_now_sec(void)
+{
+	return bpf_ktime_get_boot_ns() / 1000000000ULL;
+}
+
+static __always_inline struct lb4_service *lb4_lookup_service(__be32 addr, __be16 port, __u8 proto)
+{
+	struct lb4_key key = { .address = addr, .dport = port, .proto = proto };
+
+	return bpf_map_lookup_elem(&sluice_lb4_services_v1, &key);
+}
+
+static __always_inline struct lb4_backend *lb4_lookup_backend(__u32 id)
+{
+	return bpf_map_lookup_elem(&sluice_lb4_backends_v1, &id);
+}
+
+static __always_inline struct lb4_reverse_nat *lb4_lookup_rev_nat(__u16 id)
+{
+	return bpf_map_lookup_elem(&sluice_lb4_reverse_nat_v1, &id);
+}
+
+static __always_inline int lb4_no_backend(const struct lb4_service *svc)
+{
+	return svc->flags & LB_FLAG_LOCAL_ONLY ? -DROP_NO_LOCAL_BACKEND : -DROP_NO_SERVICE_BACKEND;
+}
+
+/* Picks a random slot of svc and returns its backend id, or 0. */
+static __always_inline __u32 lb4_random_backend_id(const struct lb4_key *fe, const struct lb4_service *svc)
+{
+	struct lb4_key key = *fe;
+	struct lb4_service *slot;
+
+	key.backend_slot = (bpf_get_prandom_u32() % svc->backend_id) + 1;
+	slot = bpf_map_lookup_elem(&sluice_lb4_services_v1, &key);
+	return slot ? slot->backend_id : 0;
+}
+
+/* Selects a backend for a new flow of client to the frontend fe, whose master
+ * entry is svc: the affinity entry when the service has affinity and the
+ * entry is fresh and its backend exists and is not terminating, else a random
+ * slot (retried once when the slot's backend no longer exists). Returns the
+ * backend and sets *backend_id, or returns NULL and sets *err to a negative
+ * DROP_* reason. */
+static __always_inline struct lb4_backend *
+lb4_select_backend(const struct lb4_key *fe, const struct lb4_service *svc,
+		   __u64 client_id, __u8 client_is_netns, __u32 *backend_id, int *err)
+{
+	struct lb4_affinity_key akey = {
+		.client_id = client_id, .rev_nat_id = svc->rev_nat_id, .netns = client_is_netns,
+	};
+	struct lb4_affinity_val *aval, nval = {};
+	struct lb4_backend *be = NULL;
+	__u64 now = 0;
+	__u32 id;
+
+	if (svc->backend_id == 0) {
+		*err = lb4_no_backend(svc);
+		return NULL;
+	}
+	if (svc->flags & LB_FLAG_AFFINITY) {
+		now = lb_now_sec();
+		aval = bpf_map_lookup_elem(&sluice_lb4_affinity_v1, &akey);
+		if (aval && aval->last_used + svc->affinity_timeout >= now) {
+			be = lb4_lookup_backend(aval->backend_id);
+			if (be && !(be->flags & LB_BACKEND_TERMINATING)) {
+				aval->last_used = now;
+				*backend_id = aval->backend_id;
+				return be;
+			}
+			be = NULL;
+		}
+	}
+	id = lb4_random_backend_id(fe, svc);
+	if (id)
+		be = lb4_lookup_backend(id);
+	if (!be) {
+		id = lb4_random_backend_id(fe, svc);
+		if (id)
+			be = lb4_lookup_backend(id);
+	}
+	if (!be) {
+		*err = lb4_no_backend(svc);
+		return NULL;
+	}
+	if (svc->flags & LB_FLAG_AFFINITY) {
+		nval.backend_id = id;
+		nval.last_used = now;
+		bpf_map_update_elem(&sluice_lb4_affinity_v1, &akey, &nval, BPF_ANY);
+	}
+	*backend_id = id;
+	return be;
+}
+
+#endif /* SLUICE_LB_H */

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/* Socket load balancing, attached to a cgroup v2:
+ *
+ * cgroup/connect4, cgroup/sendmsg4: a TCP or UDP socket addressing a service
+ *   frontend (ClusterIP, ExternalIP, LoadBalancer; exact address match, no
+ *   NodePort) is given a backend once, before any packet exists, so the
+ *   packets of the flow need no per-packet NAT. The frontend is remembered
+ *   per socket cookie and backend.
+ * cgroup/recvmsg4, cgroup/getpeername4: the backend address is shown as the
+ *   frontend, so applications see the address they connected to.
+ *
+ * A frontend without backends refuses connect() and sendmsg() with
+ * ECONNREFUSED (kube-proxy REJECTs).
+ */
+#include "lib/common.h"
+#include "lib/lb.h"
+#include "lib/sock.h"
+
+
+#define ECONNREFUSED	111
+#define SOCK_STREAM	1
+#define SOCK_DGRAM	2
+
+char __license[] SEC("license") = "Dual BSD/GPL";
+
+const enum sluice_sock_reason *unused_sock_reason __attribute__((unused));
+
+static __always_inline __u8 sock_proto(struct bpf_sock_addr *ctx)
+{
+	switch (ctx->type) {
+	case SOCK_STREAM:
+		return IPPROTO_TCP;
+	case SOCK_DGRAM:
+		return IPPROTO_UDP;
+	}
+	return 0;
+}
+
+/* Translates the destination of ctx from a frontend to a backend. Returns 0
+ * (translated or not a frontend) or a negative DROP_* reason. */
+static __always_inline int sock4_xlate_fwd(struct bpf_sock_addr *ctx, __u32 xlated_reason)
+{
+	struct lb4_key fe = {
+		.address = ctx->user_ip4,
+		.dport = (__be16)ctx->user_port,
+		.proto = sock_proto(ctx),
+	};
+	struct sock4_rev_nat_key rkey = {};
+	struct sock4_rev_nat_val rval = {};
+	struct lb4_service *svc;
+	struct lb4_backend *be;
+	__u32 backend_id = 0;
+	int err = 0;
+
+	if (!fe.proto)
+		return 0;
+	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, &fe);
+	if (!svc || (svc->flags & LB_FLAG_NODEPORT))
+		return 0;
+	be = lb4_select_backend(&fe, svc, bpf_get_netns_cookie(ctx), 1, &backend_id, &err);
+	if (!be)
+		return err;
+
+	rkey.cookie = bpf_get_socket_cookie(ctx);
+	rkey.address = be->address;
+	rkey.port = be->port;
+	rval.address = fe.address;
+	rval.port = fe.dport;
+	rval.rev_nat_id = svc->rev_nat_id;
+	/* Without the entry the application would see the backend's address:
+	 * still connected to the right place, so translate anyway. */
+	bpf_map_update_elem(&sluice_sock4_rev_nat_v1, &rkey, &rval, BPF_ANY);
+
+	ctx->user_ip4 = be->address;
+	ctx->user_port = (__u32)be->port;
+	sock_count(xlated_reason);
+	return 0;
+}
+
+static __always_inline int sock4_refuse(void)
+{
+	sock_count(SOCK_NO_BACKEND);
+	/* connect()/sendmsg() fail with ECONNREFUSED instead of EPERM. */
+	bpf_set_retval(-ECONNREFUSED);
+	return 0;
+}
+
+/* Shows the frontend instead of the backend a translated socket talks to. */
+static __always_inline void sock4_xlate_rev(struct bpf_sock_addr *ctx)
+{
+	struct sock4_rev_nat_key key = {
+		.cookie = bpf_get_socket_cookie(ctx),
+		.address = ctx->user_ip4,
+		.port = (__be16)ctx->user_port,
+	};
+	struct sock4_rev_nat_val *val;
+
+	val = bpf_map_lookup_elem(&sluice_sock4_rev_nat_v1, &key);
+	if (!val)
+		return;
+	ctx->user_ip4 = val->address;
+	ctx->user_port = (__u32)val->port;
+	sock_count(SOCK_REV_XLATED);
+}
+
+SEC("cgroup/connect4")
+int sock_connect4(struct bpf_sock_addr *ctx)
+{
+	if (sock4_xlate_fwd(ctx, SOCK_CONNECT_XLATED) < 0)
+		return sock4_refuse();
+	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int sock_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	if (sock4_xlate_fwd(ctx, SOCK_SENDMSG_XLATED) < 0)
+		return sock4_refuse();
+	return 1;
+}
+
+SEC("cgroup/recvmsg4")
+int sock_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	sock4_xlate_rev(ctx);
+	return 1;
+}
+
+SEC("cgroup/getpeername4")
+int sock_getpeername4(struct bpf_sock_addr *ctx)
+{
+	sock4_xlate_rev(ctx);
+	return 1;
+}
