@@ -1,0 +1,13 @@
+// Package service translates Kubernetes Services and EndpointSlices into the
+// agent's load-balancing model (agent/lb) with kube-proxy's semantics:
+// one lb.Service per service port and frontend (ClusterIP, NodePort,
+// ExternalIP, LoadBalancer ingress IP), ready endpoints first and
+// serving-terminating endpoints as the fallback, externalTrafficPolicy and
+// internalTrafficPolicy Local, ClientIP session affinity, and endpoints
+// synthesized from Pods for selector services that have no EndpointSlice.
+//
+// The translation is pure and deterministic: the same input always gives
+// the same, sorted output. What cannot be translated (SCTP, IPv6, invalid
+// addresses, unresolvable named ports, conflicting frontends) is skipped and
+// reported as a Diagnostic for the caller to log.
+package service
