@@ -1,0 +1,231 @@
+package datapath_test
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/pin"
+	"github.com/sluicenet/sluice/test/harness"
+)
+
+// Socket-LB topology: one netns whose loopback carries two backend addresses
+// with a TCP and a UDP server each. The frontend is a ClusterIP the netns has
+// no route for: without translation connect/sendto fail with ENETUNREACH.
+var (
+	sockVIP   = netip.MustParseAddr("10.96.0.10")
+	sockBack1 = netip.MustParseAddr("10.244.250.1")
+	sockBack2 = netip.MustParseAddr("10.244.250.2")
+)
+
+const (
+	protoTCP = 6
+	protoUDP = 17
+)
+
+type sockLB struct {
+	d  *datapath.Datapath
+	ns *harness.NetNS
+	cg string
+}
+
+func newSockLB(t *testing.T) *sockLB {
+	t.Helper()
+	harness.RequirePrivileged(t)
+	harness.Blackhole(t)
+	s := &sockLB{ns: harness.NewNetNS(t, "sl-sock-"), cg: harness.Cgroup(t)}
+	for i, a := range []netip.Addr{sockBack1, sockBack2} {
+		s.ns.Run(t, "ip", "addr", "add", a.String()+"/32", "dev", "lo")
+		name := []string{"backend-1", "backend-2"}[i]
+		harness.ServeTCP(t, s.ns, netip.AddrPortFrom(a, 8080).String(), name)
+		harness.ServeUDP(t, s.ns, netip.AddrPortFrom(a, 5353).String(), name)
+	}
+	return s
+}
+
+// service programs fe with backends 1 (sockBack1) and 2 (sockBack2) on port.
+func programService(t *testing.T, d *datapath.Datapath, fe datapath.LBFrontend, port uint16, flags datapath.LBFlags, ids ...uint32) {
+	t.Helper()
+	addrs := map[uint32]netip.Addr{1: sockBack1, 2: sockBack2}
+	for _, id := range ids {
+		require.NoError(t, d.UpsertLBBackend(id, datapath.LBBackend{Addr: addrs[id], Port: port, Proto: fe.Proto}))
+	}
+	require.NoError(t, d.UpsertRevNAT(7, fe))
+	require.NoError(t, d.UpsertLBService(fe, datapath.LBService{RevNATID: 7, Flags: flags, AffinityTimeout: time.Hour, Backends: ids}))
+}
+
+func (s *sockLB) loadUnpinned(t *testing.T) {
+	t.Helper()
+	d, err := datapath.LoadUnpinned()
+	require.NoError(t, err)
+	t.Cleanup(func() { d.Close() })
+	require.NoError(t, d.AttachSocketLB(s.cg))
+	t.Cleanup(func() { assert.NoError(t, d.DetachSocketLB()) })
+	s.d = d
+}
+
+func TestPrivilegedSocketLBTCP(t *testing.T) {
+	s := newSockLB(t)
+	s.loadUnpinned(t)
+	fe := datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP}
+	programService(t, s.d, fe, 8080, 0, 1, 2)
+
+	const n = 30
+	seen := map[string]int{}
+	for _, r := range runSockClient(t, s.ns, s.cg, "tcp", "10.96.0.10:80", n) {
+		require.Empty(t, r.Call, "attempt failed in %s: %v", r.Call, syscall.Errno(r.Errno))
+		assert.Equal(t, "10.96.0.10:80", r.Peer, "getpeername shows the frontend")
+		seen[r.Reply]++
+	}
+	t.Logf("replies: %v", seen)
+	assert.Len(t, seen, 2, "both backends answered: %v", seen)
+	assert.Equal(t, n, seen["backend-1"]+seen["backend-2"])
+
+	c, err := s.d.SockCounters()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(n), c[datapath.SockConnectTranslated])
+	assert.GreaterOrEqual(t, c[datapath.SockRevTranslated], uint64(n))
+	assert.Zero(t, c[datapath.SockNoBackend])
+}
+
+func TestPrivilegedSocketLBUDP(t *testing.T) {
+	s := newSockLB(t)
+	s.loadUnpinned(t)
+	fe := datapath.LBFrontend{Addr: sockVIP, Port: 53, Proto: protoUDP}
+	programService(t, s.d, fe, 5353, 0, 1, 2)
+
+	const n = 30
+	seen := map[string]int{}
+	for _, r := range runSockClient(t, s.ns, s.cg, "udp", "10.96.0.10:53", n) {
+		require.Empty(t, r.Call, "attempt failed in %s: %v", r.Call, syscall.Errno(r.Errno))
+		assert.Equal(t, "10.96.0.10:53", r.Peer, "recvfrom shows the frontend as source")
+		seen[r.Reply]++
+	}
+	t.Logf("replies: %v", seen)
+	assert.Len(t, seen, 2, "both backends answered: %v", seen)
+
+	c, err := s.d.SockCounters()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(n), c[datapath.SockSendmsgTranslated])
+}
+
+func TestPrivilegedSocketLBNoBackend(t *testing.T) {
+	s := newSockLB(t)
+	s.loadUnpinned(t)
+	programService(t, s.d, datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP}, 8080, 0)
+	programService(t, s.d, datapath.LBFrontend{Addr: sockVIP, Port: 53, Proto: protoUDP}, 5353, 0)
+
+	tcp := runSockClient(t, s.ns, s.cg, "tcp", "10.96.0.10:80", 1)[0]
+	assert.Equal(t, "connect", tcp.Call)
+	assert.Equal(t, syscall.ECONNREFUSED, syscall.Errno(tcp.Errno), "got %v", syscall.Errno(tcp.Errno))
+	udp := runSockClient(t, s.ns, s.cg, "udp", "10.96.0.10:53", 1)[0]
+	assert.Equal(t, "sendto", udp.Call)
+	assert.Equal(t, syscall.ECONNREFUSED, syscall.Errno(udp.Errno), "got %v", syscall.Errno(udp.Errno))
+	t.Logf("refused after %v (TCP), %v (UDP), socket() included", time.Duration(tcp.Duration), time.Duration(udp.Duration))
+
+	c, err := s.d.SockCounters()
+	require.NoError(t, err)
+	assert.Equal(t, uint64(2), c[datapath.SockNoBackend])
+
+	// Local-only with no local backend is refused the same way.
+	require.NoError(t, s.d.UpsertLBService(datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP},
+		datapath.LBService{RevNATID: 7, Flags: datapath.LBFlagLocalOnly}))
+	tcp = runSockClient(t, s.ns, s.cg, "tcp", "10.96.0.10:80", 1)[0]
+	assert.Equal(t, syscall.ECONNREFUSED, syscall.Errno(tcp.Errno), "got %v", syscall.Errno(tcp.Errno))
+}
+
+func TestPrivilegedSocketLBAffinity(t *testing.T) {
+	s := newSockLB(t)
+	s.loadUnpinned(t)
+	fe := datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP}
+	programService(t, s.d, fe, 8080, datapath.LBFlagAffinity, 1, 2)
+
+	// The socket hooks key affinity by network namespace (the pod).
+	seen := map[string]int{}
+	for _, r := range runSockClient(t, s.ns, s.cg, "tcp", "10.96.0.10:80", 10) {
+		require.Empty(t, r.Call, "attempt failed in %s: %v", r.Call, syscall.Errno(r.Errno))
+		seen[r.Reply]++
+	}
+	assert.Len(t, seen, 1, "every connection of one client went to one backend: %v", seen)
+}
+
+// A NodePort frontend is not translated by the socket hooks (the host
+// device program owns NodePort).
+func TestPrivilegedSocketLBSkipsNodePort(t *testing.T) {
+	s := newSockLB(t)
+	s.loadUnpinned(t)
+	programService(t, s.d, datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP}, 8080, datapath.LBFlagNodePort, 1)
+	r := runSockClient(t, s.ns, s.cg, "tcp", "10.96.0.10:80", 1)[0]
+	assert.Equal(t, syscall.ENETUNREACH, syscall.Errno(r.Errno), "connect untranslated: got %v", syscall.Errno(r.Errno))
+}
+
+// A pinned Datapath pins the socket-LB links; a new agent (Load again)
+// updates them in place, AttachSocketLB again is idempotent, and
+// DetachSocketLB really detaches.
+func TestPrivilegedSocketLBPinnedRestart(t *testing.T) {
+	s := newSockLB(t)
+	root := filepath.Join(harness.BPFFS(t), "sluice")
+	d1, err := datapath.Load(root)
+	require.NoError(t, err)
+	t.Cleanup(func() { d1.Close() })
+	require.NoError(t, d1.AttachSocketLB(s.cg))
+	t.Cleanup(func() { datapath.Unpin(root) })
+	fe := datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP}
+	programService(t, d1, fe, 8080, 0, 1)
+	require.NoError(t, d1.Close())
+
+	ask := func() sockResult {
+		t.Helper()
+		return runSockClient(t, s.ns, s.cg, "tcp", "10.96.0.10:80", 1)[0]
+	}
+	r := ask()
+	assert.Equal(t, "backend-1", r.Reply, "links outlive the loader: %+v", r)
+
+	d2, err := datapath.Load(root)
+	require.NoError(t, err)
+	t.Cleanup(func() { d2.Close() })
+	for _, h := range pin.CgroupHooks {
+		l, err := link.LoadPinnedLink(pin.CgroupLinkPath(root, h.Hook), nil)
+		require.NoError(t, err, h.Hook)
+		info, err := l.Info()
+		l.Close()
+		require.NoError(t, err)
+		pinned, err := loadPinnedProgID(pin.ProgPath(root, h.Prog))
+		require.NoError(t, err)
+		assert.Equal(t, pinned, info.Program, "%s link runs the new program", h.Hook)
+	}
+	r = ask()
+	assert.Equal(t, "backend-1", r.Reply, "maps survived the restart: %+v", r)
+
+	require.NoError(t, d2.AttachSocketLB(s.cg), "attach again updates in place")
+	assert.Equal(t, "backend-1", ask().Reply)
+
+	require.NoError(t, d2.DetachSocketLB())
+	_, err = os.Stat(pin.CgroupLinkPath(root, "connect4"))
+	assert.ErrorIs(t, err, os.ErrNotExist)
+	r = ask()
+	assert.Equal(t, syscall.ENETUNREACH, syscall.Errno(r.Errno), "detached: connect is not translated: %+v", r)
+}
+
+func loadPinnedProgID(path string) (ebpf.ProgramID, error) {
+	p, err := ebpf.LoadPinnedProgram(path, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer p.Close()
+	info, err := p.Info()
+	if err != nil {
+		return 0, err
+	}
+	id, _ := info.ID()
+	return id, nil
+}
