@@ -1,0 +1,232 @@
+package manifests
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// DefaultNamespace is the namespace of objects that do not name one.
+const DefaultNamespace = "default"
+
+// Raw is an object of a kind this package does not decode, kept for later
+// consumers. JSON is the document converted to JSON. Namespace defaults to
+// "default" like every object's; consumers of cluster-scoped kinds ignore it.
+type Raw struct {
+	APIVersion string
+	Kind       string
+	Namespace  string
+	Name       string
+	JSON       []byte
+	File       string // base name of the file that defined it
+}
+
+// object is one decoded manifest object; exactly one of the pointers is set.
+type object struct {
+	key   objectKey
+	doc   int // 1-based document index in its file, for messages
+	svc   *corev1.Service
+	slice *discoveryv1.EndpointSlice
+	pod   *corev1.Pod
+	ns    *corev1.Namespace
+	raw   *Raw
+}
+
+// objectKey identifies an object independent of its API version.
+type objectKey struct {
+	group, kind, namespace, name string
+}
+
+func (k objectKey) String() string {
+	kind := k.kind
+	if k.group != "" {
+		kind += "." + k.group
+	}
+	if k.namespace == "" {
+		return kind + " " + k.name
+	}
+	return kind + " " + k.namespace + "/" + k.name
+}
+
+// document is one YAML document of a file and the line it starts on.
+type document struct {
+	index int // 1-based
+	line  int // 1-based line of the document's first line
+	data  []byte
+}
+
+// splitDocuments splits a multi-document YAML stream at "---" lines (a
+// separator may be followed by spaces or a comment).
+func splitDocuments(data []byte) []document {
+	var docs []document
+	cur := document{index: 1, line: 1}
+	lineNo := 0
+	for len(data) > 0 {
+		lineNo++
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i+1], data[i+1:]
+		} else {
+			data = nil
+		}
+		if isSeparator(line) {
+			docs = append(docs, cur)
+			cur = document{index: cur.index + 1, line: lineNo + 1}
+			continue
+		}
+		cur.data = append(cur.data, line...)
+	}
+	return append(docs, cur)
+}
+
+func isSeparator(line []byte) bool {
+	rest, ok := bytes.CutPrefix(line, []byte("---"))
+	if !ok {
+		return false
+	}
+	rest = bytes.TrimSpace(rest)
+	return len(rest) == 0 || rest[0] == '#'
+}
+
+// parseFile decodes every document of a file. Any bad document makes the
+// file bad: the error names the document, its first line and the problem.
+func parseFile(file string, data []byte) ([]object, error) {
+	var out []object
+	for _, d := range splitDocuments(data) {
+		objs, err := parseDocument(file, d)
+		if err != nil {
+			return nil, fmt.Errorf("document %d (line %d): %w", d.index, d.line, err)
+		}
+		out = append(out, objs...)
+	}
+	return out, nil
+}
+
+type typeMeta struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+}
+
+func parseDocument(file string, d document) ([]object, error) {
+	j, err := yaml.YAMLToJSONStrict(d.data)
+	if err != nil {
+		return nil, err
+	}
+	j = bytes.TrimSpace(j)
+	if len(j) == 0 || bytes.Equal(j, []byte("null")) {
+		return nil, nil // empty document (only comments or whitespace)
+	}
+	objs, err := decodeObject(file, j)
+	for i := range objs {
+		objs[i].doc = d.index
+	}
+	return objs, err
+}
+
+// decodeObject decodes one JSON object; a v1 List yields its items.
+func decodeObject(file string, j []byte) ([]object, error) {
+	if j[0] != '{' {
+		return nil, errors.New("document is not an object")
+	}
+	var tm typeMeta
+	if err := kjson.UnmarshalCaseSensitivePreserveInts(j, &tm); err != nil {
+		return nil, fmt.Errorf("read apiVersion, kind and metadata: %w", err)
+	}
+	switch {
+	case tm.APIVersion == "":
+		return nil, errors.New("apiVersion is missing")
+	case tm.Kind == "":
+		return nil, errors.New("kind is missing")
+	}
+	group, version, _ := strings.Cut(tm.APIVersion, "/")
+	if version == "" {
+		group, version = "", group // core group: "v1"
+	}
+	if group == "" && tm.Kind == "List" {
+		return decodeList(file, version, j)
+	}
+	if tm.Metadata.Name == "" {
+		return nil, fmt.Errorf("%s: metadata.name is missing", tm.Kind)
+	}
+	key := objectKey{group: group, kind: tm.Kind, namespace: tm.Metadata.Namespace, name: tm.Metadata.Name}
+	if key.namespace == "" && !(group == "" && tm.Kind == "Namespace") {
+		key.namespace = DefaultNamespace
+	}
+	o := object{key: key}
+	var target interface{ GetObjectMeta() metav1.Object }
+	switch {
+	case group == "" && tm.Kind == "Service":
+		o.svc = &corev1.Service{}
+		target = o.svc
+	case group == "" && tm.Kind == "Pod":
+		o.pod = &corev1.Pod{}
+		target = o.pod
+	case group == "" && tm.Kind == "Namespace":
+		o.ns = &corev1.Namespace{}
+		target = o.ns
+	case group == discoveryv1.GroupName && tm.Kind == "EndpointSlice":
+		o.slice = &discoveryv1.EndpointSlice{}
+		target = o.slice
+	default:
+		o.raw = &Raw{
+			APIVersion: tm.APIVersion, Kind: tm.Kind,
+			Namespace: key.namespace, Name: key.name,
+			JSON: bytes.Clone(j), File: file,
+		}
+		return []object{o}, nil
+	}
+	if version != "v1" {
+		return nil, fmt.Errorf("%s %s: unsupported apiVersion %q (want %s)", tm.Kind, tm.Metadata.Name, tm.APIVersion, strings.TrimPrefix(group+"/v1", "/"))
+	}
+	if err := strictUnmarshal(j, target); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", tm.Kind, tm.Metadata.Name, err)
+	}
+	target.GetObjectMeta().SetNamespace(key.namespace)
+	return []object{o}, nil
+}
+
+func decodeList(file, version string, j []byte) ([]object, error) {
+	if version != "v1" {
+		return nil, fmt.Errorf("list: unsupported apiVersion %q (want v1)", version)
+	}
+	var list struct {
+		APIVersion string            `json:"apiVersion"`
+		Kind       string            `json:"kind"`
+		Metadata   map[string]any    `json:"metadata"`
+		Items      []json.RawMessage `json:"items"`
+	}
+	if err := strictUnmarshal(j, &list); err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	var out []object
+	for i, item := range list.Items {
+		objs, err := decodeObject(file, bytes.TrimSpace(item))
+		if err != nil {
+			return nil, fmt.Errorf("list item %d: %w", i, err)
+		}
+		out = append(out, objs...)
+	}
+	return out, nil
+}
+
+// strictUnmarshal decodes j into v case-sensitively, rejecting unknown and
+// duplicate fields (as kube-apiserver's strict field validation does).
+func strictUnmarshal(j []byte, v any) error {
+	strict, err := kjson.UnmarshalStrict(j, v)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strict...)
+}
