@@ -29,12 +29,15 @@ type Datapath struct {
 // atomically (pin to a temporary name, then rename over the old pin), and
 // swaps every pinned pod link to the new programs in place with link.Update, so
 // attached interfaces never see a gap. On error nothing new stays pinned.
-func Load(root string) (*Datapath, error) {
+func Load(root string) (*Datapath, error) { return LoadWithOptions(root, Options{}) }
+
+// LoadWithOptions is Load with load-time knobs.
+func LoadWithOptions(root string, opts Options) (*Datapath, error) {
 	if err := pin.EnsureRoot(root, false); err != nil {
 		return nil, err
 	}
 	d := &Datapath{root: root}
-	if err := d.load(pin.MapsDir(root)); err != nil {
+	if err := d.load(pin.MapsDir(root), opts); err != nil {
 		return nil, err
 	}
 	if err := d.pinPrograms(); err != nil {
@@ -55,9 +58,12 @@ func Load(root string) (*Datapath, error) {
 // LoadUnpinned loads the programs and fresh maps without pinning anything, for
 // BPF_PROG_TEST_RUN tests and benchmarks. The pod and socket-LB programs share
 // their LB maps as they do when pinned.
-func LoadUnpinned() (*Datapath, error) {
+func LoadUnpinned() (*Datapath, error) { return LoadUnpinnedWithOptions(Options{}) }
+
+// LoadUnpinnedWithOptions is LoadUnpinned with load-time knobs.
+func LoadUnpinnedWithOptions(opts Options) (*Datapath, error) {
 	d := &Datapath{}
-	if err := d.load(""); err != nil {
+	if err := d.load("", opts); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -66,9 +72,12 @@ func LoadUnpinned() (*Datapath, error) {
 // load loads the pod objects, then the socket-LB objects with every map they
 // share with the pod objects replaced by the pod objects' map, so both see
 // one set of maps whether pinned or not.
-func (d *Datapath) load(pinPath string) error {
+func (d *Datapath) load(pinPath string, opts Options) error {
 	spec, err := loadLxc()
 	if err != nil {
+		return err
+	}
+	if err := opts.apply(spec); err != nil {
 		return err
 	}
 	podMaps, err := loadSpec(spec, &d.objs, pinPath, nil, "pod")

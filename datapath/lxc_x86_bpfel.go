@@ -63,7 +63,8 @@ type lxcLb4AffinityKey struct {
 type lxcLb4AffinityVal struct {
 	_         structs.HostLayout
 	BackendId uint32
-	Pad       uint32
+	Slot      uint16
+	Pad       uint16
 	LastUsed  uint64
 }
 

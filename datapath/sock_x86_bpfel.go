@@ -25,7 +25,8 @@ type sockLb4AffinityKey struct {
 type sockLb4AffinityVal struct {
 	_         structs.HostLayout
 	BackendId uint32
-	Pad       uint32
+	Slot      uint16
+	Pad       uint16
 	LastUsed  uint64
 }
 

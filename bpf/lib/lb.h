@@ -75,7 +75,8 @@ _Static_assert(sizeof(struct lb4_affinity_key) == 16, "lb4_affinity_key size");
 
 struct lb4_affinity_val {
 	__u32 backend_id;
-	__u32 pad;
+	__u16 slot;		/* slot the backend was found in */
+	__u16 pad;
 	__u64 last_used;	/* seconds of CLOCK_BOOTTIME */
 };
 _Static_assert(sizeof(struct lb4_affinity_val) == 16, "lb4_affinity_val size");
@@ -143,23 +144,23 @@ static __always_inline int lb4_no_backend(const struct lb4_service *svc)
 	return svc->flags & LB_FLAG_LOCAL_ONLY ? -DROP_NO_LOCAL_BACKEND : -DROP_NO_SERVICE_BACKEND;
 }
 
-/* Picks a random slot of svc and returns its backend id, or 0. */
-static __always_inline __u32 lb4_random_backend_id(const struct lb4_key *fe, const struct lb4_service *svc)
+/* Returns the backend id in slot of the frontend fe, or 0. */
+static __always_inline __u32 lb4_slot_backend_id(const struct lb4_key *fe, __u16 slot)
 {
 	struct lb4_key key = *fe;
-	struct lb4_service *slot;
+	struct lb4_service *val;
 
-	key.backend_slot = (bpf_get_prandom_u32() % svc->backend_id) + 1;
-	slot = bpf_map_lookup_elem(&sluice_lb4_services_v1, &key);
-	return slot ? slot->backend_id : 0;
+	key.backend_slot = slot;
+	val = bpf_map_lookup_elem(&sluice_lb4_services_v1, &key);
+	return val ? val->backend_id : 0;
 }
 
-/* Selects a backend for a new flow of client to the frontend fe, whose master
- * entry is svc: the affinity entry when the service has affinity and the
- * entry is fresh and its backend exists and is not terminating, else a random
- * slot (retried once when the slot's backend no longer exists). Returns the
- * backend and sets *backend_id, or returns NULL and sets *err to a negative
- * DROP_* reason. */
+/* Selects a backend for a new flow of a client to the frontend fe, whose
+ * master entry is svc. With affinity, the client's affinity entry wins while
+ * it is fresh and its backend is still in the same slot of the service and
+ * not terminating; otherwise a random slot is taken (once more if its backend
+ * no longer exists). Returns the backend and sets *backend_id, or returns
+ * NULL and sets *err to a negative DROP_* reason. */
 static __always_inline struct lb4_backend *
 lb4_select_backend(const struct lb4_key *fe, const struct lb4_service *svc,
 		   __u64 client_id, __u8 client_is_netns, __u32 *backend_id, int *err)
@@ -169,17 +170,21 @@ lb4_select_backend(const struct lb4_key *fe, const struct lb4_service *svc,
 	};
 	struct lb4_affinity_val *aval, nval = {};
 	struct lb4_backend *be = NULL;
+	__u32 count = svc->backend_id;
 	__u64 now = 0;
+	__u16 slot;
 	__u32 id;
 
-	if (svc->backend_id == 0) {
+	if (count == 0) {
 		*err = lb4_no_backend(svc);
 		return NULL;
 	}
 	if (svc->flags & LB_FLAG_AFFINITY) {
 		now = lb_now_sec();
 		aval = bpf_map_lookup_elem(&sluice_lb4_affinity_v1, &akey);
-		if (aval && aval->last_used + svc->affinity_timeout >= now) {
+		if (aval && aval->last_used + svc->affinity_timeout >= now &&
+		    aval->slot >= 1 && aval->slot <= count &&
+		    lb4_slot_backend_id(fe, aval->slot) == aval->backend_id) {
 			be = lb4_lookup_backend(aval->backend_id);
 			if (be && !(be->flags & LB_BACKEND_TERMINATING)) {
 				aval->last_used = now;
@@ -189,11 +194,13 @@ lb4_select_backend(const struct lb4_key *fe, const struct lb4_service *svc,
 			be = NULL;
 		}
 	}
-	id = lb4_random_backend_id(fe, svc);
+	slot = (bpf_get_prandom_u32() % count) + 1;
+	id = lb4_slot_backend_id(fe, slot);
 	if (id)
 		be = lb4_lookup_backend(id);
 	if (!be) {
-		id = lb4_random_backend_id(fe, svc);
+		slot = (bpf_get_prandom_u32() % count) + 1;
+		id = lb4_slot_backend_id(fe, slot);
 		if (id)
 			be = lb4_lookup_backend(id);
 	}
@@ -203,6 +210,7 @@ lb4_select_backend(const struct lb4_key *fe, const struct lb4_service *svc,
 	}
 	if (svc->flags & LB_FLAG_AFFINITY) {
 		nval.backend_id = id;
+		nval.slot = slot;
 		nval.last_used = now;
 		bpf_map_update_elem(&sluice_lb4_affinity_v1, &akey, &nval, BPF_ANY);
 	}

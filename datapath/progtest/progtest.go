@@ -69,7 +69,20 @@ type Packet struct {
 	SrcPort        uint16
 	DstPort        uint16
 	Payload        []byte
+	// TCPFlags replaces the default flags (SYN) of a TCP packet when set.
+	TCPFlags uint8
+	// NoUDPChecksum sends UDP without a checksum (checksum field 0).
+	NoUDPChecksum bool
 }
+
+// TCP flag bits for Packet.TCPFlags.
+const (
+	TCPFin = 0x01
+	TCPSyn = 0x02
+	TCPRst = 0x04
+	TCPPsh = 0x08
+	TCPAck = 0x10
+)
 
 // IPv4 serializes p as Ethernet/IPv4/(TCP|UDP|ICMP) with valid checksums.
 func (p Packet) IPv4() []byte {
@@ -87,6 +100,9 @@ func (p Packet) IPv4() []byte {
 	switch proto {
 	case layers.IPProtocolTCP:
 		tcp := &layers.TCP{SrcPort: layers.TCPPort(p.SrcPort), DstPort: layers.TCPPort(p.DstPort), SYN: true, Seq: 1, Window: 64240}
+		if f := p.TCPFlags; f != 0 {
+			tcp.FIN, tcp.SYN, tcp.RST, tcp.PSH, tcp.ACK = f&TCPFin != 0, f&TCPSyn != 0, f&TCPRst != 0, f&TCPPsh != 0, f&TCPAck != 0
+		}
 		if err := tcp.SetNetworkLayerForChecksum(ip); err != nil {
 			panic(err)
 		}
@@ -101,7 +117,11 @@ func (p Packet) IPv4() []byte {
 		ls = append(ls, &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(layers.ICMPv4TypeEchoRequest, 0), Id: 1, Seq: 1})
 	}
 	ls = append(ls, gopacket.Payload(p.Payload))
-	return serialize(ls...)
+	pkt := serialize(ls...)
+	if proto == layers.IPProtocolUDP && p.NoUDPChecksum {
+		pkt[14+20+6], pkt[14+20+7] = 0, 0
+	}
+	return pkt
 }
 
 // ARP builds an ARP request from (sha, spa) asking for tpa.
@@ -178,4 +198,64 @@ func IPv4HeaderChecksumOK(pkt []byte) bool {
 		sum = sum&0xffff + sum>>16
 	}
 	return uint16(sum) == 0xffff
+}
+
+// L4ChecksumOK verifies the TCP or UDP checksum of an Ethernet/IPv4 frame by
+// recomputing it over the IPv4 pseudo header and the whole segment. A UDP
+// checksum of 0 (none sent) is reported as OK; check L4Checksum for it.
+func L4ChecksumOK(pkt []byte) bool {
+	const eth = 14
+	if len(pkt) < eth+20 {
+		return false
+	}
+	ihl := int(pkt[eth]&0x0f) * 4
+	total := int(pkt[eth+2])<<8 | int(pkt[eth+3])
+	if len(pkt) < eth+total || total < ihl {
+		return false
+	}
+	proto := pkt[eth+9]
+	seg := pkt[eth+ihl : eth+total]
+	switch proto {
+	case 6:
+		if len(seg) < 20 {
+			return false
+		}
+	case 17:
+		if len(seg) < 8 {
+			return false
+		}
+		if seg[6] == 0 && seg[7] == 0 {
+			return true
+		}
+	default:
+		return false
+	}
+	var sum uint32
+	add := func(b []byte) {
+		for i := 0; i+1 < len(b); i += 2 {
+			sum += uint32(b[i])<<8 | uint32(b[i+1])
+		}
+		if len(b)%2 == 1 {
+			sum += uint32(b[len(b)-1]) << 8
+		}
+	}
+	add(pkt[eth+12 : eth+20]) // source and destination address
+	sum += uint32(proto) + uint32(len(seg))
+	add(seg)
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	return uint16(sum) == 0xffff
+}
+
+// L4Checksum returns the checksum field of the TCP or UDP header of an
+// Ethernet/IPv4 frame.
+func L4Checksum(pkt []byte) uint16 {
+	const eth = 14
+	ihl := int(pkt[eth]&0x0f) * 4
+	off := eth + ihl + 6
+	if pkt[eth+9] == 6 {
+		off = eth + ihl + 16
+	}
+	return uint16(pkt[off])<<8 | uint16(pkt[off+1])
 }
