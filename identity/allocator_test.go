@@ -179,7 +179,7 @@ func TestClusterAllocatorRace(t *testing.T) {
 			got[n] = make([]NumericIdentity, sets)
 			// Two goroutines per node, each with its own order.
 			for g := 0; g < 2; g++ {
-				order := rand.New(rand.NewSource(int64(round*10+n*2+g))).Perm(sets)
+				order := rand.New(rand.NewSource(int64(round*10 + n*2 + g))).Perm(sets)
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
