@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -110,6 +112,18 @@ func parseFile(file string, data []byte) ([]object, error) {
 	return out, nil
 }
 
+var yamlLine = regexp.MustCompile(`\bline (\d+)`)
+
+// fileLines rewrites the document-relative "line N" of a YAML error into a
+// line number of the file, for a document starting at line start.
+func fileLines(err error, start int) error {
+	msg := yamlLine.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		n, _ := strconv.Atoi(strings.TrimPrefix(m, "line "))
+		return "line " + strconv.Itoa(n+start-1)
+	})
+	return errors.New(strings.Join(strings.Fields(msg), " "))
+}
+
 type typeMeta struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
@@ -122,7 +136,7 @@ type typeMeta struct {
 func parseDocument(file string, d document) ([]object, error) {
 	j, err := yaml.YAMLToJSONStrict(d.data)
 	if err != nil {
-		return nil, err
+		return nil, fileLines(err, d.line)
 	}
 	j = bytes.TrimSpace(j)
 	if len(j) == 0 || bytes.Equal(j, []byte("null")) {
