@@ -125,7 +125,8 @@ func (c *cluster) all(v bool) reach {
 	return m
 }
 
-// set sets from→to; either may be "*" or a namespace "x/*".
+// set sets from→to in place and returns m; either may be "*", a
+// namespace "x/*" or a pod "x/a".
 func (m reach) set(from, to string, v bool) reach {
 	match := func(pat, pod string) bool {
 		return pat == "*" || pat == pod || (strings.HasSuffix(pat, "/*") && strings.HasPrefix(pod, strings.TrimSuffix(pat, "*")))
@@ -228,5 +229,13 @@ func (c *cluster) eps(pods ...string) []EndpointID {
 		out = append(out, c.ep[p])
 	}
 	sortIDs(out)
+	return out
+}
+
+func prefixStrings(ps []netip.Prefix) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
 	return out
 }
