@@ -14,6 +14,7 @@ import (
 const (
 	DefaultRunDir         = "/var/run/sluice"
 	DefaultResyncInterval = 30 * time.Second
+	DefaultCgroupRoot     = "/sys/fs/cgroup/unified"
 )
 
 // Config is the agent's configuration.
@@ -35,6 +36,20 @@ type Config struct {
 	LinkExists endpoint.LinkChecker
 	// Log is the agent's logger; nil uses logrus's standard logger.
 	Log logrus.FieldLogger
+
+	// NodeName names this node: endpoints on it are local for traffic
+	// policies. Defaults to the host name.
+	NodeName string
+	// ManifestsDir, when set, is the standalone state source: a directory
+	// of Kubernetes YAML (Services, EndpointSlices, Pods, Namespaces, ...).
+	ManifestsDir string
+	// SocketLB attaches the socket load-balancing programs to CgroupRoot;
+	// when false they are detached (if an earlier run attached them).
+	SocketLB bool
+	// CgroupRoot is the cgroup v2 directory the socket LB attaches to.
+	CgroupRoot string
+	// CTGCInterval is the period of conntrack garbage collection.
+	CTGCInterval time.Duration
 }
 
 // DefaultConfig returns the production configuration.
@@ -44,6 +59,8 @@ func DefaultConfig() Config {
 		RunDir:         DefaultRunDir,
 		ResyncInterval: DefaultResyncInterval,
 		IPForward:      true,
+		SocketLB:       true,
+		CgroupRoot:     DefaultCgroupRoot,
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 
 	"github.com/sluicenet/sluice/agent/endpoint"
 	"github.com/sluicenet/sluice/agent/server"
+	"github.com/sluicenet/sluice/agent/services"
+	"github.com/sluicenet/sluice/agent/source/manifests"
 	"github.com/sluicenet/sluice/agent/state"
 	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/datapath/pin"
@@ -29,6 +31,8 @@ type Daemon struct {
 	log       logrus.FieldLogger
 	dp        *datapath.Datapath
 	eps       *endpoint.Manager
+	svcs      *services.Manager
+	source    *manifests.Watcher
 	ln        net.Listener
 	srv       *http.Server
 	closeOnce sync.Once
@@ -92,11 +96,33 @@ func New(cfg Config) (_ *Daemon, err error) {
 	}
 	d.log.WithFields(logrus.Fields{"written": st.Written, "deleted": st.Deleted}).Info("Endpoint map reconciled")
 
+	if err := d.setupSocketLB(); err != nil {
+		return nil, err
+	}
+	if cfg.NodeName == "" {
+		if cfg.NodeName, err = os.Hostname(); err != nil {
+			return nil, fmt.Errorf("node name: %w", err)
+		}
+		d.cfg.NodeName = cfg.NodeName
+	}
+	d.svcs, err = services.New(services.Config{
+		NodeName: cfg.NodeName, ResyncInterval: cfg.ResyncInterval, CTGCInterval: cfg.CTGCInterval,
+	}, d.dp, d.eps, d.log.WithField("subsys", "services"))
+	if err != nil {
+		return nil, fmt.Errorf("adopt load-balancing maps: %w", err)
+	}
+	d.eps.OnChange(d.svcs.Changed)
+	if cfg.ManifestsDir != "" {
+		d.source = manifests.New(cfg.ManifestsDir, d.log.WithField("subsys", "manifests"))
+	}
+
 	if d.ln, err = server.Listen(cfg.SocketPath()); err != nil {
 		return nil, err
 	}
-	handler := server.Handler(d.eps, cfg.BPFRoot, d.health, d.log.WithField("subsys", "api"))
-	d.srv = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	mux := http.NewServeMux()
+	d.svcs.Register(mux)
+	mux.Handle("/", server.Handler(d.eps, cfg.BPFRoot, d.health, d.log.WithField("subsys", "api")))
+	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	d.log.WithField("socket", cfg.SocketPath()).Info("Agent ready")
 	return d, nil
 }
@@ -108,6 +134,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { d.resyncLoop(ctx) })
+	wg.Go(func() { d.svcs.Run(ctx) })
+	if d.source != nil {
+		wg.Go(func() {
+			err := d.source.Run(ctx, func(s manifests.Snapshot) {
+				d.svcs.SetObjects(services.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
+			})
+			if err != nil && ctx.Err() == nil {
+				d.log.WithError(err).Error("Manifests source stopped")
+			}
+		})
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- d.srv.Serve(d.ln) }()
@@ -158,6 +195,25 @@ func (d *Daemon) Resync() error {
 	}
 	return errors.Join(qerr, rerr, aerr)
 }
+
+// setupSocketLB attaches (or, when disabled, detaches) the socket
+// load-balancing programs.
+func (d *Daemon) setupSocketLB() error {
+	if !d.cfg.SocketLB {
+		if err := d.dp.DetachSocketLB(); err != nil {
+			return fmt.Errorf("detach socket LB: %w", err)
+		}
+		return nil
+	}
+	if err := d.dp.AttachSocketLB(d.cfg.CgroupRoot); err != nil {
+		return fmt.Errorf("attach socket LB to %s: %w", d.cfg.CgroupRoot, err)
+	}
+	d.log.WithField("cgroup", d.cfg.CgroupRoot).Info("Socket load balancing attached")
+	return nil
+}
+
+// Services returns the service manager.
+func (d *Daemon) Services() *services.Manager { return d.svcs }
 
 // Datapath returns the loaded datapath.
 func (d *Daemon) Datapath() *datapath.Datapath { return d.dp }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
@@ -50,6 +51,11 @@ func command() *cobra.Command {
 	f.StringVar(&cfg.RunDir, "run-dir", cfg.RunDir, "directory for the API socket, endpoint state and the CNI delete queue")
 	f.DurationVar(&cfg.ResyncInterval, "resync-interval", cfg.ResyncInterval, "period of the full datapath resync")
 	f.StringVar(&logLevel, "log-level", logLevel, "log level (debug, info, warn, error)")
+	f.StringVar(&cfg.NodeName, "node-name", cfg.NodeName, "name of this node (default: the host name)")
+	f.StringVar(&cfg.ManifestsDir, "manifests-dir", cfg.ManifestsDir, "standalone mode: directory of Kubernetes YAML to watch (Services, EndpointSlices, Pods, Namespaces)")
+	f.BoolVar(&cfg.SocketLB, "socket-lb", cfg.SocketLB, "translate services at connect() with cgroup socket hooks")
+	f.StringVar(&cfg.CgroupRoot, "cgroup-root", cfg.CgroupRoot, "cgroup v2 directory the socket load balancer attaches to")
+	f.DurationVar(&cfg.CTGCInterval, "ct-gc-interval", 30*time.Second, "period of conntrack garbage collection")
 	return cmd
 }
 

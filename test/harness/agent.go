@@ -2,6 +2,7 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,14 +23,31 @@ type Agent struct {
 // waits until its API answers. It is stopped (SIGTERM) in cleanup.
 func (n *Node) StartAgent(tb T) *Agent {
 	tb.Helper()
+	return n.StartAgentWith(tb, AgentOptions{})
+}
+
+// AgentOptions configure StartAgentWith.
+type AgentOptions struct {
+	// SocketLB attaches the socket-LB programs to the node's cgroup.
+	SocketLB bool
+	// Args are extra command-line arguments.
+	Args []string
+}
+
+// StartAgentWith is StartAgent with options. The agent always watches the
+// node's manifests directory and names itself after the node.
+func (n *Node) StartAgentWith(tb T, opts AgentOptions) *Agent {
+	tb.Helper()
 	logPath := filepath.Join(n.Dir, "agent.log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := n.NS.Command(Bin(tb, "sluice-agent"),
-		"--bpf-root", n.BPFRoot, "--run-dir", n.RunDir, "--log-level", "debug")
+	args := []string{"--bpf-root", n.BPFRoot, "--run-dir", n.RunDir, "--log-level", "debug",
+		"--manifests-dir", n.ManifestsDir, "--node-name", n.Name, "--cgroup-root", n.Cgroup,
+		fmt.Sprintf("--socket-lb=%t", opts.SocketLB)}
+	cmd := n.NS.Command(Bin(tb, "sluice-agent"), append(args, opts.Args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start sluice-agent: %v", err)

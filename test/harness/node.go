@@ -15,15 +15,18 @@ import (
 // socket and state, a cgroup v2 directory for socket hooks, and a CNI
 // conflist that points sluice-cni at all of these.
 type Node struct {
-	NS       *NetNS
-	Dir      string // scratch directory: logs, IPAM data, CNI cache
-	BPFRoot  string
-	RunDir   string
-	Cgroup   string
-	PodCIDR  netip.Prefix
-	Gateway  netip.Addr // first address of PodCIDR, on every host-side veth
-	ConfList *libcni.NetworkConfigList
-	CNI      *libcni.CNIConfig
+	NS      *NetNS
+	Name    string // node name (the agent's --node-name)
+	Dir     string // scratch directory: logs, IPAM data, CNI cache
+	BPFRoot string
+	RunDir  string
+	Cgroup  string
+	// ManifestsDir is the directory of Kubernetes YAML the agent watches.
+	ManifestsDir string
+	PodCIDR      netip.Prefix
+	Gateway      netip.Addr // first address of PodCIDR, on every host-side veth
+	ConfList     *libcni.NetworkConfigList
+	CNI          *libcni.CNIConfig
 
 	agent *Agent
 }
@@ -47,6 +50,11 @@ func NewNode(tb T, opts NodeOptions) *Node {
 	n.BPFRoot = filepath.Join(BPFFS(tb), "sluice")
 	n.RunDir = filepath.Join(n.Dir, "run")
 	n.Cgroup = Cgroup(tb)
+	n.Name = fmt.Sprintf("node-%d", opts.Index)
+	n.ManifestsDir = filepath.Join(n.Dir, "manifests")
+	if err := os.Mkdir(n.ManifestsDir, 0o700); err != nil {
+		tb.Fatal(err)
+	}
 	n.PodCIDR = netip.MustParsePrefix(fmt.Sprintf("10.244.%d.0/24", opts.Index))
 	n.Gateway = n.PodCIDR.Addr().Next()
 

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -26,9 +28,17 @@ func startStream(t *testing.T, from *harness.Pod, addr string) *streamer {
 	t.Helper()
 	c, err := harness.Dial(from.NS, "tcp4", "", addr, timeout)
 	require.NoError(t, err)
+	s, _ := startStreamOn(t, c)
+	return s
+}
+
+// startStreamOn reads the server's announced name from c and keeps c busy.
+func startStreamOn(t *testing.T, c net.Conn) (*streamer, string) {
+	t.Helper()
 	t.Cleanup(func() { c.Close() })
 	r := bufio.NewReader(c)
-	_, err = r.ReadString('\n')
+	c.SetDeadline(time.Now().Add(timeout))
+	name, err := r.ReadString('\n')
 	require.NoError(t, err)
 	s := &streamer{done: make(chan struct{})}
 	go func() {
@@ -49,7 +59,7 @@ func startStream(t *testing.T, from *harness.Pod, addr string) *streamer {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}()
-	return s
+	return s, strings.TrimSuffix(name, "\n")
 }
 
 // requireFlowing waits d and requires the stream to have moved bytes meanwhile.

@@ -1,0 +1,236 @@
+package services
+
+import (
+	"context"
+	"net/netip"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/lb"
+	"github.com/sluicenet/sluice/agent/lbmap"
+	"github.com/sluicenet/sluice/agent/service"
+	"github.com/sluicenet/sluice/datapath"
+)
+
+// Datapath is what the manager reads for dumps and conntrack GC.
+type Datapath interface {
+	lbmap.Maps
+	CTEntries() ([]datapath.CTEntry, error)
+	CTGC() (int, error)
+}
+
+// Endpoints lists the pods wired on this node.
+type Endpoints interface {
+	List() ([]api.Endpoint, error)
+}
+
+// Objects is the part of the state source the manager consumes.
+type Objects struct {
+	Services       []*corev1.Service
+	EndpointSlices []*discoveryv1.EndpointSlice
+	Pods           []*corev1.Pod
+}
+
+// Config tunes the manager.
+type Config struct {
+	NodeName       string
+	ResyncInterval time.Duration // full map resync (default 30s)
+	CTGCInterval   time.Duration // conntrack garbage collection (default 30s)
+}
+
+// Manager owns the load-balancing maps through its reconciler.
+type Manager struct {
+	cfg Config
+	log logrus.FieldLogger
+	dp  Datapath
+	eps Endpoints
+	rec *lbmap.Reconciler
+
+	mu      sync.Mutex
+	objs    Objects
+	lastErr error
+	trigger chan struct{}
+}
+
+// New adopts the IDs in the maps and returns a manager; call Run.
+func New(cfg Config, dp Datapath, eps Endpoints, log logrus.FieldLogger) (*Manager, error) {
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = 30 * time.Second
+	}
+	if cfg.CTGCInterval <= 0 {
+		cfg.CTGCInterval = 30 * time.Second
+	}
+	rec, err := lbmap.New(dp)
+	if err != nil {
+		return nil, err
+	}
+	return &Manager{cfg: cfg, log: log, dp: dp, eps: eps, rec: rec, trigger: make(chan struct{}, 1)}, nil
+}
+
+// SetObjects replaces the state source's objects and schedules a sync.
+func (m *Manager) SetObjects(o Objects) {
+	m.mu.Lock()
+	m.objs = o
+	m.mu.Unlock()
+	m.Changed()
+}
+
+// Changed schedules a sync (for example after an endpoint came or went).
+func (m *Manager) Changed() {
+	select {
+	case m.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Sync computes the desired services and applies them now.
+func (m *Manager) Sync(full bool) (lbmap.Stats, error) {
+	desired, diags := m.Desired()
+	for _, d := range diags {
+		m.log.WithField("reason", d.String()).Debug("Service port skipped")
+	}
+	start := time.Now()
+	st, err := m.rec.Apply(desired, full)
+	log := m.log.WithFields(logrus.Fields{
+		"services": st.Services, "backends": st.Backends,
+		"upserted": st.UpsertedServices, "deleted": st.DeletedServices, "duration": time.Since(start).Round(time.Microsecond),
+	})
+	switch {
+	case err != nil && st.MapFull:
+		log.WithError(err).Error("Load-balancing map is full: services not programmed")
+	case err != nil:
+		log.WithError(err).Warn("Services partly programmed")
+	case st.UpsertedServices+st.DeletedServices > 0:
+		log.Info("Services programmed")
+	}
+	m.mu.Lock()
+	m.lastErr = err
+	m.mu.Unlock()
+	return st, err
+}
+
+// Desired returns the services the current objects and endpoints call for,
+// with the reasons service ports were skipped.
+func (m *Manager) Desired() ([]lb.Service, []service.Diagnostic) {
+	m.mu.Lock()
+	objs := m.objs
+	m.mu.Unlock()
+	eps, err := m.eps.List()
+	if err != nil {
+		m.log.WithError(err).Warn("List endpoints for services")
+	}
+	in := service.Input{
+		Services:       objs.Services,
+		EndpointSlices: objs.EndpointSlices,
+		Pods:           m.pods(objs.Pods, eps),
+		NodeName:       m.cfg.NodeName,
+	}
+	return service.TranslateWithDiagnostics(in)
+}
+
+// pods joins the pods wired here (addresses, from the CNI) with the Pod
+// objects of the state source (labels, ports; and remote pods' addresses).
+func (m *Manager) pods(objs []*corev1.Pod, eps []api.Endpoint) []service.Pod {
+	byName := make(map[string]*corev1.Pod, len(objs))
+	for _, p := range objs {
+		byName[p.Namespace+"/"+p.Name] = p
+	}
+	var out []service.Pod
+	local := map[string]bool{}
+	for _, ep := range eps {
+		ip, err := netip.ParseAddr(ep.IPv4)
+		if err != nil || ep.PodName == "" {
+			continue
+		}
+		key := ep.PodNamespace + "/" + ep.PodName
+		local[key] = true
+		p := service.Pod{Namespace: ep.PodNamespace, Name: ep.PodName, IP: ip, NodeName: m.cfg.NodeName, Ready: true}
+		if obj, ok := byName[key]; ok {
+			p.Labels = obj.Labels
+			p.Ports = containerPorts(obj)
+		}
+		out = append(out, p)
+	}
+	for key, obj := range byName {
+		if local[key] || obj.Status.PodIP == "" {
+			continue
+		}
+		ip, err := netip.ParseAddr(obj.Status.PodIP)
+		if err != nil {
+			continue
+		}
+		out = append(out, service.Pod{
+			Namespace: obj.Namespace, Name: obj.Name, IP: ip, Labels: obj.Labels,
+			NodeName: obj.Spec.NodeName, Ready: podReady(obj), Ports: containerPorts(obj),
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name })
+	return out
+}
+
+func containerPorts(p *corev1.Pod) map[string]int32 {
+	ports := map[string]int32{}
+	for _, c := range p.Spec.Containers {
+		for _, cp := range c.Ports {
+			if cp.Name != "" {
+				ports[cp.Name] = cp.ContainerPort
+			}
+		}
+	}
+	return ports
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return true // a manifest without status: assume ready
+}
+
+// Run syncs on every change, resyncs fully on a timer, retries failures with
+// exponential backoff and garbage-collects conntrack, until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	resync := time.NewTicker(m.cfg.ResyncInterval)
+	defer resync.Stop()
+	ctgc := time.NewTicker(m.cfg.CTGCInterval)
+	defer ctgc.Stop()
+	var retry <-chan time.Time
+	backoff := 100 * time.Millisecond
+	sync := func(full bool) {
+		if _, err := m.Sync(full); err != nil {
+			retry = time.After(backoff)
+			backoff = min(backoff*2, 30*time.Second)
+			return
+		}
+		retry, backoff = nil, 100*time.Millisecond
+	}
+	sync(true)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.trigger:
+			sync(false)
+		case <-retry:
+			sync(true)
+		case <-resync.C:
+			sync(true)
+		case <-ctgc.C:
+			n, err := m.dp.CTGC()
+			if err != nil {
+				m.log.WithError(err).Warn("Conntrack garbage collection failed")
+			} else if n > 0 {
+				m.log.WithField("deleted", n).Debug("Conntrack entries expired")
+			}
+		}
+	}
+}
