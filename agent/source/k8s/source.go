@@ -1,0 +1,276 @@
+package k8s
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	discoverylisters "k8s.io/client-go/listers/discovery/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/sluicenet/sluice/agent/source/manifests"
+)
+
+// DefaultDebounce is how long the source waits after a change for more
+// changes before it computes a snapshot.
+const DefaultDebounce = 100 * time.Millisecond
+
+// Config configures a Source.
+type Config struct {
+	// Client talks to the API server (NewClientset).
+	Client kubernetes.Interface
+	// NodeName is this node's Node object (the kubelet's --hostname-override
+	// or hostname; in a DaemonSet the downward API's spec.nodeName).
+	NodeName string
+	// Resync is the informers' periodic resync; 0 disables it (the agent
+	// resyncs its maps on its own timer).
+	Resync time.Duration
+	// Debounce coalesces bursts of events; 0 uses DefaultDebounce.
+	Debounce time.Duration
+	// Log is the source's logger; nil uses logrus's standard logger.
+	Log logrus.FieldLogger
+}
+
+// Source watches the API server through shared informers.
+type Source struct {
+	cfg Config
+	log logrus.FieldLogger
+
+	factory    informers.SharedInformerFactory
+	nodes      corelisters.NodeLister
+	namespaces corelisters.NamespaceLister
+	pods       corelisters.PodLister
+	services   corelisters.ServiceLister
+	slices     discoverylisters.EndpointSliceLister
+	synced     []cache.InformerSynced
+
+	trigger chan struct{}
+
+	mu       sync.Mutex
+	node     NodeInfo
+	nodeSeen chan struct{} // closed and replaced on every change of node
+	isSynced bool
+}
+
+// New sets the informers up; nothing talks to the API server before Run.
+func New(cfg Config) (*Source, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("k8s source: no client")
+	}
+	if cfg.NodeName == "" {
+		return nil, errors.New("k8s source: no node name")
+	}
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = DefaultDebounce
+	}
+	if cfg.Log == nil {
+		cfg.Log = logrus.StandardLogger()
+	}
+	s := &Source{
+		cfg:      cfg,
+		log:      cfg.Log,
+		trigger:  make(chan struct{}, 1),
+		nodeSeen: make(chan struct{}),
+		node:     NodeInfo{Name: cfg.NodeName},
+	}
+	s.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, cfg.Resync,
+		informers.WithTransform(stripManagedFields))
+
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { s.poke() },
+		UpdateFunc: func(_, _ any) { s.poke() },
+		DeleteFunc: func(any) { s.poke() },
+	}
+	nodeHandler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { s.nodeChanged(o, false) },
+		UpdateFunc: func(_, o any) { s.nodeChanged(o, false) },
+		DeleteFunc: func(o any) { s.nodeChanged(o, true) },
+	}
+	type informer interface {
+		Informer() cache.SharedIndexInformer
+	}
+	add := func(i informer, h cache.ResourceEventHandler) error {
+		inf := i.Informer()
+		if err := inf.SetWatchErrorHandlerWithContext(s.watchError); err != nil {
+			return fmt.Errorf("k8s source: watch error handler: %w", err)
+		}
+		if _, err := inf.AddEventHandler(h); err != nil {
+			return fmt.Errorf("k8s source: event handler: %w", err)
+		}
+		s.synced = append(s.synced, inf.HasSynced)
+		return nil
+	}
+	core, disc := s.factory.Core().V1(), s.factory.Discovery().V1()
+	s.nodes, s.namespaces, s.pods, s.services = core.Nodes().Lister(), core.Namespaces().Lister(), core.Pods().Lister(), core.Services().Lister()
+	s.slices = disc.EndpointSlices().Lister()
+	for _, x := range []struct {
+		i informer
+		h cache.ResourceEventHandler
+	}{
+		{core.Nodes(), nodeHandler},
+		{core.Namespaces(), handler},
+		{core.Pods(), handler},
+		{core.Services(), handler},
+		{disc.EndpointSlices(), handler},
+	} {
+		if err := add(x.i, x.h); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// Run starts the informers, waits for their caches, then calls onChange with
+// a full snapshot after the initial sync and after every (debounced) change,
+// until ctx is cancelled. onChange runs on Run's goroutine, one call at a time.
+func (s *Source) Run(ctx context.Context, onChange func(manifests.Snapshot)) error {
+	s.factory.Start(ctx.Done())
+	defer s.factory.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
+		return fmt.Errorf("k8s source: caches not synced: %w", context.Cause(ctx))
+	}
+	s.mu.Lock()
+	s.isSynced = true
+	s.mu.Unlock()
+	s.log.WithField("node", s.cfg.NodeName).Info("Kubernetes caches synced")
+	s.poke()
+	timer := time.NewTimer(0)
+	<-timer.C
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.trigger:
+			timer.Reset(s.cfg.Debounce)
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return nil
+			case <-timer.C:
+			}
+			select { // changes during the debounce are in this snapshot
+			case <-s.trigger:
+			default:
+			}
+			snap, err := s.Snapshot()
+			if err != nil {
+				s.log.WithError(err).Warn("Snapshot from the informer caches failed")
+				continue
+			}
+			onChange(snap)
+		}
+	}
+}
+
+// Synced reports whether the informer caches completed their first list.
+func (s *Source) Synced() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.isSynced
+}
+
+// Node returns what is known of this node (invalid fields until its Node
+// object is seen with them).
+func (s *Source) Node() NodeInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.node
+}
+
+// WaitNode blocks until this node has a PodCIDR and an InternalIP (Run must
+// be running) or ctx ends.
+func (s *Source) WaitNode(ctx context.Context) (NodeInfo, error) {
+	for {
+		s.mu.Lock()
+		n, ch := s.node, s.nodeSeen
+		s.mu.Unlock()
+		if n.Ready() {
+			return n, nil
+		}
+		select {
+		case <-ctx.Done():
+			return n, fmt.Errorf("wait for node %s PodCIDR and InternalIP: %w", s.cfg.NodeName, context.Cause(ctx))
+		case <-ch:
+		}
+	}
+}
+
+func (s *Source) poke() {
+	select {
+	case s.trigger <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Source) nodeChanged(o any, deleted bool) {
+	s.poke()
+	n, ok := o.(*corev1.Node)
+	if !ok {
+		if t, isTomb := o.(cache.DeletedFinalStateUnknown); isTomb {
+			n, ok = t.Obj.(*corev1.Node)
+		}
+	}
+	if !ok || n.Name != s.cfg.NodeName {
+		return
+	}
+	info := NodeInfo{Name: n.Name}
+	if !deleted {
+		var err error
+		if info, err = NodeInfoFrom(n); err != nil {
+			s.log.WithError(err).Warn("Own Node object has malformed fields")
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if info != s.node {
+		s.log.WithFields(logrus.Fields{"podCIDR": info.PodCIDR, "internalIP": info.InternalIP, "deleted": deleted}).Info("Own node changed")
+		s.node = info
+		close(s.nodeSeen)
+		s.nodeSeen = make(chan struct{})
+	}
+}
+
+func (s *Source) watchError(ctx context.Context, r *cache.Reflector, err error) {
+	// The reflector relists and rewatches on its own (watch expiry, API
+	// server restart); the caches keep serving the last state meanwhile.
+	cache.DefaultWatchErrorHandler(ctx, r, err)
+	s.log.WithError(err).Debug("Watch interrupted; relisting")
+}
+
+// listAll lists every cached object of each kind the snapshot carries.
+func (s *Source) listAll() (nss []*corev1.Namespace, pods []*corev1.Pod,
+	svcs []*corev1.Service, slices []*discoveryv1.EndpointSlice, err error) {
+	all := labels.Everything()
+	if nss, err = s.namespaces.List(all); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("list namespaces: %w", err)
+	}
+	if pods, err = s.pods.List(all); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("list pods: %w", err)
+	}
+	if svcs, err = s.services.List(all); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("list services: %w", err)
+	}
+	if slices, err = s.slices.List(all); err != nil {
+		return nil, nil, nil, nil, fmt.Errorf("list endpoint slices: %w", err)
+	}
+	return nss, pods, svcs, slices, nil
+}
+
+// stripManagedFields drops metadata.managedFields from cached objects: the
+// agent never reads them and they are often the largest part of an object.
+func stripManagedFields(o any) (any, error) {
+	if m, ok := o.(metav1.Object); ok {
+		m.SetManagedFields(nil)
+	}
+	return o, nil
+}
