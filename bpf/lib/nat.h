@@ -21,34 +21,41 @@ struct ipv4_flow {
 
 #define IPV4_FRAG_MASK	0x3fff	/* MF and fragment offset */
 
-/* Parses the IPv4 packet at l3_off. Returns 1 for an unfragmented TCP or UDP
- * packet (f filled in), 0 for anything else (other protocols, fragments), or a
- * negative DROP_* reason for a truncated packet. */
+/* Parses the IPv4 packet at l3_off (a constant where inlined). Returns 1 for
+ * an unfragmented TCP or UDP packet (f filled in), 0 for anything else (other
+ * protocols, fragments), or a negative DROP_* reason for a truncated packet.
+ * Uses direct packet access: the caller revalidates its packet pointers only
+ * after a rewrite. */
 static __always_inline int ipv4_parse_flow(struct __sk_buff *skb, __u32 l3_off, struct ipv4_flow *f)
 {
-	struct iphdr ip;
-	__u8 l4[14];
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + l3_off;
+	__u8 *l4, buf[14];
+	__u32 l4_len;
 
-	if (bpf_skb_load_bytes(skb, l3_off, &ip, sizeof(ip)) < 0)
+	if ((void *)(ip + 1) > data_end)
 		return -DROP_INVALID;
-	if (ip.protocol != IPPROTO_TCP && ip.protocol != IPPROTO_UDP)
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
 		return 0;
-	if (ip.frag_off & bpf_htons(IPV4_FRAG_MASK))
+	if (ip->frag_off & bpf_htons(IPV4_FRAG_MASK))
 		return 0;
 	f->l3_off = l3_off;
-	f->l4_off = l3_off + ip.ihl * 4;
-	f->saddr = ip.saddr;
-	f->daddr = ip.daddr;
-	f->proto = ip.protocol;
-	if (ip.protocol == IPPROTO_TCP) {
-		if (bpf_skb_load_bytes(skb, f->l4_off, l4, 14) < 0)
+	f->l4_off = l3_off + ip->ihl * 4;
+	f->saddr = ip->saddr;
+	f->daddr = ip->daddr;
+	f->proto = ip->protocol;
+	l4_len = ip->protocol == IPPROTO_TCP ? 14 : 4;
+	l4 = (void *)(ip + 1);
+	if (ip->ihl != 5 || (void *)(l4 + 14) > data_end) {
+		/* IP options or a short packet: copy what is needed. */
+		if (bpf_skb_load_bytes(skb, f->l4_off, buf, l4_len) < 0)
 			return -DROP_INVALID;
-		f->tcp_flags = l4[13];
-	} else {
-		if (bpf_skb_load_bytes(skb, f->l4_off, l4, 4) < 0)
-			return -DROP_INVALID;
-		f->tcp_flags = 0;
+		l4 = buf;
+		if (l4_len < 14)
+			buf[13] = 0;
 	}
+	f->tcp_flags = f->proto == IPPROTO_TCP ? l4[13] : 0;
 	f->sport = *(__be16 *)&l4[0];
 	f->dport = *(__be16 *)&l4[2];
 	return 1;
