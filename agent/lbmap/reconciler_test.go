@@ -1,0 +1,152 @@
+package lbmap_test
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicenet/sluice/agent/lb"
+	"github.com/sluicenet/sluice/agent/lbmap"
+	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/test/harness"
+)
+
+func svc(vip string, port uint16, proto lb.Proto, backends ...string) lb.Service {
+	s := lb.Service{
+		Name:     lb.ServiceName{Namespace: "default", Name: vip},
+		Kind:     lb.ClusterIP,
+		Frontend: lb.Frontend{Addr: netip.MustParseAddr(vip), Port: port, Proto: proto},
+	}
+	for _, b := range backends {
+		s.Backends = append(s.Backends, lb.Backend{Addr: netip.MustParseAddrPort(b)})
+	}
+	return s
+}
+
+func fe(vip string, port uint16, proto lb.Proto) datapath.LBFrontend {
+	return datapath.LBFrontend{Addr: netip.MustParseAddr(vip), Port: port, Proto: uint8(proto)}
+}
+
+// backendAddrs resolves a service entry's backend IDs to addresses.
+func backendAddrs(t *testing.T, dp *datapath.Datapath, f datapath.LBFrontend) []string {
+	t.Helper()
+	svcs, err := dp.LBServices()
+	require.NoError(t, err)
+	bes, err := dp.LBBackends()
+	require.NoError(t, err)
+	s, ok := svcs[f]
+	require.True(t, ok, "service %v in the map", f)
+	var out []string
+	for _, id := range s.Backends {
+		b, ok := bes[id]
+		require.True(t, ok, "backend %d of %v exists", id, f)
+		out = append(out, netip.AddrPortFrom(b.Addr, b.Port).String())
+	}
+	return out
+}
+
+func TestPrivilegedReconciler(t *testing.T) {
+	harness.RequirePrivileged(t)
+	dp, err := datapath.LoadUnpinned()
+	require.NoError(t, err)
+	t.Cleanup(func() { dp.Close() })
+
+	r, err := lbmap.New(dp)
+	require.NoError(t, err)
+	web := svc("10.96.0.10", 80, lb.TCP, "10.244.1.2:8080", "10.244.1.3:8080")
+	web.Affinity = 3 * time.Hour
+	dns := svc("10.96.0.53", 53, lb.UDP, "10.244.1.4:53")
+	st, err := r.Apply([]lb.Service{web, dns}, false)
+	require.NoError(t, err)
+	assert.Equal(t, 2, st.UpsertedServices)
+	assert.Equal(t, 3, st.UpsertedBackends)
+
+	assert.Equal(t, []string{"10.244.1.2:8080", "10.244.1.3:8080"}, backendAddrs(t, dp, fe("10.96.0.10", 80, lb.TCP)))
+	assert.Equal(t, []string{"10.244.1.4:53"}, backendAddrs(t, dp, fe("10.96.0.53", 53, lb.UDP)))
+	svcs, err := dp.LBServices()
+	require.NoError(t, err)
+	webEntry := svcs[fe("10.96.0.10", 80, lb.TCP)]
+	assert.Equal(t, datapath.LBFlagAffinity, webEntry.Flags&datapath.LBFlagAffinity)
+	assert.Equal(t, 3*time.Hour, webEntry.AffinityTimeout)
+	rns, err := dp.RevNATs()
+	require.NoError(t, err)
+	assert.Equal(t, fe("10.96.0.10", 80, lb.TCP), rns[webEntry.RevNATID])
+
+	// Applying the same state again writes nothing.
+	st, err = r.Apply([]lb.Service{web, dns}, false)
+	require.NoError(t, err)
+	assert.Zero(t, st.UpsertedServices+st.UpsertedBackends+st.DeletedServices+st.DeletedBackends)
+
+	// Removing a backend keeps the other's ID (its conntrack entries stay valid).
+	keepID, ok := r.BackendID(netip.MustParseAddrPort("10.244.1.2:8080"), lb.TCP)
+	require.True(t, ok)
+	web.Backends = web.Backends[:1]
+	st, err = r.Apply([]lb.Service{web, dns}, false)
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.DeletedBackends)
+	svcs, err = dp.LBServices()
+	require.NoError(t, err)
+	assert.Equal(t, []uint32{keepID}, svcs[fe("10.96.0.10", 80, lb.TCP)].Backends)
+
+	// A restarted agent adopts the IDs: same state, nothing rewritten.
+	r2, err := lbmap.New(dp)
+	require.NoError(t, err)
+	st, err = r2.Apply([]lb.Service{web, dns}, false)
+	require.NoError(t, err)
+	assert.Zero(t, st.UpsertedServices+st.UpsertedBackends, "adopted state is current")
+	id2, _ := r2.BackendID(netip.MustParseAddrPort("10.244.1.2:8080"), lb.TCP)
+	assert.Equal(t, keepID, id2)
+
+	// A full resync repairs an entry removed behind the reconciler's back.
+	require.NoError(t, dp.DeleteLBService(fe("10.96.0.53", 53, lb.UDP)))
+	st, err = r2.Apply([]lb.Service{web, dns}, true)
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.UpsertedServices)
+	assert.Equal(t, []string{"10.244.1.4:53"}, backendAddrs(t, dp, fe("10.96.0.53", 53, lb.UDP)))
+
+	// Removing a service removes its entries, its reverse NAT and its backends.
+	_, err = r2.Apply([]lb.Service{web}, false)
+	require.NoError(t, err)
+	svcs, err = dp.LBServices()
+	require.NoError(t, err)
+	assert.Len(t, svcs, 1)
+	bes, err := dp.LBBackends()
+	require.NoError(t, err)
+	assert.Len(t, bes, 1)
+	rns, err = dp.RevNATs()
+	require.NoError(t, err)
+	assert.Len(t, rns, 1)
+}
+
+// BenchmarkProgram10k measures programming 10 000 two-backend services into
+// the maps from scratch.
+func BenchmarkProgram10k(b *testing.B) {
+	harness.RequirePrivileged(b)
+	var desired []lb.Service
+	for i := 0; i < 10000; i++ {
+		vip := netip.AddrFrom4([4]byte{10, 96, byte(i >> 8), byte(i)})
+		desired = append(desired, lb.Service{
+			Name: lb.ServiceName{Namespace: "default", Name: vip.String()}, Kind: lb.ClusterIP,
+			Frontend: lb.Frontend{Addr: vip, Port: 80, Proto: lb.TCP},
+			Backends: []lb.Backend{
+				{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 244, 1, byte(i)}), 8080)},
+				{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 244, 2, byte(i)}), 8080)},
+			},
+		})
+	}
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		dp, err := datapath.LoadUnpinned()
+		require.NoError(b, err)
+		r, err := lbmap.New(dp)
+		require.NoError(b, err)
+		b.StartTimer()
+		_, err = r.Apply(desired, false)
+		require.NoError(b, err)
+		b.StopTimer()
+		dp.Close()
+	}
+}
