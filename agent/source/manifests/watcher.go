@@ -44,6 +44,7 @@ type Watcher struct {
 	log      logrus.FieldLogger
 	debounce time.Duration
 	rescan   time.Duration
+	inotify  bool // false only in tests of the rescan fallback
 
 	files  map[string]*fileState // by base name; only touched by Run
 	parses int                   // files parsed, for tests
@@ -59,6 +60,7 @@ func New(dir string, log logrus.FieldLogger) *Watcher {
 		log:      log.WithField("dir", dir),
 		debounce: DefaultDebounce,
 		rescan:   rescanInterval,
+		inotify:  true,
 		files:    make(map[string]*fileState),
 	}
 }
@@ -82,10 +84,12 @@ func (w *Watcher) Run(ctx context.Context, onChange func(Snapshot)) error {
 		return fmt.Errorf("manifests directory %s: not a directory", w.dir)
 	}
 	kick := make(chan struct{}, 1)
-	if n, err := watchDir(w.dir, kick); err != nil {
-		w.log.WithError(err).Warn("No inotify; relying on the periodic rescan")
-	} else {
-		defer n.Close()
+	if w.inotify {
+		if n, err := watchDir(w.dir, kick); err != nil {
+			w.log.WithError(err).Warn("No inotify; relying on the periodic rescan")
+		} else {
+			defer n.Close()
+		}
 	}
 	w.scan()
 	onChange(w.publish())
