@@ -7,6 +7,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/endpoint"
+	"github.com/sluicenet/sluice/agent/source/k8s"
 	"github.com/sluicenet/sluice/datapath/pin"
 )
 
@@ -50,6 +51,13 @@ type Config struct {
 	CgroupRoot string
 	// CTGCInterval is the period of conntrack garbage collection.
 	CTGCInterval time.Duration
+
+	// K8s makes the Kubernetes API server the state source (instead of
+	// ManifestsDir), with Kubeconfig or the in-cluster service account, and
+	// writes CNIConflist from this node's PodCIDR.
+	K8s         bool
+	Kubeconfig  string
+	CNIConflist string
 }
 
 // DefaultConfig returns the production configuration.
@@ -61,6 +69,7 @@ func DefaultConfig() Config {
 		IPForward:      true,
 		SocketLB:       true,
 		CgroupRoot:     DefaultCgroupRoot,
+		CNIConflist:    k8s.DefaultConflistPath,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/sluicenet/sluice/agent/endpoint"
 	"github.com/sluicenet/sluice/agent/server"
 	"github.com/sluicenet/sluice/agent/services"
+	"github.com/sluicenet/sluice/agent/source/k8s"
 	"github.com/sluicenet/sluice/agent/source/manifests"
 	"github.com/sluicenet/sluice/agent/state"
 	"github.com/sluicenet/sluice/datapath"
@@ -32,7 +33,8 @@ type Daemon struct {
 	dp        *datapath.Datapath
 	eps       *endpoint.Manager
 	svcs      *services.Manager
-	source    *manifests.Watcher
+	source    stateSource
+	k8s       *k8s.Source
 	ln        net.Listener
 	srv       *http.Server
 	closeOnce sync.Once
@@ -112,7 +114,15 @@ func New(cfg Config) (_ *Daemon, err error) {
 		return nil, fmt.Errorf("adopt load-balancing maps: %w", err)
 	}
 	d.eps.OnChange(d.svcs.Changed)
-	if cfg.ManifestsDir != "" {
+	switch {
+	case cfg.K8s && cfg.ManifestsDir != "":
+		return nil, errors.New("choose one state source: Kubernetes or a manifests directory")
+	case cfg.K8s:
+		if d.k8s, err = d.newK8sSource(); err != nil {
+			return nil, err
+		}
+		d.source = d.k8s
+	case cfg.ManifestsDir != "":
 		d.source = manifests.New(cfg.ManifestsDir, d.log.WithField("subsys", "manifests"))
 	}
 
@@ -141,7 +151,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.svcs.SetObjects(services.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
 			})
 			if err != nil && ctx.Err() == nil {
-				d.log.WithError(err).Error("Manifests source stopped")
+				d.log.WithError(err).Error("State source stopped")
+			}
+		})
+	}
+	if d.k8s != nil {
+		wg.Go(func() {
+			if err := d.writeConflist(ctx, d.k8s); err != nil && ctx.Err() == nil {
+				d.log.WithError(err).Error("No CNI conflist written")
 			}
 		})
 	}

@@ -55,6 +55,9 @@ func command() *cobra.Command {
 	f.StringVar(&cfg.ManifestsDir, "manifests-dir", cfg.ManifestsDir, "standalone mode: directory of Kubernetes YAML to watch (Services, EndpointSlices, Pods, Namespaces)")
 	f.BoolVar(&cfg.SocketLB, "socket-lb", cfg.SocketLB, "translate services at connect() with cgroup socket hooks")
 	f.StringVar(&cfg.CgroupRoot, "cgroup-root", cfg.CgroupRoot, "cgroup v2 directory the socket load balancer attaches to")
+	f.BoolVar(&cfg.K8s, "k8s", cfg.K8s, "Kubernetes mode: watch the API server (in-cluster, or --kubeconfig) and write the CNI conflist from this node's PodCIDR")
+	f.StringVar(&cfg.Kubeconfig, "kubeconfig", cfg.Kubeconfig, "kubeconfig file for --k8s (default: in-cluster service account)")
+	f.StringVar(&cfg.CNIConflist, "cni-conflist", cfg.CNIConflist, "where --k8s writes the CNI conflist")
 	f.DurationVar(&cfg.CTGCInterval, "ct-gc-interval", 30*time.Second, "period of conntrack garbage collection")
 	return cmd
 }
