@@ -1,0 +1,44 @@
+package manifests
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/sirupsen/logrus/hooks/test"
+)
+
+// BenchmarkLoad measures a cold load (parse and merge) of a directory of
+// 1000 files, each a Service and its EndpointSlice, and a rescan where
+// nothing changed.
+func BenchmarkLoad(b *testing.B) {
+	dir := b.TempDir()
+	for i := range 1000 {
+		write(b, dir, fmt.Sprintf("s%04d.yaml", i), svcYAML(fmt.Sprintf("s%d", i), fmt.Sprintf("10.96.%d.%d", i>>8, i&255), 80)+`---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: s`+fmt.Sprint(i)+`-1, labels: {kubernetes.io/service-name: s`+fmt.Sprint(i)+`}}
+addressType: IPv4
+ports: [{name: http, port: 8080}]
+endpoints: [{addresses: [10.0.1.5]}, {addresses: [10.0.1.6]}, {addresses: [10.0.1.7]}]
+`)
+	}
+	log, _ := test.NewNullLogger()
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			w := New(dir, log)
+			w.scan()
+			if s := w.publish(); len(s.Services) != 1000 || len(s.EndpointSlices) != 1000 {
+				b.Fatalf("loaded %d services, %d slices", len(s.Services), len(s.EndpointSlices))
+			}
+		}
+	})
+	b.Run("unchanged-rescan", func(b *testing.B) {
+		w := New(dir, log)
+		w.scan()
+		for b.Loop() {
+			if w.scan() {
+				b.Fatal("change")
+			}
+		}
+	})
+}
