@@ -91,9 +91,15 @@ func (c *cnpCompiler) rule(path string, specIdx int, r *Rule) {
 		c.e.addf(path+".endpointSelector", "required")
 		return
 	}
-	subject, ok := c.selector(path+".endpointSelector", r.EndpointSelector)
-	if !ok {
+	// The subject of a namespaced policy is always within its namespace,
+	// whatever the selector says (as in Cilium).
+	subject, err := compileSelector(r.EndpointSelector, true, "", "")
+	if err != nil {
+		c.e.add(path+".endpointSelector", err)
 		return
+	}
+	if c.key.Namespace != "" {
+		subject = subject.inNamespace(c.key.Namespace)
 	}
 	enf := func(set *bool, has bool) bool {
 		if set != nil {

@@ -398,3 +398,17 @@ func TestCNPValidation(t *testing.T) {
 	cw.Name, cw.Namespace = "c", "x"
 	assert.ErrorContains(t, ValidateClusterwidePolicy(cw), "metadata.namespace: must be empty")
 }
+
+func TestCNPSubjectStaysInNamespace(t *testing.T) {
+	c := newCluster(t, Options{})
+	c.apply(`
+apiVersion: sluice.io/v1alpha1
+kind: SluiceNetworkPolicy
+metadata: {name: try-y, namespace: "x"}
+spec:
+  endpointSelector: {matchLabels: {"k8s:io.kubernetes.pod.namespace": "y"}}
+  ingress: [{}]
+`)
+	assert.Empty(t, c.changed, "a namespaced policy cannot select pods of another namespace")
+	c.expect(c.all(true), ProtoTCP, 80)
+}

@@ -239,3 +239,5 @@ func prefixStrings(ps []netip.Prefix) []string {
 	}
 	return out
 }
+
+func yamlUnmarshal(s string, v any) error { return yaml.UnmarshalStrict([]byte(s), v) }

@@ -359,7 +359,11 @@ func (r *Resolver) resolve(ep Endpoint) *EndpointPolicy {
 		return out
 	}
 	m := mapBuilder(out.Entries)
+	epNS, _ := ep.Labels.Namespace()
 	for _, p := range r.policies {
+		if p.Key.Namespace != "" && p.Key.Namespace != epNS {
+			continue // namespaced policies select only their namespace
+		}
 		for _, ru := range p.rules {
 			if !ru.subject.matches(ep.Labels) {
 				continue
