@@ -6,6 +6,8 @@
  *   bpf_redirect_peer, or hand-off to the node's stack.
  *   Service frontends are translated to a backend (DNAT with conntrack) and
  *   a backend pod's replies reverse-NATed, between anti-spoofing and delivery.
+ *   A TCP SYN or UDP datagram to a service without backends is answered with
+ *   ICMP port unreachable.
  * to_container (tcx egress of the host veth): packets the node's stack sends
  *   into the pod; replies of stack-reached backends are reverse-NATed.
  */
@@ -13,6 +15,7 @@
 #include "lib/maps.h"
 #include "lib/metrics.h"
 #include "lib/endpoint.h"
+#include "lib/icmp.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -33,6 +36,11 @@ int from_container(struct __sk_buff *skb)
 	ret = handle_from_container(skb, ifindex, &redirect);
 	if (ret < 0) {
 		update_metrics(ifindex, -ret, DIR_EGRESS, len);
+		/* A service without backends rejects a new flow: answer the
+		 * pod with ICMP port unreachable instead of a silent drop. */
+		if ((ret == -DROP_NO_SERVICE_BACKEND || ret == -DROP_NO_LOCAL_BACKEND) &&
+		    icmp4_port_unreachable(skb) == 0)
+			return bpf_redirect(ifindex, 0);
 		return TC_ACT_SHOT;
 	}
 	update_metrics(ifindex, ret, DIR_EGRESS, len);

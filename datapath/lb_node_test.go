@@ -2,6 +2,7 @@ package datapath_test
 
 import (
 	"net/netip"
+	"syscall"
 	"testing"
 	"time"
 
@@ -87,10 +88,10 @@ func TestPrivilegedLBOnNode(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotEqual(t, first, name, "new connections use the new backend list")
 
-	// No backends: the SYN is dropped and counted.
+	// No backends: the SYN is answered with ICMP port unreachable.
 	require.NoError(t, d.UpsertLBService(tcp, datapath.LBService{RevNATID: 1}))
-	_, err = harness.Ask(client.NS, "10.96.0.10:80", 500*time.Millisecond)
-	assert.Error(t, err)
+	_, err = harness.Ask(client.NS, "10.96.0.10:80", 3*time.Second)
+	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
 
 	cs, err := d.Counters()
 	require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -363,21 +364,58 @@ func TestPrivilegedLBAffinityExpires(t *testing.T) {
 func TestPrivilegedLBNoBackend(t *testing.T) {
 	d := loadLB(t, datapath.Options{})
 	lbService(t, d, protoTCP, 0, 0)
-	res, _ := runFwd(t, d, toVIP(lbClient, protoTCP, 40000, progtest.TCPSyn))
-	assert.Equal(t, uint32(progtest.ActShot), res.Verdict)
+	in := toVIP(lbClient, protoTCP, 40000, progtest.TCPSyn).IPv4()
+	res := progtest.Run(t, d.FromContainer(), in, aIfindex)
+	assert.Equal(t, uint32(progtest.ActRedirect), res.Verdict, "ICMP sent back into the pod")
+	checkPortUnreachable(t, in, res.Packet)
 	assert.Equal(t, uint64(1), counter(t, d, aIfindex, datapath.DropNoServiceBackend, datapath.DirEgress).Packets)
 
-	lbService(t, d, protoTCP, datapath.LBFlagLocalOnly, 0)
-	res, _ = runFwd(t, d, toVIP(lbClient, protoTCP, 40001, progtest.TCPSyn))
+	// Not a new flow: dropped without an answer.
+	res, _ = runFwd(t, d, toVIP(lbClient, protoTCP, 40000, progtest.TCPAck))
 	assert.Equal(t, uint32(progtest.ActShot), res.Verdict)
+	assert.Equal(t, uint64(2), counter(t, d, aIfindex, datapath.DropNoServiceBackend, datapath.DirEgress).Packets)
+
+	lbService(t, d, protoUDP, datapath.LBFlagLocalOnly, 0)
+	in = toVIP(lbClient, protoUDP, 40001, 0).IPv4()
+	res = progtest.Run(t, d.FromContainer(), in, aIfindex)
+	assert.Equal(t, uint32(progtest.ActRedirect), res.Verdict)
+	checkPortUnreachable(t, in, res.Packet)
 	assert.Equal(t, uint64(1), counter(t, d, aIfindex, datapath.DropNoLocalBackend, datapath.DirEgress).Packets)
 
 	// Slots that name deleted backends count as no backend.
 	lbService(t, d, protoTCP, 0, 0, 10)
 	require.NoError(t, d.DeleteLBBackend(10))
-	res, _ = runFwd(t, d, toVIP(lbClient, protoTCP, 40002, progtest.TCPSyn))
+	res, _ = runFwd(t, d, toVIP(lbClient, protoTCP, 40002, progtest.TCPAck))
 	assert.Equal(t, uint32(progtest.ActShot), res.Verdict)
-	assert.Equal(t, uint64(2), counter(t, d, aIfindex, datapath.DropNoServiceBackend, datapath.DirEgress).Packets)
+	assert.Equal(t, uint64(3), counter(t, d, aIfindex, datapath.DropNoServiceBackend, datapath.DirEgress).Packets)
+}
+
+// checkPortUnreachable checks that out is an ICMP port unreachable from the
+// frontend to the client quoting in, with valid checksums.
+func checkPortUnreachable(t *testing.T, in, out []byte) {
+	t.Helper()
+	p := gopacket.NewPacket(out, layers.LayerTypeEthernet, gopacket.Default)
+	eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
+	ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
+	icmp, _ := p.Layer(layers.LayerTypeICMPv4).(*layers.ICMPv4)
+	require.NotNil(t, ip)
+	require.NotNil(t, icmp, "ICMP in %x", out)
+	assert.Equal(t, aMAC, eth.DstMAC, "back to the pod")
+	assert.Equal(t, aNodeMAC, eth.SrcMAC)
+	assert.Equal(t, lbVIP.AsSlice(), []byte(ip.SrcIP.To4()))
+	assert.Equal(t, lbClient.AsSlice(), []byte(ip.DstIP.To4()))
+	assert.Equal(t, layers.CreateICMPv4TypeCode(layers.ICMPv4TypeDestinationUnreachable, layers.ICMPv4CodePort), icmp.TypeCode)
+	assert.True(t, progtest.IPv4HeaderChecksumOK(out))
+	// ICMP checksum over header and quote: the ones' complement sum is 0xffff.
+	var sum uint32
+	for i := 14 + 20; i+1 < len(out); i += 2 {
+		sum += uint32(out[i])<<8 | uint32(out[i+1])
+	}
+	for sum>>16 != 0 {
+		sum = sum&0xffff + sum>>16
+	}
+	assert.Equal(t, uint32(0xffff), sum, "ICMP checksum")
+	assert.Equal(t, in[14:14+28], icmp.Payload, "quotes the original header and 8 bytes")
 }
 
 func TestPrivilegedLBCTGC(t *testing.T) {
