@@ -1,0 +1,158 @@
+// Command echo is the e2e test workload: a server that names itself in every reply, and a client for `kubectl exec`.
+//
+// Server (default): TCP :9000 answers each line with "<name> <line>", UDP :9001 answers each datagram with
+// "<name> <payload>", HTTP :8080 answers "hello from <name> (you are <addr>)" and /healthz "ok". The name is $POD_NAME
+// or the hostname (the pod name in Kubernetes).
+//
+// Client: `echo tcp|udp|http ADDR [MSG]` sends one request and prints the reply; `echo stream ADDR` keeps one TCP
+// connection and relays stdin lines to it, printing each reply (a long-lived connection driven by the test).
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+func main() {
+	var err error
+	if len(os.Args) > 2 {
+		err = client(os.Args[1], os.Args[2], strings.Join(os.Args[3:], " "))
+	} else {
+		err = serve()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "echo:", err)
+		os.Exit(1)
+	}
+}
+
+func name() string {
+	if n := os.Getenv("POD_NAME"); n != "" {
+		return n
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+func serve() error {
+	me := name()
+	ln, err := net.Listen("tcp", ":9000")
+	if err != nil {
+		return err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				s := bufio.NewScanner(c)
+				for s.Scan() {
+					if _, err := fmt.Fprintf(c, "%s %s\n", me, s.Text()); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	pc, err := net.ListenPacket("udp", ":9001")
+	if err != nil {
+		return err
+	}
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			_, _ = pc.WriteTo([]byte(me+" "+string(buf[:n])), from)
+		}
+	}()
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "hello from %s (you are %s)\n", me, r.RemoteAddr)
+	})
+	http.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	return http.ListenAndServe(":8080", nil)
+}
+
+func client(mode, addr, msg string) error {
+	if msg == "" {
+		msg = "ping"
+	}
+	switch mode {
+	case "tcp":
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := fmt.Fprintln(c, msg); err != nil {
+			return err
+		}
+		line, err := bufio.NewReader(c).ReadString('\n')
+		if err != nil {
+			return err
+		}
+		fmt.Print(line)
+	case "udp":
+		c, err := net.Dial("udp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		buf := make([]byte, 64<<10)
+		for try := 0; try < 5; try++ {
+			if _, err := c.Write([]byte(msg)); err != nil {
+				return err
+			}
+			_ = c.SetReadDeadline(time.Now().Add(time.Second))
+			n, err := c.Read(buf)
+			if err == nil {
+				fmt.Println(string(buf[:n]))
+				return nil
+			}
+		}
+		return fmt.Errorf("no UDP reply from %s", addr)
+	case "http":
+		cl := http.Client{Timeout: 5 * time.Second}
+		r, err := cl.Get("http://" + addr + "/")
+		if err != nil {
+			return err
+		}
+		defer r.Body.Close()
+		_, err = io.Copy(os.Stdout, r.Body)
+		return err
+	case "stream":
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		fmt.Println("connected", c.LocalAddr())
+		in, rd := bufio.NewScanner(os.Stdin), bufio.NewReader(c)
+		for in.Scan() {
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			if _, err := fmt.Fprintln(c, in.Text()); err != nil {
+				return err
+			}
+			line, err := rd.ReadString('\n')
+			if err != nil {
+				return err
+			}
+			fmt.Print(line)
+		}
+	default:
+		return fmt.Errorf("unknown mode %q (tcp, udp, http, stream)", mode)
+	}
+	return nil
+}

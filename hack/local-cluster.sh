@@ -1,0 +1,214 @@
+#!/bin/bash
+# hack/local-cluster.sh up|down|status: a real single-node Kubernetes on this machine with Sluice as the CNI and no kube-proxy.
+#
+# up:     builds what is missing (hack/k8s/build.sh, cached in $CACHE; ~13 min cold, seconds warm), `make image`, then starts
+#         etcd, kube-apiserver, kube-controller-manager (allocating node PodCIDRs), kube-scheduler, containerd and kubelet,
+#         each in its own process group with its PID recorded, and installs Sluice from install/helm/sluice (the agent
+#         DaemonSet writes /etc/cni/net.d/05-sluice.conflist once it is up).
+# down:   deletes the workloads (CNI DEL runs), stops every recorded PID, and restores the host: mounts, netns, routes,
+#         sysctls, cgroups, pins, iptables chains, files. Safe to run twice or after a failed up.
+# status: processes, node, pods.
+# Safety: the pod CIDR and the service CIDR get blackhole routes (pod /32 routes are more specific), so nothing addressed
+# to them can leave through the uplink. The socket load balancer attaches to the kubepods cgroup only.
+# Knobs (env): CACHE (default /var/cache/sluice-k8s).
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${CACHE:-/var/cache/sluice-k8s}
+R=$CACHE/run
+P=$R/pki L=$R/logs
+BIN=$CACHE/bin
+POD_CIDR=10.244.0.0/16 SVC_CIDR=10.96.0.0/16 METRIC=4242
+KC="kubectl --kubeconfig $P/admin.kubeconfig"
+export PATH=$BIN:$PATH
+
+uplink() { ip -4 -o route show default | awk '{print $5; exit}'; }
+HOSTIP=$(ip -4 -o addr show dev "$(uplink)" | awk '{print $4; exit}' | cut -d/ -f1)
+NODE=$(hostname)
+
+alive() { [ -f "$R/pids/$1.pid" ] && kill -0 "$(cat "$R/pids/$1.pid")" 2>/dev/null; }
+start() { # name cmd...
+	local n=$1
+	shift
+	setsid "$@" >"$L/$n.log" 2>&1 </dev/null &
+	echo $! >"$R/pids/$n.pid"
+	echo "started $n (pid $!)"
+}
+waitfor() { # what timeout-seconds cmd...
+	local w=$1 to=$2 s
+	shift 2
+	s=$(date +%s)
+	until "$@" >/dev/null 2>&1; do
+		if [ $(($(date +%s) - s)) -ge "$to" ]; then
+			echo "timed out after ${to}s waiting for $w" >&2
+			return 1
+		fi
+		sleep 0.5
+	done
+	echo "$w ready after $(($(date +%s) - s))s"
+}
+stop() { # name: SIGTERM the recorded process group, wait up to 20s, then SIGKILL
+	local f=$R/pids/$1.pid p
+	[ -f "$f" ] || return 0
+	p=$(cat "$f")
+	if kill -0 "$p" 2>/dev/null; then
+		kill -- "-$p" 2>/dev/null || kill "$p"
+		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+		kill -0 "$p" 2>/dev/null && kill -9 -- "-$p" 2>/dev/null
+		echo "stopped $1 ($p)"
+	fi
+	rm -f "$f"
+}
+
+up() {
+	local t0
+	t0=$(date +%s)
+	if ls "$R"/pids/*.pid >/dev/null 2>&1; then
+		echo "already up (or not cleanly down): run $0 down first" >&2
+		exit 1
+	fi
+	# 1. build (cached) and the Sluice image
+	CACHE=$CACHE "$REPO/hack/k8s/build.sh" | grep -E '^(TIME|build total)' || true
+	make -C "$REPO" -s image IMAGE=sluice.local/sluice:dev IMAGE_TAR="$CACHE/images/sluice.tar"
+	rm -rf "$R/etcd" "$R/containerd" "$R/kubelet" "$R/pod-logs" "$R/apiserver-certs" "$P"
+	mkdir -p "$R/pids" "$L" "$R/conf"
+	# 2. host state recorded for down
+	{
+		echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward) overcommit=$(cat /proc/sys/vm/overcommit_memory)"
+		echo "panic=$(cat /proc/sys/kernel/panic) panic_on_oops=$(cat /proc/sys/kernel/panic_on_oops) panic_on_oom=$(cat /proc/sys/vm/panic_on_oom)"
+		echo "preexisting_netns='$(ls /run/netns 2>/dev/null | tr '\n' ' ')' had_run_containerd=$([ -e /run/containerd ] && echo 1 || echo 0)"
+		echo "had_bpffs=$(mountpoint -q /sys/fs/bpf && echo 1 || echo 0) had_cni_dir=$([ -d /etc/cni/net.d ] && echo 1 || echo 0)"
+		echo "had_optcni=$([ -d /opt/cni/bin ] && echo 1 || echo 0) had_ipam=$([ -d /var/lib/cni ] && echo 1 || echo 0)"
+		echo "had_runsluice=$([ -e /var/run/sluice ] && echo 1 || echo 0)"
+		echo "cni_bins='$(ls /opt/cni/bin 2>/dev/null | tr '\n' ' ')'"
+	} >"$R/host-orig.env"
+	# 3. safety routes, bpffs (shared, so the agent's Bidirectional mount works on this private-propagation root)
+	ip route replace blackhole $POD_CIDR metric $METRIC
+	ip route replace blackhole $SVC_CIDR metric $METRIC
+	if ! mountpoint -q /sys/fs/bpf; then mount -t bpf bpffs /sys/fs/bpf; fi
+	mount --make-shared /sys/fs/bpf
+	# 4. certs and configs
+	"$REPO/hack/k8s/pki.sh" "$P" "$NODE" "$HOSTIP"
+	for f in containerd.toml kubelet.yaml; do sed "s#@RUN@#$R#g" "$REPO/hack/k8s/conf/$f.in" >"$R/conf/$f"; done
+	# 5. control plane
+	start etcd "$BIN/etcd" --name default --data-dir "$R/etcd" \
+		--listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
+		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
+		--initial-cluster default=http://127.0.0.1:2380
+	waitfor etcd 60 curl -sf http://127.0.0.1:2379/health
+	start kube-apiserver "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
+		--advertise-address="$HOSTIP" --secure-port=6443 \
+		--tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --client-ca-file="$P/ca.crt" \
+		--token-auth-file="$P/tokens.csv" --authorization-mode=Node,RBAC \
+		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
+		--service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
+		--service-cluster-ip-range=$SVC_CIDR --allow-privileged=true --cert-dir="$R/apiserver-certs"
+	waitfor kube-apiserver 120 $KC get --raw /readyz
+	start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig="$P/kcm.kubeconfig" \
+		--leader-elect=false --bind-address=127.0.0.1 --root-ca-file="$P/ca.crt" \
+		--service-account-private-key-file="$P/sa.key" --use-service-account-credentials=true \
+		--cluster-cidr=$POD_CIDR --allocate-node-cidrs=true --node-cidr-mask-size=24
+	start kube-scheduler "$BIN/kube-scheduler" --kubeconfig="$P/scheduler.kubeconfig" \
+		--leader-elect=false --bind-address=127.0.0.1
+	# 6. containerd with the local images, then kubelet
+	mkdir -p "$R/containerd"
+	start containerd containerd --config "$R/conf/containerd.toml"
+	waitfor containerd 60 ctr --address "$R/containerd.sock" version
+	for t in "$CACHE"/images/*.tar; do ctr --address "$R/containerd.sock" -n k8s.io images import "$t" >/dev/null; done
+	start kubelet "$BIN/kubelet" --config="$R/conf/kubelet.yaml" --kubeconfig="$P/kubelet.kubeconfig" \
+		--root-dir="$R/kubelet" --node-ip="$HOSTIP" --hostname-override="$NODE" --v=1
+	waitfor "node $NODE registered" 60 $KC get node "$NODE"
+	# 7. Sluice from the chart: agent on the host's API server address (no kube-proxy serves the kubernetes Service yet)
+	"$REPO/hack/k8s/render.sh" --set apiServer.host="$HOSTIP" --set image.pullPolicy=Never \
+		--set socketLB.cgroupRoot=/sys/fs/cgroup/unified/kubepods >"$R/sluice.yaml"
+	$KC apply -f "$R/sluice.yaml" >/dev/null
+	waitfor "sluice-agent DaemonSet" 180 sh -c "$KC -n kube-system rollout status ds/sluice-agent --timeout=5s"
+	waitfor "node Ready" 120 sh -c "$KC get node $NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
+	echo "cluster up in $(($(date +%s) - t0))s; kubeconfig: $P/admin.kubeconfig"
+}
+
+down() {
+	local t0
+	t0=$(date +%s)
+	# 1. workloads first while everything runs, so kubelet tears pods down with CNI DEL
+	if alive kube-apiserver && alive kubelet; then
+		$KC delete ns -l sluice-e2e --wait=true --timeout=60s 2>/dev/null || true
+		$KC delete pod --all -n default --wait=true --timeout=60s 2>/dev/null || true
+	fi
+	# 2. leftover sandboxes (the agent's included) through CRI, then the node processes
+	stop kubelet
+	if alive containerd && [ -x "$BIN/crimini" ]; then CRI_ENDPOINT=unix://$R/containerd.sock "$BIN/crimini" rmp || true; fi
+	stop containerd
+	# shims our containerd started (found by our socket path in their command line), by PID
+	for p in $(pgrep -f "containerd-shim-runc-v2 .*-address $R/containerd.sock" || true); do kill "$p" 2>/dev/null || true; done
+	sleep 1
+	for n in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop $n; done
+	# 3. mounts under our tree and the CNI netns
+	for m in $(awk '{print $5}' /proc/self/mountinfo | grep -E "^$R/|^/run/netns/cni-" | sort -r); do umount "$m" 2>/dev/null || umount -l "$m"; done
+	[ -f "$R/host-orig.env" ] && . "$R/host-orig.env"
+	for n in $(ls /run/netns 2>/dev/null | grep '^cni-' || true); do
+		case " ${preexisting_netns:-} " in *" $n "*) continue ;; esac
+		rm -f "/run/netns/$n"
+	done
+	# 4. Sluice's host state: pins (links pinned there detach with them), run dir, CNI files
+	rm -rf /sys/fs/bpf/sluice
+	[ "${had_bpffs:-1}" = 0 ] && mountpoint -q /sys/fs/bpf && umount /sys/fs/bpf
+	[ "${had_runsluice:-1}" = 0 ] && rm -rf /var/run/sluice
+	rm -f /etc/cni/net.d/05-sluice.conflist
+	[ "${had_cni_dir:-1}" = 0 ] && { rmdir /etc/cni/net.d 2>/dev/null; rmdir /etc/cni 2>/dev/null; }
+	for b in sluice-cni host-local loopback; do
+		case " ${cni_bins:-sluice-cni host-local loopback} " in *" $b "*) ;; *) rm -f "/opt/cni/bin/$b" ;; esac
+	done
+	rm -f /opt/cni/bin/.sluice-cni.* /opt/cni/bin/.host-local.* /opt/cni/bin/.loopback.*
+	[ "${had_optcni:-1}" = 0 ] && { rmdir /opt/cni/bin 2>/dev/null; rmdir /opt/cni 2>/dev/null; }
+	rm -rf /var/lib/cni/networks/sluice
+	[ "${had_ipam:-1}" = 0 ] && rm -rf /var/lib/cni
+	# 5. network: pod veths left without a netns, safety routes, kubelet's iptables chains
+	for v in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^lxc' || true); do
+		ip link del "$v" 2>/dev/null || true
+	done
+	ip route del blackhole $POD_CIDR metric $METRIC 2>/dev/null || true
+	ip route del blackhole $SVC_CIDR metric $METRIC 2>/dev/null || true
+	for ipt in iptables ip6tables; do
+		command -v $ipt >/dev/null || continue
+		for t in filter nat mangle; do
+			$ipt -t $t -S 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*KUBE-' | sed 's/^-A/-D/' |
+				while read -r r; do eval $ipt -t $t $r; done
+			for c in $($ipt -t $t -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do $ipt -t $t -F "$c"; done
+			for c in $($ipt -t $t -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do $ipt -t $t -X "$c"; done
+		done
+	done
+	# 6. cgroups kubelet and containerd made (deepest first)
+	for h in /sys/fs/cgroup/*/; do for d in kubepods k8s.io; do
+		[ -d "$h$d" ] && find "$h$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+	done; done
+	# 7. sysctls kubelet and the agent changed
+	if [ -n "${ip_forward:-}" ]; then
+		sysctl -qw net.ipv4.ip_forward="$ip_forward" vm.overcommit_memory="$overcommit" kernel.panic="$panic" \
+			kernel.panic_on_oops="$panic_on_oops" vm.panic_on_oom="$panic_on_oom"
+	fi
+	# containerd 1.6 keeps shim sockets and runc state under /run/containerd (hardcoded)
+	[ "${had_run_containerd:-1}" = 0 ] && rm -rf /run/containerd
+	rm -f "$R/host-orig.env"
+	echo "down in $(($(date +%s) - t0))s"
+}
+
+status() {
+	for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet; do
+		if alive $n; then echo "$n: running (pid $(cat "$R/pids/$n.pid"))"; else echo "$n: not running"; fi
+	done
+	if alive kube-apiserver; then
+		$KC get nodes -o wide || true
+		$KC get pods -A -o wide || true
+	fi
+	ip route show | grep -E "^blackhole ($POD_CIDR|$SVC_CIDR)" || true
+}
+
+case "${1:-}" in
+up) up ;;
+down) down ;;
+status) status ;;
+*)
+	echo "usage: $0 up|down|status" >&2
+	exit 2
+	;;
+esac
