@@ -215,3 +215,128 @@ func TestPrivilegedServiceNoBackends(t *testing.T) {
 	assert.False(t, harness.IsTimeout(err), "refused, not a timeout: %v", err)
 	assert.True(t, errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH), "refused: %v", err)
 }
+
+// sliceYAML is an EndpointSlice for service svc with the given endpoints,
+// each "ip:node:ready:serving:terminating".
+func sliceYAML(svc string, eps ...[5]string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: %s-1
+  namespace: default
+  labels:
+    kubernetes.io/service-name: %s
+addressType: IPv4
+ports:
+- name: http
+  port: %d
+  protocol: TCP
+endpoints:
+`, svc, svc, podPort)
+	for _, e := range eps {
+		fmt.Fprintf(&b, `- addresses: [%q]
+  nodeName: %s
+  conditions: {ready: %s, serving: %s, terminating: %s}
+`, e[0], e[1], e[2], e[3], e[4])
+	}
+	return b.String()
+}
+
+func plainServiceYAML(name, clusterIP, extra string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: %s
+  namespace: default
+spec:
+  clusterIP: %s
+  ports:
+  - name: http
+    port: %d
+    targetPort: %d
+    protocol: TCP
+%s---
+`, name, clusterIP, svcPort, podPort, extra)
+}
+
+// kube-proxy's fallback: with no ready endpoint, serving-and-terminating
+// endpoints take the traffic; once a ready one exists, only it does.
+func TestPrivilegedServiceTerminatingFallback(t *testing.T) {
+	node := harness.NewNode(t, harness.NodeOptions{})
+	node.StartAgentWith(t, harness.AgentOptions{})
+	client := node.AddPod(t, "client")
+	old, next := node.AddPod(t, "old"), node.AddPod(t, "new")
+	for _, b := range []*harness.Pod{old, next} {
+		harness.ServeTCP(t, b.NS, b.Addr(podPort), b.Name)
+	}
+	addr := fmt.Sprintf("%s:%d", vip, svcPort)
+	writeManifest(t, node, "svc.yaml", plainServiceYAML("web", vip, "")+sliceYAML("web",
+		[5]string{old.IP.String(), node.Name, "false", "true", "true"},
+		[5]string{next.IP.String(), node.Name, "false", "false", "false"},
+	))
+	waitBackends(t, node, addr, 1)
+	assert.Equal(t, map[string]int{"old": 10}, askMany(t, client.NS, addr, 10), "the terminating endpoint serves while nothing is ready")
+
+	writeManifest(t, node, "svc.yaml", plainServiceYAML("web", vip, "")+sliceYAML("web",
+		[5]string{old.IP.String(), node.Name, "false", "true", "true"},
+		[5]string{next.IP.String(), node.Name, "true", "true", "false"},
+	))
+	require.Eventually(t, func() bool {
+		svcs, err := node.Client().ListServices(context.Background())
+		if err != nil {
+			return false
+		}
+		for _, s := range svcs {
+			if s.Frontend == addr && len(s.Backends) == 1 && s.Backends[0].Address == next.Addr(podPort) {
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 50*time.Millisecond)
+	assert.Equal(t, map[string]int{"new": 10}, askMany(t, client.NS, addr, 10), "only the ready endpoint once there is one")
+}
+
+// sessionAffinity: ClientIP pins a client to one backend; without it the
+// same client reaches both.
+func TestPrivilegedServiceSessionAffinity(t *testing.T) {
+	node, client, backends := serviceNode(t, false)
+	affine := serviceYAML("web", "10.96.0.30", "  sessionAffinity: ClientIP\n")
+	affine = strings.Replace(affine, "name: web\n", "name: sticky\n", 1)
+	writeManifest(t, node, "sticky.yaml", affine)
+	addr := fmt.Sprintf("10.96.0.30:%d", svcPort)
+	waitBackends(t, node, addr, 2)
+
+	seen := askMany(t, client.NS, addr, 20)
+	assert.Len(t, seen, 1, "one backend for one client: %v", seen)
+	other := node.AddPod(t, "client-2")
+	seen2 := askMany(t, other.NS, addr, 10)
+	assert.Len(t, seen2, 1, "the second client is pinned too: %v", seen2)
+	assert.Len(t, askMany(t, client.NS, fmt.Sprintf("%s:%d", vip, svcPort), 30), len(backends), "the non-affine service still spreads")
+}
+
+// internalTrafficPolicy: Local uses only endpoints on this node; with none,
+// ClusterIP traffic is dropped (counted) rather than sent elsewhere.
+func TestPrivilegedServiceInternalTrafficPolicyLocal(t *testing.T) {
+	node := harness.NewNode(t, harness.NodeOptions{})
+	node.StartAgentWith(t, harness.AgentOptions{})
+	client := node.AddPod(t, "client")
+	local := node.AddPod(t, "local")
+	harness.ServeTCP(t, local.NS, local.Addr(podPort), local.Name)
+	addr := fmt.Sprintf("%s:%d", vip, svcPort)
+	writeManifest(t, node, "svc.yaml", plainServiceYAML("web", vip, "  internalTrafficPolicy: Local\n")+sliceYAML("web",
+		[5]string{local.IP.String(), node.Name, "true", "true", "false"},
+		[5]string{"10.244.9.9", "node-elsewhere", "true", "true", "false"},
+	))
+	waitBackends(t, node, addr, 1)
+	assert.Equal(t, map[string]int{"local": 10}, askMany(t, client.NS, addr, 10), "only the node-local endpoint")
+
+	writeManifest(t, node, "svc.yaml", plainServiceYAML("web", vip, "  internalTrafficPolicy: Local\n")+sliceYAML("web",
+		[5]string{"10.244.9.9", "node-elsewhere", "true", "true", "false"},
+	))
+	waitBackends(t, node, addr, 0)
+	before := count(t, client, "egress", "drop-no-local-backend")
+	_, err := harness.Ask(client.NS, addr, time.Second)
+	require.Error(t, err, "no local endpoint: no reply")
+	assert.Greater(t, count(t, client, "egress", "drop-no-local-backend"), before, "drop counted as no local backend")
+}
