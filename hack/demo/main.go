@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -124,6 +125,24 @@ func demo(r *harness.Runner) {
 	}
 	fmt.Printf("pod a: %d packet(s) dropped, reason drop-spoofed-source-ip\n", dropped)
 
+	step("A ClusterIP Service (10.96.0.10:80 → pods b and c on 8080), from the manifests directory the agent watches")
+	writeFile(r, node, "web.yaml", webManifest)
+	waitService(r, node, "10.96.0.10:80", 2)
+	seen := map[string]int{}
+	for i := 0; i < 20; i++ {
+		got, err := harness.Ask(a.NS, "10.96.0.10:80", timeout)
+		if err != nil {
+			r.Errorf("a → 10.96.0.10:80: %v", err)
+			break
+		}
+		seen[got]++
+	}
+	fmt.Printf("20 connections from a to 10.96.0.10:80 (no iptables, per-packet DNAT at a's veth): answered by %v\n", seen)
+	if seen["b"] == 0 || seen["c"] == 0 || seen["b"]+seen["c"] != 20 {
+		r.Errorf("expected replies from both b and c only, got %v", seen)
+	}
+	fmt.Print(cli(r, node, "service", "list"))
+
 	step("sluice endpoint get %s (pod a)", a.ContainerID[:12])
 	fmt.Print(cli(r, node, "endpoint", "get", a.ContainerID))
 	step("sluice endpoint list")
@@ -138,4 +157,66 @@ func cli(r *harness.Runner, node *harness.Node, args ...string) string {
 		r.Errorf("sluice %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+const webManifest = `apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: default
+spec:
+  clusterIP: 10.96.0.10
+  selector:
+    app: web
+  ports:
+  - name: http
+    port: 80
+    targetPort: 8080
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: b
+  namespace: default
+  labels:
+    app: web
+spec:
+  containers:
+  - name: app
+    image: none
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: c
+  namespace: default
+  labels:
+    app: web
+spec:
+  containers:
+  - name: app
+    image: none
+`
+
+func writeFile(r *harness.Runner, node *harness.Node, name, content string) {
+	if err := os.WriteFile(filepath.Join(node.ManifestsDir, name), []byte(content), 0o600); err != nil {
+		r.Fatalf("write %s: %v", name, err)
+	}
+}
+
+// waitService waits until the agent programs frontend with n backends.
+func waitService(r *harness.Runner, node *harness.Node, frontend string, n int) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		svcs, err := node.Client().ListServices(context.Background())
+		if err == nil {
+			for _, s := range svcs {
+				if s.Frontend == frontend && len(s.Backends) == n {
+					return
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.Fatalf("service %s not programmed with %d backends", frontend, n)
 }
