@@ -53,10 +53,11 @@ type Manager struct {
 	eps Endpoints
 	rec *lbmap.Reconciler
 
-	mu      sync.Mutex
-	objs    Objects
-	lastErr error
-	trigger chan struct{}
+	mu        sync.Mutex
+	objs      Objects
+	lastErr   error
+	lastDiags map[string]bool // diagnostics already logged
+	trigger   chan struct{}
 }
 
 // New adopts the IDs in the maps and returns a manager; call Run.
@@ -93,9 +94,7 @@ func (m *Manager) Changed() {
 // Sync computes the desired services and applies them now.
 func (m *Manager) Sync(full bool) (lbmap.Stats, error) {
 	desired, diags := m.Desired()
-	for _, d := range diags {
-		m.log.WithField("reason", d.String()).Debug("Service port skipped")
-	}
+	m.logDiagnostics(diags)
 	start := time.Now()
 	st, err := m.rec.Apply(desired, full)
 	log := m.log.WithFields(logrus.Fields{
@@ -114,6 +113,19 @@ func (m *Manager) Sync(full bool) (lbmap.Stats, error) {
 	m.lastErr = err
 	m.mu.Unlock()
 	return st, err
+}
+
+// logDiagnostics logs each reason a service port was skipped once, when it
+// first appears, rather than on every sync.
+func (m *Manager) logDiagnostics(diags []service.Diagnostic) {
+	now := make(map[string]bool, len(diags))
+	for _, d := range diags {
+		now[d.String()] = true
+		if !m.lastDiags[d.String()] {
+			m.log.WithFields(logrus.Fields{"service": d.Service, "reason": d.Reason}).Warn("Service port not programmed")
+		}
+	}
+	m.lastDiags = now
 }
 
 // Desired returns the services the current objects and endpoints call for,
@@ -135,8 +147,9 @@ func (m *Manager) Desired() ([]lb.Service, []service.Diagnostic) {
 	return service.TranslateWithDiagnostics(in)
 }
 
-// pods joins the pods wired here (addresses, from the CNI) with the Pod
-// objects of the state source (labels, ports; and remote pods' addresses).
+// pods joins the pods wired here (addresses from the CNI) with the Pod
+// objects of the state source (labels, ports, readiness; and the addresses
+// of pods on other nodes).
 func (m *Manager) pods(objs []*corev1.Pod, eps []api.Endpoint) []service.Pod {
 	byName := make(map[string]*corev1.Pod, len(objs))
 	for _, p := range objs {
@@ -151,49 +164,25 @@ func (m *Manager) pods(objs []*corev1.Pod, eps []api.Endpoint) []service.Pod {
 		}
 		key := ep.PodNamespace + "/" + ep.PodName
 		local[key] = true
-		p := service.Pod{Namespace: ep.PodNamespace, Name: ep.PodName, IP: ip, NodeName: m.cfg.NodeName, Ready: true}
+		p := service.Pod{Namespace: ep.PodNamespace, Name: ep.PodName, Ready: true}
 		if obj, ok := byName[key]; ok {
-			p.Labels = obj.Labels
-			p.Ports = containerPorts(obj)
+			p = service.PodFromObject(obj)
 		}
+		// The CNI's view is authoritative for where and at which address
+		// the pod runs.
+		p.IP, p.NodeName = ip, m.cfg.NodeName
 		out = append(out, p)
 	}
 	for key, obj := range byName {
-		if local[key] || obj.Status.PodIP == "" {
+		if local[key] {
 			continue
 		}
-		ip, err := netip.ParseAddr(obj.Status.PodIP)
-		if err != nil {
-			continue
+		if p := service.PodFromObject(obj); p.IP.IsValid() {
+			out = append(out, p)
 		}
-		out = append(out, service.Pod{
-			Namespace: obj.Namespace, Name: obj.Name, IP: ip, Labels: obj.Labels,
-			NodeName: obj.Spec.NodeName, Ready: podReady(obj), Ports: containerPorts(obj),
-		})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name })
 	return out
-}
-
-func containerPorts(p *corev1.Pod) map[string]int32 {
-	ports := map[string]int32{}
-	for _, c := range p.Spec.Containers {
-		for _, cp := range c.Ports {
-			if cp.Name != "" {
-				ports[cp.Name] = cp.ContainerPort
-			}
-		}
-	}
-	return ports
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return true // a manifest without status: assume ready
 }
 
 // Run syncs on every change, resyncs fully on a timer, retries failures with
