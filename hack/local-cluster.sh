@@ -144,24 +144,25 @@ down() {
 	for n in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop $n; done
 	# 3. mounts under our tree and the CNI netns
 	for m in $(awk '{print $5}' /proc/self/mountinfo | grep -E "^$R/|^/run/netns/cni-" | sort -r); do umount "$m" 2>/dev/null || umount -l "$m"; done
-	[ -f "$R/host-orig.env" ] && . "$R/host-orig.env"
+	if [ -f "$R/host-orig.env" ]; then . "$R/host-orig.env"; fi
 	for n in $(ls /run/netns 2>/dev/null | grep '^cni-' || true); do
 		case " ${preexisting_netns:-} " in *" $n "*) continue ;; esac
 		rm -f "/run/netns/$n"
 	done
-	# 4. Sluice's host state: pins (links pinned there detach with them), run dir, CNI files
+	# 4. Sluice's host state: pins (links pinned there detach with them), run dir, CNI files. Each step tolerates
+	#    "already gone", so down can run again after a partial one.
 	rm -rf /sys/fs/bpf/sluice
-	[ "${had_bpffs:-1}" = 0 ] && mountpoint -q /sys/fs/bpf && umount /sys/fs/bpf
-	[ "${had_runsluice:-1}" = 0 ] && rm -rf /var/run/sluice
+	if [ "${had_bpffs:-1}" = 0 ] && mountpoint -q /sys/fs/bpf; then umount /sys/fs/bpf || umount -l /sys/fs/bpf; fi
+	if [ "${had_runsluice:-1}" = 0 ]; then rm -rf /var/run/sluice; fi
 	rm -f /etc/cni/net.d/05-sluice.conflist
-	[ "${had_cni_dir:-1}" = 0 ] && { rmdir /etc/cni/net.d 2>/dev/null; rmdir /etc/cni 2>/dev/null; }
+	if [ "${had_cni_dir:-1}" = 0 ]; then rmdir /etc/cni/net.d /etc/cni 2>/dev/null || true; fi
 	for b in sluice-cni host-local loopback; do
-		case " ${cni_bins:-sluice-cni host-local loopback} " in *" $b "*) ;; *) rm -f "/opt/cni/bin/$b" ;; esac
+		case " ${cni_bins-sluice-cni host-local loopback} " in *" $b "*) ;; *) rm -f "/opt/cni/bin/$b" ;; esac
 	done
 	rm -f /opt/cni/bin/.sluice-cni.* /opt/cni/bin/.host-local.* /opt/cni/bin/.loopback.*
-	[ "${had_optcni:-1}" = 0 ] && { rmdir /opt/cni/bin 2>/dev/null; rmdir /opt/cni 2>/dev/null; }
+	if [ "${had_optcni:-1}" = 0 ]; then rmdir /opt/cni/bin /opt/cni 2>/dev/null || true; fi
 	rm -rf /var/lib/cni/networks/sluice
-	[ "${had_ipam:-1}" = 0 ] && rm -rf /var/lib/cni
+	if [ "${had_ipam:-1}" = 0 ]; then rm -rf /var/lib/cni; fi
 	# 5. network: pod veths left without a netns, safety routes, kubelet's iptables chains
 	for v in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^lxc' || true); do
 		ip link del "$v" 2>/dev/null || true
@@ -171,15 +172,15 @@ down() {
 	for ipt in iptables ip6tables; do
 		command -v $ipt >/dev/null || continue
 		for t in filter nat mangle; do
-			$ipt -t $t -S 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*KUBE-' | sed 's/^-A/-D/' |
-				while read -r r; do eval $ipt -t $t $r; done
-			for c in $($ipt -t $t -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do $ipt -t $t -F "$c"; done
-			for c in $($ipt -t $t -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do $ipt -t $t -X "$c"; done
+			{ $ipt -t $t -S 2>/dev/null | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*KUBE-' || true; } |
+				sed 's/^-A/-D/' | while read -r r; do eval $ipt -t $t $r; done
+			for c in $($ipt -t $t -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do $ipt -t $t -F "$c" || true; done
+			for c in $($ipt -t $t -S 2>/dev/null | awk '/^-N KUBE-/{print $2}'); do $ipt -t $t -X "$c" || true; done
 		done
 	done
 	# 6. cgroups kubelet and containerd made (deepest first)
 	for h in /sys/fs/cgroup/*/; do for d in kubepods k8s.io; do
-		[ -d "$h$d" ] && find "$h$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+		if [ -d "$h$d" ]; then find "$h$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true; fi
 	done; done
 	# 7. sysctls kubelet and the agent changed
 	if [ -n "${ip_forward:-}" ]; then
@@ -187,7 +188,7 @@ down() {
 			kernel.panic_on_oops="$panic_on_oops" vm.panic_on_oom="$panic_on_oom"
 	fi
 	# containerd 1.6 keeps shim sockets and runc state under /run/containerd (hardcoded)
-	[ "${had_run_containerd:-1}" = 0 ] && rm -rf /run/containerd
+	if [ "${had_run_containerd:-1}" = 0 ]; then rm -rf /run/containerd; fi
 	rm -f "$R/host-orig.env"
 	echo "down in $(($(date +%s) - t0))s"
 }
