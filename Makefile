@@ -25,6 +25,7 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
 	$(GO) build -o $(BIN)/host-local github.com/containernetworking/plugins/plugins/ipam/host-local
+	$(GO) build -o $(BIN)/crr ./test/bench/crr
 
 generate: deps
 	$(GO) generate ./datapath/...

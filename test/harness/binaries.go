@@ -20,6 +20,7 @@ var binaries = map[string]string{
 	"sluice-agent": "./cmd/sluice-agent",
 	"sluice":       "./cmd/sluice",
 	"host-local":   "github.com/containernetworking/plugins/plugins/ipam/host-local",
+	"crr":          "./test/bench/crr", // TCP_CRR client/server, also used as a socket-LB client
 }
 
 var (
