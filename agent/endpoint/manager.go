@@ -111,7 +111,7 @@ func (m *Manager) Put(req api.Endpoint) (api.Endpoint, error) {
 			ErrConflict, e.ip, other.ep.Key(), other.ep.ID)
 	}
 	if old != nil {
-		e.ep.ID, e.ep.Created = old.ep.ID, old.ep.Created
+		e.ep.ID, e.ep.Created, e.identity = old.ep.ID, old.ep.Created, old.identity
 	} else {
 		id, err := allocateID(func(id uint16) bool { return m.byID[id] != nil })
 		if err != nil {

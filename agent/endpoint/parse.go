@@ -28,6 +28,8 @@ type entry struct {
 	ip      netip.Addr
 	mac     net.HardwareAddr
 	hostMAC net.HardwareAddr
+	// identity is the security identity set by SetIdentity (0 until then).
+	identity uint32
 }
 
 // parse validates ep and parses its addresses. Address fields of the returned
@@ -69,11 +71,12 @@ func parseMAC(field, s string) (net.HardwareAddr, error) {
 // datapath returns the BPF entry of e.
 func (e *entry) datapath() datapath.Endpoint {
 	return datapath.Endpoint{
-		IP:      e.ip,
-		Ifindex: uint32(e.ep.HostIfIndex),
-		ID:      e.ep.ID,
-		MAC:     e.mac,
-		NodeMAC: e.hostMAC,
+		IP:       e.ip,
+		Ifindex:  uint32(e.ep.HostIfIndex),
+		ID:       e.ep.ID,
+		Identity: e.identity,
+		MAC:      e.mac,
+		NodeMAC:  e.hostMAC,
 	}
 }
 
