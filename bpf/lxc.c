@@ -8,14 +8,20 @@
  *   a backend pod's replies reverse-NATed, between anti-spoofing and delivery.
  *   A TCP SYN or UDP datagram to a service without backends is answered with
  *   ICMP port unreachable.
+ *   Policy, after translation: the pod's egress policy and, for a local
+ *   destination, that pod's ingress policy (its to_container is skipped by
+ *   bpf_redirect_peer).
  * to_container (tcx egress of the host veth): packets the node's stack sends
- *   into the pod; replies of stack-reached backends are reverse-NATed.
+ *   into the pod; replies of stack-reached backends are reverse-NATed; then
+ *   the pod's ingress policy.
  */
 #include "lib/common.h"
 #include "lib/maps.h"
 #include "lib/metrics.h"
 #include "lib/endpoint.h"
 #include "lib/icmp.h"
+#include "lib/policy.h"
+#include "lib/flow.h"
 
 char __license[] SEC("license") = "Dual BSD/GPL";
 
@@ -24,6 +30,11 @@ const enum sluice_reason *unused_reason __attribute__((unused));
 const enum sluice_direction *unused_direction __attribute__((unused));
 /* Keep the LB and conntrack types in BTF for bpf2go -type. */
 const struct lb4_affinity_val *unused_affinity_val __attribute__((unused));
+/* Keep the policy, IP cache and flow event types in BTF for bpf2go -type. */
+const struct flow_event *unused_flow_event __attribute__((unused));
+const enum flow_verdict *unused_flow_verdict __attribute__((unused));
+const struct flow_config *unused_flow_config __attribute__((unused));
+const struct policy_config *unused_policy_config __attribute__((unused));
 
 SEC("tcx/ingress")
 int from_container(struct __sk_buff *skb)
@@ -31,11 +42,12 @@ int from_container(struct __sk_buff *skb)
 	__u32 ifindex = skb->ifindex;
 	__u32 redirect = 0;
 	__u32 len = skb->len;
+	__u8 drop_dir = DIR_EGRESS;
 	int ret;
 
-	ret = handle_from_container(skb, ifindex, &redirect);
+	ret = handle_from_container(skb, ifindex, &redirect, &drop_dir);
 	if (ret < 0) {
-		update_metrics(ifindex, -ret, DIR_EGRESS, len);
+		update_metrics(ifindex, -ret, drop_dir, len);
 		/* A service without backends rejects a new flow: answer the
 		 * pod with ICMP port unreachable instead of a silent drop. */
 		if ((ret == -DROP_NO_SERVICE_BACKEND || ret == -DROP_NO_LOCAL_BACKEND) &&
@@ -56,11 +68,11 @@ int to_container(struct __sk_buff *skb)
 	__u32 len = skb->len;
 	int ret;
 
-	ret = lb4_to_container(skb, ifindex);
+	ret = handle_to_container(skb, ifindex);
 	if (ret < 0) {
 		update_metrics(ifindex, -ret, DIR_INGRESS, len);
 		return TC_ACT_SHOT;
 	}
-	update_metrics(ifindex, REASON_FWD_TO_EP, DIR_INGRESS, len);
+	update_metrics(ifindex, ret, DIR_INGRESS, len);
 	return TC_ACT_OK;
 }

@@ -51,6 +51,51 @@ type lxcEndpointKey struct {
 	Ip uint32
 }
 
+type lxcFlowConfig struct {
+	_     structs.HostLayout
+	Flags uint32
+}
+
+type lxcFlowEvent struct {
+	_           structs.HostLayout
+	Ktime       uint64
+	Saddr       uint32
+	Daddr       uint32
+	OrigDaddr   uint32
+	Sport       uint16
+	Dport       uint16
+	OrigDport   uint16
+	EpId        uint16
+	Proto       uint8
+	Verdict     uint8
+	Reason      uint8
+	Dir         uint8
+	SrcIdentity uint32
+	DstIdentity uint32
+	Ifindex     uint32
+	RuleId      uint32
+}
+
+type lxcFlowVerdict uint32
+
+const (
+	lxcFlowVerdictFLOW_FORWARDED lxcFlowVerdict = 1
+	lxcFlowVerdictFLOW_DROPPED   lxcFlowVerdict = 2
+	lxcFlowVerdictFLOW_AUDIT     lxcFlowVerdict = 3
+)
+
+type lxcIpcache4Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      uint32
+}
+
+type lxcIpcache4Value struct {
+	_        structs.HostLayout
+	Identity uint32
+	Flags    uint32
+}
+
 type lxcLb4AffinityKey struct {
 	_        structs.HostLayout
 	ClientId uint64
@@ -117,6 +162,30 @@ type lxcMetricsValue struct {
 	Bytes   uint64
 }
 
+type lxcPolicyConfig struct {
+	_     structs.HostLayout
+	Flags uint32
+}
+
+type lxcPolicyEntry struct {
+	_         structs.HostLayout
+	RuleId    uint32
+	Flags     uint8
+	Prefixlen uint8
+	Pad       uint16
+}
+
+type lxcPolicyKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Identity  uint32
+	EpId      uint16
+	Dir       uint8
+	Proto     uint8
+	Dport     uint16
+	Pad       uint16
+}
+
 type lxcSluiceDirection uint32
 
 const (
@@ -132,6 +201,7 @@ const (
 	lxcSluiceReasonREASON_FWD_TO_EP        lxcSluiceReason = 3
 	lxcSluiceReasonREASON_LB_TRANSLATED    lxcSluiceReason = 4
 	lxcSluiceReasonREASON_LB_REV_NAT       lxcSluiceReason = 5
+	lxcSluiceReasonREASON_POLICY_AUDIT     lxcSluiceReason = 20
 	lxcSluiceReasonDROP_INVALID            lxcSluiceReason = 130
 	lxcSluiceReasonDROP_SPOOF_IP           lxcSluiceReason = 131
 	lxcSluiceReasonDROP_SPOOF_MAC          lxcSluiceReason = 132
@@ -141,6 +211,12 @@ const (
 	lxcSluiceReasonDROP_NO_LOCAL_BACKEND   lxcSluiceReason = 136
 	lxcSluiceReasonDROP_CT_MAP_FULL        lxcSluiceReason = 137
 	lxcSluiceReasonDROP_NAT_FAILED         lxcSluiceReason = 138
+	lxcSluiceReasonDROP_POLICY             lxcSluiceReason = 150
+	lxcSluiceReasonDROP_POLICY_DENY        lxcSluiceReason = 151
+	lxcSluiceReasonREASON_LB_SNAT          lxcSluiceReason = 40
+	lxcSluiceReasonREASON_LB_REV_SNAT      lxcSluiceReason = 41
+	lxcSluiceReasonDROP_NO_ROUTE           lxcSluiceReason = 170
+	lxcSluiceReasonDROP_NAT_NO_PORT        lxcSluiceReason = 171
 )
 
 // Names of all BPF objects in the ELF.
@@ -149,11 +225,17 @@ const (
 const (
 	lxcMapSluiceCt4V1           = "sluice_ct4_v1"
 	lxcMapSluiceEndpoints       = "sluice_endpoints"
+	lxcMapSluiceFlowConfigV1    = "sluice_flow_config_v1"
+	lxcMapSluiceFlows           = "sluice_flows"
+	lxcMapSluiceFlowsLost       = "sluice_flows_lost"
+	lxcMapSluiceIpcache4V1      = "sluice_ipcache4_v1"
 	lxcMapSluiceLb4AffinityV1   = "sluice_lb4_affinity_v1"
 	lxcMapSluiceLb4BackendsV1   = "sluice_lb4_backends_v1"
 	lxcMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
 	lxcMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
 	lxcMapSluiceMetrics         = "sluice_metrics"
+	lxcMapSluicePolicyConfigV1  = "sluice_policy_config_v1"
+	lxcMapSluicePolicyV1        = "sluice_policy_v1"
 	lxcProgFromContainer        = "from_container"
 	lxcProgToContainer          = "to_container"
 	lxcVarCtLifetimeNontcp      = "ct_lifetime_nontcp"
@@ -162,6 +244,10 @@ const (
 	lxcVarCtLifetimeTcpSyn      = "ct_lifetime_tcp_syn"
 	lxcVarUnusedAffinityVal     = "unused_affinity_val"
 	lxcVarUnusedDirection       = "unused_direction"
+	lxcVarUnusedFlowConfig      = "unused_flow_config"
+	lxcVarUnusedFlowEvent       = "unused_flow_event"
+	lxcVarUnusedFlowVerdict     = "unused_flow_verdict"
+	lxcVarUnusedPolicyConfig    = "unused_policy_config"
 	lxcVarUnusedReason          = "unused_reason"
 )
 
@@ -217,11 +303,17 @@ type lxcProgramSpecs struct {
 type lxcMapSpecs struct {
 	SluiceCt4V1           *ebpf.MapSpec `ebpf:"sluice_ct4_v1"`
 	SluiceEndpoints       *ebpf.MapSpec `ebpf:"sluice_endpoints"`
+	SluiceFlowConfigV1    *ebpf.MapSpec `ebpf:"sluice_flow_config_v1"`
+	SluiceFlows           *ebpf.MapSpec `ebpf:"sluice_flows"`
+	SluiceFlowsLost       *ebpf.MapSpec `ebpf:"sluice_flows_lost"`
+	SluiceIpcache4V1      *ebpf.MapSpec `ebpf:"sluice_ipcache4_v1"`
 	SluiceLb4AffinityV1   *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1   *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetrics         *ebpf.MapSpec `ebpf:"sluice_metrics"`
+	SluicePolicyConfigV1  *ebpf.MapSpec `ebpf:"sluice_policy_config_v1"`
+	SluicePolicyV1        *ebpf.MapSpec `ebpf:"sluice_policy_v1"`
 }
 
 // lxcVariableSpecs contains global variables before they are loaded into the kernel.
@@ -234,6 +326,10 @@ type lxcVariableSpecs struct {
 	CtLifetimeTcpSyn     *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_syn"`
 	UnusedAffinityVal    *ebpf.VariableSpec `ebpf:"unused_affinity_val"`
 	UnusedDirection      *ebpf.VariableSpec `ebpf:"unused_direction"`
+	UnusedFlowConfig     *ebpf.VariableSpec `ebpf:"unused_flow_config"`
+	UnusedFlowEvent      *ebpf.VariableSpec `ebpf:"unused_flow_event"`
+	UnusedFlowVerdict    *ebpf.VariableSpec `ebpf:"unused_flow_verdict"`
+	UnusedPolicyConfig   *ebpf.VariableSpec `ebpf:"unused_policy_config"`
 	UnusedReason         *ebpf.VariableSpec `ebpf:"unused_reason"`
 }
 
@@ -259,22 +355,34 @@ func (o *lxcObjects) Close() error {
 type lxcMaps struct {
 	SluiceCt4V1           *ebpf.Map `ebpf:"sluice_ct4_v1"`
 	SluiceEndpoints       *ebpf.Map `ebpf:"sluice_endpoints"`
+	SluiceFlowConfigV1    *ebpf.Map `ebpf:"sluice_flow_config_v1"`
+	SluiceFlows           *ebpf.Map `ebpf:"sluice_flows"`
+	SluiceFlowsLost       *ebpf.Map `ebpf:"sluice_flows_lost"`
+	SluiceIpcache4V1      *ebpf.Map `ebpf:"sluice_ipcache4_v1"`
 	SluiceLb4AffinityV1   *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1   *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetrics         *ebpf.Map `ebpf:"sluice_metrics"`
+	SluicePolicyConfigV1  *ebpf.Map `ebpf:"sluice_policy_config_v1"`
+	SluicePolicyV1        *ebpf.Map `ebpf:"sluice_policy_v1"`
 }
 
 func (m *lxcMaps) Close() error {
 	return _LxcClose(
 		m.SluiceCt4V1,
 		m.SluiceEndpoints,
+		m.SluiceFlowConfigV1,
+		m.SluiceFlows,
+		m.SluiceFlowsLost,
+		m.SluiceIpcache4V1,
 		m.SluiceLb4AffinityV1,
 		m.SluiceLb4BackendsV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
 		m.SluiceMetrics,
+		m.SluicePolicyConfigV1,
+		m.SluicePolicyV1,
 	)
 }
 
@@ -288,6 +396,10 @@ type lxcVariables struct {
 	CtLifetimeTcpSyn     *ebpf.Variable `ebpf:"ct_lifetime_tcp_syn"`
 	UnusedAffinityVal    *ebpf.Variable `ebpf:"unused_affinity_val"`
 	UnusedDirection      *ebpf.Variable `ebpf:"unused_direction"`
+	UnusedFlowConfig     *ebpf.Variable `ebpf:"unused_flow_config"`
+	UnusedFlowEvent      *ebpf.Variable `ebpf:"unused_flow_event"`
+	UnusedFlowVerdict    *ebpf.Variable `ebpf:"unused_flow_verdict"`
+	UnusedPolicyConfig   *ebpf.Variable `ebpf:"unused_policy_config"`
 	UnusedReason         *ebpf.Variable `ebpf:"unused_reason"`
 }
 

@@ -29,6 +29,9 @@ const (
 	DropNoLocalBackend          = Reason(lxcSluiceReasonDROP_NO_LOCAL_BACKEND)
 	DropCTMapFull               = Reason(lxcSluiceReasonDROP_CT_MAP_FULL)
 	DropNATFailed               = Reason(lxcSluiceReasonDROP_NAT_FAILED)
+	ReasonPolicyAudit           = Reason(lxcSluiceReasonREASON_POLICY_AUDIT)
+	DropPolicy                  = Reason(lxcSluiceReasonDROP_POLICY)
+	DropPolicyDeny              = Reason(lxcSluiceReasonDROP_POLICY_DENY)
 	firstDropReason      Reason = 128
 )
 
@@ -47,6 +50,9 @@ var reasonNames = map[Reason]string{
 	DropNoLocalBackend:   "drop-no-local-backend",
 	DropCTMapFull:        "drop-ct-map-full",
 	DropNATFailed:        "drop-nat-failed",
+	ReasonPolicyAudit:    "policy-audit",
+	DropPolicy:           "drop-policy",
+	DropPolicyDeny:       "drop-policy-deny",
 }
 
 func (r Reason) String() string {

@@ -21,6 +21,7 @@ enum sluice_reason {
 	REASON_FWD_TO_EP	= 3,	/* delivered from the node's stack into a pod */
 	REASON_LB_TRANSLATED	= 4,	/* service frontend translated to a backend (DNAT) */
 	REASON_LB_REV_NAT	= 5,	/* backend reply translated back to the frontend */
+	REASON_POLICY_AUDIT	= 20,	/* policy would drop (audit mode): forwarded */
 	DROP_INVALID		= 130,	/* malformed or truncated packet */
 	DROP_SPOOF_IP		= 131,	/* source IPv4 is not the endpoint's */
 	DROP_SPOOF_MAC		= 132,	/* source MAC is not the endpoint's */
@@ -30,6 +31,13 @@ enum sluice_reason {
 	DROP_NO_LOCAL_BACKEND	= 136,	/* traffic policy Local and no local backend */
 	DROP_CT_MAP_FULL	= 137,	/* conntrack entry could not be created */
 	DROP_NAT_FAILED		= 138,	/* rewriting addresses or checksums failed */
+	DROP_POLICY		= 150,	/* no policy entry allows it (direction enforced) */
+	DROP_POLICY_DENY	= 151,	/* a deny policy entry matched */
+	/* Host device (NodePort, ExternalIP, LoadBalancer) reasons. */
+	REASON_LB_SNAT		= 40,	/* translated to a remote backend and SNATed to the node IP */
+	REASON_LB_REV_SNAT	= 41,	/* remote backend's reply translated back to the client */
+	DROP_NO_ROUTE		= 170,	/* no route for a translated packet (FIB lookup failed) */
+	DROP_NAT_NO_PORT	= 171,	/* no free SNAT source port (or no SNAT address) */
 };
 
 /* Direction of a packet relative to the endpoint. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Connection tracking for service flows.
+/* Connection tracking for service flows and policy.
  *
  * Two entries per translated flow, both keyed in the client's orientation:
  *   service entry   client -> frontend (CT_F_SERVICE): remembers the backend,
@@ -8,6 +8,10 @@
  *   backend entry   client -> backend: carries rev_nat_id, so replies
  *                   (backend -> client, looked up reversed) are translated
  *                   back to the frontend.
+ * Policy marks a flow it allowed with CT_E_POLICY: on the backend entry of a
+ * translated flow, else on a plain entry client -> server (rev_nat_id 0)
+ * created for the flow. Later packets of the flow (found forward) and its
+ * replies (found reversed) pass without a policy lookup.
  * Lifetimes are absolute seconds of CLOCK_BOOTTIME; the agent deletes expired
  * entries (CTGC) and the LRU evicts under pressure. */
 #ifndef SLUICE_CONNTRACK_H
@@ -23,6 +27,12 @@
 #define CT_E_SEEN_REPLY	(1 << 1)	/* a reply went through: established */
 #define CT_E_TX_FIN	(1 << 2)	/* client sent FIN */
 #define CT_E_RX_FIN	(1 << 3)	/* server sent FIN */
+#define CT_E_POLICY	(1 << 4)	/* policy allowed the flow (both ends on this node) */
+
+/* What conntrack knows of a packet, for policy. */
+#define CT_NEW		0	/* no allowed flow: policy decides */
+#define CT_ESTABLISHED	1	/* a later packet of an allowed flow */
+#define CT_REPLY	2	/* a reply of an allowed flow */
 
 /* Lifetimes in seconds, set by the agent before load. */
 volatile const __u32 ct_lifetime_tcp = 21600;		/* established TCP */
@@ -132,6 +142,53 @@ static __always_inline void ct4_update(struct ct4_entry *e, __u8 proto, __u8 tcp
 		__sync_fetch_and_add(&e->rx_packets, 1);
 	else
 		__sync_fetch_and_add(&e->tx_packets, 1);
+}
+
+static __always_inline __u64 ct_now_sec(void)
+{
+	return bpf_ktime_get_boot_ns() / 1000000000ULL;
+}
+
+/* Finds the allowed flow t (client orientation as seen) belongs to, forward
+ * or reversed. touch: account the packet to the entry (0 when service
+ * translation already did). A TCP SYN reusing the tuple of a closing flow is
+ * a new flow. */
+static __always_inline int ct4_policy_lookup(const struct ct4_tuple *t, __u8 tcp_flags, int touch)
+{
+	struct ct4_tuple rt = {
+		.saddr = t->daddr, .daddr = t->saddr, .sport = t->dport, .dport = t->sport,
+		.proto = t->proto,
+	};
+	struct ct4_entry *e;
+
+	e = ct4_lookup(t);
+	if (e && (e->flags & CT_E_POLICY)) {
+		if ((e->flags & CT_E_CLOSING) && ct_is_new_syn(t->proto, tcp_flags))
+			return CT_NEW;
+		if (touch)
+			ct4_update(e, t->proto, tcp_flags, 0, ct_now_sec());
+		return CT_ESTABLISHED;
+	}
+	e = ct4_lookup(&rt);
+	if (e && (e->flags & CT_E_POLICY)) {
+		if (touch)
+			ct4_update(e, t->proto, tcp_flags, 1, ct_now_sec());
+		return CT_REPLY;
+	}
+	return CT_NEW;
+}
+
+/* Records that policy allowed the new flow t: marks the backend entry service
+ * translation created for it, or creates a plain entry. */
+static __always_inline int ct4_policy_create(const struct ct4_tuple *t)
+{
+	struct ct4_entry *e = ct4_lookup(t);
+
+	if (e && e->rev_nat_id) {
+		e->flags |= CT_E_POLICY;
+		return 0;
+	}
+	return ct4_create(t, 0, 0, CT_E_POLICY, ct_now_sec());
 }
 
 #endif /* SLUICE_CONNTRACK_H */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Endpoint lookups, anti-spoofing and local delivery for the pod programs. */
+/* Endpoint lookups, anti-spoofing, policy enforcement and local delivery for
+ * the pod programs. */
 #ifndef SLUICE_ENDPOINT_H
 #define SLUICE_ENDPOINT_H
 
@@ -8,6 +9,8 @@
 #include "eth.h"
 #include "metrics.h"
 #include "lb_skb.h"
+#include "identity.h"
+#include "policy.h"
 
 static __always_inline struct endpoint_info *lookup_endpoint(__be32 ip)
 {
@@ -17,15 +20,17 @@ static __always_inline struct endpoint_info *lookup_endpoint(__be32 ip)
 }
 
 /* An endpoint owns a packet when the packet's source IPv4 is registered to the
- * interface it arrived on and its source MAC is the pod's. */
-static __always_inline int check_source(struct __sk_buff *skb, __be32 saddr, const __u8 *smac)
+ * interface it arrived on and its source MAC is the pod's. Sets *ep to it. */
+static __always_inline int check_source(struct __sk_buff *skb, __be32 saddr, const __u8 *smac,
+					struct endpoint_info **ep)
 {
-	struct endpoint_info *ep = lookup_endpoint(saddr);
+	struct endpoint_info *e = lookup_endpoint(saddr);
 
-	if (!ep || ep->ifindex != skb->ifindex)
+	if (!e || e->ifindex != skb->ifindex)
 		return -DROP_SPOOF_IP;
-	if (!mac_equal(smac, ep->mac))
+	if (!mac_equal(smac, e->mac))
 		return -DROP_SPOOF_MAC;
+	*ep = e;
 	return 0;
 }
 
@@ -59,81 +64,80 @@ static __always_inline int handle_arp(struct __sk_buff *skb)
 /* Translates a packet a pod sends to a service frontend, or reverse-NATs a
  * backend pod's reply to a translated flow. Counts the translation. Returns 0
  * (untouched), a REASON_LB_* (rewritten) or a negative DROP_* reason. */
-static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifindex)
+static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifindex, struct ipv4_flow *f)
 {
-	struct ipv4_flow f = {};
 	int ret;
 
-	ret = ipv4_parse_flow(skb, ETH_HLEN, &f);
-	if (ret <= 0)
-		return ret;
-	ret = lb4_xlate_fwd(skb, &f);
+	ret = lb4_xlate_fwd(skb, f);
 	if (ret == 0)
-		ret = lb4_rev_nat(skb, &f);
+		ret = lb4_rev_nat(skb, f);
 	if (ret > 0)
 		update_metrics(ifindex, ret, DIR_EGRESS, skb->len);
 	return ret;
 }
 
-/* Reverse NAT of a reply the node's stack delivers into a client pod (the
- * backend was reached through the stack: host network, another node). */
-static __always_inline int lb4_to_container(struct __sk_buff *skb, __u32 ifindex)
-{
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct ipv4_flow f = {};
-	int ret;
-
-	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return 0;
-	ret = ipv4_parse_flow(skb, ETH_HLEN, &f);
-	if (ret <= 0)
-		return ret;
-	ret = lb4_rev_nat(skb, &f);
-	if (ret > 0)
-		update_metrics(ifindex, ret, DIR_INGRESS, skb->len);
-	return ret;
-}
-
-/* Handles an IPv4 packet leaving a pod. On local delivery it rewrites the MACs,
- * decrements the TTL and sets *redirect to the destination's host-side ifindex. */
-static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u32 ifindex, __u32 *redirect)
+/* Handles an IPv4 packet leaving a pod: anti-spoofing, service translation,
+ * the sender's egress policy and, for a local destination, the receiver's
+ * ingress policy. On local delivery it rewrites the MACs, decrements the TTL
+ * and sets *redirect to the destination's host-side ifindex. A policy drop
+ * sets *drop_dir to the direction whose policy dropped. */
+static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u32 ifindex, __u32 *redirect,
+						      __u8 *drop_dir)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct endpoint_info *dst;
+	struct endpoint_info *src = NULL, *dst;
+	struct policy_pkt p = {};
+	struct ipv4_flow f = {};
 	__u8 dmac[6], smac[6];
-	int ret;
+	int ret, parsed, local;
 
 	if ((void *)(ip + 1) > data_end)
 		return -DROP_INVALID;
 	if (ip->version != 4 || ip->ihl < 5)
 		return -DROP_INVALID;
 
-	ret = check_source(skb, ip->saddr, eth->h_source);
+	ret = check_source(skb, ip->saddr, eth->h_source, &src);
+	if (ret < 0)
+		return ret;
+
+	parsed = ipv4_parse_flow(skb, ETH_HLEN, &f);
+	if (parsed < 0)
+		return parsed;
+	ret = policy_pkt_init(skb, ip, &f, parsed, &p);
 	if (ret < 0)
 		return ret;
 
 	/* Service translation (or reverse NAT of a backend's reply) first, so
-	 * that delivery below sees the packet's final addresses. */
-	ret = lb4_from_container(skb, ifindex);
-	if (ret < 0)
-		return ret;
-	if (ret > 0) {
-		data = (void *)(long)skb->data;
-		data_end = (void *)(long)skb->data_end;
-		eth = data;
-		ip = (void *)(eth + 1);
-		if ((void *)(ip + 1) > data_end)
-			return -DROP_INVALID;
+	 * that policy and delivery below see the packet's final addresses. */
+	if (parsed) {
+		ret = lb4_from_container(skb, ifindex, &f);
+		if (ret < 0)
+			return ret;
+		if (ret > 0) {
+			policy_pkt_translated(&p, &f, ret);
+			data = (void *)(long)skb->data;
+			data_end = (void *)(long)skb->data_end;
+			eth = data;
+			ip = (void *)(eth + 1);
+			if ((void *)(ip + 1) > data_end)
+				return -DROP_INVALID;
+		}
 	}
 
 	dst = lookup_endpoint(ip->daddr);
 	/* TTL 1 would expire here: let the stack answer with ICMP time exceeded. */
-	if (!dst || ip->ttl <= 1)
+	local = dst && ip->ttl > 1;
+
+	if (!policy_established(&p)) {
+		ret = policy_enforce(&p, src, dst, peer_identity(ip->saddr, src), peer_identity(ip->daddr, dst),
+				     ifindex, local ? REASON_FWD_LOCAL : REASON_FWD_STACK, drop_dir);
+		if (ret < 0)
+			return ret;
+	}
+	if (!local)
 		return REASON_FWD_STACK;
 
 	__builtin_memcpy(dmac, dst->mac, 6);
@@ -149,7 +153,59 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 	return REASON_FWD_LOCAL;
 }
 
-static __always_inline int handle_from_container(struct __sk_buff *skb, __u32 ifindex, __u32 *redirect)
+/* Handles a packet the node's stack sends into a pod: reverse NAT of replies
+ * from backends reached through the stack (host network, other nodes), then
+ * the pod's ingress policy with the source's identity from the IP cache.
+ * Returns REASON_FWD_TO_EP or a negative DROP_* reason. */
+static __always_inline int handle_to_container(struct __sk_buff *skb, __u32 ifindex)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct endpoint_info *dst;
+	struct policy_pkt p = {};
+	struct ipv4_flow f = {};
+	__u8 drop_dir = DIR_INGRESS;
+	int ret, parsed;
+
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return REASON_FWD_TO_EP;
+	if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+		return -DROP_INVALID;
+	parsed = ipv4_parse_flow(skb, ETH_HLEN, &f);
+	if (parsed < 0)
+		return parsed;
+	ret = policy_pkt_init(skb, ip, &f, parsed, &p);
+	if (ret < 0)
+		return ret;
+	if (parsed) {
+		ret = lb4_rev_nat(skb, &f);
+		if (ret < 0)
+			return ret;
+		if (ret > 0) {
+			update_metrics(ifindex, ret, DIR_INGRESS, skb->len);
+			policy_pkt_translated(&p, &f, ret);
+			data = (void *)(long)skb->data;
+			data_end = (void *)(long)skb->data_end;
+			ip = data + ETH_HLEN;
+			if ((void *)(ip + 1) > data_end)
+				return -DROP_INVALID;
+		}
+	}
+
+	dst = lookup_endpoint(ip->daddr);
+	if (!dst || policy_established(&p))
+		return REASON_FWD_TO_EP;
+	ret = policy_enforce(&p, NULL, dst, peer_identity(ip->saddr, lookup_endpoint(ip->saddr)),
+			     peer_identity(ip->daddr, dst), ifindex, REASON_FWD_TO_EP, &drop_dir);
+	if (ret < 0)
+		return ret;
+	return REASON_FWD_TO_EP;
+}
+
+static __always_inline int handle_from_container(struct __sk_buff *skb, __u32 ifindex, __u32 *redirect,
+						 __u8 *drop_dir)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -160,7 +216,7 @@ static __always_inline int handle_from_container(struct __sk_buff *skb, __u32 if
 
 	switch (eth->h_proto) {
 	case bpf_htons(ETH_P_IP):
-		return handle_ipv4_from_container(skb, ifindex, redirect);
+		return handle_ipv4_from_container(skb, ifindex, redirect, drop_dir);
 	case bpf_htons(ETH_P_ARP):
 		return handle_arp(skb);
 	default:
