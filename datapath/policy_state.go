@@ -1,0 +1,47 @@
+package datapath
+
+import (
+	"github.com/sluicenet/sluice/policy"
+)
+
+// PolicyMapState converts an endpoint's resolved policy into the datapath's
+// enforcement and entries: each port range becomes its aligned port prefixes
+// (policy.PortRangeToPrefixes), keys that coincide after the split are merged
+// with deny winning (then the first in policy.EndpointPolicy.Keys order).
+// ruleID names each entry's rule for flow events; nil gives every entry 0.
+// A nil policy yields no enforcement and no entries.
+func PolicyMapState(p *policy.EndpointPolicy, ruleID func(policy.RuleRef) uint32) (EndpointPolicyConfig, map[PolicyKey]PolicyEntry) {
+	out := make(map[PolicyKey]PolicyEntry)
+	if p == nil {
+		return EndpointPolicyConfig{}, out
+	}
+	cfg := EndpointPolicyConfig{IngressEnforced: p.IngressEnforced, EgressEnforced: p.EgressEnforced, Audit: p.Audit}
+	add := func(k PolicyKey, e PolicyEntry) {
+		if old, ok := out[k]; ok && (old.Deny || !e.Deny) {
+			return
+		}
+		out[k] = e
+	}
+	for _, k := range p.Keys() {
+		pe := p.Entries[k]
+		e := PolicyEntry{Deny: pe.Deny}
+		if ruleID != nil {
+			e.RuleID = ruleID(pe.Rule)
+		}
+		base := PolicyKey{Ingress: k.Direction == policy.Ingress, Identity: uint32(k.PeerIdentity), Proto: k.Proto}
+		if k.Proto == policy.ProtoAny {
+			add(base, e)
+			continue
+		}
+		lo, hi := k.PortLo, k.PortHi
+		if lo == 0 && hi == 0 {
+			hi = 65535
+		}
+		for _, pp := range policy.PortRangeToPrefixes(lo, hi) {
+			pk := base
+			pk.Port, pk.PortPrefixLen = pp.Port, pp.PrefixLen
+			add(pk, e)
+		}
+	}
+	return cfg, out
+}
