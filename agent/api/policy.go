@@ -1,0 +1,86 @@
+package api
+
+// Policy, identity and flow routes:
+//
+//	GET /v1/policy/status                              accepted and rejected policies with reasons
+//	GET /v1/policy/endpoint/{containerID}/{ifName}     an endpoint's resolved policy
+//	GET /v1/identities                                 known security identities
+//	GET /v1/flows?last=N&since=RFC3339|duration&follow=true   flows as NDJSON (streamed with follow)
+
+import "time"
+
+// PolicyStatus says whether the agent accepted a policy object.
+type PolicyStatus struct {
+	Kind      string   `json:"kind"`
+	Namespace string   `json:"namespace,omitempty"`
+	Name      string   `json:"name"`
+	File      string   `json:"file,omitempty"`
+	Accepted  bool     `json:"accepted"`
+	Reason    string   `json:"reason,omitempty"` // why it was rejected, naming the field
+	Warnings  []string `json:"warnings,omitempty"`
+	// Endpoints counts the local endpoints the policy selects.
+	Endpoints int `json:"endpoints"`
+}
+
+// PolicyRule is one resolved policy map entry of an endpoint.
+type PolicyRule struct {
+	Direction string `json:"direction"` // ingress or egress
+	Peer      string `json:"peer"`      // identity number or reserved name; "any"
+	PeerID    uint32 `json:"peerID"`
+	Protocol  string `json:"protocol"` // ANY, TCP, UDP, ICMP
+	Ports     string `json:"ports,omitempty"`
+	Verdict   string `json:"verdict"` // allow or deny
+	Rule      string `json:"rule"`    // namespace/name[index] of the rule
+	RuleID    uint32 `json:"ruleID"`
+}
+
+// EndpointPolicy is an endpoint's resolved policy.
+type EndpointPolicy struct {
+	ContainerID     string       `json:"containerID"`
+	IfName          string       `json:"ifName"`
+	EndpointID      uint16       `json:"endpointID"`
+	Pod             string       `json:"pod,omitempty"`
+	Identity        uint32       `json:"identity"`
+	Labels          []string     `json:"labels"`
+	IngressEnforced bool         `json:"ingressEnforced"`
+	EgressEnforced  bool         `json:"egressEnforced"`
+	Audit           bool         `json:"audit"`
+	SelectedBy      []string     `json:"selectedBy"`
+	Rules           []PolicyRule `json:"rules"`
+	// MapEntries counts the kernel map entries (port blocks) written.
+	MapEntries int `json:"mapEntries"`
+}
+
+// Identity is a security identity and its labels.
+type Identity struct {
+	ID     uint32   `json:"id"`
+	Name   string   `json:"name,omitempty"` // reserved name
+	Labels []string `json:"labels"`
+	Refs   int      `json:"refs"`
+}
+
+// Flow is one policy or forwarding verdict seen by the datapath.
+type Flow struct {
+	Time        time.Time `json:"time"`
+	Verdict     string    `json:"verdict"` // FORWARDED, DROPPED, AUDIT
+	Reason      string    `json:"reason,omitempty"`
+	Direction   string    `json:"direction"` // ingress or egress, seen from EndpointPod
+	Protocol    string    `json:"protocol"`
+	Source      string    `json:"source"` // ip:port
+	Destination string    `json:"destination"`
+	OrigDest    string    `json:"origDestination,omitempty"` // before service translation
+	SrcIdentity uint32    `json:"srcIdentity"`
+	DstIdentity uint32    `json:"dstIdentity"`
+	SrcPod      string    `json:"srcPod,omitempty"` // namespace/name
+	DstPod      string    `json:"dstPod,omitempty"`
+	SrcLabels   []string  `json:"srcLabels,omitempty"`
+	DstLabels   []string  `json:"dstLabels,omitempty"`
+	EndpointID  uint16    `json:"endpointID"`
+	EndpointPod string    `json:"endpointPod,omitempty"`
+	RuleID      uint32    `json:"ruleID,omitempty"`
+	Rule        string    `json:"rule,omitempty"` // namespace/name[index]
+	RuleKind    string    `json:"ruleKind,omitempty"`
+	RuleSection string    `json:"ruleSection,omitempty"`
+	Ifindex     uint32    `json:"ifindex,omitempty"`
+	DstPort     uint16    `json:"dstPort"`
+}

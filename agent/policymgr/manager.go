@@ -1,0 +1,468 @@
+package policymgr
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/identitymgr"
+	"github.com/sluicenet/sluice/agent/source/manifests"
+	"github.com/sluicenet/sluice/identity"
+	"github.com/sluicenet/sluice/policy"
+)
+
+// Datapath is the per-endpoint policy map and config (implemented by an
+// adapter over *datapath.Datapath).
+type Datapath interface {
+	SetPolicyConfig(epID uint16, c EndpointConfig) error
+	UpsertPolicy(epID uint16, k MapKey, e MapEntry) error
+	DeletePolicy(epID uint16, k MapKey) error
+	PolicyEntries(epID uint16) (map[MapKey]MapEntry, error)
+	DeleteEndpointPolicy(epID uint16) error
+}
+
+// Identities is what the manager needs of the identity manager.
+type Identities interface {
+	Endpoints() map[uint16]identitymgr.EndpointIdentity
+	SetPolicyPrefixes([]netip.Prefix)
+}
+
+// Config tunes the manager.
+type Config struct {
+	Mode           policy.EnforcementMode
+	Audit          bool
+	ResyncInterval time.Duration // full resync against the kernel (default 30s)
+}
+
+// Manager owns the resolver and the per-endpoint policy maps.
+type Manager struct {
+	cfg   Config
+	log   logrus.FieldLogger
+	dp    Datapath
+	ids   Identities
+	rules *RuleTable
+
+	mu       sync.Mutex
+	res      *policy.Resolver
+	raws     []manifests.Raw
+	applied  map[policy.PolicyKey][]byte // JSON of the applied version
+	status   map[policy.PolicyKey]api.PolicyStatus
+	events   []identity.Event
+	eps      map[uint16]identitymgr.EndpointIdentity
+	written  map[uint16]written
+	prefixes []netip.Prefix
+	lastErr  error
+	errCount uint64
+	// rejectedRaw holds the JSON of rejected objects (not re-logged).
+	rejectedRaw map[policy.PolicyKey][]byte
+
+	trigger chan struct{}
+}
+
+// written is what the manager last wrote (or found) for an endpoint.
+type written struct {
+	cfg      EndpointConfig
+	cfgKnown bool // cfg is what the kernel holds
+	entries  map[MapKey]MapEntry
+}
+
+// New returns a manager; call Run.
+func New(cfg Config, dp Datapath, ids Identities, log logrus.FieldLogger) *Manager {
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = 30 * time.Second
+	}
+	return &Manager{
+		cfg: cfg, log: log, dp: dp, ids: ids, rules: NewRuleTable(),
+		res:     policy.NewResolver(policy.Options{Mode: cfg.Mode, Audit: cfg.Audit}),
+		applied: map[policy.PolicyKey][]byte{},
+		status:  map[policy.PolicyKey]api.PolicyStatus{},
+		eps:     map[uint16]identitymgr.EndpointIdentity{},
+		written: map[uint16]written{},
+		trigger: make(chan struct{}, 1),
+	}
+}
+
+// Rules returns the rule ID table.
+func (m *Manager) Rules() *RuleTable { return m.rules }
+
+// SetObjects takes the state source's raw objects (non-policy kinds are
+// ignored) and schedules a sync.
+func (m *Manager) SetObjects(raws []manifests.Raw) {
+	var ps []manifests.Raw
+	for _, r := range raws {
+		if isPolicy(r) {
+			ps = append(ps, r)
+		}
+	}
+	m.mu.Lock()
+	m.raws = ps
+	m.mu.Unlock()
+	m.Changed()
+}
+
+// IdentityEvent queues an identity change for the resolver (the identity
+// allocator's OnChange).
+func (m *Manager) IdentityEvent(ev identity.Event) {
+	m.mu.Lock()
+	m.events = append(m.events, ev)
+	m.mu.Unlock()
+	m.Changed()
+}
+
+// Changed schedules a sync.
+func (m *Manager) Changed() {
+	select {
+	case m.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// update feeds the resolver with the current identities, policies and
+// endpoints. Called with mu held.
+func (m *Manager) update() {
+	for _, ev := range m.events {
+		switch ev.Kind {
+		case identity.Added:
+			m.res.UpsertIdentity(ev.ID, ev.Labels)
+		case identity.Deleted:
+			m.res.DeleteIdentity(ev.ID)
+		}
+	}
+	m.events = nil
+
+	seen := map[policy.PolicyKey]bool{}
+	for _, r := range m.raws {
+		key := rawKey(r)
+		seen[key] = true
+		if old, ok := m.applied[key]; ok && bytes.Equal(old, r.JSON) {
+			continue
+		}
+		if st, ok := m.status[key]; ok && !st.Accepted && st.File == r.File && bytes.Equal(m.rejectedJSON(key), r.JSON) {
+			continue
+		}
+		st := api.PolicyStatus{Kind: key.Kind, Namespace: key.Namespace, Name: key.Name, File: r.File}
+		p, err := compile(r)
+		if err != nil {
+			st.Reason = err.Error()
+			m.log.WithFields(logrus.Fields{"policy": key.String(), "file": r.File}).WithError(err).Warn("Policy rejected; nothing of it applies")
+			// A rejected new version removes the old one: nothing of the
+			// object applies, as its status says.
+			if _, ok := m.applied[key]; ok {
+				m.res.DeletePolicy(key)
+				delete(m.applied, key)
+			}
+			m.status[key] = st
+			m.rejected(key, r.JSON)
+			continue
+		}
+		st.Accepted, st.Warnings = true, p.Warnings
+		m.res.UpsertPolicy(p)
+		m.applied[key] = r.JSON
+		m.status[key] = st
+		m.log.WithField("policy", key.String()).Info("Policy applied")
+	}
+	for key := range m.status {
+		if seen[key] {
+			continue
+		}
+		if _, ok := m.applied[key]; ok {
+			m.res.DeletePolicy(key)
+			delete(m.applied, key)
+			m.log.WithField("policy", key.String()).Info("Policy removed")
+		}
+		delete(m.status, key)
+		delete(m.rejectedRaw, key)
+	}
+
+	cur := m.ids.Endpoints()
+	for id := range m.eps {
+		if _, ok := cur[id]; !ok {
+			m.res.DeleteEndpoint(policy.EndpointID(id))
+		}
+	}
+	for id, ei := range cur {
+		if old, ok := m.eps[id]; ok && old.Identity == ei.Identity && old.Labels.Equal(ei.Labels) && samePorts(old.NamedPorts, ei.NamedPorts) {
+			continue
+		}
+		ep := policy.Endpoint{ID: policy.EndpointID(id), Identity: ei.Identity, Labels: ei.Labels, NamedPorts: map[string]policy.NamedPort{}}
+		for n, p := range ei.NamedPorts {
+			ep.NamedPorts[n] = policy.NamedPort{Port: p.Port, Proto: p.Proto}
+		}
+		m.res.UpsertEndpoint(ep)
+	}
+	m.eps = cur
+
+	if ps := m.res.Prefixes(); !slices.Equal(ps, m.prefixes) {
+		m.prefixes = ps
+		m.ids.SetPolicyPrefixes(ps)
+	}
+}
+
+func samePorts(a, b map[string]identitymgr.NamedPort) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *Manager) rejected(key policy.PolicyKey, js []byte) {
+	if m.rejectedRaw == nil {
+		m.rejectedRaw = map[policy.PolicyKey][]byte{}
+	}
+	m.rejectedRaw[key] = js
+}
+
+func (m *Manager) rejectedJSON(key policy.PolicyKey) []byte { return m.rejectedRaw[key] }
+
+// SyncStats says what one sync wrote.
+type SyncStats struct {
+	Endpoints, Upserted, Deleted, Configs int
+}
+
+// Sync updates the resolver and writes every endpoint's policy whose desired
+// state differs from what was written. With full, what was written is read
+// back from the kernel first, so drift is repaired.
+func (m *Manager) Sync(full bool) (SyncStats, error) {
+	var st SyncStats
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.update()
+	var errs []error
+	ids := m.res.Endpoints()
+	st.Endpoints = len(ids)
+	live := map[uint16]bool{}
+	for _, pid := range ids {
+		id := uint16(pid)
+		live[id] = true
+		ep, _ := m.res.MapState(pid)
+		want := written{cfg: ConfigOf(ep), cfgKnown: true, entries: ToMap(ep, m.rules.ID)}
+		have, ok := m.written[id]
+		if full || !ok {
+			entries, err := m.dp.PolicyEntries(id)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("read policy map of endpoint %d: %w", id, err))
+				continue
+			}
+			// The config is not read back: rewrite it.
+			have.entries, have.cfgKnown = entries, false
+		}
+		if err := m.write(id, have, want, &st); err != nil {
+			errs = append(errs, err)
+			delete(m.written, id)
+			continue
+		}
+		m.written[id] = want
+	}
+	for id := range m.written {
+		if live[id] {
+			continue
+		}
+		if err := m.dp.DeleteEndpointPolicy(id); err != nil {
+			errs = append(errs, fmt.Errorf("delete policy of endpoint %d: %w", id, err))
+			continue
+		}
+		delete(m.written, id)
+	}
+	err := errors.Join(errs...)
+	m.lastErr = err
+	if err != nil {
+		m.errCount++
+	}
+	return st, err
+}
+
+// write turns have into want for one endpoint: new entries first, then the
+// config, then stale entries, so that turning enforcement on never drops
+// what the new entries allow.
+func (m *Manager) write(id uint16, have, want written, st *SyncStats) error {
+	for k, v := range want.entries {
+		if old, ok := have.entries[k]; ok && old == v {
+			continue
+		}
+		if err := m.dp.UpsertPolicy(id, k, v); err != nil {
+			return fmt.Errorf("write policy entry of endpoint %d: %w", id, err)
+		}
+		st.Upserted++
+	}
+	if !have.cfgKnown || have.cfg != want.cfg {
+		if err := m.dp.SetPolicyConfig(id, want.cfg); err != nil {
+			return fmt.Errorf("write policy config of endpoint %d: %w", id, err)
+		}
+		st.Configs++
+	}
+	for k := range have.entries {
+		if _, ok := want.entries[k]; ok {
+			continue
+		}
+		if err := m.dp.DeletePolicy(id, k); err != nil {
+			return fmt.Errorf("delete policy entry of endpoint %d: %w", id, err)
+		}
+		st.Deleted++
+	}
+	return nil
+}
+
+// Run syncs on every change, fully on a timer, and retries failures with
+// exponential backoff, until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	resync := time.NewTicker(m.cfg.ResyncInterval)
+	defer resync.Stop()
+	var retry <-chan time.Time
+	backoff := 100 * time.Millisecond
+	sync := func(full bool) {
+		start := time.Now()
+		st, err := m.Sync(full)
+		log := m.log.WithFields(logrus.Fields{
+			"endpoints": st.Endpoints, "upserted": st.Upserted, "deleted": st.Deleted,
+			"configs": st.Configs, "duration": time.Since(start).Round(time.Microsecond),
+		})
+		if err != nil {
+			log.WithError(err).Warn("Policy maps partly written; retrying")
+			retry = time.After(backoff)
+			backoff = min(backoff*2, 30*time.Second)
+			return
+		}
+		if st.Upserted+st.Deleted+st.Configs > 0 {
+			log.Info("Policy maps written")
+		}
+		retry, backoff = nil, 100*time.Millisecond
+	}
+	sync(true)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.trigger:
+			sync(false)
+		case <-retry:
+			sync(true)
+		case <-resync.C:
+			sync(true)
+		}
+	}
+}
+
+// Errors returns the number of failed syncs and the last sync's error.
+func (m *Manager) Errors() (uint64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.errCount, m.lastErr
+}
+
+// Status returns every policy object's status, sorted by kind, namespace
+// and name.
+func (m *Manager) Status() []api.PolicyStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	counts := map[policy.PolicyKey]int{}
+	for _, id := range m.res.Endpoints() {
+		seen := map[policy.PolicyKey]bool{}
+		for _, r := range m.res.RulesSelecting(id) {
+			k := policy.PolicyKey{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
+			if !seen[k] {
+				seen[k] = true
+				counts[k]++
+			}
+		}
+	}
+	out := make([]api.PolicyStatus, 0, len(m.status))
+	for k, st := range m.status {
+		st.Endpoints = counts[k]
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Kind != b.Kind {
+			return a.Kind < b.Kind
+		}
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	return out
+}
+
+// EndpointPolicy returns an endpoint's resolved policy in API form, or false
+// when the resolver does not know it (yet).
+func (m *Manager) EndpointPolicy(epID uint16) (api.EndpointPolicy, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ep, ok := m.res.MapState(policy.EndpointID(epID))
+	if !ok {
+		return api.EndpointPolicy{}, false
+	}
+	out := api.EndpointPolicy{
+		EndpointID: epID, Identity: uint32(ep.Identity),
+		IngressEnforced: ep.IngressEnforced, EgressEnforced: ep.EgressEnforced, Audit: ep.Audit,
+		SelectedBy: []string{}, Rules: []api.PolicyRule{}, Labels: []string{},
+		MapEntries: len(m.written[epID].entries),
+	}
+	if ei, ok := m.eps[epID]; ok {
+		for _, l := range ei.Labels {
+			out.Labels = append(out.Labels, l.String())
+		}
+	}
+	seen := map[string]bool{}
+	for _, r := range m.res.RulesSelecting(policy.EndpointID(epID)) {
+		n := FormatRule(r)
+		if !seen[n] {
+			seen[n] = true
+			out.SelectedBy = append(out.SelectedBy, n)
+		}
+	}
+	for _, k := range ep.Keys() {
+		e := ep.Entries[k]
+		r := api.PolicyRule{
+			Direction: k.Direction.String(), PeerID: uint32(k.PeerIdentity), Peer: "any",
+			Protocol: policy.ProtoName(k.Proto), Verdict: "allow", Rule: FormatRule(e.Rule), RuleID: m.rules.ID(e.Rule),
+		}
+		if k.PeerIdentity != 0 {
+			r.Peer = k.PeerIdentity.String()
+		}
+		if e.Deny {
+			r.Verdict = "deny"
+		}
+		switch {
+		case k.PortLo == 0 && k.PortHi == 0:
+		case k.PortLo == k.PortHi:
+			r.Ports = strconv.Itoa(int(k.PortLo))
+		default:
+			r.Ports = fmt.Sprintf("%d-%d", k.PortLo, k.PortHi)
+		}
+		out.Rules = append(out.Rules, r)
+	}
+	return out, true
+}
+
+// FormatRule names a rule as namespace/name[section:index] (spec N > 0 as
+// specN.section:index); "" for no rule.
+func FormatRule(r policy.RuleRef) string {
+	if r == (policy.RuleRef{}) {
+		return ""
+	}
+	n := r.Name
+	if r.Namespace != "" {
+		n = r.Namespace + "/" + r.Name
+	}
+	sec := r.Section
+	if r.Spec > 0 {
+		sec = fmt.Sprintf("spec%d.%s", r.Spec, r.Section)
+	}
+	return fmt.Sprintf("%s[%s:%d]", n, sec, r.Index)
+}
