@@ -17,17 +17,18 @@ import (
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/identitymgr"
 	"github.com/sluicenet/sluice/agent/source/manifests"
+	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/identity"
 	"github.com/sluicenet/sluice/policy"
 )
 
-// Datapath is the per-endpoint policy map and config (implemented by an
-// adapter over *datapath.Datapath).
+// Datapath is the per-endpoint policy map and config (implemented by
+// *datapath.Datapath).
 type Datapath interface {
-	SetPolicyConfig(epID uint16, c EndpointConfig) error
-	UpsertPolicy(epID uint16, k MapKey, e MapEntry) error
-	DeletePolicy(epID uint16, k MapKey) error
-	PolicyEntries(epID uint16) (map[MapKey]MapEntry, error)
+	SetPolicyConfig(epID uint16, c datapath.EndpointPolicyConfig) error
+	UpsertPolicy(epID uint16, k datapath.PolicyKey, e datapath.PolicyEntry) error
+	DeletePolicy(epID uint16, k datapath.PolicyKey) error
+	PolicyEntries(epID uint16) (map[datapath.PolicyKey]datapath.PolicyEntry, error)
 	DeleteEndpointPolicy(epID uint16) error
 }
 
@@ -71,9 +72,9 @@ type Manager struct {
 
 // written is what the manager last wrote (or found) for an endpoint.
 type written struct {
-	cfg      EndpointConfig
+	cfg      datapath.EndpointPolicyConfig
 	cfgKnown bool // cfg is what the kernel holds
-	entries  map[MapKey]MapEntry
+	entries  map[datapath.PolicyKey]datapath.PolicyEntry
 }
 
 // New returns a manager; call Run.
@@ -250,7 +251,8 @@ func (m *Manager) Sync(full bool) (SyncStats, error) {
 		id := uint16(pid)
 		live[id] = true
 		ep, _ := m.res.MapState(pid)
-		want := written{cfg: ConfigOf(ep), cfgKnown: true, entries: ToMap(ep, m.rules.ID)}
+		cfg, entries := datapath.PolicyMapState(ep, m.rules.ID)
+		want := written{cfg: cfg, cfgKnown: true, entries: entries}
 		have, ok := m.written[id]
 		if full || !ok {
 			entries, err := m.dp.PolicyEntries(id)
