@@ -18,6 +18,10 @@ type Datapath struct {
 	root string // bpffs root, "" when not pinned
 	objs lxcObjects
 	sock sockObjects
+	host hostObjects // host device programs (NodePort): host.go
+
+	// Host device links of an unpinned Datapath, by interface name.
+	devLinks map[string][]link.Link
 
 	// Socket-LB links of an unpinned Datapath (a pinned one keeps them in
 	// bpffs), by hook.
@@ -33,11 +37,17 @@ func Load(root string) (*Datapath, error) { return LoadWithOptions(root, Options
 
 // LoadWithOptions is Load with load-time knobs.
 func LoadWithOptions(root string, opts Options) (*Datapath, error) {
+	return LoadWithHostOptions(root, opts, HostOptions{})
+}
+
+// LoadWithHostOptions is LoadWithOptions with the host device programs'
+// knobs. Pinned host device links are adopted like pod links.
+func LoadWithHostOptions(root string, opts Options, host HostOptions) (*Datapath, error) {
 	if err := pin.EnsureRoot(root, false); err != nil {
 		return nil, err
 	}
 	d := &Datapath{root: root}
-	if err := d.load(pin.MapsDir(root), opts); err != nil {
+	if err := d.load(pin.MapsDir(root), opts, host); err != nil {
 		return nil, err
 	}
 	if err := d.pinPrograms(); err != nil {
@@ -52,6 +62,10 @@ func LoadWithOptions(root string, opts Options) (*Datapath, error) {
 		d.closeObjects()
 		return nil, err
 	}
+	if _, err := d.adoptDeviceLinks(); err != nil {
+		d.closeObjects()
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -62,8 +76,14 @@ func LoadUnpinned() (*Datapath, error) { return LoadUnpinnedWithOptions(Options{
 
 // LoadUnpinnedWithOptions is LoadUnpinned with load-time knobs.
 func LoadUnpinnedWithOptions(opts Options) (*Datapath, error) {
+	return LoadUnpinnedWithHostOptions(opts, HostOptions{})
+}
+
+// LoadUnpinnedWithHostOptions is LoadUnpinnedWithOptions with the host device
+// programs' knobs.
+func LoadUnpinnedWithHostOptions(opts Options, host HostOptions) (*Datapath, error) {
 	d := &Datapath{}
-	if err := d.load("", opts); err != nil {
+	if err := d.load("", opts, host); err != nil {
 		return nil, err
 	}
 	return d, nil
@@ -72,7 +92,7 @@ func LoadUnpinnedWithOptions(opts Options) (*Datapath, error) {
 // load loads the pod objects, then the socket-LB objects with every map they
 // share with the pod objects replaced by the pod objects' map, so both see
 // one set of maps whether pinned or not.
-func (d *Datapath) load(pinPath string, opts Options) error {
+func (d *Datapath) load(pinPath string, opts Options, host HostOptions) error {
 	spec, err := loadLxc()
 	if err != nil {
 		return err
@@ -97,6 +117,11 @@ func (d *Datapath) load(pinPath string, opts Options) error {
 		}
 	}
 	if _, err := loadSpec(sspec, &d.sock, pinPath, shared, "socket-LB"); err != nil {
+		d.objs.Close()
+		return err
+	}
+	if err := d.loadHost(pinPath, opts, host, podMaps); err != nil {
+		d.sock.Close()
 		d.objs.Close()
 		return err
 	}
@@ -142,6 +167,8 @@ func (d *Datapath) programs() map[string]*ebpf.Program {
 		pin.ProgSockSendmsg4:     d.sock.SockSendmsg4,
 		pin.ProgSockRecvmsg4:     d.sock.SockRecvmsg4,
 		pin.ProgSockGetpeername4: d.sock.SockGetpeername4,
+		pin.ProgFromNetdev:       d.host.FromNetdev,
+		pin.ProgToNetdev:         d.host.ToNetdev,
 	}
 }
 
@@ -185,8 +212,8 @@ func (d *Datapath) AdoptLinks() (int, error) {
 	n := 0
 	var errs []error
 	for _, iface := range ifaces {
-		if iface.Name() == pin.CgroupLinksName {
-			continue // socket-LB links: adoptSocketLB
+		if iface.Name() == pin.CgroupLinksName || iface.Name() == pin.DevicesLinksName {
+			continue // socket-LB links: adoptSocketLB; host devices: adoptDeviceLinks
 		}
 		for _, h := range pin.PodHooks {
 			p := pin.LinkPath(d.root, iface.Name(), h.Hook)
@@ -251,12 +278,13 @@ func (d *Datapath) Close() error {
 		errs = append(errs, l.Close())
 		delete(d.cgLinks, h)
 	}
+	errs = append(errs, d.closeDeviceLinks())
 	errs = append(errs, d.closeObjects())
 	return errors.Join(errs...)
 }
 
 func (d *Datapath) closeObjects() error {
-	return errors.Join(d.sock.Close(), d.objs.Close())
+	return errors.Join(d.host.Close(), d.sock.Close(), d.objs.Close())
 }
 
 // Unpin removes every pin under root (programs, maps and pod links): the

@@ -32,6 +32,10 @@ const (
 	ReasonPolicyAudit           = Reason(lxcSluiceReasonREASON_POLICY_AUDIT)
 	DropPolicy                  = Reason(lxcSluiceReasonDROP_POLICY)
 	DropPolicyDeny              = Reason(lxcSluiceReasonDROP_POLICY_DENY)
+	ReasonLBSNAT                = Reason(hostSluiceReasonREASON_LB_SNAT)
+	ReasonLBRevSNAT             = Reason(hostSluiceReasonREASON_LB_REV_SNAT)
+	DropNoRoute                 = Reason(hostSluiceReasonDROP_NO_ROUTE)
+	DropNATNoPort               = Reason(hostSluiceReasonDROP_NAT_NO_PORT)
 	firstDropReason      Reason = 128
 )
 
@@ -53,6 +57,10 @@ var reasonNames = map[Reason]string{
 	ReasonPolicyAudit:    "policy-audit",
 	DropPolicy:           "drop-policy",
 	DropPolicyDeny:       "drop-policy-deny",
+	ReasonLBSNAT:         "lb-snat",
+	ReasonLBRevSNAT:      "lb-reverse-snat",
+	DropNoRoute:          "drop-no-route",
+	DropNATNoPort:        "drop-nat-no-port",
 }
 
 func (r Reason) String() string {

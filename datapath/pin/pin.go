@@ -5,6 +5,7 @@
 //	<root>/progs/<program name>        programs the CNI plugin attaches
 //	<root>/links/<host ifname>/<hook>  TCX links of one pod interface
 //	<root>/links/cgroup/<hook>         socket-LB cgroup links (connect4, ...)
+//	<root>/links/devices/<ifname>/<hook> host device links (NodePort)
 package pin
 
 import (
@@ -32,6 +33,31 @@ const (
 	ProgSockRecvmsg4     = "sock_recvmsg4"
 	ProgSockGetpeername4 = "sock_getpeername4"
 )
+
+// Host device program names as pinned under progs/ (the C function names).
+const (
+	ProgFromNetdev = "from_netdev"
+	ProgToNetdev   = "to_netdev"
+)
+
+// DevicesLinksName is the directory under links/ holding one directory of
+// links per external device the host programs are attached to.
+const DevicesLinksName = "devices"
+
+// DeviceHooks are the hooks of an external device, pinned as
+// links/devices/<ifname>/<Hook>, with the program each one runs.
+var DeviceHooks = []struct{ Hook, Prog string }{
+	{"ingress", ProgFromNetdev},
+	{"egress", ProgToNetdev},
+}
+
+// DevicesDir returns the directory of the host device links.
+func DevicesDir(root string) string { return LinkDir(root, DevicesLinksName) }
+
+// DeviceLinkPath returns where the link of hook on device ifname is pinned.
+func DeviceLinkPath(root, ifname, hook string) string {
+	return filepath.Join(DevicesDir(root), ifname, hook)
+}
 
 // CgroupLinksName is the directory under links/ holding the socket-LB links.
 // It cannot clash with a host veth name (those carry the CNI's prefix).

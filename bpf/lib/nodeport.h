@@ -1,0 +1,412 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* NodePort, ExternalIP and LoadBalancer traffic on the node's external
+ * devices (host.c).
+ *
+ * Ingress: a packet to an ExternalIP/LoadBalancer frontend (exact address),
+ * or to any address of the node on a NodePort (wildcard frontend), gets a
+ * backend from the shared LB helpers (selection, affinity, conntrack), then
+ *   local backend (a pod here)   DNAT, redirect into the pod (client IP kept);
+ *                                its reply leaves through the stack and is
+ *                                reverse-DNATed at the device's egress;
+ *   host-network backend         DNAT, handed to the stack, same reply path;
+ *   remote backend               DNAT + SNAT to the node IP and a NAT port,
+ *                                forwarded by FIB lookup; the reply, arriving
+ *                                for node IP:port, is translated back to the
+ *                                client and forwarded by FIB lookup.
+ * The conntrack backend entry of a NodePort flow carries no reverse-NAT id:
+ * the pod programs leave its replies alone (a NodePort's reverse-NAT address
+ * is the wildcard) and the NAT map knows the frontend instead. */
+#ifndef SLUICE_NODEPORT_H
+#define SLUICE_NODEPORT_H
+
+#include "common.h"
+#include "maps.h"
+#include "eth.h"
+#include "lb.h"
+#include "conntrack.h"
+#include "nat.h"
+#include "snat.h"
+
+/* The node's own IPv4 addresses (network order; value: flags, reserved 0),
+ * written by the agent: NodePort frontends answer on these. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __be32);
+	__type(value, __u32);
+	__uint(max_entries, 1024);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_node_addrs_v1 SEC(".maps");
+
+#ifndef AF_INET
+#define AF_INET 2
+#endif
+
+/* How a translated packet leaves the program. */
+enum nodeport_fwd_mode {
+	NP_FWD_PASS	= 0,	/* to the node's stack */
+	NP_FWD_PEER	= 1,	/* bpf_redirect_peer into a pod */
+	NP_FWD_REDIRECT	= 2,	/* bpf_redirect, MACs rewritten */
+	NP_FWD_NEIGH	= 3,	/* bpf_redirect_neigh (neighbour not resolved yet) */
+};
+
+struct nodeport_fwd {
+	__u32 ifindex;
+	__u32 mode;		/* enum nodeport_fwd_mode */
+};
+
+static __always_inline int is_node_addr(__be32 addr)
+{
+	return bpf_map_lookup_elem(&sluice_node_addrs_v1, &addr) != NULL;
+}
+
+/* Finds the frontend of f: an exact ExternalIP/LoadBalancer one, else a
+ * NodePort one when f goes to an address of the node. Fills fe. */
+static __always_inline struct lb4_service *nodeport_lookup(const struct ipv4_flow *f, struct lb4_key *fe)
+{
+	struct lb4_service *svc;
+
+	fe->address = f->daddr;
+	fe->dport = f->dport;
+	fe->proto = f->proto;
+	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, fe);
+	if (svc && (svc->flags & LB_FLAG_EXTERNAL))
+		return svc;
+	if (!is_node_addr(f->daddr))
+		return NULL;
+	fe->address = 0;
+	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, fe);
+	if (svc && (svc->flags & LB_FLAG_NODEPORT))
+		return svc;
+	return NULL;
+}
+
+/* Conntrack of a new or ongoing flow f to frontend fe: the backend its
+ * service entry names while it exists, else a newly selected one. Both
+ * entries are created or refreshed (the backend entry without reverse-NAT
+ * id). Returns 0 with the backend and the flow's lifetime, or a negative
+ * DROP_* reason. */
+static __always_inline int nodeport_ct(const struct ipv4_flow *f, const struct lb4_key *fe,
+				       const struct lb4_service *svc, __be32 *baddr, __be16 *bport,
+				       __u32 *lifetime, __u64 now)
+{
+	struct ct4_tuple st = {
+		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
+		.proto = f->proto, .flags = CT_F_SERVICE,
+	};
+	struct ct4_tuple bt = {};
+	struct ct4_entry *se, *be_e;
+	struct lb4_backend *be = NULL;
+	__u32 backend_id = 0;
+	int ret = 0;
+
+	se = ct4_lookup(&st);
+	if (se && (se->flags & CT_E_CLOSING) && ct_is_new_syn(f->proto, f->tcp_flags))
+		se = NULL; /* the tuple is reused by a new connection */
+	if (se) {
+		backend_id = se->backend_id;
+		be = lb4_lookup_backend(backend_id);
+	}
+	if (!be) {
+		se = NULL;
+		be = lb4_select_backend(fe, svc, f->saddr, 0, &backend_id, &ret);
+		if (!be)
+			return ret;
+	}
+	*baddr = be->address;
+	*bport = be->port;
+
+	bt.saddr = f->saddr;
+	bt.daddr = be->address;
+	bt.sport = f->sport;
+	bt.dport = be->port;
+	bt.proto = f->proto;
+	be_e = ct4_lookup(&bt);
+	if (!se || !be_e) {
+		ret = ct4_create(&bt, backend_id, 0, 0, now);
+		if (ret < 0)
+			return ret;
+		be_e = ct4_lookup(&bt);
+	} else {
+		ct4_update(be_e, f->proto, f->tcp_flags, 0, now);
+	}
+	*lifetime = be_e ? be_e->lifetime : now + ct_lifetime(f->proto, 0);
+	if (!se) {
+		ret = ct4_create(&st, backend_id, svc->rev_nat_id, 0, now);
+		if (ret < 0)
+			return ret;
+	} else {
+		se->tx_packets++;
+		if (se->lifetime != *lifetime && be_e) {
+			se->lifetime = be_e->lifetime;
+			se->flags = be_e->flags;
+		}
+	}
+	return 0;
+}
+
+/* Accounts a reply backend -> client of a flow to frontend fe_addr:fe_port to
+ * its conntrack entries and returns the flow's lifetime. */
+static __always_inline __u32 nodeport_ct_reply(__be32 baddr, __be16 bport, __be32 caddr, __be16 cport,
+					       __u8 proto, __u8 tcp_flags, __be32 fe_addr, __be16 fe_port,
+					       __u64 now)
+{
+	struct ct4_tuple t = {
+		.saddr = caddr, .daddr = baddr, .sport = cport, .dport = bport, .proto = proto,
+	};
+	struct ct4_entry *e, *se;
+
+	e = ct4_lookup(&t);
+	if (!e)
+		return now + ct_lifetime(proto, CT_E_SEEN_REPLY);
+	ct4_update(e, proto, tcp_flags, 1, now);
+	t.daddr = fe_addr;
+	t.dport = fe_port;
+	t.flags = CT_F_SERVICE;
+	se = ct4_lookup(&t);
+	if (se) {
+		if (se->lifetime != e->lifetime) {
+			se->lifetime = e->lifetime;
+			se->flags = e->flags;
+		}
+		se->rx_packets++;
+	}
+	return e->lifetime;
+}
+
+/* Decrements the TTL of the packet at ETH_HLEN (revalidating the pointers). */
+static __always_inline int nodeport_dec_ttl(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + ETH_HLEN;
+
+	if ((void *)(ip + 1) > data_end)
+		return -DROP_INVALID;
+	return ipv4_dec_ttl(skb, ETH_HLEN, ip);
+}
+
+/* Routes the (translated) packet f by FIB lookup: MACs rewritten for a
+ * resolved neighbour, else left to bpf_redirect_neigh. */
+static __always_inline int nodeport_fib(struct __sk_buff *skb, const struct ipv4_flow *f,
+					struct nodeport_fwd *fwd)
+{
+	struct bpf_fib_lookup p = {};
+	long ret;
+
+	p.family = AF_INET;
+	p.l4_protocol = f->proto;
+	p.sport = f->sport;
+	p.dport = f->dport;
+	p.ipv4_src = f->saddr;
+	p.ipv4_dst = f->daddr;
+	p.ifindex = skb->ifindex;
+	ret = bpf_fib_lookup(skb, &p, sizeof(p), 0);
+	if (ret == BPF_FIB_LKUP_RET_SUCCESS) {
+		if (eth_store_macs(skb, p.dmac, p.smac) < 0)
+			return -DROP_INVALID;
+		fwd->mode = NP_FWD_REDIRECT;
+		fwd->ifindex = p.ifindex;
+		return 0;
+	}
+	if (ret == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		fwd->mode = NP_FWD_NEIGH;
+		fwd->ifindex = p.ifindex;
+		return 0;
+	}
+	return -DROP_NO_ROUTE;
+}
+
+/* Reply of a remote backend to an SNATed flow: back to the client, from the
+ * frontend. Returns 0 when f is none, REASON_LB_REV_SNAT or a DROP_*. */
+static __always_inline int nodeport_rev_snat(struct __sk_buff *skb, struct ipv4_flow *f,
+					     struct nodeport_fwd *fwd)
+{
+	struct snat4_tuple t = {
+		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
+		.proto = f->proto, .flags = SNAT_F_IN,
+	};
+	struct snat4_entry *e;
+	__be32 caddr, fe_addr;
+	__be16 cport, fe_port;
+	__u64 now;
+	int ret;
+
+	if (!snat_ipv4 || f->daddr != snat_ipv4)
+		return 0;
+	e = snat4_lookup(&t);
+	if (!e)
+		return 0;
+	caddr = e->addr;
+	cport = e->port;
+	fe_addr = e->fe_addr;
+	fe_port = e->fe_port;
+	now = lb_now_sec();
+	snat4_touch(e, nodeport_ct_reply(f->saddr, f->sport, caddr, cport, f->proto, f->tcp_flags,
+					 fe_addr, fe_port, now));
+
+	ret = ipv4_nat(skb, f, 0, caddr, cport);
+	if (ret < 0)
+		return ret;
+	ret = ipv4_nat(skb, f, 1, fe_addr, fe_port);
+	if (ret < 0)
+		return ret;
+	ret = nodeport_dec_ttl(skb);
+	if (ret < 0)
+		return ret;
+	ret = nodeport_fib(skb, f, fwd);
+	if (ret < 0)
+		return ret;
+	return REASON_LB_REV_SNAT;
+}
+
+/* Translates f, whose destination is the frontend fe (master entry svc), to
+ * a backend and says how to forward it. Returns REASON_LB_TRANSLATED (local
+ * or host backend), REASON_LB_SNAT (remote backend) or a negative DROP_*. */
+static __always_inline int nodeport_xlate(struct __sk_buff *skb, struct ipv4_flow *f,
+					  const struct lb4_key *fe, const struct lb4_service *svc,
+					  struct nodeport_fwd *fwd)
+{
+	__be32 fe_addr = f->daddr, baddr = 0;
+	__be16 fe_port = f->dport, bport = 0, nat_port = 0;
+	struct endpoint_key ek = {};
+	struct endpoint_info *ep;
+	__u8 dmac[6], smac[6];
+	__u32 lifetime = 0, ifindex;
+	__u64 now = lb_now_sec();
+	int ret;
+
+	ret = nodeport_ct(f, fe, svc, &baddr, &bport, &lifetime, now);
+	if (ret < 0)
+		return ret;
+
+	ek.ip = baddr;
+	ep = bpf_map_lookup_elem(&sluice_endpoints, &ek);
+	if (ep || is_node_addr(baddr)) {
+		if (ep) {
+			__builtin_memcpy(dmac, ep->mac, 6);
+			__builtin_memcpy(smac, ep->node_mac, 6);
+			ifindex = ep->ifindex;
+		}
+		ret = ipv4_nat(skb, f, 0, baddr, bport);
+		if (ret < 0)
+			return ret;
+		ret = snat4_record_rev_dnat(f, fe_addr, fe_port, lifetime);
+		if (ret < 0)
+			return ret;
+		if (!ep)
+			return REASON_LB_TRANSLATED; /* host network: the stack delivers */
+		ret = nodeport_dec_ttl(skb);
+		if (ret < 0)
+			return ret;
+		ret = eth_store_macs(skb, dmac, smac);
+		if (ret < 0)
+			return ret;
+		fwd->mode = NP_FWD_PEER;
+		fwd->ifindex = ifindex;
+		return REASON_LB_TRANSLATED;
+	}
+
+	ret = ipv4_nat(skb, f, 0, baddr, bport);
+	if (ret < 0)
+		return ret;
+	ret = snat4_alloc(f, fe_addr, fe_port, lifetime, now, &nat_port);
+	if (ret < 0)
+		return ret;
+	ret = ipv4_nat(skb, f, 1, snat_ipv4, nat_port);
+	if (ret < 0)
+		return ret;
+	ret = nodeport_dec_ttl(skb);
+	if (ret < 0)
+		return ret;
+	ret = nodeport_fib(skb, f, fwd);
+	if (ret < 0)
+		return ret;
+	return REASON_LB_SNAT;
+}
+
+/* A packet arriving at an external device. Returns 0 (not NodePort traffic:
+ * to the stack untouched), a forward reason with *fwd set, or a DROP_*. */
+static __always_inline int nodeport_from_netdev(struct __sk_buff *skb, struct nodeport_fwd *fwd)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = (void *)(eth + 1);
+	struct ipv4_flow f = {};
+	struct lb4_service *svc;
+	struct lb4_key fe = {};
+	int ret;
+
+	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return 0;
+	/* TTL 1 would expire here: the stack answers with time exceeded. */
+	if (ip->ttl <= 1)
+		return 0;
+	ret = ipv4_parse_flow(skb, ETH_HLEN, &f);
+	if (ret <= 0)
+		return 0; /* not TCP/UDP, a fragment, or truncated: the stack's */
+	ret = nodeport_rev_snat(skb, &f, fwd);
+	if (ret != 0)
+		return ret;
+	svc = nodeport_lookup(&f, &fe);
+	if (!svc)
+		return 0;
+	return nodeport_xlate(skb, &f, &fe, svc, fwd);
+}
+
+/* A packet leaving through an external device: a local backend's reply to a
+ * NodePort/ExternalIP flow leaves from the frontend. Returns 0 (untouched),
+ * REASON_LB_REV_NAT or a DROP_*. */
+static __always_inline int nodeport_to_netdev(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct ipv4_flow f = {};
+	struct snat4_tuple t = {};
+	struct snat4_entry *e;
+	__be32 fe_addr;
+	__be16 fe_port;
+	int ret;
+
+	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return 0;
+	ret = ipv4_parse_flow(skb, ETH_HLEN, &f);
+	if (ret <= 0)
+		return 0;
+	t.saddr = f.saddr;
+	t.daddr = f.daddr;
+	t.sport = f.sport;
+	t.dport = f.dport;
+	t.proto = f.proto;
+	t.flags = SNAT_F_REV_DNAT;
+	e = snat4_lookup(&t);
+	if (!e)
+		return 0;
+	fe_addr = e->fe_addr;
+	fe_port = e->fe_port;
+	snat4_touch(e, nodeport_ct_reply(f.saddr, f.sport, f.daddr, f.dport, f.proto, f.tcp_flags,
+					 fe_addr, fe_port, lb_now_sec()));
+	ret = ipv4_nat(skb, &f, 1, fe_addr, fe_port);
+	if (ret < 0)
+		return ret;
+	return REASON_LB_REV_NAT;
+}
+
+/* Carries out fwd for a translated packet. */
+static __always_inline int nodeport_forward(const struct nodeport_fwd *fwd)
+{
+	switch (fwd->mode) {
+	case NP_FWD_PEER:
+		return bpf_redirect_peer(fwd->ifindex, 0);
+	case NP_FWD_REDIRECT:
+		return bpf_redirect(fwd->ifindex, 0);
+	case NP_FWD_NEIGH:
+		return bpf_redirect_neigh(fwd->ifindex, NULL, 0, 0);
+	default:
+		return TC_ACT_OK;
+	}
+}
+
+#endif /* SLUICE_NODEPORT_H */
