@@ -109,7 +109,9 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 // FilterError is an invalid filter parameter.
 type FilterError struct{ Param, Value string }
 
-func (e *FilterError) Error() string { return "invalid " + e.Param + " filter: " + strconv.Quote(e.Value) }
+func (e *FilterError) Error() string {
+	return "invalid " + e.Param + " filter: " + strconv.Quote(e.Value)
+}
 
 // Match reports whether the flow passes the filter (Last and Follow aside).
 func (f FlowFilter) Match(fl Flow) bool {

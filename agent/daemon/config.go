@@ -16,6 +16,7 @@ const (
 	DefaultRunDir         = "/var/run/sluice"
 	DefaultResyncInterval = 30 * time.Second
 	DefaultCgroupRoot     = "/sys/fs/cgroup/unified"
+	DefaultMetricsAddr    = "127.0.0.1:9962"
 )
 
 // Config is the agent's configuration.
@@ -58,6 +59,16 @@ type Config struct {
 	K8s         bool
 	Kubeconfig  string
 	CNIConflist string
+
+	// PolicyEnforcement is default, always or never (empty: default).
+	PolicyEnforcement string
+	// PolicyAudit reports policy drops as audit flows and lets the
+	// packets pass.
+	PolicyAudit bool
+	// MetricsAddr is where /metrics is served; empty disables it.
+	MetricsAddr string
+	// FlowCapacity is how many flows the agent keeps (default 8192).
+	FlowCapacity int
 }
 
 // DefaultConfig returns the production configuration.
@@ -70,6 +81,7 @@ func DefaultConfig() Config {
 		SocketLB:       true,
 		CgroupRoot:     DefaultCgroupRoot,
 		CNIConflist:    k8s.DefaultConflistPath,
+		MetricsAddr:    DefaultMetricsAddr,
 	}
 }
 

@@ -10,10 +10,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
 	"github.com/sluicenet/sluice/agent/endpoint"
+	"github.com/sluicenet/sluice/agent/flows"
+	"github.com/sluicenet/sluice/agent/identitymgr"
+	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/server"
 	"github.com/sluicenet/sluice/agent/services"
 	"github.com/sluicenet/sluice/agent/source/k8s"
@@ -21,6 +25,8 @@ import (
 	"github.com/sluicenet/sluice/agent/state"
 	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/datapath/pin"
+	"github.com/sluicenet/sluice/identity"
+	"github.com/sluicenet/sluice/policy"
 )
 
 // shutdownTimeout bounds how long in-flight API requests may take on exit.
@@ -33,6 +39,12 @@ type Daemon struct {
 	dp        *datapath.Datapath
 	eps       *endpoint.Manager
 	svcs      *services.Manager
+	ids       *identitymgr.Manager
+	pols      *policymgr.Manager
+	flows     *flows.Observer
+	flowR     *datapath.FlowReader
+	reg       *prometheus.Registry
+	metricsLn net.Listener
 	source    stateSource
 	k8s       *k8s.Source
 	ln        net.Listener
@@ -113,7 +125,13 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("adopt load-balancing maps: %w", err)
 	}
-	d.eps.OnChange(d.svcs.Changed)
+	if err := d.setupPolicy(); err != nil {
+		return nil, err
+	}
+	d.eps.OnChange(func() {
+		d.svcs.Changed()
+		d.ids.Changed()
+	})
 	switch {
 	case cfg.K8s && cfg.ManifestsDir != "":
 		return nil, errors.New("choose one state source: Kubernetes or a manifests directory")
@@ -131,6 +149,8 @@ func New(cfg Config) (_ *Daemon, err error) {
 	}
 	mux := http.NewServeMux()
 	d.svcs.Register(mux)
+	d.registerPolicyRoutes(mux)
+	d.flows.Register(mux)
 	mux.Handle("/", server.Handler(d.eps, cfg.BPFRoot, d.health, d.log.WithField("subsys", "api")))
 	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	d.log.WithField("socket", cfg.SocketPath()).Info("Agent ready")
@@ -145,10 +165,26 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { d.resyncLoop(ctx) })
 	wg.Go(func() { d.svcs.Run(ctx) })
+	wg.Go(func() { d.ids.Run(ctx, nil) })
+	wg.Go(func() { d.pols.Run(ctx) })
+	wg.Go(func() {
+		if err := d.flows.Run(ctx, d.flowR); err != nil {
+			d.log.WithError(err).Error("Flow reader stopped")
+		}
+	})
+	if d.metricsLn != nil {
+		wg.Go(func() {
+			if err := d.serveMetrics(ctx, d.metricsLn); err != nil {
+				d.log.WithError(err).Error("Metrics server stopped")
+			}
+		})
+	}
 	if d.source != nil {
 		wg.Go(func() {
 			err := d.source.Run(ctx, func(s manifests.Snapshot) {
 				d.svcs.SetObjects(services.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
+				d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
+				d.pols.SetObjects(s.Others)
 			})
 			if err != nil && ctx.Err() == nil {
 				d.log.WithError(err).Error("State source stopped")
@@ -191,6 +227,12 @@ func (d *Daemon) Close() error {
 		if d.ln != nil {
 			d.ln.Close()
 		}
+		if d.metricsLn != nil {
+			d.metricsLn.Close()
+		}
+		if d.flowR != nil {
+			d.flowR.Close()
+		}
 		if d.dp != nil {
 			err = d.dp.Close()
 		}
@@ -228,6 +270,40 @@ func (d *Daemon) setupSocketLB() error {
 	d.log.WithField("cgroup", d.cfg.CgroupRoot).Info("Socket load balancing attached")
 	return nil
 }
+
+// setupPolicy constructs the identity and policy managers, the flow
+// observer and the metrics registry (and listener).
+func (d *Daemon) setupPolicy() error {
+	mode, err := policy.ParseEnforcementMode(d.cfg.PolicyEnforcement)
+	if err != nil {
+		return err
+	}
+	var pols *policymgr.Manager
+	d.ids = identitymgr.New(identitymgr.Config{ResyncInterval: d.cfg.ResyncInterval, HostAddrs: hostAddrs},
+		d.eps, d.dp, func(ev identity.Event) { pols.IdentityEvent(ev) }, d.log.WithField("subsys", "identity"))
+	pols = policymgr.New(policymgr.Config{Mode: mode, Audit: d.cfg.PolicyAudit, ResyncInterval: d.cfg.ResyncInterval},
+		d.dp, d.ids, d.log.WithField("subsys", "policy"))
+	d.pols = pols
+	d.ids.OnSynced(pols.Changed)
+	d.reg = d.newRegistry()
+	d.flows = flows.New(d.cfg.FlowCapacity, flowNames{d}, d.reg, d.log.WithField("subsys", "flows"))
+	if d.flowR, err = d.dp.NewFlowReader(); err != nil {
+		return fmt.Errorf("open flow events: %w", err)
+	}
+	if d.cfg.MetricsAddr != "" {
+		if d.metricsLn, err = net.Listen("tcp", d.cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("listen for metrics on %s: %w", d.cfg.MetricsAddr, err)
+		}
+	}
+	d.log.WithFields(logrus.Fields{"enforcement": d.cfg.PolicyEnforcement, "audit": d.cfg.PolicyAudit, "metrics": d.cfg.MetricsAddr}).Info("Policy enforcement configured")
+	return nil
+}
+
+// Policies returns the policy manager.
+func (d *Daemon) Policies() *policymgr.Manager { return d.pols }
+
+// Identities returns the identity manager.
+func (d *Daemon) Identities() *identitymgr.Manager { return d.ids }
 
 // Services returns the service manager.
 func (d *Daemon) Services() *services.Manager { return d.svcs }

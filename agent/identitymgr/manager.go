@@ -82,6 +82,7 @@ type Manager struct {
 	endpoints map[uint16]EndpointIdentity
 	byIP      map[netip.Addr]PodRef
 	lastErr   error
+	errCount  uint64
 	listeners []func()
 	bySource  map[identity.Source]map[netip.Prefix]identity.NumericIdentity
 
@@ -373,9 +374,9 @@ type IdentityInfo struct {
 	Refs   int
 }
 
-// Err returns the last sync or mirror error.
-func (m *Manager) Err() error {
+// Errors returns the number of failed passes and the last pass's error.
+func (m *Manager) Errors() (uint64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.lastErr
+	return m.errCount, m.lastErr
 }

@@ -71,6 +71,9 @@ func (m *Manager) Run(ctx context.Context, onErr func(error)) {
 		}
 		m.mu.Lock()
 		m.lastErr = err
+		if err != nil {
+			m.errCount++
+		}
 		m.mu.Unlock()
 		if err != nil {
 			if onErr != nil {

@@ -59,6 +59,9 @@ func command() *cobra.Command {
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", cfg.Kubeconfig, "kubeconfig file for --k8s (default: in-cluster service account)")
 	f.StringVar(&cfg.CNIConflist, "cni-conflist", cfg.CNIConflist, "where --k8s writes the CNI conflist")
 	f.DurationVar(&cfg.CTGCInterval, "ct-gc-interval", 30*time.Second, "period of conntrack garbage collection")
+	f.StringVar(&cfg.PolicyEnforcement, "policy-enforcement", "default", "policy enforcement mode: default (enforce a direction once a policy selects the endpoint), always, never")
+	f.BoolVar(&cfg.PolicyAudit, "policy-audit", false, "audit mode: report policy drops as AUDIT flows and let the packets pass")
+	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address to serve Prometheus /metrics on (empty disables)")
 	return cmd
 }
 

@@ -1,0 +1,111 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// datapathCollector exports sluice_metrics and the policy map's pressure at
+// scrape time.
+type datapathCollector struct {
+	d        *Daemon
+	drops    *prometheus.Desc
+	forwards *prometheus.Desc
+	pressure *prometheus.Desc
+	capacity *prometheus.Desc
+}
+
+func newDatapathCollector(d *Daemon) *datapathCollector {
+	return &datapathCollector{
+		d: d,
+		drops: prometheus.NewDesc("sluice_drops_total", "Packets dropped by the datapath, by reason and direction.",
+			[]string{"reason", "direction"}, nil),
+		forwards: prometheus.NewDesc("sluice_forwarded_total", "Packets forwarded by the datapath, by reason and direction.",
+			[]string{"reason", "direction"}, nil),
+		pressure: prometheus.NewDesc("sluice_policy_map_entries", "Entries in the policy map (all endpoints).", nil, nil),
+		capacity: prometheus.NewDesc("sluice_policy_map_capacity", "Capacity of the policy map.", nil, nil),
+	}
+}
+
+func (c *datapathCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.drops
+	ch <- c.forwards
+	ch <- c.pressure
+	ch <- c.capacity
+}
+
+func (c *datapathCollector) Collect(ch chan<- prometheus.Metric) {
+	if cs, err := c.d.dp.Counters(); err == nil {
+		type k struct{ reason, dir string }
+		sum := map[k]uint64{}
+		drop := map[k]bool{}
+		for _, x := range cs {
+			key := k{x.Reason.String(), x.Direction.String()}
+			sum[key] += x.Packets
+			drop[key] = x.Reason.IsDrop()
+		}
+		for key, v := range sum {
+			desc := c.forwards
+			if drop[key] {
+				desc = c.drops
+			}
+			ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), key.reason, key.dir)
+		}
+	}
+	if used, maxEntries, err := c.d.dp.PolicyMapPressure(); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.pressure, prometheus.GaugeValue, float64(used))
+		ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(maxEntries))
+	}
+}
+
+// newRegistry returns the agent's metrics registry.
+func (d *Daemon) newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), newDatapathCollector(d))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sluice_services_programmed", Help: "Service frontends programmed into the load-balancing maps.",
+	}, func() float64 { return float64(len(d.svcs.Services())) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "sluice_identities", Help: "Security identities known to the agent (reserved included).",
+	}, func() float64 { return float64(len(d.ids.Identities())) }))
+	errs := prometheus.NewDesc("sluice_reconcile_errors_total", "Failed reconciliation passes, by subsystem.", []string{"subsys"}, nil)
+	reg.MustRegister(&funcCollector{desc: errs, collect: func(ch chan<- prometheus.Metric) {
+		n, _ := d.pols.Errors()
+		ch <- prometheus.MustNewConstMetric(errs, prometheus.CounterValue, float64(n), "policy")
+		n, _ = d.ids.Errors()
+		ch <- prometheus.MustNewConstMetric(errs, prometheus.CounterValue, float64(n), "identity")
+	}})
+	return reg
+}
+
+type funcCollector struct {
+	desc    *prometheus.Desc
+	collect func(chan<- prometheus.Metric)
+}
+
+func (c *funcCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+func (c *funcCollector) Collect(ch chan<- prometheus.Metric) { c.collect(ch) }
+
+// serveMetrics serves /metrics on addr until ctx ends.
+func (d *Daemon) serveMetrics(ctx context.Context, ln net.Listener) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
