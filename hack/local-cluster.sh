@@ -71,8 +71,8 @@ up() {
 	make -C "$REPO" -s image IMAGE=sluice.local/sluice:dev IMAGE_TAR="$CACHE/images/sluice.tar"
 	rm -rf "$R/etcd" "$R/containerd" "$R/kubelet" "$R/pod-logs" "$R/apiserver-certs" "$P"
 	mkdir -p "$R/pids" "$L" "$R/conf"
-	# 2. host state recorded for down
-	{
+	# 2. host state recorded for down (kept from an earlier up that failed half-way: that one saw the pristine host)
+	[ -f "$R/host-orig.env" ] || {
 		echo "ip_forward=$(cat /proc/sys/net/ipv4/ip_forward) overcommit=$(cat /proc/sys/vm/overcommit_memory)"
 		echo "panic=$(cat /proc/sys/kernel/panic) panic_on_oops=$(cat /proc/sys/kernel/panic_on_oops) panic_on_oom=$(cat /proc/sys/vm/panic_on_oom)"
 		echo "preexisting_netns='$(ls /run/netns 2>/dev/null | tr '\n' ' ')' had_run_containerd=$([ -e /run/containerd ] && echo 1 || echo 0)"
