@@ -67,7 +67,7 @@ func (d *Datapath) AttachDevice(ifname string) (err error) {
 	if d.root == "" {
 		return d.attachDeviceUnpinned(ifname, iface.Index, progs)
 	}
-	dir := pin.LinkDir(pin.DevicesDir(d.root), ifname)
+	dir := pin.DeviceLinkDir(d.root, ifname)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create link dir of device %s: %w", ifname, err)
 	}
@@ -157,7 +157,7 @@ func (d *Datapath) DetachDevice(ifname string) error {
 	if d.root == "" {
 		return d.detachDeviceUnpinned(ifname)
 	}
-	if err := os.RemoveAll(pin.LinkDir(pin.DevicesDir(d.root), ifname)); err != nil {
+	if err := os.RemoveAll(pin.DeviceLinkDir(d.root, ifname)); err != nil {
 		return fmt.Errorf("unpin links of device %s: %w", ifname, err)
 	}
 	return nil
@@ -246,7 +246,7 @@ func (d *Datapath) adoptDeviceLinks() (int, error) {
 			}
 		}
 		// A device whose links were all defunct is gone: drop its dir.
-		os.Remove(pin.LinkDir(pin.DevicesDir(d.root), e.Name()))
+		os.Remove(pin.DeviceLinkDir(d.root, e.Name()))
 	}
 	return n, errors.Join(errs...)
 }

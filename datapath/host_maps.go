@@ -4,9 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"time"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/sluicenet/sluice/datapath/pin"
 )
 
 // NAT entry kinds (mirror SNAT_F_* in bpf/lib/snat.h).
@@ -132,6 +135,34 @@ func (d *Datapath) NATEntries() ([]NATEntry, error) {
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("iterate sluice_snat4_v1: %w", err)
+	}
+	return out, nil
+}
+
+// PinnedCounters reads sluice_metrics as pinned under root by a running
+// agent, without loading anything (for tests and tools).
+func PinnedCounters(root string) ([]Counter, error) {
+	m, err := ebpf.LoadPinnedMap(filepath.Join(pin.MapsDir(root), "sluice_metrics"), nil)
+	if err != nil {
+		return nil, fmt.Errorf("open pinned sluice_metrics: %w", err)
+	}
+	defer m.Close()
+	var (
+		key  hostMetricsKey
+		vals []hostMetricsValue
+		out  []Counter
+	)
+	it := m.Iterate()
+	for it.Next(&key, &vals) {
+		c := Counter{Ifindex: key.Ifindex, Reason: Reason(key.Reason), Direction: Direction(key.Dir)}
+		for _, v := range vals {
+			c.Packets += v.Packets
+			c.Bytes += v.Bytes
+		}
+		out = append(out, c)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("iterate sluice_metrics: %w", err)
 	}
 	return out, nil
 }

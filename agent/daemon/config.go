@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"net/netip"
 	"path/filepath"
 	"time"
 
@@ -59,6 +60,13 @@ type Config struct {
 	K8s         bool
 	Kubeconfig  string
 	CNIConflist string
+
+	// Devices are the external devices the host programs (NodePort,
+	// ExternalIP, LoadBalancer) attach to; empty: none.
+	Devices []string
+	// NodeIP is the address flows to remote backends are SNATed to; unset:
+	// the first IPv4 address of the first device.
+	NodeIP netip.Addr
 
 	// PolicyEnforcement is default, always or never (empty: default).
 	PolicyEnforcement string

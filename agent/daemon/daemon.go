@@ -37,6 +37,7 @@ type Daemon struct {
 	cfg       Config
 	log       logrus.FieldLogger
 	dp        *datapath.Datapath
+	hostOpts  datapath.HostOptions
 	eps       *endpoint.Manager
 	svcs      *services.Manager
 	ids       *identitymgr.Manager
@@ -91,10 +92,16 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.dp, err = datapath.Load(cfg.BPFRoot); err != nil {
+	if d.hostOpts, err = cfg.hostOptions(); err != nil {
+		return nil, err
+	}
+	if d.dp, err = datapath.LoadWithHostOptions(cfg.BPFRoot, datapath.Options{}, d.hostOpts); err != nil {
 		return nil, fmt.Errorf("load datapath: %w", err)
 	}
 	d.log.WithField("bpfRoot", cfg.BPFRoot).Info("Datapath loaded, pinned links adopted")
+	if err := d.setupDevices(); err != nil {
+		return nil, err
+	}
 
 	d.eps = endpoint.New(d.dp, store, d.log.WithField("subsys", "endpoint"))
 	if err := d.eps.Restore(cfg.LinkExists); err != nil {
@@ -252,7 +259,11 @@ func (d *Daemon) Resync() error {
 	if aerr != nil {
 		aerr = fmt.Errorf("adopt links: %w", aerr)
 	}
-	return errors.Join(qerr, rerr, aerr)
+	derr := d.resyncDevices()
+	if derr != nil {
+		derr = fmt.Errorf("host devices: %w", derr)
+	}
+	return errors.Join(qerr, rerr, aerr, derr)
 }
 
 // setupSocketLB attaches (or, when disabled, detaches) the socket

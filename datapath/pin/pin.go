@@ -54,9 +54,12 @@ var DeviceHooks = []struct{ Hook, Prog string }{
 // DevicesDir returns the directory of the host device links.
 func DevicesDir(root string) string { return LinkDir(root, DevicesLinksName) }
 
+// DeviceLinkDir returns the directory of the links of device ifname.
+func DeviceLinkDir(root, ifname string) string { return filepath.Join(DevicesDir(root), ifname) }
+
 // DeviceLinkPath returns where the link of hook on device ifname is pinned.
 func DeviceLinkPath(root, ifname, hook string) string {
-	return filepath.Join(DevicesDir(root), ifname, hook)
+	return filepath.Join(DeviceLinkDir(root, ifname), hook)
 }
 
 // CgroupLinksName is the directory under links/ holding the socket-LB links.

@@ -1,0 +1,264 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/test/harness"
+)
+
+// NodePort topology, all inside namespaces the test creates:
+//
+//	ext netns  eth0 192.168.250.2 ── ext0 192.168.250.1  node netns  (pods web-1, web-2)
+//	rmt netns  eth0 192.168.251.2 ── rmt0 192.168.251.1
+//
+// The agent attaches the host programs to ext0 and rmt0 (--devices); the
+// SNAT address is ext0's (the default). "rmt" stands in for a backend on
+// another node, reached through the node's routing (cross-node routing is not
+// part of this test). The 192.168.250-252 addresses exist only in these
+// namespaces.
+const (
+	npNodeIP   = "192.168.250.1"
+	npClientIP = "192.168.250.2"
+	npRemoteIP = "192.168.251.2"
+	npExtIP    = "192.168.252.10" // an ExternalIP, routed to the node by the client
+)
+
+type npEnv struct {
+	node      *harness.Node
+	ext, rmt  *harness.NetNS
+	ext0Index uint32
+	pods      []*harness.Pod
+}
+
+// servePeer serves "<name> <peer ip>\n" on addr in ns: the backend reports
+// which client address it saw.
+func servePeer(t *testing.T, ns *harness.NetNS, addr, name string) {
+	t.Helper()
+	var (
+		ln  net.Listener
+		err error
+	)
+	ns.Do(t, func() { ln, err = net.Listen("tcp4", addr) })
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			host, _, _ := net.SplitHostPort(c.RemoteAddr().String())
+			io.WriteString(c, name+" "+host+"\n")
+			c.Close()
+		}
+	}()
+}
+
+// askPeer returns the backend's name and the client address it saw.
+func askPeer(ns *harness.NetNS, addr string, timeout time.Duration) (name, peer string, err error) {
+	c, err := harness.Dial(ns, "tcp4", "", addr, timeout)
+	if err != nil {
+		return "", "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return "", "", err
+	}
+	f := strings.Fields(line)
+	if len(f) != 2 {
+		return "", "", fmt.Errorf("bad reply %q", line)
+	}
+	return f[0], f[1], nil
+}
+
+// wire creates netns peer with a veth to the node: dev on the node side
+// with nodeAddr, eth0 on the peer side with peerAddr (both /24).
+func wire(t *testing.T, node *harness.Node, prefix, dev, nodeAddr, peerAddr string) *harness.NetNS {
+	t.Helper()
+	ns := harness.NewNetNS(t, prefix)
+	node.NS.Run(t, "ip", "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", ns.Name)
+	node.NS.Run(t, "ip", "addr", "add", nodeAddr+"/24", "dev", dev)
+	node.NS.Run(t, "ip", "link", "set", dev, "up")
+	ns.Run(t, "ip", "addr", "add", peerAddr+"/24", "dev", "eth0")
+	ns.Run(t, "ip", "link", "set", "eth0", "up")
+	ns.Run(t, "ip", "route", "add", "default", "via", nodeAddr)
+	return ns
+}
+
+func newNPEnv(t *testing.T) *npEnv {
+	t.Helper()
+	e := &npEnv{node: harness.NewNode(t, harness.NodeOptions{})}
+	// The external netns and the veths die with the namespaces (cleanup).
+	e.ext = wire(t, e.node, "sl-ext-", "ext0", npNodeIP, npClientIP)
+	e.rmt = wire(t, e.node, "sl-rmt-", "rmt0", "192.168.251.1", npRemoteIP)
+	e.ext.Run(t, "ip", "route", "add", npExtIP+"/32", "via", npNodeIP)
+	e.node.NS.Do(t, func() {
+		ifc, err := net.InterfaceByName("ext0")
+		require.NoError(t, err)
+		e.ext0Index = uint32(ifc.Index)
+	})
+	e.node.StartAgentArgs(t, "--devices", "ext0,rmt0")
+	for _, name := range []string{"web-1", "web-2"} {
+		p := e.node.AddPod(t, name)
+		servePeer(t, p.NS, p.Addr(podPort), p.Name)
+		e.pods = append(e.pods, p)
+	}
+	servePeer(t, e.rmt, npRemoteIP+":"+fmt.Sprint(podPort), "remote")
+	return e
+}
+
+// nodePortYAML is a NodePort service named name on nodePort (port svcPort,
+// target podPort) with a selector app=<name> unless selector is false.
+func nodePortYAML(name, clusterIP string, nodePort int, selector bool, extra string) string {
+	sel := ""
+	if selector {
+		sel = fmt.Sprintf("  selector:\n    app: %s\n", name)
+	}
+	return fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: %s
+  namespace: default
+spec:
+  type: NodePort
+  clusterIP: %s
+%s  ports:
+  - name: http
+    port: %d
+    targetPort: %d
+    nodePort: %d
+    protocol: TCP
+%s---
+`, name, clusterIP, sel, svcPort, podPort, nodePort, extra)
+}
+
+func (e *npEnv) hostCounter(t *testing.T, ifindex uint32, r datapath.Reason) uint64 {
+	t.Helper()
+	cs, err := datapath.PinnedCounters(e.node.BPFRoot)
+	require.NoError(t, err)
+	var n uint64
+	for _, c := range cs {
+		if c.Ifindex == ifindex && c.Reason == r && c.Direction == datapath.DirIngress {
+			n += c.Packets
+		}
+	}
+	return n
+}
+
+func askManyPeer(t *testing.T, ns *harness.NetNS, addr string, count int) (map[string]int, map[string]bool) {
+	t.Helper()
+	names, peers := map[string]int{}, map[string]bool{}
+	for i := 0; i < count; i++ {
+		name, peer, err := askPeer(ns, addr, timeout)
+		require.NoError(t, err, "ask %s", addr)
+		names[name]++
+		peers[peer] = true
+	}
+	return names, peers
+}
+
+func TestPrivilegedNodePort(t *testing.T) {
+	e := newNPEnv(t)
+	var pods strings.Builder
+	for _, p := range e.pods {
+		pods.WriteString(podYAML(p, "web"))
+	}
+	writeManifest(t, e.node, "pods.yaml", pods.String())
+	writeManifest(t, e.node, "web.yaml", nodePortYAML("web", "10.96.0.30", 30080, true, ""))
+	waitBackends(t, e.node, "0.0.0.0:30080", 2)
+
+	t.Run("cluster policy reaches both local backends", func(t *testing.T) {
+		names, peers := askManyPeer(t, e.ext, npNodeIP+":30080", 30)
+		assert.Equal(t, map[string]bool{"web-1": true, "web-2": true}, nameSet(names), "replies: %v", names)
+		assert.Equal(t, map[string]bool{npClientIP: true}, peers, "local backends see the client's address")
+	})
+
+	t.Run("externalTrafficPolicy Local keeps the client address", func(t *testing.T) {
+		writeManifest(t, e.node, "local.yaml", nodePortYAML("local", "10.96.0.31", 30081, false, "  externalTrafficPolicy: Local\n")+
+			sliceYAML("local",
+				[5]string{e.pods[0].IP.String(), e.node.Name, "true", "true", "false"},
+				[5]string{npRemoteIP, "node-2", "true", "true", "false"},
+			))
+		waitBackends(t, e.node, "0.0.0.0:30081", 1)
+		names, peers := askManyPeer(t, e.ext, npNodeIP+":30081", 10)
+		assert.Equal(t, map[string]int{"web-1": 10}, names, "only the node-local endpoint")
+		assert.Equal(t, map[string]bool{npClientIP: true}, peers)
+	})
+
+	t.Run("externalTrafficPolicy Local without local backend drops", func(t *testing.T) {
+		writeManifest(t, e.node, "nolocal.yaml", nodePortYAML("nolocal", "10.96.0.32", 30082, false, "  externalTrafficPolicy: Local\n")+
+			sliceYAML("nolocal", [5]string{npRemoteIP, "node-2", "true", "true", "false"}))
+		require.Eventually(t, func() bool {
+			svcs, err := e.node.Client().ListServices(t.Context())
+			if err != nil {
+				return false
+			}
+			for _, s := range svcs {
+				if s.Frontend == "0.0.0.0:30082" {
+					return true
+				}
+			}
+			return false
+		}, 10*time.Second, 50*time.Millisecond)
+		before := e.hostCounter(t, e.ext0Index, datapath.DropNoLocalBackend)
+		_, _, err := askPeer(e.ext, npNodeIP+":30082", time.Second)
+		require.Error(t, err, "no local endpoint: no reply")
+		assert.True(t, harness.IsTimeout(err), "dropped, not refused: %v", err)
+		assert.Greater(t, e.hostCounter(t, e.ext0Index, datapath.DropNoLocalBackend), before, "drop counted on ext0")
+	})
+
+	t.Run("remote backend through SNAT", func(t *testing.T) {
+		writeManifest(t, e.node, "remote.yaml", nodePortYAML("remote", "10.96.0.33", 30083, false, "")+
+			sliceYAML("remote", [5]string{npRemoteIP, "node-2", "true", "true", "false"}))
+		waitBackends(t, e.node, "0.0.0.0:30083", 1)
+		before := e.hostCounter(t, e.ext0Index, datapath.ReasonLBSNAT)
+		names, peers := askManyPeer(t, e.ext, npNodeIP+":30083", 10)
+		assert.Equal(t, map[string]int{"remote": 10}, names)
+		assert.Equal(t, map[string]bool{npNodeIP: true}, peers, "the remote backend sees the node IP")
+		assert.GreaterOrEqual(t, e.hostCounter(t, e.ext0Index, datapath.ReasonLBSNAT)-before, uint64(10), "SNAT counted on ext0")
+	})
+
+	t.Run("ExternalIP", func(t *testing.T) {
+		writeManifest(t, e.node, "extip.yaml", fmt.Sprintf(`apiVersion: v1
+kind: Service
+metadata:
+  name: webext
+  namespace: default
+spec:
+  clusterIP: 10.96.0.34
+  externalIPs: [%q]
+  selector:
+    app: web
+  ports:
+  - name: http
+    port: %d
+    targetPort: %d
+    protocol: TCP
+---
+`, npExtIP, svcPort, podPort))
+		waitBackends(t, e.node, npExtIP+":80", 2)
+		names, peers := askManyPeer(t, e.ext, npExtIP+":80", 30)
+		assert.Equal(t, map[string]bool{"web-1": true, "web-2": true}, nameSet(names), "replies: %v", names)
+		assert.Equal(t, map[string]bool{npClientIP: true}, peers)
+	})
+}
+
+func nameSet(m map[string]int) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
