@@ -33,7 +33,8 @@ func NewCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().StringVar(&o.socket, "socket", api.DefaultSocket, "agent API socket")
-	root.AddCommand(statusCommand(o), endpointCommand(o), serviceCommand(o), bpfCommand(o))
+	root.AddCommand(statusCommand(o), endpointCommand(o), serviceCommand(o), bpfCommand(o),
+		observeCommand(o), policyCommand(o), identityCommand(o))
 	return root
 }
 
