@@ -3,7 +3,9 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -274,6 +276,14 @@ spec:
 		// Flows name the rule that decided.
 		requireFlow(t, c.node, api.FlowFilter{Verdict: "DROPPED", FromPod: "y/b", ToPod: "x/a"}, "x/deny-yb[ingressDeny:0]")
 		requireFlow(t, c.node, api.FlowFilter{Verdict: "FORWARDED", FromPod: "z/c", ToPod: "x/a", Port: 80}, "x/deny-yb[ingress:0]")
+		out, err := exec.Command(harness.Bin(t, "sluice"), "--socket", c.node.Socket(), "observe",
+			"--verdict", "DROPPED", "--from-pod", "y/b", "--to-pod", "x/a", "--last", "3").CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		assert.Contains(t, string(out), "rule x/deny-yb[ingressDeny:0]")
+		// The agent's metrics count the policy drops.
+		metrics := scrapeMetrics(t, c.node)
+		assert.Regexp(t, `sluice_policy_verdicts_total\{direction="ingress",reason="[^"]*",verdict="DROPPED"\} [1-9]`, metrics)
+		assert.Contains(t, metrics, "sluice_policy_map_entries ")
 		c.removePolicy(t, "20-policy.yaml")
 	})
 
@@ -345,6 +355,20 @@ spec:
 		assert.True(t, found, "status lists the rejected policy: %+v", st)
 		c.removePolicy(t, "20-policy.yaml")
 	})
+}
+
+// scrapeMetrics reads the agent's /metrics from inside the node.
+func scrapeMetrics(t *testing.T, node *harness.Node) string {
+	t.Helper()
+	conn, err := harness.Dial(node.NS, "tcp4", "", "127.0.0.1:9962", time.Second)
+	require.NoError(t, err)
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.WriteString(conn, "GET /metrics HTTP/1.0\r\nHost: agent\r\n\r\n")
+	require.NoError(t, err)
+	b, err := io.ReadAll(conn)
+	require.NoError(t, err)
+	return string(b)
 }
 
 // requireFlow waits for a flow the filter selects and requires it to name
