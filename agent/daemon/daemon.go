@@ -158,7 +158,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 	d.svcs.Register(mux)
 	d.registerPolicyRoutes(mux)
 	d.flows.Register(mux)
-	mux.Handle("/", server.Handler(d.eps, cfg.BPFRoot, d.health, d.log.WithField("subsys", "api")))
+	mux.Handle("/", server.Handler(regeneratingEndpoints{d.eps, d}, cfg.BPFRoot, d.health, d.log.WithField("subsys", "api")))
 	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	d.log.WithField("socket", cfg.SocketPath()).Info("Agent ready")
 	return d, nil

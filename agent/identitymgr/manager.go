@@ -75,6 +75,10 @@ type Manager struct {
 	alloc *identity.StoreAllocator
 	ipc   *identity.IPCache
 
+	// syncMu serializes Sync and Mirror: the Run loop and the API's
+	// endpoint regeneration both call them.
+	syncMu sync.Mutex
+
 	mu        sync.Mutex
 	objs      Objects
 	prefixes  []netip.Prefix
@@ -176,6 +180,8 @@ func (m *Manager) PodByIP(addr netip.Addr) (PodRef, bool) {
 // endpoint identities and updates the IP cache. It continues past failures
 // and returns them joined.
 func (m *Manager) Sync(ctx context.Context) error {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
 	eps, err := m.eps.List()
 	if err != nil {
 		return fmt.Errorf("list endpoints: %w", err)

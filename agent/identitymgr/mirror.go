@@ -19,6 +19,8 @@ type MirrorStats struct {
 // entries are deleted, missing or different ones written. It continues past
 // individual failures and returns them joined.
 func (m *Manager) Mirror() (MirrorStats, error) {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
 	var st MirrorStats
 	have, err := m.dp.IPCacheEntries()
 	if err != nil {

@@ -65,7 +65,13 @@ func (n *Node) AddPod(tb T, name string) *Pod {
 // removed in cleanup either way).
 func (n *Node) TryAddPod(tb T, name string) (*Pod, error) {
 	tb.Helper()
-	p := &Pod{Name: name, Namespace: "default", ContainerID: NewContainerID(), Node: n}
+	return n.TryAddPodIn(tb, "default", name)
+}
+
+// TryAddPodIn is TryAddPod for a pod in a Kubernetes namespace.
+func (n *Node) TryAddPodIn(tb T, namespace, name string) (*Pod, error) {
+	tb.Helper()
+	p := &Pod{Name: name, Namespace: namespace, ContainerID: NewContainerID(), Node: n}
 	p.NS = NewNetNS(tb, "sl-pod-")
 	res, err := n.CNI.AddNetworkList(context.Background(), n.ConfList, p.RuntimeConf())
 	if err != nil {
@@ -73,7 +79,7 @@ func (n *Node) TryAddPod(tb T, name string) (*Pod, error) {
 	}
 	tb.Cleanup(func() {
 		if err := p.Del(); err != nil {
-			tb.Errorf("CNI DEL %s: %v", name, err)
+			tb.Errorf("CNI DEL %s: %v", p.FullName(), err)
 		}
 	})
 	r, err := current.NewResultFromResult(res)

@@ -1,0 +1,51 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/endpoint"
+)
+
+// regenerateTimeout bounds the synchronous identity and policy computation
+// of a new endpoint.
+const regenerateTimeout = 20 * time.Second
+
+// regeneratingEndpoints answers an endpoint PUT only once the endpoint's
+// identity, the IP cache and its policy maps are in the kernel, so that no
+// pod ever sends or receives a packet before its policy is enforced (the
+// CNI's ADD waits for this answer). A failure fails the PUT, and the CNI
+// plugin then removes the endpoint again: fail closed.
+type regeneratingEndpoints struct {
+	*endpoint.Manager
+	d *Daemon
+}
+
+func (r regeneratingEndpoints) Put(ep api.Endpoint) (api.Endpoint, error) {
+	out, err := r.Manager.Put(ep)
+	if err != nil {
+		return out, err
+	}
+	if err := r.d.regenerate(); err != nil {
+		return out, fmt.Errorf("endpoint %s stored, but its identity and policy are not in place: %w", ep.Key(), err)
+	}
+	return out, nil
+}
+
+// regenerate runs one identity sync, IP cache mirror and policy sync now.
+func (d *Daemon) regenerate() error {
+	ctx, cancel := context.WithTimeout(context.Background(), regenerateTimeout)
+	defer cancel()
+	if err := d.ids.Sync(ctx); err != nil {
+		return fmt.Errorf("identities: %w", err)
+	}
+	if _, err := d.ids.Mirror(); err != nil {
+		return fmt.Errorf("ip cache: %w", err)
+	}
+	if _, err := d.pols.Sync(false); err != nil {
+		return fmt.Errorf("policy maps: %w", err)
+	}
+	return nil
+}
