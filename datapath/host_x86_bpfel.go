@@ -51,6 +51,23 @@ type hostEndpointKey struct {
 	Ip uint32
 }
 
+type hostFlowConfig struct {
+	_     structs.HostLayout
+	Flags uint32
+}
+
+type hostIpcache4Key struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      uint32
+}
+
+type hostIpcache4Value struct {
+	_        structs.HostLayout
+	Identity uint32
+	Flags    uint32
+}
+
 type hostLb4AffinityKey struct {
 	_        structs.HostLayout
 	ClientId uint64
@@ -117,6 +134,30 @@ type hostMetricsValue struct {
 	Bytes   uint64
 }
 
+type hostPolicyConfig struct {
+	_     structs.HostLayout
+	Flags uint32
+}
+
+type hostPolicyEntry struct {
+	_         structs.HostLayout
+	RuleId    uint32
+	Flags     uint8
+	Prefixlen uint8
+	Pad       uint16
+}
+
+type hostPolicyKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Identity  uint32
+	EpId      uint16
+	Dir       uint8
+	Proto     uint8
+	Dport     uint16
+	Pad       uint16
+}
+
 type hostSluiceReason uint32
 
 const (
@@ -172,12 +213,18 @@ type hostSnat4Tuple struct {
 const (
 	hostMapSluiceCt4V1           = "sluice_ct4_v1"
 	hostMapSluiceEndpoints       = "sluice_endpoints"
+	hostMapSluiceFlowConfigV1    = "sluice_flow_config_v1"
+	hostMapSluiceFlows           = "sluice_flows"
+	hostMapSluiceFlowsLost       = "sluice_flows_lost"
+	hostMapSluiceIpcache4V1      = "sluice_ipcache4_v1"
 	hostMapSluiceLb4AffinityV1   = "sluice_lb4_affinity_v1"
 	hostMapSluiceLb4BackendsV1   = "sluice_lb4_backends_v1"
 	hostMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
 	hostMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
 	hostMapSluiceMetrics         = "sluice_metrics"
 	hostMapSluiceNodeAddrsV1     = "sluice_node_addrs_v1"
+	hostMapSluicePolicyConfigV1  = "sluice_policy_config_v1"
+	hostMapSluicePolicyV1        = "sluice_policy_v1"
 	hostMapSluiceSnat4V1         = "sluice_snat4_v1"
 	hostProgFromNetdev           = "from_netdev"
 	hostProgToNetdev             = "to_netdev"
@@ -245,12 +292,18 @@ type hostProgramSpecs struct {
 type hostMapSpecs struct {
 	SluiceCt4V1           *ebpf.MapSpec `ebpf:"sluice_ct4_v1"`
 	SluiceEndpoints       *ebpf.MapSpec `ebpf:"sluice_endpoints"`
+	SluiceFlowConfigV1    *ebpf.MapSpec `ebpf:"sluice_flow_config_v1"`
+	SluiceFlows           *ebpf.MapSpec `ebpf:"sluice_flows"`
+	SluiceFlowsLost       *ebpf.MapSpec `ebpf:"sluice_flows_lost"`
+	SluiceIpcache4V1      *ebpf.MapSpec `ebpf:"sluice_ipcache4_v1"`
 	SluiceLb4AffinityV1   *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1   *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetrics         *ebpf.MapSpec `ebpf:"sluice_metrics"`
 	SluiceNodeAddrsV1     *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
+	SluicePolicyConfigV1  *ebpf.MapSpec `ebpf:"sluice_policy_config_v1"`
+	SluicePolicyV1        *ebpf.MapSpec `ebpf:"sluice_policy_v1"`
 	SluiceSnat4V1         *ebpf.MapSpec `ebpf:"sluice_snat4_v1"`
 }
 
@@ -292,12 +345,18 @@ func (o *hostObjects) Close() error {
 type hostMaps struct {
 	SluiceCt4V1           *ebpf.Map `ebpf:"sluice_ct4_v1"`
 	SluiceEndpoints       *ebpf.Map `ebpf:"sluice_endpoints"`
+	SluiceFlowConfigV1    *ebpf.Map `ebpf:"sluice_flow_config_v1"`
+	SluiceFlows           *ebpf.Map `ebpf:"sluice_flows"`
+	SluiceFlowsLost       *ebpf.Map `ebpf:"sluice_flows_lost"`
+	SluiceIpcache4V1      *ebpf.Map `ebpf:"sluice_ipcache4_v1"`
 	SluiceLb4AffinityV1   *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1   *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetrics         *ebpf.Map `ebpf:"sluice_metrics"`
 	SluiceNodeAddrsV1     *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
+	SluicePolicyConfigV1  *ebpf.Map `ebpf:"sluice_policy_config_v1"`
+	SluicePolicyV1        *ebpf.Map `ebpf:"sluice_policy_v1"`
 	SluiceSnat4V1         *ebpf.Map `ebpf:"sluice_snat4_v1"`
 }
 
@@ -305,12 +364,18 @@ func (m *hostMaps) Close() error {
 	return _HostClose(
 		m.SluiceCt4V1,
 		m.SluiceEndpoints,
+		m.SluiceFlowConfigV1,
+		m.SluiceFlows,
+		m.SluiceFlowsLost,
+		m.SluiceIpcache4V1,
 		m.SluiceLb4AffinityV1,
 		m.SluiceLb4BackendsV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
 		m.SluiceMetrics,
 		m.SluiceNodeAddrsV1,
+		m.SluicePolicyConfigV1,
+		m.SluicePolicyV1,
 		m.SluiceSnat4V1,
 	)
 }

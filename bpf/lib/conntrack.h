@@ -8,10 +8,13 @@
  *   backend entry   client -> backend: carries rev_nat_id, so replies
  *                   (backend -> client, looked up reversed) are translated
  *                   back to the frontend.
+ * A NodePort flow's backend entry (host.c) carries the backend id but no
+ * reverse-NAT id: the host device translates its replies.
  * Policy marks a flow it allowed with CT_E_POLICY: on the backend entry of a
- * translated flow, else on a plain entry client -> server (rev_nat_id 0)
- * created for the flow. Later packets of the flow (found forward) and its
- * replies (found reversed) pass without a policy lookup.
+ * translated flow (ClusterIP or NodePort), else on a plain entry client ->
+ * server (no backend, rev_nat_id 0) created for the flow. Later packets of
+ * the flow (found forward) and its replies (found reversed) pass without a
+ * policy lookup.
  * Lifetimes are absolute seconds of CLOCK_BOOTTIME; the agent deletes expired
  * entries (CTGC) and the LRU evicts under pressure. */
 #ifndef SLUICE_CONNTRACK_H
@@ -149,10 +152,18 @@ static __always_inline __u64 ct_now_sec(void)
 	return bpf_ktime_get_boot_ns() / 1000000000ULL;
 }
 
+/* An entry service translation created (backend entry): the LB code owns
+ * its accounting and lifetime. */
+static __always_inline int ct4_is_backend_entry(const struct ct4_entry *e)
+{
+	return e->backend_id || e->rev_nat_id;
+}
+
 /* Finds the allowed flow t (client orientation as seen) belongs to, forward
  * or reversed. touch: account the packet to the entry (0 when service
- * translation already did). A TCP SYN reusing the tuple of a closing flow is
- * a new flow. */
+ * translation already did; never for a backend entry, which the LB code
+ * accounts: a NodePort flow's replies are accounted at the host device). A
+ * TCP SYN reusing the tuple of a closing flow is a new flow. */
 static __always_inline int ct4_policy_lookup(const struct ct4_tuple *t, __u8 tcp_flags, int touch)
 {
 	struct ct4_tuple rt = {
@@ -165,13 +176,13 @@ static __always_inline int ct4_policy_lookup(const struct ct4_tuple *t, __u8 tcp
 	if (e && (e->flags & CT_E_POLICY)) {
 		if ((e->flags & CT_E_CLOSING) && ct_is_new_syn(t->proto, tcp_flags))
 			return CT_NEW;
-		if (touch)
+		if (touch && !ct4_is_backend_entry(e))
 			ct4_update(e, t->proto, tcp_flags, 0, ct_now_sec());
 		return CT_ESTABLISHED;
 	}
 	e = ct4_lookup(&rt);
 	if (e && (e->flags & CT_E_POLICY)) {
-		if (touch)
+		if (touch && !ct4_is_backend_entry(e))
 			ct4_update(e, t->proto, tcp_flags, 1, ct_now_sec());
 		return CT_REPLY;
 	}
@@ -179,12 +190,13 @@ static __always_inline int ct4_policy_lookup(const struct ct4_tuple *t, __u8 tcp
 }
 
 /* Records that policy allowed the new flow t: marks the backend entry service
- * translation created for it, or creates a plain entry. */
+ * translation (ClusterIP, or NodePort at the host device) created for it, or
+ * creates a plain entry (replacing a stale one). */
 static __always_inline int ct4_policy_create(const struct ct4_tuple *t)
 {
 	struct ct4_entry *e = ct4_lookup(t);
 
-	if (e && e->rev_nat_id) {
+	if (e && ct4_is_backend_entry(e)) {
 		e->flags |= CT_E_POLICY;
 		return 0;
 	}

@@ -163,10 +163,8 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, __u32 ifin
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct endpoint_info *dst;
 	struct policy_pkt p = {};
 	struct ipv4_flow f = {};
-	__u8 drop_dir = DIR_INGRESS;
 	int ret, parsed;
 
 	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
@@ -194,11 +192,7 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, __u32 ifin
 		}
 	}
 
-	dst = lookup_endpoint(ip->daddr);
-	if (!dst || policy_established(&p))
-		return REASON_FWD_TO_EP;
-	ret = policy_enforce(&p, NULL, dst, peer_identity(ip->saddr, lookup_endpoint(ip->saddr)),
-			     peer_identity(ip->daddr, dst), ifindex, REASON_FWD_TO_EP, &drop_dir);
+	ret = policy_ingress(&p, lookup_endpoint(ip->daddr), ifindex, REASON_FWD_TO_EP);
 	if (ret < 0)
 		return ret;
 	return REASON_FWD_TO_EP;

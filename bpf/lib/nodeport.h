@@ -15,7 +15,15 @@
  *                                client and forwarded by FIB lookup.
  * The conntrack backend entry of a NodePort flow carries no reverse-NAT id:
  * the pod programs leave its replies alone (a NodePort's reverse-NAT address
- * is the wildcard) and the NAT map knows the frontend instead. */
+ * is the wildcard) and the NAT map knows the frontend instead.
+ *
+ * bpf_redirect_peer skips a local backend's to_container, so its ingress
+ * policy is enforced here, after DNAT (the backend's port), against the
+ * client's identity from the IP cache (world for outside clients). An
+ * allowed flow's backend entry is marked CT_E_POLICY: later packets and the
+ * backend's replies (also under an enforced egress policy) pass by
+ * conntrack. A policy drop is counted on the device (ingress) like every
+ * drop here, and reported as a flow event of the backend endpoint. */
 #ifndef SLUICE_NODEPORT_H
 #define SLUICE_NODEPORT_H
 
@@ -26,6 +34,7 @@
 #include "conntrack.h"
 #include "nat.h"
 #include "snat.h"
+#include "policy.h"
 
 /* The node's own IPv4 addresses (network order; value: flags, reserved 0),
  * written by the agent: NodePort frontends answer on these. */
@@ -260,6 +269,22 @@ static __always_inline int nodeport_rev_snat(struct __sk_buff *skb, struct ipv4_
 	return REASON_LB_REV_SNAT;
 }
 
+/* Enforces the ingress policy of ep, the local backend baddr:bport the flow
+ * f (not yet DNATed) was given, and marks the allowed flow's backend
+ * conntrack entry. Returns 0 or a negative DROP_POLICY*. */
+static __always_inline int nodeport_policy(const struct ipv4_flow *f, __be32 baddr, __be16 bport,
+					   const struct endpoint_info *ep, __u32 ifindex)
+{
+	struct ipv4_flow t = *f;
+	struct policy_pkt p = {};
+
+	policy_pkt_flow(f, &p);
+	t.daddr = baddr;
+	t.dport = bport;
+	policy_pkt_translated(&p, &t, REASON_LB_TRANSLATED);
+	return policy_ingress(&p, ep, ifindex, REASON_FWD_LOCAL);
+}
+
 /* Translates f, whose destination is the frontend fe (master entry svc), to
  * a backend and says how to forward it. Returns REASON_LB_TRANSLATED (local
  * or host backend), REASON_LB_SNAT (remote backend) or a negative DROP_*. */
@@ -284,6 +309,9 @@ static __always_inline int nodeport_xlate(struct __sk_buff *skb, struct ipv4_flo
 	ep = bpf_map_lookup_elem(&sluice_endpoints, &ek);
 	if (ep || is_node_addr(baddr)) {
 		if (ep) {
+			ret = nodeport_policy(f, baddr, bport, ep, skb->ifindex);
+			if (ret < 0)
+				return ret;
 			__builtin_memcpy(dmac, ep->mac, 6);
 			__builtin_memcpy(smac, ep->node_mac, 6);
 			ifindex = ep->ifindex;

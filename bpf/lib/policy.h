@@ -25,6 +25,7 @@
 #include "maps.h"
 #include "metrics.h"
 #include "conntrack.h"
+#include "nat.h"
 #include "identity.h"
 #include "flow.h"
 
@@ -240,8 +241,46 @@ static __always_inline int policy_enforce(const struct policy_pkt *p, const stru
 	return 0;
 }
 
+/* Enforces the ingress policy of dst, the local endpoint p is delivered to,
+ * with the source's identity from its endpoint entry or the IP cache (world
+ * when no prefix holds it). For deliveries that do not pass dst's
+ * to_container (bpf_redirect_peer from the host device) and for
+ * to_container itself. A later packet or reply of an allowed flow passes by
+ * conntrack; a new allowed flow is marked there (CT_E_POLICY) and reported.
+ * ifindex: where the packet was seen, for events and audit counters.
+ * Returns 0 or a negative DROP_POLICY* (the caller counts it as ingress). */
+static __always_inline int policy_ingress(const struct policy_pkt *p, const struct endpoint_info *dst,
+					  __u32 ifindex, __u8 fwd_reason)
+{
+	struct endpoint_key sk = { .ip = p->saddr };
+	__u8 drop_dir = DIR_INGRESS;
+
+	if (!dst || policy_established(p))
+		return 0;
+	return policy_enforce(p, NULL, dst, peer_identity(p->saddr, bpf_map_lookup_elem(&sluice_endpoints, &sk)),
+			      peer_identity(p->daddr, dst), ifindex, fwd_reason, &drop_dir);
+}
+
 #define ICMP_ECHOREPLY	0
 #define ICMP_ECHO	8
+
+/* Fills p from the parsed TCP/UDP flow f. */
+static __always_inline void policy_pkt_flow(const struct ipv4_flow *f, struct policy_pkt *p)
+{
+	p->saddr = f->saddr;
+	p->daddr = f->daddr;
+	p->proto = f->proto;
+	p->sport = f->sport;
+	p->dport = f->dport;
+	p->port = f->dport;
+	p->tcp_flags = f->tcp_flags;
+	p->ct.saddr = f->saddr;
+	p->ct.daddr = f->daddr;
+	p->ct.sport = f->sport;
+	p->ct.dport = f->dport;
+	p->ct.proto = f->proto;
+	p->tracked = 1;
+}
 
 /* Fills p from the IPv4 packet at ETH_HLEN for a protocol ipv4_parse_flow
  * does not parse: ICMP (type in the port slot; echo request/reply tracked by
@@ -252,22 +291,16 @@ static __always_inline int policy_pkt_init(struct __sk_buff *skb, const struct i
 {
 	struct { __u8 type; __u8 code; __u16 csum; __be16 id; __be16 seq; } icmp;
 
+	if (parsed) {
+		policy_pkt_flow(f, p);
+		return 0;
+	}
 	p->saddr = ip->saddr;
 	p->daddr = ip->daddr;
 	p->proto = ip->protocol;
 	p->ct.saddr = ip->saddr;
 	p->ct.daddr = ip->daddr;
 	p->ct.proto = ip->protocol;
-	if (parsed) {
-		p->sport = f->sport;
-		p->dport = f->dport;
-		p->port = f->dport;
-		p->tcp_flags = f->tcp_flags;
-		p->ct.sport = f->sport;
-		p->ct.dport = f->dport;
-		p->tracked = 1;
-		return 0;
-	}
 	if (ip->protocol != IPPROTO_ICMP || (ip->frag_off & bpf_htons(IPV4_FRAG_MASK)))
 		return 0;
 	if (bpf_skb_load_bytes(skb, ETH_HLEN + ip->ihl * 4, &icmp, sizeof(icmp)) < 0)
