@@ -49,3 +49,9 @@ func (d *Daemon) regenerate() error {
 	}
 	return nil
 }
+
+// PutEndpoint registers an endpoint exactly as the API's PUT does: it
+// returns once the endpoint's identity and policy are in the kernel.
+func (d *Daemon) PutEndpoint(ep api.Endpoint) (api.Endpoint, error) {
+	return regeneratingEndpoints{d.eps, d}.Put(ep)
+}

@@ -1,0 +1,60 @@
+package daemon_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/daemon"
+	"github.com/sluicenet/sluice/agent/identitymgr"
+	"github.com/sluicenet/sluice/agent/source/manifests"
+	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/test/harness"
+)
+
+// The endpoint PUT (what CNI ADD waits for) returns only once the pod's
+// identity and policy are in the kernel. The daemon's background loops are
+// not running here, so nothing but the PUT itself can have written them.
+func TestPrivilegedPutEndpointWaitsForIdentityAndPolicy(t *testing.T) {
+	harness.RequirePrivileged(t)
+	ns := harness.NewNetNS(t, "sl-agent-")
+	cfg := daemon.Config{BPFRoot: filepath.Join(harness.BPFFS(t), "sluice"), RunDir: t.TempDir(), NodeName: "node-1", Log: logrus.New()}
+	var (
+		d   *daemon.Daemon
+		err error
+	)
+	ns.Do(t, func() { d, err = daemon.New(cfg) })
+	require.NoError(t, err)
+	t.Cleanup(func() { d.Close() })
+	h := addVeth(t, ns, "lxctest0")
+
+	d.Identities().SetObjects(identitymgr.Objects{Pods: []*corev1.Pod{{
+		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: "default", Labels: map[string]string{"app": "locked"}},
+	}}})
+	d.Policies().SetObjects([]manifests.Raw{{
+		APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Namespace: "default", Name: "deny-locked",
+		JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny-locked","namespace":"default"},` +
+			`"spec":{"podSelector":{"matchLabels":{"app":"locked"}},"policyTypes":["Ingress"]}}`),
+	}})
+
+	ep, err := d.PutEndpoint(api.Endpoint{
+		ContainerID: "c1", IfName: "eth0", IPv4: "10.244.1.5", MAC: "02:00:00:00:00:05",
+		HostIfName: h.name, HostIfIndex: h.index, HostMAC: h.mac.String(),
+		PodNamespace: "default", PodName: "locked",
+	})
+	require.NoError(t, err)
+
+	pc, err := d.Datapath().PolicyConfig(ep.ID)
+	require.NoError(t, err)
+	assert.Equal(t, datapath.EndpointPolicyConfig{IngressEnforced: true}, pc, "deny-all ingress enforced when PUT returns")
+	eps, err := d.Datapath().Endpoints()
+	require.NoError(t, err)
+	require.Len(t, eps, 1)
+	assert.GreaterOrEqual(t, eps[0].Identity, uint32(256), "the endpoint carries its allocated identity")
+}
