@@ -66,3 +66,16 @@ image:
 # Runs test/e2e against the node `hack/local-cluster.sh up` started (SLUICE_E2E=1; skipped otherwise).
 e2e:
 	SLUICE_E2E=1 $(GO) test -count=1 -timeout 20m -v ./test/e2e/...
+
+# --- CRDs: generated from the policy/ Go types with controller-gen (a go.mod tool) into the chart's crds/ ---
+CRD_DIR := install/helm/sluice/crds
+.PHONY: generate-crds check-generate-crds
+
+generate-crds:
+	$(GO) tool controller-gen crd:crdVersions=v1 paths=./policy/... output:crd:dir=$(CRD_DIR)
+
+# Fails when the committed CRDs differ from a fresh generation (part of check-generate).
+check-generate-crds: generate-crds
+	@git diff --exit-code -- $(CRD_DIR) || { echo "CRDs are stale: run make generate-crds and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- $(CRD_DIR))" || { git status --porcelain -- $(CRD_DIR); echo "untracked CRD files" >&2; exit 1; }
+check-generate: check-generate-crds

@@ -11,4 +11,7 @@
 // states into BPF map entries (see PortRangeToPrefixes and
 // EndpointPolicy.LookupMostSpecific for the lookup contract the kernel side
 // must follow).
+//
+// +groupName=sluice.io
+// +versionName=v1alpha1
 package policy

@@ -24,6 +24,7 @@ const (
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:shortName=snp
+// +kubebuilder:subresource:status
 type SluiceNetworkPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
@@ -53,6 +54,7 @@ type SluiceNetworkPolicyList struct {
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=scnp
+// +kubebuilder:subresource:status
 type SluiceClusterwideNetworkPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata"`
@@ -76,7 +78,11 @@ type SluiceClusterwideNetworkPolicyList struct {
 
 // PolicyStatus reports whether the agent accepted the policy.
 type PolicyStatus struct {
+	// Conditions are written by each node's agent under its own type
+	// ("<node>/Accepted"), so agents never overwrite each other.
 	// +optional
+	// +listType=map
+	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 }
 

@@ -4,10 +4,16 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/sluicenet/sluice/agent/source/k8s"
 	"github.com/sluicenet/sluice/agent/source/manifests"
 )
+
+// policyStatusInterval is how often the agent compares the policy manager's
+// verdicts with the policies' status conditions (a no-op when equal).
+const policyStatusInterval = 2 * time.Second
 
 // stateSource is where desired state comes from: a manifests directory or
 // the Kubernetes API server.
@@ -16,19 +22,40 @@ type stateSource interface {
 }
 
 // newK8sSource connects the Kubernetes source (kubeconfig, or in-cluster
-// when cfg.Kubeconfig is empty). Nothing is listed before Run.
+// when cfg.Kubeconfig is empty), policies and Sluice CRDs included.
+// Nothing is listed before Run.
 func (d *Daemon) newK8sSource() (*k8s.Source, error) {
 	cs, err := k8s.NewClientset(d.cfg.Kubeconfig)
 	if err != nil {
 		return nil, err
 	}
-	return k8s.New(k8s.Config{Client: cs, NodeName: d.cfg.NodeName, Log: d.log.WithField("subsys", "k8s")})
+	dyn, err := k8s.NewDynamicClient(d.cfg.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	return k8s.New(k8s.Config{Client: cs, Dynamic: dyn, NodeName: d.cfg.NodeName, Log: d.log.WithField("subsys", "k8s")})
 }
 
-// writeConflist waits for this node's PodCIDR and installs the CNI conflist
-// for it, so the runtime starts pods through sluice-cni only once the agent
-// is up.
+// writeConflist runs the Kubernetes-only side tasks until ctx ends: it
+// waits for this node's PodCIDR and installs the CNI conflist for it (so
+// the runtime starts pods through sluice-cni only once the agent is up),
+// and it writes this node's verdict into the Sluice policies' status.
+// Conflist errors are logged here and returned once ctx ends.
 func (d *Daemon) writeConflist(ctx context.Context, src *k8s.Source) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		d.policyStatusLoop(ctx, src)
+	}()
+	err := d.installConflist(ctx, src)
+	if err != nil && ctx.Err() == nil {
+		d.log.WithError(err).Error("No CNI conflist written")
+	}
+	<-done
+	return err
+}
+
+func (d *Daemon) installConflist(ctx context.Context, src *k8s.Source) error {
 	node, err := src.WaitNode(ctx)
 	if err != nil {
 		return err
@@ -44,4 +71,40 @@ func (d *Daemon) writeConflist(ctx context.Context, src *k8s.Source) error {
 	}
 	d.log.WithField("path", d.cfg.CNIConflist).WithField("podCIDR", node.PodCIDR).Info("CNI conflist written")
 	return nil
+}
+
+// policyStatusLoop copies the policy manager's accepted/rejected verdicts
+// into this node's condition on each Sluice policy (see
+// k8s.ConditionType): only changed conditions are written.
+func (d *Daemon) policyStatusLoop(ctx context.Context, src *k8s.Source) {
+	t := time.NewTicker(policyStatusInterval)
+	defer t.Stop()
+	var lastErr string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !src.Synced() {
+			continue
+		}
+		var vs []k8s.PolicyVerdict
+		for _, st := range d.pols.Status() {
+			msg := st.Reason
+			if st.Accepted {
+				msg = strings.Join(st.Warnings, "; ")
+			}
+			vs = append(vs, k8s.PolicyVerdict{Kind: st.Kind, Namespace: st.Namespace, Name: st.Name,
+				Accepted: st.Accepted, Message: msg})
+		}
+		err := src.WritePolicyStatus(ctx, vs)
+		switch {
+		case err != nil && err.Error() != lastErr && ctx.Err() == nil:
+			d.log.WithError(err).Warn("Writing policy status failed; retrying")
+			lastErr = err.Error()
+		case err == nil:
+			lastErr = ""
+		}
+	}
 }

@@ -19,11 +19,16 @@ func (s *Source) Snapshot() (manifests.Snapshot, error) {
 	if err != nil {
 		return manifests.Snapshot{}, err
 	}
+	others, err := s.listPolicies()
+	if err != nil {
+		return manifests.Snapshot{}, err
+	}
 	return manifests.Snapshot{
 		Namespaces:     copySorted(nss),
 		Pods:           copySorted(livePods(pods)),
 		Services:       copySorted(svcs),
 		EndpointSlices: copySorted(eps),
+		Others:         others,
 	}, nil
 }
 

@@ -12,6 +12,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -29,6 +31,10 @@ const DefaultDebounce = 100 * time.Millisecond
 type Config struct {
 	// Client talks to the API server (NewClientset).
 	Client kubernetes.Interface
+	// Dynamic (NewDynamicClient), when set, also watches NetworkPolicies
+	// and the Sluice policy CRDs into Snapshot.Others; the CRDs must be
+	// installed.
+	Dynamic dynamic.Interface
 	// NodeName is this node's Node object (the kubelet's --hostname-override
 	// or hostname; in a DaemonSet the downward API's spec.nodeName).
 	NodeName string
@@ -53,6 +59,10 @@ type Source struct {
 	services   corelisters.ServiceLister
 	slices     discoverylisters.EndpointSliceLister
 	synced     []cache.InformerSynced
+
+	dynFactory      dynamicinformer.DynamicSharedInformerFactory
+	policyListers   []cache.GenericLister
+	policyInformers []cache.SharedIndexInformer
 
 	trigger chan struct{}
 
@@ -99,8 +109,7 @@ func New(cfg Config) (*Source, error) {
 	type informer interface {
 		Informer() cache.SharedIndexInformer
 	}
-	add := func(i informer, h cache.ResourceEventHandler) error {
-		inf := i.Informer()
+	add := func(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
 		if err := inf.SetWatchErrorHandlerWithContext(s.watchError); err != nil {
 			return fmt.Errorf("k8s source: watch error handler: %w", err)
 		}
@@ -123,7 +132,12 @@ func New(cfg Config) (*Source, error) {
 		{core.Services(), handler},
 		{disc.EndpointSlices(), handler},
 	} {
-		if err := add(x.i, x.h); err != nil {
+		if err := add(x.i.Informer(), x.h); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Dynamic != nil {
+		if err := s.addPolicyInformers(add, handler); err != nil {
 			return nil, err
 		}
 	}
@@ -136,6 +150,10 @@ func New(cfg Config) (*Source, error) {
 func (s *Source) Run(ctx context.Context, onChange func(manifests.Snapshot)) error {
 	s.factory.Start(ctx.Done())
 	defer s.factory.Shutdown()
+	if s.dynFactory != nil {
+		s.dynFactory.Start(ctx.Done())
+		defer s.dynFactory.Shutdown()
+	}
 	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
 		return fmt.Errorf("k8s source: caches not synced: %w", context.Cause(ctx))
 	}
