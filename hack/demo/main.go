@@ -16,6 +16,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -143,6 +144,22 @@ func demo(r *harness.Runner) {
 	}
 	fmt.Print(cli(r, node, "service", "list"))
 
+	step("A SluiceNetworkPolicy (CiliumNetworkPolicy schema) on pod b: allow role=frontend (pod a) on 8080, deny role=untrusted (pod c)")
+	writeFile(r, node, "protect-b.yaml", policyManifest)
+	waitPolicy(r, node, "protect-b")
+	c := pods[2]
+	if got, err := harness.Ask(a.NS, b.Addr(podPort), timeout); err != nil || got != "b" {
+		r.Errorf("a → b should be allowed: %q, %v", got, err)
+	} else {
+		fmt.Println("a → b:8080: reply from b (allowed)")
+	}
+	if _, err := harness.Ask(c.NS, b.Addr(podPort), timeout); err == nil {
+		r.Errorf("c → b should be dropped by the policy")
+	} else {
+		fmt.Printf("c → b:8080: no reply (%v)\n", err)
+	}
+	showFlows(r, node)
+
 	step("sluice endpoint get %s (pod a)", a.ContainerID[:12])
 	fmt.Print(cli(r, node, "endpoint", "get", a.ContainerID))
 	step("sluice endpoint list")
@@ -176,10 +193,23 @@ spec:
 apiVersion: v1
 kind: Pod
 metadata:
+  name: a
+  namespace: default
+  labels:
+    role: frontend
+spec:
+  containers:
+  - name: app
+    image: none
+---
+apiVersion: v1
+kind: Pod
+metadata:
   name: b
   namespace: default
   labels:
     app: web
+    tier: protected
 spec:
   containers:
   - name: app
@@ -192,6 +222,7 @@ metadata:
   namespace: default
   labels:
     app: web
+    role: untrusted
 spec:
   containers:
   - name: app
@@ -219,4 +250,71 @@ func waitService(r *harness.Runner, node *harness.Node, frontend string, n int) 
 		time.Sleep(50 * time.Millisecond)
 	}
 	r.Fatalf("service %s not programmed with %d backends", frontend, n)
+}
+
+const policyManifest = `apiVersion: sluice.io/v1alpha1
+kind: SluiceNetworkPolicy
+metadata:
+  name: protect-b
+  namespace: default
+spec:
+  endpointSelector:
+    matchLabels: {tier: protected}
+  ingress:
+  - fromEndpoints:
+    - matchLabels: {role: frontend}
+    toPorts:
+    - ports: [{port: "8080", protocol: TCP}]
+  ingressDeny:
+  - fromEndpoints:
+    - matchLabels: {role: untrusted}
+`
+
+// waitPolicy waits until the agent accepted the policy and selected a pod.
+func waitPolicy(r *harness.Runner, node *harness.Node, name string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := node.Client().PolicyStatus(context.Background())
+		if err == nil {
+			for _, p := range st {
+				if p.Name != name {
+					continue
+				}
+				if !p.Accepted {
+					r.Fatalf("policy %s rejected: %s", name, p.Reason)
+				}
+				if p.Endpoints > 0 {
+					return
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.Fatalf("policy %s not applied", name)
+}
+
+// showFlows prints the flows to pod b (the real `sluice observe`) and checks
+// that one was forwarded and one dropped, each naming the rule.
+func showFlows(r *harness.Runner, node *harness.Node) {
+	fmt.Print(cli(r, node, "observe", "--to-pod", "default/b", "--port", "8080", "--last", "4"))
+	var fwd, drop string
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := node.Client().Flows(ctx, api.FlowFilter{ToPod: "default/b", Port: 8080}, func(f api.Flow) error {
+		switch f.Verdict {
+		case "FORWARDED":
+			fwd = f.Rule
+		case "DROPPED":
+			drop = f.Rule
+		}
+		return nil
+	})
+	if err != nil {
+		r.Errorf("flows: %v", err)
+	}
+	if !strings.Contains(fwd, "protect-b") || !strings.Contains(drop, "protect-b") {
+		r.Errorf("want a forwarded and a dropped flow naming protect-b, got forwarded %q dropped %q", fwd, drop)
+		return
+	}
+	fmt.Printf("forwarded by %s, dropped by %s\n", fwd, drop)
 }
