@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/test/harness"
 )
@@ -261,4 +264,90 @@ func nameSet(m map[string]int) map[string]bool {
 		out[k] = true
 	}
 	return out
+}
+
+// askable reports whether addr answers from ns with the backend name want
+// (any backend when want is "").
+func askable(ns *harness.NetNS, addr, want string) bool {
+	name, _, err := askPeer(ns, addr, time.Second)
+	return err == nil && (want == "" || name == want)
+}
+
+// NodePort traffic redirected into a local backend meets the backend's
+// policy: an ingress policy denying world closes the NodePort to outside
+// clients while pods it allows still connect; an egress policy allowing
+// nothing leaves the NodePort's replies alone.
+func TestPrivilegedNodePortPolicy(t *testing.T) {
+	e := newNPEnv(t)
+	client := e.node.AddPod(t, "client")
+	servePeer(t, client.NS, client.Addr(podPort), client.Name)
+	var pods strings.Builder
+	for _, p := range e.pods {
+		pods.WriteString(podYAML(p, "web"))
+	}
+	pods.WriteString(podYAML(client, "client"))
+	writeManifest(t, e.node, "pods.yaml", pods.String())
+	writeManifest(t, e.node, "web.yaml", nodePortYAML("web", "10.96.0.30", 30080, true, ""))
+	waitBackends(t, e.node, "0.0.0.0:30080", 2)
+	nodePort := npNodeIP + ":30080"
+	web1 := e.pods[0]
+
+	names, _ := askManyPeer(t, e.ext, nodePort, 20)
+	require.Equal(t, map[string]bool{"web-1": true, "web-2": true}, nameSet(names))
+
+	t.Run("egress policy allowing nothing keeps NodePort replies", func(t *testing.T) {
+		writeManifest(t, e.node, "10-policy.yaml", `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-no-egress, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Egress]
+`)
+		// Enforced once web-1 can no longer open a flow to the client pod.
+		require.Eventually(t, func() bool { return !askable(web1.NS, client.Addr(podPort), client.Name) },
+			20*time.Second, 200*time.Millisecond, "egress policy applied")
+		names, peers := askManyPeer(t, e.ext, nodePort, 20)
+		assert.Equal(t, map[string]bool{"web-1": true, "web-2": true}, nameSet(names), "replies pass by conntrack: %v", names)
+		assert.Equal(t, map[string]bool{npClientIP: true}, peers)
+		assert.True(t, askable(client.NS, web1.Addr(podPort), web1.Name), "pod-to-pod replies too")
+		require.NoError(t, os.Remove(filepath.Join(e.node.ManifestsDir, "10-policy.yaml")))
+		require.Eventually(t, func() bool { return askable(web1.NS, client.Addr(podPort), client.Name) },
+			20*time.Second, 200*time.Millisecond, "egress policy removed")
+	})
+
+	t.Run("ingress policy denying world closes the NodePort", func(t *testing.T) {
+		before := e.hostCounter(t, e.ext0Index, datapath.DropPolicyDeny)
+		writeManifest(t, e.node, "10-policy.yaml", `apiVersion: sluice.io/v1alpha1
+kind: SluiceNetworkPolicy
+metadata: {name: web-no-world, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {app: client}}]
+  ingressDeny:
+  - fromEntities: [world]
+`)
+		require.Eventually(t, func() bool { return !askable(e.ext, nodePort, "") },
+			20*time.Second, 200*time.Millisecond, "NodePort closed to the external client")
+		for i := 0; i < 3; i++ {
+			_, _, err := askPeer(e.ext, nodePort, time.Second)
+			require.Error(t, err, "NodePort from outside")
+			assert.True(t, harness.IsTimeout(err), "dropped, not refused: %v", err)
+		}
+		assert.GreaterOrEqual(t, e.hostCounter(t, e.ext0Index, datapath.DropPolicyDeny)-before, uint64(3),
+			"policy drops counted on ext0")
+		requireFlow(t, e.node, api.FlowFilter{Verdict: "DROPPED", Labels: []string{"app=web"}}, "default/web-no-world[ingressDeny:0]")
+		for _, p := range e.pods {
+			assert.True(t, askable(client.NS, p.Addr(podPort), p.Name), "client pod -> %s allowed", p.Name)
+		}
+	})
+
+	t.Run("removing the policy restores the NodePort", func(t *testing.T) {
+		require.NoError(t, os.Remove(filepath.Join(e.node.ManifestsDir, "10-policy.yaml")))
+		require.Eventually(t, func() bool { return askable(e.ext, nodePort, "") },
+			20*time.Second, 200*time.Millisecond, "NodePort open again")
+		names, peers := askManyPeer(t, e.ext, nodePort, 20)
+		assert.Equal(t, map[string]bool{"web-1": true, "web-2": true}, nameSet(names), "replies: %v", names)
+		assert.Equal(t, map[string]bool{npClientIP: true}, peers)
+	})
 }
