@@ -5,7 +5,10 @@
  * from_netdev (tcx ingress): NodePort, ExternalIP and LoadBalancer traffic
  *   is load-balanced (bpf/lib/nodeport.h): DNAT into a local pod, or DNAT +
  *   SNAT to a remote backend; replies of remote backends are translated back
- *   to the client. A TCP SYN or UDP datagram to a service without backends is
+ *   to the client. A local pod's ingress policy is enforced here (its
+ *   to_container is skipped by bpf_redirect_peer) against the client's
+ *   identity from the IP cache; policy drops count as ingress drops of the
+ *   device and are reported as flow events. A TCP SYN or UDP datagram to a service without backends is
  *   answered with ICMP port unreachable; traffic policy Local without a local
  *   backend is dropped. Everything else goes to the stack untouched.
  * to_netdev (tcx egress): replies of local backends leave from the frontend.

@@ -13,7 +13,8 @@
  *   bpf_redirect_peer).
  * to_container (tcx egress of the host veth): packets the node's stack sends
  *   into the pod; replies of stack-reached backends are reverse-NATed; then
- *   the pod's ingress policy.
+ *   the pod's ingress policy. NodePort traffic the host device redirects
+ *   into the pod skips it: host.c enforces the same policy (policy_ingress).
  */
 #include "lib/common.h"
 #include "lib/maps.h"
