@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -290,7 +291,11 @@ func (d *Daemon) setupPolicy() error {
 		return err
 	}
 	var pols *policymgr.Manager
-	d.ids = identitymgr.New(identitymgr.Config{ResyncInterval: d.cfg.ResyncInterval, HostAddrs: hostAddrs},
+	store, err := identity.OpenFileStore(filepath.Join(d.cfg.RunDir, "identities.json"))
+	if err != nil {
+		return err
+	}
+	d.ids = identitymgr.New(identitymgr.Config{ResyncInterval: d.cfg.ResyncInterval, HostAddrs: hostAddrs, Store: store},
 		d.eps, d.dp, func(ev identity.Event) { pols.IdentityEvent(ev) }, d.log.WithField("subsys", "identity"))
 	pols = policymgr.New(policymgr.Config{Mode: mode, Audit: d.cfg.PolicyAudit, ResyncInterval: d.cfg.ResyncInterval},
 		d.dp, d.ids, d.log.WithField("subsys", "policy"))

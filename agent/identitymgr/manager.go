@@ -41,6 +41,10 @@ type Config struct {
 	// HostAddrs lists the node's own addresses (reserved:host); nil means
 	// none. It is called on every sync.
 	HostAddrs func() ([]netip.Addr, error)
+	// Store is where identity numbers are allocated; nil is an in-memory
+	// store (numbers change when the agent restarts). The agent passes an
+	// identity.FileStore in its run dir.
+	Store identity.Store
 }
 
 // EndpointIdentity is a local endpoint's identity.
@@ -110,7 +114,12 @@ func New(cfg Config, eps Endpoints, dp Datapath, onIdentity func(identity.Event)
 		trigger:   make(chan struct{}, 1),
 		mirror:    make(chan struct{}, 1),
 	}
-	m.alloc = identity.NewStandaloneAllocator(identity.Options{GracePeriod: time.Minute, OnChange: onIdentity})
+	opts := identity.Options{GracePeriod: time.Minute, OnChange: onIdentity}
+	if cfg.Store != nil {
+		m.alloc = identity.NewStandaloneAllocatorWithStore(cfg.Store, opts)
+	} else {
+		m.alloc = identity.NewStandaloneAllocator(opts)
+	}
 	m.ipc.Subscribe(func(identity.Change) { kick(m.mirror) })
 	return m
 }

@@ -1,0 +1,45 @@
+package identity
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A standalone allocator over a FileStore gives label sets the numbers they
+// had before a restart, and new label sets numbers not used before.
+func TestFileStoreKeepsNumbersAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "identities.json")
+	web := NewLabels(NewLabel(SourceK8s, "app", "web"), NewLabel(SourceK8s, "io.kubernetes.pod.namespace", "default"))
+	db := NewLabels(NewLabel(SourceK8s, "app", "db"), NewLabel(SourceK8s, "io.kubernetes.pod.namespace", "default"))
+	other := NewLabels(NewLabel(SourceK8s, "app", "other"), NewLabel(SourceK8s, "io.kubernetes.pod.namespace", "default"))
+
+	s1, err := OpenFileStore(path)
+	require.NoError(t, err)
+	a1 := NewStandaloneAllocatorWithStore(s1, Options{})
+	webID, err := a1.Allocate(ctx, web)
+	require.NoError(t, err)
+	dbID, err := a1.Allocate(ctx, db)
+	require.NoError(t, err)
+
+	// Restart: a fresh allocator allocates in another order.
+	s2, err := OpenFileStore(path)
+	require.NoError(t, err)
+	a2 := NewStandaloneAllocatorWithStore(s2, Options{})
+	otherID, err := a2.Allocate(ctx, other)
+	require.NoError(t, err)
+	got, err := a2.Allocate(ctx, db)
+	require.NoError(t, err)
+	assert.Equal(t, dbID, got, "db keeps its number")
+	got, err = a2.Allocate(ctx, web)
+	require.NoError(t, err)
+	assert.Equal(t, webID, got, "web keeps its number")
+	assert.NotContains(t, []NumericIdentity{webID, dbID}, otherID, "a new label set gets a new number")
+
+	_, err = OpenFileStore(filepath.Join(t.TempDir(), "missing.json"))
+	require.NoError(t, err, "a missing file is an empty store")
+}
