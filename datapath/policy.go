@@ -243,3 +243,25 @@ func (d *Datapath) SyncPolicy(epID uint16, cfg EndpointPolicyConfig, want map[Po
 	}
 	return written, deleted, nil
 }
+
+// PolicyEndpoints returns the endpoint IDs that have policy entries or an
+// enforcement config in the kernel (for pruning endpoints that went away
+// while the agent was down).
+func (d *Datapath) PolicyEndpoints() (map[uint16]bool, error) {
+	out := map[uint16]bool{}
+	if err := d.policyEach(func(bk lxcPolicyKey, _ lxcPolicyEntry) { out[bk.EpId] = true }); err != nil {
+		return nil, err
+	}
+	var (
+		id  uint16
+		val lxcPolicyConfig
+	)
+	it := d.objs.SluicePolicyConfigV1.Iterate()
+	for it.Next(&id, &val) {
+		out[id] = true
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("iterate policy config map: %w", err)
+	}
+	return out, nil
+}

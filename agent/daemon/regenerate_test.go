@@ -58,3 +58,38 @@ func TestPrivilegedPutEndpointWaitsForIdentityAndPolicy(t *testing.T) {
 	require.Len(t, eps, 1)
 	assert.GreaterOrEqual(t, eps[0].Identity, uint32(256), "the endpoint carries its allocated identity")
 }
+
+// Policy entries of an endpoint that went away while the agent was down are
+// pruned by the next full policy sync.
+func TestPrivilegedFullPolicySyncPrunesUnknownEndpoints(t *testing.T) {
+	harness.RequirePrivileged(t)
+	ns := harness.NewNetNS(t, "sl-agent-")
+	cfg := daemon.Config{BPFRoot: filepath.Join(harness.BPFFS(t), "sluice"), RunDir: t.TempDir(), NodeName: "node-1", Log: logrus.New()}
+	var (
+		d   *daemon.Daemon
+		err error
+	)
+	ns.Do(t, func() { d, err = daemon.New(cfg) })
+	require.NoError(t, err)
+	t.Cleanup(func() { d.Close() })
+
+	const gone = 77
+	dp := d.Datapath()
+	require.NoError(t, dp.UpsertPolicy(gone, datapath.PolicyKey{Ingress: true, Identity: 300, Proto: 6, Port: 80, PortPrefixLen: 16}, datapath.PolicyEntry{}))
+	require.NoError(t, dp.SetPolicyConfig(gone, datapath.EndpointPolicyConfig{IngressEnforced: true}))
+	ids, err := dp.PolicyEndpoints()
+	require.NoError(t, err)
+	assert.True(t, ids[gone])
+
+	_, err = d.Policies().Sync(false)
+	require.NoError(t, err)
+	ids, err = dp.PolicyEndpoints()
+	require.NoError(t, err)
+	assert.True(t, ids[gone], "an incremental sync only touches what it wrote")
+
+	_, err = d.Policies().Sync(true)
+	require.NoError(t, err)
+	ids, err = dp.PolicyEndpoints()
+	require.NoError(t, err)
+	assert.Empty(t, ids, "the full sync pruned the unknown endpoint's policy")
+}

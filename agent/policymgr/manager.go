@@ -30,6 +30,7 @@ type Datapath interface {
 	DeletePolicy(epID uint16, k datapath.PolicyKey) error
 	PolicyEntries(epID uint16) (map[datapath.PolicyKey]datapath.PolicyEntry, error)
 	DeleteEndpointPolicy(epID uint16) error
+	PolicyEndpoints() (map[uint16]bool, error)
 }
 
 // Identities is what the manager needs of the identity manager.
@@ -270,7 +271,22 @@ func (m *Manager) Sync(full bool) (SyncStats, error) {
 		}
 		m.written[id] = want
 	}
+	stale := map[uint16]bool{}
 	for id := range m.written {
+		stale[id] = true
+	}
+	if full {
+		// Endpoints deleted while the agent was down still have entries
+		// that no one remembers writing.
+		inKernel, err := m.dp.PolicyEndpoints()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list endpoints with policy: %w", err))
+		}
+		for id := range inKernel {
+			stale[id] = true
+		}
+	}
+	for id := range stale {
 		if live[id] {
 			continue
 		}
