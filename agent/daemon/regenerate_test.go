@@ -18,10 +18,10 @@ import (
 	"github.com/sluicenet/sluice/test/harness"
 )
 
-// The endpoint PUT (what CNI ADD waits for) returns only once the pod's
-// identity and policy are in the kernel. The daemon's background loops are
-// not running here, so nothing but the PUT itself can have written them.
-func TestPrivilegedPutEndpointWaitsForIdentityAndPolicy(t *testing.T) {
+// newIdleDaemon starts a daemon in a fresh netns without running its
+// background loops: only what a test calls changes the kernel.
+func newIdleDaemon(t *testing.T) (*daemon.Daemon, *harness.NetNS) {
+	t.Helper()
 	harness.RequirePrivileged(t)
 	ns := harness.NewNetNS(t, "sl-agent-")
 	cfg := daemon.Config{BPFRoot: filepath.Join(harness.BPFFS(t), "sluice"), RunDir: t.TempDir(), NodeName: "node-1", Log: logrus.New()}
@@ -32,6 +32,14 @@ func TestPrivilegedPutEndpointWaitsForIdentityAndPolicy(t *testing.T) {
 	ns.Do(t, func() { d, err = daemon.New(cfg) })
 	require.NoError(t, err)
 	t.Cleanup(func() { d.Close() })
+	return d, ns
+}
+
+// The endpoint PUT (what CNI ADD waits for) returns only once the pod's
+// identity and policy are in the kernel. The daemon's background loops are
+// not running here, so nothing but the PUT itself can have written them.
+func TestPrivilegedPutEndpointWaitsForIdentityAndPolicy(t *testing.T) {
+	d, ns := newIdleDaemon(t)
 	h := addVeth(t, ns, "lxctest0")
 
 	d.Identities().SetObjects(identitymgr.Objects{Pods: []*corev1.Pod{{
@@ -62,16 +70,8 @@ func TestPrivilegedPutEndpointWaitsForIdentityAndPolicy(t *testing.T) {
 // Policy entries of an endpoint that went away while the agent was down are
 // pruned by the next full policy sync.
 func TestPrivilegedFullPolicySyncPrunesUnknownEndpoints(t *testing.T) {
-	harness.RequirePrivileged(t)
-	ns := harness.NewNetNS(t, "sl-agent-")
-	cfg := daemon.Config{BPFRoot: filepath.Join(harness.BPFFS(t), "sluice"), RunDir: t.TempDir(), NodeName: "node-1", Log: logrus.New()}
-	var (
-		d   *daemon.Daemon
-		err error
-	)
-	ns.Do(t, func() { d, err = daemon.New(cfg) })
-	require.NoError(t, err)
-	t.Cleanup(func() { d.Close() })
+	d, _ := newIdleDaemon(t)
+	var err error
 
 	const gone = 77
 	dp := d.Datapath()
