@@ -16,6 +16,7 @@ import (
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/identitymgr"
+	"github.com/sluicenet/sluice/agent/reconcile"
 	"github.com/sluicenet/sluice/agent/source/manifests"
 	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/identity"
@@ -338,11 +339,7 @@ func (m *Manager) write(id uint16, have, want written, st *SyncStats) error {
 // Run syncs on every change, fully on a timer, and retries failures with
 // exponential backoff, until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
-	resync := time.NewTicker(m.cfg.ResyncInterval)
-	defer resync.Stop()
-	var retry <-chan time.Time
-	backoff := 100 * time.Millisecond
-	sync := func(full bool) {
+	reconcile.Loop(ctx, m.trigger, m.cfg.ResyncInterval, func(full bool) error {
 		start := time.Now()
 		st, err := m.Sync(full)
 		log := m.log.WithFields(logrus.Fields{
@@ -351,28 +348,13 @@ func (m *Manager) Run(ctx context.Context) {
 		})
 		if err != nil {
 			log.WithError(err).Warn("Policy maps partly written; retrying")
-			retry = time.After(backoff)
-			backoff = min(backoff*2, 30*time.Second)
-			return
+			return err
 		}
 		if st.Upserted+st.Deleted+st.Configs > 0 {
 			log.Info("Policy maps written")
 		}
-		retry, backoff = nil, 100*time.Millisecond
-	}
-	sync(true)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-m.trigger:
-			sync(false)
-		case <-retry:
-			sync(true)
-		case <-resync.C:
-			sync(true)
-		}
-	}
+		return nil
+	})
 }
 
 // Errors returns the number of failed syncs and the last sync's error.

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/lb"
 	"github.com/sluicenet/sluice/agent/lbmap"
+	"github.com/sluicenet/sluice/agent/reconcile"
 	"github.com/sluicenet/sluice/agent/service"
 	"github.com/sluicenet/sluice/datapath"
 )
@@ -188,38 +189,18 @@ func (m *Manager) pods(objs []*corev1.Pod, eps []api.Endpoint) []service.Pod {
 // Run syncs on every change, resyncs fully on a timer, retries failures with
 // exponential backoff and garbage-collects conntrack, until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
-	resync := time.NewTicker(m.cfg.ResyncInterval)
-	defer resync.Stop()
-	ctgc := time.NewTicker(m.cfg.CTGCInterval)
-	defer ctgc.Stop()
-	var retry <-chan time.Time
-	backoff := 100 * time.Millisecond
-	sync := func(full bool) {
-		if _, err := m.Sync(full); err != nil {
-			retry = time.After(backoff)
-			backoff = min(backoff*2, 30*time.Second)
-			return
-		}
-		retry, backoff = nil, 100*time.Millisecond
+	sync := func(full bool) error {
+		_, err := m.Sync(full)
+		return err
 	}
-	sync(true)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-m.trigger:
-			sync(false)
-		case <-retry:
-			sync(true)
-		case <-resync.C:
-			sync(true)
-		case <-ctgc.C:
-			n, err := m.dp.CTGC()
-			if err != nil {
-				m.log.WithError(err).Warn("Conntrack garbage collection failed")
-			} else if n > 0 {
-				m.log.WithField("deleted", n).Debug("Conntrack entries expired")
-			}
-		}
+	reconcile.Loop(ctx, m.trigger, m.cfg.ResyncInterval, sync, reconcile.Task{Every: m.cfg.CTGCInterval, Do: m.ctGC})
+}
+
+func (m *Manager) ctGC() {
+	n, err := m.dp.CTGC()
+	if err != nil {
+		m.log.WithError(err).Warn("Conntrack garbage collection failed")
+	} else if n > 0 {
+		m.log.WithField("deleted", n).Debug("Conntrack entries expired")
 	}
 }
