@@ -10,6 +10,8 @@
 # status: processes, node, pods.
 # Safety: the pod CIDR and the service CIDR get blackhole routes (pod /32 routes are more specific), so nothing addressed
 # to them can leave through the uplink. The socket load balancer attaches to the kubepods cgroup only.
+# NodePort: the agent's host programs attach to a dedicated test device, never to the uplink: a veth pair $EXTDEV (host,
+# $EXTNET.1) <-> eth0 in netns $EXTNS ($EXTNET.2), TEST-NET-3 addresses only (not the uplink's subnet); e2e clients in $EXTNS reach $EXTNET.1:nodePort.
 # Knobs (env): CACHE (default /var/cache/sluice-k8s).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,6 +20,7 @@ R=$CACHE/run
 P=$R/pki L=$R/logs
 BIN=$CACHE/bin
 POD_CIDR=10.244.0.0/16 SVC_CIDR=10.96.0.0/16 METRIC=4242
+EXTNS=sluice-e2e-ext EXTDEV=sluice-ext0 EXTNET=203.0.113
 KC="kubectl --kubeconfig $P/admin.kubeconfig"
 export PATH=$BIN:$PATH
 
@@ -86,6 +89,18 @@ up() {
 	ip route replace blackhole $SVC_CIDR metric $METRIC
 	if ! mountpoint -q /sys/fs/bpf; then mount -t bpf bpffs /sys/fs/bpf; fi
 	mount --make-shared /sys/fs/bpf
+	# the NodePort test device (see the header)
+	if ip -4 -o addr show | grep -q " inet $EXTNET\." || ip -4 route show | grep -q "^$EXTNET\."; then
+		echo "$EXTNET.0/24 is in use on this host: pick another EXTNET" >&2
+		exit 1
+	fi
+	ip netns add $EXTNS
+	ip link add $EXTDEV type veth peer name eth0 netns $EXTNS
+	ip addr add $EXTNET.1/24 dev $EXTDEV
+	ip link set $EXTDEV up
+	ip -n $EXTNS addr add $EXTNET.2/24 dev eth0
+	ip -n $EXTNS link set eth0 up
+	ip -n $EXTNS link set lo up
 	# 4. certs and configs
 	"$REPO/hack/k8s/pki.sh" "$P" "$NODE" "$HOSTIP"
 	for f in containerd.toml kubelet.yaml; do sed "s#@RUN@#$R#g" "$REPO/hack/k8s/conf/$f.in" >"$R/conf/$f"; done
@@ -119,7 +134,7 @@ up() {
 	waitfor "node $NODE registered" 60 $KC get node "$NODE"
 	# 7. Sluice from the chart: agent on the host's API server address (no kube-proxy serves the kubernetes Service yet)
 	"$REPO/hack/k8s/render.sh" --set apiServer.host="$HOSTIP" --set image.pullPolicy=Never \
-		--set socketLB.cgroupRoot=/sys/fs/cgroup/unified/kubepods >"$R/sluice.yaml"
+		--set socketLB.cgroupRoot=/sys/fs/cgroup/unified/kubepods --set devices=$EXTDEV >"$R/sluice.yaml"
 	$KC apply -f "$R/sluice.yaml" >/dev/null
 	waitfor "sluice-agent DaemonSet" 180 sh -c "$KC -n kube-system rollout status ds/sluice-agent --timeout=5s"
 	waitfor "node Ready" 120 sh -c "$KC get node $NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
@@ -167,6 +182,8 @@ down() {
 	for v in $(ip -o link show type veth 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^lxc' || true); do
 		ip link del "$v" 2>/dev/null || true
 	done
+	ip netns del $EXTNS 2>/dev/null || true
+	ip link del $EXTDEV 2>/dev/null || true
 	ip route del blackhole $POD_CIDR metric $METRIC 2>/dev/null || true
 	ip route del blackhole $SVC_CIDR metric $METRIC 2>/dev/null || true
 	for ipt in iptables ip6tables; do

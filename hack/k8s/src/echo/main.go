@@ -6,10 +6,14 @@
 //
 // Client: `echo tcp|udp|http ADDR [MSG]` sends one request and prints the reply; `echo stream ADDR` keeps one TCP
 // connection and relays stdin lines to it, printing each reply (a long-lived connection driven by the test).
+// `echo https ADDR [PATH]` GETs https://ADDR/PATH (default /version) verifying the server against the pod's
+// service-account CA with its token, and prints "HTTP <code>" and the body (the kubernetes Service test).
 package main
 
 import (
 	"bufio"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -132,6 +136,8 @@ func client(mode, addr, msg string) error {
 		defer r.Body.Close()
 		_, err = io.Copy(os.Stdout, r.Body)
 		return err
+	case "https":
+		return httpsGet(addr, msg)
 	case "stream":
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
@@ -152,7 +158,44 @@ func client(mode, addr, msg string) error {
 			fmt.Print(line)
 		}
 	default:
-		return fmt.Errorf("unknown mode %q (tcp, udp, http, stream)", mode)
+		return fmt.Errorf("unknown mode %q (tcp, udp, http, https, stream)", mode)
 	}
 	return nil
+}
+
+const saDir = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// httpsGet asks the API server (through whatever addr leads to it) with the pod's service account.
+func httpsGet(addr, path string) error {
+	if !strings.HasPrefix(path, "/") {
+		path = "/version"
+	}
+	ca, err := os.ReadFile(saDir + "/ca.crt")
+	if err != nil {
+		return err
+	}
+	token, err := os.ReadFile(saDir + "/token")
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		return fmt.Errorf("no certificate in %s/ca.crt", saDir)
+	}
+	cl := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "kubernetes.default.svc"},
+	}}
+	req, err := http.NewRequest(http.MethodGet, "https://"+addr+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	r, err := cl.Do(req)
+	if err != nil {
+		return err
+	}
+	defer r.Body.Close()
+	fmt.Println("HTTP", r.StatusCode)
+	_, err = io.Copy(os.Stdout, r.Body)
+	return err
 }

@@ -1,0 +1,55 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestMain reports the agent's memory (RSS and peak RSS of the sluice-agent
+// process on this host) before and after the e2e workload.
+func TestMain(m *testing.M) {
+	e2e := os.Getenv("SLUICE_E2E") == "1"
+	if e2e {
+		fmt.Println("AGENT MEMORY before:", agentMemory())
+	}
+	code := m.Run()
+	if e2e {
+		fmt.Println("AGENT MEMORY after:", agentMemory())
+	}
+	os.Exit(code)
+}
+
+// agentMemory returns VmRSS and VmHWM of every sluice-agent process (the
+// DaemonSet's container runs in the host's PID space view from /proc).
+func agentMemory() string {
+	var out []string
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		comm, err := os.ReadFile(filepath.Join(d, "comm"))
+		if err != nil || strings.TrimSpace(string(comm)) != "sluice-agent" {
+			continue
+		}
+		f, err := os.Open(filepath.Join(d, "status"))
+		if err != nil {
+			continue
+		}
+		fields := map[string]string{}
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			k, v, ok := strings.Cut(s.Text(), ":")
+			if ok && (k == "VmRSS" || k == "VmHWM") {
+				fields[k] = strings.TrimSpace(v)
+			}
+		}
+		f.Close()
+		out = append(out, fmt.Sprintf("pid %s RSS %s (peak %s)", filepath.Base(d), fields["VmRSS"], fields["VmHWM"]))
+	}
+	if len(out) == 0 {
+		return "no sluice-agent process found"
+	}
+	return strings.Join(out, "; ")
+}
