@@ -22,7 +22,7 @@ const npPolEP, npPolID = 1, 2000
 // newNodePortPolicyEnv is the host device topology with the local backend pod
 // given a real veth in the test netns (from_container runs on its ifindex),
 // an identity, and the NodePort service hostNodePort → beLocal.
-func newNodePortPolicyEnv(t *testing.T) (*hostEnv, int) {
+func newNodePortPolicyEnv(t testing.TB) (*hostEnv, int) {
 	t.Helper()
 	e := newHostEnv(t)
 	e.ns.Run(t, "ip", "link", "add", "lxcb", "type", "veth", "peer", "name", "lxcbp")
@@ -39,7 +39,7 @@ func newNodePortPolicyEnv(t *testing.T) (*hostEnv, int) {
 	return e, podIfindex
 }
 
-func (e *hostEnv) policy(t *testing.T, k datapath.PolicyKey, deny bool, rule uint32) {
+func (e *hostEnv) policy(t testing.TB, k datapath.PolicyKey, deny bool, rule uint32) {
 	t.Helper()
 	require.NoError(t, e.d.UpsertPolicy(npPolEP, k, datapath.PolicyEntry{Deny: deny, RuleID: rule}))
 }

@@ -93,11 +93,12 @@ static __always_inline struct lb4_service *nodeport_lookup(const struct ipv4_flo
 /* Conntrack of a new or ongoing flow f to frontend fe: the backend its
  * service entry names while it exists, else a newly selected one. Both
  * entries are created or refreshed (the backend entry without reverse-NAT
- * id). Returns 0 with the backend and the flow's lifetime, or a negative
+ * id). Returns 0 with the backend, the flow's lifetime and the backend
+ * entry's CT_E_* flags (CT_E_POLICY: policy allowed the flow), or a negative
  * DROP_* reason. */
 static __always_inline int nodeport_ct(const struct ipv4_flow *f, const struct lb4_key *fe,
 				       const struct lb4_service *svc, __be32 *baddr, __be16 *bport,
-				       __u32 *lifetime, __u64 now)
+				       __u32 *lifetime, __u16 *ct_flags, __u64 now)
 {
 	struct ct4_tuple st = {
 		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
@@ -140,6 +141,7 @@ static __always_inline int nodeport_ct(const struct ipv4_flow *f, const struct l
 		ct4_update(be_e, f->proto, f->tcp_flags, 0, now);
 	}
 	*lifetime = be_e ? be_e->lifetime : now + ct_lifetime(f->proto, 0);
+	*ct_flags = be_e ? be_e->flags : 0;
 	if (!se) {
 		ret = ct4_create(&st, backend_id, svc->rev_nat_id, 0, now);
 		if (ret < 0)
@@ -271,7 +273,9 @@ static __always_inline int nodeport_rev_snat(struct __sk_buff *skb, struct ipv4_
 
 /* Enforces the ingress policy of ep, the local backend baddr:bport the flow
  * f (not yet DNATed) was given, and marks the allowed flow's backend
- * conntrack entry. Returns 0 or a negative DROP_POLICY*. */
+ * conntrack entry. For a packet of a flow policy has not allowed yet (its
+ * backend entry is unmarked; f goes to a frontend, so it is no reply).
+ * Returns 0 or a negative DROP_POLICY*. */
 static __always_inline int nodeport_policy(const struct ipv4_flow *f, __be32 baddr, __be16 bport,
 					   const struct endpoint_info *ep, __u32 ifindex)
 {
@@ -282,7 +286,7 @@ static __always_inline int nodeport_policy(const struct ipv4_flow *f, __be32 bad
 	t.daddr = baddr;
 	t.dport = bport;
 	policy_pkt_translated(&p, &t, REASON_LB_TRANSLATED);
-	return policy_ingress(&p, ep, ifindex, REASON_FWD_LOCAL);
+	return policy_ingress_new(&p, ep, ifindex, REASON_FWD_LOCAL);
 }
 
 /* Translates f, whose destination is the frontend fe (master entry svc), to
@@ -299,9 +303,10 @@ static __always_inline int nodeport_xlate(struct __sk_buff *skb, struct ipv4_flo
 	__u8 dmac[6], smac[6];
 	__u32 lifetime = 0, ifindex;
 	__u64 now = lb_now_sec();
+	__u16 ct_flags = 0;
 	int ret;
 
-	ret = nodeport_ct(f, fe, svc, &baddr, &bport, &lifetime, now);
+	ret = nodeport_ct(f, fe, svc, &baddr, &bport, &lifetime, &ct_flags, now);
 	if (ret < 0)
 		return ret;
 
@@ -309,9 +314,14 @@ static __always_inline int nodeport_xlate(struct __sk_buff *skb, struct ipv4_flo
 	ep = bpf_map_lookup_elem(&sluice_endpoints, &ek);
 	if (ep || is_node_addr(baddr)) {
 		if (ep) {
-			ret = nodeport_policy(f, baddr, bport, ep, skb->ifindex);
-			if (ret < 0)
-				return ret;
+			/* A later packet of a flow policy allowed passes
+			 * without lookups (as in policy_established). */
+			if (!(ct_flags & CT_E_POLICY) ||
+			    ((ct_flags & CT_E_CLOSING) && ct_is_new_syn(f->proto, f->tcp_flags))) {
+				ret = nodeport_policy(f, baddr, bport, ep, skb->ifindex);
+				if (ret < 0)
+					return ret;
+			}
 			__builtin_memcpy(dmac, ep->mac, 6);
 			__builtin_memcpy(smac, ep->node_mac, 6);
 			ifindex = ep->ifindex;

@@ -241,24 +241,33 @@ static __always_inline int policy_enforce(const struct policy_pkt *p, const stru
 	return 0;
 }
 
-/* Enforces the ingress policy of dst, the local endpoint p is delivered to,
- * with the source's identity from its endpoint entry or the IP cache (world
- * when no prefix holds it). For deliveries that do not pass dst's
- * to_container (bpf_redirect_peer from the host device) and for
- * to_container itself. A later packet or reply of an allowed flow passes by
- * conntrack; a new allowed flow is marked there (CT_E_POLICY) and reported.
- * ifindex: where the packet was seen, for events and audit counters.
- * Returns 0 or a negative DROP_POLICY* (the caller counts it as ingress). */
-static __always_inline int policy_ingress(const struct policy_pkt *p, const struct endpoint_info *dst,
-					  __u32 ifindex, __u8 fwd_reason)
+/* Enforces the ingress policy of dst, the local endpoint the packet p of a
+ * new flow is delivered to, with the source's identity from its endpoint
+ * entry or the IP cache (world when no prefix holds it). An allowed flow is
+ * marked in conntrack (CT_E_POLICY) and reported. ifindex: where the packet
+ * was seen, for events and audit counters. Returns 0 or a negative
+ * DROP_POLICY* (the caller counts it as an ingress drop). */
+static __always_inline int policy_ingress_new(const struct policy_pkt *p, const struct endpoint_info *dst,
+					      __u32 ifindex, __u8 fwd_reason)
 {
 	struct endpoint_key sk = { .ip = p->saddr };
 	__u8 drop_dir = DIR_INGRESS;
 
-	if (!dst || policy_established(p))
-		return 0;
 	return policy_enforce(p, NULL, dst, peer_identity(p->saddr, bpf_map_lookup_elem(&sluice_endpoints, &sk)),
 			      peer_identity(p->daddr, dst), ifindex, fwd_reason, &drop_dir);
+}
+
+/* policy_ingress_new for any packet delivered to dst (NULL: not a local
+ * endpoint, nothing to enforce): a later packet or reply of an allowed flow
+ * passes by conntrack. For to_container, and for deliveries that skip it
+ * (bpf_redirect_peer from the host device: nodeport.h, which knows the
+ * flow's conntrack state and calls policy_ingress_new directly). */
+static __always_inline int policy_ingress(const struct policy_pkt *p, const struct endpoint_info *dst,
+					  __u32 ifindex, __u8 fwd_reason)
+{
+	if (!dst || policy_established(p))
+		return 0;
+	return policy_ingress_new(p, dst, ifindex, fwd_reason);
 }
 
 #define ICMP_ECHOREPLY	0
