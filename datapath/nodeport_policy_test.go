@@ -134,6 +134,11 @@ func TestPrivilegedHostNodePortIngressPolicy(t *testing.T) {
 	assert.Empty(t, r.drain(), "no events for later packets")
 	res = e.run(t, false, e.fromClient(hostExtIP, hostNodePort, client.Port()+1, progtest.TCPSyn), e.ext)
 	assert.Equal(t, uint32(progtest.ActShot), res.Verdict, "new flow")
+	// A flow that ended (RST) and a SYN reusing its tuple is a new flow.
+	res = e.run(t, false, e.fromClient(hostExtIP, hostNodePort, client.Port(), progtest.TCPRst), e.ext)
+	assert.Equal(t, uint32(progtest.ActRedirect), res.Verdict, "RST of the established flow")
+	res = e.run(t, false, e.fromClient(hostExtIP, hostNodePort, client.Port(), progtest.TCPSyn), e.ext)
+	assert.Equal(t, uint32(progtest.ActShot), res.Verdict, "SYN reusing the closed tuple")
 }
 
 // The backend's replies to an allowed NodePort flow pass its egress policy
