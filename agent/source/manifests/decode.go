@@ -42,6 +42,7 @@ type object struct {
 	slice *discoveryv1.EndpointSlice
 	pod   *corev1.Pod
 	ns    *corev1.Namespace
+	node  *corev1.Node
 	raw   *Raw
 }
 
@@ -203,7 +204,8 @@ func decodeObject(file string, j []byte) ([]object, error) {
 		return nil, fmt.Errorf("%s: metadata.name is missing", tm.Kind)
 	}
 	key := objectKey{group: group, kind: tm.Kind, namespace: tm.Metadata.Namespace, name: tm.Metadata.Name}
-	if key.namespace == "" && !(group == "" && tm.Kind == "Namespace") {
+	clusterScoped := group == "" && (tm.Kind == "Namespace" || tm.Kind == "Node")
+	if key.namespace == "" && !clusterScoped {
 		key.namespace = DefaultNamespace
 	}
 	o := object{key: key}
@@ -218,6 +220,10 @@ func decodeObject(file string, j []byte) ([]object, error) {
 	case group == "" && tm.Kind == "Namespace":
 		o.ns = &corev1.Namespace{}
 		target = o.ns
+	case group == "" && tm.Kind == "Node":
+		key.namespace = "" // cluster-scoped: a stray namespace is ignored
+		o.key, o.node = key, &corev1.Node{}
+		target = o.node
 	case group == discoveryv1.GroupName && tm.Kind == "EndpointSlice":
 		o.slice = &discoveryv1.EndpointSlice{}
 		target = o.slice

@@ -18,7 +18,9 @@ type Snapshot struct {
 	EndpointSlices []*discoveryv1.EndpointSlice
 	Pods           []*corev1.Pod
 	Namespaces     []*corev1.Namespace
-	Others         []Raw
+	// Nodes are v1 Node objects (cluster-scoped: Namespace is empty).
+	Nodes  []*corev1.Node
+	Others []Raw
 }
 
 // DeepCopy returns a copy of s that shares nothing with it.
@@ -28,6 +30,7 @@ func (s Snapshot) DeepCopy() Snapshot {
 		EndpointSlices: copyAll(s.EndpointSlices, (*discoveryv1.EndpointSlice).DeepCopy),
 		Pods:           copyAll(s.Pods, (*corev1.Pod).DeepCopy),
 		Namespaces:     copyAll(s.Namespaces, (*corev1.Namespace).DeepCopy),
+		Nodes:          copyAll(s.Nodes, (*corev1.Node).DeepCopy),
 	}
 	for _, r := range s.Others {
 		r.JSON = bytes.Clone(r.JSON)
@@ -85,6 +88,8 @@ func merge(files map[string]*fileState, log logrus.FieldLogger) Snapshot {
 			s.Pods = append(s.Pods, p.pod.DeepCopy())
 		case p.ns != nil:
 			s.Namespaces = append(s.Namespaces, p.ns.DeepCopy())
+		case p.node != nil:
+			s.Nodes = append(s.Nodes, p.node.DeepCopy())
 		case p.raw != nil:
 			r := *p.raw
 			r.JSON = bytes.Clone(r.JSON)
@@ -95,6 +100,7 @@ func merge(files map[string]*fileState, log logrus.FieldLogger) Snapshot {
 	sortByName(s.EndpointSlices, func(o *discoveryv1.EndpointSlice) (string, string) { return o.Namespace, o.Name })
 	sortByName(s.Pods, func(o *corev1.Pod) (string, string) { return o.Namespace, o.Name })
 	sortByName(s.Namespaces, func(o *corev1.Namespace) (string, string) { return o.Namespace, o.Name })
+	sortByName(s.Nodes, func(o *corev1.Node) (string, string) { return "", o.Name })
 	slices.SortFunc(s.Others, func(a, b Raw) int {
 		return cmp.Or(cmp.Compare(a.APIVersion, b.APIVersion), cmp.Compare(a.Kind, b.Kind),
 			cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
