@@ -23,7 +23,12 @@ func (s *Source) Snapshot() (manifests.Snapshot, error) {
 	if err != nil {
 		return manifests.Snapshot{}, err
 	}
+	nodes, err := s.snapshotNodes()
+	if err != nil {
+		return manifests.Snapshot{}, err
+	}
 	return manifests.Snapshot{
+		Nodes:          nodes,
 		Namespaces:     copySorted(nss),
 		Pods:           copySorted(livePods(pods)),
 		Services:       copySorted(svcs),
