@@ -14,6 +14,7 @@ import (
 const (
 	ctTupleService = 1 << 0 // CT_F_SERVICE
 	ctEntryClosing = 1 << 0 // CT_E_CLOSING
+	ctEntryPolicy  = 1 << 4 // CT_E_POLICY
 )
 
 // CTEntry is one conntrack entry. Src and Dst are in the client's
@@ -26,7 +27,10 @@ type CTEntry struct {
 	RevNATID  uint16
 	Expires   time.Duration // remaining lifetime; negative once expired
 	Closing   bool
-	Packets   uint64 // both directions
+	// PolicyAllowed: policy allowed the flow, so its later packets and
+	// replies pass by conntrack (set on a backend or plain entry).
+	PolicyAllowed bool
+	Packets       uint64 // both directions
 }
 
 // bootSeconds reads CLOCK_BOOTTIME in whole seconds, the clock the programs
@@ -53,15 +57,16 @@ func (d *Datapath) CTEntries() ([]CTEntry, error) {
 	it := d.objs.SluiceCt4V1.Iterate()
 	for it.Next(&key, &val) {
 		out = append(out, CTEntry{
-			Src:       netip.AddrPortFrom(addrFromBe32(key.Saddr), portFromBe16(key.Sport)),
-			Dst:       netip.AddrPortFrom(addrFromBe32(key.Daddr), portFromBe16(key.Dport)),
-			Proto:     key.Proto,
-			Service:   key.Flags&ctTupleService != 0,
-			BackendID: val.BackendId,
-			RevNATID:  val.RevNatId,
-			Expires:   time.Duration(int64(val.Lifetime)-now) * time.Second,
-			Closing:   val.Flags&ctEntryClosing != 0,
-			Packets:   val.TxPackets + val.RxPackets,
+			Src:           netip.AddrPortFrom(addrFromBe32(key.Saddr), portFromBe16(key.Sport)),
+			Dst:           netip.AddrPortFrom(addrFromBe32(key.Daddr), portFromBe16(key.Dport)),
+			Proto:         key.Proto,
+			Service:       key.Flags&ctTupleService != 0,
+			BackendID:     val.BackendId,
+			RevNATID:      val.RevNatId,
+			Expires:       time.Duration(int64(val.Lifetime)-now) * time.Second,
+			Closing:       val.Flags&ctEntryClosing != 0,
+			PolicyAllowed: val.Flags&ctEntryPolicy != 0,
+			Packets:       val.TxPackets + val.RxPackets,
 		})
 	}
 	if err := it.Err(); err != nil {

@@ -76,9 +76,7 @@ func TestPrivilegedHostNodePortIngressPolicy(t *testing.T) {
 		Ingress: true, Src: client, Dst: backend, OrigDst: frontend, Proto: protoTCP,
 		SrcIdentity: world, DstIdentity: npPolID, EndpointID: npPolEP, Ifindex: uint32(e.ext), RuleID: 41}, fs[0])
 	assert.Empty(t, natEntries(t, e.d, datapath.NATRevDNAT), "no reply translation for a dropped flow")
-	allowed, err := datapath.CTPolicyAllowed(e.d, client, backend, protoTCP)
-	require.NoError(t, err)
-	assert.False(t, allowed)
+	assert.False(t, ctFlow(t, e.d, client, backend, protoTCP).PolicyAllowed)
 
 	// No entry at all: the enforced direction's default drop.
 	require.NoError(t, e.d.DeletePolicy(npPolEP, with(tcpPort(8080), true, world)))
@@ -116,9 +114,7 @@ func TestPrivilegedHostNodePortIngressPolicy(t *testing.T) {
 	assert.Equal(t, datapath.Flow{Time: fs[0].Time, Verdict: datapath.VerdictForwarded, Reason: datapath.ReasonFwdLocal,
 		Ingress: true, Src: client, Dst: backend, OrigDst: frontend, Proto: protoTCP,
 		SrcIdentity: world, DstIdentity: npPolID, EndpointID: npPolEP, Ifindex: uint32(e.ext), RuleID: 44}, fs[0])
-	allowed, err = datapath.CTPolicyAllowed(e.d, client, backend, protoTCP)
-	require.NoError(t, err)
-	assert.True(t, allowed, "CT_E_POLICY on the backend entry")
+	assert.True(t, ctFlow(t, e.d, client, backend, protoTCP).PolicyAllowed, "CT_E_POLICY on the backend entry")
 	for _, c := range ctEntries(t, e.d) {
 		if !c.Service && c.Dst == backend {
 			assert.EqualValues(t, beLocal, c.BackendID)
@@ -194,4 +190,17 @@ func ctEntries(t *testing.T, d *datapath.Datapath) []datapath.CTEntry {
 	cs, err := d.CTEntries()
 	require.NoError(t, err)
 	return cs
+}
+
+// ctFlow returns the conntrack entry src -> dst (a plain or backend entry,
+// not a service entry); a missing entry fails the test.
+func ctFlow(t *testing.T, d *datapath.Datapath, src, dst netip.AddrPort, proto uint8) datapath.CTEntry {
+	t.Helper()
+	for _, c := range ctEntries(t, d) {
+		if !c.Service && c.Src == src && c.Dst == dst && c.Proto == proto {
+			return c
+		}
+	}
+	require.Failf(t, "no conntrack entry", "%s -> %s proto %d", src, dst, proto)
+	return datapath.CTEntry{}
 }

@@ -72,7 +72,10 @@ type CTEntry struct {
 	RevNATID    uint16 `json:"revNATID,omitempty"`
 	ExpiresIn   int    `json:"expiresInSeconds"`
 	Closing     bool   `json:"closing,omitempty"`
-	Packets     uint64 `json:"packets"`
+	// PolicyAllowed: policy allowed the flow; its later packets and
+	// replies pass by conntrack.
+	PolicyAllowed bool   `json:"policyAllowed,omitempty"`
+	Packets       uint64 `json:"packets"`
 }
 
 // ListServices returns the services the agent programs.

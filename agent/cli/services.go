@@ -159,6 +159,9 @@ func WriteCT(w io.Writer, ct []api.CTEntry) error {
 		if e.Closing {
 			typ += ",closing"
 		}
+		if e.PolicyAllowed {
+			typ += ",policy"
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%ds\t%d\n", e.Protocol, e.Source, e.Destination, typ, e.BackendID, e.RevNATID, e.ExpiresIn, e.Packets)
 	}
 	return tw.Flush()

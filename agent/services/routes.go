@@ -120,7 +120,8 @@ func (m *Manager) dumpCT(w http.ResponseWriter, _ *http.Request) {
 		out = append(out, api.CTEntry{
 			Source: e.Src.String(), Destination: e.Dst.String(), Protocol: lb.Proto(e.Proto).String(),
 			Service: e.Service, BackendID: e.BackendID, RevNATID: e.RevNATID,
-			ExpiresIn: int(e.Expires.Seconds()), Closing: e.Closing, Packets: e.Packets,
+			ExpiresIn: int(e.Expires.Seconds()), Closing: e.Closing,
+			PolicyAllowed: e.PolicyAllowed, Packets: e.Packets,
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
