@@ -23,14 +23,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// agentMemory returns VmRSS and VmHWM of every sluice-agent process (the
-// DaemonSet's container runs in the host's PID space view from /proc).
+// agentMemory returns VmRSS and VmHWM of the Kubernetes-mode sluice-agent
+// processes (the DaemonSet's container is visible in the host's /proc).
 func agentMemory() string {
 	var out []string
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		comm, err := os.ReadFile(filepath.Join(d, "comm"))
 		if err != nil || strings.TrimSpace(string(comm)) != "sluice-agent" {
+			continue
+		}
+		// only the DaemonSet's agent (other sluice-agents may run standalone tests)
+		if cmd, _ := os.ReadFile(filepath.Join(d, "cmdline")); !strings.Contains(string(cmd), "--k8s") {
 			continue
 		}
 		f, err := os.Open(filepath.Join(d, "status"))
