@@ -1,0 +1,272 @@
+package nodemgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// RouteProtocol marks the routes the manager owns (rtm_protocol; iproute2
+// prints it as a number).
+const RouteProtocol netlink.RouteProtocol = 211
+
+// Backoff bounds of the retry after a failed sync.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 10 * time.Second
+)
+
+// Config configures a Manager.
+type Config struct {
+	Mode Mode
+	// NodeName is this node; its own Node object is never routed to.
+	NodeName string
+	// NodeIP is this node's underlay address (VXLAN source and MAC); unset:
+	// the InternalIP of this node's Node object.
+	NodeIP netip.Addr
+	// ResyncInterval is the period of the full resync (default 30s).
+	ResyncInterval time.Duration
+	// Handle is the netlink handle to work through; nil: the network
+	// namespace of the process.
+	Handle *netlink.Handle
+}
+
+// Manager owns the routes to other nodes' PodCIDRs (and in VXLAN mode the
+// sluice_vxlan device and its neighbor entries).
+type Manager struct {
+	cfg     Config
+	h       *netlink.Handle
+	ownsH   bool
+	log     logrus.FieldLogger
+	trigger chan struct{}
+
+	mu       sync.Mutex
+	nodes    []Node
+	hasNodes bool
+	applied  []Peer
+	problems []string
+}
+
+// New returns a manager; nothing is changed before Run or Sync.
+func New(cfg Config, log logrus.FieldLogger) (*Manager, error) {
+	mode, err := ParseMode(string(cfg.Mode))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Mode = mode
+	if cfg.NodeIP.IsValid() && !cfg.NodeIP.Is4() {
+		return nil, fmt.Errorf("node IP %s is not IPv4", cfg.NodeIP)
+	}
+	if cfg.ResyncInterval <= 0 {
+		cfg.ResyncInterval = 30 * time.Second
+	}
+	m := &Manager{cfg: cfg, h: cfg.Handle, log: log, trigger: make(chan struct{}, 1)}
+	if m.h == nil {
+		if m.h, err = netlink.NewHandle(); err != nil {
+			return nil, fmt.Errorf("netlink handle: %w", err)
+		}
+		m.ownsH = true
+	}
+	return m, nil
+}
+
+// Close releases the netlink handle New opened; routes and the device stay
+// (an agent restart adopts them).
+func (m *Manager) Close() {
+	if m.ownsH {
+		m.h.Close()
+	}
+}
+
+// SetNodes replaces the set of known Node objects (this node included) and
+// wakes the owner loop. Until the first call the loop changes nothing, so a
+// restarted agent keeps its routes until it knows the nodes again.
+func (m *Manager) SetNodes(nodes []Node) {
+	m.mu.Lock()
+	m.nodes, m.hasNodes = slices.Clone(nodes), true
+	m.mu.Unlock()
+	m.poke()
+}
+
+// Applied returns the routes of the last successful sync.
+func (m *Manager) Applied() []Peer {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.applied)
+}
+
+func (m *Manager) poke() {
+	select {
+	case m.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run is the owner loop: a sync after every change, every ResyncInterval
+// and, after a failure, with exponential backoff; until ctx ends. In mode
+// none it first removes what an earlier run installed.
+func (m *Manager) Run(ctx context.Context) {
+	if m.cfg.Mode == ModeNone {
+		m.poke()
+	}
+	ticker := time.NewTicker(m.cfg.ResyncInterval)
+	defer ticker.Stop()
+	var (
+		backoff time.Duration
+		retry   <-chan time.Time
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.trigger:
+		case <-ticker.C:
+		case <-retry:
+		}
+		m.mu.Lock()
+		ready := m.hasNodes || m.cfg.Mode == ModeNone
+		m.mu.Unlock()
+		if !ready {
+			continue
+		}
+		if err := m.Sync(); err != nil {
+			backoff = min(max(2*backoff, minBackoff), maxBackoff)
+			retry = time.After(backoff)
+			m.log.WithError(err).WithField("retryIn", backoff).Warn("Node routes not fully applied")
+			continue
+		}
+		backoff, retry = 0, nil
+	}
+}
+
+// Sync applies the desired state once: it is idempotent and safe to call
+// concurrently with SetNodes (not with itself; Run is the only caller in
+// the agent).
+func (m *Manager) Sync() error {
+	m.mu.Lock()
+	nodes := slices.Clone(m.nodes)
+	m.mu.Unlock()
+
+	if m.cfg.Mode == ModeNone {
+		return errors.Join(m.pruneRoutes(nil), m.removeVXLAN())
+	}
+	peers, problems := Desired(m.cfg.NodeName, nodes)
+	m.logProblems(problems)
+
+	var errs []error
+	switch m.cfg.Mode {
+	case ModeNative:
+		errs = append(errs, m.removeVXLAN())
+		for _, p := range peers {
+			r := m.route(p, 0)
+			if err := m.h.RouteReplace(r); err != nil {
+				errs = append(errs, fmt.Errorf("route %s via %s (node %s): %w", p.PodCIDR, p.NodeIP, p.Node, err))
+			}
+		}
+	case ModeVXLAN:
+		self := m.cfg.NodeIP
+		if !self.IsValid() {
+			self = SelfIP(m.cfg.NodeName, nodes)
+		}
+		if !self.IsValid() {
+			return fmt.Errorf("vxlan routing needs this node's IP: set --node-ip or an InternalIP on Node %s", m.cfg.NodeName)
+		}
+		idx, err := m.ensureVXLAN(self)
+		if err != nil {
+			return err
+		}
+		errs = append(errs, m.syncNeighbors(idx, peers))
+		for _, p := range peers {
+			if err := m.h.RouteReplace(m.route(p, idx)); err != nil {
+				errs = append(errs, fmt.Errorf("route %s via %s to node %s: %w", p.PodCIDR, VXLANDevice, p.Node, err))
+			}
+		}
+	}
+	errs = append(errs, m.pruneRoutes(peers))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	changed := !slices.Equal(m.applied, peers)
+	m.applied = peers
+	m.mu.Unlock()
+	if changed {
+		m.log.WithFields(logrus.Fields{"mode": m.cfg.Mode, "routes": len(peers)}).Info("Node routes applied")
+	}
+	return nil
+}
+
+// route is the kernel route for p: via the node IP (native), or through
+// sluice_vxlan (index vxlan) with the tunnel key to the node IP.
+func (m *Manager) route(p Peer, vxlan int) *netlink.Route {
+	r := &netlink.Route{
+		Dst:      ipNet(p.PodCIDR),
+		Protocol: RouteProtocol,
+		Table:    unix.RT_TABLE_MAIN,
+		Family:   netlink.FAMILY_V4,
+	}
+	if vxlan == 0 {
+		r.Gw = p.NodeIP.AsSlice()
+		return r
+	}
+	r.LinkIndex = vxlan
+	r.Gw = vtepGateway(p.PodCIDR).AsSlice()
+	r.Flags = int(netlink.FLAG_ONLINK)
+	r.Encap = &ipEncap{ID: VNI, Dst: p.NodeIP}
+	return r
+}
+
+// pruneRoutes deletes the manager's routes whose destination is not one of
+// peers' PodCIDRs.
+func (m *Manager) pruneRoutes(peers []Peer) error {
+	want := map[netip.Prefix]bool{}
+	for _, p := range peers {
+		want[p.PodCIDR] = true
+	}
+	list, err := m.h.RouteListFiltered(netlink.FAMILY_V4,
+		&netlink.Route{Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN},
+		netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
+	if err != nil {
+		return fmt.Errorf("list node routes: %w", err)
+	}
+	var errs []error
+	for i := range list {
+		r := &list[i]
+		if r.Dst == nil {
+			continue
+		}
+		ones, _ := r.Dst.Mask.Size()
+		ip, _ := netip.AddrFromSlice(r.Dst.IP.To4())
+		dst := netip.PrefixFrom(ip, ones)
+		if want[dst] {
+			continue
+		}
+		if err := m.h.RouteDel(r); err != nil {
+			errs = append(errs, fmt.Errorf("delete route %s: %w", dst, err))
+			continue
+		}
+		m.log.WithField("podCIDR", dst).Info("Route to a node that is gone removed")
+	}
+	return errors.Join(errs...)
+}
+
+// logProblems logs each problem once per change of the set.
+func (m *Manager) logProblems(problems []string) {
+	m.mu.Lock()
+	changed := !slices.Equal(m.problems, problems)
+	m.problems = problems
+	m.mu.Unlock()
+	if changed {
+		for _, p := range problems {
+			m.log.Warn(p)
+		}
+	}
+}
