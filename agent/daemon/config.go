@@ -8,6 +8,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/endpoint"
+	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
 	"github.com/sluicenet/sluice/datapath/pin"
 )
@@ -65,8 +66,12 @@ type Config struct {
 	// ExternalIP, LoadBalancer) attach to; empty: none.
 	Devices []string
 	// NodeIP is the address flows to remote backends are SNATed to; unset:
-	// the first IPv4 address of the first device.
+	// the first IPv4 address of the first device. It is also this node's
+	// VXLAN source address (unset: its Node object's InternalIP).
 	NodeIP netip.Addr
+	// Routing is how pod traffic reaches other nodes' PodCIDRs: native
+	// (routes via each node's InternalIP), vxlan or none.
+	Routing string
 
 	// PolicyEnforcement is default, always or never (empty: default).
 	PolicyEnforcement string
@@ -90,6 +95,7 @@ func DefaultConfig() Config {
 		CgroupRoot:     DefaultCgroupRoot,
 		CNIConflist:    k8s.DefaultConflistPath,
 		MetricsAddr:    DefaultMetricsAddr,
+		Routing:        string(nodemgr.ModeNative),
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/sluicenet/sluice/agent/endpoint"
 	"github.com/sluicenet/sluice/agent/flows"
 	"github.com/sluicenet/sluice/agent/identitymgr"
+	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/server"
 	"github.com/sluicenet/sluice/agent/services"
@@ -44,6 +45,7 @@ type Daemon struct {
 	ids       *identitymgr.Manager
 	pols      *policymgr.Manager
 	flows     *flows.Observer
+	nodes     *nodemgr.Manager
 	flowR     *datapath.FlowReader
 	reg       *prometheus.Registry
 	metricsLn net.Listener
@@ -136,6 +138,9 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if err := d.setupPolicy(); err != nil {
 		return nil, err
 	}
+	if err := d.setupRouting(); err != nil {
+		return nil, err
+	}
 	d.eps.OnChange(func() {
 		d.svcs.Changed()
 		d.ids.Changed()
@@ -175,6 +180,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Go(func() { d.svcs.Run(ctx) })
 	wg.Go(func() { d.ids.Run(ctx, nil) })
 	wg.Go(func() { d.pols.Run(ctx) })
+	wg.Go(func() { d.nodes.Run(ctx) })
 	wg.Go(func() {
 		if err := d.flows.Run(ctx, d.flowR); err != nil {
 			d.log.WithError(err).Error("Flow reader stopped")
@@ -193,6 +199,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.svcs.SetObjects(services.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
 				d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
 				d.pols.SetObjects(s.Others)
+				d.setNodes(s)
 			})
 			if err != nil && ctx.Err() == nil {
 				d.log.WithError(err).Error("State source stopped")
@@ -240,6 +247,9 @@ func (d *Daemon) Close() error {
 		}
 		if d.flowR != nil {
 			d.flowR.Close()
+		}
+		if d.nodes != nil {
+			d.nodes.Close()
 		}
 		if d.dp != nil {
 			err = d.dp.Close()
