@@ -97,7 +97,7 @@ func (d *Datapath) load(pinPath string, opts Options, host HostOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := opts.apply(spec); err != nil {
+	if err := opts.applyPod(spec); err != nil {
 		return err
 	}
 	podMaps, err := loadSpec(spec, &d.objs, pinPath, nil, "pod")

@@ -242,6 +242,7 @@ const (
 	lxcVarCtLifetimeTcp         = "ct_lifetime_tcp"
 	lxcVarCtLifetimeTcpClosing  = "ct_lifetime_tcp_closing"
 	lxcVarCtLifetimeTcpSyn      = "ct_lifetime_tcp_syn"
+	lxcVarLbHairpinIpv4         = "lb_hairpin_ipv4"
 	lxcVarUnusedAffinityVal     = "unused_affinity_val"
 	lxcVarUnusedDirection       = "unused_direction"
 	lxcVarUnusedFlowConfig      = "unused_flow_config"
@@ -324,6 +325,7 @@ type lxcVariableSpecs struct {
 	CtLifetimeTcp        *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_syn"`
+	LbHairpinIpv4        *ebpf.VariableSpec `ebpf:"lb_hairpin_ipv4"`
 	UnusedAffinityVal    *ebpf.VariableSpec `ebpf:"unused_affinity_val"`
 	UnusedDirection      *ebpf.VariableSpec `ebpf:"unused_direction"`
 	UnusedFlowConfig     *ebpf.VariableSpec `ebpf:"unused_flow_config"`
@@ -394,6 +396,7 @@ type lxcVariables struct {
 	CtLifetimeTcp        *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.Variable `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.Variable `ebpf:"ct_lifetime_tcp_syn"`
+	LbHairpinIpv4        *ebpf.Variable `ebpf:"lb_hairpin_ipv4"`
 	UnusedAffinityVal    *ebpf.Variable `ebpf:"unused_affinity_val"`
 	UnusedDirection      *ebpf.Variable `ebpf:"unused_direction"`
 	UnusedFlowConfig     *ebpf.Variable `ebpf:"unused_flow_config"`

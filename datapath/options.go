@@ -3,6 +3,7 @@ package datapath
 import (
 	"fmt"
 	"math"
+	"net/netip"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -15,7 +16,13 @@ type Options struct {
 	CTLifetimeTCPSyn     time.Duration // TCP flow before its first reply (default 60s)
 	CTLifetimeTCPClosing time.Duration // after RST, or FIN both ways (default 10s)
 	CTLifetimeNonTCP     time.Duration // UDP flow (default 60s)
+	// HairpinIPv4 is the link-local address a pod's flow to itself through
+	// a service is SNATed to (lb_hairpin_ipv4; default 169.254.42.1).
+	HairpinIPv4 netip.Addr
 }
+
+// DefaultHairpinIPv4 is the default of Options.HairpinIPv4 (Cilium's).
+var DefaultHairpinIPv4 = netip.AddrFrom4([4]byte{169, 254, 42, 1})
 
 func (o Options) apply(spec *ebpf.CollectionSpec) error {
 	knobs := []struct {
@@ -41,6 +48,26 @@ func (o Options) apply(spec *ebpf.CollectionSpec) error {
 		}
 		if err := v.Set(uint32(secs)); err != nil {
 			return fmt.Errorf("set %s: %w", k.name, err)
+		}
+	}
+	return nil
+}
+
+// applyPod sets the knobs only the pod programs have.
+func (o Options) applyPod(spec *ebpf.CollectionSpec) error {
+	if err := o.apply(spec); err != nil {
+		return err
+	}
+	if o.HairpinIPv4.IsValid() {
+		if !o.HairpinIPv4.Is4() || !o.HairpinIPv4.IsLinkLocalUnicast() {
+			return fmt.Errorf("hairpin address %s: not an IPv4 link-local address", o.HairpinIPv4)
+		}
+		v, ok := spec.Variables["lb_hairpin_ipv4"]
+		if !ok {
+			return fmt.Errorf("program knob lb_hairpin_ipv4 missing")
+		}
+		if err := v.Set(be32(o.HairpinIPv4)); err != nil {
+			return fmt.Errorf("set lb_hairpin_ipv4: %w", err)
 		}
 	}
 	return nil

@@ -118,6 +118,10 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 			return ret;
 		if (ret > 0) {
 			policy_pkt_translated(&p, &f, ret);
+			/* A hairpin flow's conntrack entries have the hairpin
+			 * address as their source (lb4_hairpin_saddr). */
+			if (ret == REASON_LB_TRANSLATED)
+				p.ct.saddr = f.saddr;
 			data = (void *)(long)skb->data;
 			data_end = (void *)(long)skb->data_end;
 			eth = data;

@@ -11,6 +11,25 @@
 #include "conntrack.h"
 #include "nat.h"
 
+/* Hairpin: a pod whose flow to a service is given itself as the backend
+ * would see a packet from its own address to its own address and drop it
+ * as martian. Such a flow is SNATed to this link-local address (network
+ * order; set by the agent before load, 0 disables), as Cilium does with
+ * 169.254.42.1: the pod answers it through its default route, i.e. back out
+ * of eth0 to from_container, whose reverse NAT translates both addresses
+ * back (frontend -> pod). The backend conntrack entry of a hairpin flow is
+ * keyed by this address as its source. */
+volatile const __be32 lb_hairpin_ipv4 = bpf_htonl(0xa9fe2a01); /* 169.254.42.1 */
+
+/* The source a flow from caddr to the backend baddr gets: the hairpin
+ * address when the client is the backend. */
+static __always_inline __be32 lb4_hairpin_saddr(__be32 caddr, __be32 baddr)
+{
+	__be32 hairpin = lb_hairpin_ipv4;
+
+	return hairpin && caddr == baddr ? hairpin : caddr;
+}
+
 /* Translates the flow f of skb, whose destination is the frontend fe with
  * master entry svc, to a backend: the one its conntrack service entry names
  * while that backend exists, else a newly selected one. Creates or refreshes
@@ -28,7 +47,7 @@ static __always_inline int lb4_xlate_svc(struct __sk_buff *skb, struct ipv4_flow
 	struct lb4_backend *be = NULL;
 	__u16 rev_nat_id = svc->rev_nat_id;
 	__u32 backend_id = 0;
-	__be32 baddr;
+	__be32 baddr, saddr;
 	__be16 bport;
 	__u64 now = lb_now_sec();
 	int ret = 0;
@@ -49,8 +68,9 @@ static __always_inline int lb4_xlate_svc(struct __sk_buff *skb, struct ipv4_flow
 	}
 	baddr = be->address;
 	bport = be->port;
+	saddr = lb4_hairpin_saddr(f->saddr, baddr);
 
-	bt.saddr = f->saddr;
+	bt.saddr = saddr;
 	bt.daddr = baddr;
 	bt.sport = f->sport;
 	bt.dport = bport;
@@ -80,6 +100,11 @@ static __always_inline int lb4_xlate_svc(struct __sk_buff *skb, struct ipv4_flow
 	ret = ipv4_nat(skb, f, 0, baddr, bport);
 	if (ret < 0)
 		return ret;
+	if (saddr != f->saddr) {
+		ret = ipv4_nat(skb, f, 1, saddr, f->sport);
+		if (ret < 0)
+			return ret;
+	}
 	return REASON_LB_TRANSLATED;
 }
 
@@ -98,8 +123,10 @@ static __always_inline int lb4_xlate_fwd(struct __sk_buff *skb, struct ipv4_flow
 }
 
 /* Reverse NAT of a reply (backend -> client) of a translated flow: SNATs the
- * source back to the frontend. Returns 0 when f is no such reply,
- * REASON_LB_REV_NAT, or a negative DROP_* reason. */
+ * source back to the frontend, and for a hairpin flow (the reply goes to the
+ * hairpin address) DNATs the destination back to the pod, which is the
+ * reply's source. Returns 0 when f is no such reply, REASON_LB_REV_NAT, or a
+ * negative DROP_* reason. */
 static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *f)
 {
 	struct ct4_tuple t = {
@@ -108,7 +135,7 @@ static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *
 	};
 	struct lb4_reverse_nat *rn;
 	struct ct4_entry *e, *se;
-	__be32 vaddr;
+	__be32 vaddr, caddr;
 	__be16 vport;
 	__u64 now;
 	int ret;
@@ -125,6 +152,10 @@ static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *
 	ct4_update(e, f->proto, f->tcp_flags, 1, now);
 
 	/* Keep the service entry alive as long as the flow is. */
+	caddr = f->daddr;
+	if (lb_hairpin_ipv4 && caddr == lb_hairpin_ipv4)
+		caddr = f->saddr;
+	t.saddr = caddr;
 	t.daddr = vaddr;
 	t.dport = vport;
 	t.flags = CT_F_SERVICE;
@@ -139,6 +170,11 @@ static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *
 	ret = ipv4_nat(skb, f, 1, vaddr, vport);
 	if (ret < 0)
 		return ret;
+	if (caddr != f->daddr) {
+		ret = ipv4_nat(skb, f, 0, caddr, f->dport);
+		if (ret < 0)
+			return ret;
+	}
 	return REASON_LB_REV_NAT;
 }
 
