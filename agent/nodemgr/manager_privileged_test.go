@@ -1,0 +1,78 @@
+package nodemgr
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/sirupsen/logrus"
+	"github.com/stretchr/testify/require"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
+	"github.com/sluicenet/sluice/test/harness"
+)
+
+// Each mode's sync against a real network namespace: routes, device and
+// neighbors as iproute2 sees them, prune of removed nodes only, switching
+// modes and cleanup with mode none.
+func TestPrivilegedManagerModes(t *testing.T) {
+	harness.RequirePrivileged(t)
+	ns := harness.NewNetNS(t, "sl-nodemgr-")
+	ns.Run(t, "ip", "link", "add", "ul0", "type", "veth", "peer", "name", "ul1")
+	ns.Run(t, "ip", "addr", "add", "172.31.250.1/30", "dev", "ul0")
+	ns.Run(t, "ip", "link", "set", "ul1", "up")
+	ns.Run(t, "ip", "link", "set", "ul0", "up")
+	ns.Run(t, "ip", "route", "add", "10.99.0.0/24", "via", "172.31.250.2", "proto", "static")
+	nsh, err := netns.GetFromPath(ns.Path())
+	require.NoError(t, err)
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	require.NoError(t, err)
+	defer h.Close()
+
+	nodes := []Node{
+		{Name: "a", PodCIDRs: []netip.Prefix{pfx("10.244.1.0/24")}, InternalIP: ip("172.31.250.1")},
+		{Name: "b", PodCIDRs: []netip.Prefix{pfx("10.244.2.0/24")}, InternalIP: ip("172.31.250.2")},
+	}
+	manager := func(mode Mode) *Manager {
+		m, err := New(Config{Mode: mode, NodeName: "a", Handle: h}, logrus.New())
+		require.NoError(t, err)
+		m.SetNodes(nodes)
+		require.NoError(t, m.Sync())
+		require.NoError(t, m.Sync(), "idempotent")
+		return m
+	}
+	routes := func() string { return ns.Run(t, "ip", "route", "show", "proto", "211") }
+
+	manager(ModeNative)
+	require.Equal(t, "10.244.2.0/24 via 172.31.250.2 dev ul0 \n", routes())
+
+	m := manager(ModeVXLAN)
+	require.Equal(t, []Peer{{Node: "b", PodCIDR: pfx("10.244.2.0/24"), NodeIP: ip("172.31.250.2")}}, m.Applied())
+	r := routes()
+	require.Contains(t, r, "10.244.2.0/24  encap ip id 1 src 0.0.0.0 dst 172.31.250.2")
+	require.Contains(t, r, "via 10.244.2.0 dev sluice_vxlan")
+	dev := ns.Run(t, "ip", "-d", "link", "show", "sluice_vxlan")
+	require.Contains(t, dev, "0a:53:ac:1f:fa:01")
+	require.Contains(t, dev, "vxlan external")
+	require.Contains(t, dev, "local 172.31.250.1")
+	require.Contains(t, ns.Run(t, "ip", "neigh", "show", "dev", "sluice_vxlan"), "10.244.2.0 lladdr 0a:53:ac:1f:fa:02 PERMANENT")
+
+	// Node b is gone: its route and neighbor go, the foreign route stays.
+	m.SetNodes(nodes[:1])
+	require.NoError(t, m.Sync())
+	require.Empty(t, routes())
+	require.Empty(t, strings.TrimSpace(ns.Run(t, "ip", "neigh", "show", "dev", "sluice_vxlan")))
+	require.Contains(t, ns.Run(t, "ip", "route"), "10.99.0.0/24 via 172.31.250.2")
+
+	// Back to native: the device goes; then none removes the routes.
+	manager(ModeNative)
+	require.NotContains(t, ns.Run(t, "ip", "link"), "sluice_vxlan")
+	require.Equal(t, "10.244.2.0/24 via 172.31.250.2 dev ul0 \n", routes())
+	manager(ModeVXLAN)
+	manager(ModeNone)
+	require.Empty(t, routes())
+	require.NotContains(t, ns.Run(t, "ip", "link"), "sluice_vxlan")
+	require.Contains(t, ns.Run(t, "ip", "route"), "10.99.0.0/24 via 172.31.250.2")
+}
