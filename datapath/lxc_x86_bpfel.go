@@ -219,6 +219,29 @@ const (
 	lxcSluiceReasonDROP_NAT_NO_PORT        lxcSluiceReason = 171
 )
 
+type lxcSnat4Entry struct {
+	_        structs.HostLayout
+	Addr     uint32
+	Port     uint16
+	Pad1     uint16
+	FeAddr   uint32
+	FePort   uint16
+	Pad2     uint16
+	Lifetime uint32
+	Pad3     uint32
+}
+
+type lxcSnat4Tuple struct {
+	_     structs.HostLayout
+	Saddr uint32
+	Daddr uint32
+	Sport uint16
+	Dport uint16
+	Proto uint8
+	Flags uint8
+	Pad   uint16
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -234,8 +257,10 @@ const (
 	lxcMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
 	lxcMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
 	lxcMapSluiceMetrics         = "sluice_metrics"
+	lxcMapSluiceNodeAddrsV1     = "sluice_node_addrs_v1"
 	lxcMapSluicePolicyConfigV1  = "sluice_policy_config_v1"
 	lxcMapSluicePolicyV1        = "sluice_policy_v1"
+	lxcMapSluiceSnat4V1         = "sluice_snat4_v1"
 	lxcProgFromContainer        = "from_container"
 	lxcProgToContainer          = "to_container"
 	lxcVarCtLifetimeNontcp      = "ct_lifetime_nontcp"
@@ -243,6 +268,9 @@ const (
 	lxcVarCtLifetimeTcpClosing  = "ct_lifetime_tcp_closing"
 	lxcVarCtLifetimeTcpSyn      = "ct_lifetime_tcp_syn"
 	lxcVarLbHairpinIpv4         = "lb_hairpin_ipv4"
+	lxcVarSnatIpv4              = "snat_ipv4"
+	lxcVarSnatPortMax           = "snat_port_max"
+	lxcVarSnatPortMin           = "snat_port_min"
 	lxcVarUnusedAffinityVal     = "unused_affinity_val"
 	lxcVarUnusedDirection       = "unused_direction"
 	lxcVarUnusedFlowConfig      = "unused_flow_config"
@@ -313,8 +341,10 @@ type lxcMapSpecs struct {
 	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetrics         *ebpf.MapSpec `ebpf:"sluice_metrics"`
+	SluiceNodeAddrsV1     *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
 	SluicePolicyConfigV1  *ebpf.MapSpec `ebpf:"sluice_policy_config_v1"`
 	SluicePolicyV1        *ebpf.MapSpec `ebpf:"sluice_policy_v1"`
+	SluiceSnat4V1         *ebpf.MapSpec `ebpf:"sluice_snat4_v1"`
 }
 
 // lxcVariableSpecs contains global variables before they are loaded into the kernel.
@@ -326,6 +356,9 @@ type lxcVariableSpecs struct {
 	CtLifetimeTcpClosing *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_syn"`
 	LbHairpinIpv4        *ebpf.VariableSpec `ebpf:"lb_hairpin_ipv4"`
+	SnatIpv4             *ebpf.VariableSpec `ebpf:"snat_ipv4"`
+	SnatPortMax          *ebpf.VariableSpec `ebpf:"snat_port_max"`
+	SnatPortMin          *ebpf.VariableSpec `ebpf:"snat_port_min"`
 	UnusedAffinityVal    *ebpf.VariableSpec `ebpf:"unused_affinity_val"`
 	UnusedDirection      *ebpf.VariableSpec `ebpf:"unused_direction"`
 	UnusedFlowConfig     *ebpf.VariableSpec `ebpf:"unused_flow_config"`
@@ -366,8 +399,10 @@ type lxcMaps struct {
 	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetrics         *ebpf.Map `ebpf:"sluice_metrics"`
+	SluiceNodeAddrsV1     *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
 	SluicePolicyConfigV1  *ebpf.Map `ebpf:"sluice_policy_config_v1"`
 	SluicePolicyV1        *ebpf.Map `ebpf:"sluice_policy_v1"`
+	SluiceSnat4V1         *ebpf.Map `ebpf:"sluice_snat4_v1"`
 }
 
 func (m *lxcMaps) Close() error {
@@ -383,8 +418,10 @@ func (m *lxcMaps) Close() error {
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
 		m.SluiceMetrics,
+		m.SluiceNodeAddrsV1,
 		m.SluicePolicyConfigV1,
 		m.SluicePolicyV1,
+		m.SluiceSnat4V1,
 	)
 }
 
@@ -397,6 +434,9 @@ type lxcVariables struct {
 	CtLifetimeTcpClosing *ebpf.Variable `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.Variable `ebpf:"ct_lifetime_tcp_syn"`
 	LbHairpinIpv4        *ebpf.Variable `ebpf:"lb_hairpin_ipv4"`
+	SnatIpv4             *ebpf.Variable `ebpf:"snat_ipv4"`
+	SnatPortMax          *ebpf.Variable `ebpf:"snat_port_max"`
+	SnatPortMin          *ebpf.Variable `ebpf:"snat_port_min"`
 	UnusedAffinityVal    *ebpf.Variable `ebpf:"unused_affinity_val"`
 	UnusedDirection      *ebpf.Variable `ebpf:"unused_direction"`
 	UnusedFlowConfig     *ebpf.Variable `ebpf:"unused_flow_config"`

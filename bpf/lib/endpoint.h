@@ -61,8 +61,9 @@ static __always_inline int handle_arp(struct __sk_buff *skb)
 	return REASON_FWD_STACK;
 }
 
-/* Translates a packet a pod sends to a service frontend, or reverse-NATs a
- * backend pod's reply to a translated flow. Counts the translation. Returns 0
+/* Translates a packet a pod sends to a service frontend (or to a NodePort
+ * on an address of the node), or reverse-NATs a backend pod's reply to a
+ * translated flow. Counts the translation. Returns 0
  * (untouched), a REASON_LB_* (rewritten) or a negative DROP_* reason. */
 static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifindex, struct ipv4_flow *f)
 {
@@ -71,6 +72,10 @@ static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifind
 	ret = lb4_xlate_fwd(skb, f);
 	if (ret == 0)
 		ret = lb4_rev_nat(skb, f);
+	/* Neither: a NodePort on a node address (one lookup of the node's
+	 * addresses for the pod's other traffic). */
+	if (ret == 0)
+		ret = lb4_xlate_nodeport(skb, f);
 	if (ret > 0)
 		update_metrics(ifindex, ret, DIR_EGRESS, skb->len);
 	return ret;

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Per-packet service load balancing for tc programs: frontend -> backend
- * translation with conntrack (lb4_xlate_fwd) and reverse NAT of replies
- * (lb4_rev_nat). The pod programs use it; the host device program (NodePort)
- * reuses it with its own frontend lookup. */
+/* Per-packet service load balancing for the pod programs: frontend ->
+ * backend translation with conntrack (lb4_xlate_fwd, and lb4_xlate_nodeport
+ * for a NodePort on an address of the node) and reverse NAT of replies
+ * (lb4_rev_nat). The host device program (nodeport.h) shares the LB maps
+ * and conntrack with its own translation. */
 #ifndef SLUICE_LB_SKB_H
 #define SLUICE_LB_SKB_H
 
@@ -10,6 +11,8 @@
 #include "lb.h"
 #include "conntrack.h"
 #include "nat.h"
+#include "snat.h"
+#include "nodeport.h"
 
 /* Hairpin: a pod whose flow to a service is given itself as the backend
  * would see a packet from its own address to its own address and drop it
@@ -33,10 +36,12 @@ static __always_inline __be32 lb4_hairpin_saddr(__be32 caddr, __be32 baddr)
 /* Translates the flow f of skb, whose destination is the frontend fe with
  * master entry svc, to a backend: the one its conntrack service entry names
  * while that backend exists, else a newly selected one. Creates or refreshes
- * both conntrack entries, then DNATs. Returns REASON_LB_TRANSLATED or a
- * negative DROP_* reason. */
+ * both conntrack entries, then DNATs (and SNATs a hairpin flow). Sets
+ * *lifetime to the flow's. Returns REASON_LB_TRANSLATED or a negative
+ * DROP_* reason. */
 static __always_inline int lb4_xlate_svc(struct __sk_buff *skb, struct ipv4_flow *f,
-					 const struct lb4_key *fe, const struct lb4_service *svc)
+					 const struct lb4_key *fe, const struct lb4_service *svc,
+					 __u32 *lifetime)
 {
 	struct ct4_tuple st = {
 		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
@@ -84,6 +89,7 @@ static __always_inline int lb4_xlate_svc(struct __sk_buff *skb, struct ipv4_flow
 	} else {
 		ct4_update(be_e, f->proto, f->tcp_flags, 0, now);
 	}
+	*lifetime = be_e ? be_e->lifetime : now + ct_lifetime(f->proto, 0);
 	if (!se) {
 		ret = ct4_create(&st, backend_id, rev_nat_id, 0, now);
 		if (ret < 0)
@@ -115,18 +121,50 @@ static __always_inline int lb4_xlate_fwd(struct __sk_buff *skb, struct ipv4_flow
 {
 	struct lb4_key fe = { .address = f->daddr, .dport = f->dport, .proto = f->proto };
 	struct lb4_service *svc;
+	__u32 lifetime;
 
 	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, &fe);
 	if (!svc)
 		return 0;
-	return lb4_xlate_svc(skb, f, &fe, svc);
+	return lb4_xlate_svc(skb, f, &fe, svc, &lifetime);
+}
+
+/* Service translation for a packet a pod sends to a NodePort on an address
+ * of the node (wildcard frontend 0.0.0.0:port). Called only for packets
+ * that are neither to a frontend nor a reply of a translated flow. The
+ * NodePort's reverse-NAT address is the wildcard, so the address the client
+ * used is recorded for the flow (snat4_record_rev_dnat, as for a local
+ * backend of host.c) and lb4_rev_nat takes it from there. Returns 0 when f
+ * is no such packet, REASON_LB_TRANSLATED, or a negative DROP_* reason. */
+static __always_inline int lb4_xlate_nodeport(struct __sk_buff *skb, struct ipv4_flow *f)
+{
+	struct lb4_key fe = { .dport = f->dport, .proto = f->proto };
+	__be32 fe_addr = f->daddr;
+	__be16 fe_port = f->dport;
+	struct lb4_service *svc;
+	__u32 lifetime = 0;
+	int ret;
+
+	if (!is_node_addr(fe_addr))
+		return 0;
+	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, &fe);
+	if (!svc || !(svc->flags & LB_FLAG_NODEPORT))
+		return 0;
+	ret = lb4_xlate_svc(skb, f, &fe, svc, &lifetime);
+	if (ret < 0)
+		return ret;
+	ret = snat4_record_rev_dnat(f, fe_addr, fe_port, lifetime);
+	if (ret < 0)
+		return ret;
+	return REASON_LB_TRANSLATED;
 }
 
 /* Reverse NAT of a reply (backend -> client) of a translated flow: SNATs the
  * source back to the frontend, and for a hairpin flow (the reply goes to the
  * hairpin address) DNATs the destination back to the pod, which is the
- * reply's source. Returns 0 when f is no such reply, REASON_LB_REV_NAT, or a
- * negative DROP_* reason. */
+ * reply's source. The frontend of a NodePort (reverse-NAT address 0.0.0.0)
+ * is the node address lb4_xlate_nodeport recorded for the flow. Returns 0
+ * when f is no such reply, REASON_LB_REV_NAT, or a negative DROP_* reason. */
 static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *f)
 {
 	struct ct4_tuple t = {
@@ -134,6 +172,7 @@ static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *
 		.proto = f->proto,
 	};
 	struct lb4_reverse_nat *rn;
+	struct snat4_entry *ne = NULL;
 	struct ct4_entry *e, *se;
 	__be32 vaddr, caddr;
 	__be16 vport;
@@ -148,8 +187,22 @@ static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *
 		return 0;
 	vaddr = rn->address;
 	vport = rn->port;
+	if (!vaddr) {
+		struct snat4_tuple nt = {
+			.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
+			.proto = f->proto, .flags = SNAT_F_REV_DNAT,
+		};
+
+		ne = snat4_lookup(&nt);
+		if (!ne)
+			return 0;
+		vaddr = ne->fe_addr;
+		vport = ne->fe_port;
+	}
 	now = lb_now_sec();
 	ct4_update(e, f->proto, f->tcp_flags, 1, now);
+	if (ne)
+		snat4_touch(ne, e->lifetime);
 
 	/* Keep the service entry alive as long as the flow is. */
 	caddr = f->daddr;
