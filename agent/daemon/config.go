@@ -80,6 +80,9 @@ type Config struct {
 	PolicyAudit bool
 	// MetricsAddr is where /metrics is served; empty disables it.
 	MetricsAddr string
+	// HealthAddr is where GET /healthz (liveness) and GET /readyz
+	// (readiness) are served; empty disables them.
+	HealthAddr string
 	// FlowCapacity is how many flows the agent keeps (default 8192).
 	FlowCapacity int
 }
@@ -95,6 +98,7 @@ func DefaultConfig() Config {
 		CgroupRoot:     DefaultCgroupRoot,
 		CNIConflist:    k8s.DefaultConflistPath,
 		MetricsAddr:    DefaultMetricsAddr,
+		HealthAddr:     DefaultHealthAddr,
 		Routing:        string(nodemgr.ModeNative),
 	}
 }

@@ -49,6 +49,8 @@ type Daemon struct {
 	flowR     *datapath.FlowReader
 	reg       *prometheus.Registry
 	metricsLn net.Listener
+	healthLn  net.Listener
+	ready     readiness
 	source    stateSource
 	k8s       *k8s.Source
 	ln        net.Listener
@@ -141,6 +143,9 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if err := d.setupRouting(); err != nil {
 		return nil, err
 	}
+	if err := d.setupHealth(); err != nil {
+		return nil, err
+	}
 	d.eps.OnChange(func() {
 		d.svcs.Changed()
 		d.ids.Changed()
@@ -193,6 +198,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 		})
 	}
+	if d.healthLn != nil {
+		wg.Go(func() {
+			if err := d.serveHealth(ctx, d.healthLn); err != nil {
+				d.log.WithError(err).Error("Health probe server stopped")
+			}
+		})
+	}
 	if d.source != nil {
 		wg.Go(func() {
 			err := d.source.Run(ctx, func(s manifests.Snapshot) {
@@ -200,6 +212,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
 				d.pols.SetObjects(s.Others)
 				d.setNodes(s)
+				d.ready.snapshot.Store(true)
 			})
 			if err != nil && ctx.Err() == nil {
 				d.log.WithError(err).Error("State source stopped")
@@ -244,6 +257,9 @@ func (d *Daemon) Close() error {
 		}
 		if d.metricsLn != nil {
 			d.metricsLn.Close()
+		}
+		if d.healthLn != nil {
+			d.healthLn.Close()
 		}
 		if d.flowR != nil {
 			d.flowR.Close()
