@@ -34,10 +34,15 @@ func (r regeneratingEndpoints) Put(ep api.Endpoint) (api.Endpoint, error) {
 	return out, nil
 }
 
-// regenerate runs one identity sync, IP cache mirror and policy sync now.
+// regenerate runs one identity sync, IP cache mirror and policy sync now,
+// and refreshes the node addresses (the CNI has just put the gateway address
+// on the pod's host veth: NodePort through it must work at once).
 func (d *Daemon) regenerate() error {
 	ctx, cancel := context.WithTimeout(context.Background(), regenerateTimeout)
 	defer cancel()
+	if err := d.syncNodeAddrs(); err != nil {
+		return err
+	}
 	if err := d.ids.Sync(ctx); err != nil {
 		return fmt.Errorf("identities: %w", err)
 	}

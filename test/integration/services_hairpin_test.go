@@ -58,12 +58,12 @@ func TestPrivilegedServiceHairpin(t *testing.T) {
 
 // A pod reaches a NodePort service through an address of its node: ext0's
 // (npNodeIP) and the pod gateway on its veth (node.Gateway, a node address
-// once the agent's resync has seen the first pod veth). Backends: web-1
+// as soon as the first pod's ADD returns). Backends: web-1
 // (another pod) and, for hairpin on top of NodePort, the client itself.
 func TestPrivilegedNodePortFromPod(t *testing.T) {
 	node := harness.NewNode(t, harness.NodeOptions{})
 	wire(t, node, "sl-ext-", "ext0", npNodeIP, npClientIP)
-	node.StartAgentArgs(t, "--devices", "ext0", "--resync-interval", "500ms")
+	node.StartAgentArgs(t, "--devices", "ext0")
 	client := node.AddPod(t, "client")
 	web := node.AddPod(t, "web-1")
 	servePeer(t, web.NS, web.Addr(podPort), web.Name)
