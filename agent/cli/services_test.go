@@ -44,4 +44,8 @@ func TestWriteLBMapsAndCT(t *testing.T) {
 	buf.Reset()
 	require.NoError(t, WriteCT(&buf, []api.CTEntry{{Protocol: "TCP", Source: "10.244.1.2:40000", Destination: "10.96.0.10:80", Service: true, BackendID: 1, RevNATID: 3, ExpiresIn: 60, Packets: 4}}))
 	assert.Contains(t, buf.String(), "TCP    10.244.1.2:40000  10.96.0.10:80  service  1        3       60s      4")
+
+	buf.Reset()
+	require.NoError(t, WriteCT(&buf, []api.CTEntry{{Protocol: "UDP", Source: "10.244.1.2:5353", Destination: "10.244.1.3:53", PolicyAllowed: true, ExpiresIn: 30, Packets: 2}}))
+	assert.Contains(t, buf.String(), "flow,policy")
 }
