@@ -109,6 +109,7 @@ func (d *Datapath) load(pinPath string, opts Options, host HostOptions) error {
 		d.objs.Close()
 		return err
 	}
+	opts.applyMaps(sspec)
 	shared := make(map[string]*ebpf.Map)
 	for name := range sspec.Maps {
 		// Only Sluice's maps: .rodata/.bss are per object.

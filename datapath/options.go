@@ -19,12 +19,25 @@ type Options struct {
 	// HairpinIPv4 is the link-local address a pod's flow to itself through
 	// a service is SNATed to (lb_hairpin_ipv4; default 169.254.42.1).
 	HairpinIPv4 netip.Addr
+	// MaxEntries overrides the size of maps by name (tests use it to fill a
+	// map; a pinned map of another size is refused at load).
+	MaxEntries map[string]uint32
+}
+
+// applyMaps sets the map sizes of MaxEntries present in spec.
+func (o Options) applyMaps(spec *ebpf.CollectionSpec) {
+	for name, n := range o.MaxEntries {
+		if m, ok := spec.Maps[name]; ok {
+			m.MaxEntries = n
+		}
+	}
 }
 
 // DefaultHairpinIPv4 is the default of Options.HairpinIPv4 (Cilium's).
 var DefaultHairpinIPv4 = netip.AddrFrom4([4]byte{169, 254, 42, 1})
 
 func (o Options) apply(spec *ebpf.CollectionSpec) error {
+	o.applyMaps(spec)
 	knobs := []struct {
 		name string
 		d    time.Duration

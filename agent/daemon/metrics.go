@@ -81,6 +81,13 @@ func (d *Daemon) newRegistry() *prometheus.Registry {
 		ch <- prometheus.MustNewConstMetric(errs, prometheus.CounterValue, float64(n), "policy")
 		n, _ = d.ids.Errors()
 		ch <- prometheus.MustNewConstMetric(errs, prometheus.CounterValue, float64(n), "identity")
+		n, _, _ = d.svcs.Errors()
+		ch <- prometheus.MustNewConstMetric(errs, prometheus.CounterValue, float64(n), "services")
+	}})
+	full := prometheus.NewDesc("sluice_map_full_total", "Reconciliation passes that found a BPF map full, by map owner.", []string{"owner"}, nil)
+	reg.MustRegister(&funcCollector{desc: full, collect: func(ch chan<- prometheus.Metric) {
+		_, n, _ := d.svcs.Errors()
+		ch <- prometheus.MustNewConstMetric(full, prometheus.CounterValue, float64(n), "services")
 	}})
 	return reg
 }

@@ -120,8 +120,9 @@ func (r *Reconciler) BackendID(addr netip.AddrPort, proto lb.Proto) (uint32, boo
 }
 
 // Apply makes the maps hold exactly desired. Order matters for readers in
-// the kernel: backends are written before the services that point at them,
-// services before their stale slots go, and backends are deleted last. With
+// the kernel and for full maps: services no longer desired are deleted
+// first, backends are written before the services that point at them, and
+// backends are deleted last. With
 // full set, entries are rewritten even if the last write is believed current
 // (the periodic resync repairs drift). Errors of single entries do not stop
 // the rest; they are returned joined.
@@ -146,13 +147,30 @@ func (r *Reconciler) Apply(desired []lb.Service, full bool) (Stats, error) {
 		}
 	}
 
-	// 1. Backends and reverse NAT entries of every desired service.
+	// 1. Services no longer desired go first: they free room for new ones
+	// in a full map, and nothing desired points at them.
+	wantServices := make(map[datapath.LBFrontend]bool, len(desired))
+	for _, s := range desired {
+		wantServices[fromFrontend(s.Frontend)] = true
+	}
+	for fe := range r.written {
+		if wantServices[fe] {
+			continue
+		}
+		if err := r.maps.DeleteLBService(fe); err != nil {
+			fail(fmt.Errorf("delete service %s: %w", toFrontend(fe), err))
+			continue
+		}
+		delete(r.written, fe)
+		st.DeletedServices++
+	}
+
+	// 2. Backends, reverse NAT entries and service entries of every
+	// desired service, backends before the services pointing at them.
 	wantBackends := map[uint32]bool{}
-	wantServices := map[datapath.LBFrontend]bool{}
 	wantRevNAT := map[uint16]bool{}
 	for _, s := range desired {
 		fe := fromFrontend(s.Frontend)
-		wantServices[fe] = true
 		revID, err := r.revNATID(s.Frontend)
 		if err != nil {
 			fail(err)
@@ -188,7 +206,7 @@ func (r *Reconciler) Apply(desired []lb.Service, full bool) (Stats, error) {
 		if !ok {
 			continue
 		}
-		// 2. The service entry itself.
+		// The service entry itself.
 		want := datapath.LBService{RevNATID: revID, Flags: flags(s), AffinityTimeout: s.Affinity, Backends: ids}
 		if cur, seen := r.written[fe]; !seen || !sameService(cur, want) {
 			if err := r.maps.UpsertLBService(fe, want); err != nil {
@@ -201,18 +219,7 @@ func (r *Reconciler) Apply(desired []lb.Service, full bool) (Stats, error) {
 	}
 	st.Services, st.Backends = len(wantServices), len(wantBackends)
 
-	// 3. Services and reverse NAT entries no longer desired.
-	for fe := range r.written {
-		if wantServices[fe] {
-			continue
-		}
-		if err := r.maps.DeleteLBService(fe); err != nil {
-			fail(fmt.Errorf("delete service %s: %w", toFrontend(fe), err))
-			continue
-		}
-		delete(r.written, fe)
-		st.DeletedServices++
-	}
+	// 3. Reverse NAT entries no longer desired.
 	for f, id := range r.revNATs {
 		if wantRevNAT[id] {
 			continue

@@ -1,6 +1,7 @@
 package lbmap_test
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -149,4 +150,33 @@ func BenchmarkProgram10k(b *testing.B) {
 		b.StopTimer()
 		dp.Close()
 	}
+}
+
+// A full services map is an error naming it, the services that fit are
+// programmed, and the rest is retried by the next pass.
+func TestPrivilegedReconcilerMapFull(t *testing.T) {
+	harness.RequirePrivileged(t)
+	// Each service takes a master entry plus one slot per backend.
+	dp, err := datapath.LoadUnpinnedWithOptions(datapath.Options{MaxEntries: map[string]uint32{"sluice_lb4_services_v1": 6}})
+	require.NoError(t, err)
+	t.Cleanup(func() { dp.Close() })
+	r, err := lbmap.New(dp)
+	require.NoError(t, err)
+	var desired []lb.Service
+	for i := 1; i <= 4; i++ {
+		desired = append(desired, svc(fmt.Sprintf("10.96.0.%d", i), 80, lb.TCP, fmt.Sprintf("10.244.1.%d:8080", i)))
+	}
+	st, err := r.Apply(desired, false)
+	require.Error(t, err)
+	assert.ErrorIs(t, err, datapath.ErrMapFull)
+	assert.True(t, st.MapFull)
+	assert.Equal(t, 3, st.UpsertedServices, "the services that fit are programmed")
+	assert.Equal(t, 1, st.Failed)
+
+	// Room again (one service removed): the next pass programs the rest.
+	st, err = r.Apply(desired[1:], false)
+	require.NoError(t, err)
+	svcs, err := dp.LBServices()
+	require.NoError(t, err)
+	assert.Len(t, svcs, 3)
 }

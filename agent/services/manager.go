@@ -57,6 +57,8 @@ type Manager struct {
 	mu        sync.Mutex
 	objs      Objects
 	lastErr   error
+	errCount  uint64 // failed syncs
+	fullCount uint64 // syncs that found a map full
 	lastDiags map[string]bool // diagnostics already logged
 	trigger   chan struct{}
 }
@@ -112,8 +114,22 @@ func (m *Manager) Sync(full bool) (lbmap.Stats, error) {
 	}
 	m.mu.Lock()
 	m.lastErr = err
+	if err != nil {
+		m.errCount++
+	}
+	if st.MapFull {
+		m.fullCount++
+	}
 	m.mu.Unlock()
 	return st, err
+}
+
+// Errors returns how many syncs failed, how many of them found a map full,
+// and the last sync's error.
+func (m *Manager) Errors() (failed, mapFull uint64, last error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.errCount, m.fullCount, m.lastErr
 }
 
 // logDiagnostics logs each reason a service port was skipped once, when it
