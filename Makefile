@@ -79,3 +79,9 @@ check-generate-crds: generate-crds
 	@git diff --exit-code -- $(CRD_DIR) || { echo "CRDs are stale: run make generate-crds and commit" >&2; exit 1; }
 	@test -z "$$(git status --porcelain -- $(CRD_DIR))" || { git status --porcelain -- $(CRD_DIR); echo "untracked CRD files" >&2; exit 1; }
 check-generate: check-generate-crds
+
+# The SluiceIdentity CRD (identity/k8sstore) is generated into the same crds/ (and checked by check-generate-crds).
+.PHONY: generate-identity-crd
+generate-crds: generate-identity-crd
+generate-identity-crd:
+	$(GO) tool controller-gen crd:crdVersions=v1 paths=./identity/k8sstore/... output:crd:dir=$(CRD_DIR)

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -50,12 +49,14 @@ type Daemon struct {
 	reg       *prometheus.Registry
 	metricsLn net.Listener
 	healthLn  net.Listener
-	ready     readiness
-	source    stateSource
-	k8s       *k8s.Source
-	ln        net.Listener
-	srv       *http.Server
-	closeOnce sync.Once
+	// clusterIDs is set in --k8s mode (SluiceIdentity objects).
+	clusterIDs *clusterIdentities
+	ready      readiness
+	source     stateSource
+	k8s        *k8s.Source
+	ln         net.Listener
+	srv        *http.Server
+	closeOnce  sync.Once
 }
 
 // New starts the agent up to the point where it is ready: bpffs root, IP
@@ -212,12 +213,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
 				d.pols.SetObjects(s.Others)
 				d.setNodes(s)
+				d.clusterIDs.recordSnapshot(s)
 				d.ready.snapshot.Store(true)
 			})
 			if err != nil && ctx.Err() == nil {
 				d.log.WithError(err).Error("State source stopped")
 			}
 		})
+	}
+	if d.k8s != nil && d.clusterIDs != nil {
+		wg.Go(func() { d.clusterIDs.run(ctx, d) })
 	}
 	if d.k8s != nil {
 		wg.Go(func() {
@@ -317,7 +322,7 @@ func (d *Daemon) setupPolicy() error {
 		return err
 	}
 	var pols *policymgr.Manager
-	store, err := identity.OpenFileStore(filepath.Join(d.cfg.RunDir, "identities.json"))
+	store, err := d.identityStore()
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,94 @@
+package daemon
+
+import (
+	"context"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicenet/sluice/agent/source/k8s"
+	"github.com/sluicenet/sluice/agent/source/manifests"
+	"github.com/sluicenet/sluice/identity"
+	"github.com/sluicenet/sluice/identity/k8sstore"
+)
+
+// Cluster identity GC timing: a pass every identityGCInterval; an object
+// is collected after identityGCGrace unused (and at least that old).
+const (
+	identityGCInterval = time.Minute
+	identityGCGrace    = 5 * time.Minute
+)
+
+// clusterIdentities are the --k8s mode identity store and its collector.
+type clusterIdentities struct {
+	store *k8sstore.Store
+	gc    *k8sstore.GC
+	pods  atomic.Pointer[manifests.Snapshot] // last snapshot (Pods, Namespaces)
+}
+
+// sharedStore is the cluster store as the identity manager sees it: its
+// local GC only forgets numbers, deleting objects is left to
+// k8sstore.GC's cluster-wide rule (other nodes may still use them).
+type sharedStore struct{ *k8sstore.Store }
+
+func (sharedStore) Delete(context.Context, identity.NumericIdentity) error { return nil }
+
+// identityStore returns where identity numbers live: SluiceIdentity objects
+// on the API server in --k8s mode, a file in the run dir otherwise.
+func (d *Daemon) identityStore() (identity.Store, error) {
+	if !d.cfg.K8s {
+		return identity.OpenFileStore(filepath.Join(d.cfg.RunDir, "identities.json"))
+	}
+	dyn, err := k8s.NewDynamicClient(d.cfg.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	s := k8sstore.New(dyn)
+	d.clusterIDs = &clusterIdentities{store: s, gc: k8sstore.NewGC(s, identityGCGrace)}
+	return sharedStore{s}, nil
+}
+
+// recordSnapshot keeps the Pods and Namespaces the identity GC checks.
+func (c *clusterIdentities) recordSnapshot(s manifests.Snapshot) {
+	if c != nil {
+		c.pods.Store(&manifests.Snapshot{Pods: s.Pods, Namespaces: s.Namespaces})
+	}
+}
+
+// run starts the store's informer and collects unused SluiceIdentity
+// objects every identityGCInterval, once the Kubernetes source has synced.
+func (c *clusterIdentities) run(ctx context.Context, d *Daemon) {
+	c.store.Start(ctx)
+	if err := c.store.WaitSynced(ctx); err != nil {
+		return
+	}
+	t := time.NewTicker(identityGCInterval)
+	defer t.Stop()
+	log := d.log.WithField("subsys", "identity-gc")
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		snap := c.pods.Load()
+		if snap == nil || !d.k8s.Synced() {
+			continue
+		}
+		nsLabels := make(map[string]map[string]string, len(snap.Namespaces))
+		for _, ns := range snap.Namespaces {
+			nsLabels[ns.Name] = ns.Labels
+		}
+		inUse := make([]identity.Labels, 0, len(snap.Pods))
+		for _, p := range snap.Pods {
+			inUse = append(inUse, identity.PodLabels(p.Namespace, p.Labels, nsLabels[p.Namespace]))
+		}
+		deleted, err := c.gc.Collect(ctx, inUse)
+		if err != nil && ctx.Err() == nil {
+			log.WithError(err).Warn("Identity garbage collection incomplete")
+		}
+		if len(deleted) > 0 {
+			log.WithField("identities", deleted).Info("Unused cluster identities collected")
+		}
+	}
+}
