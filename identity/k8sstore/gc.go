@@ -25,9 +25,12 @@ import (
 //   - the delete carries the UID and resourceVersion seen as preconditions,
 //     so a number deleted and claimed again meanwhile is left alone.
 //
-// Allocation stays safe meanwhile: a node that still holds a number whose
-// object was collected (no Pod used it for the grace period) finds it
-// missing on its next allocation and creates it again.
+// Every agent allocates identities for all Pods of the cluster (their IPs
+// go into its IP cache), so a node references a number only while it sees a
+// Pod with those labels; once no Pod has had them for the grace period (far
+// longer than informer lag), no node still uses the number and it may be
+// reused. Agents only forget numbers locally (their allocator's store
+// Delete is a no-op); only this collector deletes objects.
 type GC struct {
 	store *Store
 	grace time.Duration
