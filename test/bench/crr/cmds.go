@@ -42,7 +42,8 @@ func serveMain(args []string) error {
 
 func runMain(args []string) error {
 	fs := flag.NewFlagSet("run", flag.ExitOnError)
-	target := fs.String("target", "", "server address(es), ip:port[,ip:port...], used round-robin by worker")
+	target := fs.String("target", "", "server address(es), ip:port[,ip:port...]")
+	pick := fs.String("pick", string(tcpcrr.PickWorker), "with several targets: worker (worker w uses target w mod n) or random (per transaction)")
 	workers := fs.Int("workers", 4, "parallel workers")
 	duration := fs.Duration("duration", 5*time.Second, "measured duration")
 	warmup := fs.Duration("warmup", 0, "load before the measured duration, not counted")
@@ -51,7 +52,10 @@ func runMain(args []string) error {
 	if *target == "" {
 		return errors.New("--target is required")
 	}
-	o := tcpcrr.Options{Workers: *workers, Duration: *duration, Warmup: *warmup, Timeout: *timeout}
+	o := tcpcrr.Options{Workers: *workers, Duration: *duration, Warmup: *warmup, Timeout: *timeout, Pick: tcpcrr.Pick(*pick)}
+	if o.Pick != tcpcrr.PickWorker && o.Pick != tcpcrr.PickRandom {
+		return fmt.Errorf("--pick: %q is neither worker nor random", *pick)
+	}
 	for _, t := range strings.Split(*target, ",") {
 		ap, err := netip.ParseAddrPort(strings.TrimSpace(t))
 		if err != nil {

@@ -38,6 +38,11 @@ type Options struct {
 	MasqueradeAll bool
 	BinDir        string // sluice-agent, sluice-cni, host-local, crr
 	Checks        int    // crr ask answers required before each measurement
+	// DirectPick is how the direct configuration spreads connections over
+	// the two backend pods: "random" per connection (the distribution a
+	// service gives, so the ratio isolates the service implementation) or
+	// "worker" (worker w always uses backend w mod 2).
+	DirectPick string
 }
 
 // DefaultOptions are the full run's settings.
@@ -53,6 +58,7 @@ func DefaultOptions() Options {
 		CPRounds:      3,
 		MasqueradeAll: true,
 		Checks:        4,
+		DirectPick:    "random",
 	}
 }
 
@@ -68,6 +74,9 @@ func (o *Options) Quick() {
 func (o Options) validate() error {
 	if o.Rounds < 1 || o.Workers < 1 || o.Duration <= 0 || o.Warmup < 0 || o.CPRounds < 1 {
 		return errors.New("rounds, workers, cp-rounds >= 1, duration > 0 and warmup >= 0 required")
+	}
+	if o.DirectPick != "random" && o.DirectPick != "worker" {
+		return fmt.Errorf("--direct-pick %q: want random or worker", o.DirectPick)
 	}
 	for _, c := range o.Configs {
 		if !contains(allConfigs, c) {

@@ -38,6 +38,7 @@ func main() {
 	flag.BoolVar(&o.MasqueradeAll, "iptables-masquerade-all", o.MasqueradeAll,
 		"kube-proxy --masquerade-all in the iptables configuration (needed with Sluice's pod program; see iptables.go)")
 	flag.StringVar(&o.BinDir, "bin-dir", "bin", "directory with sluice-agent, sluice-cni, host-local and crr")
+	flag.StringVar(&o.DirectPick, "direct-pick", o.DirectPick, "direct configuration: random (a backend per connection, like a service) or worker (a fixed backend per worker)")
 	quick := flag.Bool("quick", false, "one short round (about two minutes); still every configuration and service count")
 	flag.Parse()
 	if *quick {
@@ -109,8 +110,8 @@ func runAll(ctx context.Context, o Options, w io.Writer) bool {
 	if o.MasqueradeAll {
 		masq = "masquerade-all"
 	}
-	header := fmt.Sprintf("TCP_CRR pod → service: %d workers, %v measured after %v warm-up per sample, %d round(s) interleaved, fresh node per sample\niptables: %s, kube-proxy layout (%s), measured service matched last",
-		o.Workers, o.Duration, o.Warmup, o.Rounds, ipt, masq)
+	header := fmt.Sprintf("TCP_CRR pod → service: %d workers, %v measured after %v warm-up per sample, %d round(s) interleaved, fresh node per sample\niptables: %s, kube-proxy layout (%s), measured service matched last; direct: backend picked per %s",
+		o.Workers, o.Duration, o.Warmup, o.Rounds, ipt, masq, map[string]string{"random": "connection at random", "worker": "worker"}[o.DirectPick])
 	fmt.Fprintln(w, header)
 
 	cases := o.cases()

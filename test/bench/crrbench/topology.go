@@ -204,7 +204,7 @@ func (t *topology) load(ctx context.Context, r *harness.Runner, o Options, targe
 		ts = append(ts, a.String())
 	}
 	cmd, done := t.clientCmd(ctx, r, "run", "--target", strings.Join(ts, ","), "--workers", fmt.Sprint(o.Workers),
-		"--duration", o.Duration.String(), "--warmup", o.Warmup.String())
+		"--duration", o.Duration.String(), "--warmup", o.Warmup.String(), "--pick", o.DirectPick)
 	defer done()
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -3,6 +3,7 @@ package tcpcrr
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"sync"
 	"time"
@@ -14,8 +15,9 @@ import (
 
 // Options of a load run.
 type Options struct {
-	// Targets are used round-robin by worker index.
+	// Targets are the servers; Pick says how a transaction chooses one.
 	Targets  []netip.AddrPort
+	Pick     Pick
 	Workers  int
 	Warmup   time.Duration // load without measuring, before Duration
 	Duration time.Duration
@@ -23,9 +25,22 @@ type Options struct {
 	Timeout time.Duration
 }
 
+// Pick is how transactions choose among several targets.
+type Pick string
+
+const (
+	// PickWorker pins worker w to target w mod len(targets): a perfectly
+	// even, static split of the workers over the servers.
+	PickWorker Pick = "worker"
+	// PickRandom draws the target of every transaction at random: the
+	// distribution a service's load balancer gives, without a service.
+	PickRandom Pick = "random"
+)
+
 // Result is what `crr run` prints as JSON.
 type Result struct {
 	Targets      []string `json:"targets"`
+	Pick         Pick     `json:"pick,omitempty"`
 	Workers      int      `json:"workers"`
 	DurationSec  float64  `json:"duration_s"`
 	Transactions int64    `json:"transactions"`
@@ -64,6 +79,9 @@ func Run(o Options) (Result, error) {
 			a := &accs[w]
 			target := o.Targets[w%len(o.Targets)]
 			for {
+				if o.Pick == PickRandom {
+					target = o.Targets[rand.IntN(len(o.Targets))]
+				}
 				t0 := time.Now()
 				if !t0.Before(end) {
 					return
@@ -85,6 +103,7 @@ func Run(o Options) (Result, error) {
 	}
 	wg.Wait()
 	res := Result{Workers: o.Workers, DurationSec: o.Duration.Seconds()}
+	res.Pick = o.Pick
 	for _, t := range o.Targets {
 		res.Targets = append(res.Targets, t.String())
 	}

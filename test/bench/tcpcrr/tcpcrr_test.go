@@ -86,3 +86,24 @@ func TestRunOptions(t *testing.T) {
 		t.Error("Run without targets succeeded")
 	}
 }
+
+// With one worker, PickWorker uses only the first target; PickRandom draws
+// every transaction's target, so a closed second target shows up as errors.
+func TestRunPick(t *testing.T) {
+	a := startServer(t, "a", false)
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close()
+	targets := []netip.AddrPort{a, closed}
+	res, err := Run(Options{Targets: targets, Pick: PickWorker, Workers: 1, Duration: 200 * time.Millisecond})
+	if err != nil || res.Errors != 0 || res.Transactions == 0 {
+		t.Fatalf("worker pick: %+v, %v; want only the live first target", res, err)
+	}
+	res, err = Run(Options{Targets: targets, Pick: PickRandom, Workers: 1, Duration: 200 * time.Millisecond})
+	if err != nil || res.Errors == 0 || res.Transactions == 0 {
+		t.Fatalf("random pick: %+v, %v; want both targets used", res, err)
+	}
+}
