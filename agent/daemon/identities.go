@@ -55,8 +55,9 @@ func (c *clusterIdentities) recordSnapshot(s manifests.Snapshot) {
 	}
 }
 
-// run starts the store's informer and collects unused SluiceIdentity
-// objects every identityGCInterval, once the Kubernetes source has synced.
+// run starts the store's informer and, every identityGCInterval, syncs the
+// allocator with the store and collects unused SluiceIdentity objects (once
+// the Kubernetes source has synced).
 func (c *clusterIdentities) run(ctx context.Context, d *Daemon) {
 	c.store.Start(ctx)
 	if err := c.store.WaitSynced(ctx); err != nil {
@@ -70,6 +71,11 @@ func (c *clusterIdentities) run(ctx context.Context, d *Daemon) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		// Learn other nodes' identities and create again the objects of
+		// numbers this node still references (collected or deleted by hand).
+		if err := d.ids.Allocator().Sync(ctx); err != nil && ctx.Err() == nil {
+			log.WithError(err).Warn("Identity store sync incomplete")
 		}
 		snap := c.pods.Load()
 		if snap == nil || !d.k8s.Synced() {

@@ -30,7 +30,9 @@ import (
 // Pod with those labels; once no Pod has had them for the grace period (far
 // longer than informer lag), no node still uses the number and it may be
 // reused. Agents only forget numbers locally (their allocator's store
-// Delete is a no-op); only this collector deletes objects.
+// Delete is a no-op); only this collector deletes objects, and an agent
+// that still references a number whose object is gone creates it again on
+// its next store sync.
 type GC struct {
 	store *Store
 	grace time.Duration
