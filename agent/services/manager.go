@@ -57,8 +57,8 @@ type Manager struct {
 	mu        sync.Mutex
 	objs      Objects
 	lastErr   error
-	errCount  uint64 // failed syncs
-	fullCount uint64 // syncs that found a map full
+	errCount  uint64          // failed syncs
+	fullCount uint64          // syncs that found a map full
 	lastDiags map[string]bool // diagnostics already logged
 	trigger   chan struct{}
 }
