@@ -1,5 +1,5 @@
 #!/bin/bash
-# hack/local-cluster.sh up|down|status: a real single-node Kubernetes on this machine with Sluice as the CNI and no kube-proxy.
+# hack/local-cluster.sh up|down|status|restart-apiserver: a real single-node Kubernetes on this machine with Sluice as the CNI and no kube-proxy.
 #
 # up:     builds what is missing (hack/k8s/build.sh, cached in $CACHE; ~13 min cold, seconds warm), `make image`, then starts
 #         etcd, kube-apiserver, kube-controller-manager (allocating node PodCIDRs), kube-scheduler, containerd and kubelet,
@@ -8,6 +8,7 @@
 # down:   deletes the workloads (CNI DEL runs), stops every recorded PID, and restores the host: mounts, netns, routes,
 #         sysctls, cgroups, pins, iptables chains, files. Safe to run twice or after a failed up.
 # status: processes, node, pods.
+# restart-apiserver: stops kube-apiserver (by its PID) and starts it again with the same arguments; waits for /readyz.
 # Safety: the pod CIDR and the service CIDR get blackhole routes (pod /32 routes are more specific), so nothing addressed
 # to them can leave through the uplink. The socket load balancer attaches to the kubepods cgroup only.
 # NodePort: the agent's host programs attach to a dedicated test device, never to the uplink: a veth pair $EXTDEV (host,
@@ -62,6 +63,31 @@ stop() { # name: SIGTERM the recorded process group, wait up to 20s, then SIGKIL
 	rm -f "$f"
 }
 
+start_apiserver() { # the one definition of the API server's arguments (up and restart-apiserver)
+	start kube-apiserver "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
+		--advertise-address="$HOSTIP" --secure-port=6443 \
+		--tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --client-ca-file="$P/ca.crt" \
+		--token-auth-file="$P/tokens.csv" --authorization-mode=Node,RBAC \
+		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
+		--service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
+		--service-cluster-ip-range=$SVC_CIDR --allow-privileged=true --cert-dir="$R/apiserver-certs"
+	waitfor kube-apiserver 120 $KC get --raw /readyz
+}
+
+# restart-apiserver: stop kube-apiserver by its recorded PID and start it again with the same arguments (the e2e
+# API-server-restart test). The log of the previous run is kept as kube-apiserver.log.<n>.
+restart_apiserver() {
+	if ! alive kube-apiserver; then
+		echo "kube-apiserver is not running: $0 up first" >&2
+		exit 1
+	fi
+	local n=1
+	while [ -e "$L/kube-apiserver.log.$n" ]; do n=$((n + 1)); done
+	stop kube-apiserver
+	cp "$L/kube-apiserver.log" "$L/kube-apiserver.log.$n"
+	start_apiserver
+}
+
 up() {
 	local t0
 	t0=$(date +%s)
@@ -110,14 +136,7 @@ up() {
 		--listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
 		--initial-cluster default=http://127.0.0.1:2380
 	waitfor etcd 60 curl -sf http://127.0.0.1:2379/health
-	start kube-apiserver "$BIN/kube-apiserver" --etcd-servers=http://127.0.0.1:2379 \
-		--advertise-address="$HOSTIP" --secure-port=6443 \
-		--tls-cert-file="$P/apiserver.crt" --tls-private-key-file="$P/apiserver.key" --client-ca-file="$P/ca.crt" \
-		--token-auth-file="$P/tokens.csv" --authorization-mode=Node,RBAC \
-		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
-		--service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
-		--service-cluster-ip-range=$SVC_CIDR --allow-privileged=true --cert-dir="$R/apiserver-certs"
-	waitfor kube-apiserver 120 $KC get --raw /readyz
+	start_apiserver
 	start kube-controller-manager "$BIN/kube-controller-manager" --kubeconfig="$P/kcm.kubeconfig" \
 		--leader-elect=false --bind-address=127.0.0.1 --root-ca-file="$P/ca.crt" \
 		--service-account-private-key-file="$P/sa.key" --use-service-account-credentials=true \
@@ -225,8 +244,9 @@ case "${1:-}" in
 up) up ;;
 down) down ;;
 status) status ;;
+restart-apiserver) restart_apiserver ;;
 *)
-	echo "usage: $0 up|down|status" >&2
+	echo "usage: $0 up|down|status|restart-apiserver" >&2
 	exit 2
 	;;
 esac
