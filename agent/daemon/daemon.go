@@ -322,11 +322,11 @@ func (d *Daemon) setupPolicy() error {
 		return err
 	}
 	var pols *policymgr.Manager
-	store, err := d.identityStore()
+	store, cluster, err := d.identityStore()
 	if err != nil {
 		return err
 	}
-	d.ids = identitymgr.New(identitymgr.Config{ResyncInterval: d.cfg.ResyncInterval, HostAddrs: hostAddrs, Store: store},
+	d.ids = identitymgr.New(identitymgr.Config{ResyncInterval: d.cfg.ResyncInterval, HostAddrs: hostAddrs, Store: store, Cluster: cluster},
 		d.eps, d.dp, func(ev identity.Event) { pols.IdentityEvent(ev) }, d.log.WithField("subsys", "identity"))
 	pols = policymgr.New(policymgr.Config{Mode: mode, Audit: d.cfg.PolicyAudit, ResyncInterval: d.cfg.ResyncInterval},
 		d.dp, d.ids, d.log.WithField("subsys", "policy"))

@@ -26,26 +26,22 @@ type clusterIdentities struct {
 	pods  atomic.Pointer[manifests.Snapshot] // last snapshot (Pods, Namespaces)
 }
 
-// sharedStore is the cluster store as the identity manager sees it: its
-// local GC only forgets numbers, deleting objects is left to
-// k8sstore.GC's cluster-wide rule (other nodes may still use them).
-type sharedStore struct{ *k8sstore.Store }
-
-func (sharedStore) Delete(context.Context, identity.NumericIdentity) error { return nil }
-
 // identityStore returns where identity numbers live: SluiceIdentity objects
-// on the API server in --k8s mode, a file in the run dir otherwise.
-func (d *Daemon) identityStore() (identity.Store, error) {
+// on the API server in --k8s mode (shared by every node: the allocator's
+// local GC only forgets numbers, deleting objects is k8sstore.GC's
+// cluster-wide rule), a file in the run dir otherwise.
+func (d *Daemon) identityStore() (store identity.Store, cluster bool, err error) {
 	if !d.cfg.K8s {
-		return identity.OpenFileStore(filepath.Join(d.cfg.RunDir, "identities.json"))
+		s, err := identity.OpenFileStore(filepath.Join(d.cfg.RunDir, "identities.json"))
+		return s, false, err
 	}
 	dyn, err := k8s.NewDynamicClient(d.cfg.Kubeconfig)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	s := k8sstore.New(dyn)
 	d.clusterIDs = &clusterIdentities{store: s, gc: k8sstore.NewGC(s, identityGCGrace)}
-	return sharedStore{s}, nil
+	return s, true, nil
 }
 
 // recordSnapshot keeps the Pods and Namespaces the identity GC checks.

@@ -43,8 +43,11 @@ type Config struct {
 	HostAddrs func() ([]netip.Addr, error)
 	// Store is where identity numbers are allocated; nil is an in-memory
 	// store (numbers change when the agent restarts). The agent passes an
-	// identity.FileStore in its run dir.
+	// identity.FileStore in its run dir, or the SluiceIdentity store.
 	Store identity.Store
+	// Cluster says Store is shared by every node: the allocator then never
+	// deletes from it (a cluster-wide collector does).
+	Cluster bool
 }
 
 // EndpointIdentity is a local endpoint's identity.
@@ -115,9 +118,12 @@ func New(cfg Config, eps Endpoints, dp Datapath, onIdentity func(identity.Event)
 		mirror:    make(chan struct{}, 1),
 	}
 	opts := identity.Options{GracePeriod: time.Minute, OnChange: onIdentity}
-	if cfg.Store != nil {
+	switch {
+	case cfg.Store != nil && cfg.Cluster:
+		m.alloc = identity.NewClusterAllocator(cfg.Store, opts)
+	case cfg.Store != nil:
 		m.alloc = identity.NewStandaloneAllocatorWithStore(cfg.Store, opts)
-	} else {
+	default:
 		m.alloc = identity.NewStandaloneAllocator(opts)
 	}
 	m.ipc.Subscribe(func(identity.Change) { kick(m.mirror) })
