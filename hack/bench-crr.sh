@@ -7,6 +7,8 @@
 #   hack/bench-crr.sh            # 3 rounds, 5 s samples (~8-10 min)
 #   hack/bench-crr.sh --quick    # 1 round, 2 s samples (~2 min), every RESULT line
 #   hack/bench-crr.sh --configs direct,iptables --services 1,10 --rounds 1 --duration 1s
+#   hack/bench-crr.sh --cluster [--quick]   # on the real node of hack/local-cluster.sh: Sluice vs the real kube-proxy
+#                                           # (hack/k8s/bench-crr-cluster.sh; see its header)
 #
 # Every flag is passed to the driver (test/bench/crrbench); see --help.
 # Output: a table, then one line per measurement:
@@ -14,6 +16,7 @@
 #   RESULT config=program-<iptables|sluice> services=<n> seconds=<x>
 set -euo pipefail
 cd "$(dirname "$0")/.."
+for a in "$@"; do [[ $a == --cluster ]] && exec hack/k8s/bench-crr-cluster.sh "$@"; done
 
 if [[ $(id -u) != 0 ]]; then
 	echo "bench-crr: needs root (network namespaces, BPF, iptables)" >&2

@@ -1,0 +1,269 @@
+#!/bin/bash
+# hack/k8s/bench-crr-cluster.sh (run as `hack/bench-crr.sh --cluster`): TCP_CRR on the real node of hack/local-cluster.sh,
+# Sluice (socket LB) vs the real kube-proxy in iptables mode (the same Kubernetes build, $CACHE/bin/kube-proxy), with
+# 1 / 1 000 / 10 000 Services created through the API, and the direct pod IP as the baseline.
+#
+#   hack/bench-crr.sh --cluster            # 3 samples of 5 s per case
+#   hack/bench-crr.sh --cluster --quick    # 1 sample of 2 s per case
+#   hack/bench-crr.sh --cluster --services 1,1000 --rounds 2 --duration 3s --workers 4
+#
+# Topology: two backend pods (pod network, `crr serve`) and a client pod with hostNetwork (`crr run`, through kubectl
+# exec). The client is on the host network because Sluice's pod datapath delivers a backend's reply straight into a
+# local client pod (bpf_redirect_peer), past the host's conntrack: kube-proxy's DNAT could never be reversed for a
+# pod-network client on this node. From the host network both implementations see the same path: the client's
+# connect() (Sluice: cgroup socket LB, the client pod is in the kubepods cgroup) or the host's nat OUTPUT chain
+# (kube-proxy), then the host routes to the backend's veth; the reply leaves the pod into the host stack.
+#
+# Configurations never overlap:
+#   direct, sluice    the normal cluster: agent with --socket-lb=true, kube-proxy not running, no KUBE-* rules.
+#   iptables          the agent redeployed with --socket-lb=false (same rendered manifest, that flag flipped), then
+#                     kube-proxy started. Sluice then translates nothing on the client's path: its only other service
+#                     translation is per packet on the pods' veths (from_container, packets a pod sends) and on the
+#                     NodePort device, neither of which this host-network client's packets cross. Before kube-proxy
+#                     starts, the script checks that the measured ClusterIP does not answer (nobody translates it).
+# Per service count: sluice first, then switch to iptables, measure, switch back. At the end (also on failure or ^C):
+# kube-proxy stopped and `kube-proxy --cleanup`, the normal agent manifest applied, the benchmark namespace deleted.
+#
+# Output: a table, then `RESULT config=<direct|sluice|iptables> services=<n> tps=<median> ratio_direct=<x.xx>` lines and
+# `RESULT config=program-<sluice|iptables> services=<n> seconds=<x>` (creation of the Services until the measured one
+# answers, resp. kube-proxy's start until it answers).
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+CACHE=${CACHE:-/var/cache/sluice-k8s}
+R=$CACHE/run
+P=$R/pki L=$R/logs BIN=$CACHE/bin
+KC="kubectl --kubeconfig $P/admin.kubeconfig"
+NS=crr-bench IMG=sluice.local/crr:1 PORT=8080
+SERVICES=1,1000,10000 ROUNDS=3 DURATION=5s WARMUP=1s WORKERS=4
+while [ $# -gt 0 ]; do
+	case $1 in
+	--cluster) ;;
+	--quick) ROUNDS=1 DURATION=2s WARMUP=500ms ;;
+	--services) SERVICES=$2 && shift ;;
+	--rounds) ROUNDS=$2 && shift ;;
+	--duration) DURATION=$2 && shift ;;
+	--warmup) WARMUP=$2 && shift ;;
+	--workers) WORKERS=$2 && shift ;;
+	-h | --help) sed -n '2,30p' "$0" && exit 0 ;;
+	*) echo "bench-crr --cluster: unknown flag $1" >&2 && exit 2 ;;
+	esac
+	shift
+done
+
+alive() { [ -f "$R/pids/$1.pid" ] && kill -0 "$(cat "$R/pids/$1.pid")" 2>/dev/null; }
+for n in kube-apiserver kubelet containerd; do
+	alive $n || { echo "bench-crr --cluster: $n is not running: hack/local-cluster.sh up first" >&2 && exit 1; }
+done
+[ -f "$R/sluice.yaml" ] || { echo "bench-crr --cluster: $R/sluice.yaml missing (rendered by local-cluster.sh up)" >&2 && exit 1; }
+alive kube-proxy && { echo "bench-crr --cluster: a kube-proxy is running already" >&2 && exit 1; }
+grep -q -- '--socket-lb=true' "$R/sluice.yaml" || { echo "bench-crr --cluster: the agent manifest has no --socket-lb=true" >&2 && exit 1; }
+
+now() { date +%s.%N; }
+since() { python3 -c "import sys; print('%.3f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$(now)"; }
+waitfor() { # what timeout-seconds cmd...
+	local w=$1 to=$2 s
+	shift 2
+	s=$(date +%s)
+	until "$@" >/dev/null 2>&1; do
+		if [ $(($(date +%s) - s)) -ge "$to" ]; then
+			echo "timed out after ${to}s waiting for $w" >&2
+			return 1
+		fi
+		sleep 0.5
+	done
+}
+
+# --- agent modes and kube-proxy -------------------------------------------------------------------------------------
+agent_mode() { # true|false: the agent's --socket-lb, rolled out and ready
+	sed "s/--socket-lb=true/--socket-lb=$1/" "$R/sluice.yaml" | $KC apply -f - >/dev/null
+	$KC -n kube-system rollout status ds/sluice-agent --timeout=180s >/dev/null
+	echo "agent: --socket-lb=$1 (rolled out)"
+}
+# The node's service CIDR has a blackhole route (local-cluster.sh's safety net), on which a host socket's connect() fails
+# before kube-proxy's nat OUTPUT rules see a packet. While kube-proxy runs, a `local` route in the local table (looked
+# up first) lets connect() proceed; an untranslated packet is then delivered to this host, never to the uplink.
+SVC_CIDR=10.96.0.0/16
+start_kube_proxy() {
+	ip route replace local $SVC_CIDR dev lo table local
+	setsid "$BIN/kube-proxy" --kubeconfig="$P/kube-proxy.kubeconfig" --proxy-mode=iptables \
+		--hostname-override="$(hostname)" --cluster-cidr=10.244.0.0/16 --iptables-localhost-nodeports=false \
+		--conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0 \
+		--metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256 \
+		>>"$L/kube-proxy.log" 2>&1 </dev/null &
+	echo $! >"$R/pids/kube-proxy.pid"
+	echo "kube-proxy started (pid $!)"
+}
+stop_kube_proxy() { # by its recorded PID, then --cleanup removes its chains
+	local f=$R/pids/kube-proxy.pid p
+	if [ -f "$f" ]; then
+		p=$(cat "$f")
+		if kill -0 "$p" 2>/dev/null; then
+			kill "$p"
+			for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+			kill -0 "$p" 2>/dev/null && kill -9 "$p"
+			echo "kube-proxy stopped ($p)"
+		fi
+		rm -f "$f"
+	fi
+	"$BIN/kube-proxy" --cleanup >>"$L/kube-proxy.log" 2>&1 || true
+	ip route del local $SVC_CIDR dev lo table local 2>/dev/null || true
+}
+kube_rules() { { iptables-save -t nat; iptables-save -t filter; } 2>/dev/null | grep -c '^-A KUBE-\(SERVICES\|SVC\|SEP\)' || true; }
+
+restore() {
+	local rc=$?
+	trap - EXIT INT TERM
+	echo "--- restoring the normal cluster"
+	stop_kube_proxy
+	agent_mode true || echo "bench-crr --cluster: could not restore the agent manifest (apply $R/sluice.yaml)" >&2
+	$KC delete ns $NS --wait=true --timeout=300s >/dev/null 2>&1 || echo "bench-crr --cluster: namespace $NS not deleted" >&2
+	echo "KUBE-* service rules left: $(kube_rules); local routes for $SVC_CIDR: $(ip route show table local $SVC_CIDR | wc -l)"
+	exit $rc
+}
+trap restore EXIT
+trap 'exit 130' INT TERM
+
+# --- the crr image, pods -------------------------------------------------------------------------------------------
+mkdir -p "$CACHE/img/crr"
+(cd "$REPO" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$CACHE/img/crr/crr" ./test/bench/crr)
+"$REPO/hack/k8s/mkimage.sh" $IMG "$CACHE/images/crr.tar" "$CACHE/img/crr" /crr >/dev/null
+ctr --address "$R/containerd.sock" -n k8s.io images import "$CACHE/images/crr.tar" >/dev/null
+echo "image $IMG imported"
+
+$KC create ns $NS >/dev/null
+$KC apply -f - >/dev/null <<EOF
+apiVersion: v1
+kind: List
+items:
+$(for i in 1 2; do cat <<POD
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: server-$i, namespace: $NS, labels: {app: crr-server}}
+  spec:
+    terminationGracePeriodSeconds: 0
+    containers:
+    - name: crr
+      image: $IMG
+      imagePullPolicy: Never
+      args: [serve, --listen, "0.0.0.0:$PORT", --name, server-$i]
+      readinessProbe: {tcpSocket: {port: $PORT}, periodSeconds: 1}
+POD
+done)
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: client, namespace: $NS}
+  spec:
+    hostNetwork: true
+    terminationGracePeriodSeconds: 0
+    containers:
+    - name: crr
+      image: $IMG
+      imagePullPolicy: Never
+      command: [/crr, serve, --listen, "127.0.0.1:0", --name, idle]
+EOF
+$KC -n $NS wait --for=condition=Ready pod --all --timeout=120s >/dev/null
+S1=$($KC -n $NS get pod server-1 -o jsonpath='{.status.podIP}')
+S2=$($KC -n $NS get pod server-2 -o jsonpath='{.status.podIP}')
+echo "backends server-1 $S1, server-2 $S2; client on the host network"
+
+crr() { $KC -n $NS exec client -- /crr "$@"; }
+answers() { # addr: crr ask answers with a backend's name
+	local out
+	out=$(crr ask --target "$1" --timeout 1s 2>/dev/null) || return 1
+	[ "$out" = server-1 ] || [ "$out" = server-2 ]
+}
+seen_both() { # addr: both backends answer within 40 asks
+	local a=0 b=0 out
+	for _ in $(seq 40); do
+		out=$(crr ask --target "$1" --timeout 1s 2>/dev/null) || continue
+		case $out in server-1) a=1 ;; server-2) b=1 ;; *) echo "unexpected answer $out from $1" >&2 && return 1 ;; esac
+		[ $a = 1 ] && [ $b = 1 ] && return 0
+	done
+	echo "$1: backends seen server-1=$a server-2=$b" >&2
+	return 1
+}
+
+# --- services through the API ---------------------------------------------------------------------------------------
+HAVE=0
+create_services() { # total: create crr-$HAVE..crr-$((total-1)), 8 kubectl processes in parallel
+	local total=$1 from=$HAVE d
+	[ "$total" -gt "$from" ] || return 0
+	d=$(mktemp -d)
+	for i in $(seq "$from" $((total - 1))); do
+		printf -- '---\napiVersion: v1\nkind: Service\nmetadata: {name: crr-%d, namespace: %s}\nspec: {selector: {app: crr-server}, ports: [{port: 80, targetPort: %d, protocol: TCP}]}\n' \
+			"$i" $NS $PORT >>"$d/part-$((i % 8)).yaml"
+	done
+	for f in "$d"/part-*.yaml; do $KC create -f "$f" >/dev/null & done
+	wait
+	rm -rf "$d"
+	HAVE=$($KC -n $NS get svc --no-headers | wc -l)
+	[ "$HAVE" = "$total" ] || { echo "bench-crr --cluster: $HAVE Services, want $total" >&2 && return 1; }
+}
+vip() { $KC -n $NS get svc "crr-$1" -o jsonpath='{.spec.clusterIP}'; }
+
+# --- measurement ----------------------------------------------------------------------------------------------------
+declare -A TPS
+measure() { # config services targets [pick]
+	local cfg=$1 n=$2 tgt=$3 pick=${4:-random} out tps errs
+	for r in $(seq "$ROUNDS"); do
+		out=$(crr run --target "$tgt" --pick "$pick" --workers "$WORKERS" --duration "$DURATION" --warmup "$WARMUP" --timeout 2s)
+		tps=$(jq -r '.tps' <<<"$out")
+		errs=$(jq -r '.errors' <<<"$out")
+		echo "  $cfg services=$n round $r: tps=$(printf %.0f "$tps") p50=$(jq -r '.p50_us' <<<"$out")us p99=$(jq -r '.p99_us' <<<"$out")us errors=$errs"
+		[ "$errs" = 0 ] || echo "  ($cfg: first error $(jq -r '.first_error' <<<"$out"))"
+		TPS[$cfg/$n]="${TPS[$cfg/$n]:-} $tps"
+	done
+}
+median() { python3 -c "import statistics,sys; print('%.0f' % statistics.median(map(float, sys.argv[1:])))" $1; }
+declare -A PROG
+
+T0=$(date +%s)
+echo "--- TCP_CRR on $(hostname): $WORKERS workers, $ROUNDS x $DURATION (warmup $WARMUP), services $SERVICES"
+[ "$(crr ask --target "$S1:$PORT")" = server-1 ] && [ "$(crr ask --target "$S2:$PORT")" = server-2 ]
+measure direct 0 "$S1:$PORT,$S2:$PORT" random
+for n in ${SERVICES//,/ }; do
+	# sluice: normal cluster. The measured Service is crr-0; the others are filler.
+	s=$(now)
+	create_services "$n"
+	waitfor "crr-0 via Sluice" 300 answers "$(vip 0):80"
+	PROG[sluice/$n]=$(since "$s")
+	seen_both "$(vip 0):80"
+	echo "sluice: $n services, crr-0 $(vip 0):80 answers ${PROG[sluice/$n]}s after creation started; KUBE-* rules: $(kube_rules)"
+	measure sluice "$n" "$(vip 0):80"
+	# iptables: the agent without socket LB, then kube-proxy
+	agent_mode false
+	if answers "$(vip 0):80"; then
+		echo "bench-crr --cluster: $(vip 0):80 still answers with --socket-lb=false and no kube-proxy" >&2
+		exit 1
+	fi
+	s=$(now)
+	start_kube_proxy
+	waitfor "crr-0 via kube-proxy" 600 answers "$(vip 0):80"
+	PROG[iptables/$n]=$(since "$s")
+	seen_both "$(vip 0):80"
+	echo "iptables: kube-proxy answers for crr-0 ${PROG[iptables/$n]}s after its start; KUBE-* rules: $(kube_rules)"
+	measure iptables "$n" "$(vip 0):80"
+	stop_kube_proxy
+	agent_mode true
+done
+
+D=$(median "${TPS[direct/0]}")
+printf '\n%-10s %9s %10s %8s\n' config services tps ratio
+printf '%-10s %9s %10s %8s\n' direct - "$D" 1.00
+for n in ${SERVICES//,/ }; do
+	for cfg in sluice iptables; do
+		printf '%-10s %9s %10s %8.2f\n' $cfg "$n" "$(median "${TPS[$cfg/$n]}")" "$(python3 -c "print($(median "${TPS[$cfg/$n]}")/$D)")"
+	done
+done
+echo
+echo "RESULT config=direct services=0 tps=$D ratio_direct=1.00"
+for n in ${SERVICES//,/ }; do
+	for cfg in sluice iptables; do
+		m=$(median "${TPS[$cfg/$n]}")
+		printf 'RESULT config=%s services=%s tps=%s ratio_direct=%.2f\n' $cfg "$n" "$m" "$(python3 -c "print($m/$D)")"
+	done
+done
+for n in ${SERVICES//,/ }; do
+	for cfg in sluice iptables; do echo "RESULT config=program-$cfg services=$n seconds=${PROG[$cfg/$n]}"; done
+done
+echo "benchmark took $(($(date +%s) - T0))s"
