@@ -24,13 +24,9 @@
 # Per service count: sluice first, then switch to iptables, measure, switch back. At the end (also on failure or ^C):
 # kube-proxy stopped and `kube-proxy --cleanup`, the normal agent manifest applied, the benchmark namespace deleted.
 #
-# Per service count, once the Services exist and every EndpointSlice too, and after a quiet period (--settle seconds):
-# direct (the two pod IPs, a backend at random per connection), then sluice, then iptables. The direct baseline is
-# measured at every service count because on a 2-core node the control plane's work for 10 000 Services is part of the
-# conditions; ratio_direct divides by the direct of the same count.
 # Output: a table, then `RESULT config=<direct|sluice|iptables> services=<n> tps=<median> ratio_direct=<x.xx>` lines and
-# `RESULT config=program-<sluice|iptables> services=<n> seconds=<x>`: until the last Service created answers, from the
-# return of the last create (sluice) resp. from kube-proxy's start (iptables, a full sync).
+# `RESULT config=program-<sluice|iptables> services=<n> seconds=<x>` (creation of the Services until the measured one
+# answers, resp. kube-proxy's start until it answers).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${CACHE:-/var/cache/sluice-k8s}
@@ -38,17 +34,16 @@ R=$CACHE/run
 P=$R/pki L=$R/logs BIN=$CACHE/bin
 KC="kubectl --kubeconfig $P/admin.kubeconfig"
 NS=crr-bench IMG=sluice.local/crr:1 PORT=8080
-SERVICES=1,1000,10000 ROUNDS=3 DURATION=5s WARMUP=1s WORKERS=4 SETTLE=10
+SERVICES=1,1000,10000 ROUNDS=3 DURATION=5s WARMUP=1s WORKERS=4
 while [ $# -gt 0 ]; do
 	case $1 in
 	--cluster) ;;
-	--quick) ROUNDS=1 DURATION=2s WARMUP=500ms SETTLE=5 ;;
+	--quick) ROUNDS=1 DURATION=2s WARMUP=500ms ;;
 	--services) SERVICES=$2 && shift ;;
 	--rounds) ROUNDS=$2 && shift ;;
 	--duration) DURATION=$2 && shift ;;
 	--warmup) WARMUP=$2 && shift ;;
 	--workers) WORKERS=$2 && shift ;;
-	--settle) SETTLE=$2 && shift ;;
 	-h | --help) sed -n '2,30p' "$0" && exit 0 ;;
 	*) echo "bench-crr --cluster: unknown flag $1" >&2 && exit 2 ;;
 	esac
@@ -222,26 +217,18 @@ measure() { # config services targets [pick]
 median() { python3 -c "import statistics,sys; print('%.0f' % statistics.median(map(float, sys.argv[1:])))" $1; }
 declare -A PROG
 
-settle() { # the controllers and the agent catch up: every EndpointSlice exists, then a quiet period
-	waitfor "$1 EndpointSlices" 600 sh -c "[ \$($KC -n $NS get endpointslices --no-headers | wc -l) -ge $1 ]"
-	sleep "$SETTLE"
-}
-
 T0=$(date +%s)
 echo "--- TCP_CRR on $(hostname): $WORKERS workers, $ROUNDS x $DURATION (warmup $WARMUP), services $SERVICES"
 [ "$(crr ask --target "$S1:$PORT")" = server-1 ] && [ "$(crr ask --target "$S2:$PORT")" = server-2 ]
+measure direct 0 "$S1:$PORT,$S2:$PORT" random
 for n in ${SERVICES//,/ }; do
-	# sluice: normal cluster. The measured Service is crr-0, the others filler; programming is timed on the last one.
-	create_services "$n"
+	# sluice: normal cluster. The measured Service is crr-0; the others are filler.
 	s=$(now)
-	last=$(vip $((n - 1)))
-	waitfor "crr-$((n - 1)) via Sluice" 300 answers "$last:80"
+	create_services "$n"
+	waitfor "crr-0 via Sluice" 300 answers "$(vip 0):80"
 	PROG[sluice/$n]=$(since "$s")
-	settle "$n"
 	seen_both "$(vip 0):80"
-	echo "sluice: $n services, crr-$((n - 1)) answers ${PROG[sluice/$n]}s after the last create returned; KUBE-* rules: $(kube_rules)"
-	# direct in the same conditions (same Services, same control-plane load), the baseline of this service count
-	measure direct "$n" "$S1:$PORT,$S2:$PORT" random
+	echo "sluice: $n services, crr-0 $(vip 0):80 answers ${PROG[sluice/$n]}s after creation started; KUBE-* rules: $(kube_rules)"
 	measure sluice "$n" "$(vip 0):80"
 	# iptables: the agent without socket LB, then kube-proxy
 	agent_mode false
@@ -251,28 +238,27 @@ for n in ${SERVICES//,/ }; do
 	fi
 	s=$(now)
 	start_kube_proxy
-	waitfor "crr-$((n - 1)) via kube-proxy" 600 answers "$last:80"
+	waitfor "crr-0 via kube-proxy" 600 answers "$(vip 0):80"
 	PROG[iptables/$n]=$(since "$s")
-	sleep "$SETTLE"
 	seen_both "$(vip 0):80"
-	echo "iptables: kube-proxy answers for crr-$((n - 1)) ${PROG[iptables/$n]}s after its start; KUBE-* rules: $(kube_rules)"
+	echo "iptables: kube-proxy answers for crr-0 ${PROG[iptables/$n]}s after its start; KUBE-* rules: $(kube_rules)"
 	measure iptables "$n" "$(vip 0):80"
 	stop_kube_proxy
 	agent_mode true
 done
 
+D=$(median "${TPS[direct/0]}")
 printf '\n%-10s %9s %10s %8s\n' config services tps ratio
+printf '%-10s %9s %10s %8s\n' direct - "$D" 1.00
 for n in ${SERVICES//,/ }; do
-	D=$(median "${TPS[direct/$n]}")
-	for cfg in direct sluice iptables; do
-		m=$(median "${TPS[$cfg/$n]}")
-		printf '%-10s %9s %10s %8.2f\n' $cfg "$n" "$m" "$(python3 -c "print($m/$D)")"
+	for cfg in sluice iptables; do
+		printf '%-10s %9s %10s %8.2f\n' $cfg "$n" "$(median "${TPS[$cfg/$n]}")" "$(python3 -c "print($(median "${TPS[$cfg/$n]}")/$D)")"
 	done
 done
 echo
+echo "RESULT config=direct services=0 tps=$D ratio_direct=1.00"
 for n in ${SERVICES//,/ }; do
-	D=$(median "${TPS[direct/$n]}")
-	for cfg in direct sluice iptables; do
+	for cfg in sluice iptables; do
 		m=$(median "${TPS[$cfg/$n]}")
 		printf 'RESULT config=%s services=%s tps=%s ratio_direct=%.2f\n' $cfg "$n" "$m" "$(python3 -c "print($m/$D)")"
 	done
