@@ -127,28 +127,10 @@ func (d *Datapath) attachDeviceUnpinned(ifname string, ifindex int, progs map[st
 // updatePinnedDeviceLink points the link pinned at path at prog when it is
 // attached to ifindex (true), or unpins it when it is not (false: attach anew).
 func updatePinnedDeviceLink(path string, ifindex int, prog *ebpf.Program) (bool, error) {
-	l, err := link.LoadPinnedLink(path, nil)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("open pinned link %s: %w", path, err)
-	}
-	defer l.Close()
-	info, err := l.Info()
-	if err != nil {
-		return false, fmt.Errorf("info of link %s: %w", path, err)
-	}
-	if tcx := info.TCX(); tcx == nil || int(tcx.Ifindex) != ifindex {
-		if err := l.Unpin(); err != nil {
-			return false, fmt.Errorf("unpin stale link %s: %w", path, err)
-		}
-		return false, nil
-	}
-	if err := l.Update(prog); err != nil {
-		return false, fmt.Errorf("update link %s: %w", path, err)
-	}
-	return true, nil
+	return updatePinnedLink(path, prog, func(i link.Info) bool {
+		tcx := i.TCX()
+		return tcx != nil && int(tcx.Ifindex) == ifindex
+	})
 }
 
 // DetachDevice detaches the host device programs from ifname (unpinning its

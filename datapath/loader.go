@@ -232,34 +232,13 @@ func (d *Datapath) AdoptLinks() (int, error) {
 	return n, errors.Join(errs...)
 }
 
+// adoptLink adopts a pinned pod link; its interface being gone (TCX
+// ifindex 0: the link is defunct) unpins it.
 func adoptLink(path string, prog *ebpf.Program) (bool, error) {
-	l, err := link.LoadPinnedLink(path, nil)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("open pinned link %s: %w", path, err)
-	}
-	defer l.Close()
-	info, err := l.Info()
-	if err != nil {
-		return false, fmt.Errorf("info of link %s: %w", path, err)
-	}
-	if tcx := info.TCX(); tcx != nil && tcx.Ifindex == 0 {
-		// The interface was deleted: the link is defunct.
-		return false, l.Unpin()
-	}
-	want, err := prog.Info()
-	if err != nil {
-		return false, fmt.Errorf("program info: %w", err)
-	}
-	if id, _ := want.ID(); id == info.Program {
-		return true, nil
-	}
-	if err := l.Update(prog); err != nil {
-		return false, fmt.Errorf("update link %s: %w", path, err)
-	}
-	return true, nil
+	return updatePinnedLink(path, prog, func(i link.Info) bool {
+		tcx := i.TCX()
+		return tcx == nil || tcx.Ifindex != 0
+	})
 }
 
 // Root returns the bpffs root the Datapath pinned under ("" if unpinned).

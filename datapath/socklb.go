@@ -83,25 +83,10 @@ func (d *Datapath) AttachSocketLB(cgroupPath string) (err error) {
 // attached to the cgroup cgID and reports whether it did. A link of another
 // (or a deleted) cgroup is unpinned, detaching it.
 func updatePinnedCgroupLink(path string, cgID uint64, prog *ebpf.Program) (bool, error) {
-	l, err := link.LoadPinnedLink(path, nil)
-	if errors.Is(err, os.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("open pinned link %s: %w", path, err)
-	}
-	defer l.Close()
-	info, err := l.Info()
-	if err != nil {
-		return false, fmt.Errorf("info of link %s: %w", path, err)
-	}
-	if cg := info.Cgroup(); cg == nil || cg.CgroupId != cgID {
-		return false, l.Unpin()
-	}
-	if err := l.Update(prog); err != nil {
-		return false, fmt.Errorf("update link %s: %w", path, err)
-	}
-	return true, nil
+	return updatePinnedLink(path, prog, func(i link.Info) bool {
+		cg := i.Cgroup()
+		return cg != nil && cg.CgroupId == cgID
+	})
 }
 
 // adoptSocketLB points pinned socket-LB links at this Datapath's programs.
