@@ -28,7 +28,7 @@ build:
 	$(GO) build -o $(BIN)/crr ./test/bench/crr
 
 generate: deps
-	$(GO) generate ./datapath/...
+	GO=$(GO) hack/bpf-generate.sh
 
 # Fails when the committed generated code differs from a fresh generation.
 check-generate: generate
