@@ -2,10 +2,11 @@
 /* Socket load balancing, attached to a cgroup v2:
  *
  * cgroup/connect4, cgroup/sendmsg4: a TCP or UDP socket addressing a service
- *   frontend (ClusterIP, ExternalIP, LoadBalancer; exact address match, no
- *   NodePort) is given a backend once, before any packet exists, so the
- *   packets of the flow need no per-packet NAT. The frontend is remembered
- *   per socket cookie and backend.
+ *   frontend (ClusterIP, ExternalIP, LoadBalancer by exact address; a
+ *   NodePort on any address of the node, loopback included, as kube-proxy's
+ *   localhost NodePorts) is given a backend once, before any packet exists,
+ *   so the packets of the flow need no per-packet NAT. The address the
+ *   socket used is remembered per socket cookie and backend.
  * cgroup/recvmsg4, cgroup/getpeername4: the backend address is shown as the
  *   frontend, so applications see the address they connected to.
  *
@@ -15,6 +16,7 @@
 #include "lib/common.h"
 #include "lib/lb.h"
 #include "lib/sock.h"
+#include "lib/node_addrs.h"
 
 
 #define ECONNREFUSED	111
@@ -55,7 +57,16 @@ static __always_inline int sock4_xlate_fwd(struct bpf_sock_addr *ctx, __u32 xlat
 	if (!fe.proto)
 		return 0;
 	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, &fe);
-	if (!svc || (svc->flags & LB_FLAG_NODEPORT))
+	if (!svc && is_node_addr(fe.address)) {
+		/* A NodePort frontend is the wildcard address. */
+		fe.address = 0;
+		svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, &fe);
+		if (svc && !(svc->flags & LB_FLAG_NODEPORT))
+			return 0;
+	} else if (svc && (svc->flags & LB_FLAG_NODEPORT) && fe.address) {
+		return 0; /* not a frontend the agent writes */
+	}
+	if (!svc)
 		return 0;
 	be = lb4_select_backend(&fe, svc, bpf_get_netns_cookie(ctx), 1, &backend_id, &err);
 	if (!be)
@@ -64,7 +75,7 @@ static __always_inline int sock4_xlate_fwd(struct bpf_sock_addr *ctx, __u32 xlat
 	rkey.cookie = bpf_get_socket_cookie(ctx);
 	rkey.address = be->address;
 	rkey.port = be->port;
-	rval.address = fe.address;
+	rval.address = ctx->user_ip4;	/* the node address for a NodePort */
 	rval.port = fe.dport;
 	rval.rev_nat_id = svc->rev_nat_id;
 	/* Without the entry the application would see the backend's address:

@@ -98,6 +98,7 @@ const (
 	sockMapSluiceLb4BackendsV1   = "sluice_lb4_backends_v1"
 	sockMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
 	sockMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
+	sockMapSluiceNodeAddrsV1     = "sluice_node_addrs_v1"
 	sockMapSluiceSock4RevNatV1   = "sluice_sock4_rev_nat_v1"
 	sockMapSluiceSockMetrics     = "sluice_sock_metrics"
 	sockProgSockConnect4         = "sock_connect4"
@@ -163,6 +164,7 @@ type sockMapSpecs struct {
 	SluiceLb4BackendsV1   *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
+	SluiceNodeAddrsV1     *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
 	SluiceSock4RevNatV1   *ebpf.MapSpec `ebpf:"sluice_sock4_rev_nat_v1"`
 	SluiceSockMetrics     *ebpf.MapSpec `ebpf:"sluice_sock_metrics"`
 }
@@ -198,6 +200,7 @@ type sockMaps struct {
 	SluiceLb4BackendsV1   *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
+	SluiceNodeAddrsV1     *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
 	SluiceSock4RevNatV1   *ebpf.Map `ebpf:"sluice_sock4_rev_nat_v1"`
 	SluiceSockMetrics     *ebpf.Map `ebpf:"sluice_sock_metrics"`
 }
@@ -208,6 +211,7 @@ func (m *sockMaps) Close() error {
 		m.SluiceLb4BackendsV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
+		m.SluiceNodeAddrsV1,
 		m.SluiceSock4RevNatV1,
 		m.SluiceSockMetrics,
 	)

@@ -158,14 +158,50 @@ func TestPrivilegedSocketLBAffinity(t *testing.T) {
 	assert.Len(t, seen, 1, "every connection of one client went to one backend: %v", seen)
 }
 
-// A NodePort frontend is not translated by the socket hooks (the host
-// device program owns NodePort).
-func TestPrivilegedSocketLBSkipsNodePort(t *testing.T) {
+// A NodePort (wildcard frontend) is translated by the socket hooks when the
+// socket addresses an address of the node, loopback included: a host
+// process on the node reaches it at its own address, and getpeername shows
+// that address. Other addresses on that port are left alone, and so is an
+// exact-address frontend flagged NodePort (the agent writes none).
+func TestPrivilegedSocketLBNodePort(t *testing.T) {
 	s := newSockLB(t)
 	s.loadUnpinned(t)
-	programService(t, s.d, datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP}, 8080, datapath.LBFlagNodePort, 1)
-	r := runSockClient(t, s.ns, s.cg, "tcp", "10.96.0.10:80", 1)[0]
+	nodeIP := netip.MustParseAddr("10.244.250.9")
+	s.ns.Run(t, "ip", "addr", "add", nodeIP.String()+"/32", "dev", "lo")
+	require.NoError(t, s.d.SetNodeAddrs([]netip.Addr{nodeIP, netip.MustParseAddr("127.0.0.1")}))
+
+	// Backend ids 1 and 2 carry one port and protocol at a time: UDP last.
+	for _, c := range []struct{ network, addr string }{
+		{"tcp", "10.244.250.9:30080"}, {"tcp", "127.0.0.1:30080"}, {"udp", "10.244.250.9:30053"},
+	} {
+		fe := datapath.LBFrontend{Addr: netip.IPv4Unspecified(), Port: 30080, Proto: protoTCP}
+		port := uint16(8080)
+		if c.network == "udp" {
+			fe, port = datapath.LBFrontend{Addr: netip.IPv4Unspecified(), Port: 30053, Proto: protoUDP}, 5353
+		}
+		programService(t, s.d, fe, port, datapath.LBFlagNodePort, 1, 2)
+		seen := map[string]int{}
+		for _, r := range runSockClient(t, s.ns, s.cg, c.network, c.addr, 20) {
+			require.Empty(t, r.Call, "%s %s: attempt failed in %s: %v", c.network, c.addr, r.Call, syscall.Errno(r.Errno))
+			assert.Equal(t, c.addr, r.Peer, "the peer shows the node address the client used")
+			seen[r.Reply]++
+		}
+		t.Logf("%s %s: %v", c.network, c.addr, seen)
+		assert.Len(t, seen, 2, "%s %s: both backends answered: %v", c.network, c.addr, seen)
+	}
+
+	// Not an address of the node: untranslated (no route in the netns).
+	programService(t, s.d, datapath.LBFrontend{Addr: netip.IPv4Unspecified(), Port: 30080, Proto: protoTCP}, 8080, datapath.LBFlagNodePort, 1, 2)
+	r := runSockClient(t, s.ns, s.cg, "tcp", "10.96.0.10:30080", 1)[0]
 	assert.Equal(t, syscall.ENETUNREACH, syscall.Errno(r.Errno), "connect untranslated: got %v", syscall.Errno(r.Errno))
+	// An exact-address entry flagged NodePort is not a frontend.
+	programService(t, s.d, datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP}, 8080, datapath.LBFlagNodePort, 1)
+	r = runSockClient(t, s.ns, s.cg, "tcp", "10.96.0.10:80", 1)[0]
+	assert.Equal(t, syscall.ENETUNREACH, syscall.Errno(r.Errno), "connect untranslated: got %v", syscall.Errno(r.Errno))
+	// The node address stops being one: the NodePort no longer answers there.
+	require.NoError(t, s.d.SetNodeAddrs([]netip.Addr{netip.MustParseAddr("127.0.0.1")}))
+	r = runSockClient(t, s.ns, s.cg, "tcp", "10.244.250.9:30080", 1)[0]
+	assert.Equal(t, syscall.ECONNREFUSED, syscall.Errno(r.Errno), "nothing listens on the node address itself: got %v", syscall.Errno(r.Errno))
 }
 
 // A pinned Datapath pins the socket-LB links; a new agent (Load again)

@@ -35,17 +35,8 @@
 #include "nat.h"
 #include "snat.h"
 #include "policy.h"
+#include "node_addrs.h"
 
-/* The node's own IPv4 addresses (network order; value: flags, reserved 0),
- * written by the agent: NodePort frontends answer on these. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __be32);
-	__type(value, __u32);
-	__uint(max_entries, 1024);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_node_addrs_v1 SEC(".maps");
 
 #ifndef AF_INET
 #define AF_INET 2
@@ -63,11 +54,6 @@ struct nodeport_fwd {
 	__u32 ifindex;
 	__u32 mode;		/* enum nodeport_fwd_mode */
 };
-
-static __always_inline int is_node_addr(__be32 addr)
-{
-	return bpf_map_lookup_elem(&sluice_node_addrs_v1, &addr) != NULL;
-}
 
 /* Finds the frontend of f: an exact ExternalIP/LoadBalancer one, else a
  * NodePort one when f goes to an address of the node. Fills fe. */

@@ -112,7 +112,9 @@ func newNPEnv(t *testing.T) *npEnv {
 		require.NoError(t, err)
 		e.ext0Index = uint32(ifc.Index)
 	})
-	e.node.StartAgentArgs(t, "--devices", "ext0,rmt0")
+	// Socket LB on the node's cgroup: host processes there reach NodePorts
+	// at the node's own addresses (the ext/rmt clients are outside it).
+	e.node.StartAgentArgs(t, "--devices", "ext0,rmt0", "--socket-lb=true")
 	for _, name := range []string{"web-1", "web-2"} {
 		p := e.node.AddPod(t, name)
 		servePeer(t, p.NS, p.Addr(podPort), p.Name)
@@ -186,6 +188,25 @@ func TestPrivilegedNodePort(t *testing.T) {
 		names, peers := askManyPeer(t, e.ext, npNodeIP+":30080", 30)
 		assert.Equal(t, map[string]bool{"web-1": true, "web-2": true}, nameSet(names), "replies: %v", names)
 		assert.Equal(t, map[string]bool{npClientIP: true}, peers, "local backends see the client's address")
+	})
+
+	t.Run("from the node itself at its own addresses", func(t *testing.T) {
+		// A host process in the node's cgroup (not a pod): the socket hook
+		// gives its connect() a backend; loopback counts as a node address
+		// (kube-proxy's localhost NodePorts).
+		for _, addr := range []string{npNodeIP + ":30080", "127.0.0.1:30080"} {
+			seen := map[string]int{}
+			for i := 0; i < 12; i++ {
+				cmd, release, err := harness.CommandIn(e.node.NS, e.node.Cgroup, harness.Bin(t, "crr"), "ask", "--target", addr)
+				require.NoError(t, err)
+				out, err := cmd.CombinedOutput()
+				release()
+				require.NoError(t, err, "%s: %s", addr, out)
+				name, _, _ := strings.Cut(strings.TrimSpace(string(out)), " ") // "<backend> <peer>"
+				seen[name]++
+			}
+			assert.Equal(t, map[string]bool{"web-1": true, "web-2": true}, nameSet(seen), "%s from the node: %v", addr, seen)
+		}
 	})
 
 	t.Run("externalTrafficPolicy Local keeps the client address", func(t *testing.T) {
