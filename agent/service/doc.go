@@ -9,5 +9,8 @@
 // The translation is pure and deterministic: the same input always gives
 // the same, sorted output. What cannot be translated (SCTP, IPv6, invalid
 // addresses, unresolvable named ports, conflicting frontends) is skipped and
-// reported as a Diagnostic for the caller to log.
+// reported as a Diagnostic for the caller to log. So are Services that belong
+// to another service proxy (the service.kubernetes.io/service-proxy-name
+// label, matched against Input.ServiceProxyName as kube-proxy and Cilium do)
+// and Services labelled service.kubernetes.io/headless.
 package service

@@ -26,6 +26,10 @@ type Input struct {
 	Pods []Pod
 	// NodeName is this node's name: endpoints whose nodeName equals it are local.
 	NodeName string
+	// ServiceProxyName is this agent's service proxy name. Empty: only
+	// Services without the service-proxy-name label are translated; set:
+	// only those whose label equals it (see LabelServiceProxyName).
+	ServiceProxyName string
 }
 
 // Pod is what the translation needs to know about a pod.
@@ -44,6 +48,9 @@ type Pod struct {
 type Diagnostic struct {
 	Service string // namespace/name
 	Reason  string
+	// NotOurs marks a Service left to another service proxy on purpose
+	// (service-proxy-name or headless label): expected, not a problem.
+	NotOurs bool
 }
 
 func (d Diagnostic) String() string { return d.Service + ": " + d.Reason }
@@ -102,6 +109,10 @@ func sortedServices(in []*corev1.Service) []*corev1.Service {
 
 // service translates one Service into t.out.
 func (t *translator) service(svc *corev1.Service) {
+	if reason := notOurs(svc, t.in.ServiceProxyName); reason != "" {
+		t.diags = append(t.diags, Diagnostic{Service: nsName{svc.Namespace, svc.Name}.String(), Reason: reason, NotOurs: true})
+		return
+	}
 	if svc.Spec.Type == corev1.ServiceTypeExternalName {
 		t.diag(svc, "type ExternalName is resolved by DNS, not load-balanced")
 		return
