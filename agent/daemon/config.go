@@ -54,6 +54,10 @@ type Config struct {
 	CgroupRoot string
 	// CTGCInterval is the period of conntrack garbage collection.
 	CTGCInterval time.Duration
+	// ServiceProxyName is the service.kubernetes.io/service-proxy-name
+	// this agent answers to: empty handles only Services without the label
+	// (as kube-proxy does), a name only Services labelled with it.
+	ServiceProxyName string
 
 	// K8s makes the Kubernetes API server the state source (instead of
 	// ManifestsDir), with Kubeconfig or the in-cluster service account, and

@@ -134,6 +134,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 	}
 	d.svcs, err = services.New(services.Config{
 		NodeName: cfg.NodeName, ResyncInterval: cfg.ResyncInterval, CTGCInterval: cfg.CTGCInterval,
+		ServiceProxyName: cfg.ServiceProxyName,
 	}, d.dp, d.eps, d.log.WithField("subsys", "services"))
 	if err != nil {
 		return nil, fmt.Errorf("adopt load-balancing maps: %w", err)

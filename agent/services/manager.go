@@ -44,6 +44,9 @@ type Config struct {
 	NodeName       string
 	ResyncInterval time.Duration // full map resync (default 30s)
 	CTGCInterval   time.Duration // conntrack garbage collection (default 30s)
+	// ServiceProxyName selects the Services this agent handles by their
+	// service.kubernetes.io/service-proxy-name label (service.Input).
+	ServiceProxyName string
 }
 
 // Manager owns the load-balancing maps through its reconciler.
@@ -138,8 +141,14 @@ func (m *Manager) logDiagnostics(diags []service.Diagnostic) {
 	now := make(map[string]bool, len(diags))
 	for _, d := range diags {
 		now[d.String()] = true
-		if !m.lastDiags[d.String()] {
-			m.log.WithFields(logrus.Fields{"service": d.Service, "reason": d.Reason}).Warn("Service port not programmed")
+		if m.lastDiags[d.String()] {
+			continue
+		}
+		log := m.log.WithFields(logrus.Fields{"service": d.Service, "reason": d.Reason})
+		if d.NotOurs {
+			log.Debug("Service left to another service proxy")
+		} else {
+			log.Warn("Service port not programmed")
 		}
 	}
 	m.lastDiags = now
@@ -156,10 +165,11 @@ func (m *Manager) Desired() ([]lb.Service, []service.Diagnostic) {
 		m.log.WithError(err).Warn("List endpoints for services")
 	}
 	in := service.Input{
-		Services:       objs.Services,
-		EndpointSlices: objs.EndpointSlices,
-		Pods:           m.pods(objs.Pods, eps),
-		NodeName:       m.cfg.NodeName,
+		Services:         objs.Services,
+		EndpointSlices:   objs.EndpointSlices,
+		Pods:             m.pods(objs.Pods, eps),
+		NodeName:         m.cfg.NodeName,
+		ServiceProxyName: m.cfg.ServiceProxyName,
 	}
 	return service.TranslateWithDiagnostics(in)
 }

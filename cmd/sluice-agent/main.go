@@ -58,6 +58,7 @@ func command() *cobra.Command {
 	f.BoolVar(&cfg.K8s, "k8s", cfg.K8s, "Kubernetes mode: watch the API server (in-cluster, or --kubeconfig) and write the CNI conflist from this node's PodCIDR")
 	f.StringVar(&cfg.Kubeconfig, "kubeconfig", cfg.Kubeconfig, "kubeconfig file for --k8s (default: in-cluster service account)")
 	f.StringVar(&cfg.CNIConflist, "cni-conflist", cfg.CNIConflist, "where --k8s writes the CNI conflist")
+	f.StringVar(&cfg.ServiceProxyName, "service-proxy-name", cfg.ServiceProxyName, "handle only Services whose service.kubernetes.io/service-proxy-name label is this name (empty: only Services without the label, as kube-proxy)")
 	f.DurationVar(&cfg.CTGCInterval, "ct-gc-interval", 30*time.Second, "period of conntrack garbage collection")
 	f.StringSliceVar(&cfg.Devices, "devices", cfg.Devices, "external devices to attach the NodePort/ExternalIP/LoadBalancer programs to (comma-separated; empty: none)")
 	f.TextVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "IPv4 address flows to remote backends are SNATed to (default: first IPv4 address of the first device)")
