@@ -48,6 +48,14 @@ func (c *Client) Healthz(ctx context.Context) (Health, error) {
 	return h, err
 }
 
+// Config returns the agent's settings for pods. An agent without the route
+// answers ErrNotFound.
+func (c *Client) Config(ctx context.Context) (AgentConfig, error) {
+	var cfg AgentConfig
+	err := c.do(ctx, http.MethodGet, "/v1/config", nil, &cfg)
+	return cfg, err
+}
+
 // PutEndpoint registers ep; it returns once the agent has written the datapath entry.
 func (c *Client) PutEndpoint(ctx context.Context, ep Endpoint) (Endpoint, error) {
 	var out Endpoint

@@ -5,6 +5,7 @@
 // Routes:
 //
 //	GET    /v1/healthz                            agent is up and its programs are pinned
+//	GET    /v1/config                             settings sluice-cni applies to pods (AgentConfig)
 //	GET    /v1/endpoints                          list endpoints with counters
 //	GET    /v1/endpoints/{containerID}/{ifName}   one endpoint
 //	PUT    /v1/endpoints/{containerID}/{ifName}   add or replace; answers once the BPF entry is in place
@@ -77,6 +78,14 @@ type Health struct {
 	Status    string `json:"status"` // "ok"
 	BPFRoot   string `json:"bpfRoot"`
 	Endpoints int    `json:"endpoints"`
+}
+
+// AgentConfig is the answer of /v1/config: the agent's settings that
+// sluice-cni applies to the pods it wires.
+type AgentConfig struct {
+	// PodMTU is the MTU of both ends of a pod's veth, used unless the CNI
+	// network config sets "mtu".
+	PodMTU int `json:"podMTU"`
 }
 
 // Error is the body of a failed request.

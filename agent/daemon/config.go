@@ -76,6 +76,12 @@ type Config struct {
 	// Routing is how pod traffic reaches other nodes' PodCIDRs: native
 	// (routes via each node's InternalIP), vxlan or none.
 	Routing string
+	// MTU is the MTU of pod interfaces; 0 derives it from the MTU of the
+	// device holding the node IP, less the VXLAN overhead in VXLAN mode
+	// (see nodemgr.ComputeMTUs). sluice-cni asks for it (GET /v1/config)
+	// unless its network config sets "mtu"; --k8s writes it into the
+	// conflist.
+	MTU int
 
 	// PolicyEnforcement is default, always or never (empty: default).
 	PolicyEnforcement string

@@ -14,6 +14,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
+	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/endpoint"
 	"github.com/sluicenet/sluice/agent/flows"
 	"github.com/sluicenet/sluice/agent/identitymgr"
@@ -45,6 +46,7 @@ type Daemon struct {
 	pols      *policymgr.Manager
 	flows     *flows.Observer
 	nodes     *nodemgr.Manager
+	mtu       nodemgr.MTUs
 	flowR     *datapath.FlowReader
 	reg       *prometheus.Registry
 	metricsLn net.Listener
@@ -142,6 +144,9 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if err := d.setupPolicy(); err != nil {
 		return nil, err
 	}
+	if err := d.setupMTU(); err != nil {
+		return nil, err
+	}
 	if err := d.setupRouting(); err != nil {
 		return nil, err
 	}
@@ -171,6 +176,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 	d.svcs.Register(mux)
 	d.registerPolicyRoutes(mux)
 	d.flows.Register(mux)
+	server.RegisterConfig(mux, api.AgentConfig{PodMTU: d.mtu.Pod})
 	mux.Handle("/", server.Handler(regeneratingEndpoints{d.eps, d}, cfg.BPFRoot, d.health, d.log.WithField("subsys", "api")))
 	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	d.log.WithField("socket", cfg.SocketPath()).Info("Agent ready")

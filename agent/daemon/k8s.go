@@ -3,9 +3,12 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/source/k8s"
 	"github.com/sluicenet/sluice/agent/source/manifests"
@@ -60,17 +63,24 @@ func (d *Daemon) installConflist(ctx context.Context, src *k8s.Source) error {
 	if err != nil {
 		return err
 	}
-	c := k8s.Conflist{
-		PodCIDR: node.PodCIDR,
-		RunDir:  d.cfg.RunDir,
-		BPFRoot: d.cfg.BPFRoot,
-		LogFile: filepath.Join(d.cfg.RunDir, "cni.log"),
-	}
+	c := d.conflist(node.PodCIDR)
 	if err := c.Write(d.cfg.CNIConflist); err != nil {
 		return fmt.Errorf("write CNI conflist: %w", err)
 	}
-	d.log.WithField("path", d.cfg.CNIConflist).WithField("podCIDR", node.PodCIDR).Info("CNI conflist written")
+	d.log.WithFields(logrus.Fields{"path": d.cfg.CNIConflist, "podCIDR": node.PodCIDR, "mtu": c.MTU}).Info("CNI conflist written")
 	return nil
+}
+
+// conflist is the CNI configuration for podCIDR: sluice-cni with the
+// agent's directories and pod MTU, host-local IPAM over the PodCIDR.
+func (d *Daemon) conflist(podCIDR netip.Prefix) k8s.Conflist {
+	return k8s.Conflist{
+		PodCIDR: podCIDR,
+		RunDir:  d.cfg.RunDir,
+		BPFRoot: d.cfg.BPFRoot,
+		LogFile: filepath.Join(d.cfg.RunDir, "cni.log"),
+		MTU:     d.mtu.Pod,
+	}
 }
 
 // policyStatusLoop copies the policy manager's accepted/rejected verdicts

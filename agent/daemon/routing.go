@@ -16,6 +16,7 @@ func (d *Daemon) setupRouting() error {
 		Mode:           nodemgr.Mode(d.cfg.Routing),
 		NodeName:       d.cfg.NodeName,
 		NodeIP:         d.cfg.NodeIP,
+		VXLANMTU:       d.mtu.VXLAN,
 		ResyncInterval: d.cfg.ResyncInterval,
 	}, d.log.WithField("subsys", "nodes"))
 	if err != nil {

@@ -24,6 +24,12 @@
 //   - none: the manager removes its routes and the device (cleanup on
 //     disable).
 //
+// MTU: ComputeMTUs derives pod and device MTUs from the MTU of the device
+// holding the node IP (the underlay), as Cilium does: in VXLAN mode
+// sluice_vxlan and pods get the underlay's MTU less VXLANOverhead (50), so
+// pod packets fit the tunnel without path MTU discovery; otherwise pods get
+// the underlay's MTU. An adopted sluice_vxlan with another MTU is updated.
+//
 // Routes carry the protocol number RouteProtocol, so a restarted agent
 // adopts its routes (they stay while it is down) and prunes only its own.
 package nodemgr

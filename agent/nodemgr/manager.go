@@ -32,6 +32,9 @@ type Config struct {
 	// NodeIP is this node's underlay address (VXLAN source and MAC); unset:
 	// the InternalIP of this node's Node object.
 	NodeIP netip.Addr
+	// VXLANMTU is the MTU of sluice_vxlan, the underlay's less
+	// VXLANOverhead (see ComputeMTUs); 0: DefaultUnderlayMTU less it.
+	VXLANMTU int
 	// ResyncInterval is the period of the full resync (default 30s).
 	ResyncInterval time.Duration
 	// Handle is the netlink handle to work through; nil: the network
@@ -67,6 +70,12 @@ func New(cfg Config, log logrus.FieldLogger) (*Manager, error) {
 	}
 	if cfg.ResyncInterval <= 0 {
 		cfg.ResyncInterval = 30 * time.Second
+	}
+	if cfg.VXLANMTU == 0 {
+		cfg.VXLANMTU = DefaultUnderlayMTU - VXLANOverhead
+	}
+	if cfg.VXLANMTU < MinMTU || cfg.VXLANMTU > MaxMTU {
+		return nil, fmt.Errorf("VXLAN MTU %d is out of range (%d-%d)", cfg.VXLANMTU, MinMTU, MaxMTU)
 	}
 	m := &Manager{cfg: cfg, h: cfg.Handle, log: log, trigger: make(chan struct{}, 1)}
 	if m.h == nil {

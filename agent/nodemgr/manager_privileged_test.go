@@ -31,12 +31,14 @@ func TestPrivilegedManagerModes(t *testing.T) {
 	require.NoError(t, err)
 	defer h.Close()
 
+	var managerMTU func(mode Mode, mtu int) *Manager
 	nodes := []Node{
 		{Name: "a", PodCIDRs: []netip.Prefix{pfx("10.244.1.0/24")}, InternalIP: ip("172.31.250.1")},
 		{Name: "b", PodCIDRs: []netip.Prefix{pfx("10.244.2.0/24")}, InternalIP: ip("172.31.250.2")},
 	}
-	manager := func(mode Mode) *Manager {
-		m, err := New(Config{Mode: mode, NodeName: "a", Handle: h}, logrus.New())
+	manager := func(mode Mode) *Manager { return managerMTU(mode, 0) }
+	managerMTU = func(mode Mode, mtu int) *Manager {
+		m, err := New(Config{Mode: mode, NodeName: "a", Handle: h, VXLANMTU: mtu}, logrus.New())
 		require.NoError(t, err)
 		m.SetNodes(nodes)
 		require.NoError(t, m.Sync())
@@ -57,7 +59,14 @@ func TestPrivilegedManagerModes(t *testing.T) {
 	require.Contains(t, dev, "0a:53:ac:1f:fa:01")
 	require.Contains(t, dev, "vxlan external")
 	require.Contains(t, dev, "local 172.31.250.1")
+	require.Contains(t, dev, " mtu 1450 ", "the default: 1500 less the VXLAN overhead")
 	require.Contains(t, ns.Run(t, "ip", "neigh", "show", "dev", "sluice_vxlan"), "10.244.2.0 lladdr 0a:53:ac:1f:fa:02 PERMANENT")
+
+	// An adopted device with another MTU gets the configured one, and keeps
+	// its routes.
+	m = managerMTU(ModeVXLAN, 1350)
+	require.Contains(t, ns.Run(t, "ip", "link", "show", "sluice_vxlan"), " mtu 1350 ")
+	require.Contains(t, routes(), "via 10.244.2.0 dev sluice_vxlan")
 
 	// Node b is gone: its route and neighbor go, the foreign route stays.
 	m.SetNodes(nodes[:1])

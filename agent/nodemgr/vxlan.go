@@ -19,9 +19,6 @@ const (
 	VXLANPort = 8472
 	// VNI is the VXLAN network identifier pod traffic is sent with.
 	VNI = 1
-	// VXLANMTU leaves room for the 50 bytes of outer headers on a 1500-byte
-	// underlay.
-	VXLANMTU = 1450
 )
 
 // VTEPMAC is the MAC of a node's sluice_vxlan device, derived from its node
@@ -38,8 +35,8 @@ func VTEPMAC(nodeIP netip.Addr) net.HardwareAddr {
 func vtepGateway(cidr netip.Prefix) netip.Addr { return cidr.Masked().Addr() }
 
 // ensureVXLAN creates sluice_vxlan (or adopts a matching one) for nodeIP,
-// up, and returns its index. A device of that name with other parameters
-// is replaced.
+// up, with the configured MTU, and returns its index. A device of that name
+// with other parameters is replaced; one with another MTU gets this one.
 func (m *Manager) ensureVXLAN(nodeIP netip.Addr) (int, error) {
 	mac := VTEPMAC(nodeIP)
 	l, err := m.h.LinkByName(VXLANDevice)
@@ -59,7 +56,7 @@ func (m *Manager) ensureVXLAN(nodeIP netip.Addr) (int, error) {
 	}
 	if l == nil {
 		vx := &netlink.Vxlan{
-			LinkAttrs: netlink.LinkAttrs{Name: VXLANDevice, MTU: VXLANMTU, HardwareAddr: mac},
+			LinkAttrs: netlink.LinkAttrs{Name: VXLANDevice, MTU: m.cfg.VXLANMTU, HardwareAddr: mac},
 			FlowBased: true,
 			Port:      VXLANPort,
 			SrcAddr:   nodeIP.AsSlice(),
@@ -70,7 +67,13 @@ func (m *Manager) ensureVXLAN(nodeIP netip.Addr) (int, error) {
 		if l, err = m.h.LinkByName(VXLANDevice); err != nil {
 			return 0, fmt.Errorf("look up %s: %w", VXLANDevice, err)
 		}
-		m.log.WithFields(logrus.Fields{"device": VXLANDevice, "mac": mac, "local": nodeIP}).Info("VXLAN device created")
+		m.log.WithFields(logrus.Fields{"device": VXLANDevice, "mac": mac, "local": nodeIP, "mtu": m.cfg.VXLANMTU}).Info("VXLAN device created")
+	}
+	if old := l.Attrs().MTU; old != m.cfg.VXLANMTU {
+		if err := m.h.LinkSetMTU(l, m.cfg.VXLANMTU); err != nil {
+			return 0, fmt.Errorf("set MTU of %s to %d: %w", VXLANDevice, m.cfg.VXLANMTU, err)
+		}
+		m.log.WithFields(logrus.Fields{"device": VXLANDevice, "from": old, "mtu": m.cfg.VXLANMTU}).Info("VXLAN device MTU changed")
 	}
 	if l.Attrs().HardwareAddr.String() != mac.String() {
 		if err := m.h.LinkSetHardwareAddr(l, mac); err != nil {

@@ -63,6 +63,7 @@ func command() *cobra.Command {
 	f.StringSliceVar(&cfg.Devices, "devices", cfg.Devices, "external devices to attach the NodePort/ExternalIP/LoadBalancer programs to (comma-separated; empty: none)")
 	f.TextVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "IPv4 address flows to remote backends are SNATed to (default: first IPv4 address of the first device)")
 	f.StringVar(&cfg.Routing, "routing", cfg.Routing, "cross-node pod routing: native (route each node's PodCIDR via its InternalIP), vxlan (encapsulate to it, device sluice_vxlan, UDP 8472) or none")
+	f.IntVar(&cfg.MTU, "mtu", cfg.MTU, "MTU of pod interfaces (0: auto, the MTU of the device holding the node IP, less 50 bytes of VXLAN overhead with --routing=vxlan)")
 	f.StringVar(&cfg.PolicyEnforcement, "policy-enforcement", "default", "policy enforcement mode: default (enforce a direction once a policy selects the endpoint), always, never")
 	f.BoolVar(&cfg.PolicyAudit, "policy-audit", false, "audit mode: report policy drops as AUDIT flows and let the packets pass")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address to serve Prometheus /metrics on (empty disables)")
