@@ -76,6 +76,8 @@ func (c *command) add(args *skel.CmdArgs) (types.Result, error) {
 		return nil, err
 	}
 
+	mtu, mtuFrom := c.podMTU(ctx)
+
 	netns, err := ns.GetNS(args.Netns)
 	if err != nil {
 		return nil, types.NewError(types.ErrInvalidNetNS, fmt.Sprintf("sluice-cni: open netns %q: %v", args.Netns, err), "")
@@ -106,7 +108,7 @@ func (c *command) add(args *skel.CmdArgs) (types.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	log := c.log.WithFields(logrus.Fields{"ipv4": addr.IP.String(), "hostIfName": w.hostName})
+	log := c.log.WithFields(logrus.Fields{"ipv4": addr.IP.String(), "hostIfName": w.hostName, "mtu": mtu, "mtuFrom": mtuFrom})
 	log.Debug("IPAM allocated")
 
 	if err := ip.EnableIP4Forward(); err != nil {
@@ -125,7 +127,7 @@ func (c *command) add(args *skel.CmdArgs) (types.Result, error) {
 	var hostIf, contIf net.Interface
 	err = netns.Do(func(hostNS ns.NetNS) error {
 		var err error
-		hostIf, contIf, err = ip.SetupVethWithName(args.IfName, w.hostName, c.conf.MTU, "", hostNS)
+		hostIf, contIf, err = ip.SetupVethWithName(args.IfName, w.hostName, mtu, "", hostNS)
 		if err != nil {
 			return fmt.Errorf("create veth pair %s/%s: %w", args.IfName, w.hostName, err)
 		}

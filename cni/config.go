@@ -15,9 +15,17 @@ import (
 // Defaults of the netconf fields.
 const (
 	DefaultRunDir = "/var/run/sluice"
-	DefaultMTU    = 1500
+	// DefaultMTU is the pod MTU when neither the network config nor the
+	// agent (GET /v1/config) gives one.
+	DefaultMTU = 1500
 	// DefaultBPFRoot is where sluice-agent pins its programs.
 	DefaultBPFRoot = pin.DefaultRoot
+)
+
+// Bounds of an IPv4 interface MTU.
+const (
+	minMTU = 68
+	maxMTU = 65535
 )
 
 // NetConf is the plugin's entry of a conflist (type "sluice-cni").
@@ -29,7 +37,9 @@ type NetConf struct {
 	RunDir string `json:"runDir,omitempty"`
 	// BPFRoot is the bpffs directory the agent pins programs and links under.
 	BPFRoot string `json:"bpfRoot,omitempty"`
-	// MTU of both ends of the veth pair.
+	// MTU of both ends of the veth pair. When it is unset (0) the plugin
+	// asks the agent (its pod MTU, which fits the tunnel in VXLAN mode),
+	// and uses DefaultMTU if the agent does not say.
 	MTU int `json:"mtu,omitempty"`
 	// LogFile receives the plugin's logs; without it only warnings go to stderr.
 	LogFile string `json:"logFile,omitempty"`
@@ -59,8 +69,9 @@ func (c *NetConf) DeleteQueueDir() string { return DeleteQueueDir(c.RunDir) }
 // DeleteQueueDir returns the directory of queued endpoint deletions under runDir.
 func DeleteQueueDir(runDir string) string { return filepath.Join(runDir, "delete-queue") }
 
-// ParseConfig decodes and validates stdin data, filling defaults. Errors are
-// *types.Error with ErrDecodingFailure or ErrInvalidNetworkConfig.
+// ParseConfig decodes and validates stdin data, filling defaults (not the
+// MTU: see NetConf.MTU). Errors are *types.Error with ErrDecodingFailure or
+// ErrInvalidNetworkConfig.
 func ParseConfig(data []byte) (*NetConf, error) {
 	conf := &NetConf{}
 	if len(data) == 0 {
@@ -74,9 +85,6 @@ func ParseConfig(data []byte) (*NetConf, error) {
 	}
 	if conf.BPFRoot == "" {
 		conf.BPFRoot = DefaultBPFRoot
-	}
-	if conf.MTU == 0 {
-		conf.MTU = DefaultMTU
 	}
 	if err := conf.validate(); err != nil {
 		return nil, err
@@ -94,7 +102,7 @@ func (c *NetConf) validate() *types.Error {
 		return invalidConf(`network "name" is required`)
 	case c.IPAM.Type == "":
 		return invalidConf(`"ipam" with a "type" is required (e.g. {"type":"host-local","ranges":[[{"subnet":"<node PodCIDR>"}]]})`)
-	case c.MTU < 68 || c.MTU > 65535:
+	case c.MTU != 0 && (c.MTU < minMTU || c.MTU > maxMTU):
 		return invalidConf(`"mtu" %d is out of range (68-65535)`, c.MTU)
 	case !filepath.IsAbs(c.RunDir):
 		return invalidConf(`"runDir" %q must be an absolute path`, c.RunDir)

@@ -29,7 +29,7 @@ func TestParseConfig(t *testing.T) {
 		mtu     int
 	}{
 		{name: "defaults", in: `{"cniVersion":"1.1.0","name":"sluice","type":"sluice-cni",` + ipam + `}`,
-			runDir: "/var/run/sluice", bpfRoot: "/sys/fs/bpf/sluice", mtu: 1500},
+			runDir: "/var/run/sluice", bpfRoot: "/sys/fs/bpf/sluice", mtu: 0}, // 0: ask the agent
 		{name: "explicit", in: `{"name":"sluice","runDir":"/tmp/r","bpfRoot":"/tmp/b/sluice","mtu":9000,"logFile":"/tmp/l",` + ipam + `}`,
 			runDir: "/tmp/r", bpfRoot: "/tmp/b/sluice", mtu: 9000},
 		{name: "empty", in: ``, code: types.ErrDecodingFailure, msg: "empty network configuration"},
@@ -40,6 +40,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "no ipam", in: `{"name":"n"}`, code: types.ErrInvalidNetworkConfig, msg: `"ipam" with a "type" is required`},
 		{name: "ipam without type", in: `{"name":"n","ipam":{"subnet":"10.0.0.0/24"}}`, code: types.ErrInvalidNetworkConfig, msg: `"ipam" with a "type"`},
 		{name: "mtu too small", in: `{"name":"n","mtu":10,` + ipam + `}`, code: types.ErrInvalidNetworkConfig, msg: `"mtu" 10 is out of range`},
+		{name: "mtu too large", in: `{"name":"n","mtu":65536,` + ipam + `}`, code: types.ErrInvalidNetworkConfig, msg: `"mtu" 65536 is out of range`},
 		{name: "mtu negative", in: `{"name":"n","mtu":-1,` + ipam + `}`, code: types.ErrInvalidNetworkConfig, msg: `out of range`},
 		{name: "relative runDir", in: `{"name":"n","runDir":"run",` + ipam + `}`, code: types.ErrInvalidNetworkConfig, msg: `"runDir" "run" must be an absolute path`},
 		{name: "relative bpfRoot", in: `{"name":"n","bpfRoot":"bpf",` + ipam + `}`, code: types.ErrInvalidNetworkConfig, msg: `"bpfRoot" "bpf" must be an absolute path`},

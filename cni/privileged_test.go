@@ -151,10 +151,15 @@ func (n *testNode) in(t *testing.T, fn func() error) error {
 }
 
 func (n *testNode) add(t *testing.T, p *testPod) (*current.Result, error) {
+	return n.addWith(t, p, nil)
+}
+
+// addWith is add with another network config on stdin (nil: the node's).
+func (n *testNode) addWith(t *testing.T, p *testPod, stdin []byte) (*current.Result, error) {
 	var res types.Result
 	err := n.in(t, func() error {
 		var err error
-		res, err = Add(n.args(t, "ADD", p, nil))
+		res, err = Add(n.args(t, "ADD", p, stdin))
 		return err
 	})
 	if err != nil {
@@ -231,15 +236,20 @@ func (n *testNode) assertGone(t *testing.T, p *testPod) {
 	}))
 }
 
-// startAgent runs the real agent in the node's netns until the test ends.
-func (n *testNode) startAgent(t *testing.T) *api.Client {
+// startAgent runs the real agent in the node's netns until the test ends;
+// opts adjust its configuration.
+func (n *testNode) startAgent(t *testing.T, opts ...func(*daemon.Config)) *api.Client {
 	t.Helper()
 	log := logrus.New()
 	log.SetOutput(io.Discard)
+	cfg := daemon.Config{BPFRoot: n.bpfRoot, RunDir: n.runDir, ResyncInterval: time.Hour, Log: log}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	var d *daemon.Daemon
 	require.NoError(t, n.in(t, func() error {
 		var err error
-		d, err = daemon.New(daemon.Config{BPFRoot: n.bpfRoot, RunDir: n.runDir, ResyncInterval: time.Hour, Log: log})
+		d, err = daemon.New(cfg)
 		return err
 	}))
 	ctx, cancel := context.WithCancel(context.Background())
