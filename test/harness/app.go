@@ -2,7 +2,11 @@ package harness
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -38,6 +42,52 @@ func ServeTCP(tb T, ns *NetNS, addr, name string) {
 			}()
 		}
 	}()
+}
+
+// Echo connects from inside ns to a ServeTCP server at addr, sends size
+// pseudo-random bytes while reading the echo, half-closes and reads to the
+// end. It returns the server's name and fails unless exactly the bytes sent
+// came back (compared by SHA-256) within timeout.
+func Echo(ns *NetNS, addr string, size int, timeout time.Duration) (string, error) {
+	c, err := Dial(ns, "tcp4", "", addr, timeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	br := bufio.NewReader(c)
+	name, err := br.ReadString('\n')
+	if err != nil {
+		return "", fmt.Errorf("read server name: %w", err)
+	}
+	name = strings.TrimSuffix(name, "\n")
+	payload := make([]byte, size)
+	if _, err := rand.Read(payload); err != nil {
+		return name, err
+	}
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(payload)
+		if err == nil {
+			err = c.(*net.TCPConn).CloseWrite()
+		}
+		werr <- err
+	}()
+	h := sha256.New()
+	n, rerr := io.Copy(h, br)
+	if err := <-werr; err != nil {
+		return name, fmt.Errorf("send %d bytes to %s (%d echoed): %w", size, name, n, err)
+	}
+	if rerr != nil {
+		return name, fmt.Errorf("read echo from %s after %d of %d bytes: %w", name, n, size, rerr)
+	}
+	if n != int64(size) {
+		return name, fmt.Errorf("%s echoed %d bytes, sent %d", name, n, size)
+	}
+	if want := sha256.Sum256(payload); !bytes.Equal(h.Sum(nil), want[:]) {
+		return name, fmt.Errorf("%s echoed %d bytes that differ from those sent", name, n)
+	}
+	return name, nil
 }
 
 // ServeUDP answers every datagram on addr inside ns with "<name>\n".

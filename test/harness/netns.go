@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os/exec"
 	"path/filepath"
 	"runtime"
@@ -88,6 +89,20 @@ func (n *NetNS) do(fn func()) error {
 	}()
 	fn()
 	return nil
+}
+
+// LinkMTU returns the MTU of the interface name in the namespace.
+func (n *NetNS) LinkMTU(tb T, name string) int {
+	tb.Helper()
+	var (
+		ifi *net.Interface
+		err error
+	)
+	n.Do(tb, func() { ifi, err = net.InterfaceByName(name) })
+	if err != nil {
+		tb.Fatalf("interface %s in %s: %v", name, n.Name, err)
+	}
+	return ifi.MTU
 }
 
 // Command returns a command that runs inside the namespace (nsenter switches

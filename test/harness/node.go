@@ -58,6 +58,7 @@ func NewNode(tb T, opts NodeOptions) *Node {
 	n.PodCIDR = netip.MustParsePrefix(fmt.Sprintf("10.244.%d.0/24", opts.Index))
 	n.Gateway = n.PodCIDR.Addr().Next()
 
+	// No "mtu": sluice-cni asks the agent for its pod MTU.
 	conf := map[string]any{
 		"cniVersion": "1.1.0",
 		"name":       "sluice",

@@ -27,8 +27,11 @@ type Underlay struct {
 }
 
 // ConnectNodes joins nodes a and b with a veth, addressed from UnderlayCIDR
-// (a different /30 per call in this process), up in both namespaces. The
-// veth is deleted in cleanup (and with the namespaces in any case).
+// (a different /30 per call in this process), up in both namespaces. Like a
+// wire, it carries packets of at most its MTU: both ends segment GSO
+// packets before sending (gso_max_segs 1), so a capture on it sees what a
+// NIC would put on the wire. The veth is deleted in cleanup (and with the
+// namespaces in any case).
 func ConnectNodes(tb T, a, b *Node) *Underlay {
 	tb.Helper()
 	underlayMu.Lock()
@@ -48,10 +51,19 @@ func ConnectNodes(tb T, a, b *Node) *Underlay {
 		n    *Node
 		addr netip.Addr
 	}{{a, u.AddrA}, {b, u.AddrB}} {
+		end.n.NS.Run(tb, "ip", "link", "set", u.IfName, "gso_max_segs", "1")
 		end.n.NS.Run(tb, "ip", "addr", "add", netip.PrefixFrom(end.addr, 30).String(), "dev", u.IfName)
 		end.n.NS.Run(tb, "ip", "link", "set", u.IfName, "up")
 	}
 	return u
+}
+
+// SetMTU sets the MTU of both ends of the underlay (1500 by default).
+func (u *Underlay) SetMTU(tb T, mtu int) {
+	tb.Helper()
+	for _, n := range []*Node{u.A, u.B} {
+		n.NS.Run(tb, "ip", "link", "set", u.IfName, "mtu", fmt.Sprint(mtu))
+	}
 }
 
 // NodeYAML is the v1 Node object of n with its PodCIDR and internalIP, as

@@ -22,8 +22,20 @@ type twoNodes struct {
 	n1, n2 *harness.Node
 	ul     *harness.Underlay
 	p1, p2 *harness.Pod
-	args   []string
+	opts   twoNodesOptions
 }
+
+// twoNodesOptions configure newTwoNodesWith.
+type twoNodesOptions struct {
+	routing string
+	// underlayMTU, when set, is the underlay's MTU (default 1500), and each
+	// agent gets its end's address as --node-ip, so that it finds the
+	// underlay device.
+	underlayMTU int
+}
+
+// transferSize is what the large transfers send through the echo servers.
+const transferSize = 2 << 20
 
 // crossPodYAML is pod p's object with its node and IP, as the API server
 // would have it: the other node maps the IP to the pod's identity.
@@ -47,14 +59,22 @@ status:
 
 func newTwoNodes(t *testing.T, routing string) *twoNodes {
 	t.Helper()
-	c := &twoNodes{args: []string{"--routing", routing}}
+	return newTwoNodesWith(t, twoNodesOptions{routing: routing})
+}
+
+func newTwoNodesWith(t *testing.T, opts twoNodesOptions) *twoNodes {
+	t.Helper()
+	c := &twoNodes{opts: opts}
 	c.n1 = harness.NewNode(t, harness.NodeOptions{Index: 1})
 	c.n2 = harness.NewNode(t, harness.NodeOptions{Index: 2})
 	c.ul = harness.ConnectNodes(t, c.n1, c.n2)
+	if opts.underlayMTU != 0 {
+		c.ul.SetMTU(t, opts.underlayMTU)
+	}
 	nodes := harness.NodeYAML(c.n1, c.ul.AddrA) + harness.NodeYAML(c.n2, c.ul.AddrB)
 	for _, n := range []*harness.Node{c.n1, c.n2} {
 		writeManifest(t, n, "nodes.yaml", nodes)
-		n.StartAgentWith(t, harness.AgentOptions{Args: c.args})
+		n.StartAgentWith(t, harness.AgentOptions{Args: c.agentArgs(n)})
 	}
 	c.p1, c.p2 = c.n1.AddPod(t, "pod-a"), c.n2.AddPod(t, "pod-b")
 	pods := crossPodYAML(c.p1) + crossPodYAML(c.p2)
@@ -63,6 +83,42 @@ func newTwoNodes(t *testing.T, routing string) *twoNodes {
 	}
 	servePods(t, c.p1, c.p2)
 	return c
+}
+
+// agentArgs are the sluice-agent flags of node n.
+func (c *twoNodes) agentArgs(n *harness.Node) []string {
+	args := []string{"--routing", c.opts.routing}
+	if c.opts.underlayMTU != 0 {
+		ip := c.ul.AddrA
+		if n == c.n2 {
+			ip = c.ul.AddrB
+		}
+		args = append(args, "--node-ip", ip.String())
+	}
+	return args
+}
+
+// requirePodMTU checks both ends of both pods' veths.
+func (c *twoNodes) requirePodMTU(t *testing.T, want int) {
+	t.Helper()
+	for _, p := range []*harness.Pod{c.p1, c.p2} {
+		require.Equal(t, want, p.NS.LinkMTU(t, "eth0"), "MTU of %s's eth0", p.Name)
+		require.Equal(t, want, p.Node.NS.LinkMTU(t, p.HostIfName), "MTU of %s's host veth %s", p.Name, p.HostIfName)
+	}
+}
+
+// requireLargeTransfer sends transferSize bytes each way across the nodes
+// through the pods' echo servers and requires them back intact from the
+// right pod.
+func (c *twoNodes) requireLargeTransfer(t *testing.T) {
+	t.Helper()
+	for _, d := range []struct {
+		from, to *harness.Pod
+	}{{c.p1, c.p2}, {c.p2, c.p1}} {
+		name, err := harness.Echo(d.from.NS, d.to.Addr(podPort), transferSize, 30*time.Second)
+		require.NoError(t, err, "%d bytes %s -> %s and back", transferSize, d.from.Name, d.to.Name)
+		require.Equal(t, d.to.Name, name)
+	}
 }
 
 // routeTo returns the node's route to cidr ("" if none), as iproute2 prints it.
@@ -123,7 +179,7 @@ func (c *twoNodes) restartKeepsRoutes(t *testing.T, want string) {
 	c.n1.Agent().Stop(t)
 	require.Equal(t, want, routeTo(t, c.n1, c.n2.PodCIDR.String()), "route kept while the agent is down")
 	c.requirePodToPod(t)
-	c.n1.StartAgentWith(t, harness.AgentOptions{Args: c.args})
+	c.n1.StartAgentWith(t, harness.AgentOptions{Args: c.agentArgs(c.n1)})
 	time.Sleep(500 * time.Millisecond) // the new agent has read its manifests and synced
 	require.Equal(t, want, routeTo(t, c.n1, c.n2.PodCIDR.String()), "route adopted after restart")
 	c.requirePodToPod(t)
@@ -137,6 +193,8 @@ func TestPrivilegedCrossNodeNative(t *testing.T) {
 	require.NotContains(t, c.n1.NS.Run(t, "ip", "link", "show"), "sluice_vxlan")
 
 	c.requirePodToPod(t)
+	c.requirePodMTU(t, 1500) // the underlay's: no encapsulation
+	c.requireLargeTransfer(t)
 	c.requireServiceToRemoteBackend(t)
 	c.restartKeepsRoutes(t, r1)
 	c.removeNode2(t)
@@ -150,13 +208,21 @@ func TestPrivilegedCrossNodeVXLAN(t *testing.T) {
 	dev := c.n1.NS.Run(t, "ip", "-d", "link", "show", "sluice_vxlan")
 	require.Contains(t, dev, "vxlan external")
 	require.Contains(t, dev, "dstport 8472")
+	// The underlay veth is 1500: the tunnel and the pods get 1500 less 50.
+	require.Contains(t, dev, " mtu 1450 ")
+	c.requirePodMTU(t, 1450)
 
 	capture := startCapture(t, c.n1.NS, c.ul.IfName)
 	c.requirePodToPod(t)
+	c.requireLargeTransfer(t)
 	seen := capture.stop()
+	t.Logf("underlay capture: %+v", seen)
 	require.Positive(t, seen.vxlanTo[c.p2.IP], "VXLAN packets to pod-b on the underlay: %+v", seen)
 	require.Positive(t, seen.vxlanTo[c.p1.IP], "VXLAN replies to pod-a on the underlay: %+v", seen)
 	require.Zero(t, seen.plainPod, "no unencapsulated pod packets on the underlay: %+v", seen)
+	require.Zero(t, seen.fragments, "no fragmented tunnel packets: %+v", seen)
+	require.Equal(t, 1500, seen.maxVXLAN, "full-size tunnel packets fill the underlay's MTU: %+v", seen)
+	require.Equal(t, 1450, seen.maxInner, "full-size pod packets fill the pod MTU: %+v", seen)
 
 	c.requireServiceToRemoteBackend(t)
 	c.restartKeepsRoutes(t, r1)
@@ -172,10 +238,45 @@ func TestPrivilegedCrossNodeVXLAN(t *testing.T) {
 	}, 10*time.Second, 50*time.Millisecond, "sluice_vxlan and its routes removed with --routing none")
 }
 
+// On an underlay of 1400 bytes, the agents find the device of their
+// --node-ip and give the tunnel and the pods 1350; a large transfer crosses
+// intact in tunnel packets of exactly the underlay's MTU, none fragmented
+// (with pods at 1500 and the tunnel at 1450, as before the pod MTU was
+// derived, full-size packets left as two outer fragments each).
+func TestPrivilegedCrossNodeVXLANUnderlayMTU(t *testing.T) {
+	c := newTwoNodesWith(t, twoNodesOptions{routing: "vxlan", underlayMTU: 1400})
+	waitRoute(t, c.n1, "10.244.2.0/24", "encap ip id 1", "dst "+c.ul.AddrB.String(), "dev sluice_vxlan")
+	waitRoute(t, c.n2, "10.244.1.0/24", "encap ip id 1", "dst "+c.ul.AddrA.String(), "dev sluice_vxlan")
+	for _, n := range []*harness.Node{c.n1, c.n2} {
+		require.Equal(t, 1400, n.NS.LinkMTU(t, c.ul.IfName))
+		require.Equal(t, 1350, n.NS.LinkMTU(t, "sluice_vxlan"), "sluice_vxlan on %s", n.Name)
+	}
+	c.requirePodMTU(t, 1350)
+
+	capture := startCapture(t, c.n1.NS, c.ul.IfName)
+	c.requirePodToPod(t)
+	c.requireLargeTransfer(t)
+	seen := capture.stop()
+	t.Logf("underlay capture: %+v", seen)
+	require.Positive(t, seen.vxlanTo[c.p2.IP], "VXLAN packets to pod-b on the underlay: %+v", seen)
+	require.Zero(t, seen.plainPod, "no unencapsulated pod packets on the underlay: %+v", seen)
+	require.Zero(t, seen.fragments, "no fragmented tunnel packets: %+v", seen)
+	require.Equal(t, 1400, seen.maxVXLAN, "full-size tunnel packets fill the underlay's MTU: %+v", seen)
+	require.Equal(t, 1350, seen.maxInner, "full-size pod packets fill the pod MTU: %+v", seen)
+}
+
 // captured counts what a capture saw on the underlay.
 type captured struct {
-	vxlanTo  map[netip.Addr]int // VXLAN (UDP 8472) packets by inner IPv4 destination
-	plainPod int                // IPv4 packets with a pod address outside a tunnel
+	vxlanTo   map[netip.Addr]int // VXLAN (UDP 8472) packets by inner IPv4 destination
+	plainPod  int                // IPv4 packets with a pod address outside a tunnel
+	fragments int                // IPv4 fragments (MF set or an offset)
+	maxVXLAN  int                // largest IPv4 total length of a VXLAN packet
+	maxInner  int                // largest inner IPv4 total length
+}
+
+func (c captured) String() string {
+	return fmt.Sprintf("vxlanTo=%v plainPod=%d fragments=%d maxVXLAN=%d maxInner=%d",
+		c.vxlanTo, c.plainPod, c.fragments, c.maxVXLAN, c.maxInner)
 }
 
 type capture struct {
@@ -232,17 +333,22 @@ func startCapture(t *testing.T, ns *harness.NetNS, ifName string) *capture {
 			if rerr != nil {
 				continue
 			}
-			src, dst, proto, l4, ok := ipv4(buf[:n])
+			hdr, l4, ok := ipv4(buf[:n])
 			if !ok {
 				continue
 			}
-			if pods.Contains(src) || pods.Contains(dst) {
+			if pods.Contains(hdr.src) || pods.Contains(hdr.dst) {
 				seen.plainPod++
 			}
+			if hdr.fragment {
+				seen.fragments++
+			}
 			// UDP to 8472, then 8 bytes of VXLAN header and the inner frame.
-			if proto == unix.IPPROTO_UDP && len(l4) >= 16 && binary.BigEndian.Uint16(l4[2:]) == 8472 {
-				if _, idst, _, _, ok := ipv4(l4[16:]); ok {
-					seen.vxlanTo[idst]++
+			if hdr.proto == unix.IPPROTO_UDP && len(l4) >= 16 && binary.BigEndian.Uint16(l4[2:]) == 8472 {
+				if inner, _, ok := ipv4(l4[16:]); ok {
+					seen.vxlanTo[inner.dst]++
+					seen.maxVXLAN = max(seen.maxVXLAN, hdr.length)
+					seen.maxInner = max(seen.maxInner, inner.length)
 				}
 			}
 		}
@@ -250,19 +356,30 @@ func startCapture(t *testing.T, ns *harness.NetNS, ifName string) *capture {
 	return c
 }
 
+// ipv4Header is what the capture reads of an IPv4 header.
+type ipv4Header struct {
+	src, dst netip.Addr
+	proto    byte
+	length   int  // total length
+	fragment bool // more fragments or a fragment offset
+}
+
 // ipv4 parses an Ethernet frame carrying IPv4.
-func ipv4(f []byte) (src, dst netip.Addr, proto byte, l4 []byte, ok bool) {
+func ipv4(f []byte) (h ipv4Header, l4 []byte, ok bool) {
 	if len(f) < 34 || binary.BigEndian.Uint16(f[12:]) != unix.ETH_P_IP {
-		return src, dst, 0, nil, false
+		return h, nil, false
 	}
 	ip := f[14:]
 	ihl := int(ip[0]&0x0f) * 4
 	if ihl < 20 || len(ip) < ihl {
-		return src, dst, 0, nil, false
+		return h, nil, false
 	}
-	src, _ = netip.AddrFromSlice(ip[12:16])
-	dst, _ = netip.AddrFromSlice(ip[16:20])
-	return src, dst, ip[9], ip[ihl:], true
+	h.src, _ = netip.AddrFromSlice(ip[12:16])
+	h.dst, _ = netip.AddrFromSlice(ip[16:20])
+	h.proto = ip[9]
+	h.length = int(binary.BigEndian.Uint16(ip[2:]))
+	h.fragment = binary.BigEndian.Uint16(ip[6:])&0x3fff != 0
+	return h, ip[ihl:], true
 }
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }
