@@ -79,3 +79,68 @@ func askFromNetNS(ns *harness.NetNS, addr, msg string) (string, error) {
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	return strings.TrimSpace(line), err
 }
+
+// TestE2ENodePortFromNode: a process on the node itself (a hostNetwork pod:
+// the node's network namespace, in the kubepods cgroup the socket LB is
+// attached to) reaches a NodePort Service at the node's InternalIP and at
+// 127.0.0.1, and both backends answer. Nothing listens on the node at that
+// port: a reply naming a backend proves the translation.
+func TestE2ENodePortFromNode(t *testing.T) {
+	c := connect(t)
+	ns := c.namespace(t)
+	sel := map[string]string{"app": "echo-npn"}
+	c.echoPod(t, ns, "npn-1", sel)
+	c.echoPod(t, ns, "npn-2", sel)
+	svc, err := c.cs.CoreV1().Services(ns).Create(ctxT(t, 30*time.Second), &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "echo-npn"},
+		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: sel, Ports: []corev1.ServicePort{
+			{Name: "tcp", Port: 80, TargetPort: intstr.FromInt32(9000), Protocol: corev1.ProtocolTCP},
+		}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	np := svc.Spec.Ports[0].NodePort
+	require.NotZero(t, np)
+
+	node, err := c.cs.CoreV1().Nodes().Get(ctxT(t, 10*time.Second), c.nodeName(t), metav1.GetOptions{})
+	require.NoError(t, err)
+	var nodeIP string
+	for _, a := range node.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			nodeIP = a.Address
+		}
+	}
+	require.NotEmpty(t, nodeIP, "node %s has no InternalIP", node.Name)
+
+	_, err = c.cs.CoreV1().Pods(ns).Create(ctxT(t, 30*time.Second), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "host-client"},
+		Spec: corev1.PodSpec{
+			HostNetwork:                   true,
+			TerminationGracePeriodSeconds: new(int64),
+			Containers: []corev1.Container{{
+				Name: "client", Image: echoImage, ImagePullPolicy: corev1.PullNever, Command: []string{"/echo", "idle"},
+			}},
+		},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	client := c.waitReady(t, ns, "host-client")
+	require.Equal(t, nodeIP, client.Status.PodIP, "a hostNetwork pod has the node's address")
+
+	for _, addr := range []string{fmt.Sprintf("%s:%d", nodeIP, np), fmt.Sprintf("127.0.0.1:%d", np)} {
+		seen := map[string]int{}
+		var last string
+		err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+			out, err := c.ask(t, client, "tcp", addr, "npn")
+			last = fmt.Sprintf("out=%q err=%v", out, err)
+			if err != nil {
+				return false, nil
+			}
+			name, msg, _ := strings.Cut(out, " ")
+			require.Equal(t, "npn", msg, "reply %q", out)
+			require.Contains(t, []string{"npn-1", "npn-2"}, name, "reply from a pod that is no backend: %q", out)
+			seen[name]++
+			return len(seen) == 2, nil
+		})
+		require.NoError(t, err, "NodePort %s from the node: replies %v, want both backends; last %s", addr, seen, last)
+		t.Logf("NodePort %s from the node (hostNetwork pod): %v", addr, seen)
+	}
+}

@@ -4,6 +4,8 @@
 // "<name> <payload>", HTTP :8080 answers "hello from <name> (you are <addr>)" and /healthz "ok". The name is $POD_NAME
 // or the hostname (the pod name in Kubernetes).
 //
+// `echo idle` only waits (a pod to exec the client in, e.g. on the host network).
+//
 // Client: `echo tcp|udp|http ADDR [MSG]` sends one request and prints the reply; `echo stream ADDR` keeps one TCP
 // connection and relays stdin lines to it, printing each reply (a long-lived connection driven by the test).
 // `echo https ADDR [PATH]` GETs https://ADDR/PATH (default /version) verifying the server against the pod's
@@ -19,12 +21,21 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 )
 
 func main() {
 	var err error
+	if len(os.Args) == 2 && os.Args[1] == "idle" {
+		// A client-only pod (hostNetwork: the server's ports would be the node's).
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, syscall.SIGTERM, os.Interrupt)
+		<-stop
+		return
+	}
 	if len(os.Args) > 2 {
 		err = client(os.Args[1], os.Args[2], strings.Join(os.Args[3:], " "))
 	} else {
