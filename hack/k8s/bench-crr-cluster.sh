@@ -21,12 +21,15 @@
 #                     translation is per packet on the pods' veths (from_container, packets a pod sends) and on the
 #                     NodePort device, neither of which this host-network client's packets cross. Before kube-proxy
 #                     starts, the script checks that the measured ClusterIP does not answer (nobody translates it).
-# Per service count: sluice first, then switch to iptables, measure, switch back. At the end (also on failure or ^C):
+# Per service count, once the Services exist, every EndpointSlice too, and the machine is quiet again (settle: under
+# --quiet percent CPU busy over 3 s, twice running; the 2-core node's control plane digests 10 000 Service creates for
+# minutes): direct (the two pod IPs, a backend at random per connection), then sluice; then switch to iptables, settle,
+# measure, switch back. direct is measured at every count: ratio_direct divides by the direct of the same count. At the end (also on failure or ^C):
 # kube-proxy stopped and `kube-proxy --cleanup`, the normal agent manifest applied, the benchmark namespace deleted.
 #
 # Output: a table, then `RESULT config=<direct|sluice|iptables> services=<n> tps=<median> ratio_direct=<x.xx>` lines and
 # `RESULT config=program-<sluice|iptables> services=<n> seconds=<x>` (creation of the Services until the measured one
-# answers, resp. kube-proxy's start until it answers).
+# answers, resp. kube-proxy's start until it answers), and `SETTLE` lines (how long the machine took to be quiet).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${CACHE:-/var/cache/sluice-k8s}
@@ -34,7 +37,7 @@ R=$CACHE/run
 P=$R/pki L=$R/logs BIN=$CACHE/bin
 KC="kubectl --kubeconfig $P/admin.kubeconfig"
 NS=crr-bench IMG=sluice.local/crr:1 PORT=8080
-SERVICES=1,1000,10000 ROUNDS=3 DURATION=5s WARMUP=1s WORKERS=4
+SERVICES=1,1000,10000 ROUNDS=3 DURATION=5s WARMUP=1s WORKERS=4 QUIET=25 SETTLE_MAX=600
 while [ $# -gt 0 ]; do
 	case $1 in
 	--cluster) ;;
@@ -44,6 +47,8 @@ while [ $# -gt 0 ]; do
 	--duration) DURATION=$2 && shift ;;
 	--warmup) WARMUP=$2 && shift ;;
 	--workers) WORKERS=$2 && shift ;;
+	--quiet) QUIET=$2 && shift ;;
+	--settle-max) SETTLE_MAX=$2 && shift ;;
 	-h | --help) sed -n '2,30p' "$0" && exit 0 ;;
 	*) echo "bench-crr --cluster: unknown flag $1" >&2 && exit 2 ;;
 	esac
@@ -166,7 +171,7 @@ S1=$($KC -n $NS get pod server-1 -o jsonpath='{.status.podIP}')
 S2=$($KC -n $NS get pod server-2 -o jsonpath='{.status.podIP}')
 echo "backends server-1 $S1, server-2 $S2; client on the host network"
 
-crr() { $KC -n $NS exec client -- /crr "$@"; }
+crr() { timeout 300 $KC -n $NS exec client -- /crr "$@"; }
 answers() { # addr: crr ask answers with a backend's name
 	local out
 	out=$(crr ask --target "$1" --timeout 1s 2>/dev/null) || return 1
@@ -201,6 +206,36 @@ create_services() { # total: create crr-$HAVE..crr-$((total-1)), 8 kubectl proce
 }
 vip() { $KC -n $NS get svc "crr-$1" -o jsonpath='{.spec.clusterIP}'; }
 
+# --- settling ------------------------------------------------------------------------------------------------------
+busy() { # percent of all CPUs' time not idle over 3 s (/proc/stat: user nice system idle iowait irq softirq steal)
+	local a b
+	a=$(awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat)
+	sleep 3
+	b=$(awk '/^cpu /{print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat)
+	python3 -c "import sys; t0,i0,t1,i1=map(float,sys.argv[1:]); print('%.0f' % (100*(1-(i1-i0)/max(t1-t0,1))))" $a $b
+}
+slices() { timeout 120 $KC -n $NS get endpointslices --no-headers 2>/dev/null | wc -l; }
+settle() { # what services: every EndpointSlice exists (services > 0), then two quiet 3 s windows in a row
+	local what=$1 n=$2 s t quiet=0 b
+	s=$(date +%s)
+	if [ "$n" -gt 0 ]; then
+		until [ "$(slices)" -ge "$n" ]; do
+			[ $(($(date +%s) - s)) -lt "$SETTLE_MAX" ] || { echo "bench-crr --cluster: $n EndpointSlices not there after ${SETTLE_MAX}s" >&2 && return 1; }
+			sleep 2
+		done
+	fi
+	t=$(date +%s)
+	while [ $quiet -lt 2 ]; do
+		b=$(busy)
+		if [ "$b" -lt "$QUIET" ]; then quiet=$((quiet + 1)); else quiet=0; fi
+		if [ $(($(date +%s) - t)) -ge "$SETTLE_MAX" ]; then
+			echo "SETTLE $what services=$n NOT quiet after ${SETTLE_MAX}s (last ${b}% busy): measuring anyway"
+			return 0
+		fi
+	done
+	echo "SETTLE $what services=$n slices=$(($t - s))s quiet=$(($(date +%s) - t))s (last ${b}% busy)"
+}
+
 # --- measurement ----------------------------------------------------------------------------------------------------
 declare -A TPS
 measure() { # config services targets [pick]
@@ -220,7 +255,6 @@ declare -A PROG
 T0=$(date +%s)
 echo "--- TCP_CRR on $(hostname): $WORKERS workers, $ROUNDS x $DURATION (warmup $WARMUP), services $SERVICES"
 [ "$(crr ask --target "$S1:$PORT")" = server-1 ] && [ "$(crr ask --target "$S2:$PORT")" = server-2 ]
-measure direct 0 "$S1:$PORT,$S2:$PORT" random
 for n in ${SERVICES//,/ }; do
 	# sluice: normal cluster. The measured Service is crr-0; the others are filler.
 	s=$(now)
@@ -229,6 +263,8 @@ for n in ${SERVICES//,/ }; do
 	PROG[sluice/$n]=$(since "$s")
 	seen_both "$(vip 0):80"
 	echo "sluice: $n services, crr-0 $(vip 0):80 answers ${PROG[sluice/$n]}s after creation started; KUBE-* rules: $(kube_rules)"
+	settle sluice "$n"
+	measure direct "$n" "$S1:$PORT,$S2:$PORT" random
 	measure sluice "$n" "$(vip 0):80"
 	# iptables: the agent without socket LB, then kube-proxy
 	agent_mode false
@@ -242,23 +278,24 @@ for n in ${SERVICES//,/ }; do
 	PROG[iptables/$n]=$(since "$s")
 	seen_both "$(vip 0):80"
 	echo "iptables: kube-proxy answers for crr-0 ${PROG[iptables/$n]}s after its start; KUBE-* rules: $(kube_rules)"
+	settle iptables "$n"
 	measure iptables "$n" "$(vip 0):80"
 	stop_kube_proxy
 	agent_mode true
 done
 
-D=$(median "${TPS[direct/0]}")
 printf '\n%-10s %9s %10s %8s\n' config services tps ratio
-printf '%-10s %9s %10s %8s\n' direct - "$D" 1.00
 for n in ${SERVICES//,/ }; do
-	for cfg in sluice iptables; do
-		printf '%-10s %9s %10s %8.2f\n' $cfg "$n" "$(median "${TPS[$cfg/$n]}")" "$(python3 -c "print($(median "${TPS[$cfg/$n]}")/$D)")"
+	D=$(median "${TPS[direct/$n]}")
+	for cfg in direct sluice iptables; do
+		m=$(median "${TPS[$cfg/$n]}")
+		printf '%-10s %9s %10s %8.2f\n' $cfg "$n" "$m" "$(python3 -c "print($m/$D)")"
 	done
 done
 echo
-echo "RESULT config=direct services=0 tps=$D ratio_direct=1.00"
 for n in ${SERVICES//,/ }; do
-	for cfg in sluice iptables; do
+	D=$(median "${TPS[direct/$n]}")
+	for cfg in direct sluice iptables; do
 		m=$(median "${TPS[$cfg/$n]}")
 		printf 'RESULT config=%s services=%s tps=%s ratio_direct=%.2f\n' $cfg "$n" "$m" "$(python3 -c "print($m/$D)")"
 	done
