@@ -23,13 +23,17 @@
 #                     starts, the script checks that the measured ClusterIP does not answer (nobody translates it).
 # Per service count, once the Services exist, every EndpointSlice too, and the machine is quiet again (settle: under
 # --quiet percent CPU busy over 3 s, twice running; the 2-core node's control plane digests 10 000 Service creates for
-# minutes): direct (the two pod IPs, a backend at random per connection), then sluice; then switch to iptables, settle,
-# measure, switch back. direct is measured at every count: ratio_direct divides by the direct of the same count. At the end (also on failure or ^C):
+# minutes): direct (the two pod IPs, a backend at random per connection) and sluice, round by round; then switch to
+# iptables, settle, direct again (`direct-kp`) and iptables round by round, switch back. ratio_direct divides by the
+# median direct of the same count measured without kube-proxy. direct-kp is not a baseline: with kube-proxy running,
+# every new connection from the host, service or not, walks the nat OUTPUT chain's KUBE-SERVICES list (a direct
+# connection matches no rule, so it walks all of them), which is a cost of kube-proxy the table shows. At the end (also on failure or ^C):
 # kube-proxy stopped and `kube-proxy --cleanup`, the normal agent manifest applied, the benchmark namespace deleted.
 #
-# Output: a table, then `RESULT config=<direct|sluice|iptables> services=<n> tps=<median> ratio_direct=<x.xx>` lines and
-# `RESULT config=program-<sluice|iptables> services=<n> seconds=<x>` (creation of the Services until the measured one
-# answers, resp. kube-proxy's start until it answers), and `SETTLE` lines (how long the machine took to be quiet).
+# Output: a table, then `RESULT config=<direct|sluice|direct-kp|iptables> services=<n> tps=<median> ratio_direct=<x.xx>` lines and
+# `RESULT config=program-<sluice|iptables> services=<n> seconds=<x>`: Sluice, from the return of the last Service create
+# until that Service answers (how far the agent lags the API); kube-proxy, from its start until the last Service answers
+# (a full sync of n Services). `SETTLE` lines say how long the machine took to be quiet.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${CACHE:-/var/cache/sluice-k8s}
@@ -115,10 +119,18 @@ stop_kube_proxy() { # by its recorded PID, then --cleanup removes its chains
 }
 kube_rules() { { iptables-save -t nat; iptables-save -t filter; } 2>/dev/null | grep -c '^-A KUBE-\(SERVICES\|SVC\|SEP\)' || true; }
 
+# The client is on the host network, so the host's TCP_CRR client sysctls (KERNEL-NOTES): without them the default
+# 28k ephemeral ports per backend sit in TIME_WAIT for 60 s after a few seconds of CRR, and every configuration
+# collapses to ~900 connections/s. Set for the run, restored at the end.
+declare -A SYSCTL_SAVED
+set_sysctl() { SYSCTL_SAVED[$1]=${SYSCTL_SAVED[$1]:-$(sysctl -n "$1")}; sysctl -qw "$1=$2"; }
+restore_sysctls() { for k in "${!SYSCTL_SAVED[@]}"; do sysctl -qw "$k=${SYSCTL_SAVED[$k]}"; done; }
+
 restore() {
 	local rc=$?
 	trap - EXIT INT TERM
 	echo "--- restoring the normal cluster"
+	restore_sysctls
 	stop_kube_proxy
 	agent_mode true || echo "bench-crr --cluster: could not restore the agent manifest (apply $R/sluice.yaml)" >&2
 	$KC delete ns $NS --wait=true --timeout=300s >/dev/null 2>&1 || echo "bench-crr --cluster: namespace $NS not deleted" >&2
@@ -127,6 +139,9 @@ restore() {
 }
 trap restore EXIT
 trap 'exit 130' INT TERM
+set_sysctl net.ipv4.ip_local_port_range "1024 65535"
+set_sysctl net.ipv4.tcp_tw_reuse 1
+set_sysctl net.core.somaxconn 8192
 
 # --- the crr image, pods -------------------------------------------------------------------------------------------
 mkdir -p "$CACHE/img/crr"
@@ -135,6 +150,8 @@ mkdir -p "$CACHE/img/crr"
 ctr --address "$R/containerd.sock" -n k8s.io images import "$CACHE/images/crr.tar" >/dev/null
 echo "image $IMG imported"
 
+# A namespace left terminating by an earlier run (10 000 Services take minutes to delete) must be gone first.
+waitfor "namespace $NS from an earlier run deleted" 900 bash -c "! $KC get ns $NS"
 $KC create ns $NS >/dev/null
 $KC apply -f - >/dev/null <<EOF
 apiVersion: v1
@@ -205,6 +222,20 @@ create_services() { # total: create crr-$HAVE..crr-$((total-1)), 8 kubectl proce
 	[ "$HAVE" = "$total" ] || { echo "bench-crr --cluster: $HAVE Services, want $total" >&2 && return 1; }
 }
 vip() { $KC -n $NS get svc "crr-$1" -o jsonpath='{.spec.clusterIP}'; }
+targets() { # n: ip:80 of up to 16 Services spread evenly over crr-0..crr-(n-1), comma-separated
+	local n=$1 k all i out=""
+	k=$((n < 16 ? n : 16))
+	all=$($KC -n $NS get svc -o jsonpath='{range .items[*]}{.metadata.name} {.spec.clusterIP}{"\n"}{end}')
+	for i in $(seq 0 $((k - 1))); do
+		out="$out,$(awk -v n="crr-$((i * n / k))" '$1 == n {print $2}' <<<"$all"):80"
+	done
+	echo "${out#,}"
+}
+rule_positions() { # targets: where each VIP's rule sits in KUBE-SERVICES (1 = first)
+	local rules t
+	rules=$(iptables-save -t nat | grep '^-A KUBE-SERVICES ')
+	for t in ${1//,/ }; do grep -n -- "-d ${t%:*}/32 " <<<"$rules" | head -1 | cut -d: -f1; done | sort -n | tr '\n' ' '
+}
 
 # --- settling ------------------------------------------------------------------------------------------------------
 busy() { # percent of all CPUs' time not idle over 3 s (/proc/stat: user nice system idle iowait irq softirq steal)
@@ -238,34 +269,46 @@ settle() { # what services: every EndpointSlice exists (services > 0), then two 
 
 # --- measurement ----------------------------------------------------------------------------------------------------
 declare -A TPS
-measure() { # config services targets [pick]
-	local cfg=$1 n=$2 tgt=$3 pick=${4:-random} out tps errs
-	for r in $(seq "$ROUNDS"); do
+measure() { # config services targets [pick]: one round
+	local cfg=$1 n=$2 tgt=$3 pick=${4:-random} out tps errs r
+	r=$(($(wc -w <<<"${TPS[$cfg/$n]:-}") + 1))
+	{
 		out=$(crr run --target "$tgt" --pick "$pick" --workers "$WORKERS" --duration "$DURATION" --warmup "$WARMUP" --timeout 2s)
 		tps=$(jq -r '.tps' <<<"$out")
 		errs=$(jq -r '.errors' <<<"$out")
 		echo "  $cfg services=$n round $r: tps=$(printf %.0f "$tps") p50=$(jq -r '.p50_us' <<<"$out")us p99=$(jq -r '.p99_us' <<<"$out")us errors=$errs"
 		[ "$errs" = 0 ] || echo "  ($cfg: first error $(jq -r '.first_error' <<<"$out"))"
 		TPS[$cfg/$n]="${TPS[$cfg/$n]:-} $tps"
+	}
+}
+interleaved() { # config services targets direct-label: ROUNDS rounds of direct then config (drift shared)
+	for _ in $(seq "$ROUNDS"); do
+		measure "$4" "$2" "$S1:$PORT,$S2:$PORT" random
+		measure "$1" "$2" "$3"
 	done
 }
 median() { python3 -c "import statistics,sys; print('%.0f' % statistics.median(map(float, sys.argv[1:])))" $1; }
-declare -A PROG
+declare -A PROG CREATE
 
 T0=$(date +%s)
 echo "--- TCP_CRR on $(hostname): $WORKERS workers, $ROUNDS x $DURATION (warmup $WARMUP), services $SERVICES"
 [ "$(crr ask --target "$S1:$PORT")" = server-1 ] && [ "$(crr ask --target "$S2:$PORT")" = server-2 ]
 for n in ${SERVICES//,/ }; do
-	# sluice: normal cluster. The measured Service is crr-0; the others are filler.
+	# sluice: normal cluster. Every Service selects the two servers; the measured ones are up to 16 spread evenly over
+	# the creation order (a connection picks one at random), so no configuration is measured on a lucky rule position.
 	s=$(now)
 	create_services "$n"
-	waitfor "crr-0 via Sluice" 300 answers "$(vip 0):80"
+	CREATE[$n]=$(since "$s")
+	last=$(vip $((n - 1)))
+	s=$(now)
+	waitfor "crr-$((n - 1)) via Sluice" 300 answers "$last:80"
 	PROG[sluice/$n]=$(since "$s")
+	TARGETS=$(targets "$n")
 	seen_both "$(vip 0):80"
-	echo "sluice: $n services, crr-0 $(vip 0):80 answers ${PROG[sluice/$n]}s after creation started; KUBE-* rules: $(kube_rules)"
+	echo "sluice: $n services (created in ${CREATE[$n]}s); the last answers ${PROG[sluice/$n]}s after its create returned; KUBE-* rules: $(kube_rules)"
+	echo "measured Services: $(tr ',' ' ' <<<"$TARGETS" | wc -w) ($TARGETS)" | cut -c1-200
 	settle sluice "$n"
-	measure direct "$n" "$S1:$PORT,$S2:$PORT" random
-	measure sluice "$n" "$(vip 0):80"
+	interleaved sluice "$n" "$TARGETS" direct
 	# iptables: the agent without socket LB, then kube-proxy
 	agent_mode false
 	if answers "$(vip 0):80"; then
@@ -274,12 +317,13 @@ for n in ${SERVICES//,/ }; do
 	fi
 	s=$(now)
 	start_kube_proxy
-	waitfor "crr-0 via kube-proxy" 600 answers "$(vip 0):80"
+	waitfor "crr-$((n - 1)) via kube-proxy" 600 answers "$last:80"
 	PROG[iptables/$n]=$(since "$s")
 	seen_both "$(vip 0):80"
-	echo "iptables: kube-proxy answers for crr-0 ${PROG[iptables/$n]}s after its start; KUBE-* rules: $(kube_rules)"
+	echo "iptables: kube-proxy answers for crr-$((n - 1)) ${PROG[iptables/$n]}s after its start; KUBE-* rules: $(kube_rules)"
+	echo "KUBE-SERVICES positions of the measured Services: $(rule_positions "$TARGETS") of $(iptables-save -t nat | grep -c '^-A KUBE-SERVICES ')"
 	settle iptables "$n"
-	measure iptables "$n" "$(vip 0):80"
+	interleaved iptables "$n" "$TARGETS" direct-kp
 	stop_kube_proxy
 	agent_mode true
 done
@@ -287,7 +331,7 @@ done
 printf '\n%-10s %9s %10s %8s\n' config services tps ratio
 for n in ${SERVICES//,/ }; do
 	D=$(median "${TPS[direct/$n]}")
-	for cfg in direct sluice iptables; do
+	for cfg in direct sluice direct-kp iptables; do
 		m=$(median "${TPS[$cfg/$n]}")
 		printf '%-10s %9s %10s %8.2f\n' $cfg "$n" "$m" "$(python3 -c "print($m/$D)")"
 	done
@@ -295,7 +339,7 @@ done
 echo
 for n in ${SERVICES//,/ }; do
 	D=$(median "${TPS[direct/$n]}")
-	for cfg in direct sluice iptables; do
+	for cfg in direct sluice direct-kp iptables; do
 		m=$(median "${TPS[$cfg/$n]}")
 		printf 'RESULT config=%s services=%s tps=%s ratio_direct=%.2f\n' $cfg "$n" "$m" "$(python3 -c "print($m/$D)")"
 	done
