@@ -269,21 +269,19 @@ settle() { # what services: every EndpointSlice exists (services > 0), then two 
 
 # --- measurement ----------------------------------------------------------------------------------------------------
 declare -A TPS
-measure() { # config services targets [pick]: one round
-	local cfg=$1 n=$2 tgt=$3 pick=${4:-random} out tps errs r
+measure() { # config services targets: one round, a target at random per connection
+	local cfg=$1 n=$2 tgt=$3 out tps errs r
 	r=$(($(wc -w <<<"${TPS[$cfg/$n]:-}") + 1))
-	{
-		out=$(crr run --target "$tgt" --pick "$pick" --workers "$WORKERS" --duration "$DURATION" --warmup "$WARMUP" --timeout 2s)
-		tps=$(jq -r '.tps' <<<"$out")
-		errs=$(jq -r '.errors' <<<"$out")
-		echo "  $cfg services=$n round $r: tps=$(printf %.0f "$tps") p50=$(jq -r '.p50_us' <<<"$out")us p99=$(jq -r '.p99_us' <<<"$out")us errors=$errs"
-		[ "$errs" = 0 ] || echo "  ($cfg: first error $(jq -r '.first_error' <<<"$out"))"
-		TPS[$cfg/$n]="${TPS[$cfg/$n]:-} $tps"
-	}
+	out=$(crr run --target "$tgt" --pick random --workers "$WORKERS" --duration "$DURATION" --warmup "$WARMUP" --timeout 2s)
+	tps=$(jq -r '.tps' <<<"$out")
+	errs=$(jq -r '.errors' <<<"$out")
+	echo "  $cfg services=$n round $r: tps=$(printf %.0f "$tps") p50=$(jq -r '.p50_us' <<<"$out")us p99=$(jq -r '.p99_us' <<<"$out")us errors=$errs"
+	[ "$errs" = 0 ] || echo "  ($cfg: first error $(jq -r '.first_error' <<<"$out"))"
+	TPS[$cfg/$n]="${TPS[$cfg/$n]:-} $tps"
 }
 interleaved() { # config services targets direct-label: ROUNDS rounds of direct then config (drift shared)
 	for _ in $(seq "$ROUNDS"); do
-		measure "$4" "$2" "$S1:$PORT,$S2:$PORT" random
+		measure "$4" "$2" "$S1:$PORT,$S2:$PORT"
 		measure "$1" "$2" "$3"
 	done
 }
@@ -328,22 +326,20 @@ for n in ${SERVICES//,/ }; do
 	agent_mode true
 done
 
+TABLE=() RESULTS=()
+for n in ${SERVICES//,/ }; do
+	D=$(median "${TPS[direct/$n]}")
+	for cfg in direct sluice direct-kp iptables; do
+		m=$(median "${TPS[$cfg/$n]}")
+		ratio=$(python3 -c "print('%.2f' % ($m/$D))")
+		TABLE+=("$(printf '%-10s %9s %10s %8s' $cfg "$n" "$m" "$ratio")")
+		RESULTS+=("RESULT config=$cfg services=$n tps=$m ratio_direct=$ratio")
+	done
+done
 printf '\n%-10s %9s %10s %8s\n' config services tps ratio
-for n in ${SERVICES//,/ }; do
-	D=$(median "${TPS[direct/$n]}")
-	for cfg in direct sluice direct-kp iptables; do
-		m=$(median "${TPS[$cfg/$n]}")
-		printf '%-10s %9s %10s %8.2f\n' $cfg "$n" "$m" "$(python3 -c "print($m/$D)")"
-	done
-done
+printf '%s\n' "${TABLE[@]}"
 echo
-for n in ${SERVICES//,/ }; do
-	D=$(median "${TPS[direct/$n]}")
-	for cfg in direct sluice direct-kp iptables; do
-		m=$(median "${TPS[$cfg/$n]}")
-		printf 'RESULT config=%s services=%s tps=%s ratio_direct=%.2f\n' $cfg "$n" "$m" "$(python3 -c "print($m/$D)")"
-	done
-done
+printf '%s\n' "${RESULTS[@]}"
 for n in ${SERVICES//,/ }; do
 	for cfg in sluice iptables; do echo "RESULT config=program-$cfg services=$n seconds=${PROG[$cfg/$n]}"; done
 done
