@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -212,17 +213,7 @@ func TestPrivilegedCrossNodeVXLAN(t *testing.T) {
 	require.Contains(t, dev, " mtu 1450 ")
 	c.requirePodMTU(t, 1450)
 
-	capture := startCapture(t, c.n1.NS, c.ul.IfName)
-	c.requirePodToPod(t)
-	c.requireLargeTransfer(t)
-	seen := capture.stop()
-	t.Logf("underlay capture: %+v", seen)
-	require.Positive(t, seen.vxlanTo[c.p2.IP], "VXLAN packets to pod-b on the underlay: %+v", seen)
-	require.Positive(t, seen.vxlanTo[c.p1.IP], "VXLAN replies to pod-a on the underlay: %+v", seen)
-	require.Zero(t, seen.plainPod, "no unencapsulated pod packets on the underlay: %+v", seen)
-	require.Zero(t, seen.fragments, "no fragmented tunnel packets: %+v", seen)
-	require.Equal(t, 1500, seen.maxVXLAN, "full-size tunnel packets fill the underlay's MTU: %+v", seen)
-	require.Equal(t, 1450, seen.maxInner, "full-size pod packets fill the pod MTU: %+v", seen)
+	c.requireTunnelTraffic(t, 1500)
 
 	c.requireServiceToRemoteBackend(t)
 	c.restartKeepsRoutes(t, r1)
@@ -253,16 +244,26 @@ func TestPrivilegedCrossNodeVXLANUnderlayMTU(t *testing.T) {
 	}
 	c.requirePodMTU(t, 1350)
 
+	c.requireTunnelTraffic(t, 1400)
+}
+
+// requireTunnelTraffic checks pod-to-pod traffic and a large transfer in
+// both directions cross the underlay (MTU underlayMTU) only inside VXLAN,
+// unfragmented, in tunnel packets that fill the underlay MTU around pod
+// packets that fill the pod MTU (underlayMTU less the VXLAN overhead).
+func (c *twoNodes) requireTunnelTraffic(t *testing.T, underlayMTU int) {
+	t.Helper()
 	capture := startCapture(t, c.n1.NS, c.ul.IfName)
 	c.requirePodToPod(t)
 	c.requireLargeTransfer(t)
 	seen := capture.stop()
 	t.Logf("underlay capture: %+v", seen)
 	require.Positive(t, seen.vxlanTo[c.p2.IP], "VXLAN packets to pod-b on the underlay: %+v", seen)
+	require.Positive(t, seen.vxlanTo[c.p1.IP], "VXLAN replies to pod-a on the underlay: %+v", seen)
 	require.Zero(t, seen.plainPod, "no unencapsulated pod packets on the underlay: %+v", seen)
 	require.Zero(t, seen.fragments, "no fragmented tunnel packets: %+v", seen)
-	require.Equal(t, 1400, seen.maxVXLAN, "full-size tunnel packets fill the underlay's MTU: %+v", seen)
-	require.Equal(t, 1350, seen.maxInner, "full-size pod packets fill the pod MTU: %+v", seen)
+	require.Equal(t, underlayMTU, seen.maxVXLAN, "full-size tunnel packets fill the underlay's MTU: %+v", seen)
+	require.Equal(t, underlayMTU-nodemgr.VXLANOverhead, seen.maxInner, "full-size pod packets fill the pod MTU: %+v", seen)
 }
 
 // captured counts what a capture saw on the underlay.
