@@ -57,15 +57,10 @@ static __always_inline int sock4_xlate_fwd(struct bpf_sock_addr *ctx, __u32 xlat
 	if (!fe.proto)
 		return 0;
 	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, &fe);
-	if (!svc && is_node_addr(fe.address)) {
-		/* A NodePort frontend is the wildcard address. */
-		fe.address = 0;
-		svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, &fe);
-		if (svc && !(svc->flags & LB_FLAG_NODEPORT))
-			return 0;
-	} else if (svc && (svc->flags & LB_FLAG_NODEPORT) && fe.address) {
+	if (!svc)
+		svc = lb4_lookup_nodeport(fe.address, &fe);
+	else if ((svc->flags & LB_FLAG_NODEPORT) && fe.address)
 		return 0; /* not a frontend the agent writes */
-	}
 	if (!svc)
 		return 0;
 	be = lb4_select_backend(&fe, svc, bpf_get_netns_cookie(ctx), 1, &backend_id, &err);

@@ -145,10 +145,8 @@ static __always_inline int lb4_xlate_nodeport(struct __sk_buff *skb, struct ipv4
 	__u32 lifetime = 0;
 	int ret;
 
-	if (!is_node_addr(fe_addr))
-		return 0;
-	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, &fe);
-	if (!svc || !(svc->flags & LB_FLAG_NODEPORT))
+	svc = lb4_lookup_nodeport(fe_addr, &fe);
+	if (!svc)
 		return 0;
 	ret = lb4_xlate_svc(skb, f, &fe, svc, &lifetime);
 	if (ret < 0)

@@ -67,13 +67,7 @@ static __always_inline struct lb4_service *nodeport_lookup(const struct ipv4_flo
 	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, fe);
 	if (svc && (svc->flags & LB_FLAG_EXTERNAL))
 		return svc;
-	if (!is_node_addr(f->daddr))
-		return NULL;
-	fe->address = 0;
-	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, fe);
-	if (svc && (svc->flags & LB_FLAG_NODEPORT))
-		return svc;
-	return NULL;
+	return lb4_lookup_nodeport(f->daddr, fe);
 }
 
 /* Conntrack of a new or ongoing flow f to frontend fe: the backend its
