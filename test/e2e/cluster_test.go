@@ -175,3 +175,26 @@ func (c *cluster) endpoints(t *testing.T) map[string]api.Endpoint {
 	}
 	return out
 }
+
+// requireAllBackends asks (one echo request per call, msg as the line) until
+// every backend has answered, within 60 s. A reply that does not echo msg
+// or comes from a pod that is no backend fails at once.
+func requireAllBackends(t *testing.T, what, msg string, backends []string, ask func() (string, error)) {
+	t.Helper()
+	seen := map[string]int{}
+	var last string
+	err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		out, err := ask()
+		last = fmt.Sprintf("out=%q err=%v", out, err)
+		if err != nil {
+			return false, nil
+		}
+		name, got, _ := strings.Cut(out, " ")
+		require.Equal(t, msg, got, "reply %q", out)
+		require.Contains(t, backends, name, "reply from a pod that is no backend: %q", out)
+		seen[name]++
+		return len(seen) == len(backends), nil
+	})
+	require.NoError(t, err, "%s: replies %v, want every backend of %v; last %s", what, seen, backends, last)
+	t.Logf("%s: %v", what, seen)
+}

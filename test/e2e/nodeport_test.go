@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -12,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/sluicenet/sluice/test/harness"
 )
@@ -25,43 +23,39 @@ const (
 	extNodeIP = "203.0.113.1"
 )
 
-// TestE2ENodePortFromOutside: a client outside the node (a netns behind the
-// node's test device) reaches a NodePort Service at the node's address on
-// that device, and both backends answer, each naming itself.
-func TestE2ENodePortFromOutside(t *testing.T) {
-	c := connect(t)
-	ns := c.namespace(t)
-	sel := map[string]string{"app": "echo-np"}
-	c.echoPod(t, ns, "np-1", sel)
-	c.echoPod(t, ns, "np-2", sel)
+// nodePortService starts two echo pods, <prefix>-1 and <prefix>-2, and a
+// NodePort Service echo-<prefix> in front of them (TCP 80 -> 9000), and
+// returns the namespace, the backend names and the allocated node port.
+func (c *cluster) nodePortService(t *testing.T, prefix string) (ns string, backends []string, nodePort int32) {
+	t.Helper()
+	ns = c.namespace(t)
+	sel := map[string]string{"app": "echo-" + prefix}
+	backends = []string{prefix + "-1", prefix + "-2"}
+	for _, b := range backends {
+		c.echoPod(t, ns, b, sel)
+	}
 	svc, err := c.cs.CoreV1().Services(ns).Create(ctxT(t, 30*time.Second), &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "echo-np"},
+		ObjectMeta: metav1.ObjectMeta{Name: "echo-" + prefix},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: sel, Ports: []corev1.ServicePort{
 			{Name: "tcp", Port: 80, TargetPort: intstr.FromInt32(9000), Protocol: corev1.ProtocolTCP},
 		}},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	np := svc.Spec.Ports[0].NodePort
-	require.NotZero(t, np)
+	nodePort = svc.Spec.Ports[0].NodePort
+	require.NotZero(t, nodePort)
+	return ns, backends, nodePort
+}
+
+// TestE2ENodePortFromOutside: a client outside the node (a netns behind the
+// node's test device) reaches a NodePort Service at the node's address on
+// that device, and both backends answer, each naming itself.
+func TestE2ENodePortFromOutside(t *testing.T) {
+	c := connect(t)
+	_, backends, np := c.nodePortService(t, "np")
 	ext := &harness.NetNS{Name: extNetNS}
 	addr := fmt.Sprintf("%s:%d", extNodeIP, np)
-
-	seen := map[string]int{}
-	var last string
-	err = wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
-		out, err := askFromNetNS(ext, addr, "np")
-		last = fmt.Sprintf("out=%q err=%v", out, err)
-		if err != nil {
-			return false, nil
-		}
-		name, msg, _ := strings.Cut(out, " ")
-		require.Equal(t, "np", msg, "reply %q", out)
-		require.Contains(t, []string{"np-1", "np-2"}, name, "reply from a pod that is no backend: %q", out)
-		seen[name]++
-		return len(seen) == 2, nil
-	})
-	require.NoError(t, err, "NodePort %s from %s: replies %v, want both backends; last %s", addr, extNetNS, seen, last)
-	t.Logf("NodePort %s from %s: %v", addr, extNetNS, seen)
+	requireAllBackends(t, fmt.Sprintf("NodePort %s from %s", addr, extNetNS), "np", backends,
+		func() (string, error) { return askFromNetNS(ext, addr, "np") })
 }
 
 // askFromNetNS sends one line to the echo server at addr from inside ns and
@@ -87,19 +81,7 @@ func askFromNetNS(ns *harness.NetNS, addr, msg string) (string, error) {
 // port: a reply naming a backend proves the translation.
 func TestE2ENodePortFromNode(t *testing.T) {
 	c := connect(t)
-	ns := c.namespace(t)
-	sel := map[string]string{"app": "echo-npn"}
-	c.echoPod(t, ns, "npn-1", sel)
-	c.echoPod(t, ns, "npn-2", sel)
-	svc, err := c.cs.CoreV1().Services(ns).Create(ctxT(t, 30*time.Second), &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "echo-npn"},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeNodePort, Selector: sel, Ports: []corev1.ServicePort{
-			{Name: "tcp", Port: 80, TargetPort: intstr.FromInt32(9000), Protocol: corev1.ProtocolTCP},
-		}},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	np := svc.Spec.Ports[0].NodePort
-	require.NotZero(t, np)
+	ns, backends, np := c.nodePortService(t, "npn")
 
 	node, err := c.cs.CoreV1().Nodes().Get(ctxT(t, 10*time.Second), c.nodeName(t), metav1.GetOptions{})
 	require.NoError(t, err)
@@ -126,21 +108,7 @@ func TestE2ENodePortFromNode(t *testing.T) {
 	require.Equal(t, nodeIP, client.Status.PodIP, "a hostNetwork pod has the node's address")
 
 	for _, addr := range []string{fmt.Sprintf("%s:%d", nodeIP, np), fmt.Sprintf("127.0.0.1:%d", np)} {
-		seen := map[string]int{}
-		var last string
-		err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
-			out, err := c.ask(t, client, "tcp", addr, "npn")
-			last = fmt.Sprintf("out=%q err=%v", out, err)
-			if err != nil {
-				return false, nil
-			}
-			name, msg, _ := strings.Cut(out, " ")
-			require.Equal(t, "npn", msg, "reply %q", out)
-			require.Contains(t, []string{"npn-1", "npn-2"}, name, "reply from a pod that is no backend: %q", out)
-			seen[name]++
-			return len(seen) == 2, nil
-		})
-		require.NoError(t, err, "NodePort %s from the node: replies %v, want both backends; last %s", addr, seen, last)
-		t.Logf("NodePort %s from the node (hostNetwork pod): %v", addr, seen)
+		requireAllBackends(t, fmt.Sprintf("NodePort %s from the node (hostNetwork pod)", addr), "npn", backends,
+			func() (string, error) { return c.ask(t, client, "tcp", addr, "npn") })
 	}
 }

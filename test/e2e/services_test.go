@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -10,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // TestE2EClusterIPService: with no kube-proxy on the node, a pod reaches a
@@ -35,20 +32,8 @@ func TestE2EClusterIPService(t *testing.T) {
 	require.NotEmpty(t, vip)
 
 	for _, tc := range []struct{ mode, addr string }{{"tcp", vip + ":80"}, {"udp", vip + ":53"}} {
-		seen := map[string]int{}
 		// The first replies may fail while the EndpointSlice reaches the agent.
-		err := wait.PollUntilContextTimeout(t.Context(), 200*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
-			out, err := c.ask(t, client, tc.mode, tc.addr, "svc")
-			if err != nil {
-				return false, nil
-			}
-			name, msg, _ := strings.Cut(out, " ")
-			require.Equal(t, "svc", msg, "%s reply %q", tc.mode, out)
-			require.Contains(t, []string{"backend-1", "backend-2"}, name, "%s reply from a pod that is no backend: %q", tc.mode, out)
-			seen[name]++
-			return len(seen) == 2, nil
-		})
-		require.NoError(t, err, "%s %s: replies seen %v, want both backends", tc.mode, tc.addr, seen)
-		t.Logf("%s %s: %v", tc.mode, tc.addr, seen)
+		requireAllBackends(t, tc.mode+" "+tc.addr, "svc", []string{"backend-1", "backend-2"},
+			func() (string, error) { return c.ask(t, client, tc.mode, tc.addr, "svc") })
 	}
 }
