@@ -7,7 +7,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"github.com/sluicenet/sluice/agent/endpoint"
+	"github.com/sluicenet/sluice/agent/endpointmgr"
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
 	"github.com/sluicenet/sluice/datapath/pin"
@@ -37,7 +37,7 @@ type Config struct {
 	IPForward bool
 	// LinkExists checks restored endpoints' host interfaces; nil uses
 	// netlink in the network namespace of the thread calling New.
-	LinkExists endpoint.LinkChecker
+	LinkExists endpointmgr.LinkChecker
 	// Log is the agent's logger; nil uses logrus's standard logger.
 	Log logrus.FieldLogger
 

@@ -15,13 +15,13 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/sluicenet/sluice/agent/api"
-	"github.com/sluicenet/sluice/agent/endpoint"
+	"github.com/sluicenet/sluice/agent/endpointmgr"
 	"github.com/sluicenet/sluice/agent/flows"
 	"github.com/sluicenet/sluice/agent/identitymgr"
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/server"
-	"github.com/sluicenet/sluice/agent/services"
+	"github.com/sluicenet/sluice/agent/servicemgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
 	"github.com/sluicenet/sluice/agent/source/manifests"
 	"github.com/sluicenet/sluice/agent/state"
@@ -40,8 +40,8 @@ type Daemon struct {
 	log       logrus.FieldLogger
 	dp        *datapath.Datapath
 	hostOpts  datapath.HostOptions
-	eps       *endpoint.Manager
-	svcs      *services.Manager
+	eps       *endpointmgr.Manager
+	svcs      *servicemgr.Manager
 	ids       *identitymgr.Manager
 	pols      *policymgr.Manager
 	flows     *flows.Observer
@@ -111,7 +111,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	d.eps = endpoint.New(d.dp, store, d.log.WithField("subsys", "endpoint"))
+	d.eps = endpointmgr.New(d.dp, store, d.log.WithField("subsys", "endpoint"))
 	if err := d.eps.Restore(cfg.LinkExists); err != nil {
 		return nil, fmt.Errorf("restore endpoints: %w", err)
 	}
@@ -134,7 +134,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 		}
 		d.cfg.NodeName = cfg.NodeName
 	}
-	d.svcs, err = services.New(services.Config{
+	d.svcs, err = servicemgr.New(servicemgr.Config{
 		NodeName: cfg.NodeName, ResyncInterval: cfg.ResyncInterval, CTGCInterval: cfg.CTGCInterval,
 		ServiceProxyName: cfg.ServiceProxyName,
 	}, d.dp, d.eps, d.log.WithField("subsys", "services"))
@@ -216,7 +216,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if d.source != nil {
 		wg.Go(func() {
 			err := d.source.Run(ctx, func(s manifests.Snapshot) {
-				d.svcs.SetObjects(services.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
+				d.svcs.SetObjects(servicemgr.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
 				d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
 				d.pols.SetObjects(s.Others)
 				d.setNodes(s)
@@ -360,13 +360,13 @@ func (d *Daemon) Policies() *policymgr.Manager { return d.pols }
 func (d *Daemon) Identities() *identitymgr.Manager { return d.ids }
 
 // Services returns the service manager.
-func (d *Daemon) Services() *services.Manager { return d.svcs }
+func (d *Daemon) Services() *servicemgr.Manager { return d.svcs }
 
 // Datapath returns the loaded datapath.
 func (d *Daemon) Datapath() *datapath.Datapath { return d.dp }
 
 // Endpoints returns the endpoint manager.
-func (d *Daemon) Endpoints() *endpoint.Manager { return d.eps }
+func (d *Daemon) Endpoints() *endpointmgr.Manager { return d.eps }
 
 // SocketPath returns the path the API listens on.
 func (d *Daemon) SocketPath() string { return d.cfg.SocketPath() }

@@ -10,7 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/sluicenet/sluice/agent/api"
-	"github.com/sluicenet/sluice/agent/endpoint"
+	"github.com/sluicenet/sluice/agent/endpointmgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/identity"
 	"github.com/sluicenet/sluice/policy"
@@ -24,7 +24,7 @@ func (d *Daemon) registerPolicyRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/policy/endpoint/{containerID}/{ifName}", func(w http.ResponseWriter, r *http.Request) {
 		cid, ifn := r.PathValue("containerID"), r.PathValue("ifName")
 		ep, err := d.eps.Get(cid, ifn)
-		if errors.Is(err, endpoint.ErrNotFound) {
+		if errors.Is(err, endpointmgr.ErrNotFound) {
 			writeJSON(w, http.StatusNotFound, api.Error{Error: err.Error()})
 			return
 		}

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/sluicenet/sluice/agent/api"
-	"github.com/sluicenet/sluice/agent/endpoint"
+	"github.com/sluicenet/sluice/agent/endpointmgr"
 )
 
 // regenerateTimeout bounds the synchronous identity and policy computation
@@ -19,7 +19,7 @@ const regenerateTimeout = 20 * time.Second
 // CNI's ADD waits for this answer). A failure fails the PUT, and the CNI
 // plugin then removes the endpoint again: fail closed.
 type regeneratingEndpoints struct {
-	*endpoint.Manager
+	*endpointmgr.Manager
 	d *Daemon
 }
 

@@ -1,7 +1,7 @@
 // Package lb is the agent's load-balancing model: what a Service turns into
 // once kube-proxy's semantics have been applied (which endpoints are usable,
 // which are node-local, affinity, traffic policies). It is pure Go. The
-// service translator (agent/service) produces it from Kubernetes objects; the
+// service translator (agent/lb/translate) produces it from Kubernetes objects; the
 // LB map reconciler (agent/lbmap) writes it into the BPF maps.
 package lb
 

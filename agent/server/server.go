@@ -12,7 +12,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/api"
-	"github.com/sluicenet/sluice/agent/endpoint"
+	"github.com/sluicenet/sluice/agent/endpointmgr"
 	"github.com/sluicenet/sluice/datapath"
 )
 
@@ -136,16 +136,16 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 // fail maps an error to its status and answers with it.
 func (h *handler) fail(w http.ResponseWriter, what string, err error) {
 	switch {
-	case errors.Is(err, endpoint.ErrNotFound):
+	case errors.Is(err, endpointmgr.ErrNotFound):
 		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, endpoint.ErrInvalid):
+	case errors.Is(err, endpointmgr.ErrInvalid):
 		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, endpoint.ErrConflict):
+	case errors.Is(err, endpointmgr.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, datapath.ErrMapFull):
 		h.log.WithError(err).Error("Endpoint map is full: " + what + " failed")
 		writeError(w, http.StatusInternalServerError, "endpoint map is full: "+err.Error())
-	case errors.Is(err, endpoint.ErrNoFreeID):
+	case errors.Is(err, endpointmgr.ErrNoFreeID):
 		h.log.WithError(err).Error(what + " failed")
 		writeError(w, http.StatusInternalServerError, "no free endpoint id: "+err.Error())
 	default:

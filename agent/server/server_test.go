@@ -15,8 +15,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/agent/api"
-	"github.com/sluicenet/sluice/agent/endpoint"
-	"github.com/sluicenet/sluice/agent/endpoint/endpointtest"
+	"github.com/sluicenet/sluice/agent/endpointmgr"
+	"github.com/sluicenet/sluice/agent/endpointmgr/endpointtest"
 	"github.com/sluicenet/sluice/agent/server"
 	"github.com/sluicenet/sluice/agent/state"
 	"github.com/sluicenet/sluice/datapath"
@@ -37,7 +37,7 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, err)
 	log, _ := logtest.NewNullLogger()
 	f := &fixture{dp: endpointtest.New(), socket: filepath.Join(dir, "run", "agent.sock")}
-	m := endpoint.New(f.dp, store, log)
+	m := endpointmgr.New(f.dp, store, log)
 	f.h = server.Handler(m, "/bpf/root", func() error { return f.health }, log)
 	ln, err := server.Listen(f.socket)
 	require.NoError(t, err)

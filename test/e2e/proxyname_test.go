@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/sluicenet/sluice/agent/service"
+	"github.com/sluicenet/sluice/agent/lb/translate"
 )
 
 // TestE2EServiceProxyNameIgnored: the agent (no --service-proxy-name, as
@@ -35,7 +35,7 @@ func TestE2EServiceProxyNameIgnored(t *testing.T) {
 		return svc.Spec.ClusterIP + ":80"
 	}
 	// The ignored Service first: once its twin is programmed, the agent has seen both.
-	ignored := create("ignored", map[string]string{service.LabelServiceProxyName: "other-proxy"})
+	ignored := create("ignored", map[string]string{translate.LabelServiceProxyName: "other-proxy"})
 	twin := create("twin", nil)
 
 	var frontends map[string]bool

@@ -1,4 +1,4 @@
-package services
+package servicemgr
 
 import (
 	"encoding/json"

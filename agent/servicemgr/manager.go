@@ -1,4 +1,4 @@
-package services
+package servicemgr
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"github.com/sluicenet/sluice/agent/lb"
 	"github.com/sluicenet/sluice/agent/lbmap"
 	"github.com/sluicenet/sluice/agent/reconcile"
-	"github.com/sluicenet/sluice/agent/service"
+	"github.com/sluicenet/sluice/agent/lb/translate"
 	"github.com/sluicenet/sluice/datapath"
 )
 
@@ -45,7 +45,7 @@ type Config struct {
 	ResyncInterval time.Duration // full map resync (default 30s)
 	CTGCInterval   time.Duration // conntrack garbage collection (default 30s)
 	// ServiceProxyName selects the Services this agent handles by their
-	// service.kubernetes.io/service-proxy-name label (service.Input).
+	// service.kubernetes.io/service-proxy-name label (translate.Input).
 	ServiceProxyName string
 }
 
@@ -137,7 +137,7 @@ func (m *Manager) Errors() (failed, mapFull uint64, last error) {
 
 // logDiagnostics logs each reason a service port was skipped once, when it
 // first appears, rather than on every sync.
-func (m *Manager) logDiagnostics(diags []service.Diagnostic) {
+func (m *Manager) logDiagnostics(diags []translate.Diagnostic) {
 	now := make(map[string]bool, len(diags))
 	for _, d := range diags {
 		now[d.String()] = true
@@ -156,7 +156,7 @@ func (m *Manager) logDiagnostics(diags []service.Diagnostic) {
 
 // Desired returns the services the current objects and endpoints call for,
 // with the reasons service ports were skipped.
-func (m *Manager) Desired() ([]lb.Service, []service.Diagnostic) {
+func (m *Manager) Desired() ([]lb.Service, []translate.Diagnostic) {
 	m.mu.Lock()
 	objs := m.objs
 	m.mu.Unlock()
@@ -164,25 +164,25 @@ func (m *Manager) Desired() ([]lb.Service, []service.Diagnostic) {
 	if err != nil {
 		m.log.WithError(err).Warn("List endpoints for services")
 	}
-	in := service.Input{
+	in := translate.Input{
 		Services:         objs.Services,
 		EndpointSlices:   objs.EndpointSlices,
 		Pods:             m.pods(objs.Pods, eps),
 		NodeName:         m.cfg.NodeName,
 		ServiceProxyName: m.cfg.ServiceProxyName,
 	}
-	return service.TranslateWithDiagnostics(in)
+	return translate.TranslateWithDiagnostics(in)
 }
 
 // pods joins the pods wired here (addresses from the CNI) with the Pod
 // objects of the state source (labels, ports, readiness; and the addresses
 // of pods on other nodes).
-func (m *Manager) pods(objs []*corev1.Pod, eps []api.Endpoint) []service.Pod {
+func (m *Manager) pods(objs []*corev1.Pod, eps []api.Endpoint) []translate.Pod {
 	byName := make(map[string]*corev1.Pod, len(objs))
 	for _, p := range objs {
 		byName[p.Namespace+"/"+p.Name] = p
 	}
-	var out []service.Pod
+	var out []translate.Pod
 	local := map[string]bool{}
 	for _, ep := range eps {
 		ip, err := netip.ParseAddr(ep.IPv4)
@@ -191,9 +191,9 @@ func (m *Manager) pods(objs []*corev1.Pod, eps []api.Endpoint) []service.Pod {
 		}
 		key := ep.PodNamespace + "/" + ep.PodName
 		local[key] = true
-		p := service.Pod{Namespace: ep.PodNamespace, Name: ep.PodName, Ready: true}
+		p := translate.Pod{Namespace: ep.PodNamespace, Name: ep.PodName, Ready: true}
 		if obj, ok := byName[key]; ok {
-			p = service.PodFromObject(obj)
+			p = translate.PodFromObject(obj)
 		}
 		// The CNI's view is authoritative for where and at which address
 		// the pod runs.
@@ -204,7 +204,7 @@ func (m *Manager) pods(objs []*corev1.Pod, eps []api.Endpoint) []service.Pod {
 		if local[key] {
 			continue
 		}
-		if p := service.PodFromObject(obj); p.IP.IsValid() {
+		if p := translate.PodFromObject(obj); p.IP.IsValid() {
 			out = append(out, p)
 		}
 	}

@@ -1,4 +1,4 @@
-package endpoint_test
+package endpointmgr_test
 
 import "net/netip"
 

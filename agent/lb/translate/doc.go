@@ -1,4 +1,4 @@
-// Package service translates Kubernetes Services and EndpointSlices into the
+// Package translate translates Kubernetes Services and EndpointSlices into the
 // agent's load-balancing model (agent/lb) with kube-proxy's semantics:
 // one lb.Service per service port and frontend (ClusterIP, NodePort,
 // ExternalIP, LoadBalancer ingress IP), ready endpoints first and
@@ -13,4 +13,4 @@
 // to another service proxy (the service.kubernetes.io/service-proxy-name
 // label, matched against Input.ServiceProxyName as kube-proxy and Cilium do)
 // and Services labelled service.kubernetes.io/headless.
-package service
+package translate

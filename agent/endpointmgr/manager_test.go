@@ -1,4 +1,4 @@
-package endpoint_test
+package endpointmgr_test
 
 import (
 	"errors"
@@ -13,8 +13,8 @@ import (
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/deletequeue"
-	"github.com/sluicenet/sluice/agent/endpoint"
-	"github.com/sluicenet/sluice/agent/endpoint/endpointtest"
+	"github.com/sluicenet/sluice/agent/endpointmgr"
+	"github.com/sluicenet/sluice/agent/endpointmgr/endpointtest"
 	"github.com/sluicenet/sluice/agent/state"
 	"github.com/sluicenet/sluice/datapath"
 )
@@ -22,7 +22,7 @@ import (
 type fixture struct {
 	dp    *endpointtest.Datapath
 	store *state.Store
-	m     *endpoint.Manager
+	m     *endpointmgr.Manager
 	log   logrus.FieldLogger
 }
 
@@ -32,13 +32,13 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, err)
 	log, _ := logtest.NewNullLogger()
 	dp := endpointtest.New()
-	return &fixture{dp: dp, store: store, m: endpoint.New(dp, store, log), log: log}
+	return &fixture{dp: dp, store: store, m: endpointmgr.New(dp, store, log), log: log}
 }
 
 // restart returns a fresh manager over the same store and datapath.
-func (f *fixture) restart(t *testing.T, linkExists endpoint.LinkChecker) {
+func (f *fixture) restart(t *testing.T, linkExists endpointmgr.LinkChecker) {
 	t.Helper()
-	f.m = endpoint.New(f.dp, f.store, f.log)
+	f.m = endpointmgr.New(f.dp, f.store, f.log)
 	require.NoError(t, f.m.Restore(linkExists))
 }
 
@@ -93,9 +93,9 @@ func TestPutConflictingIP(t *testing.T) {
 	_, err := f.m.Put(ep("a", "10.0.0.1", 10))
 	require.NoError(t, err)
 	_, err = f.m.Put(ep("b", "10.0.0.1", 11))
-	require.ErrorIs(t, err, endpoint.ErrConflict)
+	require.ErrorIs(t, err, endpointmgr.ErrConflict)
 	assert.Contains(t, err.Error(), "a/eth0")
-	assert.True(t, endpoint.IsClientError(err))
+	assert.True(t, endpointmgr.IsClientError(err))
 	assert.Equal(t, 1, f.m.Len())
 }
 
@@ -133,9 +133,9 @@ func TestDelete(t *testing.T) {
 	cs, _ := f.dp.Counters()
 	assert.Empty(t, cs)
 	assert.NoFileExists(t, f.store.Path(out.ID))
-	require.ErrorIs(t, f.m.Delete("a", "eth0"), endpoint.ErrNotFound)
+	require.ErrorIs(t, f.m.Delete("a", "eth0"), endpointmgr.ErrNotFound)
 	_, err = f.m.Get("a", "eth0")
-	require.ErrorIs(t, err, endpoint.ErrNotFound)
+	require.ErrorIs(t, err, endpointmgr.ErrNotFound)
 }
 
 func TestListWithCounters(t *testing.T) {
@@ -176,14 +176,14 @@ func TestReconcile(t *testing.T) {
 
 	st, err := f.m.Reconcile()
 	require.NoError(t, err)
-	assert.Equal(t, endpoint.ReconcileStats{Written: 2, Deleted: 1}, st)
+	assert.Equal(t, endpointmgr.ReconcileStats{Written: 2, Deleted: 1}, st)
 	assert.Equal(t, 2, f.dp.Len())
 	b, _ := f.dp.Entry("10.0.0.2")
 	assert.Equal(t, uint32(11), b.Ifindex)
 
 	st, err = f.m.Reconcile()
 	require.NoError(t, err)
-	assert.Equal(t, endpoint.ReconcileStats{}, st, "idempotent")
+	assert.Equal(t, endpointmgr.ReconcileStats{}, st, "idempotent")
 }
 
 func TestRestore(t *testing.T) {

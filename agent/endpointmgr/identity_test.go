@@ -1,4 +1,4 @@
-package endpoint_test
+package endpointmgr_test
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluicenet/sluice/agent/endpoint"
+	"github.com/sluicenet/sluice/agent/endpointmgr"
 )
 
 func TestSetIdentityWritesMapAndSurvivesReplace(t *testing.T) {
@@ -33,5 +33,5 @@ func TestSetIdentityWritesMapAndSurvivesReplace(t *testing.T) {
 	assert.Equal(t, uint32(300), id)
 
 	err = f.m.SetIdentity("nope", "eth0", 1)
-	assert.True(t, errors.Is(err, endpoint.ErrNotFound), "%v", err)
+	assert.True(t, errors.Is(err, endpointmgr.ErrNotFound), "%v", err)
 }

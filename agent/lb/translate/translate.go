@@ -1,4 +1,4 @@
-package service
+package translate
 
 import (
 	"cmp"
