@@ -14,9 +14,9 @@ import (
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/lb"
+	"github.com/sluicenet/sluice/agent/lb/translate"
 	"github.com/sluicenet/sluice/agent/lbmap"
 	"github.com/sluicenet/sluice/agent/reconcile"
-	"github.com/sluicenet/sluice/agent/lb/translate"
 	"github.com/sluicenet/sluice/datapath"
 )
 
