@@ -15,7 +15,7 @@ func FromSluicePolicy(p *SluiceNetworkPolicy) (*Policy, error) {
 	if p.Namespace == "" {
 		return nil, &FieldError{Path: "metadata.namespace", Err: fmt.Errorf("required for %s", KindNetworkPolicy)}
 	}
-	return compileSluice(PolicyKey{Kind: KindNetworkPolicy, Namespace: p.Namespace, Name: p.Name}, p.Spec, p.Specs)
+	return compileSluice(Ref{Kind: KindNetworkPolicy, Namespace: p.Namespace, Name: p.Name}, p.Spec, p.Specs)
 }
 
 // FromClusterwidePolicy validates and compiles a SluiceClusterwideNetworkPolicy.
@@ -23,7 +23,7 @@ func FromClusterwidePolicy(p *SluiceClusterwideNetworkPolicy) (*Policy, error) {
 	if p.Namespace != "" {
 		return nil, &FieldError{Path: "metadata.namespace", Err: fmt.Errorf("must be empty for %s", KindClusterwidePolicy)}
 	}
-	return compileSluice(PolicyKey{Kind: KindClusterwidePolicy, Name: p.Name}, p.Spec, p.Specs)
+	return compileSluice(Ref{Kind: KindClusterwidePolicy, Name: p.Name}, p.Spec, p.Specs)
 }
 
 // ValidateSluicePolicy reports every problem of a SluiceNetworkPolicy, each
@@ -39,7 +39,7 @@ func ValidateClusterwidePolicy(p *SluiceClusterwideNetworkPolicy) error {
 	return err
 }
 
-func compileSluice(key PolicyKey, spec *Rule, specs []Rule) (*Policy, error) {
+func compileSluice(key Ref, spec *Rule, specs []Rule) (*Policy, error) {
 	var e errs
 	if key.Name == "" {
 		e.addf("metadata.name", "required")
@@ -62,7 +62,7 @@ func compileSluice(key PolicyKey, spec *Rule, specs []Rule) (*Policy, error) {
 }
 
 type cnpCompiler struct {
-	key PolicyKey
+	key Ref
 	e   *errs
 	pol *Policy
 }

@@ -18,7 +18,7 @@ import (
 // exceptions. SCTP ports are dropped with a warning (the rule allows less,
 // never more); other errors reject the whole policy.
 func FromNetworkPolicy(np *networkingv1.NetworkPolicy) (*Policy, error) {
-	key := PolicyKey{Kind: KindKubernetesPolicy, Namespace: np.Namespace, Name: np.Name}
+	key := Ref{Kind: KindKubernetesPolicy, Namespace: np.Namespace, Name: np.Name}
 	var e errs
 	if np.Name == "" {
 		e.addf("metadata.name", "required")

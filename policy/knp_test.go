@@ -312,7 +312,7 @@ spec:
 	assert.Empty(t, c.changed)
 
 	// Widening the selector to pod b changes x/a? no: x/b only.
-	ch := c.r.DeletePolicy(PolicyKey{Kind: KindKubernetesPolicy, Namespace: "x", Name: "allow"})
+	ch := c.r.DeletePolicy(Ref{Kind: KindKubernetesPolicy, Namespace: "x", Name: "allow"})
 	assert.Equal(t, c.eps("x/a"), ch)
 	c.expect(c.all(true), ProtoTCP, 80)
 }

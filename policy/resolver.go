@@ -65,7 +65,7 @@ type endpointState struct {
 // safe for concurrent use: the agent's policy manager owns it.
 type Resolver struct {
 	opts       Options
-	policies   map[PolicyKey]*Policy
+	policies   map[Ref]*Policy
 	endpoints  map[EndpointID]*endpointState
 	identities map[identity.NumericIdentity]identity.Labels
 	// byIdentity indexes endpoints by identity (egress named ports).
@@ -76,7 +76,7 @@ type Resolver struct {
 func NewResolver(opts Options) *Resolver {
 	return &Resolver{
 		opts:       opts,
-		policies:   map[PolicyKey]*Policy{},
+		policies:   map[Ref]*Policy{},
 		endpoints:  map[EndpointID]*endpointState{},
 		identities: identity.ReservedIdentities(),
 		byIdentity: map[identity.NumericIdentity]map[EndpointID]struct{}{},
@@ -103,8 +103,8 @@ func (r *Resolver) Endpoints() []EndpointID {
 }
 
 // Policies returns the applied policies' keys.
-func (r *Resolver) Policies() []PolicyKey {
-	out := make([]PolicyKey, 0, len(r.policies))
+func (r *Resolver) Policies() []Ref {
+	out := make([]Ref, 0, len(r.policies))
 	for k := range r.policies {
 		out = append(out, k)
 	}
@@ -170,7 +170,7 @@ func (r *Resolver) UpsertPolicy(p *Policy) []EndpointID {
 
 // DeletePolicy removes a policy and returns the endpoints whose map state
 // changed.
-func (r *Resolver) DeletePolicy(key PolicyKey) []EndpointID {
+func (r *Resolver) DeletePolicy(key Ref) []EndpointID {
 	old, ok := r.policies[key]
 	if !ok {
 		return nil

@@ -171,7 +171,7 @@ func TestRandomPoliciesConsistency(t *testing.T) {
 	rng := rand.New(rand.NewSource(42))
 	for round := 0; round < 40; round++ {
 		c := newCluster(t, Options{})
-		var keys []PolicyKey
+		var keys []Ref
 		for i := 0; i < 6; i++ {
 			pol, err := FromClusterwidePolicy(randomPolicy(rng, fmt.Sprintf("p%d", i)))
 			require.NoError(t, err)

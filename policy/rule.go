@@ -10,14 +10,14 @@ import (
 	"github.com/sluicenet/sluice/identity"
 )
 
-// PolicyKey names a policy.
-type PolicyKey struct {
+// Ref names a policy object (kind, namespace, name).
+type Ref struct {
 	Kind      string
 	Namespace string
 	Name      string
 }
 
-func (k PolicyKey) String() string {
+func (k Ref) String() string {
 	if k.Namespace == "" {
 		return k.Kind + "/" + k.Name
 	}
@@ -27,7 +27,7 @@ func (k PolicyKey) String() string {
 // Policy is a validated, compiled policy, ready for the Resolver. Build it
 // with FromSluicePolicy, FromClusterwidePolicy or FromNetworkPolicy.
 type Policy struct {
-	Key PolicyKey
+	Key Ref
 	// Warnings lists parts that were dropped with a reason (SCTP ports of a
 	// Kubernetes NetworkPolicy); the policy is still stricter, never looser.
 	Warnings []string

@@ -58,8 +58,8 @@ type Manager struct {
 	mu       sync.Mutex
 	res      *policy.Resolver
 	raws     []manifests.Raw
-	applied  map[policy.PolicyKey][]byte // JSON of the applied version
-	status   map[policy.PolicyKey]api.PolicyStatus
+	applied  map[policy.Ref][]byte // JSON of the applied version
+	status   map[policy.Ref]api.PolicyStatus
 	events   []identity.Event
 	eps      map[uint16]identitymgr.EndpointIdentity
 	written  map[uint16]written
@@ -67,7 +67,7 @@ type Manager struct {
 	lastErr  error
 	errCount uint64
 	// rejectedRaw holds the JSON of rejected objects (not re-logged).
-	rejectedRaw map[policy.PolicyKey][]byte
+	rejectedRaw map[policy.Ref][]byte
 
 	trigger chan struct{}
 }
@@ -87,8 +87,8 @@ func New(cfg Config, dp Datapath, ids Identities, log logrus.FieldLogger) *Manag
 	return &Manager{
 		cfg: cfg, log: log, dp: dp, ids: ids, rules: NewRuleTable(),
 		res:     policy.NewResolver(policy.Options{Mode: cfg.Mode, Audit: cfg.Audit}),
-		applied: map[policy.PolicyKey][]byte{},
-		status:  map[policy.PolicyKey]api.PolicyStatus{},
+		applied: map[policy.Ref][]byte{},
+		status:  map[policy.Ref]api.PolicyStatus{},
 		eps:     map[uint16]identitymgr.EndpointIdentity{},
 		written: map[uint16]written{},
 		trigger: make(chan struct{}, 1),
@@ -143,7 +143,7 @@ func (m *Manager) update() {
 	}
 	m.events = nil
 
-	seen := map[policy.PolicyKey]bool{}
+	seen := map[policy.Ref]bool{}
 	for _, r := range m.raws {
 		key := rawKey(r)
 		seen[key] = true
@@ -223,14 +223,14 @@ func samePorts(a, b map[string]identitymgr.NamedPort) bool {
 	return true
 }
 
-func (m *Manager) rejected(key policy.PolicyKey, js []byte) {
+func (m *Manager) rejected(key policy.Ref, js []byte) {
 	if m.rejectedRaw == nil {
-		m.rejectedRaw = map[policy.PolicyKey][]byte{}
+		m.rejectedRaw = map[policy.Ref][]byte{}
 	}
 	m.rejectedRaw[key] = js
 }
 
-func (m *Manager) rejectedJSON(key policy.PolicyKey) []byte { return m.rejectedRaw[key] }
+func (m *Manager) rejectedJSON(key policy.Ref) []byte { return m.rejectedRaw[key] }
 
 // SyncStats says what one sync wrote.
 type SyncStats struct {
@@ -369,11 +369,11 @@ func (m *Manager) Errors() (uint64, error) {
 func (m *Manager) Status() []api.PolicyStatus {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	counts := map[policy.PolicyKey]int{}
+	counts := map[policy.Ref]int{}
 	for _, id := range m.res.Endpoints() {
-		seen := map[policy.PolicyKey]bool{}
+		seen := map[policy.Ref]bool{}
 		for _, r := range m.res.RulesSelecting(id) {
-			k := policy.PolicyKey{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
+			k := policy.Ref{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
 			if !seen[k] {
 				seen[k] = true
 				counts[k]++

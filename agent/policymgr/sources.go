@@ -25,8 +25,8 @@ func isPolicy(r manifests.Raw) bool {
 }
 
 // rawKey names a raw policy object the way the compiler names it.
-func rawKey(r manifests.Raw) policy.PolicyKey {
-	k := policy.PolicyKey{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
+func rawKey(r manifests.Raw) policy.Ref {
+	k := policy.Ref{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
 	if r.Kind == policy.KindClusterwidePolicy {
 		k.Namespace = ""
 	}
