@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+
+	"github.com/sluicenet/sluice/internal/atomicfile"
 )
 
 // FileStore is a Store kept in a JSON file, so that a standalone agent gives
@@ -95,12 +97,7 @@ func (s *FileStore) save() error {
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return fmt.Errorf("save identity store: %w", err)
 	}
-	tmp := s.path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("save identity store: %w", err)
-	}
-	if err := os.Rename(tmp, s.path); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(s.path, data, 0o600); err != nil {
 		return fmt.Errorf("save identity store: %w", err)
 	}
 	return nil

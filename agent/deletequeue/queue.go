@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/sluicenet/sluice/internal/atomicfile"
 )
 
 // DefaultDir is the queue directory under the agent's default run dir.
@@ -83,12 +85,7 @@ func Enqueue(dir string, e Entry) error {
 		return err
 	}
 	name := fileName(e)
-	tmp := filepath.Join(dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return fmt.Errorf("write delete-queue entry: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		os.Remove(tmp)
+	if err := atomicfile.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 		return fmt.Errorf("write delete-queue entry: %w", err)
 	}
 	return nil

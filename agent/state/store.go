@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/internal/atomicfile"
 )
 
 // Store reads and writes endpoint state files in one directory.
@@ -44,7 +45,7 @@ func (s *Store) Save(ep api.Endpoint) error {
 	if err != nil {
 		return fmt.Errorf("encode endpoint %s: %w", ep.Key(), err)
 	}
-	return WriteFileAtomic(s.Path(ep.ID), append(data, '\n'))
+	return atomicfile.WriteFile(s.Path(ep.ID), append(data, '\n'), 0o600)
 }
 
 // Remove deletes the state file of endpoint id; a missing file is not an error.
@@ -106,34 +107,4 @@ func readEndpoint(path string) (api.Endpoint, error) {
 		return ep, fmt.Errorf("file name does not match endpoint id %d", ep.ID)
 	}
 	return ep, nil
-}
-
-// WriteFileAtomic writes data to path via a temporary file in the same
-// directory and a rename, so readers see the old or the new content, never a
-// partial one.
-func WriteFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("create temp file for %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", f.Name(), err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", f.Name(), err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", f.Name(), err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("rename to %s: %w", path, err)
-	}
-	return nil
 }

@@ -82,13 +82,3 @@ func TestLoadAllBadFiles(t *testing.T) {
 	}
 	assert.ElementsMatch(t, []string{"2.json", "3.json", "5.json"}, names)
 }
-
-func TestWriteFileAtomic(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "f")
-	require.NoError(t, state.WriteFileAtomic(p, []byte("one")))
-	require.NoError(t, state.WriteFileAtomic(p, []byte("two")))
-	b, err := os.ReadFile(p)
-	require.NoError(t, err)
-	assert.Equal(t, "two", string(b))
-	require.Error(t, state.WriteFileAtomic(filepath.Join(t.TempDir(), "missing", "f"), nil))
-}

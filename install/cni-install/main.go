@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/sluicenet/sluice/internal/atomicfile"
 )
 
 func main() {
@@ -50,24 +52,11 @@ func copyFile(from, to string) error {
 		return fmt.Errorf("open %s: %w", from, err)
 	}
 	defer in.Close()
-	out, err := os.CreateTemp(filepath.Dir(to), "."+filepath.Base(to)+".*")
+	err = atomicfile.Write(to, 0o755, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("create temp for %s: %w", to, err)
-	}
-	tmp := out.Name()
-	defer os.Remove(tmp)
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return fmt.Errorf("copy %s: %w", from, err)
-	}
-	if err := out.Chmod(0o755); err != nil {
-		out.Close()
-		return fmt.Errorf("chmod %s: %w", tmp, err)
-	}
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, to); err != nil {
 		return fmt.Errorf("install %s: %w", to, err)
 	}
 	return nil

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+
+	"github.com/sluicenet/sluice/internal/atomicfile"
 )
 
 // DefaultConflistPath is where the agent writes the CNI configuration in
@@ -89,24 +91,7 @@ func (c Conflist) Write(path string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, ".sluice-conflist-*")
-	if err != nil {
-		return fmt.Errorf("write conflist: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(raw); err != nil {
-		f.Close()
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		f.Close()
-		return fmt.Errorf("chmod %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.WriteFile(path, raw, 0o644); err != nil {
 		return fmt.Errorf("install conflist %s: %w", path, err)
 	}
 	return nil

@@ -3,32 +3,24 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/internal/atomicfile"
 	"github.com/sluicenet/sluice/test/bench/services"
 )
 
 // writeManifests writes svcs into dir/name atomically (temporary file, then
 // rename), so the agent's watcher never sees half a file.
 func writeManifests(dir, name string, svcs []services.Service) error {
-	tmp, err := os.CreateTemp(dir, ".tmp-"+name+"-")
+	err := atomicfile.Write(filepath.Join(dir, name), 0o600, func(w io.Writer) error {
+		return services.WriteManifests(w, svcs)
+	})
 	if err != nil {
-		return fmt.Errorf("manifest temp file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := services.WriteManifests(tmp, svcs); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return fmt.Errorf("rename manifest: %w", err)
+		return fmt.Errorf("write manifest: %w", err)
 	}
 	return nil
 }
