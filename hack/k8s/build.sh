@@ -67,14 +67,23 @@ if [ ! -x "$BIN/helm" ]; then
 	(cd "$CACHE" && t env GOBIN="$BIN" go install helm.sh/helm/v3/cmd/helm@v3.18.6 2>&1 | quiet)
 fi
 
-# 4. The project's own small programs (hack/k8s/src, a separate module): the CRI client and the test images
+# 4. The project's own small programs (hack/k8s/src, a separate module): the CRI client and the pause image; the echo
+#    image is built from the main module
 #    (static Go binaries as docker-archive tars for `ctr images import`; pods use imagePullPolicy: Never).
 cd "$HERE/src"
 t go build -trimpath -ldflags "-s -w" -o "$BIN/crimini" ./crimini
 mkdir -p "$CACHE/img"
 for i in pause echo; do
 	rm -rf "$CACHE/img/$i" && mkdir -p "$CACHE/img/$i"
-	go build -trimpath -ldflags "-s -w" -o "$CACHE/img/$i/$i" ./$i
+	if [ $i = echo ]; then
+		# The echo workload is in the main module (test/e2e/echo; its servers are
+		# test/echoserver, shared with the harness): build it with the main
+		# module's own caches, as `make build` does.
+		(cd "$HERE/../.." && env -u GOMODCACHE -u GOCACHE -u GOPATH \
+			go build -trimpath -ldflags "-s -w" -o "$CACHE/img/$i/$i" ./test/e2e/echo)
+	else
+		go build -trimpath -ldflags "-s -w" -o "$CACHE/img/$i/$i" ./$i
+	fi
 	"$HERE/mkimage.sh" sluice.local/$i:1 "$IMAGES/$i.tar" "$CACHE/img/$i" /$i
 done
 echo "build total $(($(date +%s) - T0))s"

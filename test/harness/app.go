@@ -11,6 +11,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/sluicenet/sluice/test/echoserver"
 )
 
 // ServeTCP listens on addr inside ns. Each connection first receives
@@ -27,21 +29,7 @@ func ServeTCP(tb T, ns *NetNS, addr, name string) {
 		tb.Fatalf("listen %s in %s: %v", addr, ns.Name, err)
 	}
 	tb.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				if _, err := io.WriteString(c, name+"\n"); err != nil {
-					return
-				}
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	go echoserver.Serve(ln, echoserver.Announce(name))
 }
 
 // Echo connects from inside ns to a ServeTCP server at addr, sends size
@@ -102,16 +90,7 @@ func ServeUDP(tb T, ns *NetNS, addr, name string) {
 		tb.Fatalf("listen udp %s in %s: %v", addr, ns.Name, err)
 	}
 	tb.Cleanup(func() { pc.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			_, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			pc.WriteTo([]byte(name+"\n"), from)
-		}
-	}()
+	go echoserver.ServeUDP(pc, func([]byte) []byte { return []byte(name + "\n") })
 }
 
 // Dial opens a connection from inside ns. laddr may be "" (kernel's choice).

@@ -4,10 +4,11 @@
 package tcpcrr
 
 import (
-	"errors"
 	"io"
 	"net"
 	"time"
+
+	"github.com/sluicenet/sluice/test/echoserver"
 )
 
 // QueryByte is the request that is answered with the server's name.
@@ -21,18 +22,7 @@ const connTimeout = 10 * time.Second
 // announce, "<name>\n" is written first. Like netserver, it then waits for
 // the client to close before closing, so TIME_WAIT stays on the client.
 func Serve(ln net.Listener, name string, announce bool) error {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// EMFILE and the like: back off instead of spinning.
-			time.Sleep(10 * time.Millisecond)
-			continue
-		}
-		go handle(c, name, announce)
-	}
+	return echoserver.Serve(ln, func(c net.Conn) { handle(c, name, announce) })
 }
 
 func handle(c net.Conn, name string, announce bool) {

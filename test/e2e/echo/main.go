@@ -1,4 +1,4 @@
-// Command echo is the e2e test workload: a server that names itself in every reply, and a client for `kubectl exec`.
+// Command echo is the e2e test workload (the sluice.local/echo image hack/k8s/build.sh builds): a server that names itself in every reply, and a client for `kubectl exec`.
 //
 // Server (default): TCP :9000 answers each line with "<name> <line>", UDP :9001 answers each datagram with
 // "<name> <payload>", HTTP :8080 answers "hello from <name> (you are <addr>)" and /healthz "ok". The name is $POD_NAME
@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/sluicenet/sluice/test/echoserver"
 )
 
 func main() {
@@ -61,37 +63,12 @@ func serve() error {
 	if err != nil {
 		return err
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				s := bufio.NewScanner(c)
-				for s.Scan() {
-					if _, err := fmt.Fprintf(c, "%s %s\n", me, s.Text()); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	go echoserver.Serve(ln, echoserver.Lines(me))
 	pc, err := net.ListenPacket("udp", ":9001")
 	if err != nil {
 		return err
 	}
-	go func() {
-		buf := make([]byte, 64<<10)
-		for {
-			n, from, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			_, _ = pc.WriteTo([]byte(me+" "+string(buf[:n])), from)
-		}
-	}()
+	go echoserver.ServeUDP(pc, func(p []byte) []byte { return []byte(me + " " + string(p)) })
 	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello from %s (you are %s)\n", me, r.RemoteAddr)
 	})

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Builds the agent, CNI plugin and CLI of the previous release (the commit in
+# hack/upgrade-from) into DIR, for the upgrade test
+# (test/integration TestPrivilegedUpgradeFromPreviousBuild, which reads
+# SLUICE_PREV_BIN_DIR). The commit is checked out with `git worktree add
+# --detach` in a temporary directory that is removed afterwards. It fails
+# loudly when the commit is not in the repository.
+#
+# usage: hack/build-prev.sh DIR
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+out=${1:?usage: hack/build-prev.sh DIR}
+commit=$(tr -d '[:space:]' <hack/upgrade-from)
+if ! git cat-file -e "${commit}^{commit}" 2>/dev/null; then
+	echo "build-prev: commit $commit (hack/upgrade-from) is not in this repository; fetch it" >&2
+	exit 1
+fi
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+# Reuse a previous build of the same commit.
+if [[ -f $out/.commit && $(cat "$out/.commit") == "$commit" ]] &&
+	[[ -x $out/sluice-agent && -x $out/sluice-cni && -x $out/sluice ]]; then
+	exit 0
+fi
+
+tmp=$(mktemp -d /tmp/sluice-prev.XXXXXX)
+cleanup() {
+	git worktree remove --force "$tmp/src" >/dev/null 2>&1 || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+git worktree add --detach --quiet "$tmp/src" "$commit"
+echo "build-prev: building $commit into $out" >&2
+(cd "$tmp/src" && go build -o "$out/" ./cmd/sluice-agent ./cmd/sluice-cni ./cmd/sluice)
+echo "$commit" >"$out/.commit"
