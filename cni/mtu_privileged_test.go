@@ -10,13 +10,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/agent/daemon"
+	"github.com/sluicenet/sluice/test/harness"
 )
 
 // The pod MTU comes from the agent when the network config has no "mtu"
 // (VXLAN mode on an unknown underlay: 1500 less 50), and an explicit "mtu"
 // in the config wins over it; both ends of the veth get it.
 func TestPrivilegedPodMTU(t *testing.T) {
-	requirePrivileged(t)
+	harness.RequirePrivileged(t)
 	n := newTestNode(t)
 	n.startAgent(t, func(c *daemon.Config) { c.Routing = "vxlan" })
 

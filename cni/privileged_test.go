@@ -31,17 +31,8 @@ import (
 	"github.com/sluicenet/sluice/agent/deletequeue"
 	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/datapath/pin"
+	"github.com/sluicenet/sluice/test/harness"
 )
-
-func requirePrivileged(t *testing.T) {
-	t.Helper()
-	if os.Getenv("SLUICE_PRIVILEGED_TESTS") != "1" {
-		t.Skip("privileged test: set SLUICE_PRIVILEGED_TESTS=1 and run as root")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("SLUICE_PRIVILEGED_TESTS=1 needs root")
-	}
-}
 
 // testNode is a simulated node: its own netns (where host veths go and the
 // plugin and agent run), a private bpffs, a run dir and host-local's data dir.
@@ -263,7 +254,7 @@ func (n *testNode) startAgent(t *testing.T, opts ...func(*daemon.Config)) *api.C
 }
 
 func TestPrivilegedAddDel(t *testing.T) {
-	requirePrivileged(t)
+	harness.RequirePrivileged(t)
 	n := newTestNode(t)
 	sock := filepath.Join(n.runDir, "agent.sock")
 	pod1 := n.newPod(t, "pod1-"+fmt.Sprint(time.Now().UnixNano()))

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -64,11 +65,24 @@ func (c *policyCluster) pod(full string) *harness.Pod {
 	panic("no pod " + full)
 }
 
-// applyPolicy writes a policy file; removePolicy deletes it.
+// applyPolicy writes a policy file. When the (sub)test ends, however it
+// ends, the file is removed if still there and every pod must reach every
+// other again, so a failing subtest does not leave its policy to the next.
 func (c *policyCluster) applyPolicy(t *testing.T, name, yaml string) {
 	t.Helper()
 	writeManifest(t, c.node, name, yaml)
+	t.Cleanup(func() {
+		err := os.Remove(filepath.Join(c.node.ManifestsDir, name))
+		if errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		require.NoError(t, err)
+		c.requireTruthTable(t, allowAll)
+	})
 }
+
+// removePolicy deletes a policy file before the subtest ends (to assert on
+// what follows).
 
 func (c *policyCluster) removePolicy(t *testing.T, name string) {
 	t.Helper()
@@ -163,7 +177,6 @@ spec:
 		c.requireTruthTable(t, func(from, to *harness.Pod, _ int) bool {
 			return to.FullName() != "x/a" || from.Namespace == "y"
 		})
-		c.removePolicy(t, "10-policy.yaml")
 	})
 
 	t.Run("allow from pod in namespace", func(t *testing.T) {
@@ -178,7 +191,6 @@ spec:
 		c.requireTruthTable(t, func(from, to *harness.Pod, _ int) bool {
 			return to.FullName() != "x/a" || from.FullName() == "y/b"
 		})
-		c.removePolicy(t, "10-policy.yaml")
 	})
 
 	t.Run("endPort range edge", func(t *testing.T) {
@@ -194,7 +206,6 @@ spec:
 		c.requireTruthTable(t, func(_, to *harness.Pod, port int) bool {
 			return to.FullName() != "x/a" || port == 80
 		})
-		c.removePolicy(t, "10-policy.yaml")
 	})
 
 	t.Run("egress deny", func(t *testing.T) {
@@ -210,7 +221,6 @@ spec:
 		c.requireTruthTable(t, func(from, to *harness.Pod, _ int) bool {
 			return from.FullName() != "y/a" || to.Namespace == "x"
 		})
-		c.removePolicy(t, "10-policy.yaml")
 	})
 
 	t.Run("update while a connection flows", func(t *testing.T) {
@@ -284,7 +294,6 @@ spec:
 		metrics := scrapeMetrics(t, c.node)
 		assert.Regexp(t, `sluice_policy_verdicts_total\{direction="ingress",reason="[^"]*",verdict="DROPPED"\} [1-9]`, metrics)
 		assert.Contains(t, metrics, "sluice_policy_map_entries ")
-		c.removePolicy(t, "20-policy.yaml")
 	})
 
 	t.Run("entities host", func(t *testing.T) {
@@ -298,7 +307,6 @@ spec:
 `)
 		c.requireTruthTable(t, func(_, to *harness.Pod, _ int) bool { return to.FullName() != "x/a" })
 		assert.True(t, probe(c.node.NS, c.pod("x/a"), 80), "the node (reserved:host) reaches x/a")
-		c.removePolicy(t, "20-policy.yaml")
 	})
 
 	t.Run("clusterwide", func(t *testing.T) {
@@ -315,7 +323,6 @@ spec:
 		c.requireTruthTable(t, func(from, to *harness.Pod, _ int) bool {
 			return to.Name != "c" || from.Namespace != "z"
 		})
-		c.removePolicy(t, "20-policy.yaml")
 	})
 
 	t.Run("invalid policy rejected, others keep working", func(t *testing.T) {
@@ -353,7 +360,6 @@ spec:
 			}
 		}
 		assert.True(t, found, "status lists the rejected policy: %+v", st)
-		c.removePolicy(t, "20-policy.yaml")
 	})
 }
 
