@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -14,7 +13,6 @@ import (
 	"github.com/containernetworking/plugins/pkg/ipam"
 	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/containernetworking/plugins/pkg/ns"
-	"github.com/containernetworking/plugins/pkg/utils/sysctl"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
@@ -61,6 +59,11 @@ func Add(args *skel.CmdArgs) (types.Result, error) {
 	return res, nil
 }
 
+// add follows the ptp plugin's order: IPAM, container-side veth setup,
+// host-side setup, then (Sluice's own steps) attaching the pod programs and
+// registering the endpoint with the agent. Like the bridge plugin, success
+// stays false until the result is ready, and the deferred cleanup undoes
+// the wiring and releases the IPAM allocation on any failure.
 func (c *command) add(args *skel.CmdArgs) (types.Result, error) {
 	if err := validateArgs(args, true); err != nil {
 		return nil, err
@@ -114,47 +117,15 @@ func (c *command) add(args *skel.CmdArgs) (types.Result, error) {
 	if err := ip.EnableIP4Forward(); err != nil {
 		return nil, internal(fmt.Errorf("enable IPv4 forwarding: %w", err))
 	}
-
-	// A host veth with this name can only be left over from an earlier ADD
-	// of the same attachment that was never deleted: replace it.
-	if l, err := netlinksafe.LinkByName(w.hostName); err == nil {
-		log.Warn("deleting stale host veth of the same attachment")
-		if err := netlink.LinkDel(l); err != nil {
-			return nil, internal(fmt.Errorf("delete stale host veth %s: %w", w.hostName, err))
-		}
-	}
-
-	var hostIf, contIf net.Interface
-	err = netns.Do(func(hostNS ns.NetNS) error {
-		var err error
-		hostIf, contIf, err = ip.SetupVethWithName(args.IfName, w.hostName, mtu, "", hostNS)
-		if err != nil {
-			return fmt.Errorf("create veth pair %s/%s: %w", args.IfName, w.hostName, err)
-		}
-		w.veth = true
-		return configurePodIf(args.IfName, addr)
-	})
+	hostIf, contIf, err := setupContainerVeth(netns, args.IfName, w, addr, mtu, log)
 	if err != nil {
 		return nil, internal(err)
 	}
-	if err := configureHostIf(w.hostName, addr); err != nil {
+	if err := setupHostVeth(w.hostName, addr, &hostIf); err != nil {
 		return nil, internal(err)
 	}
-	// The host veth moved namespaces: take its index and MAC from here.
-	hostLink, err := netlinksafe.LinkByName(w.hostName)
-	if err != nil {
-		return nil, internal(fmt.Errorf("look up host veth %s: %w", w.hostName, err))
-	}
-	hostIf.Index = hostLink.Attrs().Index
-	hostIf.HardwareAddr = hostLink.Attrs().HardwareAddr
-
-	w.attached = true
-	if err := attach.Pod(c.conf.BPFRoot, w.hostName, hostIf.Index); err != nil {
-		code := types.ErrInternal
-		if errors.Is(err, attach.ErrNotPinned) {
-			code = types.ErrTryAgainLater
-		}
-		return nil, types.NewError(code, fmt.Sprintf("sluice-cni: attach pod programs to %s: %v", w.hostName, err), "")
+	if err := c.attachPod(w, hostIf.Index); err != nil {
+		return nil, err
 	}
 	log.Debug("pod programs attached")
 
@@ -170,15 +141,87 @@ func (c *command) add(args *skel.CmdArgs) (types.Result, error) {
 		HostIfIndex:  hostIf.Index,
 		HostMAC:      hostIf.HardwareAddr.String(),
 	}
+	id, err := c.registerEndpoint(ctx, w, ep)
+	if err != nil {
+		return nil, err
+	}
+	log.WithField("endpointID", id).Info("pod wired")
+
+	out, err := c.result(args, w, hostIf, contIf, addr, ipamResult.DNS)
+	if err != nil {
+		return nil, err
+	}
+	success = true
+	return out, nil
+}
+
+// setupContainerVeth creates the veth pair from inside the pod's netns (the
+// host end is moved to the node's) and configures the pod's end. A host
+// veth of the same name can only be left over from an earlier ADD of the
+// same attachment that was never deleted: it is replaced.
+func setupContainerVeth(netns ns.NetNS, ifName string, w *wiring, addr podAddr, mtu int, log logrus.FieldLogger) (hostIf, contIf net.Interface, err error) {
+	if l, err := netlinksafe.LinkByName(w.hostName); err == nil {
+		log.Warn("deleting stale host veth of the same attachment")
+		if err := netlink.LinkDel(l); err != nil {
+			return hostIf, contIf, fmt.Errorf("delete stale host veth %s: %w", w.hostName, err)
+		}
+	}
+	err = netns.Do(func(hostNS ns.NetNS) error {
+		var err error
+		hostIf, contIf, err = ip.SetupVethWithName(ifName, w.hostName, mtu, "", hostNS)
+		if err != nil {
+			return fmt.Errorf("create veth pair %s/%s: %w", ifName, w.hostName, err)
+		}
+		w.veth = true
+		return configurePodIf(ifName, addr)
+	})
+	return hostIf, contIf, err
+}
+
+// setupHostVeth configures the host end in the node's netns and, since it
+// moved namespaces, takes its index and MAC from here.
+func setupHostVeth(hostName string, addr podAddr, hostIf *net.Interface) error {
+	if err := configureHostIf(hostName, addr); err != nil {
+		return err
+	}
+	hostLink, err := netlinksafe.LinkByName(hostName)
+	if err != nil {
+		return fmt.Errorf("look up host veth %s: %w", hostName, err)
+	}
+	hostIf.Index = hostLink.Attrs().Index
+	hostIf.HardwareAddr = hostLink.Attrs().HardwareAddr
+	return nil
+}
+
+// attachPod attaches the agent's pinned pod programs to the host veth; a
+// datapath not pinned yet is "try again later".
+func (c *command) attachPod(w *wiring, hostIndex int) error {
+	w.attached = true
+	if err := attach.Pod(c.conf.BPFRoot, w.hostName, hostIndex); err != nil {
+		code := types.ErrInternal
+		if errors.Is(err, attach.ErrNotPinned) {
+			code = types.ErrTryAgainLater
+		}
+		return types.NewError(code, fmt.Sprintf("sluice-cni: attach pod programs to %s: %v", w.hostName, err), "")
+	}
+	return nil
+}
+
+// registerEndpoint hands the endpoint to the agent and returns its ID.
+func (c *command) registerEndpoint(ctx context.Context, w *wiring, ep api.Endpoint) (uint16, error) {
 	w.put = true
 	actx, cancel := context.WithTimeout(ctx, agentTimeout)
+	defer cancel()
 	got, err := c.client().PutEndpoint(actx, ep)
-	cancel()
 	if err != nil {
-		return nil, c.agentError(fmt.Sprintf("register endpoint %s", ep.Key()), err)
+		return 0, c.agentError(fmt.Sprintf("register endpoint %s", ep.Key()), err)
 	}
-	log.WithField("endpointID", got.ID).Info("pod wired")
+	return got.ID, nil
+}
 
+// result builds the CNI result in the config's cniVersion; the config's DNS
+// wins over IPAM's.
+func (c *command) result(args *skel.CmdArgs, w *wiring, hostIf, contIf net.Interface, addr podAddr, ipamDNS types.DNS) (types.Result, error) {
 	result := &current.Result{
 		CNIVersion: current.ImplementedSpecVersion,
 		Interfaces: []*current.Interface{
@@ -191,7 +234,7 @@ func (c *command) add(args *skel.CmdArgs) (types.Result, error) {
 			Gateway:   addr.Gateway,
 		}},
 		Routes: []*types.Route{{Dst: defaultRoute(), GW: addr.Gateway}},
-		DNS:    ipamResult.DNS,
+		DNS:    ipamDNS,
 	}
 	if dnsSet(c.conf.DNS) {
 		result.DNS = c.conf.DNS
@@ -200,7 +243,6 @@ func (c *command) add(args *skel.CmdArgs) (types.Result, error) {
 	if err != nil {
 		return nil, types.NewError(types.ErrIncompatibleCNIVersion, fmt.Sprintf("sluice-cni: convert result to version %q: %v", c.conf.CNIVersion, err), "")
 	}
-	success = true
 	return out, nil
 }
 
@@ -263,82 +305,6 @@ func podAddress(res *current.Result) (podAddr, error) {
 		return a, invalidConf("IPAM gave the pod its gateway address %s", a.IP)
 	}
 	return a, nil
-}
-
-// configurePodIf runs in the pod's netns: IPv6 off, link up, <ip>/32, a
-// scope-link route to the gateway and the default route via it.
-func configurePodIf(ifName string, a podAddr) error {
-	if err := disableIPv6(ifName); err != nil {
-		return err
-	}
-	link, err := netlinksafe.LinkByName(ifName)
-	if err != nil {
-		return fmt.Errorf("look up %s in pod: %w", ifName, err)
-	}
-	if err := netlink.LinkSetUp(link); err != nil {
-		return fmt.Errorf("set %s up: %w", ifName, err)
-	}
-	ipn := &net.IPNet{IP: a.IP, Mask: net.CIDRMask(32, 32)}
-	if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: ipn}); err != nil {
-		return fmt.Errorf("add address %s to %s: %w", ipn, ifName, err)
-	}
-	idx := link.Attrs().Index
-	for _, r := range []*netlink.Route{
-		{LinkIndex: idx, Dst: &net.IPNet{IP: a.Gateway, Mask: net.CIDRMask(32, 32)}, Scope: netlink.SCOPE_LINK, Src: a.IP},
-		{LinkIndex: idx, Dst: defaultRoutePtr(), Gw: a.Gateway, Src: a.IP},
-	} {
-		if err := netlink.RouteReplace(r); err != nil {
-			return fmt.Errorf("add route %s in pod: %w", r, err)
-		}
-	}
-	return nil
-}
-
-// disableIPv6 turns IPv6 off on ifName where the kernel has IPv6: the
-// datapath drops IPv6 frames.
-func disableIPv6(ifName string) error {
-	name := fmt.Sprintf("net/ipv6/conf/%s/disable_ipv6", ifName)
-	if _, err := os.Stat("/proc/sys/" + name); err != nil {
-		return nil
-	}
-	if _, err := sysctl.Sysctl(name, "1"); err != nil {
-		return fmt.Errorf("disable IPv6 on %s: %w", ifName, err)
-	}
-	return nil
-}
-
-// configureHostIf runs in the node's netns: host veth up, the gateway /32 on
-// it (several host veths carry the same one, as with ptp) and a host route to
-// the pod.
-func configureHostIf(hostName string, a podAddr) error {
-	link, err := netlinksafe.LinkByName(hostName)
-	if err != nil {
-		return fmt.Errorf("look up host veth %s: %w", hostName, err)
-	}
-	if err := netlink.LinkSetUp(link); err != nil {
-		return fmt.Errorf("set %s up: %w", hostName, err)
-	}
-	gw := &net.IPNet{IP: a.Gateway, Mask: net.CIDRMask(32, 32)}
-	if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: gw}); err != nil && !os.IsExist(err) {
-		return fmt.Errorf("add gateway address %s to %s: %w", gw, hostName, err)
-	}
-	r := &netlink.Route{
-		LinkIndex: link.Attrs().Index,
-		Dst:       &net.IPNet{IP: a.IP, Mask: net.CIDRMask(32, 32)},
-		Scope:     netlink.SCOPE_LINK,
-	}
-	if err := netlink.RouteReplace(r); err != nil {
-		return fmt.Errorf("add host route to %s via %s: %w", a.IP, hostName, err)
-	}
-	return nil
-}
-
-// deleteLink deletes a link of the current netns; a missing one is fine.
-func deleteLink(name string) error {
-	if err := ip.DelLinkByName(name); err != nil && !errors.Is(err, ip.ErrLinkNotFound) {
-		return err
-	}
-	return nil
 }
 
 func defaultRoute() net.IPNet { return net.IPNet{IP: net.IPv4zero.To4(), Mask: net.CIDRMask(0, 32)} }
