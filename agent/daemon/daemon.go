@@ -190,7 +190,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { d.resyncLoop(ctx) })
-	wg.Go(func() { d.svcs.Run(ctx) })
+	// With a state source, services are programmed from its first snapshot
+	// on: a sync before it would prune every service a previous agent
+	// programmed and break established Service connections on restart.
+	var svcsOnce sync.Once
+	runSvcs := func() { svcsOnce.Do(func() { wg.Go(func() { d.svcs.Run(ctx) }) }) }
+	if d.source == nil {
+		runSvcs()
+	}
 	wg.Go(func() { d.ids.Run(ctx, nil) })
 	wg.Go(func() { d.pols.Run(ctx) })
 	wg.Go(func() { d.nodes.Run(ctx) })
@@ -217,6 +224,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		wg.Go(func() {
 			err := d.source.Run(ctx, func(s manifests.Snapshot) {
 				d.svcs.SetObjects(servicemgr.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
+				runSvcs()
 				d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
 				d.pols.SetObjects(s.Others)
 				d.setNodes(s)
