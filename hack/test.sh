@@ -6,6 +6,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
+# The upgrade test (TestPrivilegedUpgradeFromPreviousBuild) runs the previous
+# release's agent and CNI plugin: build them (hack/build-prev.sh, cached by
+# commit) unless SLUICE_PREV_BIN_DIR already names them.
+if [[ ${SLUICE_PRIVILEGED_TESTS:-0} == 1 && -z ${SLUICE_PREV_BIN_DIR:-} ]]; then
+	export SLUICE_PREV_BIN_DIR=$PWD/bin/prev
+	hack/build-prev.sh "$SLUICE_PREV_BIN_DIR" || { echo "test: building the previous release failed" >&2; exit 1; }
+fi
+
 log=${TEST_LOG:-$(mktemp /tmp/sluice-test.XXXXXX.log)}
 pkgs=${TEST_PKGS:-./...}
 echo "test: go test $pkgs (SLUICE_PRIVILEGED_TESTS=${SLUICE_PRIVILEGED_TESTS:-0}), log: $log"

@@ -32,6 +32,9 @@ type AgentOptions struct {
 	SocketLB bool
 	// Args are extra command-line arguments.
 	Args []string
+	// Binary is the sluice-agent to run (default: this build's, from BinDir);
+	// the upgrade test runs the previous release's.
+	Binary string
 }
 
 // StartAgentWith is StartAgent with options. The agent always watches the
@@ -47,7 +50,11 @@ func (n *Node) StartAgentWith(tb T, opts AgentOptions) *Agent {
 	args := []string{"--bpf-root", n.BPFRoot, "--run-dir", n.RunDir, "--log-level", "debug",
 		"--manifests-dir", n.ManifestsDir, "--node-name", n.Name, "--cgroup-root", n.Cgroup,
 		fmt.Sprintf("--socket-lb=%t", opts.SocketLB)}
-	cmd := n.NS.Command(Bin(tb, "sluice-agent"), append(args, opts.Args...)...)
+	bin := opts.Binary
+	if bin == "" {
+		bin = Bin(tb, "sluice-agent")
+	}
+	cmd := n.NS.Command(bin, append(args, opts.Args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start sluice-agent: %v", err)

@@ -85,7 +85,7 @@ func NewNode(tb T, opts NodeOptions) *Node {
 	if err != nil {
 		tb.Fatalf("parse conflist: %v", err)
 	}
-	n.CNI = libcni.NewCNIConfigWithCacheDir([]string{BinDir(tb)}, filepath.Join(n.Dir, "cni-cache"), &nsExec{ns: n.NS})
+	n.UseCNIFrom(BinDir(tb))
 	tb.Cleanup(func() {
 		if tb.Failed() {
 			if b, err := os.ReadFile(filepath.Join(n.Dir, "cni.log")); err == nil {
@@ -94,6 +94,14 @@ func NewNode(tb T, opts NodeOptions) *Node {
 		}
 	})
 	return n
+}
+
+// UseCNIFrom makes the node run CNI plugins from dirs, searched in order
+// (the upgrade test puts the previous release's sluice-cni first, this
+// build's dir for host-local after it). Pods added from then on, and every
+// later DEL and CHECK, use them.
+func (n *Node) UseCNIFrom(dirs ...string) {
+	n.CNI = libcni.NewCNIConfigWithCacheDir(dirs, filepath.Join(n.Dir, "cni-cache"), &nsExec{ns: n.NS})
 }
 
 // Agent returns the agent last started with StartAgent, or nil.
