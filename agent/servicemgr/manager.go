@@ -15,14 +15,13 @@ import (
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/lb"
 	"github.com/sluicenet/sluice/agent/lb/translate"
-	"github.com/sluicenet/sluice/agent/lbmap"
 	"github.com/sluicenet/sluice/agent/reconcile"
 	"github.com/sluicenet/sluice/datapath"
 )
 
 // Datapath is what the manager reads for dumps and conntrack GC.
 type Datapath interface {
-	lbmap.Maps
+	Maps
 	CTEntries() ([]datapath.CTEntry, error)
 	CTGC() (int, error)
 }
@@ -49,13 +48,13 @@ type Config struct {
 	ServiceProxyName string
 }
 
-// Manager owns the load-balancing maps through its reconciler.
+// Manager owns the load-balancing maps (through its LB sync, lbsync.go).
 type Manager struct {
 	cfg Config
 	log logrus.FieldLogger
 	dp  Datapath
 	eps Endpoints
-	rec *lbmap.Reconciler
+	rec *lbSync
 
 	mu        sync.Mutex
 	objs      Objects
@@ -74,7 +73,7 @@ func New(cfg Config, dp Datapath, eps Endpoints, log logrus.FieldLogger) (*Manag
 	if cfg.CTGCInterval <= 0 {
 		cfg.CTGCInterval = 30 * time.Second
 	}
-	rec, err := lbmap.New(dp)
+	rec, err := newLBSync(dp)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +97,7 @@ func (m *Manager) Changed() {
 }
 
 // Sync computes the desired services and applies them now.
-func (m *Manager) Sync(full bool) (lbmap.Stats, error) {
+func (m *Manager) Sync(full bool) (SyncStats, error) {
 	desired, diags := m.Desired()
 	m.logDiagnostics(diags)
 	start := time.Now()

@@ -1,4 +1,4 @@
-package lbmap_test
+package servicemgr
 
 import (
 	"fmt"
@@ -10,7 +10,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/agent/lb"
-	"github.com/sluicenet/sluice/agent/lbmap"
 	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/test/harness"
 )
@@ -49,13 +48,13 @@ func backendAddrs(t *testing.T, dp *datapath.Datapath, f datapath.LBFrontend) []
 	return out
 }
 
-func TestPrivilegedReconciler(t *testing.T) {
+func TestPrivilegedLBSync(t *testing.T) {
 	harness.RequirePrivileged(t)
 	dp, err := datapath.LoadUnpinned()
 	require.NoError(t, err)
 	t.Cleanup(func() { dp.Close() })
 
-	r, err := lbmap.New(dp)
+	r, err := newLBSync(dp)
 	require.NoError(t, err)
 	web := svc("10.96.0.10", 80, lb.TCP, "10.244.1.2:8080", "10.244.1.3:8080")
 	web.Affinity = 3 * time.Hour
@@ -93,7 +92,7 @@ func TestPrivilegedReconciler(t *testing.T) {
 	assert.Equal(t, []uint32{keepID}, svcs[fe("10.96.0.10", 80, lb.TCP)].Backends)
 
 	// A restarted agent adopts the IDs: same state, nothing rewritten.
-	r2, err := lbmap.New(dp)
+	r2, err := newLBSync(dp)
 	require.NoError(t, err)
 	st, err = r2.Apply([]lb.Service{web, dns}, false)
 	require.NoError(t, err)
@@ -101,7 +100,7 @@ func TestPrivilegedReconciler(t *testing.T) {
 	id2, _ := r2.BackendID(netip.MustParseAddrPort("10.244.1.2:8080"), lb.TCP)
 	assert.Equal(t, keepID, id2)
 
-	// A full resync repairs an entry removed behind the reconciler's back.
+	// A full resync repairs an entry removed behind the LB sync's back.
 	require.NoError(t, dp.DeleteLBService(fe("10.96.0.53", 53, lb.UDP)))
 	st, err = r2.Apply([]lb.Service{web, dns}, true)
 	require.NoError(t, err)
@@ -142,7 +141,7 @@ func BenchmarkProgram10k(b *testing.B) {
 		b.StopTimer()
 		dp, err := datapath.LoadUnpinned()
 		require.NoError(b, err)
-		r, err := lbmap.New(dp)
+		r, err := newLBSync(dp)
 		require.NoError(b, err)
 		b.StartTimer()
 		_, err = r.Apply(desired, false)
@@ -154,13 +153,13 @@ func BenchmarkProgram10k(b *testing.B) {
 
 // A full services map is an error naming it, the services that fit are
 // programmed, and the rest is retried by the next pass.
-func TestPrivilegedReconcilerMapFull(t *testing.T) {
+func TestPrivilegedLBSyncMapFull(t *testing.T) {
 	harness.RequirePrivileged(t)
 	// Each service takes a master entry plus one slot per backend.
 	dp, err := datapath.LoadUnpinnedWithOptions(datapath.Options{MaxEntries: map[string]uint32{"sluice_lb4_services_v1": 6}})
 	require.NoError(t, err)
 	t.Cleanup(func() { dp.Close() })
-	r, err := lbmap.New(dp)
+	r, err := newLBSync(dp)
 	require.NoError(t, err)
 	var desired []lb.Service
 	for i := 1; i <= 4; i++ {
