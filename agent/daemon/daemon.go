@@ -22,6 +22,7 @@ import (
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/server"
 	"github.com/sluicenet/sluice/agent/servicemgr"
+	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/agent/source/k8s"
 	"github.com/sluicenet/sluice/agent/source/manifests"
 	"github.com/sluicenet/sluice/agent/state"
@@ -54,7 +55,7 @@ type Daemon struct {
 	// clusterIDs is set in --k8s mode (SluiceIdentity objects).
 	clusterIDs *clusterIdentities
 	ready      readiness
-	source     stateSource
+	source     source.Source // state source: a manifests directory or the Kubernetes API
 	k8s        *k8s.Source
 	ln         net.Listener
 	srv        *http.Server
@@ -215,7 +216,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	if d.source != nil {
 		wg.Go(func() {
-			err := d.source.Run(ctx, func(s manifests.Snapshot) {
+			err := d.source.Run(ctx, func(s source.Snapshot) {
 				d.svcs.SetObjects(servicemgr.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
 				d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
 				d.pols.SetObjects(s.Others)

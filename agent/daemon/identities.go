@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/agent/source/k8s"
-	"github.com/sluicenet/sluice/agent/source/manifests"
 	"github.com/sluicenet/sluice/identity"
 	"github.com/sluicenet/sluice/identity/k8sstore"
 )
@@ -23,7 +23,7 @@ const (
 type clusterIdentities struct {
 	store *k8sstore.Store
 	gc    *k8sstore.GC
-	pods  atomic.Pointer[manifests.Snapshot] // last snapshot (Pods, Namespaces)
+	pods  atomic.Pointer[source.Snapshot] // last snapshot (Pods, Namespaces)
 }
 
 // identityStore returns where identity numbers live: SluiceIdentity objects
@@ -45,9 +45,9 @@ func (d *Daemon) identityStore() (store identity.Store, cluster bool, err error)
 }
 
 // recordSnapshot keeps the Pods and Namespaces the identity GC checks.
-func (c *clusterIdentities) recordSnapshot(s manifests.Snapshot) {
+func (c *clusterIdentities) recordSnapshot(s source.Snapshot) {
 	if c != nil {
-		c.pods.Store(&manifests.Snapshot{Pods: s.Pods, Namespaces: s.Namespaces})
+		c.pods.Store(&source.Snapshot{Pods: s.Pods, Namespaces: s.Namespaces})
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/daemon"
 	"github.com/sluicenet/sluice/agent/identitymgr"
-	"github.com/sluicenet/sluice/agent/source/manifests"
+	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/test/harness"
 )
@@ -45,7 +45,7 @@ func TestPrivilegedPutEndpointWaitsForIdentityAndPolicy(t *testing.T) {
 	d.Identities().SetObjects(identitymgr.Objects{Pods: []*corev1.Pod{{
 		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: "default", Labels: map[string]string{"app": "locked"}},
 	}}})
-	d.Policies().SetObjects([]manifests.Raw{{
+	d.Policies().SetObjects([]source.Raw{{
 		APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Namespace: "default", Name: "deny-locked",
 		JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny-locked","namespace":"default"},` +
 			`"spec":{"podSelector":{"matchLabels":{"app":"locked"}},"policyTypes":["Ingress"]}}`),

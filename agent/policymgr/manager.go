@@ -17,7 +17,7 @@ import (
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/identitymgr"
 	"github.com/sluicenet/sluice/agent/reconcile"
-	"github.com/sluicenet/sluice/agent/source/manifests"
+	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/identity"
 	"github.com/sluicenet/sluice/policy"
@@ -57,7 +57,7 @@ type Manager struct {
 
 	mu       sync.Mutex
 	res      *policy.Resolver
-	raws     []manifests.Raw
+	raws     []source.Raw
 	applied  map[policy.Ref][]byte // JSON of the applied version
 	status   map[policy.Ref]api.PolicyStatus
 	events   []identity.Event
@@ -100,8 +100,8 @@ func (m *Manager) Rules() *RuleTable { return m.rules }
 
 // SetObjects takes the state source's raw objects (non-policy kinds are
 // ignored) and schedules a sync.
-func (m *Manager) SetObjects(raws []manifests.Raw) {
-	var ps []manifests.Raw
+func (m *Manager) SetObjects(raws []source.Raw) {
+	var ps []source.Raw
 	for _, r := range raws {
 		if isPolicy(r) {
 			ps = append(ps, r)
