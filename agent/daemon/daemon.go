@@ -173,12 +173,12 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if d.ln, err = server.Listen(cfg.SocketPath()); err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	d.svcs.Register(mux)
-	d.registerPolicyRoutes(mux)
-	d.flows.Register(mux)
-	server.RegisterConfig(mux, api.AgentConfig{PodMTU: d.mtu.Pod})
-	mux.Handle("/", server.Handler(regeneratingEndpoints{d.eps, d}, cfg.BPFRoot, d.health, d.log.WithField("subsys", "api")))
+	mux := server.Handler(server.Config{
+		Endpoints: regeneratingEndpoints{d.eps, d}, BPFRoot: cfg.BPFRoot, Health: d.health,
+		Agent:    &api.AgentConfig{PodMTU: d.mtu.Pod},
+		Services: d.svcs, Policies: d.pols, Identities: d.ids, Flows: d.flows,
+		Log: d.log.WithField("subsys", "api"),
+	})
 	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	d.log.WithField("socket", cfg.SocketPath()).Info("Agent ready")
 	return d, nil

@@ -2,9 +2,13 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"github.com/vishvananda/netlink"
 
 	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/agent/source/k8s"
@@ -93,4 +97,20 @@ func (c *clusterIdentities) run(ctx context.Context, d *Daemon) {
 			log.WithField("identities", deleted).Info("Unused cluster identities collected")
 		}
 	}
+}
+
+// hostAddrs lists the IPv4 addresses of the agent's network namespace: they
+// are reserved:host in the IP cache.
+func hostAddrs() ([]netip.Addr, error) {
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && !ip.IsLoopback() {
+			out = append(out, ip)
+		}
+	}
+	return out, nil
 }

@@ -377,22 +377,29 @@ func namedPorts(p *corev1.Pod) map[string]NamedPort {
 	return out
 }
 
-// Identities returns every known identity with its labels, sorted by number.
-func (m *Manager) Identities() []IdentityInfo {
+// Identities returns every known identity with its labels and local
+// reference count in API form (GET /v1/identities), sorted by number.
+func (m *Manager) Identities() []api.Identity {
 	all := m.alloc.Identities()
-	out := make([]IdentityInfo, 0, len(all))
+	out := make([]api.Identity, 0, len(all))
 	for id, ls := range all {
-		out = append(out, IdentityInfo{ID: id, Labels: ls, Refs: m.alloc.Refs(id)})
+		ai := api.Identity{ID: uint32(id), Labels: LabelStrings(ls), Refs: m.alloc.Refs(id)}
+		if id.IsReserved() {
+			ai.Name = id.String()
+		}
+		out = append(out, ai)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
-// IdentityInfo is an identity with its labels and local reference count.
-type IdentityInfo struct {
-	ID     identity.NumericIdentity
-	Labels identity.Labels
-	Refs   int
+// LabelStrings returns the labels in their string form, in order.
+func LabelStrings(ls identity.Labels) []string {
+	out := make([]string, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, l.String())
+	}
+	return out
 }
 
 // Errors returns the number of failed passes and the last pass's error.

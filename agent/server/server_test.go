@@ -38,7 +38,7 @@ func newFixture(t *testing.T) *fixture {
 	log, _ := logtest.NewNullLogger()
 	f := &fixture{dp: endpointtest.New(), socket: filepath.Join(dir, "run", "agent.sock")}
 	m := endpointmgr.New(f.dp, store, log)
-	f.h = server.Handler(m, "/bpf/root", func() error { return f.health }, log)
+	f.h = server.Handler(server.Config{Endpoints: m, BPFRoot: "/bpf/root", Health: func() error { return f.health }, Log: log})
 	ln, err := server.Listen(f.socket)
 	require.NoError(t, err)
 	srv := &http.Server{Handler: f.h}

@@ -1,9 +1,7 @@
 package servicemgr
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"net/netip"
 	"sort"
 
@@ -12,18 +10,7 @@ import (
 	"github.com/sluicenet/sluice/datapath"
 )
 
-// Register adds the services and BPF dump routes to mux.
-func (m *Manager) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /v1/services", m.listServices)
-	mux.HandleFunc("GET /v1/bpf/lb", m.dumpLB)
-	mux.HandleFunc("GET /v1/bpf/ct", m.dumpCT)
-}
-
-func (m *Manager) listServices(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, m.Services())
-}
-
-// Services returns the programmed services in API form.
+// Services returns the programmed services in API form (GET /v1/services).
 func (m *Manager) Services() []api.Service {
 	desired := m.rec.Desired()
 	out := make([]api.Service, 0, len(desired))
@@ -46,16 +33,7 @@ func (m *Manager) Services() []api.Service {
 	return out
 }
 
-func (m *Manager) dumpLB(w http.ResponseWriter, _ *http.Request) {
-	out, err := m.LBMaps()
-	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, api.Error{Error: err.Error()})
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-// LBMaps dumps the load-balancing maps.
+// LBMaps dumps the load-balancing maps in API form (GET /v1/bpf/lb).
 func (m *Manager) LBMaps() (api.LBMaps, error) {
 	out := api.LBMaps{Services: []api.LBMapService{}, Backends: []api.LBMapBackend{}, RevNAT: []api.LBMapRevNAT{}}
 	svcs, err := m.dp.LBServices()
@@ -109,11 +87,11 @@ func flagNames(f datapath.LBFlags) []string {
 	return out
 }
 
-func (m *Manager) dumpCT(w http.ResponseWriter, _ *http.Request) {
+// Conntrack dumps the conntrack map in API form (GET /v1/bpf/ct).
+func (m *Manager) Conntrack() ([]api.CTEntry, error) {
 	ct, err := m.dp.CTEntries()
 	if err != nil {
-		writeJSON(w, http.StatusInternalServerError, api.Error{Error: err.Error()})
-		return
+		return nil, err
 	}
 	out := make([]api.CTEntry, 0, len(ct))
 	for _, e := range ct {
@@ -124,11 +102,5 @@ func (m *Manager) dumpCT(w http.ResponseWriter, _ *http.Request) {
 			PolicyAllowed: e.PolicyAllowed, Packets: e.Packets,
 		})
 	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	return out, nil
 }
