@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/sluicenet/sluice/agent/reconcile"
 )
 
 func TestConfigPaths(t *testing.T) {
@@ -33,17 +35,18 @@ func TestConfigMountsParent(t *testing.T) {
 
 func TestResyncSchedule(t *testing.T) {
 	interval := 10 * time.Second
-	backoff := minBackoff
+	cfg := resyncSchedule(interval)
+	assert.True(t, cfg.NoInitialSync, "New has just synced")
+	assert.Equal(t, interval, cfg.Resync, "after a success the next resync is an interval later")
+	backoff := reconcile.Backoff{Min: cfg.MinBackoff, Max: cfg.MaxBackoff}
 	var got []time.Duration
 	for range 6 {
-		var next time.Duration
-		next, backoff = schedule(true, backoff, interval)
-		got = append(got, next)
+		got = append(got, backoff.Next())
 	}
 	assert.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, interval, interval}, got)
-	next, backoff := schedule(false, backoff, interval)
-	assert.Equal(t, interval, next)
-	assert.Equal(t, minBackoff, backoff)
-	next, _ = schedule(true, min(minBackoff, 100*time.Millisecond), 100*time.Millisecond)
-	assert.Equal(t, 100*time.Millisecond, next, "backoff never exceeds a short interval")
+	backoff.Reset()
+	assert.Equal(t, minBackoff, backoff.Next(), "a success resets the backoff")
+	short := resyncSchedule(100 * time.Millisecond)
+	backoff = reconcile.Backoff{Min: short.MinBackoff, Max: short.MaxBackoff}
+	assert.Equal(t, 100*time.Millisecond, backoff.Next(), "backoff never exceeds a short interval")
 }

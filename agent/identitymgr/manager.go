@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -97,8 +98,10 @@ type Manager struct {
 	listeners []func()
 	bySource  map[identity.Source]map[netip.Prefix]identity.NumericIdentity
 
+	// trigger wakes the owner loop: for a mirror of the IP cache, and
+	// with dirty set for an identity sync first.
 	trigger chan struct{}
-	mirror  chan struct{}
+	dirty   atomic.Bool
 }
 
 // New returns a manager with a standalone allocator. onIdentity receives
@@ -115,7 +118,6 @@ func New(cfg Config, eps Endpoints, dp Datapath, onIdentity func(identity.Event)
 		endpoints: map[uint16]EndpointIdentity{},
 		byIP:      map[netip.Addr]PodRef{},
 		trigger:   make(chan struct{}, 1),
-		mirror:    make(chan struct{}, 1),
 	}
 	opts := identity.Options{GracePeriod: time.Minute, OnChange: onIdentity}
 	switch {
@@ -126,7 +128,7 @@ func New(cfg Config, eps Endpoints, dp Datapath, onIdentity func(identity.Event)
 	default:
 		m.alloc = identity.NewStandaloneAllocator(opts)
 	}
-	m.ipc.Subscribe(func(identity.Change) { kick(m.mirror) })
+	m.ipc.Subscribe(func(identity.Change) { kick(m.trigger) })
 	return m
 }
 
@@ -169,7 +171,10 @@ func (m *Manager) SetPolicyPrefixes(ps []netip.Prefix) {
 }
 
 // Changed schedules a sync (an endpoint came or went).
-func (m *Manager) Changed() { kick(m.trigger) }
+func (m *Manager) Changed() {
+	m.dirty.Store(true)
+	kick(m.trigger)
+}
 
 // Endpoints returns the local endpoints' identities by endpoint ID.
 func (m *Manager) Endpoints() map[uint16]EndpointIdentity {

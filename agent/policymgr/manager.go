@@ -339,7 +339,7 @@ func (m *Manager) write(id uint16, have, want written, st *SyncStats) error {
 // Run syncs on every change, fully on a timer, and retries failures with
 // exponential backoff, until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
-	reconcile.Loop(ctx, m.trigger, m.cfg.ResyncInterval, func(full bool) error {
+	reconcile.Loop(ctx, reconcile.Config{Trigger: m.trigger, Resync: m.cfg.ResyncInterval}, func(full bool) error {
 		start := time.Now()
 		st, err := m.Sync(full)
 		log := m.log.WithFields(logrus.Fields{

@@ -218,7 +218,10 @@ func (m *Manager) Run(ctx context.Context) {
 		_, err := m.Sync(full)
 		return err
 	}
-	reconcile.Loop(ctx, m.trigger, m.cfg.ResyncInterval, sync, reconcile.Task{Every: m.cfg.CTGCInterval, Do: m.ctGC})
+	reconcile.Loop(ctx, reconcile.Config{
+		Trigger: m.trigger, Resync: m.cfg.ResyncInterval,
+		Tasks: []reconcile.Task{{Every: m.cfg.CTGCInterval, Do: m.ctGC}},
+	}, sync)
 }
 
 func (m *Manager) ctGC() {
