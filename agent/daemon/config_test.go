@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/agent/reconcile"
 )
@@ -30,6 +32,40 @@ func TestConfigMountsParent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		assert.Equal(t, tt.want, Config{BPFRoot: tt.root}.mountsParent(), tt.root)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want []string // substrings of the error; none: valid
+	}{
+		{"default", func(*Config) {}, nil},
+		{"manifests", func(c *Config) { c.ManifestsDir = "/etc/sluice/manifests" }, nil},
+		{"k8s", func(c *Config) { c.K8s = true }, nil},
+		{"vxlan with pod MTU", func(c *Config) { c.Routing, c.MTU = "vxlan", 1400 }, nil},
+		{"two state sources", func(c *Config) { c.K8s, c.ManifestsDir = true, "/m" }, []string{"choose one state source: Kubernetes or a manifests directory"}},
+		{"enforcement", func(c *Config) { c.PolicyEnforcement = "sometimes" }, []string{"sometimes"}},
+		{"routing", func(c *Config) { c.Routing = "bgp" }, []string{`routing: routing mode "bgp": want native, vxlan or none`}},
+		{"node IP", func(c *Config) { c.NodeIP = netip.MustParseAddr("fd00::1") }, []string{"node IP fd00::1 is not IPv4"}},
+		{"pod MTU", func(c *Config) { c.MTU = 70000 }, []string{"mtu: pod MTU 70000 is out of range"}},
+		{"all reported", func(c *Config) { c.K8s, c.ManifestsDir, c.Routing = true, "/m", "bgp" }, []string{"choose one state source", "routing mode"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.edit(&c)
+			err := c.Validate()
+			if len(tt.want) == 0 {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
 	}
 }
 

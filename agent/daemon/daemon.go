@@ -62,19 +62,17 @@ type Daemon struct {
 	closeOnce  sync.Once
 }
 
-// New starts the agent up to the point where it is ready: bpffs root, IP
-// forwarding, datapath load and link adoption, endpoint restore, delete
-// queue, map reconciliation, and a listening socket. Call Run to serve. On
-// error everything opened is closed again; pins are never removed.
+// New starts the agent up to the point where it is ready: configuration
+// checked (before anything is touched), bpffs root, IP forwarding, datapath
+// load and link adoption, endpoint restore, delete queue, map
+// reconciliation, and a listening socket. Call Run to serve. On error
+// everything opened is closed again; pins are never removed.
 func New(cfg Config) (_ *Daemon, err error) {
-	if cfg.Log == nil {
-		cfg.Log = logrus.StandardLogger()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.ResyncInterval <= 0 {
-		cfg.ResyncInterval = DefaultResyncInterval
-	}
-	if cfg.LinkExists == nil {
-		cfg.LinkExists = LinkExists
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Log}
 	defer func() {
@@ -82,106 +80,122 @@ func New(cfg Config) (_ *Daemon, err error) {
 			d.Close()
 		}
 	}()
-
-	if err := pin.EnsureRoot(cfg.BPFRoot, cfg.mountsParent()); err != nil {
-		return nil, fmt.Errorf("prepare bpf root: %w", err)
+	steps := []func() error{
+		d.prepareHost, d.loadDatapath, d.setupEndpoints, d.setupSocketLB, d.setupServices,
+		d.setupPolicy, d.setupMTU, d.setupRouting, d.setupHealth, d.setupSource, d.setupAPI,
 	}
-	if cfg.IPForward {
-		if err := EnableIPForward(); err != nil {
+	for _, step := range steps {
+		if err := step(); err != nil {
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create run dir: %w", err)
-	}
-	if err := os.MkdirAll(cfg.DeleteQueueDir(), 0o700); err != nil {
-		return nil, fmt.Errorf("create delete queue: %w", err)
-	}
-	store, err := state.New(cfg.EndpointsDir())
-	if err != nil {
-		return nil, err
-	}
-	if d.hostOpts, err = cfg.hostOptions(); err != nil {
-		return nil, err
-	}
-	if d.dp, err = datapath.LoadWithHostOptions(cfg.BPFRoot, datapath.Options{}, d.hostOpts); err != nil {
-		return nil, fmt.Errorf("load datapath: %w", err)
-	}
-	d.log.WithField("bpfRoot", cfg.BPFRoot).Info("Datapath loaded, pinned links adopted")
-	if err := d.setupDevices(); err != nil {
-		return nil, err
-	}
+	d.log.WithField("socket", cfg.SocketPath()).Info("Agent ready")
+	return d, nil
+}
 
-	d.eps = endpointmgr.New(d.dp, store, d.log.WithField("subsys", "endpoint"))
-	if err := d.eps.Restore(cfg.LinkExists); err != nil {
-		return nil, fmt.Errorf("restore endpoints: %w", err)
+// prepareHost makes the bpffs root, IP forwarding and the run directories.
+func (d *Daemon) prepareHost() error {
+	if err := pin.EnsureRoot(d.cfg.BPFRoot, d.cfg.mountsParent()); err != nil {
+		return fmt.Errorf("prepare bpf root: %w", err)
 	}
-	if err := d.eps.ProcessDeleteQueue(cfg.DeleteQueueDir()); err != nil {
+	if d.cfg.IPForward {
+		if err := EnableIPForward(); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(d.cfg.RunDir, 0o700); err != nil {
+		return fmt.Errorf("create run dir: %w", err)
+	}
+	if err := os.MkdirAll(d.cfg.DeleteQueueDir(), 0o700); err != nil {
+		return fmt.Errorf("create delete queue: %w", err)
+	}
+	return nil
+}
+
+// loadDatapath loads the datapath (adopting pinned links) and attaches the
+// host device programs.
+func (d *Daemon) loadDatapath() error {
+	var err error
+	if d.hostOpts, err = d.cfg.hostOptions(); err != nil {
+		return err
+	}
+	if d.dp, err = datapath.LoadWithHostOptions(d.cfg.BPFRoot, datapath.Options{}, d.hostOpts); err != nil {
+		return fmt.Errorf("load datapath: %w", err)
+	}
+	d.log.WithField("bpfRoot", d.cfg.BPFRoot).Info("Datapath loaded, pinned links adopted")
+	return d.setupDevices()
+}
+
+// setupEndpoints restores the endpoint manager from its state files, applies
+// the CNI delete queue and reconciles the endpoint map.
+func (d *Daemon) setupEndpoints() error {
+	store, err := state.New(d.cfg.EndpointsDir())
+	if err != nil {
+		return err
+	}
+	d.eps = endpointmgr.New(d.dp, store, d.log.WithField("subsys", "endpoint"))
+	if err := d.eps.Restore(d.cfg.LinkExists); err != nil {
+		return fmt.Errorf("restore endpoints: %w", err)
+	}
+	if err := d.eps.ProcessDeleteQueue(d.cfg.DeleteQueueDir()); err != nil {
 		// Entries that failed stay queued for the resync loop.
 		d.log.WithError(err).Warn("Delete queue not fully processed")
 	}
 	st, err := d.eps.Reconcile()
 	if err != nil {
-		return nil, fmt.Errorf("reconcile endpoint map: %w", err)
+		return fmt.Errorf("reconcile endpoint map: %w", err)
 	}
 	d.log.WithFields(logrus.Fields{"written": st.Written, "deleted": st.Deleted}).Info("Endpoint map reconciled")
+	return nil
+}
 
-	if err := d.setupSocketLB(); err != nil {
-		return nil, err
-	}
-	if cfg.NodeName == "" {
-		if cfg.NodeName, err = os.Hostname(); err != nil {
-			return nil, fmt.Errorf("node name: %w", err)
-		}
-		d.cfg.NodeName = cfg.NodeName
-	}
+// setupServices constructs the service manager, adopting the LB maps' IDs.
+func (d *Daemon) setupServices() error {
+	var err error
 	d.svcs, err = servicemgr.New(servicemgr.Config{
-		NodeName: cfg.NodeName, ResyncInterval: cfg.ResyncInterval, CTGCInterval: cfg.CTGCInterval,
-		ServiceProxyName: cfg.ServiceProxyName,
+		NodeName: d.cfg.NodeName, ResyncInterval: d.cfg.ResyncInterval, CTGCInterval: d.cfg.CTGCInterval,
+		ServiceProxyName: d.cfg.ServiceProxyName,
 	}, d.dp, d.eps, d.log.WithField("subsys", "services"))
 	if err != nil {
-		return nil, fmt.Errorf("adopt load-balancing maps: %w", err)
+		return fmt.Errorf("adopt load-balancing maps: %w", err)
 	}
-	if err := d.setupPolicy(); err != nil {
-		return nil, err
-	}
-	if err := d.setupMTU(); err != nil {
-		return nil, err
-	}
-	if err := d.setupRouting(); err != nil {
-		return nil, err
-	}
-	if err := d.setupHealth(); err != nil {
-		return nil, err
-	}
+	return nil
+}
+
+// setupSource wires endpoint changes to the managers and constructs the
+// state source (Kubernetes or a manifests directory; none is fine).
+func (d *Daemon) setupSource() error {
 	d.eps.OnChange(func() {
 		d.svcs.Changed()
 		d.ids.Changed()
 	})
 	switch {
-	case cfg.K8s && cfg.ManifestsDir != "":
-		return nil, errors.New("choose one state source: Kubernetes or a manifests directory")
-	case cfg.K8s:
+	case d.cfg.K8s:
+		var err error
 		if d.k8s, err = d.newK8sSource(); err != nil {
-			return nil, err
+			return err
 		}
 		d.source = d.k8s
-	case cfg.ManifestsDir != "":
-		d.source = manifests.New(cfg.ManifestsDir, d.log.WithField("subsys", "manifests"))
+	case d.cfg.ManifestsDir != "":
+		d.source = manifests.New(d.cfg.ManifestsDir, d.log.WithField("subsys", "manifests"))
 	}
+	return nil
+}
 
-	if d.ln, err = server.Listen(cfg.SocketPath()); err != nil {
-		return nil, err
+// setupAPI listens on the API socket; every route comes from server.Handler.
+func (d *Daemon) setupAPI() error {
+	var err error
+	if d.ln, err = server.Listen(d.cfg.SocketPath()); err != nil {
+		return err
 	}
 	mux := server.Handler(server.Config{
-		Endpoints: regeneratingEndpoints{d.eps, d}, BPFRoot: cfg.BPFRoot, Health: d.health,
+		Endpoints: regeneratingEndpoints{d.eps, d}, BPFRoot: d.cfg.BPFRoot, Health: d.health,
 		Agent:    &api.AgentConfig{PodMTU: d.mtu.Pod},
 		Services: d.svcs, Policies: d.pols, Identities: d.ids, Flows: d.flows,
 		Log: d.log.WithField("subsys", "api"),
 	})
 	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	d.log.WithField("socket", cfg.SocketPath()).Info("Agent ready")
-	return d, nil
+	return nil
 }
 
 // Run serves the API and resyncs periodically until ctx is cancelled, then
