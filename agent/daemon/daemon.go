@@ -204,55 +204,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Go(func() { d.resyncLoop(ctx) })
-	wg.Go(func() { d.svcs.Run(ctx) })
-	wg.Go(func() { d.ids.Run(ctx, nil) })
-	wg.Go(func() { d.pols.Run(ctx) })
-	wg.Go(func() { d.nodes.Run(ctx) })
-	wg.Go(func() {
-		if err := d.flows.Run(ctx, d.flowR); err != nil {
-			d.log.WithError(err).Error("Flow reader stopped")
-		}
-	})
-	if d.metricsLn != nil {
-		wg.Go(func() {
-			if err := d.serveMetrics(ctx, d.metricsLn); err != nil {
-				d.log.WithError(err).Error("Metrics server stopped")
-			}
-		})
-	}
-	if d.healthLn != nil {
-		wg.Go(func() {
-			if err := d.serveHealth(ctx, d.healthLn); err != nil {
-				d.log.WithError(err).Error("Health probe server stopped")
-			}
-		})
-	}
-	if d.source != nil {
-		wg.Go(func() {
-			err := d.source.Run(ctx, func(s source.Snapshot) {
-				d.svcs.SetObjects(servicemgr.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
-				d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
-				d.pols.SetObjects(s.Others)
-				d.setNodes(s)
-				d.clusterIDs.recordSnapshot(s)
-				d.ready.snapshot.Store(true)
-			})
-			if err != nil && ctx.Err() == nil {
-				d.log.WithError(err).Error("State source stopped")
-			}
-		})
-	}
-	if d.k8s != nil && d.clusterIDs != nil {
-		wg.Go(func() { d.clusterIDs.run(ctx, d) })
-	}
-	if d.k8s != nil {
-		wg.Go(func() {
-			if err := d.writeConflist(ctx, d.k8s); err != nil && ctx.Err() == nil {
-				d.log.WithError(err).Error("No CNI conflist written")
-			}
-		})
-	}
+	d.startLoops(ctx, &wg)
 
 	errc := make(chan error, 1)
 	go func() { errc <- d.srv.Serve(d.ln) }()
@@ -272,6 +224,50 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.Close()
 	d.log.Info("Agent stopped; pinned programs stay attached")
 	return err
+}
+
+// startLoops starts on wg, until ctx ends, the owner loops, the flow
+// reader, the metrics and health listeners, the state source and the
+// Kubernetes-only tasks.
+func (d *Daemon) startLoops(ctx context.Context, wg *sync.WaitGroup) {
+	wg.Go(func() { d.resyncLoop(ctx) })
+	wg.Go(func() { d.svcs.Run(ctx) })
+	wg.Go(func() { d.ids.Run(ctx, nil) })
+	wg.Go(func() { d.pols.Run(ctx) })
+	wg.Go(func() { d.nodes.Run(ctx) })
+	logErr := func(msg string, run func() error) func() {
+		return func() {
+			if err := run(); err != nil && ctx.Err() == nil {
+				d.log.WithError(err).Error(msg)
+			}
+		}
+	}
+	wg.Go(logErr("Flow reader stopped", func() error { return d.flows.Run(ctx, d.flowR) }))
+	if d.metricsLn != nil {
+		wg.Go(logErr("Metrics server stopped", func() error { return d.serveMetrics(ctx, d.metricsLn) }))
+	}
+	if d.healthLn != nil {
+		wg.Go(logErr("Health probe server stopped", func() error { return d.serveHealth(ctx, d.healthLn) }))
+	}
+	if d.source != nil {
+		wg.Go(logErr("State source stopped", func() error { return d.source.Run(ctx, d.applySnapshot) }))
+	}
+	if d.k8s != nil && d.clusterIDs != nil {
+		wg.Go(func() { d.clusterIDs.run(ctx, d) })
+	}
+	if d.k8s != nil {
+		wg.Go(logErr("No CNI conflist written", func() error { return d.writeConflist(ctx, d.k8s) }))
+	}
+}
+
+// applySnapshot hands a state source snapshot to the managers.
+func (d *Daemon) applySnapshot(s source.Snapshot) {
+	d.svcs.SetObjects(servicemgr.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
+	d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
+	d.pols.SetObjects(s.Others)
+	d.setNodes(s)
+	d.clusterIDs.recordSnapshot(s)
+	d.ready.snapshot.Store(true)
 }
 
 // Close releases the daemon's handles: listener and datapath. It never
