@@ -30,26 +30,14 @@ uplink() { ip -4 -o route show default | awk '{print $5; exit}'; }
 HOSTIP=$(ip -4 -o addr show dev "$(uplink)" | awk '{print $4; exit}' | cut -d/ -f1)
 NODE=$(hostname)
 
-alive() { [ -f "$R/pids/$1.pid" ] && kill -0 "$(cat "$R/pids/$1.pid")" 2>/dev/null; }
+# shellcheck source=hack/k8s/lib.sh
+. "$REPO/hack/k8s/lib.sh"
 start() { # name cmd...
 	local n=$1
 	shift
 	setsid "$@" >"$L/$n.log" 2>&1 </dev/null &
 	echo $! >"$R/pids/$n.pid"
 	echo "started $n (pid $!)"
-}
-waitfor() { # what timeout-seconds cmd...
-	local w=$1 to=$2 s
-	shift 2
-	s=$(date +%s)
-	until "$@" >/dev/null 2>&1; do
-		if [ $(($(date +%s) - s)) -ge "$to" ]; then
-			echo "timed out after ${to}s waiting for $w" >&2
-			return 1
-		fi
-		sleep 0.5
-	done
-	echo "$w ready after $(($(date +%s) - s))s"
 }
 stop() { # name: SIGTERM the recorded process group, wait up to 20s, then SIGKILL
 	local f=$R/pids/$1.pid p
