@@ -4,11 +4,10 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/sluicenet/sluice/datapath/lbmap"
-
 	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicenet/sluice/datapath/lbmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/test/harness"
 )

@@ -4,12 +4,11 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/sluicenet/sluice/datapath/policymap"
-
 	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
+	"github.com/sluicenet/sluice/datapath/policymap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/identity"
 )

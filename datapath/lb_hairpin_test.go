@@ -6,14 +6,13 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/sluicenet/sluice/datapath/metricsmap"
-	"github.com/sluicenet/sluice/test/harness"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
+	"github.com/sluicenet/sluice/test/harness"
 )
 
 // Hairpin: a pod that is the backend of the service it connects to. The

@@ -6,13 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicenet/sluice/datapath/lbmap"
-	"github.com/sluicenet/sluice/datapath/metricsmap"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/test/harness"
 )
 

@@ -5,14 +5,13 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/sluicenet/sluice/datapath/ctmap"
-	"github.com/sluicenet/sluice/datapath/lbmap"
-	"github.com/sluicenet/sluice/datapath/metricsmap"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/ctmap"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 )
 

@@ -7,16 +7,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicenet/sluice/datapath/endpointmap"
-	"github.com/sluicenet/sluice/datapath/lbmap"
-	"github.com/sluicenet/sluice/datapath/metricsmap"
-
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/endpointmap"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/test/harness"
 )
@@ -445,45 +444,4 @@ func TestPrivilegedLBCTGC(t *testing.T) {
 		assert.Equal(t, uint8(protoTCP), e.Proto, "live TCP entries kept")
 		assert.Positive(t, e.Expires)
 	}
-}
-
-func TestPrivilegedLBMaps(t *testing.T) {
-	d := loadLB(t, datapath.Options{})
-	fe := lbService(t, d, protoTCP, lbmap.FlagAffinity|lbmap.FlagExternal, 3*time.Hour, 10, 11, 12)
-	svcs, err := d.LB().Services()
-	require.NoError(t, err)
-	assert.Equal(t, map[lbmap.Frontend]lbmap.Service{fe: {
-		RevNATID: lbRevNAT, Flags: lbmap.FlagAffinity | lbmap.FlagExternal,
-		AffinityTimeout: 3 * time.Hour, Backends: []uint32{10, 11, 12},
-	}}, svcs)
-	bes, err := d.LB().Backends()
-	require.NoError(t, err)
-	assert.Equal(t, lbmap.Backend{Addr: lbRemote[1], Port: 8080, Proto: protoTCP}, bes[11])
-	rn, err := d.LB().RevNATs()
-	require.NoError(t, err)
-	assert.Equal(t, map[uint16]lbmap.Frontend{lbRevNAT: fe}, rn)
-
-	// Shrinking deletes the slots beyond the new count.
-	require.NoError(t, d.LB().UpsertService(fe, lbmap.Service{RevNATID: lbRevNAT, Backends: []uint32{12}}))
-	svcs, err = d.LB().Services()
-	require.NoError(t, err)
-	assert.Equal(t, []uint32{12}, svcs[fe].Backends)
-	require.NoError(t, d.LB().UpsertBackend(12, lbmap.Backend{Addr: lbRemote[2], Port: 8080, Proto: protoTCP, Terminating: true}))
-	bes, err = d.LB().Backends()
-	require.NoError(t, err)
-	assert.True(t, bes[12].Terminating)
-
-	require.NoError(t, d.LB().DeleteService(fe))
-	require.NoError(t, d.LB().DeleteService(fe), "missing is not an error")
-	require.NoError(t, d.LB().DeleteBackend(10))
-	require.NoError(t, d.LB().DeleteBackend(10))
-	require.NoError(t, d.LB().DeleteRevNAT(lbRevNAT))
-	require.NoError(t, d.LB().DeleteRevNAT(lbRevNAT))
-	svcs, err = d.LB().Services()
-	require.NoError(t, err)
-	assert.Empty(t, svcs)
-	rn, err = d.LB().RevNATs()
-	require.NoError(t, err)
-	assert.Empty(t, rn)
-	assert.Error(t, d.LB().UpsertService(lbmap.Frontend{Addr: netip.MustParseAddr("fd00::1"), Port: 80, Proto: protoTCP}, lbmap.Service{}))
 }

@@ -4,12 +4,11 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/sluicenet/sluice/datapath/monitor"
-	"github.com/sluicenet/sluice/datapath/policymap"
-
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/monitor"
+	"github.com/sluicenet/sluice/datapath/policymap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 )
 

@@ -7,15 +7,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicenet/sluice/datapath/lbmap"
-	"github.com/sluicenet/sluice/datapath/metricsmap"
-	"github.com/sluicenet/sluice/datapath/monitor"
-	"github.com/sluicenet/sluice/datapath/policymap"
-
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
+	"github.com/sluicenet/sluice/datapath/monitor"
+	"github.com/sluicenet/sluice/datapath/policymap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/identity"
 )

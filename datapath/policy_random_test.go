@@ -6,11 +6,10 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/sluicenet/sluice/agent/policymgr"
-
 	"github.com/google/gopacket/layers"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/identity"
 	"github.com/sluicenet/sluice/policy"

@@ -8,17 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluicenet/sluice/datapath/lbmap"
-	"github.com/sluicenet/sluice/datapath/metricsmap"
-	"github.com/sluicenet/sluice/datapath/progtest"
-
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/pin"
+	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/test/harness"
 )
 

@@ -7,10 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/lb"
