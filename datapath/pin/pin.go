@@ -6,6 +6,9 @@
 //	<root>/links/<host ifname>/<hook>  TCX links of one pod interface
 //	<root>/links/cgroup/<hook>         socket-LB cgroup links (connect4, ...)
 //	<root>/links/devices/<ifname>/<hook> host device links (NodePort)
+//
+// It also holds the map renames a loader applies to an earlier agent's pins
+// (MapRenames, RenameMaps).
 package pin
 
 import (

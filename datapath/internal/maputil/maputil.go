@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -58,14 +57,6 @@ func UpdateError(name string, err error) error {
 		return fmt.Errorf("update %s: %w", name, ErrMapFull)
 	}
 	return fmt.Errorf("update %s: %w", name, err)
-}
-
-// Delete deletes key from m; a missing key is not an error.
-func Delete(m *ebpf.Map, key any) error {
-	if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return err
-	}
-	return nil
 }
 
 // BootSeconds reads CLOCK_BOOTTIME in whole seconds, the clock the programs
