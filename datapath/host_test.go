@@ -55,7 +55,7 @@ type hostEnv struct {
 func newHostEnv(t testing.TB) *hostEnv {
 	t.Helper()
 	harness.RequirePrivileged(t)
-	d := progtest.Load(t, datapath.Options{Host: datapath.HostOptions{SNATAddr: hostExtIP}})
+	d := progtest.Load(t, harness.BPFFS(t), datapath.Options{Host: datapath.HostOptions{SNATAddr: hostExtIP}})
 	e := &hostEnv{d: d, ns: harness.NewNetNS(t, "sl-host-"), nextRevNAT: 1}
 	for _, args := range [][]string{
 		{"sysctl", "-qw", "net.ipv4.ip_forward=1"},
@@ -266,7 +266,7 @@ func TestPrivilegedHostNodePortRemoteBackendSNAT(t *testing.T) {
 func TestPrivilegedHostNodePortNoSNATAddress(t *testing.T) {
 	harness.RequirePrivileged(t)
 	e := newHostEnv(t)
-	d := progtest.Load(t, datapath.Options{})
+	d := progtest.Load(t, harness.BPFFS(t), datapath.Options{})
 	e.d = d
 	require.NoError(t, d.LB().SetNodeAddrs([]netip.Addr{hostExtIP}))
 	require.NoError(t, d.LB().UpsertBackend(beRemote, lbmap.Backend{Addr: hostRemote, Port: 8080, Proto: protoTCP}))

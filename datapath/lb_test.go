@@ -42,7 +42,7 @@ const lbRevNAT = 3
 func loadLB(t testing.TB, opts datapath.Options) *datapath.Datapath {
 	t.Helper()
 	harness.RequirePrivileged(t)
-	d := progtest.Load(t, opts)
+	d := progtest.Load(t, harness.BPFFS(t), opts)
 	for _, ep := range []endpointmap.Endpoint{
 		{IP: lbClient, Ifindex: aIfindex, ID: 1, MAC: aMAC, NodeMAC: aNodeMAC},
 		{IP: lbLocal, Ifindex: aIfindex, ID: 2, MAC: lbLocalMAC, NodeMAC: aNodeMAC},

@@ -37,7 +37,7 @@ const (
 func loadPod(t *testing.T) *datapath.Datapath {
 	t.Helper()
 	harness.RequirePrivileged(t)
-	d := progtest.Load(t, datapath.Options{})
+	d := progtest.Load(t, harness.BPFFS(t), datapath.Options{})
 	require.NoError(t, d.Endpoints().Upsert(endpointmap.Endpoint{IP: aIP, Ifindex: aIfindex, ID: 1, MAC: aMAC, NodeMAC: aNodeMAC}))
 	require.NoError(t, d.Endpoints().Upsert(endpointmap.Endpoint{IP: bIP, Ifindex: bIfindex, ID: 2, MAC: bMAC, NodeMAC: bNodeMAC}))
 	return d
@@ -180,7 +180,7 @@ func TestPrivilegedEndpointMap(t *testing.T) {
 // its figure includes the syscall and skb set-up.
 func BenchmarkFromContainer(b *testing.B) {
 	harness.RequirePrivileged(b)
-	d := progtest.Load(b, datapath.Options{})
+	d := progtest.Load(b, harness.BPFFS(b), datapath.Options{})
 	require.NoError(b, d.Endpoints().Upsert(endpointmap.Endpoint{IP: aIP, Ifindex: aIfindex, ID: 1, MAC: aMAC, NodeMAC: aNodeMAC}))
 	require.NoError(b, d.Endpoints().Upsert(endpointmap.Endpoint{IP: bIP, Ifindex: bIfindex, ID: 2, MAC: bMAC, NodeMAC: bNodeMAC}))
 	inKernel := map[string]struct {

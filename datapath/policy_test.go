@@ -49,7 +49,7 @@ type polEnv struct {
 func loadPolicy(t testing.TB) *polEnv {
 	t.Helper()
 	harness.RequirePrivileged(t)
-	d := progtest.Load(t, datapath.Options{})
+	d := progtest.Load(t, harness.BPFFS(t), datapath.Options{})
 	require.NoError(t, d.Endpoints().Upsert(endpointmap.Endpoint{IP: polA, Ifindex: aIfindex, ID: epA, Identity: idA, MAC: aMAC, NodeMAC: aNodeMAC}))
 	require.NoError(t, d.Endpoints().Upsert(endpointmap.Endpoint{IP: polB, Ifindex: aIfindex, ID: epB, Identity: idB, MAC: bMAC, NodeMAC: bNodeMAC}))
 	for p, id := range map[string]uint32{

@@ -68,7 +68,7 @@ func programService(t *testing.T, d *datapath.Datapath, fe lbmap.Frontend, port 
 
 func (s *sockLB) loadUnpinned(t *testing.T) {
 	t.Helper()
-	d := progtest.Load(t, datapath.Options{})
+	d := progtest.Load(t, harness.BPFFS(t), datapath.Options{})
 	require.NoError(t, d.SocketLB().Attach(s.cg))
 	t.Cleanup(func() { assert.NoError(t, d.SocketLB().Detach()) })
 	s.d = d

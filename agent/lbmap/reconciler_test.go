@@ -54,7 +54,7 @@ func backendAddrs(t *testing.T, dp *dplb.Map, f dplb.Frontend) []string {
 
 func TestPrivilegedReconciler(t *testing.T) {
 	harness.RequirePrivileged(t)
-	dp := progtest.Load(t, datapath.Options{}).LB()
+	dp := progtest.Load(t, harness.BPFFS(t), datapath.Options{}).LB()
 
 	r, err := lbmap.New(dp)
 	require.NoError(t, err)
@@ -161,7 +161,7 @@ func BenchmarkProgram10k(b *testing.B) {
 func TestPrivilegedReconcilerMapFull(t *testing.T) {
 	harness.RequirePrivileged(t)
 	// Each service takes a master entry plus one slot per backend.
-	dp := progtest.Load(t, datapath.Options{MaxEntries: map[string]uint32{"sluice_lb4_services_v1": 6}}).LB()
+	dp := progtest.Load(t, harness.BPFFS(t), datapath.Options{MaxEntries: map[string]uint32{"sluice_lb4_services_v1": 6}}).LB()
 	r, err := lbmap.New(dp)
 	require.NoError(t, err)
 	var desired []lb.Service

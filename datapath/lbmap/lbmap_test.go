@@ -33,7 +33,7 @@ var (
 // idempotent; a non-IPv4 frontend is refused.
 func TestPrivilegedLBMaps(t *testing.T) {
 	harness.RequirePrivileged(t)
-	d := progtest.Load(t, datapath.Options{})
+	d := progtest.Load(t, harness.BPFFS(t), datapath.Options{})
 	fe := lbmap.Frontend{Addr: vip, Port: 80, Proto: protoTCP}
 	for i, id := range []uint32{10, 11, 12} {
 		require.NoError(t, d.LB().UpsertBackend(id, lbmap.Backend{Addr: remote[i], Port: 8080, Proto: protoTCP}))
