@@ -9,6 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/ctmap"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 )
 
@@ -18,9 +21,9 @@ import (
 
 // flowEntries returns the service entry and the backend entry (to backend)
 // of the flow from client, failing when one is missing.
-func flowEntries(t *testing.T, d *datapath.Datapath, client, backend netip.AddrPort) (svc, be datapath.CTEntry) {
+func flowEntries(t *testing.T, d *datapath.Datapath, client, backend netip.AddrPort) (svc, be ctmap.Entry) {
 	t.Helper()
-	cts, err := d.CTEntries()
+	cts, err := d.CT().Entries()
 	require.NoError(t, err)
 	var foundSvc, foundBe bool
 	for _, c := range cts {
@@ -51,12 +54,12 @@ func TestPrivilegedLBCTRecreatedServicePod(t *testing.T) {
 	require.Equal(t, netip.AddrPortFrom(lbRemote[0], 8080), dst)
 
 	// Backend 10 stays (another service may use it).
-	require.NoError(t, d.DeleteLBService(fe))
-	require.NoError(t, d.DeleteRevNAT(lbRevNAT))
-	require.NoError(t, d.UpsertLBBackend(11, datapath.LBBackend{Addr: lbRemote[1], Port: 8080, Proto: protoTCP}))
+	require.NoError(t, d.LB().DeleteService(fe))
+	require.NoError(t, d.LB().DeleteRevNAT(lbRevNAT))
+	require.NoError(t, d.LB().UpsertBackend(11, lbmap.Backend{Addr: lbRemote[1], Port: 8080, Proto: protoTCP}))
 	const newRevNAT = lbRevNAT + 1
-	require.NoError(t, d.UpsertRevNAT(newRevNAT, fe))
-	require.NoError(t, d.UpsertLBService(fe, datapath.LBService{RevNATID: newRevNAT, Backends: []uint32{11}}))
+	require.NoError(t, d.LB().UpsertRevNAT(newRevNAT, fe))
+	require.NoError(t, d.LB().UpsertService(fe, lbmap.Service{RevNATID: newRevNAT, Backends: []uint32{11}}))
 
 	res, dst := runFwd(t, d, toVIP(lbClient, protoTCP, client.Port(), progtest.TCPAck))
 	require.Equal(t, uint32(progtest.ActOK), res.Verdict)
@@ -77,15 +80,15 @@ func TestPrivilegedLBCTRecreatedServicePod(t *testing.T) {
 func TestPrivilegedLBCTRecreatedServiceNodePort(t *testing.T) {
 	e := newHostEnv(t)
 	fe := nodePortFE(hostNodePort)
-	e.service(t, fe, datapath.LBFlagNodePort, beLocal)
+	e.service(t, fe, lbmap.FlagNodePort, beLocal)
 	res := e.run(t, false, e.fromClient(hostExtIP, hostNodePort, 40000, progtest.TCPSyn), e.ext)
 	require.Equal(t, uint32(progtest.ActRedirect), res.Verdict)
 	_, dst, _ := addrPorts(t, res.Packet)
 	require.Equal(t, netip.AddrPortFrom(hostPod, 8080), dst)
 
-	require.NoError(t, e.d.DeleteLBService(fe))
-	require.NoError(t, e.d.DeleteRevNAT(e.nextRevNAT-1))
-	e.service(t, fe, datapath.LBFlagNodePort, beRemote)
+	require.NoError(t, e.d.LB().DeleteService(fe))
+	require.NoError(t, e.d.LB().DeleteRevNAT(e.nextRevNAT-1))
+	e.service(t, fe, lbmap.FlagNodePort, beRemote)
 	newRevNAT := e.nextRevNAT - 1
 
 	res = e.run(t, false, e.fromClient(hostExtIP, hostNodePort, 40000, progtest.TCPAck), e.ext)
@@ -93,7 +96,7 @@ func TestPrivilegedLBCTRecreatedServiceNodePort(t *testing.T) {
 	src, dst, _ := addrPorts(t, res.Packet)
 	assert.Equal(t, netip.AddrPortFrom(hostRemote, 8080), dst, "a backend of the new service")
 	assert.Equal(t, hostExtIP, src.Addr(), "SNATed to the remote backend")
-	assert.EqualValues(t, 1, counter(t, e.d, uint32(e.ext), datapath.ReasonLBSNAT, datapath.DirIngress).Packets)
+	assert.EqualValues(t, 1, counter(t, e.d, uint32(e.ext), metricsmap.ReasonLBSNAT, metricsmap.DirIngress).Packets)
 	svc, be := flowEntries(t, e.d, netip.AddrPortFrom(hostClient, 40000), netip.AddrPortFrom(hostRemote, 8080))
 	assert.Equal(t, newRevNAT, svc.RevNATID, "service entry")
 	assert.EqualValues(t, beRemote, svc.BackendID)
@@ -131,7 +134,7 @@ func TestPrivilegedLBCTClosingTupleReusedPod(t *testing.T) {
 func TestPrivilegedLBCTClosingTupleReusedNodePort(t *testing.T) {
 	e := newHostEnv(t)
 	fe := nodePortFE(hostNodePort)
-	e.service(t, fe, datapath.LBFlagNodePort, beRemote)
+	e.service(t, fe, lbmap.FlagNodePort, beRemote)
 	revNAT := e.nextRevNAT - 1
 	client := netip.AddrPortFrom(hostClient, 40000)
 	remote := netip.AddrPortFrom(hostRemote, 8080)
@@ -146,7 +149,7 @@ func TestPrivilegedLBCTClosingTupleReusedNodePort(t *testing.T) {
 	assert.True(t, be.Closing)
 	assert.LessOrEqual(t, svc.Expires, 10*time.Second, "closing lifetime")
 
-	require.NoError(t, e.d.UpsertLBService(fe, datapath.LBService{RevNATID: revNAT, Flags: datapath.LBFlagNodePort, Backends: []uint32{beLocal}}))
+	require.NoError(t, e.d.LB().UpsertService(fe, lbmap.Service{RevNATID: revNAT, Flags: lbmap.FlagNodePort, Backends: []uint32{beLocal}}))
 	res := e.run(t, false, e.fromClient(hostExtIP, hostNodePort, client.Port(), progtest.TCPAck), e.ext)
 	_, dst, _ := addrPorts(t, res.Packet)
 	assert.Equal(t, remote, dst, "a late packet of the closing flow keeps its backend")
@@ -188,7 +191,7 @@ func TestPrivilegedLBCTServiceEntryFollowsReply(t *testing.T) {
 	})
 	t.Run("nodeport", func(t *testing.T) {
 		e := newHostEnv(t)
-		e.service(t, nodePortFE(hostNodePort), datapath.LBFlagNodePort, beRemote)
+		e.service(t, nodePortFE(hostNodePort), lbmap.FlagNodePort, beRemote)
 		client := netip.AddrPortFrom(hostClient, 40000)
 		remote := netip.AddrPortFrom(hostRemote, 8080)
 		res := e.run(t, false, e.fromClient(hostExtIP, hostNodePort, client.Port(), progtest.TCPSyn), e.ext)

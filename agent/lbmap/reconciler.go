@@ -8,19 +8,20 @@ import (
 
 	"github.com/sluicenet/sluice/agent/lb"
 	"github.com/sluicenet/sluice/datapath"
+	dplb "github.com/sluicenet/sluice/datapath/lbmap"
 )
 
 // Maps is the part of the datapath the reconciler writes.
 type Maps interface {
-	UpsertLBBackend(id uint32, b datapath.LBBackend) error
-	DeleteLBBackend(id uint32) error
-	LBBackends() (map[uint32]datapath.LBBackend, error)
-	UpsertLBService(fe datapath.LBFrontend, s datapath.LBService) error
-	DeleteLBService(fe datapath.LBFrontend) error
-	LBServices() (map[datapath.LBFrontend]datapath.LBService, error)
-	UpsertRevNAT(id uint16, fe datapath.LBFrontend) error
+	UpsertBackend(id uint32, b dplb.Backend) error
+	DeleteBackend(id uint32) error
+	Backends() (map[uint32]dplb.Backend, error)
+	UpsertService(fe dplb.Frontend, s dplb.Service) error
+	DeleteService(fe dplb.Frontend) error
+	Services() (map[dplb.Frontend]dplb.Service, error)
+	UpsertRevNAT(id uint16, fe dplb.Frontend) error
 	DeleteRevNAT(id uint16) error
-	RevNATs() (map[uint16]datapath.LBFrontend, error)
+	RevNATs() (map[uint16]dplb.Frontend, error)
 }
 
 // Stats says what one Apply changed.
@@ -39,10 +40,10 @@ type Reconciler struct {
 	maps Maps
 
 	mu       sync.Mutex
-	backends map[backendKey]uint32                      // backend → ID
-	revNATs  map[lb.Frontend]uint16                     // frontend → reverse-NAT ID
-	written  map[datapath.LBFrontend]datapath.LBService // last written service entries
-	wBackend map[uint32]datapath.LBBackend              // last written backends
+	backends map[backendKey]uint32          // backend → ID
+	revNATs  map[lb.Frontend]uint16         // frontend → reverse-NAT ID
+	written  map[dplb.Frontend]dplb.Service // last written service entries
+	wBackend map[uint32]dplb.Backend        // last written backends
 	desired  []lb.Service
 
 	nextBackend, nextRevNAT uint32 // next IDs to hand out
@@ -64,7 +65,7 @@ func New(maps Maps) (*Reconciler, error) {
 
 // adopt reads the maps and rebuilds the ID allocations from them.
 func (r *Reconciler) adopt() error {
-	bes, err := r.maps.LBBackends()
+	bes, err := r.maps.Backends()
 	if err != nil {
 		return fmt.Errorf("read backends: %w", err)
 	}
@@ -72,12 +73,12 @@ func (r *Reconciler) adopt() error {
 	if err != nil {
 		return fmt.Errorf("read reverse NAT: %w", err)
 	}
-	svcs, err := r.maps.LBServices()
+	svcs, err := r.maps.Services()
 	if err != nil {
 		return fmt.Errorf("read services: %w", err)
 	}
 	r.backends = make(map[backendKey]uint32, len(bes))
-	r.wBackend = make(map[uint32]datapath.LBBackend, len(bes))
+	r.wBackend = make(map[uint32]dplb.Backend, len(bes))
 	for id, b := range bes {
 		r.backends[backendKey{netip.AddrPortFrom(b.Addr, b.Port), lb.Proto(b.Proto)}] = id
 		r.wBackend[id] = b
@@ -96,12 +97,12 @@ func (r *Reconciler) adopt() error {
 	return nil
 }
 
-func toFrontend(fe datapath.LBFrontend) lb.Frontend {
+func toFrontend(fe dplb.Frontend) lb.Frontend {
 	return lb.Frontend{Addr: fe.Addr, Port: fe.Port, Proto: lb.Proto(fe.Proto)}
 }
 
-func fromFrontend(fe lb.Frontend) datapath.LBFrontend {
-	return datapath.LBFrontend{Addr: fe.Addr, Port: fe.Port, Proto: uint8(fe.Proto)}
+func fromFrontend(fe lb.Frontend) dplb.Frontend {
+	return dplb.Frontend{Addr: fe.Addr, Port: fe.Port, Proto: uint8(fe.Proto)}
 }
 
 // Desired returns the last desired state given to Apply.
@@ -149,7 +150,7 @@ func (r *Reconciler) Apply(desired []lb.Service, full bool) (Stats, error) {
 
 	// 1. Services no longer desired go first: they free room for new ones
 	// in a full map, and nothing desired points at them.
-	wantServices := make(map[datapath.LBFrontend]bool, len(desired))
+	wantServices := make(map[dplb.Frontend]bool, len(desired))
 	for _, s := range desired {
 		wantServices[fromFrontend(s.Frontend)] = true
 	}
@@ -157,7 +158,7 @@ func (r *Reconciler) Apply(desired []lb.Service, full bool) (Stats, error) {
 		if wantServices[fe] {
 			continue
 		}
-		if err := r.maps.DeleteLBService(fe); err != nil {
+		if err := r.maps.DeleteService(fe); err != nil {
 			fail(fmt.Errorf("delete service %s: %w", toFrontend(fe), err))
 			continue
 		}
@@ -191,9 +192,9 @@ func (r *Reconciler) Apply(desired []lb.Service, full bool) (Stats, error) {
 				break
 			}
 			wantBackends[id] = true
-			want := datapath.LBBackend{Addr: b.Addr.Addr(), Port: b.Addr.Port(), Proto: uint8(s.Frontend.Proto), Terminating: b.State == lb.Terminating}
+			want := dplb.Backend{Addr: b.Addr.Addr(), Port: b.Addr.Port(), Proto: uint8(s.Frontend.Proto), Terminating: b.State == lb.Terminating}
 			if cur, seen := r.wBackend[id]; !seen || cur != want {
-				if err := r.maps.UpsertLBBackend(id, want); err != nil {
+				if err := r.maps.UpsertBackend(id, want); err != nil {
 					fail(fmt.Errorf("backend %s: %w", b.Addr, err))
 					ok = false
 					break
@@ -207,9 +208,9 @@ func (r *Reconciler) Apply(desired []lb.Service, full bool) (Stats, error) {
 			continue
 		}
 		// The service entry itself.
-		want := datapath.LBService{RevNATID: revID, Flags: flags(s), AffinityTimeout: s.Affinity, Backends: ids}
+		want := dplb.Service{RevNATID: revID, Flags: flags(s), AffinityTimeout: s.Affinity, Backends: ids}
 		if cur, seen := r.written[fe]; !seen || !sameService(cur, want) {
-			if err := r.maps.UpsertLBService(fe, want); err != nil {
+			if err := r.maps.UpsertService(fe, want); err != nil {
 				fail(fmt.Errorf("service %s (%s): %w", s.Frontend, s.Name, err))
 				continue
 			}
@@ -235,7 +236,7 @@ func (r *Reconciler) Apply(desired []lb.Service, full bool) (Stats, error) {
 		if wantBackends[id] {
 			continue
 		}
-		if err := r.maps.DeleteLBBackend(id); err != nil {
+		if err := r.maps.DeleteBackend(id); err != nil {
 			fail(fmt.Errorf("delete backend %s: %w", k.Addr, err))
 			continue
 		}
@@ -249,11 +250,11 @@ func (r *Reconciler) Apply(desired []lb.Service, full bool) (Stats, error) {
 // refresh re-reads the maps so that Apply repairs anything changed behind
 // the reconciler's back (entries deleted or altered by hand).
 func (r *Reconciler) refresh() error {
-	bes, err := r.maps.LBBackends()
+	bes, err := r.maps.Backends()
 	if err != nil {
 		return fmt.Errorf("read backends: %w", err)
 	}
-	svcs, err := r.maps.LBServices()
+	svcs, err := r.maps.Services()
 	if err != nil {
 		return fmt.Errorf("read services: %w", err)
 	}
@@ -270,24 +271,24 @@ func (r *Reconciler) refresh() error {
 	return nil
 }
 
-func flags(s lb.Service) datapath.LBFlags {
-	var f datapath.LBFlags
+func flags(s lb.Service) dplb.Flags {
+	var f dplb.Flags
 	switch s.Kind {
 	case lb.NodePort:
-		f |= datapath.LBFlagNodePort
+		f |= dplb.FlagNodePort
 	case lb.ExternalIP, lb.LoadBalancer:
-		f |= datapath.LBFlagExternal
+		f |= dplb.FlagExternal
 	}
 	if s.LocalOnly {
-		f |= datapath.LBFlagLocalOnly
+		f |= dplb.FlagLocalOnly
 	}
 	if s.Affinity > 0 {
-		f |= datapath.LBFlagAffinity
+		f |= dplb.FlagAffinity
 	}
 	return f
 }
 
-func sameService(a, b datapath.LBService) bool {
+func sameService(a, b dplb.Service) bool {
 	if a.RevNATID != b.RevNATID || a.Flags != b.Flags || a.AffinityTimeout != b.AffinityTimeout || len(a.Backends) != len(b.Backends) {
 		return false
 	}

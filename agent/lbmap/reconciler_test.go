@@ -3,6 +3,7 @@ package lbmap_test
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/sluicenet/sluice/agent/lb"
 	"github.com/sluicenet/sluice/agent/lbmap"
 	"github.com/sluicenet/sluice/datapath"
+	dplb "github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -27,16 +30,16 @@ func svc(vip string, port uint16, proto lb.Proto, backends ...string) lb.Service
 	return s
 }
 
-func fe(vip string, port uint16, proto lb.Proto) datapath.LBFrontend {
-	return datapath.LBFrontend{Addr: netip.MustParseAddr(vip), Port: port, Proto: uint8(proto)}
+func fe(vip string, port uint16, proto lb.Proto) dplb.Frontend {
+	return dplb.Frontend{Addr: netip.MustParseAddr(vip), Port: port, Proto: uint8(proto)}
 }
 
 // backendAddrs resolves a service entry's backend IDs to addresses.
-func backendAddrs(t *testing.T, dp *datapath.Datapath, f datapath.LBFrontend) []string {
+func backendAddrs(t *testing.T, dp *dplb.Map, f dplb.Frontend) []string {
 	t.Helper()
-	svcs, err := dp.LBServices()
+	svcs, err := dp.Services()
 	require.NoError(t, err)
-	bes, err := dp.LBBackends()
+	bes, err := dp.Backends()
 	require.NoError(t, err)
 	s, ok := svcs[f]
 	require.True(t, ok, "service %v in the map", f)
@@ -51,9 +54,7 @@ func backendAddrs(t *testing.T, dp *datapath.Datapath, f datapath.LBFrontend) []
 
 func TestPrivilegedReconciler(t *testing.T) {
 	harness.RequirePrivileged(t)
-	dp, err := datapath.LoadUnpinned()
-	require.NoError(t, err)
-	t.Cleanup(func() { dp.Close() })
+	dp := progtest.Load(t, harness.BPFFS(t), datapath.Options{}).LB()
 
 	r, err := lbmap.New(dp)
 	require.NoError(t, err)
@@ -67,10 +68,10 @@ func TestPrivilegedReconciler(t *testing.T) {
 
 	assert.Equal(t, []string{"10.244.1.2:8080", "10.244.1.3:8080"}, backendAddrs(t, dp, fe("10.96.0.10", 80, lb.TCP)))
 	assert.Equal(t, []string{"10.244.1.4:53"}, backendAddrs(t, dp, fe("10.96.0.53", 53, lb.UDP)))
-	svcs, err := dp.LBServices()
+	svcs, err := dp.Services()
 	require.NoError(t, err)
 	webEntry := svcs[fe("10.96.0.10", 80, lb.TCP)]
-	assert.Equal(t, datapath.LBFlagAffinity, webEntry.Flags&datapath.LBFlagAffinity)
+	assert.Equal(t, dplb.FlagAffinity, webEntry.Flags&dplb.FlagAffinity)
 	assert.Equal(t, 3*time.Hour, webEntry.AffinityTimeout)
 	rns, err := dp.RevNATs()
 	require.NoError(t, err)
@@ -88,7 +89,7 @@ func TestPrivilegedReconciler(t *testing.T) {
 	st, err = r.Apply([]lb.Service{web, dns}, false)
 	require.NoError(t, err)
 	assert.Equal(t, 1, st.DeletedBackends)
-	svcs, err = dp.LBServices()
+	svcs, err = dp.Services()
 	require.NoError(t, err)
 	assert.Equal(t, []uint32{keepID}, svcs[fe("10.96.0.10", 80, lb.TCP)].Backends)
 
@@ -102,7 +103,7 @@ func TestPrivilegedReconciler(t *testing.T) {
 	assert.Equal(t, keepID, id2)
 
 	// A full resync repairs an entry removed behind the reconciler's back.
-	require.NoError(t, dp.DeleteLBService(fe("10.96.0.53", 53, lb.UDP)))
+	require.NoError(t, dp.DeleteService(fe("10.96.0.53", 53, lb.UDP)))
 	st, err = r2.Apply([]lb.Service{web, dns}, true)
 	require.NoError(t, err)
 	assert.Equal(t, 1, st.UpsertedServices)
@@ -111,10 +112,10 @@ func TestPrivilegedReconciler(t *testing.T) {
 	// Removing a service removes its entries, its reverse NAT and its backends.
 	_, err = r2.Apply([]lb.Service{web}, false)
 	require.NoError(t, err)
-	svcs, err = dp.LBServices()
+	svcs, err = dp.Services()
 	require.NoError(t, err)
 	assert.Len(t, svcs, 1)
-	bes, err := dp.LBBackends()
+	bes, err := dp.Backends()
 	require.NoError(t, err)
 	assert.Len(t, bes, 1)
 	rns, err = dp.RevNATs()
@@ -138,17 +139,20 @@ func BenchmarkProgram10k(b *testing.B) {
 			},
 		})
 	}
+	bpffs := harness.BPFFS(b)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		dp, err := datapath.LoadUnpinned()
+		root := filepath.Join(bpffs, fmt.Sprintf("sluice-%d", i)) // empty maps each round
+		dp, err := datapath.Load(root, datapath.Options{})
 		require.NoError(b, err)
-		r, err := lbmap.New(dp)
+		r, err := lbmap.New(dp.LB())
 		require.NoError(b, err)
 		b.StartTimer()
 		_, err = r.Apply(desired, false)
 		require.NoError(b, err)
 		b.StopTimer()
 		dp.Close()
+		require.NoError(b, datapath.Unpin(root))
 	}
 }
 
@@ -157,9 +161,7 @@ func BenchmarkProgram10k(b *testing.B) {
 func TestPrivilegedReconcilerMapFull(t *testing.T) {
 	harness.RequirePrivileged(t)
 	// Each service takes a master entry plus one slot per backend.
-	dp, err := datapath.LoadUnpinnedWithOptions(datapath.Options{MaxEntries: map[string]uint32{"sluice_lb4_services_v1": 6}})
-	require.NoError(t, err)
-	t.Cleanup(func() { dp.Close() })
+	dp := progtest.Load(t, harness.BPFFS(t), datapath.Options{MaxEntries: map[string]uint32{"sluice_lb4_services_v1": 6}}).LB()
 	r, err := lbmap.New(dp)
 	require.NoError(t, err)
 	var desired []lb.Service
@@ -176,7 +178,7 @@ func TestPrivilegedReconcilerMapFull(t *testing.T) {
 	// Room again (one service removed): the next pass programs the rest.
 	st, err = r.Apply(desired[1:], false)
 	require.NoError(t, err)
-	svcs, err := dp.LBServices()
+	svcs, err := dp.Services()
 	require.NoError(t, err)
 	assert.Len(t, svcs, 3)
 }

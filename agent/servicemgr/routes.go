@@ -9,7 +9,7 @@ import (
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/lb"
-	"github.com/sluicenet/sluice/datapath"
+	dplb "github.com/sluicenet/sluice/datapath/lbmap"
 )
 
 // Register adds the services and BPF dump routes to mux.
@@ -58,15 +58,15 @@ func (m *Manager) dumpLB(w http.ResponseWriter, _ *http.Request) {
 // LBMaps dumps the load-balancing maps.
 func (m *Manager) LBMaps() (api.LBMaps, error) {
 	out := api.LBMaps{Services: []api.LBMapService{}, Backends: []api.LBMapBackend{}, RevNAT: []api.LBMapRevNAT{}}
-	svcs, err := m.dp.LBServices()
+	svcs, err := m.lb.Services()
 	if err != nil {
 		return out, fmt.Errorf("dump services: %w", err)
 	}
-	bes, err := m.dp.LBBackends()
+	bes, err := m.lb.Backends()
 	if err != nil {
 		return out, fmt.Errorf("dump backends: %w", err)
 	}
-	rns, err := m.dp.RevNATs()
+	rns, err := m.lb.RevNATs()
 	if err != nil {
 		return out, fmt.Errorf("dump reverse NAT: %w", err)
 	}
@@ -91,16 +91,16 @@ func (m *Manager) LBMaps() (api.LBMaps, error) {
 	return out, nil
 }
 
-func flagNames(f datapath.LBFlags) []string {
+func flagNames(f dplb.Flags) []string {
 	var out []string
 	for _, n := range []struct {
-		flag datapath.LBFlags
+		flag dplb.Flags
 		name string
 	}{
-		{datapath.LBFlagNodePort, "nodeport"},
-		{datapath.LBFlagExternal, "external"},
-		{datapath.LBFlagLocalOnly, "local-only"},
-		{datapath.LBFlagAffinity, "affinity"},
+		{dplb.FlagNodePort, "nodeport"},
+		{dplb.FlagExternal, "external"},
+		{dplb.FlagLocalOnly, "local-only"},
+		{dplb.FlagAffinity, "affinity"},
 	} {
 		if f&n.flag != 0 {
 			out = append(out, n.name)
@@ -110,7 +110,7 @@ func flagNames(f datapath.LBFlags) []string {
 }
 
 func (m *Manager) dumpCT(w http.ResponseWriter, _ *http.Request) {
-	ct, err := m.dp.CTEntries()
+	ct, err := m.ct.Entries()
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, api.Error{Error: err.Error()})
 		return

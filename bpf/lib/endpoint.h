@@ -16,7 +16,7 @@ static __always_inline struct endpoint_info *lookup_endpoint(__be32 ip)
 {
 	struct endpoint_key key = { .ip = ip };
 
-	return bpf_map_lookup_elem(&sluice_endpoints, &key);
+	return bpf_map_lookup_elem(&sluice_endpoints_v1, &key);
 }
 
 /* An endpoint owns a packet when the packet's source IPv4 is registered to the

@@ -262,7 +262,7 @@ static __always_inline int nodeport_xlate(struct __sk_buff *skb, struct ipv4_flo
 	if (ret < 0)
 		return ret;
 	ek.ip = st.baddr;
-	ep = bpf_map_lookup_elem(&sluice_endpoints, &ek);
+	ep = bpf_map_lookup_elem(&sluice_endpoints_v1, &ek);
 	if (ep || is_node_addr(st.baddr))
 		return nodeport_xlate_local(skb, f, &st, ep, fe_addr, fe_port, fwd);
 
