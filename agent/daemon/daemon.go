@@ -27,6 +27,7 @@ import (
 	"github.com/sluicenet/sluice/agent/source/manifests"
 	"github.com/sluicenet/sluice/agent/state"
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/monitor"
 	"github.com/sluicenet/sluice/datapath/pin"
 	"github.com/sluicenet/sluice/identity"
 	"github.com/sluicenet/sluice/policy"
@@ -48,7 +49,7 @@ type Daemon struct {
 	flows     *flows.Observer
 	nodes     *nodemgr.Manager
 	mtu       nodemgr.MTUs
-	flowR     *datapath.FlowReader
+	flowR     *monitor.Reader
 	reg       *prometheus.Registry
 	metricsLn net.Listener
 	healthLn  net.Listener
@@ -119,7 +120,7 @@ func (d *Daemon) loadDatapath() error {
 	if d.hostOpts, err = d.cfg.hostOptions(); err != nil {
 		return err
 	}
-	if d.dp, err = datapath.LoadWithHostOptions(d.cfg.BPFRoot, datapath.Options{}, d.hostOpts); err != nil {
+	if d.dp, err = datapath.Load(d.cfg.BPFRoot, datapath.Options{Host: d.hostOpts}); err != nil {
 		return fmt.Errorf("load datapath: %w", err)
 	}
 	d.log.WithField("bpfRoot", d.cfg.BPFRoot).Info("Datapath loaded, pinned links adopted")
@@ -133,7 +134,7 @@ func (d *Daemon) setupEndpoints() error {
 	if err != nil {
 		return err
 	}
-	d.eps = endpointmgr.New(d.dp, store, d.log.WithField("subsys", "endpoint"))
+	d.eps = endpointmgr.New(d.dp.Endpoints(), d.dp.Metrics(), store, d.log.WithField("subsys", "endpoint"))
 	if err := d.eps.Restore(d.cfg.LinkExists); err != nil {
 		return fmt.Errorf("restore endpoints: %w", err)
 	}
@@ -155,7 +156,7 @@ func (d *Daemon) setupServices() error {
 	d.svcs, err = servicemgr.New(servicemgr.Config{
 		NodeName: d.cfg.NodeName, ResyncInterval: d.cfg.ResyncInterval, CTGCInterval: d.cfg.CTGCInterval,
 		ServiceProxyName: d.cfg.ServiceProxyName,
-	}, d.dp, d.eps, d.log.WithField("subsys", "services"))
+	}, d.dp.LB(), d.dp.CT(), d.eps, d.log.WithField("subsys", "services"))
 	if err != nil {
 		return fmt.Errorf("adopt load-balancing maps: %w", err)
 	}
@@ -320,12 +321,12 @@ func (d *Daemon) Resync() error {
 // load-balancing programs.
 func (d *Daemon) setupSocketLB() error {
 	if !d.cfg.SocketLB {
-		if err := d.dp.DetachSocketLB(); err != nil {
+		if err := d.dp.SocketLB().Detach(); err != nil {
 			return fmt.Errorf("detach socket LB: %w", err)
 		}
 		return nil
 	}
-	if err := d.dp.AttachSocketLB(d.cfg.CgroupRoot); err != nil {
+	if err := d.dp.SocketLB().Attach(d.cfg.CgroupRoot); err != nil {
 		return fmt.Errorf("attach socket LB to %s: %w", d.cfg.CgroupRoot, err)
 	}
 	d.log.WithField("cgroup", d.cfg.CgroupRoot).Info("Socket load balancing attached")
@@ -345,14 +346,14 @@ func (d *Daemon) setupPolicy() error {
 		return err
 	}
 	d.ids = identitymgr.New(identitymgr.Config{ResyncInterval: d.cfg.ResyncInterval, HostAddrs: hostAddrs, Store: store, Cluster: cluster},
-		d.eps, d.dp, func(ev identity.Event) { pols.IdentityEvent(ev) }, d.log.WithField("subsys", "identity"))
+		d.eps, d.dp.IPCache(), func(ev identity.Event) { pols.IdentityEvent(ev) }, d.log.WithField("subsys", "identity"))
 	pols = policymgr.New(policymgr.Config{Mode: mode, Audit: d.cfg.PolicyAudit, ResyncInterval: d.cfg.ResyncInterval},
-		d.dp, d.ids, d.log.WithField("subsys", "policy"))
+		d.dp.Policy(), d.ids, d.log.WithField("subsys", "policy"))
 	d.pols = pols
 	d.ids.OnSynced(pols.Changed)
 	d.reg = d.newRegistry()
 	d.flows = flows.New(d.cfg.FlowCapacity, flowNames{d}, d.reg, d.log.WithField("subsys", "flows"))
-	if d.flowR, err = d.dp.NewFlowReader(); err != nil {
+	if d.flowR, err = d.dp.Flows().NewReader(); err != nil {
 		return fmt.Errorf("open flow events: %w", err)
 	}
 	if d.cfg.MetricsAddr != "" {

@@ -20,7 +20,7 @@ import (
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/daemon"
 	"github.com/sluicenet/sluice/agent/deletequeue"
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/endpointmap"
 	"github.com/sluicenet/sluice/datapath/pin"
 	"github.com/sluicenet/sluice/test/harness"
 )
@@ -89,11 +89,11 @@ func (d hostIf) endpoint(cid, ip string) api.Endpoint {
 	}
 }
 
-func mapEntries(t *testing.T, d *daemon.Daemon) map[string]datapath.Endpoint {
+func mapEntries(t *testing.T, d *daemon.Daemon) map[string]endpointmap.Endpoint {
 	t.Helper()
-	eps, err := d.Datapath().Endpoints()
+	eps, err := d.Datapath().Endpoints().List()
 	require.NoError(t, err)
-	out := make(map[string]datapath.Endpoint, len(eps))
+	out := make(map[string]endpointmap.Endpoint, len(eps))
 	for _, e := range eps {
 		out[e.IP.String()] = e
 	}
@@ -163,7 +163,7 @@ func TestPrivilegedDaemonRestartRestoresAndReconciles(t *testing.T) {
 
 	// Drift while the agent is down: a stray map entry, a deleted host
 	// interface, and a DEL queued by the CNI plugin.
-	require.NoError(t, a.d.Datapath().UpsertEndpoint(datapath.Endpoint{
+	require.NoError(t, a.d.Datapath().Endpoints().Upsert(endpointmap.Endpoint{
 		IP: netip.MustParseAddr("10.244.9.9"), Ifindex: 99, ID: 999,
 		MAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}, NodeMAC: net.HardwareAddr{2, 0, 0, 0, 0, 9},
 	}))
@@ -191,7 +191,7 @@ func TestPrivilegedDaemonRestartRestoresAndReconciles(t *testing.T) {
 	assert.Empty(t, left)
 
 	// Periodic resync repairs drift too.
-	require.NoError(t, a.d.Datapath().DeleteEndpoint(netip.MustParseAddr("10.244.0.10")))
+	require.NoError(t, a.d.Datapath().Endpoints().Delete(netip.MustParseAddr("10.244.0.10")))
 	require.NoError(t, a.d.Resync())
 	assert.Contains(t, mapEntries(t, a.d), "10.244.0.10")
 

@@ -20,11 +20,11 @@ type Endpoints interface {
 	SetIdentity(containerID, ifName string, id uint32) error
 }
 
-// Datapath is the IP cache map (implemented by *datapath.Datapath).
+// Datapath is the IP cache map (implemented by *ipcachemap.Map).
 type Datapath interface {
-	UpsertIPCache(p netip.Prefix, id uint32) error
-	DeleteIPCache(p netip.Prefix) error
-	IPCacheEntries() (map[netip.Prefix]uint32, error)
+	Upsert(p netip.Prefix, id uint32) error
+	Delete(p netip.Prefix) error
+	List() (map[netip.Prefix]uint32, error)
 }
 
 // Objects is what the manager consumes of the state source.

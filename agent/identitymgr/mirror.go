@@ -24,7 +24,7 @@ func (m *Manager) Mirror() (MirrorStats, error) {
 	m.syncMu.Lock()
 	defer m.syncMu.Unlock()
 	var st MirrorStats
-	have, err := m.dp.IPCacheEntries()
+	have, err := m.dp.List()
 	if err != nil {
 		return st, fmt.Errorf("dump ip cache map: %w", err)
 	}
@@ -34,7 +34,7 @@ func (m *Manager) Mirror() (MirrorStats, error) {
 		if _, ok := want[p]; ok {
 			continue
 		}
-		if err := m.dp.DeleteIPCache(p); err != nil {
+		if err := m.dp.Delete(p); err != nil {
 			errs = append(errs, fmt.Errorf("delete ip cache entry %s: %w", p, err))
 			continue
 		}
@@ -44,7 +44,7 @@ func (m *Manager) Mirror() (MirrorStats, error) {
 		if id, ok := have[p]; ok && id == uint32(e.ID) {
 			continue
 		}
-		if err := m.dp.UpsertIPCache(p, uint32(e.ID)); err != nil {
+		if err := m.dp.Upsert(p, uint32(e.ID)); err != nil {
 			errs = append(errs, fmt.Errorf("write ip cache entry %s: %w", p, err))
 			continue
 		}

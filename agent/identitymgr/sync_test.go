@@ -36,7 +36,7 @@ func TestSync(t *testing.T) {
 	require.NoError(t, err)
 	log, _ := logtest.NewNullLogger()
 	epDP := endpointtest.New()
-	eps := endpointmgr.New(epDP, store, log)
+	eps := endpointmgr.New(epDP, epDP, store, log)
 	_, err = eps.Put(api.Endpoint{ContainerID: "c1", IfName: "eth0", IPv4: "10.244.0.5", MAC: "02:00:00:00:00:05",
 		PodNamespace: "shop", PodName: "web", HostIfName: "lxc1", HostIfIndex: 9, HostMAC: "02:00:00:00:01:07"})
 	require.NoError(t, err)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/lb"
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/lbmap"
 )
 
 // Services returns the programmed services in API form (GET /v1/services).
@@ -36,15 +36,15 @@ func (m *Manager) Services() []api.Service {
 // LBMaps dumps the load-balancing maps in API form (GET /v1/bpf/lb).
 func (m *Manager) LBMaps() (api.LBMaps, error) {
 	out := api.LBMaps{Services: []api.LBMapService{}, Backends: []api.LBMapBackend{}, RevNAT: []api.LBMapRevNAT{}}
-	svcs, err := m.dp.LBServices()
+	svcs, err := m.lb.Services()
 	if err != nil {
 		return out, fmt.Errorf("dump services: %w", err)
 	}
-	bes, err := m.dp.LBBackends()
+	bes, err := m.lb.Backends()
 	if err != nil {
 		return out, fmt.Errorf("dump backends: %w", err)
 	}
-	rns, err := m.dp.RevNATs()
+	rns, err := m.lb.RevNATs()
 	if err != nil {
 		return out, fmt.Errorf("dump reverse NAT: %w", err)
 	}
@@ -69,16 +69,16 @@ func (m *Manager) LBMaps() (api.LBMaps, error) {
 	return out, nil
 }
 
-func flagNames(f datapath.LBFlags) []string {
+func flagNames(f lbmap.Flags) []string {
 	var out []string
 	for _, n := range []struct {
-		flag datapath.LBFlags
+		flag lbmap.Flags
 		name string
 	}{
-		{datapath.LBFlagNodePort, "nodeport"},
-		{datapath.LBFlagExternal, "external"},
-		{datapath.LBFlagLocalOnly, "local-only"},
-		{datapath.LBFlagAffinity, "affinity"},
+		{lbmap.FlagNodePort, "nodeport"},
+		{lbmap.FlagExternal, "external"},
+		{lbmap.FlagLocalOnly, "local-only"},
+		{lbmap.FlagAffinity, "affinity"},
 	} {
 		if f&n.flag != 0 {
 			out = append(out, n.name)
@@ -89,7 +89,7 @@ func flagNames(f datapath.LBFlags) []string {
 
 // Conntrack dumps the conntrack map in API form (GET /v1/bpf/ct).
 func (m *Manager) Conntrack() ([]api.CTEntry, error) {
-	ct, err := m.dp.CTEntries()
+	ct, err := m.ct.Entries()
 	if err != nil {
 		return nil, err
 	}

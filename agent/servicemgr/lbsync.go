@@ -8,20 +8,21 @@ import (
 
 	"github.com/sluicenet/sluice/agent/lb"
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/lbmap"
 )
 
 // Maps is the part of the datapath the LB sync writes: the services,
 // backends and reverse-NAT maps.
 type Maps interface {
-	UpsertLBBackend(id uint32, b datapath.LBBackend) error
-	DeleteLBBackend(id uint32) error
-	LBBackends() (map[uint32]datapath.LBBackend, error)
-	UpsertLBService(fe datapath.LBFrontend, s datapath.LBService) error
-	DeleteLBService(fe datapath.LBFrontend) error
-	LBServices() (map[datapath.LBFrontend]datapath.LBService, error)
-	UpsertRevNAT(id uint16, fe datapath.LBFrontend) error
+	UpsertBackend(id uint32, b lbmap.Backend) error
+	DeleteBackend(id uint32) error
+	Backends() (map[uint32]lbmap.Backend, error)
+	UpsertService(fe lbmap.Frontend, s lbmap.Service) error
+	DeleteService(fe lbmap.Frontend) error
+	Services() (map[lbmap.Frontend]lbmap.Service, error)
+	UpsertRevNAT(id uint16, fe lbmap.Frontend) error
 	DeleteRevNAT(id uint16) error
-	RevNATs() (map[uint16]datapath.LBFrontend, error)
+	RevNATs() (map[uint16]lbmap.Frontend, error)
 }
 
 // SyncStats says what one sync changed in the maps.
@@ -44,10 +45,10 @@ type lbSync struct {
 	maps Maps
 
 	mu       sync.Mutex
-	backends map[backendKey]uint32                      // backend → ID
-	revNATs  map[lb.Frontend]uint16                     // frontend → reverse-NAT ID
-	written  map[datapath.LBFrontend]datapath.LBService // last written service entries
-	wBackend map[uint32]datapath.LBBackend              // last written backends
+	backends map[backendKey]uint32            // backend → ID
+	revNATs  map[lb.Frontend]uint16           // frontend → reverse-NAT ID
+	written  map[lbmap.Frontend]lbmap.Service // last written service entries
+	wBackend map[uint32]lbmap.Backend         // last written backends
 	desired  []lb.Service
 
 	nextBackend, nextRevNAT uint32 // next IDs to hand out
@@ -69,7 +70,7 @@ func newLBSync(maps Maps) (*lbSync, error) {
 
 // adopt reads the maps and rebuilds the ID allocations from them.
 func (r *lbSync) adopt() error {
-	bes, err := r.maps.LBBackends()
+	bes, err := r.maps.Backends()
 	if err != nil {
 		return fmt.Errorf("read backends: %w", err)
 	}
@@ -77,12 +78,12 @@ func (r *lbSync) adopt() error {
 	if err != nil {
 		return fmt.Errorf("read reverse NAT: %w", err)
 	}
-	svcs, err := r.maps.LBServices()
+	svcs, err := r.maps.Services()
 	if err != nil {
 		return fmt.Errorf("read services: %w", err)
 	}
 	r.backends = make(map[backendKey]uint32, len(bes))
-	r.wBackend = make(map[uint32]datapath.LBBackend, len(bes))
+	r.wBackend = make(map[uint32]lbmap.Backend, len(bes))
 	for id, b := range bes {
 		r.backends[backendKey{netip.AddrPortFrom(b.Addr, b.Port), lb.Proto(b.Proto)}] = id
 		r.wBackend[id] = b
@@ -101,12 +102,12 @@ func (r *lbSync) adopt() error {
 	return nil
 }
 
-func toFrontend(fe datapath.LBFrontend) lb.Frontend {
+func toFrontend(fe lbmap.Frontend) lb.Frontend {
 	return lb.Frontend{Addr: fe.Addr, Port: fe.Port, Proto: lb.Proto(fe.Proto)}
 }
 
-func fromFrontend(fe lb.Frontend) datapath.LBFrontend {
-	return datapath.LBFrontend{Addr: fe.Addr, Port: fe.Port, Proto: uint8(fe.Proto)}
+func fromFrontend(fe lb.Frontend) lbmap.Frontend {
+	return lbmap.Frontend{Addr: fe.Addr, Port: fe.Port, Proto: uint8(fe.Proto)}
 }
 
 // Desired returns the last desired state given to Apply.
@@ -171,7 +172,7 @@ func (r *lbSync) Apply(desired []lb.Service, full bool) (SyncStats, error) {
 // first: they free room for new ones in a full map, and nothing desired
 // points at them.
 func (r *lbSync) deleteServices(p *applyPass, desired []lb.Service) {
-	want := make(map[datapath.LBFrontend]bool, len(desired))
+	want := make(map[lbmap.Frontend]bool, len(desired))
 	for _, s := range desired {
 		want[fromFrontend(s.Frontend)] = true
 	}
@@ -180,7 +181,7 @@ func (r *lbSync) deleteServices(p *applyPass, desired []lb.Service) {
 		if want[fe] {
 			continue
 		}
-		if err := r.maps.DeleteLBService(fe); err != nil {
+		if err := r.maps.DeleteService(fe); err != nil {
 			p.fail(fmt.Errorf("delete service %s: %w", toFrontend(fe), err))
 			continue
 		}
@@ -208,11 +209,11 @@ func (r *lbSync) writeService(p *applyPass, s lb.Service) {
 	if !ok {
 		return
 	}
-	want := datapath.LBService{RevNATID: revID, Flags: flags(s), AffinityTimeout: s.Affinity, Backends: ids}
+	want := lbmap.Service{RevNATID: revID, Flags: flags(s), AffinityTimeout: s.Affinity, Backends: ids}
 	if cur, seen := r.written[fe]; seen && sameService(cur, want) {
 		return
 	}
-	if err := r.maps.UpsertLBService(fe, want); err != nil {
+	if err := r.maps.UpsertService(fe, want); err != nil {
 		p.fail(fmt.Errorf("service %s (%s): %w", s.Frontend, s.Name, err))
 		return
 	}
@@ -231,9 +232,9 @@ func (r *lbSync) writeBackends(p *applyPass, s lb.Service) ([]uint32, bool) {
 			return nil, false
 		}
 		p.wantBE[id] = true
-		want := datapath.LBBackend{Addr: b.Addr.Addr(), Port: b.Addr.Port(), Proto: uint8(s.Frontend.Proto), Terminating: b.State == lb.Terminating}
+		want := lbmap.Backend{Addr: b.Addr.Addr(), Port: b.Addr.Port(), Proto: uint8(s.Frontend.Proto), Terminating: b.State == lb.Terminating}
 		if cur, seen := r.wBackend[id]; !seen || cur != want {
-			if err := r.maps.UpsertLBBackend(id, want); err != nil {
+			if err := r.maps.UpsertBackend(id, want); err != nil {
 				p.fail(fmt.Errorf("backend %s: %w", b.Addr, err))
 				return nil, false
 			}
@@ -265,7 +266,7 @@ func (r *lbSync) pruneBackends(p *applyPass) {
 		if p.wantBE[id] {
 			continue
 		}
-		if err := r.maps.DeleteLBBackend(id); err != nil {
+		if err := r.maps.DeleteBackend(id); err != nil {
 			p.fail(fmt.Errorf("delete backend %s: %w", k.Addr, err))
 			continue
 		}
@@ -278,11 +279,11 @@ func (r *lbSync) pruneBackends(p *applyPass) {
 // refresh re-reads the maps so that Apply repairs anything changed behind
 // the LB sync's back (entries deleted or altered by hand).
 func (r *lbSync) refresh() error {
-	bes, err := r.maps.LBBackends()
+	bes, err := r.maps.Backends()
 	if err != nil {
 		return fmt.Errorf("read backends: %w", err)
 	}
-	svcs, err := r.maps.LBServices()
+	svcs, err := r.maps.Services()
 	if err != nil {
 		return fmt.Errorf("read services: %w", err)
 	}
@@ -299,24 +300,24 @@ func (r *lbSync) refresh() error {
 	return nil
 }
 
-func flags(s lb.Service) datapath.LBFlags {
-	var f datapath.LBFlags
+func flags(s lb.Service) lbmap.Flags {
+	var f lbmap.Flags
 	switch s.Kind {
 	case lb.NodePort:
-		f |= datapath.LBFlagNodePort
+		f |= lbmap.FlagNodePort
 	case lb.ExternalIP, lb.LoadBalancer:
-		f |= datapath.LBFlagExternal
+		f |= lbmap.FlagExternal
 	}
 	if s.LocalOnly {
-		f |= datapath.LBFlagLocalOnly
+		f |= lbmap.FlagLocalOnly
 	}
 	if s.Affinity > 0 {
-		f |= datapath.LBFlagAffinity
+		f |= lbmap.FlagAffinity
 	}
 	return f
 }
 
-func sameService(a, b datapath.LBService) bool {
+func sameService(a, b lbmap.Service) bool {
 	if a.RevNATID != b.RevNATID || a.Flags != b.Flags || a.AffinityTimeout != b.AffinityTimeout || len(a.Backends) != len(b.Backends) {
 		return false
 	}

@@ -3,6 +3,7 @@ package servicemgr
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,6 +12,8 @@ import (
 
 	"github.com/sluicenet/sluice/agent/lb"
 	"github.com/sluicenet/sluice/datapath"
+	dplb "github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -26,16 +29,16 @@ func svc(vip string, port uint16, proto lb.Proto, backends ...string) lb.Service
 	return s
 }
 
-func fe(vip string, port uint16, proto lb.Proto) datapath.LBFrontend {
-	return datapath.LBFrontend{Addr: netip.MustParseAddr(vip), Port: port, Proto: uint8(proto)}
+func fe(vip string, port uint16, proto lb.Proto) dplb.Frontend {
+	return dplb.Frontend{Addr: netip.MustParseAddr(vip), Port: port, Proto: uint8(proto)}
 }
 
 // backendAddrs resolves a service entry's backend IDs to addresses.
-func backendAddrs(t *testing.T, dp *datapath.Datapath, f datapath.LBFrontend) []string {
+func backendAddrs(t *testing.T, dp *dplb.Map, f dplb.Frontend) []string {
 	t.Helper()
-	svcs, err := dp.LBServices()
+	svcs, err := dp.Services()
 	require.NoError(t, err)
-	bes, err := dp.LBBackends()
+	bes, err := dp.Backends()
 	require.NoError(t, err)
 	s, ok := svcs[f]
 	require.True(t, ok, "service %v in the map", f)
@@ -50,9 +53,7 @@ func backendAddrs(t *testing.T, dp *datapath.Datapath, f datapath.LBFrontend) []
 
 func TestPrivilegedLBSync(t *testing.T) {
 	harness.RequirePrivileged(t)
-	dp, err := datapath.LoadUnpinned()
-	require.NoError(t, err)
-	t.Cleanup(func() { dp.Close() })
+	dp := progtest.Load(t, harness.BPFFS(t), datapath.Options{}).LB()
 
 	r, err := newLBSync(dp)
 	require.NoError(t, err)
@@ -66,10 +67,10 @@ func TestPrivilegedLBSync(t *testing.T) {
 
 	assert.Equal(t, []string{"10.244.1.2:8080", "10.244.1.3:8080"}, backendAddrs(t, dp, fe("10.96.0.10", 80, lb.TCP)))
 	assert.Equal(t, []string{"10.244.1.4:53"}, backendAddrs(t, dp, fe("10.96.0.53", 53, lb.UDP)))
-	svcs, err := dp.LBServices()
+	svcs, err := dp.Services()
 	require.NoError(t, err)
 	webEntry := svcs[fe("10.96.0.10", 80, lb.TCP)]
-	assert.Equal(t, datapath.LBFlagAffinity, webEntry.Flags&datapath.LBFlagAffinity)
+	assert.Equal(t, dplb.FlagAffinity, webEntry.Flags&dplb.FlagAffinity)
 	assert.Equal(t, 3*time.Hour, webEntry.AffinityTimeout)
 	rns, err := dp.RevNATs()
 	require.NoError(t, err)
@@ -87,7 +88,7 @@ func TestPrivilegedLBSync(t *testing.T) {
 	st, err = r.Apply([]lb.Service{web, dns}, false)
 	require.NoError(t, err)
 	assert.Equal(t, 1, st.DeletedBackends)
-	svcs, err = dp.LBServices()
+	svcs, err = dp.Services()
 	require.NoError(t, err)
 	assert.Equal(t, []uint32{keepID}, svcs[fe("10.96.0.10", 80, lb.TCP)].Backends)
 
@@ -101,7 +102,7 @@ func TestPrivilegedLBSync(t *testing.T) {
 	assert.Equal(t, keepID, id2)
 
 	// A full resync repairs an entry removed behind the LB sync's back.
-	require.NoError(t, dp.DeleteLBService(fe("10.96.0.53", 53, lb.UDP)))
+	require.NoError(t, dp.DeleteService(fe("10.96.0.53", 53, lb.UDP)))
 	st, err = r2.Apply([]lb.Service{web, dns}, true)
 	require.NoError(t, err)
 	assert.Equal(t, 1, st.UpsertedServices)
@@ -110,10 +111,10 @@ func TestPrivilegedLBSync(t *testing.T) {
 	// Removing a service removes its entries, its reverse NAT and its backends.
 	_, err = r2.Apply([]lb.Service{web}, false)
 	require.NoError(t, err)
-	svcs, err = dp.LBServices()
+	svcs, err = dp.Services()
 	require.NoError(t, err)
 	assert.Len(t, svcs, 1)
-	bes, err := dp.LBBackends()
+	bes, err := dp.Backends()
 	require.NoError(t, err)
 	assert.Len(t, bes, 1)
 	rns, err = dp.RevNATs()
@@ -137,17 +138,20 @@ func BenchmarkProgram10k(b *testing.B) {
 			},
 		})
 	}
+	bpffs := harness.BPFFS(b)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
-		dp, err := datapath.LoadUnpinned()
+		root := filepath.Join(bpffs, fmt.Sprintf("sluice-%d", i)) // empty maps each round
+		dp, err := datapath.Load(root, datapath.Options{})
 		require.NoError(b, err)
-		r, err := newLBSync(dp)
+		r, err := newLBSync(dp.LB())
 		require.NoError(b, err)
 		b.StartTimer()
 		_, err = r.Apply(desired, false)
 		require.NoError(b, err)
 		b.StopTimer()
 		dp.Close()
+		require.NoError(b, datapath.Unpin(root))
 	}
 }
 
@@ -156,9 +160,7 @@ func BenchmarkProgram10k(b *testing.B) {
 func TestPrivilegedLBSyncMapFull(t *testing.T) {
 	harness.RequirePrivileged(t)
 	// Each service takes a master entry plus one slot per backend.
-	dp, err := datapath.LoadUnpinnedWithOptions(datapath.Options{MaxEntries: map[string]uint32{"sluice_lb4_services_v1": 6}})
-	require.NoError(t, err)
-	t.Cleanup(func() { dp.Close() })
+	dp := progtest.Load(t, harness.BPFFS(t), datapath.Options{MaxEntries: map[string]uint32{"sluice_lb4_services_v1": 6}}).LB()
 	r, err := newLBSync(dp)
 	require.NoError(t, err)
 	var desired []lb.Service
@@ -175,7 +177,7 @@ func TestPrivilegedLBSyncMapFull(t *testing.T) {
 	// Room again (one service removed): the next pass programs the rest.
 	st, err = r.Apply(desired[1:], false)
 	require.NoError(t, err)
-	svcs, err := dp.LBServices()
+	svcs, err := dp.Services()
 	require.NoError(t, err)
 	assert.Len(t, svcs, 3)
 }

@@ -1,4 +1,8 @@
-package datapath
+// Package monitor reads what the datapath reports about flows: the flow
+// event ring buffer (sluice_flows_v1), its runtime config
+// (sluice_flow_config_v1) and the count of events lost to a full ring
+// (sluice_flows_lost_v1).
+package monitor
 
 import (
 	"bytes"
@@ -10,7 +14,20 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/ringbuf"
 	"golang.org/x/sys/unix"
+
+	"github.com/sluicenet/sluice/datapath/bpfgen"
+	"github.com/sluicenet/sluice/datapath/internal/maputil"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 )
+
+// Flows is the flow event maps of a loaded datapath.
+type Flows struct {
+	ring, config, lost *ebpf.Map
+}
+
+// New returns the handle of sluice_flows_v1, sluice_flow_config_v1 and
+// sluice_flows_lost_v1.
+func New(ring, config, lost *ebpf.Map) *Flows { return &Flows{ring: ring, config: config, lost: lost} }
 
 // flowCfgNoForwarded mirrors FLOW_CFG_NO_FORWARDED (bpf/lib/flow.h).
 const flowCfgNoForwarded = 1 << 0
@@ -20,10 +37,10 @@ type Verdict uint8
 
 // Verdicts.
 const (
-	VerdictForwarded = Verdict(lxcFlowVerdictFLOW_FORWARDED)
-	VerdictDropped   = Verdict(lxcFlowVerdictFLOW_DROPPED)
+	VerdictForwarded = Verdict(bpfgen.LxcFlowVerdictFLOW_FORWARDED)
+	VerdictDropped   = Verdict(bpfgen.LxcFlowVerdictFLOW_DROPPED)
 	// VerdictAudit: policy would have dropped it; audit mode forwarded it.
-	VerdictAudit = Verdict(lxcFlowVerdictFLOW_AUDIT)
+	VerdictAudit = Verdict(bpfgen.LxcFlowVerdictFLOW_AUDIT)
 )
 
 func (v Verdict) String() string {
@@ -40,7 +57,7 @@ func (v Verdict) String() string {
 
 // Flow is one flow event: a policy verdict on a packet. Events are emitted on
 // every policy drop and audit, and on the first packet of every new allowed
-// flow (unless SetForwardedFlowEvents(false)), once per enforcement point: a
+// flow (unless SetForwardedEvents(false)), once per enforcement point: a
 // flow between two pods of the node gives an egress event of the sender and
 // an ingress event of the receiver.
 type Flow struct {
@@ -48,7 +65,7 @@ type Flow struct {
 	Verdict Verdict
 	// Reason is the drop (or, for audit, would-drop) reason, or how an
 	// allowed packet is delivered.
-	Reason Reason
+	Reason metricsmap.Reason
 	// Ingress: the decision was the ingress policy of EndpointID (else its
 	// egress policy).
 	Ingress bool
@@ -65,17 +82,17 @@ type Flow struct {
 	RuleID                   uint32 // rule that decided, 0 = none (default verdict)
 }
 
-// FlowReader reads flow events from the ring buffer. There is one consumer
+// Reader reads flow events from the ring buffer. There is one consumer
 // position per ring buffer: run one reader per datapath.
-type FlowReader struct {
+type Reader struct {
 	rd       *ringbuf.Reader
 	wallBase time.Time
 	monoBase int64
 }
 
-// NewFlowReader opens the flow event ring buffer.
-func (d *Datapath) NewFlowReader() (*FlowReader, error) {
-	rd, err := ringbuf.NewReader(d.objs.SluiceFlows)
+// NewReader opens the flow event ring buffer.
+func (f *Flows) NewReader() (*Reader, error) {
+	rd, err := ringbuf.NewReader(f.ring)
 	if err != nil {
 		return nil, fmt.Errorf("open flow ring buffer: %w", err)
 	}
@@ -84,17 +101,17 @@ func (d *Datapath) NewFlowReader() (*FlowReader, error) {
 		rd.Close()
 		return nil, fmt.Errorf("read CLOCK_MONOTONIC: %w", err)
 	}
-	return &FlowReader{rd: rd, wallBase: time.Now(), monoBase: ts.Nano()}, nil
+	return &Reader{rd: rd, wallBase: time.Now(), monoBase: ts.Nano()}, nil
 }
 
 // Read blocks until a flow event arrives. After Close it returns an error
 // matching os.ErrClosed.
-func (r *FlowReader) Read() (Flow, error) {
+func (r *Reader) Read() (Flow, error) {
 	rec, err := r.rd.Read()
 	if err != nil {
 		return Flow{}, fmt.Errorf("read flow event: %w", err)
 	}
-	var ev lxcFlowEvent
+	var ev bpfgen.LxcFlowEvent
 	if err := binary.Read(bytes.NewReader(rec.RawSample), binary.NativeEndian, &ev); err != nil {
 		return Flow{}, fmt.Errorf("decode flow event: %w", err)
 	}
@@ -103,19 +120,19 @@ func (r *FlowReader) Read() (Flow, error) {
 
 // SetDeadline makes Read return os.ErrDeadlineExceeded once t has passed
 // without an event (zero: no deadline).
-func (r *FlowReader) SetDeadline(t time.Time) { r.rd.SetDeadline(t) }
+func (r *Reader) SetDeadline(t time.Time) { r.rd.SetDeadline(t) }
 
 // Close unblocks Read and releases the reader.
-func (r *FlowReader) Close() error { return r.rd.Close() }
+func (r *Reader) Close() error { return r.rd.Close() }
 
-func (r *FlowReader) flowOf(ev lxcFlowEvent) Flow {
+func (r *Reader) flowOf(ev bpfgen.LxcFlowEvent) Flow {
 	f := Flow{
 		Time:        r.wallBase.Add(time.Duration(int64(ev.Ktime) - r.monoBase)),
 		Verdict:     Verdict(ev.Verdict),
-		Reason:      Reason(ev.Reason),
-		Ingress:     ev.Dir == uint8(DirIngress),
-		Src:         netip.AddrPortFrom(addrFromBe32(ev.Saddr), portFromBe16(ev.Sport)),
-		Dst:         netip.AddrPortFrom(addrFromBe32(ev.Daddr), portFromBe16(ev.Dport)),
+		Reason:      metricsmap.Reason(ev.Reason),
+		Ingress:     ev.Dir == uint8(metricsmap.DirIngress),
+		Src:         maputil.AddrPort(ev.Saddr, ev.Sport),
+		Dst:         maputil.AddrPort(ev.Daddr, ev.Dport),
 		Proto:       ev.Proto,
 		SrcIdentity: ev.SrcIdentity,
 		DstIdentity: ev.DstIdentity,
@@ -124,39 +141,35 @@ func (r *FlowReader) flowOf(ev lxcFlowEvent) Flow {
 		RuleID:      ev.RuleId,
 	}
 	if ev.OrigDaddr != 0 {
-		f.OrigDst = netip.AddrPortFrom(addrFromBe32(ev.OrigDaddr), portFromBe16(ev.OrigDport))
+		f.OrigDst = maputil.AddrPort(ev.OrigDaddr, ev.OrigDport)
 	}
 	return f
 }
 
-// SetForwardedFlowEvents turns events for allowed flows on (the default) or
+// SetForwardedEvents turns events for allowed flows on (the default) or
 // off at runtime; drops and audits are always reported.
-func (d *Datapath) SetForwardedFlowEvents(on bool) error {
+func (f *Flows) SetForwardedEvents(on bool) error {
 	var (
 		zero uint32
-		v    lxcFlowConfig
+		v    bpfgen.LxcFlowConfig
 	)
 	if !on {
 		v.Flags = flowCfgNoForwarded
 	}
-	if err := d.objs.SluiceFlowConfigV1.Update(&zero, &v, ebpf.UpdateAny); err != nil {
-		return mapError("sluice_flow_config_v1", err)
+	if err := f.config.Update(&zero, &v, ebpf.UpdateAny); err != nil {
+		return maputil.UpdateError("sluice_flow_config_v1", err)
 	}
 	return nil
 }
 
-// FlowEventsLost returns how many flow events found the ring buffer full.
-func (d *Datapath) FlowEventsLost() (uint64, error) {
+// Lost returns how many flow events found the ring buffer full.
+func (f *Flows) Lost() (uint64, error) {
 	var (
 		zero uint32
 		vals []uint64
-		sum  uint64
 	)
-	if err := d.objs.SluiceFlowsLost.Lookup(&zero, &vals); err != nil {
-		return 0, fmt.Errorf("lookup sluice_flows_lost: %w", err)
+	if err := f.lost.Lookup(&zero, &vals); err != nil {
+		return 0, fmt.Errorf("lookup sluice_flows_lost_v1: %w", err)
 	}
-	for _, v := range vals {
-		sum += v
-	}
-	return sum, nil
+	return maputil.SumPerCPU(vals), nil
 }

@@ -1,4 +1,7 @@
-package datapath
+// Package ctmap is the datapath's connection tracking: the conntrack table
+// (sluice_ct4_v1) the pod and host programs share, its garbage collection,
+// and the NodePort NAT table (sluice_snat4_v1).
+package ctmap
 
 import (
 	"errors"
@@ -7,8 +10,18 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"golang.org/x/sys/unix"
+
+	"github.com/sluicenet/sluice/datapath/bpfgen"
+	"github.com/sluicenet/sluice/datapath/internal/maputil"
 )
+
+// Map is the conntrack and NAT tables of a loaded datapath.
+type Map struct {
+	ct, snat *ebpf.Map
+}
+
+// New returns the handle of sluice_ct4_v1 and sluice_snat4_v1.
+func New(ct, snat *ebpf.Map) *Map { return &Map{ct: ct, snat: snat} }
 
 // Conntrack flags (mirror bpf/lib/conntrack.h).
 const (
@@ -17,9 +30,9 @@ const (
 	ctEntryPolicy  = 1 << 4 // CT_E_POLICY
 )
 
-// CTEntry is one conntrack entry. Src and Dst are in the client's
+// Entry is one conntrack entry. Src and Dst are in the client's
 // orientation: for a service entry Dst is the frontend, otherwise the backend.
-type CTEntry struct {
+type Entry struct {
 	Src, Dst  netip.AddrPort
 	Proto     uint8
 	Service   bool // the entry on the frontend tuple (pre-DNAT)
@@ -33,32 +46,22 @@ type CTEntry struct {
 	Packets       uint64 // both directions
 }
 
-// bootSeconds reads CLOCK_BOOTTIME in whole seconds, the clock the programs
-// set conntrack lifetimes by (bpf_ktime_get_boot_ns).
-func bootSeconds() (int64, error) {
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
-		return 0, fmt.Errorf("read CLOCK_BOOTTIME: %w", err)
-	}
-	return ts.Sec, nil
-}
-
-// CTEntries lists the conntrack table.
-func (d *Datapath) CTEntries() ([]CTEntry, error) {
-	now, err := bootSeconds()
+// Entries lists the conntrack table.
+func (m *Map) Entries() ([]Entry, error) {
+	now, err := maputil.BootSeconds()
 	if err != nil {
 		return nil, err
 	}
 	var (
-		key lxcCt4Tuple
-		val lxcCt4Entry
-		out []CTEntry
+		key bpfgen.LxcCt4Tuple
+		val bpfgen.LxcCt4Entry
+		out []Entry
 	)
-	it := d.objs.SluiceCt4V1.Iterate()
+	it := m.ct.Iterate()
 	for it.Next(&key, &val) {
-		out = append(out, CTEntry{
-			Src:           netip.AddrPortFrom(addrFromBe32(key.Saddr), portFromBe16(key.Sport)),
-			Dst:           netip.AddrPortFrom(addrFromBe32(key.Daddr), portFromBe16(key.Dport)),
+		out = append(out, Entry{
+			Src:           maputil.AddrPort(key.Saddr, key.Sport),
+			Dst:           maputil.AddrPort(key.Daddr, key.Dport),
 			Proto:         key.Proto,
 			Service:       key.Flags&ctTupleService != 0,
 			BackendID:     val.BackendId,
@@ -75,21 +78,21 @@ func (d *Datapath) CTEntries() ([]CTEntry, error) {
 	return out, nil
 }
 
-// CTGC deletes the expired conntrack entries and returns how many it deleted.
+// GC deletes the expired conntrack entries and returns how many it deleted.
 // An entry is re-read right before its deletion, so one a packet refreshed
 // since the scan is kept (the window left is one lookup-to-delete).
-func (d *Datapath) CTGC() (deleted int, err error) {
-	now, err := bootSeconds()
+func (m *Map) GC() (deleted int, err error) {
+	now, err := maputil.BootSeconds()
 	if err != nil {
 		return 0, err
 	}
 	var (
-		key     lxcCt4Tuple
-		val     lxcCt4Entry
-		expired []lxcCt4Tuple
+		key     bpfgen.LxcCt4Tuple
+		val     bpfgen.LxcCt4Entry
+		expired []bpfgen.LxcCt4Tuple
 	)
-	m := d.objs.SluiceCt4V1
-	it := m.Iterate()
+	ct := m.ct
+	it := ct.Iterate()
 	for it.Next(&key, &val) {
 		if int64(val.Lifetime) < now {
 			expired = append(expired, key)
@@ -100,10 +103,10 @@ func (d *Datapath) CTGC() (deleted int, err error) {
 	}
 	var errs []error
 	for i := range expired {
-		if err := m.Lookup(&expired[i], &val); err != nil || int64(val.Lifetime) >= now {
+		if err := ct.Lookup(&expired[i], &val); err != nil || int64(val.Lifetime) >= now {
 			continue
 		}
-		if err := m.Delete(&expired[i]); err != nil {
+		if err := ct.Delete(&expired[i]); err != nil {
 			if !errors.Is(err, ebpf.ErrKeyNotExist) {
 				errs = append(errs, err)
 			}

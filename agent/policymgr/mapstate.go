@@ -1,22 +1,23 @@
-package datapath
+package policymgr
 
 import (
+	"github.com/sluicenet/sluice/datapath/policymap"
 	"github.com/sluicenet/sluice/policy"
 )
 
-// PolicyMapState converts an endpoint's resolved policy into the datapath's
+// MapState converts an endpoint's resolved policy into the datapath's
 // enforcement and entries: each port range becomes its aligned port prefixes
 // (policy.PortRangeToPrefixes), keys that coincide after the split are merged
 // with deny winning (then the first in policy.EndpointPolicy.Keys order).
 // ruleID names each entry's rule for flow events; nil gives every entry 0.
 // A nil policy yields no enforcement and no entries.
-func PolicyMapState(p *policy.EndpointPolicy, ruleID func(policy.RuleRef) uint32) (EndpointPolicyConfig, map[PolicyKey]PolicyEntry) {
-	out := make(map[PolicyKey]PolicyEntry)
+func MapState(p *policy.EndpointPolicy, ruleID func(policy.RuleRef) uint32) (policymap.Config, map[policymap.Key]policymap.Entry) {
+	out := make(map[policymap.Key]policymap.Entry)
 	if p == nil {
-		return EndpointPolicyConfig{}, out
+		return policymap.Config{}, out
 	}
-	cfg := EndpointPolicyConfig{IngressEnforced: p.IngressEnforced, EgressEnforced: p.EgressEnforced, Audit: p.Audit}
-	add := func(k PolicyKey, e PolicyEntry) {
+	cfg := policymap.Config{IngressEnforced: p.IngressEnforced, EgressEnforced: p.EgressEnforced, Audit: p.Audit}
+	add := func(k policymap.Key, e policymap.Entry) {
 		if old, ok := out[k]; ok && (old.Deny || !e.Deny) {
 			return
 		}
@@ -24,11 +25,11 @@ func PolicyMapState(p *policy.EndpointPolicy, ruleID func(policy.RuleRef) uint32
 	}
 	for _, k := range p.Keys() {
 		pe := p.Entries[k]
-		e := PolicyEntry{Deny: pe.Deny}
+		e := policymap.Entry{Deny: pe.Deny}
 		if ruleID != nil {
 			e.RuleID = ruleID(pe.Rule)
 		}
-		base := PolicyKey{Ingress: k.Direction == policy.Ingress, Identity: uint32(k.PeerIdentity), Proto: k.Proto}
+		base := policymap.Key{Ingress: k.Direction == policy.Ingress, Identity: uint32(k.PeerIdentity), Proto: k.Proto}
 		if k.Proto == policy.ProtoAny {
 			add(base, e)
 			continue
