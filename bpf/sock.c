@@ -52,20 +52,20 @@ static __always_inline int sock4_xlate_fwd(struct bpf_sock_addr *ctx, __u32 xlat
 	struct lb4_service *svc;
 	struct lb4_backend *be;
 	__u32 backend_id = 0;
-	int err = 0;
+	int ret;
 
 	if (!fe.proto)
 		return 0;
-	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, &fe);
+	svc = lb4_lookup_service(&fe);
 	if (!svc)
 		svc = lb4_lookup_nodeport(fe.address, &fe);
 	else if ((svc->flags & LB_FLAG_NODEPORT) && fe.address)
 		return 0; /* not a frontend the agent writes */
 	if (!svc)
 		return 0;
-	be = lb4_select_backend(&fe, svc, bpf_get_netns_cookie(ctx), 1, &backend_id, &err);
-	if (!be)
-		return err;
+	ret = lb4_select_backend(&fe, svc, bpf_get_netns_cookie(ctx), 1, &be, &backend_id);
+	if (ret < 0)
+		return ret;
 
 	rkey.cookie = bpf_get_socket_cookie(ctx);
 	rkey.address = be->address;

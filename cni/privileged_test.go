@@ -267,7 +267,7 @@ func TestPrivilegedAddDel(t *testing.T) {
 		n.assertGone(t, pod1)
 	})
 
-	dp, err := datapath.Load(n.bpfRoot)
+	dp, err := datapath.Load(n.bpfRoot, datapath.Options{})
 	if err != nil {
 		out, _ := exec.Command("sh", "-c", "ls -la "+n.bpfRoot+" "+n.bpfRoot+"/progs; grep bpf /proc/self/mountinfo").CombinedOutput()
 		t.Logf("%s", out)

@@ -1,14 +1,18 @@
-// Package datapath loads, pins and drives Sluice's BPF programs. It is the only
-// package tree that imports cilium/ebpf: it holds the bpf2go output for the C
-// in bpf/, the loader that pins programs and maps under the bpffs root and
-// adopts what an earlier agent pinned, and typed access to the maps.
-package datapath
-
-// The C is compiled by hack/bpf-generate.sh (make generate), which runs
-// bpf2go with each //sluice:bpf2go line's arguments in a fixed directory
-// so the objects are the same bytes wherever the repository lives.
+// Package datapath loads and pins Sluice's BPF programs and hands out their
+// maps. Load loads the pod, socket-LB and host device programs from
+// datapath/bpfgen with one set of shared maps pinned under a bpffs root
+// (adopting what an earlier agent pinned, entries and links included) and
+// returns a Datapath whose accessors give each map family's handle:
 //
-//go:generate bash ../hack/bpf-generate.sh
-//sluice:bpf2go -cc clang-19 -strip llvm-strip-19 -target amd64 -type endpoint_key -type endpoint_info -type metrics_key -type metrics_value -type sluice_reason -type sluice_direction -type lb4_key -type lb4_service -type lb4_backend -type lb4_reverse_nat -type lb4_affinity_key -type lb4_affinity_val -type ct4_tuple -type ct4_entry -type policy_key -type policy_entry -type policy_config -type ipcache4_key -type ipcache4_value -type flow_event -type flow_verdict -type flow_config lxc ../bpf/lxc.c -- -I../bpf -I/usr/include/x86_64-linux-gnu -mcpu=v3 -O2 -g -Wall -Werror
-//sluice:bpf2go -cc clang-19 -strip llvm-strip-19 -target amd64 -type sluice_sock_reason -type sock4_rev_nat_key -type sock4_rev_nat_val sock ../bpf/sock.c -- -I../bpf -I/usr/include/x86_64-linux-gnu -mcpu=v3 -O2 -g -Wall -Werror
-//sluice:bpf2go -cc clang-19 -strip llvm-strip-19 -target amd64 -type sluice_reason -type snat4_tuple -type snat4_entry host ../bpf/host.c -- -I../bpf -I/usr/include/x86_64-linux-gnu -mcpu=v3 -O2 -g -Wall -Werror
+//	LB()          lbmap       services, backends, reverse NAT, node addresses
+//	Policy()      policymap   policy entries and per-endpoint enforcement
+//	CT()          ctmap       conntrack and NodePort NAT tables
+//	Endpoints()   endpointmap pods on this node
+//	IPCache()     ipcachemap  prefix -> security identity
+//	Metrics()     metricsmap  packet counters (and SockMetrics())
+//	Flows()       monitor     flow event ring buffer
+//	Devices()     device      host device attachment
+//	SocketLB()    socklb      socket-LB cgroup attachment
+//
+// The datapath tree is the only one that imports cilium/ebpf.
+package datapath

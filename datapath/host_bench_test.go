@@ -7,7 +7,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/lbmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/test/harness"
 )
@@ -33,11 +33,11 @@ import (
 func BenchmarkFromNetdev(b *testing.B) {
 	harness.RequirePrivileged(b)
 	e := newHostEnv(b)
-	e.service(b, nodePortFE(hostNodePort), datapath.LBFlagNodePort, beLocal)
-	e.service(b, nodePortFE(hostNodePort+1), datapath.LBFlagNodePort, beRemote)
+	e.service(b, nodePortFE(hostNodePort), lbmap.FlagNodePort, beLocal)
+	e.service(b, nodePortFE(hostNodePort+1), lbmap.FlagNodePort, beRemote)
 	self := netip.AddrPortFrom(hostExtIP, hostNodePort+2)
-	require.NoError(b, e.d.UpsertLBBackend(99, datapath.LBBackend{Addr: self.Addr(), Port: self.Port(), Proto: protoTCP}))
-	e.service(b, nodePortFE(self.Port()), datapath.LBFlagNodePort, 99)
+	require.NoError(b, e.d.LB().UpsertBackend(99, lbmap.Backend{Addr: self.Addr(), Port: self.Port(), Proto: protoTCP}))
+	e.service(b, nodePortFE(self.Port()), lbmap.FlagNodePort, 99)
 
 	perPacket := func(b *testing.B, pkt []byte) {
 		var (

@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/policymap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/identity"
 )
@@ -25,9 +25,9 @@ import (
 // The syscall's own ns/op is reported too.
 func BenchmarkFromNetdevLocalPolicy(b *testing.B) {
 	e, _ := newNodePortPolicyEnv(b)
-	require.NoError(b, e.d.SetPolicyConfig(npPolEP, datapath.EndpointPolicyConfig{IngressEnforced: true}))
+	require.NoError(b, e.d.Policy().SetConfig(npPolEP, policymap.Config{IngressEnforced: true}))
 	e.policy(b, with(tcpPort(8080), true, uint32(identity.ReservedWorld)), false, 1)
-	require.NoError(b, e.d.SetForwardedFlowEvents(false)) // nobody reads the ring buffer here
+	require.NoError(b, e.d.Flows().SetForwardedEvents(false)) // nobody reads the ring buffer here
 
 	run := func(b *testing.B, pkt func(i int) []byte) {
 		prog := e.d.FromNetdev()

@@ -11,6 +11,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/ctmap"
+	"github.com/sluicenet/sluice/datapath/endpointmap"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/test/harness"
 )
@@ -51,9 +55,7 @@ type hostEnv struct {
 func newHostEnv(t testing.TB) *hostEnv {
 	t.Helper()
 	harness.RequirePrivileged(t)
-	d, err := datapath.LoadUnpinnedWithHostOptions(datapath.Options{}, datapath.HostOptions{SNATAddr: hostExtIP})
-	require.NoError(t, err)
-	t.Cleanup(func() { d.Close() })
+	d := progtest.Load(t, harness.BPFFS(t), datapath.Options{Host: datapath.HostOptions{SNATAddr: hostExtIP}})
 	e := &hostEnv{d: d, ns: harness.NewNetNS(t, "sl-host-"), nextRevNAT: 1}
 	for _, args := range [][]string{
 		{"sysctl", "-qw", "net.ipv4.ip_forward=1"},
@@ -75,24 +77,24 @@ func newHostEnv(t testing.TB) *hostEnv {
 		require.NoError(t, err)
 		e.ext, e.extMAC, e.rmt, e.rmtMAC = ext.Index, ext.HardwareAddr, rmt.Index, rmt.HardwareAddr
 	})
-	require.NoError(t, d.UpsertEndpoint(datapath.Endpoint{IP: hostPod, Ifindex: hostPodIfidx, ID: 1, MAC: hostPodMAC, NodeMAC: hostPodNode}))
-	require.NoError(t, d.SetNodeAddrs([]netip.Addr{hostExtIP, hostRmtIP}))
-	require.NoError(t, d.UpsertLBBackend(beLocal, datapath.LBBackend{Addr: hostPod, Port: 8080, Proto: protoTCP}))
-	require.NoError(t, d.UpsertLBBackend(beRemote, datapath.LBBackend{Addr: hostRemote, Port: 8080, Proto: protoTCP}))
+	require.NoError(t, d.Endpoints().Upsert(endpointmap.Endpoint{IP: hostPod, Ifindex: hostPodIfidx, ID: 1, MAC: hostPodMAC, NodeMAC: hostPodNode}))
+	require.NoError(t, d.LB().SetNodeAddrs([]netip.Addr{hostExtIP, hostRmtIP}))
+	require.NoError(t, d.LB().UpsertBackend(beLocal, lbmap.Backend{Addr: hostPod, Port: 8080, Proto: protoTCP}))
+	require.NoError(t, d.LB().UpsertBackend(beRemote, lbmap.Backend{Addr: hostRemote, Port: 8080, Proto: protoTCP}))
 	return e
 }
 
 // service programs frontend fe with the backends ids.
-func (e *hostEnv) service(t testing.TB, fe datapath.LBFrontend, flags datapath.LBFlags, ids ...uint32) {
+func (e *hostEnv) service(t testing.TB, fe lbmap.Frontend, flags lbmap.Flags, ids ...uint32) {
 	t.Helper()
 	id := e.nextRevNAT
 	e.nextRevNAT++
-	require.NoError(t, e.d.UpsertRevNAT(id, fe))
-	require.NoError(t, e.d.UpsertLBService(fe, datapath.LBService{RevNATID: id, Flags: flags, Backends: ids}))
+	require.NoError(t, e.d.LB().UpsertRevNAT(id, fe))
+	require.NoError(t, e.d.LB().UpsertService(fe, lbmap.Service{RevNATID: id, Flags: flags, Backends: ids}))
 }
 
-func nodePortFE(port uint16) datapath.LBFrontend {
-	return datapath.LBFrontend{Addr: netip.IPv4Unspecified(), Port: port, Proto: protoTCP}
+func nodePortFE(port uint16) lbmap.Frontend {
+	return lbmap.Frontend{Addr: netip.IPv4Unspecified(), Port: port, Proto: protoTCP}
 }
 
 // run runs prog on pkt as if it passed ifindex, inside the test netns.
@@ -129,11 +131,11 @@ func macs(t testing.TB, pkt []byte) (dst, src net.HardwareAddr) {
 	return d.Eth.DstMAC, d.Eth.SrcMAC
 }
 
-func natEntries(t testing.TB, d *datapath.Datapath, kind datapath.NATKind) []datapath.NATEntry {
+func natEntries(t testing.TB, d *datapath.Datapath, kind ctmap.NATKind) []ctmap.NATEntry {
 	t.Helper()
-	all, err := d.NATEntries()
+	all, err := d.CT().NATEntries()
 	require.NoError(t, err)
-	var out []datapath.NATEntry
+	var out []ctmap.NATEntry
 	for _, n := range all {
 		if n.Kind == kind {
 			out = append(out, n)
@@ -144,7 +146,7 @@ func natEntries(t testing.TB, d *datapath.Datapath, kind datapath.NATKind) []dat
 
 func TestPrivilegedHostNodePortLocalBackend(t *testing.T) {
 	e := newHostEnv(t)
-	e.service(t, nodePortFE(hostNodePort), datapath.LBFlagNodePort, beLocal)
+	e.service(t, nodePortFE(hostNodePort), lbmap.FlagNodePort, beLocal)
 
 	res := e.run(t, false, e.fromClient(hostExtIP, hostNodePort, 40000, progtest.TCPSyn), e.ext)
 	require.Equal(t, uint32(progtest.ActRedirect), res.Verdict, "redirected into the pod")
@@ -156,15 +158,15 @@ func TestPrivilegedHostNodePortLocalBackend(t *testing.T) {
 	assert.Equal(t, hostPodMAC, dmac)
 	assert.Equal(t, hostPodNode, smac)
 	checkSums(t, res.Packet)
-	assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), datapath.ReasonLBTranslated, datapath.DirIngress).Packets)
+	assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), metricsmap.ReasonLBTranslated, metricsmap.DirIngress).Packets)
 
-	rev := natEntries(t, e.d, datapath.NATRevDNAT)
+	rev := natEntries(t, e.d, ctmap.NATRevDNAT)
 	require.Len(t, rev, 1)
 	assert.Equal(t, netip.AddrPortFrom(hostPod, 8080), rev[0].Src)
 	assert.Equal(t, netip.AddrPortFrom(hostClient, 40000), rev[0].Dst)
 	assert.Equal(t, netip.AddrPortFrom(hostExtIP, hostNodePort), rev[0].Frontend)
 	assert.Positive(t, rev[0].Expires)
-	assert.Empty(t, natEntries(t, e.d, datapath.NATIn), "no SNAT for a local backend")
+	assert.Empty(t, natEntries(t, e.d, ctmap.NATIn), "no SNAT for a local backend")
 
 	// The pod's reply leaves through ext0 from the frontend.
 	reply := progtest.Packet{SrcMAC: e.extMAC, DstMAC: hostClientMA, Src: hostPod, Dst: hostClient,
@@ -175,10 +177,10 @@ func TestPrivilegedHostNodePortLocalBackend(t *testing.T) {
 	assert.Equal(t, netip.AddrPortFrom(hostExtIP, hostNodePort), src)
 	assert.Equal(t, netip.AddrPortFrom(hostClient, 40000), dst)
 	checkSums(t, res.Packet)
-	assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), datapath.ReasonLBRevNAT, datapath.DirEgress).Packets)
+	assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), metricsmap.ReasonLBRevNAT, metricsmap.DirEgress).Packets)
 
 	// Conntrack saw both directions of the flow.
-	cts, err := e.d.CTEntries()
+	cts, err := e.d.CT().Entries()
 	require.NoError(t, err)
 	var found bool
 	for _, c := range cts {
@@ -199,7 +201,7 @@ func TestPrivilegedHostNodePortLocalBackend(t *testing.T) {
 
 func TestPrivilegedHostNodePortRemoteBackendSNAT(t *testing.T) {
 	e := newHostEnv(t)
-	e.service(t, nodePortFE(hostNodePort), datapath.LBFlagNodePort, beRemote)
+	e.service(t, nodePortFE(hostNodePort), lbmap.FlagNodePort, beRemote)
 
 	res := e.run(t, false, e.fromClient(hostExtIP, hostNodePort, 40000, progtest.TCPSyn), e.ext)
 	require.Equal(t, uint32(progtest.ActRedirect), res.Verdict, "forwarded to rmt0")
@@ -213,15 +215,15 @@ func TestPrivilegedHostNodePortRemoteBackendSNAT(t *testing.T) {
 	assert.Equal(t, e.rmtMAC, smac)
 	checkSums(t, res.Packet)
 	natPort := src.Port()
-	assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), datapath.ReasonLBSNAT, datapath.DirIngress).Packets)
+	assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), metricsmap.ReasonLBSNAT, metricsmap.DirIngress).Packets)
 
-	ins := natEntries(t, e.d, datapath.NATIn)
+	ins := natEntries(t, e.d, ctmap.NATIn)
 	require.Len(t, ins, 1)
 	assert.Equal(t, netip.AddrPortFrom(hostRemote, 8080), ins[0].Src)
 	assert.Equal(t, netip.AddrPortFrom(hostExtIP, natPort), ins[0].Dst)
 	assert.Equal(t, netip.AddrPortFrom(hostClient, 40000), ins[0].To)
 	assert.Equal(t, netip.AddrPortFrom(hostExtIP, hostNodePort), ins[0].Frontend)
-	outs := natEntries(t, e.d, datapath.NATOut)
+	outs := natEntries(t, e.d, ctmap.NATOut)
 	require.Len(t, outs, 1)
 	assert.Equal(t, netip.AddrPortFrom(hostExtIP, natPort), outs[0].To)
 
@@ -251,7 +253,7 @@ func TestPrivilegedHostNodePortRemoteBackendSNAT(t *testing.T) {
 	assert.Equal(t, hostClientMA, dmac)
 	assert.Equal(t, e.extMAC, smac)
 	checkSums(t, res.Packet)
-	assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.rmt), datapath.ReasonLBRevSNAT, datapath.DirIngress).Packets)
+	assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.rmt), metricsmap.ReasonLBRevSNAT, metricsmap.DirIngress).Packets)
 
 	// A packet to the node IP on a port no flow holds is the stack's.
 	stray := progtest.Packet{SrcMAC: hostRemoteMA, DstMAC: e.rmtMAC, Src: hostRemote, Dst: hostExtIP,
@@ -264,16 +266,14 @@ func TestPrivilegedHostNodePortRemoteBackendSNAT(t *testing.T) {
 func TestPrivilegedHostNodePortNoSNATAddress(t *testing.T) {
 	harness.RequirePrivileged(t)
 	e := newHostEnv(t)
-	d, err := datapath.LoadUnpinned()
-	require.NoError(t, err)
-	t.Cleanup(func() { d.Close() })
+	d := progtest.Load(t, harness.BPFFS(t), datapath.Options{})
 	e.d = d
-	require.NoError(t, d.SetNodeAddrs([]netip.Addr{hostExtIP}))
-	require.NoError(t, d.UpsertLBBackend(beRemote, datapath.LBBackend{Addr: hostRemote, Port: 8080, Proto: protoTCP}))
-	e.service(t, nodePortFE(hostNodePort), datapath.LBFlagNodePort, beRemote)
+	require.NoError(t, d.LB().SetNodeAddrs([]netip.Addr{hostExtIP}))
+	require.NoError(t, d.LB().UpsertBackend(beRemote, lbmap.Backend{Addr: hostRemote, Port: 8080, Proto: protoTCP}))
+	e.service(t, nodePortFE(hostNodePort), lbmap.FlagNodePort, beRemote)
 	res := e.run(t, false, e.fromClient(hostExtIP, hostNodePort, 40000, progtest.TCPSyn), e.ext)
 	assert.Equal(t, uint32(progtest.ActShot), res.Verdict)
-	assert.Equal(t, uint64(1), counter(t, d, uint32(e.ext), datapath.DropNATNoPort, datapath.DirIngress).Packets)
+	assert.Equal(t, uint64(1), counter(t, d, uint32(e.ext), metricsmap.DropNATNoPort, metricsmap.DirIngress).Packets)
 }
 
 func TestPrivilegedHostExactBeforeWildcard(t *testing.T) {
@@ -281,11 +281,11 @@ func TestPrivilegedHostExactBeforeWildcard(t *testing.T) {
 	const port = 30081
 	// An ExternalIP on a node address and the NodePort of another service
 	// share the port: the exact frontend wins on its address only.
-	e.service(t, datapath.LBFrontend{Addr: hostExtIP, Port: port, Proto: protoTCP}, datapath.LBFlagExternal, beLocal)
-	e.service(t, nodePortFE(port), datapath.LBFlagNodePort, beRemote)
+	e.service(t, lbmap.Frontend{Addr: hostExtIP, Port: port, Proto: protoTCP}, lbmap.FlagExternal, beLocal)
+	e.service(t, nodePortFE(port), lbmap.FlagNodePort, beRemote)
 	// An ExternalIP that is no node address, and a ClusterIP (not external).
-	e.service(t, datapath.LBFrontend{Addr: hostExtIP2, Port: 80, Proto: protoTCP}, datapath.LBFlagExternal, beLocal)
-	e.service(t, datapath.LBFrontend{Addr: lbVIP, Port: 80, Proto: protoTCP}, 0, beLocal)
+	e.service(t, lbmap.Frontend{Addr: hostExtIP2, Port: 80, Proto: protoTCP}, lbmap.FlagExternal, beLocal)
+	e.service(t, lbmap.Frontend{Addr: lbVIP, Port: 80, Proto: protoTCP}, 0, beLocal)
 
 	res := e.run(t, false, e.fromClient(hostExtIP, port, 40000, progtest.TCPSyn), e.ext)
 	require.Equal(t, uint32(progtest.ActRedirect), res.Verdict)
@@ -301,7 +301,7 @@ func TestPrivilegedHostExactBeforeWildcard(t *testing.T) {
 	require.Equal(t, uint32(progtest.ActRedirect), res.Verdict)
 	_, dst, _ = addrPorts(t, res.Packet)
 	assert.Equal(t, netip.AddrPortFrom(hostPod, 8080), dst, "ExternalIP")
-	rev := natEntries(t, e.d, datapath.NATRevDNAT)
+	rev := natEntries(t, e.d, ctmap.NATRevDNAT)
 	assert.Contains(t, []netip.AddrPort{rev[0].Frontend, rev[len(rev)-1].Frontend}, netip.AddrPortFrom(hostExtIP2, 80))
 
 	in := e.fromClient(lbVIP, 80, 40000, progtest.TCPSyn)
@@ -312,16 +312,16 @@ func TestPrivilegedHostExactBeforeWildcard(t *testing.T) {
 
 func TestPrivilegedHostLocalOnlyAndNoBackends(t *testing.T) {
 	e := newHostEnv(t)
-	e.service(t, nodePortFE(30082), datapath.LBFlagNodePort|datapath.LBFlagLocalOnly)
+	e.service(t, nodePortFE(30082), lbmap.FlagNodePort|lbmap.FlagLocalOnly)
 	res := e.run(t, false, e.fromClient(hostExtIP, 30082, 40000, progtest.TCPSyn), e.ext)
 	assert.Equal(t, uint32(progtest.ActShot), res.Verdict, "eTP=Local without local backend drops")
-	assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), datapath.DropNoLocalBackend, datapath.DirIngress).Packets)
+	assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), metricsmap.DropNoLocalBackend, metricsmap.DirIngress).Packets)
 
-	e.service(t, nodePortFE(30083), datapath.LBFlagNodePort)
+	e.service(t, nodePortFE(30083), lbmap.FlagNodePort)
 	in := e.fromClient(hostExtIP, 30083, 40000, progtest.TCPSyn)
 	res = e.run(t, false, in, e.ext)
 	require.Equal(t, uint32(progtest.ActRedirect), res.Verdict, "ICMP back out of the device")
-	assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), datapath.DropNoServiceBackend, datapath.DirIngress).Packets)
+	assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), metricsmap.DropNoServiceBackend, metricsmap.DirIngress).Packets)
 	p := gopacket.NewPacket(res.Packet, layers.LayerTypeEthernet, gopacket.Default)
 	eth, _ := p.Layer(layers.LayerTypeEthernet).(*layers.Ethernet)
 	ip, _ := p.Layer(layers.LayerTypeIPv4).(*layers.IPv4)
@@ -336,7 +336,7 @@ func TestPrivilegedHostLocalOnlyAndNoBackends(t *testing.T) {
 
 func TestPrivilegedHostPassesOtherTraffic(t *testing.T) {
 	e := newHostEnv(t)
-	e.service(t, nodePortFE(hostNodePort), datapath.LBFlagNodePort, beLocal)
+	e.service(t, nodePortFE(hostNodePort), lbmap.FlagNodePort, beLocal)
 	for name, pkt := range map[string][]byte{
 		"tcp to another port": e.fromClient(hostExtIP, 22, 40000, progtest.TCPSyn),
 		"udp on the node port": progtest.Packet{SrcMAC: hostClientMA, DstMAC: e.extMAC, Src: hostClient, Dst: hostExtIP,
@@ -354,7 +354,7 @@ func TestPrivilegedHostPassesOtherTraffic(t *testing.T) {
 			assert.Equal(t, pkt, res.Packet[:len(pkt)], "%s untouched (egress %v)", name, egress)
 		}
 	}
-	cs, err := e.d.Counters()
+	cs, err := e.d.Metrics().Counters()
 	require.NoError(t, err)
 	assert.Empty(t, cs, "pass-through traffic is not counted")
 }

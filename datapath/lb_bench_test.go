@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/lbmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/test/harness"
 )
@@ -37,10 +38,10 @@ func BenchmarkFromContainerLB(b *testing.B) {
 		b.ReportMetric(float64(per.Nanoseconds()), "ns/pkt")
 	})
 	b.Run("svc-established-norewrite", func(b *testing.B) {
-		self := datapath.LBFrontend{Addr: netip.MustParseAddr("10.96.0.99"), Port: 80, Proto: protoTCP}
-		require.NoError(b, d.UpsertLBBackend(99, datapath.LBBackend{Addr: self.Addr, Port: self.Port, Proto: protoTCP}))
-		require.NoError(b, d.UpsertRevNAT(99, self))
-		require.NoError(b, d.UpsertLBService(self, datapath.LBService{RevNATID: 99, Backends: []uint32{99}}))
+		self := lbmap.Frontend{Addr: netip.MustParseAddr("10.96.0.99"), Port: 80, Proto: protoTCP}
+		require.NoError(b, d.LB().UpsertBackend(99, lbmap.Backend{Addr: self.Addr, Port: self.Port, Proto: protoTCP}))
+		require.NoError(b, d.LB().UpsertRevNAT(99, self))
+		require.NoError(b, d.LB().UpsertService(self, lbmap.Service{RevNATID: 99, Backends: []uint32{99}}))
 		pkt := progtest.Packet{SrcMAC: aMAC, DstMAC: aNodeMAC, Src: lbClient, Dst: self.Addr, SrcPort: 40000, DstPort: 80, TCPFlags: progtest.TCPAck}.IPv4()
 		ret, per, err := d.FromContainer().Benchmark(pkt, b.N, nil)
 		require.NoError(b, err)

@@ -3,13 +3,16 @@ package datapath_test
 import (
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
+	"github.com/sluicenet/sluice/test/harness"
 )
 
 // Hairpin: a pod that is the backend of the service it connects to. The
@@ -61,7 +64,7 @@ func testHairpin(t *testing.T, opts datapath.Options, hairpin netip.Addr, proto 
 	assert.Equal(t, lbLocalMAC, progtest.Decode(t, res.Packet).Eth.DstMAC)
 	assert.Equal(t, in.IPv4()[hdrs:], res.Packet[hdrs:], "payload untouched")
 	checkSums(t, res.Packet)
-	assert.EqualValues(t, 1, counter(t, d, aIfindex, datapath.ReasonLBTranslated, datapath.DirEgress).Packets)
+	assert.EqualValues(t, 1, counter(t, d, aIfindex, metricsmap.ReasonLBTranslated, metricsmap.DirEgress).Packets)
 
 	// Conntrack: the service entry in the pod's orientation, the backend
 	// entry keyed by the hairpin address (carrying the reverse NAT and the
@@ -98,7 +101,7 @@ func testHairpin(t *testing.T, opts datapath.Options, hairpin netip.Addr, proto 
 	assert.Equal(t, lbLocalMAC, progtest.Decode(t, res.Packet).Eth.DstMAC)
 	assert.Equal(t, reply.IPv4()[hdrs:], res.Packet[hdrs:], "payload untouched")
 	checkSums(t, res.Packet)
-	assert.EqualValues(t, 1, counter(t, d, aIfindex, datapath.ReasonLBRevNAT, datapath.DirEgress).Packets)
+	assert.EqualValues(t, 1, counter(t, d, aIfindex, metricsmap.ReasonLBRevNAT, metricsmap.DirEgress).Packets)
 
 	// A later packet of the flow keeps the translation.
 	res = progtest.Run(t, d.FromContainer(), hairpinPkt(pod, vip, proto, progtest.TCPAck, "more").IPv4(), aIfindex)
@@ -128,6 +131,6 @@ func TestPrivilegedLBHairpinAddressOption(t *testing.T) {
 	addr := netip.MustParseAddr("169.254.7.7")
 	testHairpin(t, datapath.Options{HairpinIPv4: addr}, addr, protoTCP)
 
-	_, err := datapath.LoadUnpinnedWithOptions(datapath.Options{HairpinIPv4: netip.MustParseAddr("10.0.0.1")})
+	_, err := datapath.Load(filepath.Join(harness.BPFFS(t), "sluice"), datapath.Options{HairpinIPv4: netip.MustParseAddr("10.0.0.1")})
 	assert.ErrorContains(t, err, "link-local")
 }

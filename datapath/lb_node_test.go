@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -32,24 +34,24 @@ func TestPrivilegedLBOnNode(t *testing.T) {
 	harness.ServeTCP(t, node.NS, netip.AddrPortFrom(node.Gateway, 9090).String(), "host-backend")
 
 	// A second handle on the agent's pinned maps (the LB reconciler's job).
-	d, err := datapath.Load(node.BPFRoot)
+	d, err := datapath.Load(node.BPFRoot, datapath.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { d.Close() })
 
-	tcp := datapath.LBFrontend{Addr: netip.MustParseAddr("10.96.0.10"), Port: 80, Proto: protoTCP}
-	udp := datapath.LBFrontend{Addr: tcp.Addr, Port: 53, Proto: protoUDP}
-	host := datapath.LBFrontend{Addr: netip.MustParseAddr("10.96.0.11"), Port: 80, Proto: protoTCP}
-	require.NoError(t, d.UpsertLBBackend(1, datapath.LBBackend{Addr: b1.IP, Port: 8080, Proto: protoTCP}))
-	require.NoError(t, d.UpsertLBBackend(2, datapath.LBBackend{Addr: b2.IP, Port: 8080, Proto: protoTCP}))
-	require.NoError(t, d.UpsertLBBackend(3, datapath.LBBackend{Addr: b1.IP, Port: 8053, Proto: protoUDP}))
-	require.NoError(t, d.UpsertLBBackend(4, datapath.LBBackend{Addr: b2.IP, Port: 8053, Proto: protoUDP}))
-	require.NoError(t, d.UpsertLBBackend(5, datapath.LBBackend{Addr: node.Gateway, Port: 9090, Proto: protoTCP}))
-	for id, fe := range map[uint16]datapath.LBFrontend{1: tcp, 2: udp, 3: host} {
-		require.NoError(t, d.UpsertRevNAT(id, fe))
+	tcp := lbmap.Frontend{Addr: netip.MustParseAddr("10.96.0.10"), Port: 80, Proto: protoTCP}
+	udp := lbmap.Frontend{Addr: tcp.Addr, Port: 53, Proto: protoUDP}
+	host := lbmap.Frontend{Addr: netip.MustParseAddr("10.96.0.11"), Port: 80, Proto: protoTCP}
+	require.NoError(t, d.LB().UpsertBackend(1, lbmap.Backend{Addr: b1.IP, Port: 8080, Proto: protoTCP}))
+	require.NoError(t, d.LB().UpsertBackend(2, lbmap.Backend{Addr: b2.IP, Port: 8080, Proto: protoTCP}))
+	require.NoError(t, d.LB().UpsertBackend(3, lbmap.Backend{Addr: b1.IP, Port: 8053, Proto: protoUDP}))
+	require.NoError(t, d.LB().UpsertBackend(4, lbmap.Backend{Addr: b2.IP, Port: 8053, Proto: protoUDP}))
+	require.NoError(t, d.LB().UpsertBackend(5, lbmap.Backend{Addr: node.Gateway, Port: 9090, Proto: protoTCP}))
+	for id, fe := range map[uint16]lbmap.Frontend{1: tcp, 2: udp, 3: host} {
+		require.NoError(t, d.LB().UpsertRevNAT(id, fe))
 	}
-	require.NoError(t, d.UpsertLBService(tcp, datapath.LBService{RevNATID: 1, Backends: []uint32{1, 2}}))
-	require.NoError(t, d.UpsertLBService(udp, datapath.LBService{RevNATID: 2, Backends: []uint32{3, 4}}))
-	require.NoError(t, d.UpsertLBService(host, datapath.LBService{RevNATID: 3, Backends: []uint32{5}}))
+	require.NoError(t, d.LB().UpsertService(tcp, lbmap.Service{RevNATID: 1, Backends: []uint32{1, 2}}))
+	require.NoError(t, d.LB().UpsertService(udp, lbmap.Service{RevNATID: 2, Backends: []uint32{3, 4}}))
+	require.NoError(t, d.LB().UpsertService(host, lbmap.Service{RevNATID: 3, Backends: []uint32{5}}))
 
 	seen := map[string]int{}
 	for i := 0; i < 20; i++ {
@@ -80,7 +82,7 @@ func TestPrivilegedLBOnNode(t *testing.T) {
 	defer c.Close()
 	first := readLine(t, c)
 	other := map[string]uint32{"b1": 2, "b2": 1}[first]
-	require.NoError(t, d.UpsertLBService(tcp, datapath.LBService{RevNATID: 1, Backends: []uint32{other}}))
+	require.NoError(t, d.LB().UpsertService(tcp, lbmap.Service{RevNATID: 1, Backends: []uint32{other}}))
 	_, err = c.Write([]byte("still there?\n"))
 	require.NoError(t, err)
 	assert.Equal(t, "still there?", readLine(t, c), "the echo comes from the same backend")
@@ -89,20 +91,20 @@ func TestPrivilegedLBOnNode(t *testing.T) {
 	assert.NotEqual(t, first, name, "new connections use the new backend list")
 
 	// No backends: the SYN is answered with ICMP port unreachable.
-	require.NoError(t, d.UpsertLBService(tcp, datapath.LBService{RevNATID: 1}))
+	require.NoError(t, d.LB().UpsertService(tcp, lbmap.Service{RevNATID: 1}))
 	_, err = harness.Ask(client.NS, "10.96.0.10:80", 3*time.Second)
 	assert.ErrorIs(t, err, syscall.ECONNREFUSED)
 
-	cs, err := d.Counters()
+	cs, err := d.Metrics().Counters()
 	require.NoError(t, err)
-	sum := map[datapath.Reason]uint64{}
+	sum := map[metricsmap.Reason]uint64{}
 	for _, c := range cs {
 		sum[c.Reason] += c.Packets
 	}
-	assert.Positive(t, sum[datapath.ReasonLBTranslated])
-	assert.Positive(t, sum[datapath.ReasonLBRevNAT])
-	assert.Positive(t, sum[datapath.DropNoServiceBackend])
-	ct, err := d.CTEntries()
+	assert.Positive(t, sum[metricsmap.ReasonLBTranslated])
+	assert.Positive(t, sum[metricsmap.ReasonLBRevNAT])
+	assert.Positive(t, sum[metricsmap.DropNoServiceBackend])
+	ct, err := d.CT().Entries()
 	require.NoError(t, err)
 	assert.NotEmpty(t, ct)
 }

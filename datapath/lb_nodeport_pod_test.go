@@ -9,6 +9,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/ctmap"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 )
 
@@ -27,13 +30,13 @@ const (
 func podNodePortEnv(t *testing.T, proto uint8, ids ...uint32) *datapath.Datapath {
 	t.Helper()
 	d := loadLB(t, datapath.Options{})
-	require.NoError(t, d.SetNodeAddrs([]netip.Addr{podNPNodeIP}))
-	fe := datapath.LBFrontend{Addr: netip.IPv4Unspecified(), Port: podNPPort, Proto: proto}
+	require.NoError(t, d.LB().SetNodeAddrs([]netip.Addr{podNPNodeIP}))
+	fe := lbmap.Frontend{Addr: netip.IPv4Unspecified(), Port: podNPPort, Proto: proto}
 	for _, id := range ids {
-		require.NoError(t, d.UpsertLBBackend(id, datapath.LBBackend{Addr: lbBackendAddr(id), Port: 8080, Proto: proto}))
+		require.NoError(t, d.LB().UpsertBackend(id, lbmap.Backend{Addr: lbBackendAddr(id), Port: 8080, Proto: proto}))
 	}
-	require.NoError(t, d.UpsertRevNAT(podNPRevNAT, fe))
-	require.NoError(t, d.UpsertLBService(fe, datapath.LBService{RevNATID: podNPRevNAT, Flags: datapath.LBFlagNodePort, Backends: ids}))
+	require.NoError(t, d.LB().UpsertRevNAT(podNPRevNAT, fe))
+	require.NoError(t, d.LB().UpsertService(fe, lbmap.Service{RevNATID: podNPRevNAT, Flags: lbmap.FlagNodePort, Backends: ids}))
 	return d
 }
 
@@ -56,8 +59,8 @@ func TestPrivilegedLBNodePortFromPod(t *testing.T) {
 			assert.Equal(t, client, src)
 			assert.Equal(t, backend, dst)
 			checkSums(t, res.Packet)
-			assert.EqualValues(t, 1, counter(t, d, aIfindex, datapath.ReasonLBTranslated, datapath.DirEgress).Packets)
-			rev := natEntries(t, d, datapath.NATRevDNAT)
+			assert.EqualValues(t, 1, counter(t, d, aIfindex, metricsmap.ReasonLBTranslated, metricsmap.DirEgress).Packets)
+			rev := natEntries(t, d, ctmap.NATRevDNAT)
 			require.Len(t, rev, 1)
 			assert.Equal(t, np, rev[0].Frontend)
 
@@ -68,7 +71,7 @@ func TestPrivilegedLBNodePortFromPod(t *testing.T) {
 			assert.Equal(t, np, src)
 			assert.Equal(t, client, dst)
 			checkSums(t, res.Packet)
-			assert.EqualValues(t, 1, counter(t, d, aIfindex, datapath.ReasonLBRevNAT, datapath.DirEgress).Packets)
+			assert.EqualValues(t, 1, counter(t, d, aIfindex, metricsmap.ReasonLBRevNAT, metricsmap.DirEgress).Packets)
 
 			// Not a node address, or no NodePort on that port: untouched.
 			for _, other := range []netip.AddrPort{
@@ -80,7 +83,7 @@ func TestPrivilegedLBNodePortFromPod(t *testing.T) {
 				_, dst = addrPortsOf(t, res.Packet)
 				assert.Equal(t, other, dst)
 			}
-			assert.EqualValues(t, 1, counter(t, d, aIfindex, datapath.ReasonLBTranslated, datapath.DirEgress).Packets)
+			assert.EqualValues(t, 1, counter(t, d, aIfindex, metricsmap.ReasonLBTranslated, metricsmap.DirEgress).Packets)
 		})
 	}
 }

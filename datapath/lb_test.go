@@ -13,6 +13,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/endpointmap"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/test/harness"
 )
@@ -39,15 +42,13 @@ const lbRevNAT = 3
 func loadLB(t testing.TB, opts datapath.Options) *datapath.Datapath {
 	t.Helper()
 	harness.RequirePrivileged(t)
-	d, err := datapath.LoadUnpinnedWithOptions(opts)
-	require.NoError(t, err)
-	t.Cleanup(func() { d.Close() })
-	for _, ep := range []datapath.Endpoint{
+	d := progtest.Load(t, harness.BPFFS(t), opts)
+	for _, ep := range []endpointmap.Endpoint{
 		{IP: lbClient, Ifindex: aIfindex, ID: 1, MAC: aMAC, NodeMAC: aNodeMAC},
 		{IP: lbLocal, Ifindex: aIfindex, ID: 2, MAC: lbLocalMAC, NodeMAC: aNodeMAC},
 		{IP: lbClient2, Ifindex: aIfindex, ID: 3, MAC: lbClient2MAC, NodeMAC: aNodeMAC},
 	} {
-		require.NoError(t, d.UpsertEndpoint(ep))
+		require.NoError(t, d.Endpoints().Upsert(ep))
 	}
 	return d
 }
@@ -61,17 +62,17 @@ func lbBackendAddr(id uint32) netip.Addr {
 }
 
 // lbService programs lbVIP:80 (or :53 for UDP) → port 8080 of the backends.
-func lbService(t testing.TB, d *datapath.Datapath, proto uint8, flags datapath.LBFlags, affinity time.Duration, ids ...uint32) datapath.LBFrontend {
+func lbService(t testing.TB, d *datapath.Datapath, proto uint8, flags lbmap.Flags, affinity time.Duration, ids ...uint32) lbmap.Frontend {
 	t.Helper()
-	fe := datapath.LBFrontend{Addr: lbVIP, Port: 80, Proto: proto}
+	fe := lbmap.Frontend{Addr: lbVIP, Port: 80, Proto: proto}
 	if proto == protoUDP {
 		fe.Port = 8053 // gopacket decodes 53 as DNS
 	}
 	for _, id := range ids {
-		require.NoError(t, d.UpsertLBBackend(id, datapath.LBBackend{Addr: lbBackendAddr(id), Port: 8080, Proto: proto}))
+		require.NoError(t, d.LB().UpsertBackend(id, lbmap.Backend{Addr: lbBackendAddr(id), Port: 8080, Proto: proto}))
 	}
-	require.NoError(t, d.UpsertRevNAT(lbRevNAT, fe))
-	require.NoError(t, d.UpsertLBService(fe, datapath.LBService{RevNATID: lbRevNAT, Flags: flags, AffinityTimeout: affinity, Backends: ids}))
+	require.NoError(t, d.LB().UpsertRevNAT(lbRevNAT, fe))
+	require.NoError(t, d.LB().UpsertService(fe, lbmap.Service{RevNATID: lbRevNAT, Flags: flags, AffinityTimeout: affinity, Backends: ids}))
 	return fe
 }
 
@@ -145,7 +146,7 @@ func TestPrivilegedLBDNAT(t *testing.T) {
 			assert.Equal(t, netip.AddrPortFrom(lbRemote[0], 8080), dst)
 			checkSums(t, res.Packet)
 
-			assert.Equal(t, uint64(2), counter(t, d, aIfindex, datapath.ReasonLBTranslated, datapath.DirEgress).Packets)
+			assert.Equal(t, uint64(2), counter(t, d, aIfindex, metricsmap.ReasonLBTranslated, metricsmap.DirEgress).Packets)
 		})
 	}
 }
@@ -187,7 +188,7 @@ func TestPrivilegedLBReverseNAT(t *testing.T) {
 				assert.Equal(t, layers.UDPPort(fe.Port), out.UDP.SrcPort)
 			}
 			checkSums(t, res.Packet)
-			assert.Equal(t, uint64(1), counter(t, d, aIfindex, datapath.ReasonLBRevNAT, datapath.DirEgress).Packets)
+			assert.Equal(t, uint64(1), counter(t, d, aIfindex, metricsmap.ReasonLBRevNAT, metricsmap.DirEgress).Packets)
 
 			// A packet of the backend to the client that belongs to no
 			// translated flow is left alone.
@@ -218,7 +219,7 @@ func TestPrivilegedLBReverseNATToContainer(t *testing.T) {
 	src, _ := netip.AddrFromSlice(out.IP.SrcIP)
 	assert.Equal(t, netip.AddrPortFrom(fe.Addr, fe.Port), netip.AddrPortFrom(src, uint16(out.TCP.SrcPort)))
 	checkSums(t, res.Packet)
-	assert.Equal(t, uint64(1), counter(t, d, aIfindex, datapath.ReasonLBRevNAT, datapath.DirIngress).Packets)
+	assert.Equal(t, uint64(1), counter(t, d, aIfindex, metricsmap.ReasonLBRevNAT, metricsmap.DirIngress).Packets)
 }
 
 func TestPrivilegedLBDistribution(t *testing.T) {
@@ -252,11 +253,11 @@ func TestPrivilegedLBConntrackKeepsBackend(t *testing.T) {
 	assert.Equal(t, lbRemote[1], other.Addr(), "a new flow uses the new backend list")
 
 	// Backend 10 is deleted: the flow moves to an existing backend.
-	require.NoError(t, d.DeleteLBBackend(10))
+	require.NoError(t, d.LB().DeleteBackend(10))
 	_, moved := runFwd(t, d, toVIP(lbClient, protoTCP, 40000, progtest.TCPAck))
 	assert.Equal(t, lbRemote[1], moved.Addr())
 
-	ct, err := d.CTEntries()
+	ct, err := d.CT().Entries()
 	require.NoError(t, err)
 	var svc, back int
 	for _, e := range ct {
@@ -287,7 +288,7 @@ func TestPrivilegedLBConntrackClosing(t *testing.T) {
 	lbService(t, d, protoTCP, 0, 0, 10)
 	runFwd(t, d, toVIP(lbClient, protoTCP, 40000, progtest.TCPSyn))
 	runFwd(t, d, toVIP(lbClient, protoTCP, 40000, progtest.TCPRst|progtest.TCPAck))
-	ct, err := d.CTEntries()
+	ct, err := d.CT().Entries()
 	require.NoError(t, err)
 	require.Len(t, ct, 2)
 	for _, e := range ct {
@@ -302,7 +303,7 @@ func TestPrivilegedLBAffinity(t *testing.T) {
 	for i := range lbRemote {
 		ids[i] = uint32(10 + i)
 	}
-	lbService(t, d, protoTCP, datapath.LBFlagAffinity, time.Hour, ids...)
+	lbService(t, d, protoTCP, lbmap.FlagAffinity, time.Hour, ids...)
 	_, first := runFwd(t, d, toVIP(lbClient, protoTCP, 20000, progtest.TCPSyn))
 	for i := 1; i < 50; i++ {
 		_, dst := runFwd(t, d, toVIP(lbClient, protoTCP, uint16(20000+i), progtest.TCPSyn))
@@ -324,7 +325,7 @@ func TestPrivilegedLBAffinity(t *testing.T) {
 			rest = append(rest, id)
 		}
 	}
-	lbService(t, d, protoTCP, datapath.LBFlagAffinity, time.Hour, rest...)
+	lbService(t, d, protoTCP, lbmap.FlagAffinity, time.Hour, rest...)
 	_, moved := runFwd(t, d, toVIP(lbClient, protoTCP, 20100, progtest.TCPSyn))
 	assert.NotEqual(t, first.Addr(), moved.Addr(), "removed backend is not used through affinity")
 }
@@ -335,15 +336,15 @@ func TestPrivilegedLBAffinity(t *testing.T) {
 func TestPrivilegedLBAffinityExpires(t *testing.T) {
 	d := loadLB(t, datapath.Options{})
 	const n = 200
-	fe := datapath.LBFrontend{Addr: lbVIP, Port: 80, Proto: protoTCP}
+	fe := lbmap.Frontend{Addr: lbVIP, Port: 80, Proto: protoTCP}
 	ids := make([]uint32, n)
 	for i := range ids {
 		ids[i] = uint32(100 + i)
-		require.NoError(t, d.UpsertLBBackend(ids[i], datapath.LBBackend{
+		require.NoError(t, d.LB().UpsertBackend(ids[i], lbmap.Backend{
 			Addr: netip.AddrFrom4([4]byte{10, 244, 3, byte(i + 1)}), Port: 8080, Proto: protoTCP}))
 	}
-	require.NoError(t, d.UpsertRevNAT(lbRevNAT, fe))
-	require.NoError(t, d.UpsertLBService(fe, datapath.LBService{RevNATID: lbRevNAT, Flags: datapath.LBFlagAffinity, AffinityTimeout: time.Second, Backends: ids}))
+	require.NoError(t, d.LB().UpsertRevNAT(lbRevNAT, fe))
+	require.NoError(t, d.LB().UpsertService(fe, lbmap.Service{RevNATID: lbRevNAT, Flags: lbmap.FlagAffinity, AffinityTimeout: time.Second, Backends: ids}))
 
 	changed := 0
 	sport := uint16(20000)
@@ -368,26 +369,26 @@ func TestPrivilegedLBNoBackend(t *testing.T) {
 	res := progtest.Run(t, d.FromContainer(), in, aIfindex)
 	assert.Equal(t, uint32(progtest.ActRedirect), res.Verdict, "ICMP sent back into the pod")
 	checkPortUnreachable(t, in, res.Packet)
-	assert.Equal(t, uint64(1), counter(t, d, aIfindex, datapath.DropNoServiceBackend, datapath.DirEgress).Packets)
+	assert.Equal(t, uint64(1), counter(t, d, aIfindex, metricsmap.DropNoServiceBackend, metricsmap.DirEgress).Packets)
 
 	// Not a new flow: dropped without an answer.
 	res, _ = runFwd(t, d, toVIP(lbClient, protoTCP, 40000, progtest.TCPAck))
 	assert.Equal(t, uint32(progtest.ActShot), res.Verdict)
-	assert.Equal(t, uint64(2), counter(t, d, aIfindex, datapath.DropNoServiceBackend, datapath.DirEgress).Packets)
+	assert.Equal(t, uint64(2), counter(t, d, aIfindex, metricsmap.DropNoServiceBackend, metricsmap.DirEgress).Packets)
 
-	lbService(t, d, protoUDP, datapath.LBFlagLocalOnly, 0)
+	lbService(t, d, protoUDP, lbmap.FlagLocalOnly, 0)
 	in = toVIP(lbClient, protoUDP, 40001, 0).IPv4()
 	res = progtest.Run(t, d.FromContainer(), in, aIfindex)
 	assert.Equal(t, uint32(progtest.ActRedirect), res.Verdict)
 	checkPortUnreachable(t, in, res.Packet)
-	assert.Equal(t, uint64(1), counter(t, d, aIfindex, datapath.DropNoLocalBackend, datapath.DirEgress).Packets)
+	assert.Equal(t, uint64(1), counter(t, d, aIfindex, metricsmap.DropNoLocalBackend, metricsmap.DirEgress).Packets)
 
 	// Slots that name deleted backends count as no backend.
 	lbService(t, d, protoTCP, 0, 0, 10)
-	require.NoError(t, d.DeleteLBBackend(10))
+	require.NoError(t, d.LB().DeleteBackend(10))
 	res, _ = runFwd(t, d, toVIP(lbClient, protoTCP, 40002, progtest.TCPAck))
 	assert.Equal(t, uint32(progtest.ActShot), res.Verdict)
-	assert.Equal(t, uint64(3), counter(t, d, aIfindex, datapath.DropNoServiceBackend, datapath.DirEgress).Packets)
+	assert.Equal(t, uint64(3), counter(t, d, aIfindex, metricsmap.DropNoServiceBackend, metricsmap.DirEgress).Packets)
 }
 
 // checkPortUnreachable checks that out is an ICMP port unreachable from the
@@ -424,64 +425,23 @@ func TestPrivilegedLBCTGC(t *testing.T) {
 	lbService(t, d, protoTCP, 0, 0, 10)
 	runFwd(t, d, toVIP(lbClient, protoUDP, 40000, 0))
 	runFwd(t, d, toVIP(lbClient, protoTCP, 40000, progtest.TCPSyn))
-	ct, err := d.CTEntries()
+	ct, err := d.CT().Entries()
 	require.NoError(t, err)
 	require.Len(t, ct, 4)
 
-	n, err := d.CTGC()
+	n, err := d.CT().GC()
 	require.NoError(t, err)
 	assert.Zero(t, n, "nothing expired yet")
 
 	time.Sleep(2100 * time.Millisecond)
-	n, err = d.CTGC()
+	n, err = d.CT().GC()
 	require.NoError(t, err)
 	assert.Equal(t, 2, n, "both UDP entries expired")
-	ct, err = d.CTEntries()
+	ct, err = d.CT().Entries()
 	require.NoError(t, err)
 	require.Len(t, ct, 2)
 	for _, e := range ct {
 		assert.Equal(t, uint8(protoTCP), e.Proto, "live TCP entries kept")
 		assert.Positive(t, e.Expires)
 	}
-}
-
-func TestPrivilegedLBMaps(t *testing.T) {
-	d := loadLB(t, datapath.Options{})
-	fe := lbService(t, d, protoTCP, datapath.LBFlagAffinity|datapath.LBFlagExternal, 3*time.Hour, 10, 11, 12)
-	svcs, err := d.LBServices()
-	require.NoError(t, err)
-	assert.Equal(t, map[datapath.LBFrontend]datapath.LBService{fe: {
-		RevNATID: lbRevNAT, Flags: datapath.LBFlagAffinity | datapath.LBFlagExternal,
-		AffinityTimeout: 3 * time.Hour, Backends: []uint32{10, 11, 12},
-	}}, svcs)
-	bes, err := d.LBBackends()
-	require.NoError(t, err)
-	assert.Equal(t, datapath.LBBackend{Addr: lbRemote[1], Port: 8080, Proto: protoTCP}, bes[11])
-	rn, err := d.RevNATs()
-	require.NoError(t, err)
-	assert.Equal(t, map[uint16]datapath.LBFrontend{lbRevNAT: fe}, rn)
-
-	// Shrinking deletes the slots beyond the new count.
-	require.NoError(t, d.UpsertLBService(fe, datapath.LBService{RevNATID: lbRevNAT, Backends: []uint32{12}}))
-	svcs, err = d.LBServices()
-	require.NoError(t, err)
-	assert.Equal(t, []uint32{12}, svcs[fe].Backends)
-	require.NoError(t, d.UpsertLBBackend(12, datapath.LBBackend{Addr: lbRemote[2], Port: 8080, Proto: protoTCP, Terminating: true}))
-	bes, err = d.LBBackends()
-	require.NoError(t, err)
-	assert.True(t, bes[12].Terminating)
-
-	require.NoError(t, d.DeleteLBService(fe))
-	require.NoError(t, d.DeleteLBService(fe), "missing is not an error")
-	require.NoError(t, d.DeleteLBBackend(10))
-	require.NoError(t, d.DeleteLBBackend(10))
-	require.NoError(t, d.DeleteRevNAT(lbRevNAT))
-	require.NoError(t, d.DeleteRevNAT(lbRevNAT))
-	svcs, err = d.LBServices()
-	require.NoError(t, err)
-	assert.Empty(t, svcs)
-	rn, err = d.RevNATs()
-	require.NoError(t, err)
-	assert.Empty(t, rn)
-	assert.Error(t, d.UpsertLBService(datapath.LBFrontend{Addr: netip.MustParseAddr("fd00::1"), Port: 80, Proto: protoTCP}, datapath.LBService{}))
 }

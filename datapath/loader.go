@@ -8,48 +8,34 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 
+	"github.com/sluicenet/sluice/datapath/attach"
+	"github.com/sluicenet/sluice/datapath/bpfgen"
 	"github.com/sluicenet/sluice/datapath/pin"
 )
 
-// Datapath holds the loaded pod and socket-LB programs and their maps.
-type Datapath struct {
-	root string // bpffs root, "" when not pinned
-	objs lxcObjects
-	sock sockObjects
-	host hostObjects // host device programs (NodePort): host.go
-
-	// Host device links of an unpinned Datapath, by interface name.
-	devLinks map[string][]link.Link
-
-	// Socket-LB links of an unpinned Datapath (a pinned one keeps them in
-	// bpffs), by hook.
-	cgLinks map[string]link.Link
-}
-
-// Load loads the pod programs and maps, reusing maps pinned under root (their
-// entries survive agent restarts), pins the programs under root/progs
-// atomically (pin to a temporary name, then rename over the old pin), and
-// swaps every pinned pod link to the new programs in place with link.Update, so
-// attached interfaces never see a gap. On error nothing new stays pinned.
-func Load(root string) (*Datapath, error) { return LoadWithOptions(root, Options{}) }
-
-// LoadWithOptions is Load with load-time knobs.
-func LoadWithOptions(root string, opts Options) (*Datapath, error) {
-	return LoadWithHostOptions(root, opts, HostOptions{})
-}
-
-// LoadWithHostOptions is LoadWithOptions with the host device programs'
-// knobs. Pinned host device links are adopted like pod links.
-func LoadWithHostOptions(root string, opts Options, host HostOptions) (*Datapath, error) {
+// Load loads the pod, socket-LB and host device programs and their maps under
+// the bpffs root: maps pinned there are reused (their entries survive agent
+// restarts; pins of an earlier map name are renamed first, pin.RenameMaps),
+// the programs are pinned under root/progs atomically (pin to a temporary
+// name, then rename over the old pin), and every pinned pod, device and
+// socket-LB link is pointed at the new programs in place with link.Update,
+// so attached hooks never see a gap. On error nothing new stays pinned.
+func Load(root string, opts Options) (*Datapath, error) {
+	if root == "" {
+		return nil, errors.New("load datapath: no bpffs root")
+	}
 	if err := pin.EnsureRoot(root, false); err != nil {
 		return nil, err
 	}
-	d := &Datapath{root: root}
-	if err := d.load(pin.MapsDir(root), opts, host); err != nil {
+	if err := pin.RenameMaps(root); err != nil {
 		return nil, err
 	}
+	d := &Datapath{root: root}
+	if err := d.load(opts); err != nil {
+		return nil, err
+	}
+	d.setHandles()
 	if err := d.pinPrograms(); err != nil {
 		d.closeObjects()
 		return nil, err
@@ -58,42 +44,23 @@ func LoadWithHostOptions(root string, opts Options, host HostOptions) (*Datapath
 		d.closeObjects()
 		return nil, err
 	}
-	if err := d.adoptSocketLB(); err != nil {
+	if err := d.sockLB.Adopt(); err != nil {
 		d.closeObjects()
 		return nil, err
 	}
-	if _, err := d.adoptDeviceLinks(); err != nil {
+	if _, err := d.devices.Adopt(); err != nil {
 		d.closeObjects()
 		return nil, err
 	}
 	return d, nil
 }
 
-// LoadUnpinned loads the programs and fresh maps without pinning anything, for
-// BPF_PROG_TEST_RUN tests and benchmarks. The pod and socket-LB programs share
-// their LB maps as they do when pinned.
-func LoadUnpinned() (*Datapath, error) { return LoadUnpinnedWithOptions(Options{}) }
-
-// LoadUnpinnedWithOptions is LoadUnpinned with load-time knobs.
-func LoadUnpinnedWithOptions(opts Options) (*Datapath, error) {
-	return LoadUnpinnedWithHostOptions(opts, HostOptions{})
-}
-
-// LoadUnpinnedWithHostOptions is LoadUnpinnedWithOptions with the host device
-// programs' knobs.
-func LoadUnpinnedWithHostOptions(opts Options, host HostOptions) (*Datapath, error) {
-	d := &Datapath{}
-	if err := d.load("", opts, host); err != nil {
-		return nil, err
-	}
-	return d, nil
-}
-
-// load loads the pod objects, then the socket-LB objects with every map they
-// share with the pod objects replaced by the pod objects' map, so both see
-// one set of maps whether pinned or not.
-func (d *Datapath) load(pinPath string, opts Options, host HostOptions) error {
-	spec, err := loadLxc()
+// load loads the pod objects, then the socket-LB and host device objects
+// with every map they share with the pod objects replaced by the pod
+// objects' map, so all three see one set of maps.
+func (d *Datapath) load(opts Options) error {
+	pinPath := pin.MapsDir(d.root)
+	spec, err := bpfgen.LoadLxc()
 	if err != nil {
 		return err
 	}
@@ -104,24 +71,27 @@ func (d *Datapath) load(pinPath string, opts Options, host HostOptions) error {
 	if err != nil {
 		return err
 	}
-	sspec, err := loadSock()
+	sspec, err := bpfgen.LoadSock()
 	if err != nil {
 		d.objs.Close()
 		return err
 	}
 	opts.applyMaps(sspec)
-	shared := make(map[string]*ebpf.Map)
-	for name := range sspec.Maps {
-		// Only Sluice's maps: .rodata/.bss are per object.
-		if m, ok := podMaps[name]; ok && strings.HasPrefix(name, "sluice_") {
-			shared[name] = m
-		}
-	}
-	if _, err := loadSpec(sspec, &d.sock, pinPath, shared, "socket-LB"); err != nil {
+	if err := loadSpecShared(sspec, &d.sock, pinPath, podMaps, "socket-LB"); err != nil {
 		d.objs.Close()
 		return err
 	}
-	if err := d.loadHost(pinPath, opts, host, podMaps); err != nil {
+	hspec, err := bpfgen.LoadHost()
+	if err == nil {
+		err = opts.apply(hspec)
+	}
+	if err == nil {
+		err = opts.Host.apply(hspec)
+	}
+	if err == nil {
+		err = loadSpecShared(hspec, &d.host, pinPath, podMaps, "host device")
+	}
+	if err != nil {
 		d.sock.Close()
 		d.objs.Close()
 		return err
@@ -129,14 +99,23 @@ func (d *Datapath) load(pinPath string, opts Options, host HostOptions) error {
 	return nil
 }
 
+// loadSpecShared loads spec into objs with every Sluice map it has in common
+// with podMaps replaced by the pod objects' map (.rodata/.bss stay per
+// object).
+func loadSpecShared(spec *ebpf.CollectionSpec, objs any, pinPath string, podMaps map[string]*ebpf.Map, what string) error {
+	shared := make(map[string]*ebpf.Map)
+	for name := range spec.Maps {
+		if m, ok := podMaps[name]; ok && strings.HasPrefix(name, "sluice_") {
+			shared[name] = m
+		}
+	}
+	_, err := loadSpec(spec, objs, pinPath, shared, what)
+	return err
+}
+
 // loadSpec loads spec into objs (a bpf2go objects struct) and returns the
 // loaded maps by name (owned by objs).
 func loadSpec(spec *ebpf.CollectionSpec, objs any, pinPath string, replace map[string]*ebpf.Map, what string) (map[string]*ebpf.Map, error) {
-	if pinPath == "" {
-		for _, m := range spec.Maps {
-			m.Pinning = ebpf.PinNone
-		}
-	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{
 		Maps:            ebpf.MapOptions{PinPath: pinPath},
 		MapReplacements: replace,
@@ -214,11 +193,10 @@ func (d *Datapath) AdoptLinks() (int, error) {
 	var errs []error
 	for _, iface := range ifaces {
 		if iface.Name() == pin.CgroupLinksName || iface.Name() == pin.DevicesLinksName {
-			continue // socket-LB links: adoptSocketLB; host devices: adoptDeviceLinks
+			continue // socket-LB links: socklb; host devices: device
 		}
 		for _, h := range pin.PodHooks {
-			p := pin.LinkPath(d.root, iface.Name(), h.Hook)
-			ok, err := adoptLink(p, progs[h.Prog])
+			ok, err := attach.AdoptTCX(pin.LinkPath(d.root, iface.Name(), h.Hook), progs[h.Prog])
 			if err != nil {
 				errs = append(errs, err)
 			}
@@ -232,36 +210,9 @@ func (d *Datapath) AdoptLinks() (int, error) {
 	return n, errors.Join(errs...)
 }
 
-// adoptLink adopts a pinned pod link; its interface being gone (TCX
-// ifindex 0: the link is defunct) unpins it.
-func adoptLink(path string, prog *ebpf.Program) (bool, error) {
-	return updatePinnedLink(path, prog, func(i link.Info) bool {
-		tcx := i.TCX()
-		return tcx == nil || tcx.Ifindex != 0
-	})
-}
-
-// Root returns the bpffs root the Datapath pinned under ("" if unpinned).
-func (d *Datapath) Root() string { return d.root }
-
-// FromContainer and ToContainer return the pod programs (for tests).
-func (d *Datapath) FromContainer() *ebpf.Program { return d.objs.FromContainer }
-
-// ToContainer returns the program run for packets entering a pod.
-func (d *Datapath) ToContainer() *ebpf.Program { return d.objs.ToContainer }
-
-// Close releases this process's handles. Pinned objects stay in the kernel;
-// socket-LB links of an unpinned Datapath are detached.
-func (d *Datapath) Close() error {
-	var errs []error
-	for h, l := range d.cgLinks {
-		errs = append(errs, l.Close())
-		delete(d.cgLinks, h)
-	}
-	errs = append(errs, d.closeDeviceLinks())
-	errs = append(errs, d.closeObjects())
-	return errors.Join(errs...)
-}
+// Close releases this process's handles. Pinned objects (maps, programs,
+// links) stay in the kernel.
+func (d *Datapath) Close() error { return d.closeObjects() }
 
 func (d *Datapath) closeObjects() error {
 	return errors.Join(d.host.Close(), d.sock.Close(), d.objs.Close())

@@ -10,6 +10,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/endpointmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/test/harness"
 )
@@ -35,24 +37,22 @@ const (
 func loadPod(t *testing.T) *datapath.Datapath {
 	t.Helper()
 	harness.RequirePrivileged(t)
-	d, err := datapath.LoadUnpinned()
-	require.NoError(t, err)
-	t.Cleanup(func() { d.Close() })
-	require.NoError(t, d.UpsertEndpoint(datapath.Endpoint{IP: aIP, Ifindex: aIfindex, ID: 1, MAC: aMAC, NodeMAC: aNodeMAC}))
-	require.NoError(t, d.UpsertEndpoint(datapath.Endpoint{IP: bIP, Ifindex: bIfindex, ID: 2, MAC: bMAC, NodeMAC: bNodeMAC}))
+	d := progtest.Load(t, harness.BPFFS(t), datapath.Options{})
+	require.NoError(t, d.Endpoints().Upsert(endpointmap.Endpoint{IP: aIP, Ifindex: aIfindex, ID: 1, MAC: aMAC, NodeMAC: aNodeMAC}))
+	require.NoError(t, d.Endpoints().Upsert(endpointmap.Endpoint{IP: bIP, Ifindex: bIfindex, ID: 2, MAC: bMAC, NodeMAC: bNodeMAC}))
 	return d
 }
 
-func counter(t *testing.T, d *datapath.Datapath, ifindex uint32, r datapath.Reason, dir datapath.Direction) datapath.Counter {
+func counter(t *testing.T, d *datapath.Datapath, ifindex uint32, r metricsmap.Reason, dir metricsmap.Direction) metricsmap.Counter {
 	t.Helper()
-	cs, err := d.Counters()
+	cs, err := d.Metrics().Counters()
 	require.NoError(t, err)
 	for _, c := range cs {
 		if c.Ifindex == ifindex && c.Reason == r && c.Direction == dir {
 			return c
 		}
 	}
-	return datapath.Counter{}
+	return metricsmap.Counter{}
 }
 
 func TestPrivilegedFromContainerLocalDelivery(t *testing.T) {
@@ -69,7 +69,7 @@ func TestPrivilegedFromContainerLocalDelivery(t *testing.T) {
 		assert.True(t, progtest.IPv4HeaderChecksumOK(res.Packet), "IPv4 header checksum valid after TTL rewrite")
 		assert.Equal(t, in[14+20:], res.Packet[14+20:], "L4 header and payload untouched")
 	}
-	c := counter(t, d, aIfindex, datapath.ReasonFwdLocal, datapath.DirEgress)
+	c := counter(t, d, aIfindex, metricsmap.ReasonFwdLocal, metricsmap.DirEgress)
 	assert.Equal(t, uint64(3), c.Packets)
 	assert.NotZero(t, c.Bytes)
 }
@@ -89,7 +89,7 @@ func TestPrivilegedFromContainerToStack(t *testing.T) {
 			assert.Equal(t, in, res.Packet, "packet handed to the stack unchanged")
 		})
 	}
-	assert.Equal(t, uint64(len(cases)), counter(t, d, aIfindex, datapath.ReasonFwdStack, datapath.DirEgress).Packets)
+	assert.Equal(t, uint64(len(cases)), counter(t, d, aIfindex, metricsmap.ReasonFwdStack, metricsmap.DirEgress).Packets)
 }
 
 func TestPrivilegedFromContainerDrops(t *testing.T) {
@@ -99,25 +99,25 @@ func TestPrivilegedFromContainerDrops(t *testing.T) {
 	cases := []struct {
 		name   string
 		pkt    []byte
-		reason datapath.Reason
+		reason metricsmap.Reason
 	}{
-		{"source IP of no endpoint", progtest.Packet{SrcMAC: aMAC, DstMAC: aNodeMAC, Src: other, Dst: bIP}.IPv4(), datapath.DropSpoofIP},
-		{"source IP of another endpoint", progtest.Packet{SrcMAC: aMAC, DstMAC: aNodeMAC, Src: bIP, Dst: aIP}.IPv4(), datapath.DropSpoofIP},
-		{"own IP, foreign MAC", progtest.Packet{SrcMAC: evilMAC, DstMAC: aNodeMAC, Src: aIP, Dst: bIP}.IPv4(), datapath.DropSpoofMAC},
-		{"ARP claiming another pod's IP", progtest.ARP(aMAC, aMAC, bIP, gwIP), datapath.DropARPSpoof},
-		{"ARP with foreign sender MAC", progtest.ARP(aMAC, evilMAC, aIP, gwIP), datapath.DropARPSpoof},
-		{"IPv6", progtest.IPv6(aMAC, aNodeMAC), datapath.DropUnsupportedL3},
-		{"IPv4 header length below 20", badIHL(), datapath.DropInvalid},
+		{"source IP of no endpoint", progtest.Packet{SrcMAC: aMAC, DstMAC: aNodeMAC, Src: other, Dst: bIP}.IPv4(), metricsmap.DropSpoofIP},
+		{"source IP of another endpoint", progtest.Packet{SrcMAC: aMAC, DstMAC: aNodeMAC, Src: bIP, Dst: aIP}.IPv4(), metricsmap.DropSpoofIP},
+		{"own IP, foreign MAC", progtest.Packet{SrcMAC: evilMAC, DstMAC: aNodeMAC, Src: aIP, Dst: bIP}.IPv4(), metricsmap.DropSpoofMAC},
+		{"ARP claiming another pod's IP", progtest.ARP(aMAC, aMAC, bIP, gwIP), metricsmap.DropARPSpoof},
+		{"ARP with foreign sender MAC", progtest.ARP(aMAC, evilMAC, aIP, gwIP), metricsmap.DropARPSpoof},
+		{"IPv6", progtest.IPv6(aMAC, aNodeMAC), metricsmap.DropUnsupportedL3},
+		{"IPv4 header length below 20", badIHL(), metricsmap.DropInvalid},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			before := counter(t, d, aIfindex, tc.reason, datapath.DirEgress).Packets
+			before := counter(t, d, aIfindex, tc.reason, metricsmap.DirEgress).Packets
 			res := progtest.Run(t, d.FromContainer(), tc.pkt, aIfindex)
 			assert.Equal(t, uint32(progtest.ActShot), res.Verdict)
-			assert.Equal(t, before+1, counter(t, d, aIfindex, tc.reason, datapath.DirEgress).Packets, "drop counted as %v", tc.reason)
+			assert.Equal(t, before+1, counter(t, d, aIfindex, tc.reason, metricsmap.DirEgress).Packets, "drop counted as %v", tc.reason)
 		})
 	}
-	assert.Zero(t, counter(t, d, aIfindex, datapath.ReasonFwdLocal, datapath.DirEgress).Packets, "nothing forwarded")
+	assert.Zero(t, counter(t, d, aIfindex, metricsmap.ReasonFwdLocal, metricsmap.DirEgress).Packets, "nothing forwarded")
 }
 
 // badIHL returns a frame whose IPv4 header claims 16 bytes. (A frame too
@@ -136,7 +136,7 @@ func TestPrivilegedFromContainerARP(t *testing.T) {
 			assert.Equal(t, uint32(progtest.ActOK), res.Verdict)
 		})
 	}
-	assert.Equal(t, uint64(2), counter(t, d, aIfindex, datapath.ReasonFwdStack, datapath.DirEgress).Packets)
+	assert.Equal(t, uint64(2), counter(t, d, aIfindex, metricsmap.ReasonFwdStack, metricsmap.DirEgress).Packets)
 }
 
 func TestPrivilegedToContainerCounts(t *testing.T) {
@@ -144,30 +144,30 @@ func TestPrivilegedToContainerCounts(t *testing.T) {
 	in := progtest.Packet{SrcMAC: aNodeMAC, DstMAC: aMAC, Src: gwIP, Dst: aIP}.IPv4()
 	res := progtest.Run(t, d.ToContainer(), in, aIfindex)
 	assert.Equal(t, uint32(progtest.ActOK), res.Verdict)
-	c := counter(t, d, aIfindex, datapath.ReasonFwdToEndpoint, datapath.DirIngress)
+	c := counter(t, d, aIfindex, metricsmap.ReasonFwdToEndpoint, metricsmap.DirIngress)
 	assert.Equal(t, uint64(1), c.Packets)
 	assert.Equal(t, uint64(len(in)), c.Bytes)
 }
 
 func TestPrivilegedEndpointMap(t *testing.T) {
 	d := loadPod(t)
-	eps, err := d.Endpoints()
+	eps, err := d.Endpoints().List()
 	require.NoError(t, err)
 	require.Len(t, eps, 2)
-	require.NoError(t, d.DeleteEndpoint(bIP))
-	require.NoError(t, d.DeleteEndpoint(bIP), "deleting a missing endpoint is not an error")
-	eps, err = d.Endpoints()
+	require.NoError(t, d.Endpoints().Delete(bIP))
+	require.NoError(t, d.Endpoints().Delete(bIP), "deleting a missing endpoint is not an error")
+	eps, err = d.Endpoints().List()
 	require.NoError(t, err)
 	require.Len(t, eps, 1)
 	assert.Equal(t, aIP, eps[0].IP)
 	assert.Equal(t, aMAC, eps[0].MAC)
 	assert.Equal(t, aNodeMAC, eps[0].NodeMAC)
-	assert.Error(t, d.UpsertEndpoint(datapath.Endpoint{IP: netip.MustParseAddr("fd00::1"), MAC: aMAC, NodeMAC: aMAC}))
+	assert.Error(t, d.Endpoints().Upsert(endpointmap.Endpoint{IP: netip.MustParseAddr("fd00::1"), MAC: aMAC, NodeMAC: aMAC}))
 
 	// The per-reason counters of a pod go away with it.
 	progtest.Run(t, d.FromContainer(), progtest.IPv6(aMAC, aNodeMAC), aIfindex)
-	require.NoError(t, d.DeleteCounters(aIfindex))
-	cs, err := d.Counters()
+	require.NoError(t, d.Metrics().DeleteCounters(aIfindex))
+	cs, err := d.Metrics().Counters()
 	require.NoError(t, err)
 	assert.Empty(t, cs)
 }
@@ -180,11 +180,9 @@ func TestPrivilegedEndpointMap(t *testing.T) {
 // its figure includes the syscall and skb set-up.
 func BenchmarkFromContainer(b *testing.B) {
 	harness.RequirePrivileged(b)
-	d, err := datapath.LoadUnpinned()
-	require.NoError(b, err)
-	defer d.Close()
-	require.NoError(b, d.UpsertEndpoint(datapath.Endpoint{IP: aIP, Ifindex: aIfindex, ID: 1, MAC: aMAC, NodeMAC: aNodeMAC}))
-	require.NoError(b, d.UpsertEndpoint(datapath.Endpoint{IP: bIP, Ifindex: bIfindex, ID: 2, MAC: bMAC, NodeMAC: bNodeMAC}))
+	d := progtest.Load(b, harness.BPFFS(b), datapath.Options{})
+	require.NoError(b, d.Endpoints().Upsert(endpointmap.Endpoint{IP: aIP, Ifindex: aIfindex, ID: 1, MAC: aMAC, NodeMAC: aNodeMAC}))
+	require.NoError(b, d.Endpoints().Upsert(endpointmap.Endpoint{IP: bIP, Ifindex: bIfindex, ID: 2, MAC: bMAC, NodeMAC: bNodeMAC}))
 	inKernel := map[string]struct {
 		src  netip.Addr
 		dst  netip.Addr

@@ -9,6 +9,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/ctmap"
+	"github.com/sluicenet/sluice/datapath/endpointmap"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
+	"github.com/sluicenet/sluice/datapath/monitor"
+	"github.com/sluicenet/sluice/datapath/policymap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/identity"
 )
@@ -32,16 +38,16 @@ func newNodePortPolicyEnv(t testing.TB) (*hostEnv, int) {
 		require.NoError(t, err)
 		podIfindex = l.Index
 	})
-	require.NoError(t, e.d.UpsertEndpoint(datapath.Endpoint{IP: hostPod, Ifindex: uint32(podIfindex), ID: npPolEP,
+	require.NoError(t, e.d.Endpoints().Upsert(endpointmap.Endpoint{IP: hostPod, Ifindex: uint32(podIfindex), ID: npPolEP,
 		Identity: npPolID, MAC: hostPodMAC, NodeMAC: hostPodNode}))
-	require.NoError(t, e.d.UpsertIPCache(netip.PrefixFrom(hostPod, 32), npPolID))
-	e.service(t, nodePortFE(hostNodePort), datapath.LBFlagNodePort, beLocal)
+	require.NoError(t, e.d.IPCache().Upsert(netip.PrefixFrom(hostPod, 32), npPolID))
+	e.service(t, nodePortFE(hostNodePort), lbmap.FlagNodePort, beLocal)
 	return e, podIfindex
 }
 
-func (e *hostEnv) policy(t testing.TB, k datapath.PolicyKey, deny bool, rule uint32) {
+func (e *hostEnv) policy(t testing.TB, k policymap.Key, deny bool, rule uint32) {
 	t.Helper()
-	require.NoError(t, e.d.UpsertPolicy(npPolEP, k, datapath.PolicyEntry{Deny: deny, RuleID: rule}))
+	require.NoError(t, e.d.Policy().Upsert(npPolEP, k, policymap.Entry{Deny: deny, RuleID: rule}))
 }
 
 // podSends runs a packet the backend pod sends through its from_container.
@@ -56,7 +62,7 @@ func (e *hostEnv) podSends(t *testing.T, podIfindex int, dst netip.Addr, sport, 
 
 func TestPrivilegedHostNodePortIngressPolicy(t *testing.T) {
 	e, _ := newNodePortPolicyEnv(t)
-	require.NoError(t, e.d.SetPolicyConfig(npPolEP, datapath.EndpointPolicyConfig{IngressEnforced: true}))
+	require.NoError(t, e.d.Policy().SetConfig(npPolEP, policymap.Config{IngressEnforced: true}))
 	world := uint32(identity.ReservedWorld)
 	client := netip.AddrPortFrom(hostClient, 40000)
 	backend := netip.AddrPortFrom(hostPod, 8080)
@@ -68,31 +74,31 @@ func TestPrivilegedHostNodePortIngressPolicy(t *testing.T) {
 	e.policy(t, with(tcpPort(8080), true, world), true, 41)
 	res := e.run(t, false, e.fromClient(hostExtIP, hostNodePort, client.Port(), progtest.TCPSyn), e.ext)
 	assert.Equal(t, uint32(progtest.ActShot), res.Verdict)
-	assert.EqualValues(t, 1, counter(t, e.d, uint32(e.ext), datapath.DropPolicyDeny, datapath.DirIngress).Packets)
-	assert.Zero(t, counter(t, e.d, uint32(e.ext), datapath.ReasonLBTranslated, datapath.DirIngress).Packets)
+	assert.EqualValues(t, 1, counter(t, e.d, uint32(e.ext), metricsmap.DropPolicyDeny, metricsmap.DirIngress).Packets)
+	assert.Zero(t, counter(t, e.d, uint32(e.ext), metricsmap.ReasonLBTranslated, metricsmap.DirIngress).Packets)
 	fs := r.drain()
 	require.Len(t, fs, 1)
-	assert.Equal(t, datapath.Flow{Time: fs[0].Time, Verdict: datapath.VerdictDropped, Reason: datapath.DropPolicyDeny,
+	assert.Equal(t, monitor.Flow{Time: fs[0].Time, Verdict: monitor.VerdictDropped, Reason: metricsmap.DropPolicyDeny,
 		Ingress: true, Src: client, Dst: backend, OrigDst: frontend, Proto: protoTCP,
 		SrcIdentity: world, DstIdentity: npPolID, EndpointID: npPolEP, Ifindex: uint32(e.ext), RuleID: 41}, fs[0])
-	assert.Empty(t, natEntries(t, e.d, datapath.NATRevDNAT), "no reply translation for a dropped flow")
+	assert.Empty(t, natEntries(t, e.d, ctmap.NATRevDNAT), "no reply translation for a dropped flow")
 	assert.False(t, ctFlow(t, e.d, client, backend, protoTCP).PolicyAllowed)
 
 	// No entry at all: the enforced direction's default drop.
-	require.NoError(t, e.d.DeletePolicy(npPolEP, with(tcpPort(8080), true, world)))
+	require.NoError(t, e.d.Policy().Delete(npPolEP, with(tcpPort(8080), true, world)))
 	res = e.run(t, false, e.fromClient(hostExtIP, hostNodePort, client.Port(), progtest.TCPSyn), e.ext)
 	assert.Equal(t, uint32(progtest.ActShot), res.Verdict)
-	assert.EqualValues(t, 1, counter(t, e.d, uint32(e.ext), datapath.DropPolicy, datapath.DirIngress).Packets)
+	assert.EqualValues(t, 1, counter(t, e.d, uint32(e.ext), metricsmap.DropPolicy, metricsmap.DirIngress).Packets)
 	fs = r.drain()
 	require.Len(t, fs, 1)
-	assert.Equal(t, datapath.DropPolicy, fs[0].Reason)
+	assert.Equal(t, metricsmap.DropPolicy, fs[0].Reason)
 	assert.Zero(t, fs[0].RuleID)
 
 	// Policy sees the backend's port, not the NodePort.
 	e.policy(t, with(tcpPort(hostNodePort), true, world), false, 42)
 	res = e.run(t, false, e.fromClient(hostExtIP, hostNodePort, client.Port(), progtest.TCPSyn), e.ext)
 	assert.Equal(t, uint32(progtest.ActShot), res.Verdict)
-	assert.EqualValues(t, 2, counter(t, e.d, uint32(e.ext), datapath.DropPolicy, datapath.DirIngress).Packets)
+	assert.EqualValues(t, 2, counter(t, e.d, uint32(e.ext), metricsmap.DropPolicy, metricsmap.DirIngress).Packets)
 
 	// A pod identity allowed is not world: still dropped.
 	e.policy(t, with(tcpPort(8080), true, idA), false, 43)
@@ -111,7 +117,7 @@ func TestPrivilegedHostNodePortIngressPolicy(t *testing.T) {
 	assert.Equal(t, backend, dst)
 	fs = r.drain()
 	require.Len(t, fs, 1)
-	assert.Equal(t, datapath.Flow{Time: fs[0].Time, Verdict: datapath.VerdictForwarded, Reason: datapath.ReasonFwdLocal,
+	assert.Equal(t, monitor.Flow{Time: fs[0].Time, Verdict: monitor.VerdictForwarded, Reason: metricsmap.ReasonFwdLocal,
 		Ingress: true, Src: client, Dst: backend, OrigDst: frontend, Proto: protoTCP,
 		SrcIdentity: world, DstIdentity: npPolID, EndpointID: npPolEP, Ifindex: uint32(e.ext), RuleID: 44}, fs[0])
 	assert.True(t, ctFlow(t, e.d, client, backend, protoTCP).PolicyAllowed, "CT_E_POLICY on the backend entry")
@@ -124,7 +130,7 @@ func TestPrivilegedHostNodePortIngressPolicy(t *testing.T) {
 
 	// Later packets pass by conntrack, also once the allow is gone; a new
 	// flow does not.
-	require.NoError(t, e.d.DeletePolicy(npPolEP, with(tcpPort(8080), true, world)))
+	require.NoError(t, e.d.Policy().Delete(npPolEP, with(tcpPort(8080), true, world)))
 	res = e.run(t, false, e.fromClient(hostExtIP, hostNodePort, client.Port(), progtest.TCPAck), e.ext)
 	assert.Equal(t, uint32(progtest.ActRedirect), res.Verdict, "established")
 	assert.Empty(t, r.drain(), "no events for later packets")
@@ -142,7 +148,7 @@ func TestPrivilegedHostNodePortIngressPolicy(t *testing.T) {
 // own flows to the same client are still dropped.
 func TestPrivilegedHostNodePortReplyEgressPolicy(t *testing.T) {
 	e, podIfindex := newNodePortPolicyEnv(t)
-	require.NoError(t, e.d.SetPolicyConfig(npPolEP, datapath.EndpointPolicyConfig{IngressEnforced: true, EgressEnforced: true}))
+	require.NoError(t, e.d.Policy().SetConfig(npPolEP, policymap.Config{IngressEnforced: true, EgressEnforced: true}))
 	e.policy(t, with(tcpPort(8080), true, uint32(identity.ReservedWorld)), false, 51)
 	client := netip.AddrPortFrom(hostClient, 40000)
 	backend := netip.AddrPortFrom(hostPod, 8080)
@@ -168,7 +174,7 @@ func TestPrivilegedHostNodePortReplyEgressPolicy(t *testing.T) {
 	assert.Equal(t, uint32(progtest.ActRedirect), res.Verdict)
 	assert.Equal(t, uint32(progtest.ActOK), e.podSends(t, podIfindex, hostClient, backend.Port(), client.Port(), progtest.TCPAck))
 	assert.Empty(t, r.drain(), "replies pass without events")
-	assert.Zero(t, counter(t, e.d, uint32(podIfindex), datapath.DropPolicy, datapath.DirEgress).Packets)
+	assert.Zero(t, counter(t, e.d, uint32(podIfindex), metricsmap.DropPolicy, metricsmap.DirEgress).Packets)
 
 	// The host device accounts the flow; the pod programs do not count its
 	// replies a second time (SYN, SYN-ACK at to_netdev, ACK).
@@ -182,19 +188,19 @@ func TestPrivilegedHostNodePortReplyEgressPolicy(t *testing.T) {
 	// client, or answering from another port, is dropped.
 	assert.Equal(t, uint32(progtest.ActShot), e.podSends(t, podIfindex, hostClient, 33000, 80, progtest.TCPSyn))
 	assert.Equal(t, uint32(progtest.ActShot), e.podSends(t, podIfindex, hostClient, backend.Port()+1, client.Port(), progtest.TCPSyn|progtest.TCPAck))
-	assert.EqualValues(t, 2, counter(t, e.d, uint32(podIfindex), datapath.DropPolicy, datapath.DirEgress).Packets)
+	assert.EqualValues(t, 2, counter(t, e.d, uint32(podIfindex), metricsmap.DropPolicy, metricsmap.DirEgress).Packets)
 }
 
-func ctEntries(t *testing.T, d *datapath.Datapath) []datapath.CTEntry {
+func ctEntries(t *testing.T, d *datapath.Datapath) []ctmap.Entry {
 	t.Helper()
-	cs, err := d.CTEntries()
+	cs, err := d.CT().Entries()
 	require.NoError(t, err)
 	return cs
 }
 
 // ctFlow returns the conntrack entry src -> dst (a plain or backend entry,
 // not a service entry); a missing entry fails the test.
-func ctFlow(t *testing.T, d *datapath.Datapath, src, dst netip.AddrPort, proto uint8) datapath.CTEntry {
+func ctFlow(t *testing.T, d *datapath.Datapath, src, dst netip.AddrPort, proto uint8) ctmap.Entry {
 	t.Helper()
 	for _, c := range ctEntries(t, d) {
 		if !c.Service && c.Src == src && c.Dst == dst && c.Proto == proto {
@@ -202,5 +208,5 @@ func ctFlow(t *testing.T, d *datapath.Datapath, src, dst netip.AddrPort, proto u
 		}
 	}
 	require.Failf(t, "no conntrack entry", "%s -> %s proto %d", src, dst, proto)
-	return datapath.CTEntry{}
+	return ctmap.Entry{}
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+
+	"github.com/sluicenet/sluice/datapath/internal/maputil"
 )
 
 // Options are load-time knobs of the programs (volatile const globals). Zero
@@ -22,6 +24,8 @@ type Options struct {
 	// MaxEntries overrides the size of maps by name (tests use it to fill a
 	// map; a pinned map of another size is refused at load).
 	MaxEntries map[string]uint32
+	// Host are the knobs of the host device programs.
+	Host HostOptions
 }
 
 // applyMaps sets the map sizes of MaxEntries present in spec.
@@ -79,8 +83,53 @@ func (o Options) applyPod(spec *ebpf.CollectionSpec) error {
 		if !ok {
 			return fmt.Errorf("program knob lb_hairpin_ipv4 missing")
 		}
-		if err := v.Set(be32(o.HairpinIPv4)); err != nil {
+		if err := v.Set(maputil.Be32(o.HairpinIPv4)); err != nil {
 			return fmt.Errorf("set lb_hairpin_ipv4: %w", err)
+		}
+	}
+	return nil
+}
+
+// HostOptions are load-time knobs of the host device programs (volatile
+// const globals in bpf/lib/snat.h). Zero values keep the C defaults.
+type HostOptions struct {
+	// SNATAddr is the node IPv4 address NodePort/ExternalIP flows to remote
+	// backends are source-NATed to. Unset: such flows are dropped
+	// (drop-nat-no-port); local backends work without it.
+	SNATAddr netip.Addr
+	// SNATPortMin and SNATPortMax bound the SNAT source ports (default
+	// 61000-65535, above Linux's ephemeral port range).
+	SNATPortMin, SNATPortMax uint16
+}
+
+func (o HostOptions) apply(spec *ebpf.CollectionSpec) error {
+	set := func(name string, v any) error {
+		sv, ok := spec.Variables[name]
+		if !ok {
+			return fmt.Errorf("program knob %s missing", name)
+		}
+		if err := sv.Set(v); err != nil {
+			return fmt.Errorf("set %s: %w", name, err)
+		}
+		return nil
+	}
+	if o.SNATAddr.IsValid() {
+		if err := maputil.CheckV4("SNAT", o.SNATAddr); err != nil {
+			return err
+		}
+		if err := set("snat_ipv4", maputil.Be32(o.SNATAddr)); err != nil {
+			return err
+		}
+	}
+	if o.SNATPortMin != 0 || o.SNATPortMax != 0 {
+		if o.SNATPortMin == 0 || o.SNATPortMax < o.SNATPortMin {
+			return fmt.Errorf("SNAT port range %d-%d is invalid", o.SNATPortMin, o.SNATPortMax)
+		}
+		if err := set("snat_port_min", o.SNATPortMin); err != nil {
+			return err
+		}
+		if err := set("snat_port_max", o.SNATPortMax); err != nil {
+			return err
 		}
 	}
 	return nil

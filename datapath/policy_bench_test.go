@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/monitor"
+	"github.com/sluicenet/sluice/datapath/policymap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 )
 
@@ -33,19 +35,19 @@ func BenchmarkFromContainerPolicy(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	fill := func(ep uint16, n int) {
 		for i := 0; i < n; i++ {
-			k := datapath.PolicyKey{Identity: 10000 + uint32(rng.IntN(5000)), Proto: protoTCP, Port: uint16(rng.IntN(65536)), PortPrefixLen: 16}
-			require.NoError(b, e.d.UpsertPolicy(ep, k, datapath.PolicyEntry{RuleID: uint32(i)}))
+			k := policymap.Key{Identity: 10000 + uint32(rng.IntN(5000)), Proto: protoTCP, Port: uint16(rng.IntN(65536)), PortPrefixLen: 16}
+			require.NoError(b, e.d.Policy().Upsert(ep, k, policymap.Entry{RuleID: uint32(i)}))
 		}
 	}
 	fill(epA, 16384-3)
 	for ep := uint16(100); ep < 164; ep++ {
 		fill(ep, 1024)
 	}
-	e.enforce(epA, datapath.EndpointPolicyConfig{EgressEnforced: true})
+	e.enforce(epA, policymap.Config{EgressEnforced: true})
 	e.allow(epA, with(tcpPort(80), false, idC), 1)
-	e.allow(epA, with(datapath.PolicyKey{Proto: 1, Port: 13, PortPrefixLen: 16}, false, idC), 2)
-	e.allow(epA, with(datapath.PolicyKey{Proto: protoTCP, Port: 8192, PortPrefixLen: 3}, false, idC), 3)
-	used, max, err := e.d.PolicyMapPressure()
+	e.allow(epA, with(policymap.Key{Proto: 1, Port: 13, PortPrefixLen: 16}, false, idC), 2)
+	e.allow(epA, with(policymap.Key{Proto: protoTCP, Port: 8192, PortPrefixLen: 3}, false, idC), 3)
+	used, max, err := e.d.Policy().Pressure()
 	require.NoError(b, err)
 	b.Logf("policy map %d/%d entries", used, max)
 
@@ -91,16 +93,16 @@ func BenchmarkFromContainerPolicy(b *testing.B) {
 		newFlows(b, 80)
 	})
 	b.Run("new-flow-noevents-syscall", func(b *testing.B) {
-		require.NoError(b, e.d.SetForwardedFlowEvents(false))
-		defer e.d.SetForwardedFlowEvents(true)
+		require.NoError(b, e.d.Flows().SetForwardedEvents(false))
+		defer e.d.Flows().SetForwardedEvents(true)
 		newFlows(b, 8200)
 	})
 }
 
 // newFlowsBench consumes flow events in the background so the ring buffer
 // does not fill during a benchmark.
-func newFlowsBench(b *testing.B, d *datapath.Datapath) *datapath.FlowReader {
-	r, err := d.NewFlowReader()
+func newFlowsBench(b *testing.B, d *datapath.Datapath) *monitor.Reader {
+	r, err := d.Flows().NewReader()
 	require.NoError(b, err)
 	go func() {
 		for {

@@ -9,7 +9,7 @@ import (
 	"github.com/google/gopacket/layers"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/identity"
 	"github.com/sluicenet/sluice/policy"
@@ -71,8 +71,8 @@ func TestPrivilegedPolicyRandomAgainstGo(t *testing.T) {
 	checked := map[bool]int{}
 	for round := 0; round < 40; round++ {
 		p := randPolicy(rng)
-		cfg, entries := datapath.PolicyMapState(p, nil)
-		_, _, err := e.d.SyncPolicy(epA, cfg, entries)
+		cfg, entries := policymgr.MapState(p, nil)
+		_, _, err := e.d.Policy().Sync(epA, cfg, entries)
 		require.NoError(t, err)
 		keys := p.Keys()
 		for i := 0; i < 250; i++ {

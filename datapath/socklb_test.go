@@ -14,7 +14,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/pin"
+	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -53,30 +56,28 @@ func newSockLB(t *testing.T) *sockLB {
 }
 
 // service programs fe with backends 1 (sockBack1) and 2 (sockBack2) on port.
-func programService(t *testing.T, d *datapath.Datapath, fe datapath.LBFrontend, port uint16, flags datapath.LBFlags, ids ...uint32) {
+func programService(t *testing.T, d *datapath.Datapath, fe lbmap.Frontend, port uint16, flags lbmap.Flags, ids ...uint32) {
 	t.Helper()
 	addrs := map[uint32]netip.Addr{1: sockBack1, 2: sockBack2}
 	for _, id := range ids {
-		require.NoError(t, d.UpsertLBBackend(id, datapath.LBBackend{Addr: addrs[id], Port: port, Proto: fe.Proto}))
+		require.NoError(t, d.LB().UpsertBackend(id, lbmap.Backend{Addr: addrs[id], Port: port, Proto: fe.Proto}))
 	}
-	require.NoError(t, d.UpsertRevNAT(7, fe))
-	require.NoError(t, d.UpsertLBService(fe, datapath.LBService{RevNATID: 7, Flags: flags, AffinityTimeout: time.Hour, Backends: ids}))
+	require.NoError(t, d.LB().UpsertRevNAT(7, fe))
+	require.NoError(t, d.LB().UpsertService(fe, lbmap.Service{RevNATID: 7, Flags: flags, AffinityTimeout: time.Hour, Backends: ids}))
 }
 
 func (s *sockLB) loadUnpinned(t *testing.T) {
 	t.Helper()
-	d, err := datapath.LoadUnpinned()
-	require.NoError(t, err)
-	t.Cleanup(func() { d.Close() })
-	require.NoError(t, d.AttachSocketLB(s.cg))
-	t.Cleanup(func() { assert.NoError(t, d.DetachSocketLB()) })
+	d := progtest.Load(t, harness.BPFFS(t), datapath.Options{})
+	require.NoError(t, d.SocketLB().Attach(s.cg))
+	t.Cleanup(func() { assert.NoError(t, d.SocketLB().Detach()) })
 	s.d = d
 }
 
 func TestPrivilegedSocketLBTCP(t *testing.T) {
 	s := newSockLB(t)
 	s.loadUnpinned(t)
-	fe := datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP}
+	fe := lbmap.Frontend{Addr: sockVIP, Port: 80, Proto: protoTCP}
 	programService(t, s.d, fe, 8080, 0, 1, 2)
 
 	const n = 30
@@ -90,17 +91,17 @@ func TestPrivilegedSocketLBTCP(t *testing.T) {
 	assert.Len(t, seen, 2, "both backends answered: %v", seen)
 	assert.Equal(t, n, seen["backend-1"]+seen["backend-2"])
 
-	c, err := s.d.SockCounters()
+	c, err := s.d.SockMetrics().Counters()
 	require.NoError(t, err)
-	assert.Equal(t, uint64(n), c[datapath.SockConnectTranslated])
-	assert.GreaterOrEqual(t, c[datapath.SockRevTranslated], uint64(n))
-	assert.Zero(t, c[datapath.SockNoBackend])
+	assert.Equal(t, uint64(n), c[metricsmap.SockConnectTranslated])
+	assert.GreaterOrEqual(t, c[metricsmap.SockRevTranslated], uint64(n))
+	assert.Zero(t, c[metricsmap.SockNoBackend])
 }
 
 func TestPrivilegedSocketLBUDP(t *testing.T) {
 	s := newSockLB(t)
 	s.loadUnpinned(t)
-	fe := datapath.LBFrontend{Addr: sockVIP, Port: 53, Proto: protoUDP}
+	fe := lbmap.Frontend{Addr: sockVIP, Port: 53, Proto: protoUDP}
 	programService(t, s.d, fe, 5353, 0, 1, 2)
 
 	const n = 30
@@ -113,16 +114,16 @@ func TestPrivilegedSocketLBUDP(t *testing.T) {
 	t.Logf("replies: %v", seen)
 	assert.Len(t, seen, 2, "both backends answered: %v", seen)
 
-	c, err := s.d.SockCounters()
+	c, err := s.d.SockMetrics().Counters()
 	require.NoError(t, err)
-	assert.Equal(t, uint64(n), c[datapath.SockSendmsgTranslated])
+	assert.Equal(t, uint64(n), c[metricsmap.SockSendmsgTranslated])
 }
 
 func TestPrivilegedSocketLBNoBackend(t *testing.T) {
 	s := newSockLB(t)
 	s.loadUnpinned(t)
-	programService(t, s.d, datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP}, 8080, 0)
-	programService(t, s.d, datapath.LBFrontend{Addr: sockVIP, Port: 53, Proto: protoUDP}, 5353, 0)
+	programService(t, s.d, lbmap.Frontend{Addr: sockVIP, Port: 80, Proto: protoTCP}, 8080, 0)
+	programService(t, s.d, lbmap.Frontend{Addr: sockVIP, Port: 53, Proto: protoUDP}, 5353, 0)
 
 	tcp := runSockClient(t, s.ns, s.cg, "tcp", "10.96.0.10:80", 1)[0]
 	assert.Equal(t, "connect", tcp.Call)
@@ -132,13 +133,13 @@ func TestPrivilegedSocketLBNoBackend(t *testing.T) {
 	assert.Equal(t, syscall.ECONNREFUSED, syscall.Errno(udp.Errno), "got %v", syscall.Errno(udp.Errno))
 	t.Logf("refused after %v (TCP), %v (UDP), socket() included", time.Duration(tcp.Duration), time.Duration(udp.Duration))
 
-	c, err := s.d.SockCounters()
+	c, err := s.d.SockMetrics().Counters()
 	require.NoError(t, err)
-	assert.Equal(t, uint64(2), c[datapath.SockNoBackend])
+	assert.Equal(t, uint64(2), c[metricsmap.SockNoBackend])
 
 	// Local-only with no local backend is refused the same way.
-	require.NoError(t, s.d.UpsertLBService(datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP},
-		datapath.LBService{RevNATID: 7, Flags: datapath.LBFlagLocalOnly}))
+	require.NoError(t, s.d.LB().UpsertService(lbmap.Frontend{Addr: sockVIP, Port: 80, Proto: protoTCP},
+		lbmap.Service{RevNATID: 7, Flags: lbmap.FlagLocalOnly}))
 	tcp = runSockClient(t, s.ns, s.cg, "tcp", "10.96.0.10:80", 1)[0]
 	assert.Equal(t, syscall.ECONNREFUSED, syscall.Errno(tcp.Errno), "got %v", syscall.Errno(tcp.Errno))
 }
@@ -146,8 +147,8 @@ func TestPrivilegedSocketLBNoBackend(t *testing.T) {
 func TestPrivilegedSocketLBAffinity(t *testing.T) {
 	s := newSockLB(t)
 	s.loadUnpinned(t)
-	fe := datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP}
-	programService(t, s.d, fe, 8080, datapath.LBFlagAffinity, 1, 2)
+	fe := lbmap.Frontend{Addr: sockVIP, Port: 80, Proto: protoTCP}
+	programService(t, s.d, fe, 8080, lbmap.FlagAffinity, 1, 2)
 
 	// The socket hooks key affinity by network namespace (the pod).
 	seen := map[string]int{}
@@ -168,18 +169,18 @@ func TestPrivilegedSocketLBNodePort(t *testing.T) {
 	s.loadUnpinned(t)
 	nodeIP := netip.MustParseAddr("10.244.250.9")
 	s.ns.Run(t, "ip", "addr", "add", nodeIP.String()+"/32", "dev", "lo")
-	require.NoError(t, s.d.SetNodeAddrs([]netip.Addr{nodeIP, netip.MustParseAddr("127.0.0.1")}))
+	require.NoError(t, s.d.LB().SetNodeAddrs([]netip.Addr{nodeIP, netip.MustParseAddr("127.0.0.1")}))
 
 	// Backend ids 1 and 2 carry one port and protocol at a time: UDP last.
 	for _, c := range []struct{ network, addr string }{
 		{"tcp", "10.244.250.9:30080"}, {"tcp", "127.0.0.1:30080"}, {"udp", "10.244.250.9:30053"},
 	} {
-		fe := datapath.LBFrontend{Addr: netip.IPv4Unspecified(), Port: 30080, Proto: protoTCP}
+		fe := lbmap.Frontend{Addr: netip.IPv4Unspecified(), Port: 30080, Proto: protoTCP}
 		port := uint16(8080)
 		if c.network == "udp" {
-			fe, port = datapath.LBFrontend{Addr: netip.IPv4Unspecified(), Port: 30053, Proto: protoUDP}, 5353
+			fe, port = lbmap.Frontend{Addr: netip.IPv4Unspecified(), Port: 30053, Proto: protoUDP}, 5353
 		}
-		programService(t, s.d, fe, port, datapath.LBFlagNodePort, 1, 2)
+		programService(t, s.d, fe, port, lbmap.FlagNodePort, 1, 2)
 		seen := map[string]int{}
 		for _, r := range runSockClient(t, s.ns, s.cg, c.network, c.addr, 20) {
 			require.Empty(t, r.Call, "%s %s: attempt failed in %s: %v", c.network, c.addr, r.Call, syscall.Errno(r.Errno))
@@ -191,15 +192,15 @@ func TestPrivilegedSocketLBNodePort(t *testing.T) {
 	}
 
 	// Not an address of the node: untranslated (no route in the netns).
-	programService(t, s.d, datapath.LBFrontend{Addr: netip.IPv4Unspecified(), Port: 30080, Proto: protoTCP}, 8080, datapath.LBFlagNodePort, 1, 2)
+	programService(t, s.d, lbmap.Frontend{Addr: netip.IPv4Unspecified(), Port: 30080, Proto: protoTCP}, 8080, lbmap.FlagNodePort, 1, 2)
 	r := runSockClient(t, s.ns, s.cg, "tcp", "10.96.0.10:30080", 1)[0]
 	assert.Equal(t, syscall.ENETUNREACH, syscall.Errno(r.Errno), "connect untranslated: got %v", syscall.Errno(r.Errno))
 	// An exact-address entry flagged NodePort is not a frontend.
-	programService(t, s.d, datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP}, 8080, datapath.LBFlagNodePort, 1)
+	programService(t, s.d, lbmap.Frontend{Addr: sockVIP, Port: 80, Proto: protoTCP}, 8080, lbmap.FlagNodePort, 1)
 	r = runSockClient(t, s.ns, s.cg, "tcp", "10.96.0.10:80", 1)[0]
 	assert.Equal(t, syscall.ENETUNREACH, syscall.Errno(r.Errno), "connect untranslated: got %v", syscall.Errno(r.Errno))
 	// The node address stops being one: the NodePort no longer answers there.
-	require.NoError(t, s.d.SetNodeAddrs([]netip.Addr{netip.MustParseAddr("127.0.0.1")}))
+	require.NoError(t, s.d.LB().SetNodeAddrs([]netip.Addr{netip.MustParseAddr("127.0.0.1")}))
 	r = runSockClient(t, s.ns, s.cg, "tcp", "10.244.250.9:30080", 1)[0]
 	assert.Equal(t, syscall.ECONNREFUSED, syscall.Errno(r.Errno), "nothing listens on the node address itself: got %v", syscall.Errno(r.Errno))
 }
@@ -210,12 +211,12 @@ func TestPrivilegedSocketLBNodePort(t *testing.T) {
 func TestPrivilegedSocketLBPinnedRestart(t *testing.T) {
 	s := newSockLB(t)
 	root := filepath.Join(harness.BPFFS(t), "sluice")
-	d1, err := datapath.Load(root)
+	d1, err := datapath.Load(root, datapath.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { d1.Close() })
-	require.NoError(t, d1.AttachSocketLB(s.cg))
+	require.NoError(t, d1.SocketLB().Attach(s.cg))
 	t.Cleanup(func() { datapath.Unpin(root) })
-	fe := datapath.LBFrontend{Addr: sockVIP, Port: 80, Proto: protoTCP}
+	fe := lbmap.Frontend{Addr: sockVIP, Port: 80, Proto: protoTCP}
 	programService(t, d1, fe, 8080, 0, 1)
 	require.NoError(t, d1.Close())
 
@@ -226,7 +227,7 @@ func TestPrivilegedSocketLBPinnedRestart(t *testing.T) {
 	r := ask()
 	assert.Equal(t, "backend-1", r.Reply, "links outlive the loader: %+v", r)
 
-	d2, err := datapath.Load(root)
+	d2, err := datapath.Load(root, datapath.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { d2.Close() })
 	for _, h := range pin.CgroupHooks {
@@ -242,10 +243,10 @@ func TestPrivilegedSocketLBPinnedRestart(t *testing.T) {
 	r = ask()
 	assert.Equal(t, "backend-1", r.Reply, "maps survived the restart: %+v", r)
 
-	require.NoError(t, d2.AttachSocketLB(s.cg), "attach again updates in place")
+	require.NoError(t, d2.SocketLB().Attach(s.cg), "attach again updates in place")
 	assert.Equal(t, "backend-1", ask().Reply)
 
-	require.NoError(t, d2.DetachSocketLB())
+	require.NoError(t, d2.SocketLB().Detach())
 	_, err = os.Stat(pin.CgroupLinkPath(root, "connect4"))
 	assert.ErrorIs(t, err, os.ErrNotExist)
 	r = ask()

@@ -12,7 +12,8 @@
 # Safety: the pod CIDR and the service CIDR get blackhole routes (pod /32 routes are more specific), so nothing addressed
 # to them can leave through the uplink. The socket load balancer attaches to the kubepods cgroup only.
 # NodePort: the agent's host programs attach to a dedicated test device, never to the uplink: a veth pair $EXTDEV (host,
-# $EXTNET.1) <-> eth0 in netns $EXTNS ($EXTNET.2), TEST-NET-3 addresses only (not the uplink's subnet); e2e clients in $EXTNS reach $EXTNET.1:nodePort.
+# $EXTNET.1) <-> eth0 in netns $EXTNS ($EXTNET.2), TEST-NET-2 addresses only (not the uplink's subnet, and not
+# TEST-NET-3: the package registry these machines use answers inside 203.0.113.0/24, and a connected /24 there would capture it); e2e clients in $EXTNS reach $EXTNET.1:nodePort.
 # Knobs (env): CACHE (default /var/cache/sluice-k8s).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,7 +22,7 @@ R=$CACHE/run
 P=$R/pki L=$R/logs
 BIN=$CACHE/bin
 POD_CIDR=10.244.0.0/16 SVC_CIDR=10.96.0.0/16 METRIC=4242
-EXTNS=sluice-e2e-ext EXTDEV=sluice-ext0 EXTNET=203.0.113
+EXTNS=sluice-e2e-ext EXTDEV=sluice-ext0 EXTNET=198.51.100
 KC="kubectl --kubeconfig $P/admin.kubeconfig"
 export PATH=$BIN:$PATH
 
@@ -29,26 +30,14 @@ uplink() { ip -4 -o route show default | awk '{print $5; exit}'; }
 HOSTIP=$(ip -4 -o addr show dev "$(uplink)" | awk '{print $4; exit}' | cut -d/ -f1)
 NODE=$(hostname)
 
-alive() { [ -f "$R/pids/$1.pid" ] && kill -0 "$(cat "$R/pids/$1.pid")" 2>/dev/null; }
+# shellcheck source=hack/k8s/lib.sh
+. "$REPO/hack/k8s/lib.sh"
 start() { # name cmd...
 	local n=$1
 	shift
 	setsid "$@" >"$L/$n.log" 2>&1 </dev/null &
 	echo $! >"$R/pids/$n.pid"
 	echo "started $n (pid $!)"
-}
-waitfor() { # what timeout-seconds cmd...
-	local w=$1 to=$2 s
-	shift 2
-	s=$(date +%s)
-	until "$@" >/dev/null 2>&1; do
-		if [ $(($(date +%s) - s)) -ge "$to" ]; then
-			echo "timed out after ${to}s waiting for $w" >&2
-			return 1
-		fi
-		sleep 0.5
-	done
-	echo "$w ready after $(($(date +%s) - s))s"
 }
 stop() { # name: SIGTERM the recorded process group, wait up to 20s, then SIGKILL
 	local f=$R/pids/$1.pid p
@@ -120,6 +109,13 @@ up() {
 		echo "$EXTNET.0/24 is in use on this host: pick another EXTNET" >&2
 		exit 1
 	fi
+	# nothing the host really talks to may live in the test subnet (a connected route would capture it)
+	for h in proxy.golang.org deb.debian.org; do
+		if getent ahostsv4 $h 2>/dev/null | awk '{print $1}' | grep -q "^$EXTNET\."; then
+			echo "$h resolves into $EXTNET.0/24: pick another EXTNET" >&2
+			exit 1
+		fi
+	done
 	ip netns add $EXTNS
 	ip link add $EXTDEV type veth peer name eth0 netns $EXTNS
 	ip addr add $EXTNET.1/24 dev $EXTDEV

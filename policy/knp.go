@@ -9,6 +9,12 @@ import (
 	"github.com/sluicenet/sluice/identity"
 )
 
+// knpRule is an ingress rule's from or an egress rule's to, with its ports.
+type knpRule struct {
+	peers []networkingv1.NetworkPolicyPeer
+	ports []networkingv1.NetworkPolicyPort
+}
+
 // FromNetworkPolicy validates and translates a Kubernetes NetworkPolicy with
 // its full semantics: the podSelector selects pods of the policy's
 // namespace; policyTypes default to Ingress, plus Egress when egress rules
@@ -53,33 +59,38 @@ func FromNetworkPolicy(np *networkingv1.NetworkPolicy) (*Policy, error) {
 		ref.Section, ref.Index = section, i
 		return &rule{ref: ref, subject: subject, dir: dir, enforce: true}
 	}
-	if ingress {
-		if len(np.Spec.Ingress) == 0 {
-			pol.rules = append(pol.rules, mk("ingress", 0, Ingress))
-		}
-		for i, in := range np.Spec.Ingress {
-			path := fmt.Sprintf("spec.ingress[%d]", i)
-			r := mk("ingress", i, Ingress)
-			knpPeers(&e, pol, path+".from", r, np.Namespace, in.From)
-			knpPorts(&e, pol, path+".ports", r, in.Ports)
-			pol.rules = append(pol.rules, r)
-		}
-	} else if len(np.Spec.Ingress) > 0 {
-		e.addf("spec.ingress", "rules given but policyTypes does not include Ingress")
+	var in, eg []knpRule
+	for _, r := range np.Spec.Ingress {
+		in = append(in, knpRule{r.From, r.Ports})
 	}
-	if egress {
-		if len(np.Spec.Egress) == 0 {
-			pol.rules = append(pol.rules, mk("egress", 0, Egress))
+	for _, r := range np.Spec.Egress {
+		eg = append(eg, knpRule{r.To, r.Ports})
+	}
+	for _, d := range []struct {
+		section, peers, policyType string
+		dir                        Direction
+		on                         bool
+		rules                      []knpRule
+	}{
+		{"ingress", "from", "Ingress", Ingress, ingress, in},
+		{"egress", "to", "Egress", Egress, egress, eg},
+	} {
+		if !d.on {
+			if len(d.rules) > 0 {
+				e.addf("spec."+d.section, "rules given but policyTypes does not include %s", d.policyType)
+			}
+			continue
 		}
-		for i, eg := range np.Spec.Egress {
-			path := fmt.Sprintf("spec.egress[%d]", i)
-			r := mk("egress", i, Egress)
-			knpPeers(&e, pol, path+".to", r, np.Namespace, eg.To)
-			knpPorts(&e, pol, path+".ports", r, eg.Ports)
+		if len(d.rules) == 0 {
+			pol.rules = append(pol.rules, mk(d.section, 0, d.dir))
+		}
+		for i, kr := range d.rules {
+			path := fmt.Sprintf("spec.%s[%d]", d.section, i)
+			r := mk(d.section, i, d.dir)
+			knpPeers(&e, pol, path+"."+d.peers, r, np.Namespace, kr.peers)
+			knpPorts(&e, pol, path+".ports", r, kr.ports)
 			pol.rules = append(pol.rules, r)
 		}
-	} else if len(np.Spec.Egress) > 0 {
-		e.addf("spec.egress", "rules given but policyTypes does not include Egress")
 	}
 	if err := e.err(); err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)

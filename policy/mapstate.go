@@ -1,8 +1,9 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/sluicenet/sluice/identity"
 )
@@ -82,22 +83,8 @@ func (r RuleRef) String() string {
 }
 
 func (r RuleRef) less(o RuleRef) bool {
-	if r.Kind != o.Kind {
-		return r.Kind < o.Kind
-	}
-	if r.Namespace != o.Namespace {
-		return r.Namespace < o.Namespace
-	}
-	if r.Name != o.Name {
-		return r.Name < o.Name
-	}
-	if r.Spec != o.Spec {
-		return r.Spec < o.Spec
-	}
-	if r.Section != o.Section {
-		return r.Section < o.Section
-	}
-	return r.Index < o.Index
+	return cmp.Or(cmp.Compare(r.Kind, o.Kind), cmp.Compare(r.Namespace, o.Namespace), cmp.Compare(r.Name, o.Name),
+		cmp.Compare(r.Spec, o.Spec), cmp.Compare(r.Section, o.Section), cmp.Compare(r.Index, o.Index)) < 0
 }
 
 // Entry is a map state value.
@@ -214,21 +201,9 @@ func (p *EndpointPolicy) Keys() []Key {
 }
 
 func sortKeys(ks []Key) {
-	sort.Slice(ks, func(i, j int) bool {
-		a, b := ks[i], ks[j]
-		if a.Direction != b.Direction {
-			return a.Direction < b.Direction
-		}
-		if a.PeerIdentity != b.PeerIdentity {
-			return a.PeerIdentity < b.PeerIdentity
-		}
-		if a.Proto != b.Proto {
-			return a.Proto < b.Proto
-		}
-		if a.PortLo != b.PortLo {
-			return a.PortLo < b.PortLo
-		}
-		return a.PortHi < b.PortHi
+	slices.SortFunc(ks, func(a, b Key) int {
+		return cmp.Or(cmp.Compare(a.Direction, b.Direction), cmp.Compare(a.PeerIdentity, b.PeerIdentity),
+			cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.PortLo, b.PortLo), cmp.Compare(a.PortHi, b.PortHi))
 	})
 }
 

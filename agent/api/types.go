@@ -11,6 +11,8 @@
 //	PUT    /v1/endpoints/{containerID}/{ifName}   add or replace; answers once the BPF entry is in place
 //	DELETE /v1/endpoints/{containerID}/{ifName}   remove; a missing endpoint is 404
 //
+// The service and BPF dump routes are listed in services.go, the policy,
+// identity and flow routes in policy.go; agent/server registers them all.
 // Errors are JSON {"error": "..."} with a 4xx/5xx status.
 package api
 

@@ -1,7 +1,10 @@
 package daemon
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -11,6 +14,7 @@ import (
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
 	"github.com/sluicenet/sluice/datapath/pin"
+	"github.com/sluicenet/sluice/policy"
 )
 
 // Defaults of the agent's configuration.
@@ -126,4 +130,53 @@ func (c Config) DeleteQueueDir() string { return filepath.Join(c.RunDir, "delete
 // only for the standard location under /sys/fs/bpf.
 func (c Config) mountsParent() bool {
 	return filepath.Dir(filepath.Clean(c.BPFRoot)) == "/sys/fs/bpf"
+}
+
+// Validate checks the configuration as a whole without touching anything
+// (no file, pin, link or sysctl): New calls it first, so a bad flag never
+// leaves half a setup behind. It returns every problem found.
+func (c Config) Validate() error {
+	var errs []error
+	if c.K8s && c.ManifestsDir != "" {
+		errs = append(errs, errors.New("choose one state source: Kubernetes or a manifests directory"))
+	}
+	if _, err := policy.ParseEnforcementMode(c.PolicyEnforcement); err != nil {
+		errs = append(errs, err)
+	}
+	mode, err := nodemgr.ParseMode(c.Routing)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("routing: %w", err))
+	}
+	if c.NodeIP.IsValid() && !c.NodeIP.Is4() {
+		errs = append(errs, fmt.Errorf("node IP %s is not IPv4", c.NodeIP))
+	}
+	// The underlay is only known once the datapath is up; an explicit pod
+	// MTU is checked against the bounds here.
+	if _, err := nodemgr.ComputeMTUs(mode, 0, c.MTU); err != nil {
+		errs = append(errs, fmt.Errorf("mtu: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// withDefaults fills in what the configuration leaves unset: the logger,
+// the resync interval, the interface check and the node name (the host
+// name).
+func (c Config) withDefaults() (Config, error) {
+	if c.Log == nil {
+		c.Log = logrus.StandardLogger()
+	}
+	if c.ResyncInterval <= 0 {
+		c.ResyncInterval = DefaultResyncInterval
+	}
+	if c.LinkExists == nil {
+		c.LinkExists = LinkExists
+	}
+	if c.NodeName == "" {
+		name, err := os.Hostname()
+		if err != nil {
+			return c, fmt.Errorf("node name: %w", err)
+		}
+		c.NodeName = name
+	}
+	return c, nil
 }

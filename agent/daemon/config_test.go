@@ -1,10 +1,14 @@
 package daemon
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sluicenet/sluice/agent/reconcile"
 )
 
 func TestConfigPaths(t *testing.T) {
@@ -31,19 +35,54 @@ func TestConfigMountsParent(t *testing.T) {
 	}
 }
 
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Config)
+		want []string // substrings of the error; none: valid
+	}{
+		{"default", func(*Config) {}, nil},
+		{"manifests", func(c *Config) { c.ManifestsDir = "/etc/sluice/manifests" }, nil},
+		{"k8s", func(c *Config) { c.K8s = true }, nil},
+		{"vxlan with pod MTU", func(c *Config) { c.Routing, c.MTU = "vxlan", 1400 }, nil},
+		{"two state sources", func(c *Config) { c.K8s, c.ManifestsDir = true, "/m" }, []string{"choose one state source: Kubernetes or a manifests directory"}},
+		{"enforcement", func(c *Config) { c.PolicyEnforcement = "sometimes" }, []string{"sometimes"}},
+		{"routing", func(c *Config) { c.Routing = "bgp" }, []string{`routing: routing mode "bgp": want native, vxlan or none`}},
+		{"node IP", func(c *Config) { c.NodeIP = netip.MustParseAddr("fd00::1") }, []string{"node IP fd00::1 is not IPv4"}},
+		{"pod MTU", func(c *Config) { c.MTU = 70000 }, []string{"mtu: pod MTU 70000 is out of range"}},
+		{"all reported", func(c *Config) { c.K8s, c.ManifestsDir, c.Routing = true, "/m", "bgp" }, []string{"choose one state source", "routing mode"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tt.edit(&c)
+			err := c.Validate()
+			if len(tt.want) == 0 {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
 func TestResyncSchedule(t *testing.T) {
 	interval := 10 * time.Second
-	backoff := minBackoff
+	cfg := resyncSchedule(interval)
+	assert.True(t, cfg.NoInitialSync, "New has just synced")
+	assert.Equal(t, interval, cfg.Resync, "after a success the next resync is an interval later")
+	backoff := reconcile.Backoff{Min: cfg.MinBackoff, Max: cfg.MaxBackoff}
 	var got []time.Duration
 	for range 6 {
-		var next time.Duration
-		next, backoff = schedule(true, backoff, interval)
-		got = append(got, next)
+		got = append(got, backoff.Next())
 	}
 	assert.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, interval, interval}, got)
-	next, backoff := schedule(false, backoff, interval)
-	assert.Equal(t, interval, next)
-	assert.Equal(t, minBackoff, backoff)
-	next, _ = schedule(true, min(minBackoff, 100*time.Millisecond), 100*time.Millisecond)
-	assert.Equal(t, 100*time.Millisecond, next, "backoff never exceeds a short interval")
+	backoff.Reset()
+	assert.Equal(t, minBackoff, backoff.Next(), "a success resets the backoff")
+	short := resyncSchedule(100 * time.Millisecond)
+	backoff = reconcile.Backoff{Min: short.MinBackoff, Max: short.MaxBackoff}
+	assert.Equal(t, 100*time.Millisecond, backoff.Next(), "backoff never exceeds a short interval")
 }

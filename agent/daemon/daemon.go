@@ -22,10 +22,12 @@ import (
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/server"
 	"github.com/sluicenet/sluice/agent/servicemgr"
+	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/agent/source/k8s"
 	"github.com/sluicenet/sluice/agent/source/manifests"
 	"github.com/sluicenet/sluice/agent/state"
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/monitor"
 	"github.com/sluicenet/sluice/datapath/pin"
 	"github.com/sluicenet/sluice/identity"
 	"github.com/sluicenet/sluice/policy"
@@ -36,44 +38,45 @@ const shutdownTimeout = 5 * time.Second
 
 // Daemon is a started agent.
 type Daemon struct {
-	cfg       Config
-	log       logrus.FieldLogger
-	dp        *datapath.Datapath
-	hostOpts  datapath.HostOptions
-	eps       *endpointmgr.Manager
-	svcs      *servicemgr.Manager
-	ids       *identitymgr.Manager
-	pols      *policymgr.Manager
-	flows     *flows.Observer
-	nodes     *nodemgr.Manager
-	mtu       nodemgr.MTUs
-	flowR     *datapath.FlowReader
-	reg       *prometheus.Registry
-	metricsLn net.Listener
-	healthLn  net.Listener
+	cfg      Config
+	log      logrus.FieldLogger
+	dp       *datapath.Datapath
+	hostOpts datapath.HostOptions
+	eps      *endpointmgr.Manager
+	svcs     *servicemgr.Manager
+	// startServices starts the service loop (once): at Run without a state
+	// source, else at the first snapshot (startLoops).
+	startServices func()
+	ids           *identitymgr.Manager
+	pols          *policymgr.Manager
+	flows         *flows.Observer
+	nodes         *nodemgr.Manager
+	mtu           nodemgr.MTUs
+	flowR         *monitor.Reader
+	reg           *prometheus.Registry
+	metricsLn     net.Listener
+	healthLn      net.Listener
 	// clusterIDs is set in --k8s mode (SluiceIdentity objects).
 	clusterIDs *clusterIdentities
 	ready      readiness
-	source     stateSource
+	source     source.Source // state source: a manifests directory or the Kubernetes API
 	k8s        *k8s.Source
 	ln         net.Listener
 	srv        *http.Server
 	closeOnce  sync.Once
 }
 
-// New starts the agent up to the point where it is ready: bpffs root, IP
-// forwarding, datapath load and link adoption, endpoint restore, delete
-// queue, map reconciliation, and a listening socket. Call Run to serve. On
-// error everything opened is closed again; pins are never removed.
+// New starts the agent up to the point where it is ready: configuration
+// checked (before anything is touched), bpffs root, IP forwarding, datapath
+// load and link adoption, endpoint restore, delete queue, map
+// reconciliation, and a listening socket. Call Run to serve. On error
+// everything opened is closed again; pins are never removed.
 func New(cfg Config) (_ *Daemon, err error) {
-	if cfg.Log == nil {
-		cfg.Log = logrus.StandardLogger()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.ResyncInterval <= 0 {
-		cfg.ResyncInterval = DefaultResyncInterval
-	}
-	if cfg.LinkExists == nil {
-		cfg.LinkExists = LinkExists
+	if cfg, err = cfg.withDefaults(); err != nil {
+		return nil, err
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Log}
 	defer func() {
@@ -81,106 +84,122 @@ func New(cfg Config) (_ *Daemon, err error) {
 			d.Close()
 		}
 	}()
-
-	if err := pin.EnsureRoot(cfg.BPFRoot, cfg.mountsParent()); err != nil {
-		return nil, fmt.Errorf("prepare bpf root: %w", err)
+	steps := []func() error{
+		d.prepareHost, d.loadDatapath, d.setupEndpoints, d.setupSocketLB, d.setupServices,
+		d.setupPolicy, d.setupMTU, d.setupRouting, d.setupHealth, d.setupSource, d.setupAPI,
 	}
-	if cfg.IPForward {
-		if err := EnableIPForward(); err != nil {
+	for _, step := range steps {
+		if err := step(); err != nil {
 			return nil, err
 		}
 	}
-	if err := os.MkdirAll(cfg.RunDir, 0o700); err != nil {
-		return nil, fmt.Errorf("create run dir: %w", err)
-	}
-	if err := os.MkdirAll(cfg.DeleteQueueDir(), 0o700); err != nil {
-		return nil, fmt.Errorf("create delete queue: %w", err)
-	}
-	store, err := state.New(cfg.EndpointsDir())
-	if err != nil {
-		return nil, err
-	}
-	if d.hostOpts, err = cfg.hostOptions(); err != nil {
-		return nil, err
-	}
-	if d.dp, err = datapath.LoadWithHostOptions(cfg.BPFRoot, datapath.Options{}, d.hostOpts); err != nil {
-		return nil, fmt.Errorf("load datapath: %w", err)
-	}
-	d.log.WithField("bpfRoot", cfg.BPFRoot).Info("Datapath loaded, pinned links adopted")
-	if err := d.setupDevices(); err != nil {
-		return nil, err
-	}
+	d.log.WithField("socket", cfg.SocketPath()).Info("Agent ready")
+	return d, nil
+}
 
-	d.eps = endpointmgr.New(d.dp, store, d.log.WithField("subsys", "endpoint"))
-	if err := d.eps.Restore(cfg.LinkExists); err != nil {
-		return nil, fmt.Errorf("restore endpoints: %w", err)
+// prepareHost makes the bpffs root, IP forwarding and the run directories.
+func (d *Daemon) prepareHost() error {
+	if err := pin.EnsureRoot(d.cfg.BPFRoot, d.cfg.mountsParent()); err != nil {
+		return fmt.Errorf("prepare bpf root: %w", err)
 	}
-	if err := d.eps.ProcessDeleteQueue(cfg.DeleteQueueDir()); err != nil {
+	if d.cfg.IPForward {
+		if err := EnableIPForward(); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(d.cfg.RunDir, 0o700); err != nil {
+		return fmt.Errorf("create run dir: %w", err)
+	}
+	if err := os.MkdirAll(d.cfg.DeleteQueueDir(), 0o700); err != nil {
+		return fmt.Errorf("create delete queue: %w", err)
+	}
+	return nil
+}
+
+// loadDatapath loads the datapath (adopting pinned links) and attaches the
+// host device programs.
+func (d *Daemon) loadDatapath() error {
+	var err error
+	if d.hostOpts, err = d.cfg.hostOptions(); err != nil {
+		return err
+	}
+	if d.dp, err = datapath.Load(d.cfg.BPFRoot, datapath.Options{Host: d.hostOpts}); err != nil {
+		return fmt.Errorf("load datapath: %w", err)
+	}
+	d.log.WithField("bpfRoot", d.cfg.BPFRoot).Info("Datapath loaded, pinned links adopted")
+	return d.setupDevices()
+}
+
+// setupEndpoints restores the endpoint manager from its state files, applies
+// the CNI delete queue and reconciles the endpoint map.
+func (d *Daemon) setupEndpoints() error {
+	store, err := state.New(d.cfg.EndpointsDir())
+	if err != nil {
+		return err
+	}
+	d.eps = endpointmgr.New(d.dp.Endpoints(), d.dp.Metrics(), store, d.log.WithField("subsys", "endpoint"))
+	if err := d.eps.Restore(d.cfg.LinkExists); err != nil {
+		return fmt.Errorf("restore endpoints: %w", err)
+	}
+	if err := d.eps.ProcessDeleteQueue(d.cfg.DeleteQueueDir()); err != nil {
 		// Entries that failed stay queued for the resync loop.
 		d.log.WithError(err).Warn("Delete queue not fully processed")
 	}
 	st, err := d.eps.Reconcile()
 	if err != nil {
-		return nil, fmt.Errorf("reconcile endpoint map: %w", err)
+		return fmt.Errorf("reconcile endpoint map: %w", err)
 	}
 	d.log.WithFields(logrus.Fields{"written": st.Written, "deleted": st.Deleted}).Info("Endpoint map reconciled")
+	return nil
+}
 
-	if err := d.setupSocketLB(); err != nil {
-		return nil, err
-	}
-	if cfg.NodeName == "" {
-		if cfg.NodeName, err = os.Hostname(); err != nil {
-			return nil, fmt.Errorf("node name: %w", err)
-		}
-		d.cfg.NodeName = cfg.NodeName
-	}
+// setupServices constructs the service manager, adopting the LB maps' IDs.
+func (d *Daemon) setupServices() error {
+	var err error
 	d.svcs, err = servicemgr.New(servicemgr.Config{
-		NodeName: cfg.NodeName, ResyncInterval: cfg.ResyncInterval, CTGCInterval: cfg.CTGCInterval,
-		ServiceProxyName: cfg.ServiceProxyName,
-	}, d.dp, d.eps, d.log.WithField("subsys", "services"))
+		NodeName: d.cfg.NodeName, ResyncInterval: d.cfg.ResyncInterval, CTGCInterval: d.cfg.CTGCInterval,
+		ServiceProxyName: d.cfg.ServiceProxyName,
+	}, d.dp.LB(), d.dp.CT(), d.eps, d.log.WithField("subsys", "services"))
 	if err != nil {
-		return nil, fmt.Errorf("adopt load-balancing maps: %w", err)
+		return fmt.Errorf("adopt load-balancing maps: %w", err)
 	}
-	if err := d.setupPolicy(); err != nil {
-		return nil, err
-	}
-	if err := d.setupMTU(); err != nil {
-		return nil, err
-	}
-	if err := d.setupRouting(); err != nil {
-		return nil, err
-	}
-	if err := d.setupHealth(); err != nil {
-		return nil, err
-	}
+	return nil
+}
+
+// setupSource wires endpoint changes to the managers and constructs the
+// state source (Kubernetes or a manifests directory; none is fine).
+func (d *Daemon) setupSource() error {
 	d.eps.OnChange(func() {
 		d.svcs.Changed()
 		d.ids.Changed()
 	})
 	switch {
-	case cfg.K8s && cfg.ManifestsDir != "":
-		return nil, errors.New("choose one state source: Kubernetes or a manifests directory")
-	case cfg.K8s:
+	case d.cfg.K8s:
+		var err error
 		if d.k8s, err = d.newK8sSource(); err != nil {
-			return nil, err
+			return err
 		}
 		d.source = d.k8s
-	case cfg.ManifestsDir != "":
-		d.source = manifests.New(cfg.ManifestsDir, d.log.WithField("subsys", "manifests"))
+	case d.cfg.ManifestsDir != "":
+		d.source = manifests.New(d.cfg.ManifestsDir, d.log.WithField("subsys", "manifests"))
 	}
+	return nil
+}
 
-	if d.ln, err = server.Listen(cfg.SocketPath()); err != nil {
-		return nil, err
+// setupAPI listens on the API socket; every route comes from server.Handler.
+func (d *Daemon) setupAPI() error {
+	var err error
+	if d.ln, err = server.Listen(d.cfg.SocketPath()); err != nil {
+		return err
 	}
-	mux := http.NewServeMux()
-	d.svcs.Register(mux)
-	d.registerPolicyRoutes(mux)
-	d.flows.Register(mux)
-	server.RegisterConfig(mux, api.AgentConfig{PodMTU: d.mtu.Pod})
-	mux.Handle("/", server.Handler(regeneratingEndpoints{d.eps, d}, cfg.BPFRoot, d.health, d.log.WithField("subsys", "api")))
+	mux := server.Handler(server.Config{
+		Endpoints: regeneratingEndpoints{d.eps, d}, BPFRoot: d.cfg.BPFRoot, Health: d.health,
+		Agent:    &api.AgentConfig{PodMTU: d.mtu.Pod},
+		Services: d.svcs, Policies: d.pols, Identities: d.ids, Flows: d.flows,
+		Log: d.log.WithField("subsys", "api"),
+	})
 	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	d.log.WithField("socket", cfg.SocketPath()).Info("Agent ready")
-	return d, nil
+	return nil
 }
 
 // Run serves the API and resyncs periodically until ctx is cancelled, then
@@ -189,63 +208,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	wg.Go(func() { d.resyncLoop(ctx) })
-	// With a state source, services are programmed from its first snapshot
-	// on: a sync before it would prune every service a previous agent
-	// programmed and break established Service connections on restart.
-	var svcsOnce sync.Once
-	runSvcs := func() { svcsOnce.Do(func() { wg.Go(func() { d.svcs.Run(ctx) }) }) }
-	if d.source == nil {
-		runSvcs()
-	}
-	wg.Go(func() { d.ids.Run(ctx, nil) })
-	wg.Go(func() { d.pols.Run(ctx) })
-	wg.Go(func() { d.nodes.Run(ctx) })
-	wg.Go(func() {
-		if err := d.flows.Run(ctx, d.flowR); err != nil {
-			d.log.WithError(err).Error("Flow reader stopped")
-		}
-	})
-	if d.metricsLn != nil {
-		wg.Go(func() {
-			if err := d.serveMetrics(ctx, d.metricsLn); err != nil {
-				d.log.WithError(err).Error("Metrics server stopped")
-			}
-		})
-	}
-	if d.healthLn != nil {
-		wg.Go(func() {
-			if err := d.serveHealth(ctx, d.healthLn); err != nil {
-				d.log.WithError(err).Error("Health probe server stopped")
-			}
-		})
-	}
-	if d.source != nil {
-		wg.Go(func() {
-			err := d.source.Run(ctx, func(s manifests.Snapshot) {
-				d.svcs.SetObjects(servicemgr.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
-				runSvcs()
-				d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
-				d.pols.SetObjects(s.Others)
-				d.setNodes(s)
-				d.clusterIDs.recordSnapshot(s)
-				d.ready.snapshot.Store(true)
-			})
-			if err != nil && ctx.Err() == nil {
-				d.log.WithError(err).Error("State source stopped")
-			}
-		})
-	}
-	if d.k8s != nil && d.clusterIDs != nil {
-		wg.Go(func() { d.clusterIDs.run(ctx, d) })
-	}
-	if d.k8s != nil {
-		wg.Go(func() {
-			if err := d.writeConflist(ctx, d.k8s); err != nil && ctx.Err() == nil {
-				d.log.WithError(err).Error("No CNI conflist written")
-			}
-		})
-	}
+	d.startLoops(ctx, &wg)
 
 	errc := make(chan error, 1)
 	go func() { errc <- d.srv.Serve(d.ln) }()
@@ -265,6 +228,58 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.Close()
 	d.log.Info("Agent stopped; pinned programs stay attached")
 	return err
+}
+
+// startLoops starts on wg, until ctx ends, the owner loops, the flow
+// reader, the metrics and health listeners, the state source and the
+// Kubernetes-only tasks.
+func (d *Daemon) startLoops(ctx context.Context, wg *sync.WaitGroup) {
+	wg.Go(func() { d.resyncLoop(ctx) })
+	// With a state source, services are programmed from its first snapshot
+	// on: a sync before it would prune every service a previous agent
+	// programmed and break established Service connections on restart.
+	var svcsOnce sync.Once
+	d.startServices = func() { svcsOnce.Do(func() { wg.Go(func() { d.svcs.Run(ctx) }) }) }
+	if d.source == nil {
+		d.startServices()
+	}
+	wg.Go(func() { d.ids.Run(ctx, nil) })
+	wg.Go(func() { d.pols.Run(ctx) })
+	wg.Go(func() { d.nodes.Run(ctx) })
+	logErr := func(msg string, run func() error) func() {
+		return func() {
+			if err := run(); err != nil && ctx.Err() == nil {
+				d.log.WithError(err).Error(msg)
+			}
+		}
+	}
+	wg.Go(logErr("Flow reader stopped", func() error { return d.flows.Run(ctx, d.flowR) }))
+	if d.metricsLn != nil {
+		wg.Go(logErr("Metrics server stopped", func() error { return d.serveMetrics(ctx, d.metricsLn) }))
+	}
+	if d.healthLn != nil {
+		wg.Go(logErr("Health probe server stopped", func() error { return d.serveHealth(ctx, d.healthLn) }))
+	}
+	if d.source != nil {
+		wg.Go(logErr("State source stopped", func() error { return d.source.Run(ctx, d.applySnapshot) }))
+	}
+	if d.k8s != nil && d.clusterIDs != nil {
+		wg.Go(func() { d.clusterIDs.run(ctx, d) })
+	}
+	if d.k8s != nil {
+		wg.Go(logErr("No CNI conflist written", func() error { return d.writeConflist(ctx, d.k8s) }))
+	}
+}
+
+// applySnapshot hands a state source snapshot to the managers.
+func (d *Daemon) applySnapshot(s source.Snapshot) {
+	d.svcs.SetObjects(servicemgr.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
+	d.startServices()
+	d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
+	d.pols.SetObjects(s.Others)
+	d.setNodes(s)
+	d.clusterIDs.recordSnapshot(s)
+	d.ready.snapshot.Store(true)
 }
 
 // Close releases the daemon's handles: listener and datapath. It never
@@ -317,12 +332,12 @@ func (d *Daemon) Resync() error {
 // load-balancing programs.
 func (d *Daemon) setupSocketLB() error {
 	if !d.cfg.SocketLB {
-		if err := d.dp.DetachSocketLB(); err != nil {
+		if err := d.dp.SocketLB().Detach(); err != nil {
 			return fmt.Errorf("detach socket LB: %w", err)
 		}
 		return nil
 	}
-	if err := d.dp.AttachSocketLB(d.cfg.CgroupRoot); err != nil {
+	if err := d.dp.SocketLB().Attach(d.cfg.CgroupRoot); err != nil {
 		return fmt.Errorf("attach socket LB to %s: %w", d.cfg.CgroupRoot, err)
 	}
 	d.log.WithField("cgroup", d.cfg.CgroupRoot).Info("Socket load balancing attached")
@@ -342,14 +357,14 @@ func (d *Daemon) setupPolicy() error {
 		return err
 	}
 	d.ids = identitymgr.New(identitymgr.Config{ResyncInterval: d.cfg.ResyncInterval, HostAddrs: hostAddrs, Store: store, Cluster: cluster},
-		d.eps, d.dp, func(ev identity.Event) { pols.IdentityEvent(ev) }, d.log.WithField("subsys", "identity"))
+		d.eps, d.dp.IPCache(), func(ev identity.Event) { pols.IdentityEvent(ev) }, d.log.WithField("subsys", "identity"))
 	pols = policymgr.New(policymgr.Config{Mode: mode, Audit: d.cfg.PolicyAudit, ResyncInterval: d.cfg.ResyncInterval},
-		d.dp, d.ids, d.log.WithField("subsys", "policy"))
+		d.dp.Policy(), d.ids, d.log.WithField("subsys", "policy"))
 	d.pols = pols
 	d.ids.OnSynced(pols.Changed)
 	d.reg = d.newRegistry()
 	d.flows = flows.New(d.cfg.FlowCapacity, flowNames{d}, d.reg, d.log.WithField("subsys", "flows"))
-	if d.flowR, err = d.dp.NewFlowReader(); err != nil {
+	if d.flowR, err = d.dp.Flows().NewReader(); err != nil {
 		return fmt.Errorf("open flow events: %w", err)
 	}
 	if d.cfg.MetricsAddr != "" {

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -18,7 +20,7 @@ import (
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/daemon"
 	"github.com/sluicenet/sluice/agent/deletequeue"
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/endpointmap"
 	"github.com/sluicenet/sluice/datapath/pin"
 	"github.com/sluicenet/sluice/test/harness"
 )
@@ -87,11 +89,11 @@ func (d hostIf) endpoint(cid, ip string) api.Endpoint {
 	}
 }
 
-func mapEntries(t *testing.T, d *daemon.Daemon) map[string]datapath.Endpoint {
+func mapEntries(t *testing.T, d *daemon.Daemon) map[string]endpointmap.Endpoint {
 	t.Helper()
-	eps, err := d.Datapath().Endpoints()
+	eps, err := d.Datapath().Endpoints().List()
 	require.NoError(t, err)
-	out := make(map[string]datapath.Endpoint, len(eps))
+	out := make(map[string]endpointmap.Endpoint, len(eps))
 	for _, e := range eps {
 		out[e.IP.String()] = e
 	}
@@ -161,7 +163,7 @@ func TestPrivilegedDaemonRestartRestoresAndReconciles(t *testing.T) {
 
 	// Drift while the agent is down: a stray map entry, a deleted host
 	// interface, and a DEL queued by the CNI plugin.
-	require.NoError(t, a.d.Datapath().UpsertEndpoint(datapath.Endpoint{
+	require.NoError(t, a.d.Datapath().Endpoints().Upsert(endpointmap.Endpoint{
 		IP: netip.MustParseAddr("10.244.9.9"), Ifindex: 99, ID: 999,
 		MAC: net.HardwareAddr{2, 0, 0, 0, 0, 9}, NodeMAC: net.HardwareAddr{2, 0, 0, 0, 0, 9},
 	}))
@@ -189,7 +191,7 @@ func TestPrivilegedDaemonRestartRestoresAndReconciles(t *testing.T) {
 	assert.Empty(t, left)
 
 	// Periodic resync repairs drift too.
-	require.NoError(t, a.d.Datapath().DeleteEndpoint(netip.MustParseAddr("10.244.0.10")))
+	require.NoError(t, a.d.Datapath().Endpoints().Delete(netip.MustParseAddr("10.244.0.10")))
 	require.NoError(t, a.d.Resync())
 	assert.Contains(t, mapEntries(t, a.d), "10.244.0.10")
 
@@ -208,4 +210,47 @@ func TestPrivilegedDaemonRequiresBPFFS(t *testing.T) {
 	dir := t.TempDir()
 	_, err := daemon.New(daemon.Config{BPFRoot: filepath.Join(dir, "sluice"), RunDir: filepath.Join(dir, "run"), Log: testLogger(t)})
 	require.ErrorContains(t, err, "not on a bpf filesystem")
+}
+
+// A configuration New rejects (here two state sources) is rejected before
+// anything is touched: no bpffs root or pin, no run dir, no program on the
+// configured device, no sysctl written.
+func TestPrivilegedDaemonBadConfigTouchesNothing(t *testing.T) {
+	harness.RequirePrivileged(t)
+	ns := harness.NewNetNS(t, "sluice-agent-")
+	dev := addVeth(t, ns, "sl-dev0")
+	dir := t.TempDir()
+	cfg := daemon.Config{
+		BPFRoot:      filepath.Join(harness.BPFFS(t), "sluice"),
+		RunDir:       filepath.Join(dir, "run"),
+		IPForward:    true,
+		Devices:      []string{dev.name},
+		NodeIP:       netip.MustParseAddr("192.0.2.1"),
+		K8s:          true,
+		ManifestsDir: filepath.Join(dir, "manifests"),
+		Log:          testLogger(t),
+	}
+	var (
+		fwdBefore, fwdAfter []byte
+		err, rerr           error
+	)
+	ns.Do(t, func() {
+		fwdBefore, rerr = os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+		_, err = daemon.New(cfg)
+	})
+	require.NoError(t, rerr)
+	require.EqualError(t, err, "choose one state source: Kubernetes or a manifests directory")
+
+	assert.NoDirExists(t, cfg.BPFRoot, "nothing pinned")
+	assert.NoDirExists(t, cfg.RunDir, "no run dir, socket or state file")
+	ns.Do(t, func() {
+		fwdAfter, rerr = os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+		require.NoError(t, rerr)
+		for _, at := range []ebpf.AttachType{ebpf.AttachTCXIngress, ebpf.AttachTCXEgress} {
+			res, qerr := link.QueryPrograms(link.QueryOptions{Target: dev.index, Attach: at})
+			require.NoError(t, qerr)
+			assert.Empty(t, res.Programs, "no program attached to %s (%s)", dev.name, at)
+		}
+	})
+	assert.Equal(t, string(fwdBefore), string(fwdAfter), "ip_forward untouched")
 }

@@ -59,7 +59,7 @@ func (d *Daemon) setupDevices() error {
 	if err := d.syncNodeAddrs(); err != nil {
 		return err
 	}
-	if err := d.dp.SetDevices(d.cfg.Devices); err != nil {
+	if err := d.dp.Devices().Set(d.cfg.Devices); err != nil {
 		return fmt.Errorf("attach host programs to devices: %w", err)
 	}
 	if len(d.cfg.Devices) > 0 {
@@ -85,7 +85,7 @@ func (d *Daemon) syncNodeAddrs() error {
 	if d.hostOpts.SNATAddr.IsValid() {
 		addrs = append(addrs, d.hostOpts.SNATAddr)
 	}
-	if err := d.dp.SetNodeAddrs(addrs); err != nil {
+	if err := d.dp.LB().SetNodeAddrs(addrs); err != nil {
 		return fmt.Errorf("write node addresses: %w", err)
 	}
 	return nil
@@ -94,5 +94,5 @@ func (d *Daemon) syncNodeAddrs() error {
 // resyncDevices repeats setupDevices for the periodic resync (addresses
 // change, a device may have been re-created).
 func (d *Daemon) resyncDevices() error {
-	return errors.Join(d.syncNodeAddrs(), d.dp.SetDevices(d.cfg.Devices))
+	return errors.Join(d.syncNodeAddrs(), d.dp.Devices().Set(d.cfg.Devices))
 }

@@ -2,12 +2,16 @@ package daemon
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"path/filepath"
 	"sync/atomic"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
+	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/agent/source/k8s"
-	"github.com/sluicenet/sluice/agent/source/manifests"
 	"github.com/sluicenet/sluice/identity"
 	"github.com/sluicenet/sluice/identity/k8sstore"
 )
@@ -23,7 +27,7 @@ const (
 type clusterIdentities struct {
 	store *k8sstore.Store
 	gc    *k8sstore.GC
-	pods  atomic.Pointer[manifests.Snapshot] // last snapshot (Pods, Namespaces)
+	pods  atomic.Pointer[source.Snapshot] // last snapshot (Pods, Namespaces)
 }
 
 // identityStore returns where identity numbers live: SluiceIdentity objects
@@ -45,9 +49,9 @@ func (d *Daemon) identityStore() (store identity.Store, cluster bool, err error)
 }
 
 // recordSnapshot keeps the Pods and Namespaces the identity GC checks.
-func (c *clusterIdentities) recordSnapshot(s manifests.Snapshot) {
+func (c *clusterIdentities) recordSnapshot(s source.Snapshot) {
 	if c != nil {
-		c.pods.Store(&manifests.Snapshot{Pods: s.Pods, Namespaces: s.Namespaces})
+		c.pods.Store(&source.Snapshot{Pods: s.Pods, Namespaces: s.Namespaces})
 	}
 }
 
@@ -93,4 +97,20 @@ func (c *clusterIdentities) run(ctx context.Context, d *Daemon) {
 			log.WithField("identities", deleted).Info("Unused cluster identities collected")
 		}
 	}
+}
+
+// hostAddrs lists the IPv4 addresses of the agent's network namespace: they
+// are reserved:host in the IP cache.
+func hostAddrs() ([]netip.Addr, error) {
+	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("list addresses: %w", err)
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if ip, ok := netip.AddrFromSlice(a.IP.To4()); ok && !ip.IsLoopback() {
+			out = append(out, ip)
+		}
+	}
+	return out, nil
 }

@@ -11,18 +11,11 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/source/k8s"
-	"github.com/sluicenet/sluice/agent/source/manifests"
 )
 
 // policyStatusInterval is how often the agent compares the policy manager's
 // verdicts with the policies' status conditions (a no-op when equal).
 const policyStatusInterval = 2 * time.Second
-
-// stateSource is where desired state comes from: a manifests directory or
-// the Kubernetes API server.
-type stateSource interface {
-	Run(ctx context.Context, onChange func(manifests.Snapshot)) error
-}
 
 // newK8sSource connects the Kubernetes source (kubeconfig, or in-cluster
 // when cfg.Kubeconfig is empty), policies and Sluice CRDs included.

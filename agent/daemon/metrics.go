@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// datapathCollector exports sluice_metrics and the policy map's pressure at
+// datapathCollector exports sluice_metrics_v1 and the policy map's pressure at
 // scrape time.
 type datapathCollector struct {
 	d        *Daemon
@@ -42,7 +42,7 @@ func (c *datapathCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *datapathCollector) Collect(ch chan<- prometheus.Metric) {
-	if cs, err := c.d.dp.Counters(); err == nil {
+	if cs, err := c.d.dp.Metrics().Counters(); err == nil {
 		type k struct{ reason, dir string }
 		sum := map[k]uint64{}
 		drop := map[k]bool{}
@@ -59,7 +59,7 @@ func (c *datapathCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), key.reason, key.dir)
 		}
 	}
-	if used, maxEntries, err := c.d.dp.PolicyMapPressure(); err == nil {
+	if used, maxEntries, err := c.d.dp.Policy().Pressure(); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.pressure, prometheus.GaugeValue, float64(used))
 		ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(maxEntries))
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/daemon"
 	"github.com/sluicenet/sluice/agent/identitymgr"
-	"github.com/sluicenet/sluice/agent/source/manifests"
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/agent/source"
+	"github.com/sluicenet/sluice/datapath/policymap"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -45,7 +45,7 @@ func TestPrivilegedPutEndpointWaitsForIdentityAndPolicy(t *testing.T) {
 	d.Identities().SetObjects(identitymgr.Objects{Pods: []*corev1.Pod{{
 		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: "default", Labels: map[string]string{"app": "locked"}},
 	}}})
-	d.Policies().SetObjects([]manifests.Raw{{
+	d.Policies().SetObjects([]source.Raw{{
 		APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Namespace: "default", Name: "deny-locked",
 		JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny-locked","namespace":"default"},` +
 			`"spec":{"podSelector":{"matchLabels":{"app":"locked"}},"policyTypes":["Ingress"]}}`),
@@ -58,10 +58,10 @@ func TestPrivilegedPutEndpointWaitsForIdentityAndPolicy(t *testing.T) {
 	})
 	require.NoError(t, err)
 
-	pc, err := d.Datapath().PolicyConfig(ep.ID)
+	pc, err := d.Datapath().Policy().Config(ep.ID)
 	require.NoError(t, err)
-	assert.Equal(t, datapath.EndpointPolicyConfig{IngressEnforced: true}, pc, "deny-all ingress enforced when PUT returns")
-	eps, err := d.Datapath().Endpoints()
+	assert.Equal(t, policymap.Config{IngressEnforced: true}, pc, "deny-all ingress enforced when PUT returns")
+	eps, err := d.Datapath().Endpoints().List()
 	require.NoError(t, err)
 	require.Len(t, eps, 1)
 	assert.GreaterOrEqual(t, eps[0].Identity, uint32(256), "the endpoint carries its allocated identity")
@@ -74,22 +74,22 @@ func TestPrivilegedFullPolicySyncPrunesUnknownEndpoints(t *testing.T) {
 	var err error
 
 	const gone = 77
-	dp := d.Datapath()
-	require.NoError(t, dp.UpsertPolicy(gone, datapath.PolicyKey{Ingress: true, Identity: 300, Proto: 6, Port: 80, PortPrefixLen: 16}, datapath.PolicyEntry{}))
-	require.NoError(t, dp.SetPolicyConfig(gone, datapath.EndpointPolicyConfig{IngressEnforced: true}))
-	ids, err := dp.PolicyEndpoints()
+	dp := d.Datapath().Policy()
+	require.NoError(t, dp.Upsert(gone, policymap.Key{Ingress: true, Identity: 300, Proto: 6, Port: 80, PortPrefixLen: 16}, policymap.Entry{}))
+	require.NoError(t, dp.SetConfig(gone, policymap.Config{IngressEnforced: true}))
+	ids, err := dp.Endpoints()
 	require.NoError(t, err)
 	assert.True(t, ids[gone])
 
 	_, err = d.Policies().Sync(false)
 	require.NoError(t, err)
-	ids, err = dp.PolicyEndpoints()
+	ids, err = dp.Endpoints()
 	require.NoError(t, err)
 	assert.True(t, ids[gone], "an incremental sync only touches what it wrote")
 
 	_, err = d.Policies().Sync(true)
 	require.NoError(t, err)
-	ids, err = dp.PolicyEndpoints()
+	ids, err = dp.Endpoints()
 	require.NoError(t, err)
 	assert.Empty(t, ids, "the full sync pruned the unknown endpoint's policy")
 }

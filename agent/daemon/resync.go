@@ -3,40 +3,27 @@ package daemon
 import (
 	"context"
 	"time"
+
+	"github.com/sluicenet/sluice/agent/reconcile"
 )
 
 // minBackoff is the first retry delay after a failed resync.
 const minBackoff = time.Second
 
-// resyncLoop runs Resync every interval; after a failure it retries sooner,
-// with exponential backoff from minBackoff up to the interval.
-func (d *Daemon) resyncLoop(ctx context.Context) {
-	interval := d.cfg.ResyncInterval
-	backoff := min(minBackoff, interval)
-	t := time.NewTimer(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		err := d.Resync()
-		var next time.Duration
-		next, backoff = schedule(err != nil, backoff, interval)
-		if err != nil {
-			d.log.WithError(err).WithField("retryIn", next).Warn("Resync failed")
-		}
-		t.Reset(next)
-	}
+// resyncSchedule is the daemon's resync loop: no sync at start (New just
+// did it all), then every interval; after a failure sooner, with
+// exponential backoff from minBackoff up to the interval.
+func resyncSchedule(interval time.Duration) reconcile.Config {
+	return reconcile.Config{Resync: interval, MinBackoff: min(minBackoff, interval), MaxBackoff: interval, NoInitialSync: true}
 }
 
-// schedule returns the delay before the next resync and the backoff after
-// that one: the current backoff (then doubled, up to interval) after a
-// failure, the interval (and a reset backoff) after a success.
-func schedule(failed bool, backoff, interval time.Duration) (next, nextBackoff time.Duration) {
-	if !failed {
-		return interval, min(minBackoff, interval)
-	}
-	return backoff, min(2*backoff, interval)
+// resyncLoop runs Resync on resyncSchedule until ctx ends.
+func (d *Daemon) resyncLoop(ctx context.Context) {
+	reconcile.Loop(ctx, resyncSchedule(d.cfg.ResyncInterval), func(bool) error {
+		err := d.Resync()
+		if err != nil {
+			d.log.WithError(err).Warn("Resync failed; retrying")
+		}
+		return err
+	})
 }

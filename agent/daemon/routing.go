@@ -6,7 +6,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/nodemgr"
-	"github.com/sluicenet/sluice/agent/source/manifests"
+	"github.com/sluicenet/sluice/agent/source"
 )
 
 // setupRouting constructs the node manager (cross-node pod routes) for
@@ -28,7 +28,7 @@ func (d *Daemon) setupRouting() error {
 }
 
 // setNodes hands a snapshot's Node objects to the node manager.
-func (d *Daemon) setNodes(s manifests.Snapshot) {
+func (d *Daemon) setNodes(s source.Snapshot) {
 	d.nodes.SetNodes(nodemgr.FromObjects(s.Nodes))
 }
 

@@ -5,13 +5,13 @@ import (
 	"slices"
 
 	"github.com/sluicenet/sluice/agent/api"
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 )
 
 // countersByIfindex groups datapath counters into API counters per host
 // interface, sorted by direction then reason.
-func countersByIfindex(cs []datapath.Counter) map[uint32][]api.Counter {
-	slices.SortFunc(cs, func(a, b datapath.Counter) int {
+func countersByIfindex(cs []metricsmap.Counter) map[uint32][]api.Counter {
+	slices.SortFunc(cs, func(a, b metricsmap.Counter) int {
 		return cmp.Or(cmp.Compare(a.Direction, b.Direction), cmp.Compare(a.Reason, b.Reason))
 	})
 	out := make(map[uint32][]api.Counter)

@@ -3,7 +3,7 @@ package endpointmgr
 import "fmt"
 
 // SetIdentity sets the security identity of an endpoint and rewrites its
-// sluice_endpoints entry (sec_identity). It returns ErrNotFound if the
+// sluice_endpoints_v1 entry (sec_identity). It returns ErrNotFound if the
 // endpoint is unknown. Setting the identity it already has is a no-op.
 func (m *Manager) SetIdentity(containerID, ifName string, id uint32) error {
 	m.mu.Lock()
@@ -17,7 +17,7 @@ func (m *Manager) SetIdentity(containerID, ifName string, id uint32) error {
 	}
 	old := e.identity
 	e.identity = id
-	if err := m.dp.UpsertEndpoint(e.datapath()); err != nil {
+	if err := m.dp.Upsert(e.datapath()); err != nil {
 		e.identity = old
 		return fmt.Errorf("write identity %d of endpoint %s: %w", id, e.ep.Key(), err)
 	}

@@ -16,7 +16,7 @@ func TestSetIdentityWritesMapAndSurvivesReplace(t *testing.T) {
 	_, err := f.m.Put(ep("a", "10.0.0.1", 10))
 	require.NoError(t, err)
 	require.NoError(t, f.m.SetIdentity("a", "eth0", 300))
-	got, err := f.dp.Endpoints()
+	got, err := f.dp.List()
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	assert.Equal(t, uint32(300), got[0].Identity)
@@ -25,7 +25,7 @@ func TestSetIdentityWritesMapAndSurvivesReplace(t *testing.T) {
 	// A replacing Put (CNI ADD again) keeps the identity.
 	_, err = f.m.Put(ep("a", "10.0.0.1", 11))
 	require.NoError(t, err)
-	got, err = f.dp.Endpoints()
+	got, err = f.dp.List()
 	require.NoError(t, err)
 	assert.Equal(t, uint32(300), got[0].Identity)
 	id, ok := f.m.Identity("a", "eth0")

@@ -13,23 +13,29 @@ import (
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/state"
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/endpointmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 )
 
-// Datapath is the part of *datapath.Datapath the manager drives.
-type Datapath interface {
-	UpsertEndpoint(datapath.Endpoint) error
-	DeleteEndpoint(netip.Addr) error
-	Endpoints() ([]datapath.Endpoint, error)
-	Counters() ([]datapath.Counter, error)
+// EndpointMap is the endpoint map the manager owns (*endpointmap.Map).
+type EndpointMap interface {
+	Upsert(endpointmap.Endpoint) error
+	Delete(netip.Addr) error
+	List() ([]endpointmap.Endpoint, error)
+}
+
+// CounterMap is the packet counters, per pod interface (*metricsmap.Map).
+type CounterMap interface {
+	Counters() ([]metricsmap.Counter, error)
 	DeleteCounters(ifindex uint32) error
 }
 
-// Manager owns the desired endpoints and the sluice_endpoints map. All its
+// Manager owns the desired endpoints and the sluice_endpoints_v1 map. All its
 // methods are safe for concurrent use; mutations are serialised.
 type Manager struct {
 	mu    sync.Mutex
-	dp    Datapath
+	dp    EndpointMap
+	ctrs  CounterMap
 	store *state.Store
 	log   logrus.FieldLogger
 	now   func() time.Time
@@ -55,10 +61,12 @@ func (m *Manager) changed() {
 	}
 }
 
-// New returns an empty manager writing state files to store and entries to dp.
-func New(dp Datapath, store *state.Store, log logrus.FieldLogger) *Manager {
+// New returns an empty manager writing state files to store, entries to dp
+// and dropping the counters of removed endpoints from ctrs.
+func New(dp EndpointMap, ctrs CounterMap, store *state.Store, log logrus.FieldLogger) *Manager {
 	return &Manager{
 		dp:    dp,
+		ctrs:  ctrs,
 		store: store,
 		log:   log,
 		now:   time.Now,
@@ -124,7 +132,7 @@ func (m *Manager) Put(req api.Endpoint) (api.Endpoint, error) {
 	if err := m.store.Save(e.ep); err != nil {
 		return api.Endpoint{}, fmt.Errorf("persist endpoint %s: %w", e.ep.Key(), err)
 	}
-	if err := m.dp.UpsertEndpoint(e.datapath()); err != nil {
+	if err := m.dp.Upsert(e.datapath()); err != nil {
 		m.undoSave(old, e.ep.ID, log)
 		return api.Endpoint{}, fmt.Errorf("write datapath entry of endpoint %s: %w", e.ep.Key(), err)
 	}
@@ -154,12 +162,12 @@ func (m *Manager) undoSave(old *entry, id uint16, log logrus.FieldLogger) {
 // datapath that e does not reuse. Failures are logged: resync prunes the map.
 func (m *Manager) cleanupReplaced(old, e *entry, log logrus.FieldLogger) {
 	if old.ip != e.ip {
-		if err := m.dp.DeleteEndpoint(old.ip); err != nil {
+		if err := m.dp.Delete(old.ip); err != nil {
 			log.WithError(err).Warn("Cannot delete old datapath entry of replaced endpoint")
 		}
 	}
 	if old.ep.HostIfIndex != e.ep.HostIfIndex {
-		if err := m.dp.DeleteCounters(uint32(old.ep.HostIfIndex)); err != nil {
+		if err := m.ctrs.DeleteCounters(uint32(old.ep.HostIfIndex)); err != nil {
 			log.WithError(err).Warn("Cannot delete counters of replaced endpoint")
 		}
 	}
@@ -179,10 +187,10 @@ func (m *Manager) Delete(containerID, ifName string) error {
 
 func (m *Manager) delete(e *entry) error {
 	log := m.log.WithFields(logrus.Fields{"endpoint": e.ep.Key(), "endpointID": e.ep.ID, "ipv4": e.ep.IPv4})
-	if err := m.dp.DeleteEndpoint(e.ip); err != nil {
+	if err := m.dp.Delete(e.ip); err != nil {
 		return fmt.Errorf("delete datapath entry of endpoint %s: %w", e.ep.Key(), err)
 	}
-	if err := m.dp.DeleteCounters(uint32(e.ep.HostIfIndex)); err != nil {
+	if err := m.ctrs.DeleteCounters(uint32(e.ep.HostIfIndex)); err != nil {
 		log.WithError(err).Warn("Cannot delete endpoint counters")
 	}
 	m.remove(e)
@@ -233,7 +241,7 @@ func (m *Manager) List() ([]api.Endpoint, error) {
 }
 
 func (m *Manager) counters() (map[uint32][]api.Counter, error) {
-	cs, err := m.dp.Counters()
+	cs, err := m.ctrs.Counters()
 	if err != nil {
 		return nil, fmt.Errorf("read counters: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/sluicenet/sluice/agent/endpointmgr/endpointtest"
 	"github.com/sluicenet/sluice/agent/state"
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 )
 
 type fixture struct {
@@ -32,13 +33,13 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, err)
 	log, _ := logtest.NewNullLogger()
 	dp := endpointtest.New()
-	return &fixture{dp: dp, store: store, m: endpointmgr.New(dp, store, log), log: log}
+	return &fixture{dp: dp, store: store, m: endpointmgr.New(dp, dp, store, log), log: log}
 }
 
 // restart returns a fresh manager over the same store and datapath.
 func (f *fixture) restart(t *testing.T, linkExists endpointmgr.LinkChecker) {
 	t.Helper()
-	f.m = endpointmgr.New(f.dp, f.store, f.log)
+	f.m = endpointmgr.New(f.dp, f.dp, f.store, f.log)
 	require.NoError(t, f.m.Restore(linkExists))
 }
 
@@ -73,7 +74,7 @@ func TestPutReplaceKeepsIDAndMovesIP(t *testing.T) {
 	f := newFixture(t)
 	first, err := f.m.Put(ep("a", "10.0.0.1", 10))
 	require.NoError(t, err)
-	f.dp.AddCounter(datapath.Counter{Ifindex: 10, Packets: 3})
+	f.dp.AddCounter(metricsmap.Counter{Ifindex: 10, Packets: 3})
 
 	second, err := f.m.Put(ep("a", "10.0.0.2", 11))
 	require.NoError(t, err)
@@ -127,7 +128,7 @@ func TestDelete(t *testing.T) {
 	f := newFixture(t)
 	out, err := f.m.Put(ep("a", "10.0.0.1", 10))
 	require.NoError(t, err)
-	f.dp.AddCounter(datapath.Counter{Ifindex: 10, Packets: 3})
+	f.dp.AddCounter(metricsmap.Counter{Ifindex: 10, Packets: 3})
 	require.NoError(t, f.m.Delete("a", "eth0"))
 	assert.Equal(t, 0, f.dp.Len())
 	cs, _ := f.dp.Counters()
@@ -144,8 +145,8 @@ func TestListWithCounters(t *testing.T) {
 	require.NoError(t, err)
 	_, err = f.m.Put(ep("a", "10.0.0.1", 10))
 	require.NoError(t, err)
-	f.dp.AddCounter(datapath.Counter{Ifindex: 10, Direction: datapath.DirIngress, Reason: datapath.ReasonFwdLocal, Packets: 2, Bytes: 200})
-	f.dp.AddCounter(datapath.Counter{Ifindex: 10, Direction: datapath.DirEgress, Reason: datapath.DropSpoofIP, Packets: 1, Bytes: 60})
+	f.dp.AddCounter(metricsmap.Counter{Ifindex: 10, Direction: metricsmap.DirIngress, Reason: metricsmap.ReasonFwdLocal, Packets: 2, Bytes: 200})
+	f.dp.AddCounter(metricsmap.Counter{Ifindex: 10, Direction: metricsmap.DirEgress, Reason: metricsmap.DropSpoofIP, Packets: 1, Bytes: 60})
 
 	eps, err := f.m.List()
 	require.NoError(t, err)
@@ -168,11 +169,11 @@ func TestReconcile(t *testing.T) {
 	// Drift: a stray entry, a missing one and a different one.
 	stray, _ := f.dp.Entry("10.0.0.1")
 	stray.IP = netipMust("10.9.9.9")
-	require.NoError(t, f.dp.UpsertEndpoint(stray))
-	require.NoError(t, f.dp.DeleteEndpoint(netipMust("10.0.0.1")))
+	require.NoError(t, f.dp.Upsert(stray))
+	require.NoError(t, f.dp.Delete(netipMust("10.0.0.1")))
 	changed, _ := f.dp.Entry("10.0.0.2")
 	changed.Ifindex = 99
-	require.NoError(t, f.dp.UpsertEndpoint(changed))
+	require.NoError(t, f.dp.Upsert(changed))
 
 	st, err := f.m.Reconcile()
 	require.NoError(t, err)
@@ -192,7 +193,7 @@ func TestRestore(t *testing.T) {
 	require.NoError(t, err)
 	_, err = f.m.Put(ep("gone", "10.0.0.2", 11))
 	require.NoError(t, err)
-	f.dp.AddCounter(datapath.Counter{Ifindex: 11, Packets: 1})
+	f.dp.AddCounter(metricsmap.Counter{Ifindex: 11, Packets: 1})
 	require.NoError(t, os.WriteFile(filepath.Join(f.store.Dir(), "77.json"), []byte("{nope"), 0o600))
 
 	f.restart(t, func(name string, index int) (bool, error) {

@@ -8,7 +8,7 @@ import (
 	"net/netip"
 
 	"github.com/sluicenet/sluice/agent/api"
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/endpointmap"
 )
 
 // Errors of the manager, for callers to map to API statuses with errors.Is.
@@ -69,8 +69,8 @@ func parseMAC(field, s string) (net.HardwareAddr, error) {
 }
 
 // datapath returns the BPF entry of e.
-func (e *entry) datapath() datapath.Endpoint {
-	return datapath.Endpoint{
+func (e *entry) datapath() endpointmap.Endpoint {
+	return endpointmap.Endpoint{
 		IP:       e.ip,
 		Ifindex:  uint32(e.ep.HostIfIndex),
 		ID:       e.ep.ID,

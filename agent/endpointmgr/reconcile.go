@@ -5,7 +5,7 @@ import (
 	"errors"
 	"net/netip"
 
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/endpointmap"
 )
 
 // ReconcileStats says what a reconciliation changed in the map.
@@ -14,22 +14,22 @@ type ReconcileStats struct {
 	Deleted int // stray entries removed
 }
 
-// Reconcile makes sluice_endpoints hold exactly the desired endpoints:
+// Reconcile makes sluice_endpoints_v1 hold exactly the desired endpoints:
 // entries of unknown addresses are deleted, missing or different ones are
 // (re)written. It continues past individual failures and returns them joined.
 func (m *Manager) Reconcile() (ReconcileStats, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var st ReconcileStats
-	actual, err := m.dp.Endpoints()
+	actual, err := m.dp.List()
 	if err != nil {
 		return st, err
 	}
-	inMap := make(map[netip.Addr]datapath.Endpoint, len(actual))
+	inMap := make(map[netip.Addr]endpointmap.Endpoint, len(actual))
 	var errs []error
 	for _, a := range actual {
 		if m.byIP[a.IP] == nil {
-			if err := m.dp.DeleteEndpoint(a.IP); err != nil {
+			if err := m.dp.Delete(a.IP); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -44,7 +44,7 @@ func (m *Manager) Reconcile() (ReconcileStats, error) {
 		if a, ok := inMap[ip]; ok && sameEntry(a, want) {
 			continue
 		}
-		if err := m.dp.UpsertEndpoint(want); err != nil {
+		if err := m.dp.Upsert(want); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -53,7 +53,7 @@ func (m *Manager) Reconcile() (ReconcileStats, error) {
 	return st, errors.Join(errs...)
 }
 
-func sameEntry(a, b datapath.Endpoint) bool {
+func sameEntry(a, b endpointmap.Endpoint) bool {
 	return a.IP == b.IP && a.Ifindex == b.Ifindex && a.ID == b.ID && a.Identity == b.Identity &&
 		bytes.Equal(a.MAC, b.MAC) && bytes.Equal(a.NodeMAC, b.NodeMAC)
 }

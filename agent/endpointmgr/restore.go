@@ -54,7 +54,7 @@ func (m *Manager) Restore(linkExists LinkChecker) error {
 			log.WithError(err).Warn("Cannot check host interface of restored endpoint; keeping it")
 		} else if !ok {
 			log.Info("Dropping restored endpoint: host interface is gone")
-			if err := m.dp.DeleteCounters(uint32(ep.HostIfIndex)); err != nil {
+			if err := m.ctrs.DeleteCounters(uint32(ep.HostIfIndex)); err != nil {
 				log.WithError(err).Warn("Cannot delete endpoint counters")
 			}
 			m.dropState(ep.ID, log)

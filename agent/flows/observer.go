@@ -11,16 +11,16 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/api"
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/monitor"
 	"github.com/sluicenet/sluice/policy"
 )
 
 // DefaultCapacity is the number of flows the ring keeps.
 const DefaultCapacity = 8192
 
-// Reader yields flow events (implemented by *datapath.FlowReader).
+// Reader yields flow events (implemented by *monitor.Reader).
 type Reader interface {
-	Read() (datapath.Flow, error)
+	Read() (monitor.Flow, error)
 	Close() error
 }
 
@@ -98,7 +98,7 @@ func (o *Observer) Run(ctx context.Context, r Reader) error {
 }
 
 // convert names a flow event's numbers.
-func (o *Observer) convert(f datapath.Flow) api.Flow {
+func (o *Observer) convert(f monitor.Flow) api.Flow {
 	dir := "egress"
 	if f.Ingress {
 		dir = "ingress"

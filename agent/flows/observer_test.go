@@ -1,14 +1,10 @@
 package flows
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/http/httptest"
 	"net/netip"
 	"os"
 	"testing"
@@ -21,7 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/agent/api"
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/monitor"
 	"github.com/sluicenet/sluice/policy"
 )
 
@@ -146,14 +142,14 @@ func (names) FormatRule(r policy.RuleRef) string { return r.Name + "[0]" }
 
 // reader yields fixed events, then err.
 type reader struct {
-	flows  []datapath.Flow
+	flows  []monitor.Flow
 	err    error
 	closed bool
 }
 
-func (r *reader) Read() (datapath.Flow, error) {
+func (r *reader) Read() (monitor.Flow, error) {
 	if len(r.flows) == 0 {
-		return datapath.Flow{}, r.err
+		return monitor.Flow{}, r.err
 	}
 	f := r.flows[0]
 	r.flows = r.flows[1:]
@@ -168,10 +164,10 @@ func TestRunConverts(t *testing.T) {
 	dst := netip.MustParseAddrPort("10.0.0.2:8080")
 	svc := netip.MustParseAddrPort("10.96.0.10:80")
 	boom := errors.New("ring buffer gone")
-	r := &reader{err: boom, flows: []datapath.Flow{
-		{Time: now, Verdict: datapath.VerdictForwarded, Ingress: true, Src: src, Dst: dst, Proto: 6,
+	r := &reader{err: boom, flows: []monitor.Flow{
+		{Time: now, Verdict: monitor.VerdictForwarded, Ingress: true, Src: src, Dst: dst, Proto: 6,
 			OrigDst: svc, SrcIdentity: 300, DstIdentity: 301, EndpointID: 5, Ifindex: 9, RuleID: 7},
-		{Time: now, Verdict: datapath.VerdictDropped, Src: src, Dst: dst, Proto: 17, EndpointID: 5},
+		{Time: now, Verdict: monitor.VerdictDropped, Src: src, Dst: dst, Proto: 17, EndpointID: 5},
 	}}
 	o := New(8, names{}, nil, quietLog())
 	require.ErrorIs(t, o.Run(context.Background(), r), boom, "a read failure ends Run")
@@ -205,57 +201,4 @@ func TestRunConverts(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-}
-
-func TestServeFlows(t *testing.T) {
-	o := New(8, nil, nil, quietLog())
-	for i := range 4 {
-		o.Add(flow(i))
-	}
-	mux := http.NewServeMux()
-	o.Register(mux)
-	srv := httptest.NewServer(mux)
-	defer srv.Close()
-
-	get := func(query string) (*http.Response, []int) {
-		t.Helper()
-		resp, err := http.Get(srv.URL + "/v1/flows?" + query)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		var out []int
-		dec := json.NewDecoder(resp.Body)
-		for dec.More() {
-			var f api.Flow
-			require.NoError(t, dec.Decode(&f))
-			out = append(out, int(f.DstPort))
-		}
-		return resp, out
-	}
-	resp, got := get("verdict=DROPPED")
-	assert.Equal(t, http.StatusOK, resp.StatusCode)
-	assert.Equal(t, "application/x-ndjson", resp.Header.Get("Content-Type"))
-	assert.Equal(t, []int{1, 3}, got)
-	resp, _ = get("port=notaport")
-	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
-
-	// follow: the history, then new flows that match.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/v1/flows?follow=true&verdict=DROPPED&last=1", nil)
-	require.NoError(t, err)
-	fresp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	defer fresp.Body.Close()
-	sc := bufio.NewScanner(fresp.Body)
-	next := func() int {
-		t.Helper()
-		require.True(t, sc.Scan(), "stream ended: %v", sc.Err())
-		var f api.Flow
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &f))
-		return int(f.DstPort)
-	}
-	assert.Equal(t, 3, next())
-	o.Add(flow(4)) // forwarded: filtered out
-	o.Add(flow(5))
-	assert.Equal(t, 5, next())
 }

@@ -1,12 +1,10 @@
 package identitymgr
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -22,11 +20,11 @@ type Endpoints interface {
 	SetIdentity(containerID, ifName string, id uint32) error
 }
 
-// Datapath is the IP cache map (implemented by *datapath.Datapath).
+// Datapath is the IP cache map (implemented by *ipcachemap.Map).
 type Datapath interface {
-	UpsertIPCache(p netip.Prefix, id uint32) error
-	DeleteIPCache(p netip.Prefix) error
-	IPCacheEntries() (map[netip.Prefix]uint32, error)
+	Upsert(p netip.Prefix, id uint32) error
+	Delete(p netip.Prefix) error
+	List() (map[netip.Prefix]uint32, error)
 }
 
 // Objects is what the manager consumes of the state source.
@@ -97,8 +95,10 @@ type Manager struct {
 	listeners []func()
 	bySource  map[identity.Source]map[netip.Prefix]identity.NumericIdentity
 
+	// trigger wakes the owner loop: for a mirror of the IP cache, and
+	// with dirty set for an identity sync first.
 	trigger chan struct{}
-	mirror  chan struct{}
+	dirty   atomic.Bool
 }
 
 // New returns a manager with a standalone allocator. onIdentity receives
@@ -115,7 +115,6 @@ func New(cfg Config, eps Endpoints, dp Datapath, onIdentity func(identity.Event)
 		endpoints: map[uint16]EndpointIdentity{},
 		byIP:      map[netip.Addr]PodRef{},
 		trigger:   make(chan struct{}, 1),
-		mirror:    make(chan struct{}, 1),
 	}
 	opts := identity.Options{GracePeriod: time.Minute, OnChange: onIdentity}
 	switch {
@@ -126,7 +125,7 @@ func New(cfg Config, eps Endpoints, dp Datapath, onIdentity func(identity.Event)
 	default:
 		m.alloc = identity.NewStandaloneAllocator(opts)
 	}
-	m.ipc.Subscribe(func(identity.Change) { kick(m.mirror) })
+	m.ipc.Subscribe(func(identity.Change) { kick(m.trigger) })
 	return m
 }
 
@@ -169,7 +168,10 @@ func (m *Manager) SetPolicyPrefixes(ps []netip.Prefix) {
 }
 
 // Changed schedules a sync (an endpoint came or went).
-func (m *Manager) Changed() { kick(m.trigger) }
+func (m *Manager) Changed() {
+	m.dirty.Store(true)
+	kick(m.trigger)
+}
 
 // Endpoints returns the local endpoints' identities by endpoint ID.
 func (m *Manager) Endpoints() map[uint16]EndpointIdentity {
@@ -191,208 +193,29 @@ func (m *Manager) PodByIP(addr netip.Addr) (PodRef, bool) {
 	return p, ok
 }
 
-// Sync allocates identities for the current endpoints and pods, writes
-// endpoint identities and updates the IP cache. It continues past failures
-// and returns them joined.
-func (m *Manager) Sync(ctx context.Context) error {
-	m.syncMu.Lock()
-	defer m.syncMu.Unlock()
-	eps, err := m.eps.List()
-	if err != nil {
-		return fmt.Errorf("list endpoints: %w", err)
-	}
-	m.mu.Lock()
-	objs, prefixes := m.objs, m.prefixes
-	m.mu.Unlock()
-
-	nsLabels := map[string]map[string]string{}
-	for _, ns := range objs.Namespaces {
-		nsLabels[ns.Name] = ns.Labels
-	}
-	pods := map[string]*corev1.Pod{}
-	for _, p := range objs.Pods {
-		pods[p.Namespace+"/"+p.Name] = p
-	}
-
-	var errs []error
-	want := map[string]identity.NumericIdentity{}
-	ipWant := map[netip.Prefix]identity.NumericIdentity{}
-	local := map[string]bool{}
-	newEPs := map[uint16]EndpointIdentity{}
-	byIP := map[netip.Addr]PodRef{}
-	allocate := func(owner string, ls identity.Labels) (identity.NumericIdentity, bool) {
-		id, err := m.alloc.Allocate(ctx, ls)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("allocate identity for %s: %w", owner, err))
-			return 0, false
-		}
-		want[owner] = id
-		return id, true
-	}
-
-	for _, ep := range eps {
-		ns := ep.PodNamespace
-		if ns == "" {
-			ns = "default"
-		}
-		pod := pods[ns+"/"+ep.PodName]
-		var podLabels map[string]string
-		if pod != nil {
-			podLabels = pod.Labels
-		}
-		ls := identity.PodLabels(ns, podLabels, nsLabels[ns])
-		id, ok := allocate("ep:"+ep.Key(), ls)
-		if !ok {
-			continue
-		}
-		if err := m.eps.SetIdentity(ep.ContainerID, ep.IfName, uint32(id)); err != nil {
-			errs = append(errs, err)
-		}
-		ei := EndpointIdentity{Endpoint: ep, Identity: id, Labels: ls, PodKnown: pod != nil, PodNamespace: ns}
-		if pod != nil {
-			ei.NamedPorts = namedPorts(pod)
-		}
-		newEPs[ep.ID] = ei
-		if addr, err := netip.ParseAddr(ep.IPv4); err == nil {
-			ipWant[hostPrefix(addr)] = id
-			byIP[addr] = PodRef{Namespace: ns, Name: ep.PodName, Identity: id, Local: true}
-		}
-		local[ns+"/"+ep.PodName] = true
-	}
-
-	remote := map[netip.Prefix]identity.NumericIdentity{}
-	for key, p := range pods {
-		if local[key] || p.DeletionTimestamp != nil {
-			continue
-		}
-		addr, err := netip.ParseAddr(p.Status.PodIP)
-		if err != nil || p.Spec.HostNetwork {
-			continue
-		}
-		id, ok := allocate("pod:"+key, identity.PodLabels(p.Namespace, p.Labels, nsLabels[p.Namespace]))
-		if !ok {
-			continue
-		}
-		remote[hostPrefix(addr)] = id
-		if _, dup := byIP[addr]; !dup {
-			byIP[addr] = PodRef{Namespace: p.Namespace, Name: p.Name, Identity: id}
-		}
-	}
-
-	cidrs := map[netip.Prefix]identity.NumericIdentity{}
-	for _, p := range prefixes {
-		p = p.Masked()
-		if id, ok := allocate("cidr:"+p.String(), identity.CIDRLabels(p)); ok {
-			cidrs[p] = id
-		}
-	}
-
-	hosts := map[netip.Prefix]identity.NumericIdentity{}
-	if m.cfg.HostAddrs != nil {
-		addrs, err := m.cfg.HostAddrs()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("list host addresses: %w", err))
-		}
-		for _, a := range addrs {
-			hosts[hostPrefix(a)] = identity.ReservedHost
-		}
-	}
-
-	errs = append(errs, m.applyIPCache(identity.SourceLocal, ipWant))
-	errs = append(errs, m.applyIPCache(identity.SourceKubernetes, remote))
-	errs = append(errs, m.applyIPCache(identity.SourceGenerated, cidrs))
-	errs = append(errs, m.applyIPCache(identity.SourceAgent, hosts))
-
-	// Swap references: take the new ones first (done by Allocate), then
-	// release the ones no longer held.
-	m.mu.Lock()
-	old := m.held
-	m.held = want
-	m.endpoints = newEPs
-	m.byIP = byIP
-	listeners := append([]func(){}, m.listeners...)
-	m.mu.Unlock()
-	for _, id := range old {
-		if err := m.alloc.Release(ctx, id); err != nil {
-			errs = append(errs, fmt.Errorf("release identity %d: %w", id, err))
-		}
-	}
-	for _, fn := range listeners {
-		fn()
-	}
-	return errors.Join(errs...)
-}
-
-// applyIPCache makes the source's entries in the IP cache exactly want.
-func (m *Manager) applyIPCache(src identity.Source, want map[netip.Prefix]identity.NumericIdentity) error {
-	var errs []error
-	have := m.sourceEntries(src)
-	for p := range have {
-		if _, ok := want[p]; !ok {
-			if _, err := m.ipc.Delete(p, src); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	for p, id := range want {
-		if have[p] == id {
-			continue
-		}
-		if _, err := m.ipc.Upsert(p, id, src); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	m.mu.Lock()
-	if m.bySource == nil {
-		m.bySource = map[identity.Source]map[netip.Prefix]identity.NumericIdentity{}
-	}
-	m.bySource[src] = want
-	m.mu.Unlock()
-	return errors.Join(errs...)
-}
-
-func (m *Manager) sourceEntries(src identity.Source) map[netip.Prefix]identity.NumericIdentity {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.bySource[src]
-}
-
-func namedPorts(p *corev1.Pod) map[string]NamedPort {
-	out := map[string]NamedPort{}
-	for _, c := range p.Spec.Containers {
-		for _, cp := range c.Ports {
-			if cp.Name == "" || cp.ContainerPort <= 0 || cp.ContainerPort > 65535 {
-				continue
-			}
-			proto := uint8(6)
-			switch cp.Protocol {
-			case corev1.ProtocolUDP:
-				proto = 17
-			case corev1.ProtocolSCTP:
-				proto = 132
-			}
-			out[cp.Name] = NamedPort{Port: uint16(cp.ContainerPort), Proto: proto}
-		}
-	}
-	return out
-}
-
-// Identities returns every known identity with its labels, sorted by number.
-func (m *Manager) Identities() []IdentityInfo {
+// Identities returns every known identity with its labels and local
+// reference count in API form (GET /v1/identities), sorted by number.
+func (m *Manager) Identities() []api.Identity {
 	all := m.alloc.Identities()
-	out := make([]IdentityInfo, 0, len(all))
+	out := make([]api.Identity, 0, len(all))
 	for id, ls := range all {
-		out = append(out, IdentityInfo{ID: id, Labels: ls, Refs: m.alloc.Refs(id)})
+		ai := api.Identity{ID: uint32(id), Labels: LabelStrings(ls), Refs: m.alloc.Refs(id)}
+		if id.IsReserved() {
+			ai.Name = id.String()
+		}
+		out = append(out, ai)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out
 }
 
-// IdentityInfo is an identity with its labels and local reference count.
-type IdentityInfo struct {
-	ID     identity.NumericIdentity
-	Labels identity.Labels
-	Refs   int
+// LabelStrings returns the labels in their string form, in order.
+func LabelStrings(ls identity.Labels) []string {
+	out := make([]string, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, l.String())
+	}
+	return out
 }
 
 // Errors returns the number of failed passes and the last pass's error.

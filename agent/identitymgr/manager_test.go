@@ -46,7 +46,7 @@ type ipcacheMap struct {
 	failWrite netip.Prefix
 }
 
-func (d *ipcacheMap) UpsertIPCache(p netip.Prefix, id uint32) error {
+func (d *ipcacheMap) Upsert(p netip.Prefix, id uint32) error {
 	if p == d.failWrite {
 		return errors.New("injected")
 	}
@@ -54,9 +54,9 @@ func (d *ipcacheMap) UpsertIPCache(p netip.Prefix, id uint32) error {
 	return nil
 }
 
-func (d *ipcacheMap) DeleteIPCache(p netip.Prefix) error { delete(d.m, p); return nil }
+func (d *ipcacheMap) Delete(p netip.Prefix) error { delete(d.m, p); return nil }
 
-func (d *ipcacheMap) IPCacheEntries() (map[netip.Prefix]uint32, error) {
+func (d *ipcacheMap) List() (map[netip.Prefix]uint32, error) {
 	out := make(map[netip.Prefix]uint32, len(d.m))
 	for k, v := range d.m {
 		out[k] = v

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/sluicenet/sluice/agent/reconcile"
 )
 
 // MirrorStats says what one mirror pass changed in the kernel map.
@@ -22,7 +24,7 @@ func (m *Manager) Mirror() (MirrorStats, error) {
 	m.syncMu.Lock()
 	defer m.syncMu.Unlock()
 	var st MirrorStats
-	have, err := m.dp.IPCacheEntries()
+	have, err := m.dp.List()
 	if err != nil {
 		return st, fmt.Errorf("dump ip cache map: %w", err)
 	}
@@ -32,7 +34,7 @@ func (m *Manager) Mirror() (MirrorStats, error) {
 		if _, ok := want[p]; ok {
 			continue
 		}
-		if err := m.dp.DeleteIPCache(p); err != nil {
+		if err := m.dp.Delete(p); err != nil {
 			errs = append(errs, fmt.Errorf("delete ip cache entry %s: %w", p, err))
 			continue
 		}
@@ -42,7 +44,7 @@ func (m *Manager) Mirror() (MirrorStats, error) {
 		if id, ok := have[p]; ok && id == uint32(e.ID) {
 			continue
 		}
-		if err := m.dp.UpsertIPCache(p, uint32(e.ID)); err != nil {
+		if err := m.dp.Upsert(p, uint32(e.ID)); err != nil {
 			errs = append(errs, fmt.Errorf("write ip cache entry %s: %w", p, err))
 			continue
 		}
@@ -51,63 +53,56 @@ func (m *Manager) Mirror() (MirrorStats, error) {
 	return st, errors.Join(errs...)
 }
 
-// Run syncs identities on every change and mirrors the IP cache into the
-// datapath, with a full resync every ResyncInterval and exponential backoff
-// after failures, until ctx ends. onErr (may be nil) sees every failure.
+// Run is the owner loop of identities and the IP cache map
+// (agent/reconcile): it syncs identities and mirrors the IP cache into the
+// datapath at start, on every change, with a full resync every
+// ResyncInterval and with exponential backoff after failures; a change of
+// the IP cache alone only mirrors it. It collects unused identities every
+// minute, until ctx ends. onErr (may be nil) sees every failure.
 func (m *Manager) Run(ctx context.Context, onErr func(error)) {
-	resync := time.NewTicker(m.cfg.ResyncInterval)
-	defer resync.Stop()
-	gc := time.NewTicker(time.Minute)
-	defer gc.Stop()
-	var retry <-chan time.Time
-	backoff := 100 * time.Millisecond
-	pass := func(sync bool) {
-		var err error
-		if sync {
-			err = m.Sync(ctx)
-		}
-		st, merr := m.Mirror()
-		err = errors.Join(err, merr)
-		if st.Upserted+st.Deleted > 0 {
-			m.log.WithFields(logrus.Fields{"upserted": st.Upserted, "deleted": st.Deleted}).Debug("IP cache map updated")
-		}
-		m.mu.Lock()
-		m.lastErr = err
-		if err != nil {
-			m.errCount++
-		}
-		m.mu.Unlock()
+	cfg := reconcile.Config{
+		Trigger: m.trigger, Resync: m.cfg.ResyncInterval,
+		Tasks: []reconcile.Task{{Every: time.Minute, Do: func() { m.collect(ctx) }}},
+	}
+	reconcile.Loop(ctx, cfg, func(full bool) error {
+		err := m.pass(ctx, full || m.dirty.Swap(false))
 		if err != nil {
 			if onErr != nil {
 				onErr(err)
 			}
 			m.log.WithError(err).Warn("Identity sync incomplete; retrying")
-			retry = time.After(backoff)
-			backoff = min(backoff*2, 30*time.Second)
-			return
 		}
-		retry, backoff = nil, 100*time.Millisecond
+		return err
+	})
+}
+
+// pass syncs identities (if sync is set) and mirrors the IP cache, and
+// records the outcome for Errors.
+func (m *Manager) pass(ctx context.Context, sync bool) error {
+	var err error
+	if sync {
+		err = m.Sync(ctx)
 	}
-	pass(true)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-m.trigger:
-			pass(true)
-		case <-m.mirror:
-			pass(false)
-		case <-retry:
-			pass(true)
-		case <-resync.C:
-			pass(true)
-		case <-gc.C:
-			if n, err := m.alloc.GC(ctx); err != nil {
-				m.log.WithError(err).Warn("Identity garbage collection failed")
-			} else if n > 0 {
-				m.log.WithField("collected", n).Debug("Unused identities collected")
-			}
-		}
+	st, merr := m.Mirror()
+	err = errors.Join(err, merr)
+	if st.Upserted+st.Deleted > 0 {
+		m.log.WithFields(logrus.Fields{"upserted": st.Upserted, "deleted": st.Deleted}).Debug("IP cache map updated")
+	}
+	m.mu.Lock()
+	m.lastErr = err
+	if err != nil {
+		m.errCount++
+	}
+	m.mu.Unlock()
+	return err
+}
+
+// collect forgets identities nobody has referenced for the grace period.
+func (m *Manager) collect(ctx context.Context) {
+	if n, err := m.alloc.GC(ctx); err != nil {
+		m.log.WithError(err).Warn("Identity garbage collection failed")
+	} else if n > 0 {
+		m.log.WithField("collected", n).Debug("Unused identities collected")
 	}
 }
 

@@ -1,8 +1,9 @@
 // Package lb is the agent's load-balancing model: what a Service turns into
 // once kube-proxy's semantics have been applied (which endpoints are usable,
-// which are node-local, affinity, traffic policies). It is pure Go. The
-// service translator (agent/lb/translate) produces it from Kubernetes objects; the
-// LB map reconciler (agent/lbmap) writes it into the BPF maps.
+// which are node-local, affinity, traffic policies). It is pure Go. The LB
+// has one home per layer: this model; agent/lb/translate, which produces it
+// from Kubernetes objects; and agent/servicemgr, the one owner of the LB
+// maps, which writes it into the BPF maps.
 package lb
 
 import (

@@ -1,8 +1,8 @@
 // Package nodemgr routes pod traffic between nodes: from the cluster's Node
 // objects (name, PodCIDRs, InternalIP) it computes one route per remote
 // PodCIDR and applies it with netlink in the agent's network namespace, from
-// a single owner loop (idempotent replace, prune, periodic resync, retry
-// with backoff).
+// a single owner loop (agent/reconcile: idempotent replace, prune, periodic
+// resync, retry with backoff).
 //
 // Modes:
 //

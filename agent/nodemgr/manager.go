@@ -12,17 +12,17 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/sluicenet/sluice/agent/reconcile"
 )
 
 // RouteProtocol marks the routes the manager owns (rtm_protocol; iproute2
 // prints it as a number).
 const RouteProtocol netlink.RouteProtocol = 211
 
-// Backoff bounds of the retry after a failed sync.
-const (
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 10 * time.Second
-)
+// maxBackoff bounds the retry delay after a failed sync (the owner loop's
+// default minimum, a shorter maximum: routes matter for every pod).
+const maxBackoff = 10 * time.Second
 
 // Config configures a Manager.
 type Config struct {
@@ -119,41 +119,25 @@ func (m *Manager) poke() {
 	}
 }
 
-// Run is the owner loop: a sync after every change, every ResyncInterval
-// and, after a failure, with exponential backoff; until ctx ends. In mode
-// none it first removes what an earlier run installed.
+// Run is the owner loop (agent/reconcile): a sync at start, after every
+// change, every ResyncInterval and, after a failure, with exponential
+// backoff; until ctx ends. Until the first SetNodes a sync changes nothing,
+// except in mode none, where it removes what an earlier run installed.
 func (m *Manager) Run(ctx context.Context) {
-	if m.cfg.Mode == ModeNone {
-		m.poke()
-	}
-	ticker := time.NewTicker(m.cfg.ResyncInterval)
-	defer ticker.Stop()
-	var (
-		backoff time.Duration
-		retry   <-chan time.Time
-	)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-m.trigger:
-		case <-ticker.C:
-		case <-retry:
-		}
+	cfg := reconcile.Config{Trigger: m.trigger, Resync: m.cfg.ResyncInterval, MaxBackoff: maxBackoff}
+	reconcile.Loop(ctx, cfg, func(bool) error {
 		m.mu.Lock()
 		ready := m.hasNodes || m.cfg.Mode == ModeNone
 		m.mu.Unlock()
 		if !ready {
-			continue
+			return nil
 		}
-		if err := m.Sync(); err != nil {
-			backoff = min(max(2*backoff, minBackoff), maxBackoff)
-			retry = time.After(backoff)
-			m.log.WithError(err).WithField("retryIn", backoff).Warn("Node routes not fully applied")
-			continue
+		err := m.Sync()
+		if err != nil {
+			m.log.WithError(err).Warn("Node routes not fully applied; retrying")
 		}
-		backoff, retry = 0, nil
-	}
+		return err
+	})
 }
 
 // Sync applies the desired state once: it is idempotent and safe to call

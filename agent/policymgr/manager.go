@@ -17,21 +17,21 @@ import (
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/identitymgr"
 	"github.com/sluicenet/sluice/agent/reconcile"
-	"github.com/sluicenet/sluice/agent/source/manifests"
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/agent/source"
+	"github.com/sluicenet/sluice/datapath/policymap"
 	"github.com/sluicenet/sluice/identity"
 	"github.com/sluicenet/sluice/policy"
 )
 
 // Datapath is the per-endpoint policy map and config (implemented by
-// *datapath.Datapath).
+// *policymap.Map).
 type Datapath interface {
-	SetPolicyConfig(epID uint16, c datapath.EndpointPolicyConfig) error
-	UpsertPolicy(epID uint16, k datapath.PolicyKey, e datapath.PolicyEntry) error
-	DeletePolicy(epID uint16, k datapath.PolicyKey) error
-	PolicyEntries(epID uint16) (map[datapath.PolicyKey]datapath.PolicyEntry, error)
-	DeleteEndpointPolicy(epID uint16) error
-	PolicyEndpoints() (map[uint16]bool, error)
+	SetConfig(epID uint16, c policymap.Config) error
+	Upsert(epID uint16, k policymap.Key, e policymap.Entry) error
+	Delete(epID uint16, k policymap.Key) error
+	Entries(epID uint16) (map[policymap.Key]policymap.Entry, error)
+	DeleteEndpoint(epID uint16) error
+	Endpoints() (map[uint16]bool, error)
 }
 
 // Identities is what the manager needs of the identity manager.
@@ -57,7 +57,7 @@ type Manager struct {
 
 	mu       sync.Mutex
 	res      *policy.Resolver
-	raws     []manifests.Raw
+	raws     []source.Raw
 	applied  map[policy.Ref][]byte // JSON of the applied version
 	status   map[policy.Ref]api.PolicyStatus
 	events   []identity.Event
@@ -74,9 +74,9 @@ type Manager struct {
 
 // written is what the manager last wrote (or found) for an endpoint.
 type written struct {
-	cfg      datapath.EndpointPolicyConfig
+	cfg      policymap.Config
 	cfgKnown bool // cfg is what the kernel holds
-	entries  map[datapath.PolicyKey]datapath.PolicyEntry
+	entries  map[policymap.Key]policymap.Entry
 }
 
 // New returns a manager; call Run.
@@ -100,8 +100,8 @@ func (m *Manager) Rules() *RuleTable { return m.rules }
 
 // SetObjects takes the state source's raw objects (non-policy kinds are
 // ignored) and schedules a sync.
-func (m *Manager) SetObjects(raws []manifests.Raw) {
-	var ps []manifests.Raw
+func (m *Manager) SetObjects(raws []source.Raw) {
+	var ps []source.Raw
 	for _, r := range raws {
 		if isPolicy(r) {
 			ps = append(ps, r)
@@ -253,11 +253,11 @@ func (m *Manager) Sync(full bool) (SyncStats, error) {
 		id := uint16(pid)
 		live[id] = true
 		ep, _ := m.res.MapState(pid)
-		cfg, entries := datapath.PolicyMapState(ep, m.rules.ID)
+		cfg, entries := MapState(ep, m.rules.ID)
 		want := written{cfg: cfg, cfgKnown: true, entries: entries}
 		have, ok := m.written[id]
 		if full || !ok {
-			entries, err := m.dp.PolicyEntries(id)
+			entries, err := m.dp.Entries(id)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("read policy map of endpoint %d: %w", id, err))
 				continue
@@ -279,7 +279,7 @@ func (m *Manager) Sync(full bool) (SyncStats, error) {
 	if full {
 		// Endpoints deleted while the agent was down still have entries
 		// that no one remembers writing.
-		inKernel, err := m.dp.PolicyEndpoints()
+		inKernel, err := m.dp.Endpoints()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list endpoints with policy: %w", err))
 		}
@@ -291,7 +291,7 @@ func (m *Manager) Sync(full bool) (SyncStats, error) {
 		if live[id] {
 			continue
 		}
-		if err := m.dp.DeleteEndpointPolicy(id); err != nil {
+		if err := m.dp.DeleteEndpoint(id); err != nil {
 			errs = append(errs, fmt.Errorf("delete policy of endpoint %d: %w", id, err))
 			continue
 		}
@@ -313,13 +313,13 @@ func (m *Manager) write(id uint16, have, want written, st *SyncStats) error {
 		if old, ok := have.entries[k]; ok && old == v {
 			continue
 		}
-		if err := m.dp.UpsertPolicy(id, k, v); err != nil {
+		if err := m.dp.Upsert(id, k, v); err != nil {
 			return fmt.Errorf("write policy entry of endpoint %d: %w", id, err)
 		}
 		st.Upserted++
 	}
 	if !have.cfgKnown || have.cfg != want.cfg {
-		if err := m.dp.SetPolicyConfig(id, want.cfg); err != nil {
+		if err := m.dp.SetConfig(id, want.cfg); err != nil {
 			return fmt.Errorf("write policy config of endpoint %d: %w", id, err)
 		}
 		st.Configs++
@@ -328,7 +328,7 @@ func (m *Manager) write(id uint16, have, want written, st *SyncStats) error {
 		if _, ok := want.entries[k]; ok {
 			continue
 		}
-		if err := m.dp.DeletePolicy(id, k); err != nil {
+		if err := m.dp.Delete(id, k); err != nil {
 			return fmt.Errorf("delete policy entry of endpoint %d: %w", id, err)
 		}
 		st.Deleted++
@@ -339,7 +339,7 @@ func (m *Manager) write(id uint16, have, want written, st *SyncStats) error {
 // Run syncs on every change, fully on a timer, and retries failures with
 // exponential backoff, until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
-	reconcile.Loop(ctx, m.trigger, m.cfg.ResyncInterval, func(full bool) error {
+	reconcile.Loop(ctx, reconcile.Config{Trigger: m.trigger, Resync: m.cfg.ResyncInterval}, func(full bool) error {
 		start := time.Now()
 		st, err := m.Sync(full)
 		log := m.log.WithFields(logrus.Fields{

@@ -8,12 +8,12 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 
-	"github.com/sluicenet/sluice/agent/source/manifests"
+	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/policy"
 )
 
 // isPolicy reports whether a raw object is one of the policy kinds.
-func isPolicy(r manifests.Raw) bool {
+func isPolicy(r source.Raw) bool {
 	group, _, _ := strings.Cut(r.APIVersion, "/")
 	switch {
 	case group == policy.KindKubernetesPolicyGroup && r.Kind == policy.KindKubernetesPolicy:
@@ -25,7 +25,7 @@ func isPolicy(r manifests.Raw) bool {
 }
 
 // rawKey names a raw policy object the way the compiler names it.
-func rawKey(r manifests.Raw) policy.Ref {
+func rawKey(r source.Raw) policy.Ref {
 	k := policy.Ref{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}
 	if r.Kind == policy.KindClusterwidePolicy {
 		k.Namespace = ""
@@ -36,7 +36,7 @@ func rawKey(r manifests.Raw) policy.Ref {
 // compile decodes, validates and compiles one raw policy object. Unknown
 // fields are rejected so that a misspelt field never silently widens or
 // narrows a policy.
-func compile(r manifests.Raw) (*policy.Policy, error) {
+func compile(r source.Raw) (*policy.Policy, error) {
 	group, version, _ := strings.Cut(r.APIVersion, "/")
 	switch r.Kind {
 	case policy.KindKubernetesPolicy:

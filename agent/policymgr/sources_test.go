@@ -7,18 +7,18 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/agent/identitymgr"
-	"github.com/sluicenet/sluice/agent/source/manifests"
+	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/policy"
 )
 
-func raw(apiVersion, kind, ns, name, js string) manifests.Raw {
-	return manifests.Raw{APIVersion: apiVersion, Kind: kind, Namespace: ns, Name: name, JSON: []byte(js)}
+func raw(apiVersion, kind, ns, name, js string) source.Raw {
+	return source.Raw{APIVersion: apiVersion, Kind: kind, Namespace: ns, Name: name, JSON: []byte(js)}
 }
 
 func TestIsPolicyAndKey(t *testing.T) {
 	tests := []struct {
 		name    string
-		r       manifests.Raw
+		r       source.Raw
 		policy  bool
 		wantKey policy.Ref
 	}{
@@ -57,7 +57,7 @@ func TestCompile(t *testing.T) {
 	)
 	tests := []struct {
 		name    string
-		r       manifests.Raw
+		r       source.Raw
 		wantKey policy.Ref
 		wantErr string
 	}{

@@ -43,7 +43,7 @@ func TestLoopSyncsOnStartTriggerAndRetries(t *testing.T) {
 	var once sync.Once
 	done := make(chan struct{})
 	go func() {
-		Loop(ctx, trigger, time.Hour, r.sync, Task{Every: time.Millisecond, Do: func() { once.Do(tasks.Done) }})
+		Loop(ctx, Config{Trigger: trigger, Resync: time.Hour, Tasks: []Task{{Every: time.Millisecond, Do: func() { once.Do(tasks.Done) }}}}, r.sync)
 		close(done)
 	}()
 	// Start-up full sync fails twice; retries are full syncs.
@@ -53,6 +53,44 @@ func TestLoopSyncsOnStartTriggerAndRetries(t *testing.T) {
 	require.Eventually(t, func() bool { return len(r.snapshot()) == 4 }, 5*time.Second, time.Millisecond)
 	assert.False(t, r.snapshot()[3], "a trigger runs an incremental sync")
 	tasks.Wait() // the task ran
+	cancel()
+	<-done
+}
+
+func TestBackoff(t *testing.T) {
+	b := Backoff{Min: time.Second, Max: 10 * time.Second}
+	var got []time.Duration
+	for range 6 {
+		got = append(got, b.Next())
+	}
+	assert.Equal(t, []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 10 * time.Second, 10 * time.Second}, got)
+	b.Reset()
+	assert.Equal(t, time.Second, b.Next(), "a success starts over at Min")
+
+	var d Backoff
+	assert.Equal(t, MinBackoff, d.Next(), "zero bounds are the defaults")
+	for range 20 {
+		d.Next()
+	}
+	assert.Equal(t, MaxBackoff, d.Next())
+}
+
+// With NoInitialSync the loop waits for a trigger; a failed sync is then
+// retried after MinBackoff, as a full sync.
+func TestLoopNoInitialSync(t *testing.T) {
+	r := &recorder{fail: 1}
+	trigger := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		Loop(ctx, Config{Trigger: trigger, Resync: time.Hour, MinBackoff: time.Millisecond, NoInitialSync: true}, r.sync)
+		close(done)
+	}()
+	time.Sleep(20 * time.Millisecond)
+	assert.Empty(t, r.snapshot(), "no sync before the trigger")
+	trigger <- struct{}{}
+	require.Eventually(t, func() bool { return len(r.snapshot()) == 2 }, 5*time.Second, time.Millisecond)
+	assert.Equal(t, []bool{false, true}, r.snapshot())
 	cancel()
 	<-done
 }

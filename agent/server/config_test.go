@@ -15,8 +15,7 @@ import (
 
 func TestConfig(t *testing.T) {
 	socket := filepath.Join(t.TempDir(), "agent.sock")
-	mux := http.NewServeMux()
-	server.RegisterConfig(mux, api.AgentConfig{PodMTU: 1450})
+	mux := server.Handler(server.Config{Agent: &api.AgentConfig{PodMTU: 1450}})
 	ln, err := server.Listen(socket)
 	require.NoError(t, err)
 	srv := &http.Server{Handler: mux}

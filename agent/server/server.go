@@ -1,5 +1,9 @@
 // Package server serves the agent's local API (see agent/api) over HTTP on a
-// unix socket, on top of the endpoint manager.
+// unix socket. Every route of the local API is registered here, in Handler,
+// from what the managers expose: the endpoint manager (endpoints, health),
+// the service manager (services, LB maps, conntrack), the policy and
+// identity managers, and the flow observer. The health probes and /metrics
+// are a separate TCP listener, served by agent/daemon.
 package server
 
 import (
@@ -12,114 +16,88 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/api"
-	"github.com/sluicenet/sluice/agent/endpointmgr"
-	"github.com/sluicenet/sluice/datapath"
 )
 
 // maxBody bounds request bodies.
 const maxBody = 1 << 20
 
-// Endpoints is what the server needs from the endpoint manager.
-type Endpoints interface {
-	Put(api.Endpoint) (api.Endpoint, error)
-	Delete(containerID, ifName string) error
-	Get(containerID, ifName string) (api.Endpoint, error)
-	List() ([]api.Endpoint, error)
-	Len() int
-}
-
 // HealthFunc reports whether the datapath is ready (nil) or why not.
 type HealthFunc func() error
 
-// Handler returns the API's http.Handler.
-func Handler(eps Endpoints, bpfRoot string, health HealthFunc, log logrus.FieldLogger) http.Handler {
-	h := &handler{eps: eps, bpfRoot: bpfRoot, health: health, log: log}
+// Config names what the local API serves. A part left nil has no routes,
+// so a test serves only what it needs (and, like an agent that predates a
+// route, answers 404 for the rest).
+type Config struct {
+	// Endpoints serves /v1/endpoints and, with BPFRoot and Health,
+	// /v1/healthz.
+	Endpoints Endpoints
+	BPFRoot   string
+	Health    HealthFunc
+	// Agent is GET /v1/config: the settings sluice-cni applies to the pods
+	// it wires, fixed for the agent's lifetime.
+	Agent *api.AgentConfig
+	// Services serves /v1/services, /v1/bpf/lb and /v1/bpf/ct.
+	Services Services
+	// Policies serves /v1/policy/status and, with Endpoints,
+	// /v1/policy/endpoint/{containerID}/{ifName}.
+	Policies Policies
+	// Identities serves /v1/identities.
+	Identities Identities
+	// Flows serves /v1/flows.
+	Flows Flows
+	Log   logrus.FieldLogger
+}
+
+// Handler returns the local API's http.Handler: every route, in one mux.
+func Handler(cfg Config) http.Handler {
+	if cfg.Log == nil {
+		cfg.Log = logrus.StandardLogger()
+	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/healthz", h.healthz)
-	mux.HandleFunc("GET /v1/endpoints", h.list)
-	mux.HandleFunc("GET /v1/endpoints/{containerID}/{ifName}", h.get)
-	mux.HandleFunc("PUT /v1/endpoints/{containerID}/{ifName}", h.put)
-	mux.HandleFunc("DELETE /v1/endpoints/{containerID}/{ifName}", h.delete)
+	if cfg.Endpoints != nil {
+		h := &endpointHandler{eps: cfg.Endpoints, bpfRoot: cfg.BPFRoot, health: cfg.Health, log: cfg.Log}
+		mux.HandleFunc("GET /v1/healthz", h.healthz)
+		mux.HandleFunc("GET /v1/endpoints", h.list)
+		mux.HandleFunc("GET /v1/endpoints/{containerID}/{ifName}", h.get)
+		mux.HandleFunc("PUT /v1/endpoints/{containerID}/{ifName}", h.put)
+		mux.HandleFunc("DELETE /v1/endpoints/{containerID}/{ifName}", h.delete)
+	}
+	if cfg.Agent != nil {
+		agent := *cfg.Agent
+		mux.HandleFunc("GET /v1/config", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusOK, agent)
+		})
+	}
+	if s := cfg.Services; s != nil {
+		mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Services()) })
+		mux.HandleFunc("GET /v1/bpf/lb", serveDump(s.LBMaps))
+		mux.HandleFunc("GET /v1/bpf/ct", serveDump(s.Conntrack))
+	}
+	if p := cfg.Policies; p != nil {
+		mux.HandleFunc("GET /v1/policy/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, p.Status()) })
+		if cfg.Endpoints != nil {
+			mux.HandleFunc("GET /v1/policy/endpoint/{containerID}/{ifName}", endpointPolicy(cfg.Endpoints, p))
+		}
+	}
+	if ids := cfg.Identities; ids != nil {
+		mux.HandleFunc("GET /v1/identities", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, ids.Identities()) })
+	}
+	if cfg.Flows != nil {
+		mux.HandleFunc("GET /v1/flows", serveFlows(cfg.Flows))
+	}
 	return mux
 }
 
-type handler struct {
-	eps     Endpoints
-	bpfRoot string
-	health  HealthFunc
-	log     logrus.FieldLogger
-}
-
-func (h *handler) healthz(w http.ResponseWriter, _ *http.Request) {
-	if h.health != nil {
-		if err := h.health(); err != nil {
-			writeError(w, http.StatusServiceUnavailable, err.Error())
+// serveDump answers with what dump returns, or its error as a 500.
+func serveDump[T any](dump func() (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		out, err := dump()
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
 			return
 		}
+		writeJSON(w, http.StatusOK, out)
 	}
-	writeJSON(w, http.StatusOK, api.Health{Status: "ok", BPFRoot: h.bpfRoot, Endpoints: h.eps.Len()})
-}
-
-func (h *handler) list(w http.ResponseWriter, _ *http.Request) {
-	eps, err := h.eps.List()
-	if err != nil {
-		h.fail(w, "list endpoints", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, eps)
-}
-
-func (h *handler) get(w http.ResponseWriter, r *http.Request) {
-	ep, err := h.eps.Get(r.PathValue("containerID"), r.PathValue("ifName"))
-	if err != nil {
-		h.fail(w, "get endpoint", err)
-		return
-	}
-	writeJSON(w, http.StatusOK, ep)
-}
-
-func (h *handler) put(w http.ResponseWriter, r *http.Request) {
-	var ep api.Endpoint
-	if err := decode(w, r, &ep); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if err := matchPath(&ep, r.PathValue("containerID"), r.PathValue("ifName")); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	out, err := h.eps.Put(ep)
-	if err != nil {
-		h.fail(w, "put endpoint "+ep.Key(), err)
-		return
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func (h *handler) delete(w http.ResponseWriter, r *http.Request) {
-	if err := h.eps.Delete(r.PathValue("containerID"), r.PathValue("ifName")); err != nil {
-		h.fail(w, "delete endpoint", err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
-
-// matchPath fills the endpoint's name from the path, rejecting a body that
-// names another endpoint.
-func matchPath(ep *api.Endpoint, containerID, ifName string) error {
-	if ep.ContainerID == "" {
-		ep.ContainerID = containerID
-	}
-	if ep.IfName == "" {
-		ep.IfName = ifName
-	}
-	if ep.ContainerID != containerID {
-		return fmt.Errorf("containerID %q in the body does not match %q in the path", ep.ContainerID, containerID)
-	}
-	if ep.IfName != ifName {
-		return fmt.Errorf("ifName %q in the body does not match %q in the path", ep.IfName, ifName)
-	}
-	return nil
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
@@ -131,27 +109,6 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		return fmt.Errorf("decode request body: %w", err)
 	}
 	return nil
-}
-
-// fail maps an error to its status and answers with it.
-func (h *handler) fail(w http.ResponseWriter, what string, err error) {
-	switch {
-	case errors.Is(err, endpointmgr.ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
-	case errors.Is(err, endpointmgr.ErrInvalid):
-		writeError(w, http.StatusBadRequest, err.Error())
-	case errors.Is(err, endpointmgr.ErrConflict):
-		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, datapath.ErrMapFull):
-		h.log.WithError(err).Error("Endpoint map is full: " + what + " failed")
-		writeError(w, http.StatusInternalServerError, "endpoint map is full: "+err.Error())
-	case errors.Is(err, endpointmgr.ErrNoFreeID):
-		h.log.WithError(err).Error(what + " failed")
-		writeError(w, http.StatusInternalServerError, "no free endpoint id: "+err.Error())
-	default:
-		h.log.WithError(err).Error(what + " failed")
-		writeError(w, http.StatusInternalServerError, err.Error())
-	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -19,7 +19,7 @@ import (
 	"github.com/sluicenet/sluice/agent/endpointmgr/endpointtest"
 	"github.com/sluicenet/sluice/agent/server"
 	"github.com/sluicenet/sluice/agent/state"
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 )
 
 type fixture struct {
@@ -37,8 +37,8 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, err)
 	log, _ := logtest.NewNullLogger()
 	f := &fixture{dp: endpointtest.New(), socket: filepath.Join(dir, "run", "agent.sock")}
-	m := endpointmgr.New(f.dp, store, log)
-	f.h = server.Handler(m, "/bpf/root", func() error { return f.health }, log)
+	m := endpointmgr.New(f.dp, f.dp, store, log)
+	f.h = server.Handler(server.Config{Endpoints: m, BPFRoot: "/bpf/root", Health: func() error { return f.health }, Log: log})
 	ln, err := server.Listen(f.socket)
 	require.NoError(t, err)
 	srv := &http.Server{Handler: f.h}
@@ -93,7 +93,7 @@ func TestEndpointLifecycle(t *testing.T) {
 	_, ok := f.dp.Entry("10.0.0.1")
 	assert.True(t, ok, "answered only once the BPF entry is in place")
 
-	f.dp.AddCounter(datapath.Counter{Ifindex: 9, Direction: datapath.DirEgress, Reason: datapath.ReasonFwdStack, Packets: 4, Bytes: 400})
+	f.dp.AddCounter(metricsmap.Counter{Ifindex: 9, Direction: metricsmap.DirEgress, Reason: metricsmap.ReasonFwdStack, Packets: 4, Bytes: 400})
 	got, err := f.client.GetEndpoint(ctx, "c/1", "eth0")
 	require.NoError(t, err)
 	assert.Equal(t, []api.Counter{{Direction: "egress", Reason: "forward-stack", Packets: 4, Bytes: 400}}, got.Counters)

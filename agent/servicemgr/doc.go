@@ -1,8 +1,12 @@
-// Package servicemgr is the agent's service manager: it joins the state source
-// (Services, EndpointSlices and Pods from the manifests directory or the
-// Kubernetes API) with the pods wired on this node, translates them with
-// kube-proxy's semantics (agent/lb/translate) into the load-balancing model, and
-// drives the LB map reconciler (agent/lbmap) from one loop with full periodic
-// resyncs and retry with backoff. It also garbage-collects expired conntrack
-// entries and serves the services and BPF dump routes of the local API.
+// Package servicemgr is the agent's service manager and the one owner of the
+// load-balancing BPF maps (services, backends, reverse NAT). It joins the
+// state source (Services, EndpointSlices and Pods from the manifests
+// directory or the Kubernetes API) with the pods wired on this node,
+// translates them with kube-proxy's semantics (agent/lb/translate) into the
+// load-balancing model (agent/lb), and writes that model into the maps
+// (lbsync.go: idempotent upserts, deletes and prunes with backend and
+// reverse-NAT IDs adopted across restarts) from one owner loop
+// (agent/reconcile) with full periodic resyncs and retry with backoff. It
+// also garbage-collects expired conntrack entries and exposes the services,
+// LB maps and conntrack entries the local API serves.
 package servicemgr

@@ -7,24 +7,22 @@ import (
 	"sync"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/lb"
 	"github.com/sluicenet/sluice/agent/lb/translate"
-	"github.com/sluicenet/sluice/agent/lbmap"
 	"github.com/sluicenet/sluice/agent/reconcile"
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/ctmap"
 )
 
-// Datapath is what the manager reads for dumps and conntrack GC.
-type Datapath interface {
-	lbmap.Maps
-	CTEntries() ([]datapath.CTEntry, error)
-	CTGC() (int, error)
+// Conntrack is the conntrack table the manager dumps and collects
+// (*ctmap.Map).
+type Conntrack interface {
+	Entries() ([]ctmap.Entry, error)
+	GC() (int, error)
 }
 
 // Endpoints lists the pods wired on this node.
@@ -49,13 +47,14 @@ type Config struct {
 	ServiceProxyName string
 }
 
-// Manager owns the load-balancing maps through its reconciler.
+// Manager owns the load-balancing maps (through its LB sync, lbsync.go).
 type Manager struct {
 	cfg Config
 	log logrus.FieldLogger
-	dp  Datapath
+	lb  Maps
+	ct  Conntrack
 	eps Endpoints
-	rec *lbmap.Reconciler
+	rec *lbSync
 
 	mu        sync.Mutex
 	objs      Objects
@@ -67,18 +66,18 @@ type Manager struct {
 }
 
 // New adopts the IDs in the maps and returns a manager; call Run.
-func New(cfg Config, dp Datapath, eps Endpoints, log logrus.FieldLogger) (*Manager, error) {
+func New(cfg Config, lbm Maps, ct Conntrack, eps Endpoints, log logrus.FieldLogger) (*Manager, error) {
 	if cfg.ResyncInterval <= 0 {
 		cfg.ResyncInterval = 30 * time.Second
 	}
 	if cfg.CTGCInterval <= 0 {
 		cfg.CTGCInterval = 30 * time.Second
 	}
-	rec, err := lbmap.New(dp)
+	rec, err := newLBSync(lbm)
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, log: log, dp: dp, eps: eps, rec: rec, trigger: make(chan struct{}, 1)}, nil
+	return &Manager{cfg: cfg, log: log, lb: lbm, ct: ct, eps: eps, rec: rec, trigger: make(chan struct{}, 1)}, nil
 }
 
 // SetObjects replaces the state source's objects and schedules a sync.
@@ -98,7 +97,7 @@ func (m *Manager) Changed() {
 }
 
 // Sync computes the desired services and applies them now.
-func (m *Manager) Sync(full bool) (lbmap.Stats, error) {
+func (m *Manager) Sync(full bool) (SyncStats, error) {
 	desired, diags := m.Desired()
 	m.logDiagnostics(diags)
 	start := time.Now()
@@ -219,11 +218,14 @@ func (m *Manager) Run(ctx context.Context) {
 		_, err := m.Sync(full)
 		return err
 	}
-	reconcile.Loop(ctx, m.trigger, m.cfg.ResyncInterval, sync, reconcile.Task{Every: m.cfg.CTGCInterval, Do: m.ctGC})
+	reconcile.Loop(ctx, reconcile.Config{
+		Trigger: m.trigger, Resync: m.cfg.ResyncInterval,
+		Tasks: []reconcile.Task{{Every: m.cfg.CTGCInterval, Do: m.ctGC}},
+	}, sync)
 }
 
 func (m *Manager) ctGC() {
-	n, err := m.dp.CTGC()
+	n, err := m.ct.GC()
 	if err != nil {
 		m.log.WithError(err).Warn("Conntrack garbage collection failed")
 	} else if n > 0 {

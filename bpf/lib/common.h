@@ -46,5 +46,11 @@ enum sluice_direction {
 	DIR_INGRESS	= 2,	/* entering the pod */
 };
 
+/* Seconds of CLOCK_BOOTTIME: the one clock conntrack, NAT and affinity
+ * entries age by (the agent's garbage collection reads the same clock). */
+static __always_inline __u64 now_sec(void)
+{
+	return bpf_ktime_get_boot_ns() / 1000000000ULL;
+}
 
 #endif /* SLUICE_COMMON_H */

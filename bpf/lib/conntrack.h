@@ -147,11 +147,6 @@ static __always_inline void ct4_update(struct ct4_entry *e, __u8 proto, __u8 tcp
 		__sync_fetch_and_add(&e->tx_packets, 1);
 }
 
-static __always_inline __u64 ct_now_sec(void)
-{
-	return bpf_ktime_get_boot_ns() / 1000000000ULL;
-}
-
 /* An entry service translation created (backend entry): the LB code owns
  * its accounting and lifetime. */
 static __always_inline int ct4_is_backend_entry(const struct ct4_entry *e)
@@ -177,13 +172,13 @@ static __always_inline int ct4_policy_lookup(const struct ct4_tuple *t, __u8 tcp
 		if ((e->flags & CT_E_CLOSING) && ct_is_new_syn(t->proto, tcp_flags))
 			return CT_NEW;
 		if (touch && !ct4_is_backend_entry(e))
-			ct4_update(e, t->proto, tcp_flags, 0, ct_now_sec());
+			ct4_update(e, t->proto, tcp_flags, 0, now_sec());
 		return CT_ESTABLISHED;
 	}
 	e = ct4_lookup(&rt);
 	if (e && (e->flags & CT_E_POLICY)) {
 		if (touch && !ct4_is_backend_entry(e))
-			ct4_update(e, t->proto, tcp_flags, 1, ct_now_sec());
+			ct4_update(e, t->proto, tcp_flags, 1, now_sec());
 		return CT_REPLY;
 	}
 	return CT_NEW;
@@ -200,7 +195,7 @@ static __always_inline int ct4_policy_create(const struct ct4_tuple *t)
 		e->flags |= CT_E_POLICY;
 		return 0;
 	}
-	return ct4_create(t, 0, 0, CT_E_POLICY, ct_now_sec());
+	return ct4_create(t, 0, 0, CT_E_POLICY, now_sec());
 }
 
 #endif /* SLUICE_CONNTRACK_H */

@@ -16,7 +16,7 @@ static __always_inline struct endpoint_info *lookup_endpoint(__be32 ip)
 {
 	struct endpoint_key key = { .ip = ip };
 
-	return bpf_map_lookup_elem(&sluice_endpoints, &key);
+	return bpf_map_lookup_elem(&sluice_endpoints_v1, &key);
 }
 
 /* An endpoint owns a packet when the packet's source IPv4 is registered to the
@@ -61,6 +61,23 @@ static __always_inline int handle_arp(struct __sk_buff *skb)
 	return REASON_FWD_STACK;
 }
 
+/* Parses the IPv4 packet of skb (header ip) for service translation (f)
+ * and policy (p). Returns 1 (TCP or UDP: f filled in), 0 (another protocol
+ * or a fragment: p only) or a negative DROP_* reason. */
+static __always_inline int ipv4_parse(struct __sk_buff *skb, const struct iphdr *ip, struct ipv4_flow *f,
+				      struct policy_pkt *p)
+{
+	int parsed, ret;
+
+	parsed = ipv4_parse_flow(skb, ETH_HLEN, f);
+	if (parsed < 0)
+		return parsed;
+	ret = policy_pkt_init(skb, ip, f, parsed, p);
+	if (ret < 0)
+		return ret;
+	return parsed;
+}
+
 /* Translates a packet a pod sends to a service frontend (or to a NodePort
  * on an address of the node), or reverse-NATs a backend pod's reply to a
  * translated flow. Counts the translation. Returns 0
@@ -89,31 +106,24 @@ static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifind
 static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u32 ifindex, __u32 *redirect,
 						      __u8 *drop_dir)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip = (void *)(eth + 1);
+	struct ethhdr *eth = NULL;
+	struct iphdr *ip = ipv4_hdr(skb, &eth);
 	struct endpoint_info *src = NULL, *dst;
 	struct policy_pkt p = {};
 	struct ipv4_flow f = {};
 	__u8 dmac[6], smac[6];
 	int ret, parsed, local;
 
-	if ((void *)(ip + 1) > data_end)
-		return -DROP_INVALID;
-	if (ip->version != 4 || ip->ihl < 5)
+	if (!ip || ip->version != 4 || ip->ihl < 5)
 		return -DROP_INVALID;
 
 	ret = check_source(skb, ip->saddr, eth->h_source, &src);
 	if (ret < 0)
 		return ret;
 
-	parsed = ipv4_parse_flow(skb, ETH_HLEN, &f);
+	parsed = ipv4_parse(skb, ip, &f, &p);
 	if (parsed < 0)
 		return parsed;
-	ret = policy_pkt_init(skb, ip, &f, parsed, &p);
-	if (ret < 0)
-		return ret;
 
 	/* Service translation (or reverse NAT of a backend's reply) first, so
 	 * that policy and delivery below see the packet's final addresses. */
@@ -124,14 +134,11 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 		if (ret > 0) {
 			policy_pkt_translated(&p, &f, ret);
 			/* A hairpin flow's conntrack entries have the hairpin
-			 * address as their source (lb4_hairpin_saddr). */
+			 * address as their source (lb4_local). */
 			if (ret == REASON_LB_TRANSLATED)
 				p.ct.saddr = f.saddr;
-			data = (void *)(long)skb->data;
-			data_end = (void *)(long)skb->data_end;
-			eth = data;
-			ip = (void *)(eth + 1);
-			if ((void *)(ip + 1) > data_end)
+			ip = ipv4_hdr(skb, NULL);
+			if (!ip)
 				return -DROP_INVALID;
 		}
 	}
@@ -168,24 +175,20 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
  * Returns REASON_FWD_TO_EP or a negative DROP_* reason. */
 static __always_inline int handle_to_container(struct __sk_buff *skb, __u32 ifindex)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip = (void *)(eth + 1);
+	struct ethhdr *eth = eth_hdr(skb);
 	struct policy_pkt p = {};
 	struct ipv4_flow f = {};
+	struct iphdr *ip;
 	int ret, parsed;
 
-	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
 		return REASON_FWD_TO_EP;
-	if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+	ip = ipv4_hdr(skb, NULL);
+	if (!ip || ip->ihl < 5)
 		return -DROP_INVALID;
-	parsed = ipv4_parse_flow(skb, ETH_HLEN, &f);
+	parsed = ipv4_parse(skb, ip, &f, &p);
 	if (parsed < 0)
 		return parsed;
-	ret = policy_pkt_init(skb, ip, &f, parsed, &p);
-	if (ret < 0)
-		return ret;
 	if (parsed) {
 		ret = lb4_rev_nat(skb, &f);
 		if (ret < 0)
@@ -193,10 +196,8 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, __u32 ifin
 		if (ret > 0) {
 			update_metrics(ifindex, ret, DIR_INGRESS, skb->len);
 			policy_pkt_translated(&p, &f, ret);
-			data = (void *)(long)skb->data;
-			data_end = (void *)(long)skb->data_end;
-			ip = data + ETH_HLEN;
-			if ((void *)(ip + 1) > data_end)
+			ip = ipv4_hdr(skb, NULL);
+			if (!ip)
 				return -DROP_INVALID;
 		}
 	}
@@ -210,11 +211,9 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, __u32 ifin
 static __always_inline int handle_from_container(struct __sk_buff *skb, __u32 ifindex, __u32 *redirect,
 						 __u8 *drop_dir)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
+	struct ethhdr *eth = eth_hdr(skb);
 
-	if ((void *)(eth + 1) > data_end)
+	if (!eth)
 		return -DROP_INVALID;
 
 	switch (eth->h_proto) {

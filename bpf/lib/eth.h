@@ -23,6 +23,37 @@ struct arp_eth_ipv4 {
 	__be32 tpa;
 } __attribute__((packed));
 
+/* Loads the packet pointers of skb and returns its Ethernet header, or NULL
+ * when the frame is shorter than one. */
+static __always_inline struct ethhdr *eth_hdr(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return NULL;
+	return eth;
+}
+
+/* Loads the packet pointers of skb and returns the IPv4 header behind its
+ * Ethernet header (and the Ethernet header in *eth, unless eth is NULL), or
+ * NULL when they are not within the packet. As cilium's revalidate_data():
+ * a helper that may move packet data (stores, checksum updates) invalidates
+ * every packet pointer taken before it, so call this again after one. */
+static __always_inline struct iphdr *ipv4_hdr(struct __sk_buff *skb, struct ethhdr **eth)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct iphdr *ip = data + ETH_HLEN;
+
+	if ((void *)(ip + 1) > data_end)
+		return NULL;
+	if (eth)
+		*eth = data;
+	return ip;
+}
+
 static __always_inline int mac_equal(const __u8 *a, const __u8 *b)
 {
 	return *(const __u32 *)a == *(const __u32 *)b &&

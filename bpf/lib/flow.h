@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Flow events: one record per policy verdict worth reporting (every policy
  * drop, every audit, and the first packet of each new allowed flow unless
- * the agent turned those off), into the ring buffer sluice_flows. */
+ * the agent turned those off), into the ring buffer sluice_flows_v1. */
 #ifndef SLUICE_FLOW_H
 #define SLUICE_FLOW_H
 
@@ -41,7 +41,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 2 * 1024 * 1024);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_flows SEC(".maps");
+} sluice_flows_v1 SEC(".maps");
 
 /* sluice_flow_config_v1[0].flags */
 #define FLOW_CFG_NO_FORWARDED	(1 << 0)	/* no events for allowed flows */
@@ -67,7 +67,7 @@ struct {
 	__type(value, __u64);
 	__uint(max_entries, 1);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_flows_lost SEC(".maps");
+} sluice_flows_lost_v1 SEC(".maps");
 
 static __always_inline int flow_forwarded_enabled(void)
 {
@@ -85,9 +85,9 @@ static __always_inline struct flow_event *flow_reserve(void)
 	__u32 zero = 0;
 	__u64 *lost;
 
-	ev = bpf_ringbuf_reserve(&sluice_flows, sizeof(*ev), 0);
+	ev = bpf_ringbuf_reserve(&sluice_flows_v1, sizeof(*ev), 0);
 	if (!ev) {
-		lost = bpf_map_lookup_elem(&sluice_flows_lost, &zero);
+		lost = bpf_map_lookup_elem(&sluice_flows_lost_v1, &zero);
 		if (lost)
 			*lost += 1;
 		return NULL;

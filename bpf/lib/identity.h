@@ -45,7 +45,7 @@ static __always_inline __u32 ipcache4_identity(__be32 addr)
 }
 
 /* Identity of addr; ep is its local endpoint entry, if any (a local pod
- * carries its identity in sluice_endpoints, saving the trie walk). */
+ * carries its identity in sluice_endpoints_v1, saving the trie walk). */
 static __always_inline __u32 peer_identity(__be32 addr, const struct endpoint_info *ep)
 {
 	if (ep && ep->sec_identity)

@@ -116,17 +116,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_lb4_affinity_v1 SEC(".maps");
 
-/* Seconds of CLOCK_BOOTTIME: the clock conntrack and affinity age by. */
-static __always_inline __u64 lb_now_sec(void)
+/* The master entry of the frontend fe (its backend_slot must be 0), or NULL:
+ * the one lookup of a frontend, for every program. */
+static __always_inline struct lb4_service *lb4_lookup_service(const struct lb4_key *fe)
 {
-	return bpf_ktime_get_boot_ns() / 1000000000ULL;
-}
-
-static __always_inline struct lb4_service *lb4_lookup_service(__be32 addr, __be16 port, __u8 proto)
-{
-	struct lb4_key key = { .address = addr, .dport = port, .proto = proto };
-
-	return bpf_map_lookup_elem(&sluice_lb4_services_v1, &key);
+	return bpf_map_lookup_elem(&sluice_lb4_services_v1, fe);
 }
 
 static __always_inline struct lb4_backend *lb4_lookup_backend(__u32 id)
@@ -159,63 +153,61 @@ static __always_inline __u32 lb4_slot_backend_id(const struct lb4_key *fe, __u16
  * master entry is svc. With affinity, the client's affinity entry wins while
  * it is fresh and its backend is still in the same slot of the service and
  * not terminating; otherwise a random slot is taken (once more if its backend
- * no longer exists). Returns the backend and sets *backend_id, or returns
- * NULL and sets *err to a negative DROP_* reason. */
-static __always_inline struct lb4_backend *
-lb4_select_backend(const struct lb4_key *fe, const struct lb4_service *svc,
-		   __u64 client_id, __u8 client_is_netns, __u32 *backend_id, int *err)
+ * no longer exists). Returns 0 with *be and *backend_id set, or a negative
+ * DROP_* reason. */
+static __always_inline int lb4_select_backend(const struct lb4_key *fe, const struct lb4_service *svc,
+					      __u64 client_id, __u8 client_is_netns,
+					      struct lb4_backend **be, __u32 *backend_id)
 {
 	struct lb4_affinity_key akey = {
 		.client_id = client_id, .rev_nat_id = svc->rev_nat_id, .netns = client_is_netns,
 	};
 	struct lb4_affinity_val *aval, nval = {};
-	struct lb4_backend *be = NULL;
+	struct lb4_backend *b = NULL;
 	__u32 count = svc->backend_id;
 	__u64 now = 0;
 	__u16 slot;
 	__u32 id;
 
-	if (count == 0) {
-		*err = lb4_no_backend(svc);
-		return NULL;
-	}
+	if (count == 0)
+		return lb4_no_backend(svc);
 	if (svc->flags & LB_FLAG_AFFINITY) {
-		now = lb_now_sec();
+		now = now_sec();
 		aval = bpf_map_lookup_elem(&sluice_lb4_affinity_v1, &akey);
 		if (aval && aval->last_used + svc->affinity_timeout >= now &&
 		    aval->slot >= 1 && aval->slot <= count &&
 		    lb4_slot_backend_id(fe, aval->slot) == aval->backend_id) {
-			be = lb4_lookup_backend(aval->backend_id);
-			if (be && !(be->flags & LB_BACKEND_TERMINATING)) {
+			b = lb4_lookup_backend(aval->backend_id);
+			if (b && !(b->flags & LB_BACKEND_TERMINATING)) {
 				aval->last_used = now;
+				*be = b;
 				*backend_id = aval->backend_id;
-				return be;
+				return 0;
 			}
-			be = NULL;
+			b = NULL;
 		}
 	}
 	slot = (bpf_get_prandom_u32() % count) + 1;
 	id = lb4_slot_backend_id(fe, slot);
 	if (id)
-		be = lb4_lookup_backend(id);
-	if (!be) {
+		b = lb4_lookup_backend(id);
+	if (!b) {
 		slot = (bpf_get_prandom_u32() % count) + 1;
 		id = lb4_slot_backend_id(fe, slot);
 		if (id)
-			be = lb4_lookup_backend(id);
+			b = lb4_lookup_backend(id);
 	}
-	if (!be) {
-		*err = lb4_no_backend(svc);
-		return NULL;
-	}
+	if (!b)
+		return lb4_no_backend(svc);
 	if (svc->flags & LB_FLAG_AFFINITY) {
 		nval.backend_id = id;
 		nval.slot = slot;
 		nval.last_used = now;
 		bpf_map_update_elem(&sluice_lb4_affinity_v1, &akey, &nval, BPF_ANY);
 	}
+	*be = b;
 	*backend_id = id;
-	return be;
+	return 0;
 }
 
 #endif /* SLUICE_LB_H */

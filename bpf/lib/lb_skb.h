@@ -2,8 +2,8 @@
 /* Per-packet service load balancing for the pod programs: frontend ->
  * backend translation with conntrack (lb4_xlate_fwd, and lb4_xlate_nodeport
  * for a NodePort on an address of the node) and reverse NAT of replies
- * (lb4_rev_nat). The host device program (nodeport.h) shares the LB maps
- * and conntrack with its own translation. */
+ * (lb4_rev_nat). Backends come from lb4_local (lb_ct.h), as for the host
+ * device program (nodeport.h). */
 #ifndef SLUICE_LB_SKB_H
 #define SLUICE_LB_SKB_H
 
@@ -12,7 +12,8 @@
 #include "conntrack.h"
 #include "nat.h"
 #include "snat.h"
-#include "nodeport.h"
+#include "node_addrs.h"
+#include "lb_ct.h"
 
 /* Hairpin: a pod whose flow to a service is given itself as the backend
  * would see a packet from its own address to its own address and drop it
@@ -24,90 +25,26 @@
  * keyed by this address as its source. */
 volatile const __be32 lb_hairpin_ipv4 = bpf_htonl(0xa9fe2a01); /* 169.254.42.1 */
 
-/* The source a flow from caddr to the backend baddr gets: the hairpin
- * address when the client is the backend. */
-static __always_inline __be32 lb4_hairpin_saddr(__be32 caddr, __be32 baddr)
-{
-	__be32 hairpin = lb_hairpin_ipv4;
-
-	return hairpin && caddr == baddr ? hairpin : caddr;
-}
-
 /* Translates the flow f of skb, whose destination is the frontend fe with
- * master entry svc, to a backend: the one its conntrack service entry names
- * while that backend exists, else a newly selected one. Creates or refreshes
- * both conntrack entries, then DNATs (and SNATs a hairpin flow). Sets
- * *lifetime to the flow's. Returns REASON_LB_TRANSLATED or a negative
- * DROP_* reason. */
+ * master entry svc, to the backend lb4_local gives it: DNAT, and SNAT of a
+ * hairpin flow. Sets *lifetime to the flow's. Returns REASON_LB_TRANSLATED
+ * or a negative DROP_* reason. */
 static __always_inline int lb4_xlate_svc(struct __sk_buff *skb, struct ipv4_flow *f,
 					 const struct lb4_key *fe, const struct lb4_service *svc,
 					 __u32 *lifetime)
 {
-	struct ct4_tuple st = {
-		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
-		.proto = f->proto, .flags = CT_F_SERVICE,
-	};
-	struct ct4_tuple bt = {};
-	struct ct4_entry *se, *be_e;
-	struct lb4_backend *be = NULL;
-	__u16 rev_nat_id = svc->rev_nat_id;
-	__u32 backend_id = 0;
-	__be32 baddr, saddr;
-	__be16 bport;
-	__u64 now = lb_now_sec();
-	int ret = 0;
+	struct lb4_state st = {};
+	int ret;
 
-	se = ct4_lookup(&st);
-	if (se && (se->flags & CT_E_CLOSING) && ct_is_new_syn(f->proto, f->tcp_flags))
-		se = NULL; /* the tuple is reused by a new connection */
-	if (se) {
-		backend_id = se->backend_id;
-		be = lb4_lookup_backend(backend_id);
-		rev_nat_id = se->rev_nat_id;
-	}
-	if (!be) {
-		se = NULL;
-		be = lb4_select_backend(fe, svc, f->saddr, 0, &backend_id, &ret);
-		if (!be)
-			return ret;
-	}
-	baddr = be->address;
-	bport = be->port;
-	saddr = lb4_hairpin_saddr(f->saddr, baddr);
-
-	bt.saddr = saddr;
-	bt.daddr = baddr;
-	bt.sport = f->sport;
-	bt.dport = bport;
-	bt.proto = f->proto;
-	be_e = ct4_lookup(&bt);
-	if (!se || !be_e || be_e->rev_nat_id != rev_nat_id) {
-		ret = ct4_create(&bt, backend_id, rev_nat_id, 0, now);
-		if (ret < 0)
-			return ret;
-		be_e = ct4_lookup(&bt);
-	} else {
-		ct4_update(be_e, f->proto, f->tcp_flags, 0, now);
-	}
-	*lifetime = be_e ? be_e->lifetime : now + ct_lifetime(f->proto, 0);
-	if (!se) {
-		ret = ct4_create(&st, backend_id, rev_nat_id, 0, now);
-		if (ret < 0)
-			return ret;
-	} else {
-		se->tx_packets++;
-		/* The backend entry sees both directions: it knows the state. */
-		if (be_e && se->lifetime != be_e->lifetime) {
-			se->lifetime = be_e->lifetime;
-			se->flags = be_e->flags;
-		}
-	}
-
-	ret = ipv4_nat(skb, f, 0, baddr, bport);
+	ret = lb4_local(f, fe, svc, lb_hairpin_ipv4, LB4_REV_NAT_BY_CT, &st, now_sec());
 	if (ret < 0)
 		return ret;
-	if (saddr != f->saddr) {
-		ret = ipv4_nat(skb, f, 1, saddr, f->sport);
+	*lifetime = st.lifetime;
+	ret = ipv4_nat(skb, f, 0, st.baddr, st.bport);
+	if (ret < 0)
+		return ret;
+	if (st.saddr != f->saddr) {
+		ret = ipv4_nat(skb, f, 1, st.saddr, f->sport);
 		if (ret < 0)
 			return ret;
 	}
@@ -123,7 +60,7 @@ static __always_inline int lb4_xlate_fwd(struct __sk_buff *skb, struct ipv4_flow
 	struct lb4_service *svc;
 	__u32 lifetime;
 
-	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, &fe);
+	svc = lb4_lookup_service(&fe);
 	if (!svc)
 		return 0;
 	return lb4_xlate_svc(skb, f, &fe, svc, &lifetime);
@@ -171,10 +108,10 @@ static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *
 	};
 	struct lb4_reverse_nat *rn;
 	struct snat4_entry *ne = NULL;
-	struct ct4_entry *e, *se;
+	struct ct4_entry *e;
 	__be32 vaddr, caddr;
 	__be16 vport;
-	__u64 now;
+	__u32 lifetime;
 	int ret;
 
 	e = ct4_lookup(&t);
@@ -197,26 +134,13 @@ static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *
 		vaddr = ne->fe_addr;
 		vport = ne->fe_port;
 	}
-	now = lb_now_sec();
-	ct4_update(e, f->proto, f->tcp_flags, 1, now);
-	if (ne)
-		snat4_touch(ne, e->lifetime);
-
-	/* Keep the service entry alive as long as the flow is. */
+	/* The service entry of a hairpin flow has the pod as its client. */
 	caddr = f->daddr;
 	if (lb_hairpin_ipv4 && caddr == lb_hairpin_ipv4)
 		caddr = f->saddr;
-	t.saddr = caddr;
-	t.daddr = vaddr;
-	t.dport = vport;
-	t.flags = CT_F_SERVICE;
-	se = ct4_lookup(&t);
-	if (se && se->lifetime != e->lifetime) {
-		se->lifetime = e->lifetime;
-		se->flags = e->flags;
-	}
-	if (se)
-		se->rx_packets++;
+	lifetime = lb4_ct_reply(e, caddr, f->dport, vaddr, vport, f->proto, f->tcp_flags, now_sec());
+	if (ne)
+		snat4_touch(ne, lifetime);
 
 	ret = ipv4_nat(skb, f, 1, vaddr, vport);
 	if (ret < 0)

@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Maps shared by the pod programs. Pinned by name under the agent's bpffs
- * root; a layout change gets a new map name (_v2), never a reinterpretation. */
+ * root; every map name carries a layout version (_v1) and a layout change
+ * gets a new one (_v2), never a reinterpretation. The agent renames a pin of
+ * a map that had no version yet to its _v1 name on upgrade (datapath/pin). */
 #ifndef SLUICE_MAPS_H
 #define SLUICE_MAPS_H
 
 #include "common.h"
 
-/* Key of sluice_endpoints: the pod's IPv4 address, network byte order. */
+/* Key of sluice_endpoints_v1: the pod's IPv4 address, network byte order. */
 struct endpoint_key {
 	__u32 ip;
 };
@@ -31,9 +33,9 @@ struct {
 	__uint(max_entries, 65536);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_endpoints SEC(".maps");
+} sluice_endpoints_v1 SEC(".maps");
 
-/* Key of sluice_metrics: per host-side interface, reason and direction. */
+/* Key of sluice_metrics_v1: per host-side interface, reason and direction. */
 struct metrics_key {
 	__u32 ifindex;
 	__u8  reason;		/* enum sluice_reason */
@@ -54,6 +56,6 @@ struct {
 	__type(value, struct metrics_value);
 	__uint(max_entries, 65536);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_metrics SEC(".maps");
+} sluice_metrics_v1 SEC(".maps");
 
 #endif /* SLUICE_MAPS_H */

@@ -36,7 +36,7 @@ static __always_inline struct lb4_service *lb4_lookup_nodeport(__be32 addr, stru
 	if (!is_node_addr(addr))
 		return NULL;
 	fe->address = 0;
-	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, fe);
+	svc = lb4_lookup_service(fe);
 	if (svc && (svc->flags & LB_FLAG_NODEPORT))
 		return svc;
 	return NULL;

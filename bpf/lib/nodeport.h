@@ -4,7 +4,7 @@
  *
  * Ingress: a packet to an ExternalIP/LoadBalancer frontend (exact address),
  * or to any address of the node on a NodePort (wildcard frontend), gets a
- * backend from the shared LB helpers (selection, affinity, conntrack), then
+ * backend from lb4_local (lb_ct.h: selection, affinity, conntrack), then
  *   local backend (a pod here)   DNAT, redirect into the pod (client IP kept);
  *                                its reply leaves through the stack and is
  *                                reverse-DNATed at the device's egress;
@@ -31,6 +31,7 @@
 #include "maps.h"
 #include "eth.h"
 #include "lb.h"
+#include "lb_ct.h"
 #include "conntrack.h"
 #include "nat.h"
 #include "snat.h"
@@ -64,76 +65,10 @@ static __always_inline struct lb4_service *nodeport_lookup(const struct ipv4_flo
 	fe->address = f->daddr;
 	fe->dport = f->dport;
 	fe->proto = f->proto;
-	svc = bpf_map_lookup_elem(&sluice_lb4_services_v1, fe);
+	svc = lb4_lookup_service(fe);
 	if (svc && (svc->flags & LB_FLAG_EXTERNAL))
 		return svc;
 	return lb4_lookup_nodeport(f->daddr, fe);
-}
-
-/* Conntrack of a new or ongoing flow f to frontend fe: the backend its
- * service entry names while it exists, else a newly selected one. Both
- * entries are created or refreshed (the backend entry without reverse-NAT
- * id). Returns 0 with the backend, the flow's lifetime and the backend
- * entry's CT_E_* flags (CT_E_POLICY: policy allowed the flow), or a negative
- * DROP_* reason. */
-static __always_inline int nodeport_ct(const struct ipv4_flow *f, const struct lb4_key *fe,
-				       const struct lb4_service *svc, __be32 *baddr, __be16 *bport,
-				       __u32 *lifetime, __u16 *ct_flags, __u64 now)
-{
-	struct ct4_tuple st = {
-		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
-		.proto = f->proto, .flags = CT_F_SERVICE,
-	};
-	struct ct4_tuple bt = {};
-	struct ct4_entry *se, *be_e;
-	struct lb4_backend *be = NULL;
-	__u32 backend_id = 0;
-	int ret = 0;
-
-	se = ct4_lookup(&st);
-	if (se && (se->flags & CT_E_CLOSING) && ct_is_new_syn(f->proto, f->tcp_flags))
-		se = NULL; /* the tuple is reused by a new connection */
-	if (se) {
-		backend_id = se->backend_id;
-		be = lb4_lookup_backend(backend_id);
-	}
-	if (!be) {
-		se = NULL;
-		be = lb4_select_backend(fe, svc, f->saddr, 0, &backend_id, &ret);
-		if (!be)
-			return ret;
-	}
-	*baddr = be->address;
-	*bport = be->port;
-
-	bt.saddr = f->saddr;
-	bt.daddr = be->address;
-	bt.sport = f->sport;
-	bt.dport = be->port;
-	bt.proto = f->proto;
-	be_e = ct4_lookup(&bt);
-	if (!se || !be_e) {
-		ret = ct4_create(&bt, backend_id, 0, 0, now);
-		if (ret < 0)
-			return ret;
-		be_e = ct4_lookup(&bt);
-	} else {
-		ct4_update(be_e, f->proto, f->tcp_flags, 0, now);
-	}
-	*lifetime = be_e ? be_e->lifetime : now + ct_lifetime(f->proto, 0);
-	*ct_flags = be_e ? be_e->flags : 0;
-	if (!se) {
-		ret = ct4_create(&st, backend_id, svc->rev_nat_id, 0, now);
-		if (ret < 0)
-			return ret;
-	} else {
-		se->tx_packets++;
-		if (se->lifetime != *lifetime && be_e) {
-			se->lifetime = be_e->lifetime;
-			se->flags = be_e->flags;
-		}
-	}
-	return 0;
 }
 
 /* Accounts a reply backend -> client of a flow to frontend fe_addr:fe_port to
@@ -145,34 +80,20 @@ static __always_inline __u32 nodeport_ct_reply(__be32 baddr, __be16 bport, __be3
 	struct ct4_tuple t = {
 		.saddr = caddr, .daddr = baddr, .sport = cport, .dport = bport, .proto = proto,
 	};
-	struct ct4_entry *e, *se;
+	struct ct4_entry *e;
 
 	e = ct4_lookup(&t);
 	if (!e)
 		return now + ct_lifetime(proto, CT_E_SEEN_REPLY);
-	ct4_update(e, proto, tcp_flags, 1, now);
-	t.daddr = fe_addr;
-	t.dport = fe_port;
-	t.flags = CT_F_SERVICE;
-	se = ct4_lookup(&t);
-	if (se) {
-		if (se->lifetime != e->lifetime) {
-			se->lifetime = e->lifetime;
-			se->flags = e->flags;
-		}
-		se->rx_packets++;
-	}
-	return e->lifetime;
+	return lb4_ct_reply(e, caddr, cport, fe_addr, fe_port, proto, tcp_flags, now);
 }
 
 /* Decrements the TTL of the packet at ETH_HLEN (revalidating the pointers). */
 static __always_inline int nodeport_dec_ttl(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct iphdr *ip = data + ETH_HLEN;
+	struct iphdr *ip = ipv4_hdr(skb, NULL);
 
-	if ((void *)(ip + 1) > data_end)
+	if (!ip)
 		return -DROP_INVALID;
 	return ipv4_dec_ttl(skb, ETH_HLEN, ip);
 }
@@ -208,6 +129,23 @@ static __always_inline int nodeport_fib(struct __sk_buff *skb, const struct ipv4
 	return -DROP_NO_ROUTE;
 }
 
+/* Rewrites the source of f's packet (already DNATed) to saddr:sport and
+ * routes it by FIB lookup, as a router: TTL decremented. Returns 0 or a
+ * negative DROP_* reason. */
+static __always_inline int nodeport_snat_fwd(struct __sk_buff *skb, struct ipv4_flow *f, __be32 saddr,
+					     __be16 sport, struct nodeport_fwd *fwd)
+{
+	int ret;
+
+	ret = ipv4_nat(skb, f, 1, saddr, sport);
+	if (ret < 0)
+		return ret;
+	ret = nodeport_dec_ttl(skb);
+	if (ret < 0)
+		return ret;
+	return nodeport_fib(skb, f, fwd);
+}
+
 /* Reply of a remote backend to an SNATed flow: back to the client, from the
  * frontend. Returns 0 when f is none, REASON_LB_REV_SNAT or a DROP_*. */
 static __always_inline int nodeport_rev_snat(struct __sk_buff *skb, struct ipv4_flow *f,
@@ -220,7 +158,6 @@ static __always_inline int nodeport_rev_snat(struct __sk_buff *skb, struct ipv4_
 	struct snat4_entry *e;
 	__be32 caddr, fe_addr;
 	__be16 cport, fe_port;
-	__u64 now;
 	int ret;
 
 	if (!snat_ipv4 || f->daddr != snat_ipv4)
@@ -232,20 +169,13 @@ static __always_inline int nodeport_rev_snat(struct __sk_buff *skb, struct ipv4_
 	cport = e->port;
 	fe_addr = e->fe_addr;
 	fe_port = e->fe_port;
-	now = lb_now_sec();
 	snat4_touch(e, nodeport_ct_reply(f->saddr, f->sport, caddr, cport, f->proto, f->tcp_flags,
-					 fe_addr, fe_port, now));
+					 fe_addr, fe_port, now_sec()));
 
 	ret = ipv4_nat(skb, f, 0, caddr, cport);
 	if (ret < 0)
 		return ret;
-	ret = ipv4_nat(skb, f, 1, fe_addr, fe_port);
-	if (ret < 0)
-		return ret;
-	ret = nodeport_dec_ttl(skb);
-	if (ret < 0)
-		return ret;
-	ret = nodeport_fib(skb, f, fwd);
+	ret = nodeport_snat_fwd(skb, f, fe_addr, fe_port, fwd);
 	if (ret < 0)
 		return ret;
 	return REASON_LB_REV_SNAT;
@@ -269,6 +199,50 @@ static __always_inline int nodeport_policy(const struct ipv4_flow *f, __be32 bad
 	return policy_ingress_new(&p, ep, ifindex, REASON_FWD_LOCAL);
 }
 
+/* Delivers f, load-balanced (st) to a backend on this node (ep: a pod;
+ * NULL: the host network), after the pod's ingress policy for a flow policy
+ * has not allowed yet, and records the frontend fe_addr:fe_port the replies
+ * leave from. Returns REASON_LB_TRANSLATED or a negative DROP_*. */
+static __always_inline int nodeport_xlate_local(struct __sk_buff *skb, struct ipv4_flow *f,
+						const struct lb4_state *st, const struct endpoint_info *ep,
+						__be32 fe_addr, __be16 fe_port, struct nodeport_fwd *fwd)
+{
+	__u8 dmac[6], smac[6];
+	__u32 ifindex = 0;
+	int ret;
+
+	if (ep) {
+		/* A later packet of a flow policy allowed passes without
+		 * lookups (as in policy_established). */
+		if (!(st->ct_flags & CT_E_POLICY) ||
+		    ((st->ct_flags & CT_E_CLOSING) && ct_is_new_syn(f->proto, f->tcp_flags))) {
+			ret = nodeport_policy(f, st->baddr, st->bport, ep, skb->ifindex);
+			if (ret < 0)
+				return ret;
+		}
+		__builtin_memcpy(dmac, ep->mac, 6);
+		__builtin_memcpy(smac, ep->node_mac, 6);
+		ifindex = ep->ifindex;
+	}
+	ret = ipv4_nat(skb, f, 0, st->baddr, st->bport);
+	if (ret < 0)
+		return ret;
+	ret = snat4_record_rev_dnat(f, fe_addr, fe_port, st->lifetime);
+	if (ret < 0)
+		return ret;
+	if (!ep)
+		return REASON_LB_TRANSLATED; /* host network: the stack delivers */
+	ret = nodeport_dec_ttl(skb);
+	if (ret < 0)
+		return ret;
+	ret = eth_store_macs(skb, dmac, smac);
+	if (ret < 0)
+		return ret;
+	fwd->mode = NP_FWD_PEER;
+	fwd->ifindex = ifindex;
+	return REASON_LB_TRANSLATED;
+}
+
 /* Translates f, whose destination is the frontend fe (master entry svc), to
  * a backend and says how to forward it. Returns REASON_LB_TRANSLATED (local
  * or host backend), REASON_LB_SNAT (remote backend) or a negative DROP_*. */
@@ -276,68 +250,29 @@ static __always_inline int nodeport_xlate(struct __sk_buff *skb, struct ipv4_flo
 					  const struct lb4_key *fe, const struct lb4_service *svc,
 					  struct nodeport_fwd *fwd)
 {
-	__be32 fe_addr = f->daddr, baddr = 0;
-	__be16 fe_port = f->dport, bport = 0, nat_port = 0;
+	__be32 fe_addr = f->daddr;
+	__be16 fe_port = f->dport, nat_port = 0;
 	struct endpoint_key ek = {};
 	struct endpoint_info *ep;
-	__u8 dmac[6], smac[6];
-	__u32 lifetime = 0, ifindex;
-	__u64 now = lb_now_sec();
-	__u16 ct_flags = 0;
+	struct lb4_state st = {};
+	__u64 now = now_sec();
 	int ret;
 
-	ret = nodeport_ct(f, fe, svc, &baddr, &bport, &lifetime, &ct_flags, now);
+	ret = lb4_local(f, fe, svc, 0, LB4_REV_NAT_BY_NAT_MAP, &st, now);
 	if (ret < 0)
 		return ret;
+	ek.ip = st.baddr;
+	ep = bpf_map_lookup_elem(&sluice_endpoints_v1, &ek);
+	if (ep || is_node_addr(st.baddr))
+		return nodeport_xlate_local(skb, f, &st, ep, fe_addr, fe_port, fwd);
 
-	ek.ip = baddr;
-	ep = bpf_map_lookup_elem(&sluice_endpoints, &ek);
-	if (ep || is_node_addr(baddr)) {
-		if (ep) {
-			/* A later packet of a flow policy allowed passes
-			 * without lookups (as in policy_established). */
-			if (!(ct_flags & CT_E_POLICY) ||
-			    ((ct_flags & CT_E_CLOSING) && ct_is_new_syn(f->proto, f->tcp_flags))) {
-				ret = nodeport_policy(f, baddr, bport, ep, skb->ifindex);
-				if (ret < 0)
-					return ret;
-			}
-			__builtin_memcpy(dmac, ep->mac, 6);
-			__builtin_memcpy(smac, ep->node_mac, 6);
-			ifindex = ep->ifindex;
-		}
-		ret = ipv4_nat(skb, f, 0, baddr, bport);
-		if (ret < 0)
-			return ret;
-		ret = snat4_record_rev_dnat(f, fe_addr, fe_port, lifetime);
-		if (ret < 0)
-			return ret;
-		if (!ep)
-			return REASON_LB_TRANSLATED; /* host network: the stack delivers */
-		ret = nodeport_dec_ttl(skb);
-		if (ret < 0)
-			return ret;
-		ret = eth_store_macs(skb, dmac, smac);
-		if (ret < 0)
-			return ret;
-		fwd->mode = NP_FWD_PEER;
-		fwd->ifindex = ifindex;
-		return REASON_LB_TRANSLATED;
-	}
-
-	ret = ipv4_nat(skb, f, 0, baddr, bport);
+	ret = ipv4_nat(skb, f, 0, st.baddr, st.bport);
 	if (ret < 0)
 		return ret;
-	ret = snat4_alloc(f, fe_addr, fe_port, lifetime, now, &nat_port);
+	ret = snat4_alloc(f, fe_addr, fe_port, st.lifetime, now, &nat_port);
 	if (ret < 0)
 		return ret;
-	ret = ipv4_nat(skb, f, 1, snat_ipv4, nat_port);
-	if (ret < 0)
-		return ret;
-	ret = nodeport_dec_ttl(skb);
-	if (ret < 0)
-		return ret;
-	ret = nodeport_fib(skb, f, fwd);
+	ret = nodeport_snat_fwd(skb, f, snat_ipv4, nat_port, fwd);
 	if (ret < 0)
 		return ret;
 	return REASON_LB_SNAT;
@@ -347,16 +282,14 @@ static __always_inline int nodeport_xlate(struct __sk_buff *skb, struct ipv4_flo
  * to the stack untouched), a forward reason with *fwd set, or a DROP_*. */
 static __always_inline int nodeport_from_netdev(struct __sk_buff *skb, struct nodeport_fwd *fwd)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
-	struct iphdr *ip = (void *)(eth + 1);
+	struct ethhdr *eth = NULL;
+	struct iphdr *ip = ipv4_hdr(skb, &eth);
 	struct ipv4_flow f = {};
 	struct lb4_service *svc;
 	struct lb4_key fe = {};
 	int ret;
 
-	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+	if (!ip || eth->h_proto != bpf_htons(ETH_P_IP))
 		return 0;
 	/* TTL 1 would expire here: the stack answers with time exceeded. */
 	if (ip->ttl <= 1)
@@ -378,9 +311,7 @@ static __always_inline int nodeport_from_netdev(struct __sk_buff *skb, struct no
  * REASON_LB_REV_NAT or a DROP_*. */
 static __always_inline int nodeport_to_netdev(struct __sk_buff *skb)
 {
-	void *data = (void *)(long)skb->data;
-	void *data_end = (void *)(long)skb->data_end;
-	struct ethhdr *eth = data;
+	struct ethhdr *eth = eth_hdr(skb);
 	struct ipv4_flow f = {};
 	struct snat4_tuple t = {};
 	struct snat4_entry *e;
@@ -388,7 +319,7 @@ static __always_inline int nodeport_to_netdev(struct __sk_buff *skb)
 	__be16 fe_port;
 	int ret;
 
-	if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+	if (!eth || eth->h_proto != bpf_htons(ETH_P_IP))
 		return 0;
 	ret = ipv4_parse_flow(skb, ETH_HLEN, &f);
 	if (ret <= 0)
@@ -405,7 +336,7 @@ static __always_inline int nodeport_to_netdev(struct __sk_buff *skb)
 	fe_addr = e->fe_addr;
 	fe_port = e->fe_port;
 	snat4_touch(e, nodeport_ct_reply(f.saddr, f.sport, f.daddr, f.dport, f.proto, f.tcp_flags,
-					 fe_addr, fe_port, lb_now_sec()));
+					 fe_addr, fe_port, now_sec()));
 	ret = ipv4_nat(skb, &f, 1, fe_addr, fe_port);
 	if (ret < 0)
 		return ret;

@@ -253,7 +253,7 @@ static __always_inline int policy_ingress_new(const struct policy_pkt *p, const 
 	struct endpoint_key sk = { .ip = p->saddr };
 	__u8 drop_dir = DIR_INGRESS;
 
-	return policy_enforce(p, NULL, dst, peer_identity(p->saddr, bpf_map_lookup_elem(&sluice_endpoints, &sk)),
+	return policy_enforce(p, NULL, dst, peer_identity(p->saddr, bpf_map_lookup_elem(&sluice_endpoints_v1, &sk)),
 			      peer_identity(p->daddr, dst), ifindex, fwd_reason, &drop_dir);
 }
 

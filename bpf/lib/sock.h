@@ -6,7 +6,7 @@
 
 #include "common.h"
 
-/* Why a socket hook acted. Index of sluice_sock_metrics; mirrored in Go
+/* Why a socket hook acted. Index of sluice_sock_metrics_v1; mirrored in Go
  * (bpf2go -type sluice_sock_reason). */
 enum sluice_sock_reason {
 	SOCK_CONNECT_XLATED	= 1,	/* connect() to a frontend got a backend */
@@ -46,11 +46,11 @@ struct {
 	__type(value, __u64);
 	__uint(max_entries, SOCK_REASON_MAX);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_sock_metrics SEC(".maps");
+} sluice_sock_metrics_v1 SEC(".maps");
 
 static __always_inline void sock_count(__u32 reason)
 {
-	__u64 *v = bpf_map_lookup_elem(&sluice_sock_metrics, &reason);
+	__u64 *v = bpf_map_lookup_elem(&sluice_sock_metrics_v1, &reason);
 
 	if (v)
 		(*v)++;

@@ -1,6 +1,7 @@
 // Package attach attaches the pinned pod programs to a pod's host-side
 // interface with TCX and pins the links, so that they outlive the process
-// that attached them. The CNI plugin uses it; it never loads programs.
+// that attached them. The CNI plugin uses it; it never loads programs. It
+// also adopts pinned links (pod, host device, cgroup) for the loader.
 package attach
 
 import (
@@ -51,11 +52,7 @@ func Pod(root, ifname string, ifindex int) (err error) {
 		}
 	}()
 	for _, h := range pin.PodHooks {
-		at := ebpf.AttachTCXIngress
-		if h.Hook == "egress" {
-			at = ebpf.AttachTCXEgress
-		}
-		l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: progs[h.Hook], Attach: at})
+		l, err := link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: progs[h.Hook], Attach: TCXAttachType(h.Hook)})
 		if err != nil {
 			return fmt.Errorf("attach tcx %s to %s: %w", h.Hook, ifname, err)
 		}

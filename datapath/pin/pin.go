@@ -6,6 +6,9 @@
 //	<root>/links/<host ifname>/<hook>  TCX links of one pod interface
 //	<root>/links/cgroup/<hook>         socket-LB cgroup links (connect4, ...)
 //	<root>/links/devices/<ifname>/<hook> host device links (NodePort)
+//
+// It also holds the map renames a loader applies to an earlier agent's pins
+// (MapRenames, RenameMaps).
 package pin
 
 import (
@@ -141,6 +144,45 @@ func EnsureRoot(root string, mountParent bool) error {
 	for _, d := range []string{root, MapsDir(root), filepath.Dir(ProgPath(root, "x")), LinksDir(root)} {
 		if err := os.MkdirAll(d, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	return nil
+}
+
+// MapRenames are the maps whose pinned name changed without a layout change:
+// an earlier agent pinned Old, this one pins the same layout as New. Every
+// map name carries its layout version (bpf/lib/maps.h); these five had none.
+var MapRenames = []struct{ Old, New string }{
+	{"sluice_endpoints", "sluice_endpoints_v1"},
+	{"sluice_metrics", "sluice_metrics_v1"},
+	{"sluice_flows", "sluice_flows_v1"},
+	{"sluice_flows_lost", "sluice_flows_lost_v1"},
+	{"sluice_sock_metrics", "sluice_sock_metrics_v1"},
+}
+
+// RenameMaps adopts the pins of an earlier agent under root before loading:
+// a map pinned under an Old name of MapRenames with nothing pinned under its
+// New name is renamed to New (the same map, entries and all). An Old pin
+// next to a New one is stale (the New one is in use) and is removed.
+func RenameMaps(root string) error {
+	for _, r := range MapRenames {
+		oldPath := filepath.Join(MapsDir(root), r.Old)
+		newPath := filepath.Join(MapsDir(root), r.New)
+		if _, err := os.Stat(oldPath); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		_, err := os.Stat(newPath)
+		switch {
+		case err == nil:
+			if err := os.Remove(oldPath); err != nil {
+				return fmt.Errorf("remove stale pin %s: %w", oldPath, err)
+			}
+		case errors.Is(err, os.ErrNotExist):
+			if err := os.Rename(oldPath, newPath); err != nil {
+				return fmt.Errorf("rename pinned map %s to %s: %w", r.Old, r.New, err)
+			}
+		default:
+			return fmt.Errorf("stat %s: %w", newPath, err)
 		}
 	}
 	return nil

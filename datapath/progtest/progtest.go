@@ -1,6 +1,6 @@
 // Package progtest runs BPF programs on crafted packets with BPF_PROG_TEST_RUN
-// and builds those packets with gopacket. It is used by the datapath tests and
-// benchmarks.
+// and builds those packets with gopacket, and loads the datapath into a
+// test's private bpffs. It is used by the datapath tests and benchmarks.
 package progtest
 
 import (

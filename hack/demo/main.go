@@ -176,7 +176,9 @@ func cli(r *harness.Runner, node *harness.Node, args ...string) string {
 	return string(out)
 }
 
-const webManifest = `apiVersion: v1
+// webManifest is the Service web in front of pods b and c (app: web), and
+// the client pod a.
+var webManifest = `apiVersion: v1
 kind: Service
 metadata:
   name: web
@@ -189,45 +191,16 @@ spec:
   - name: http
     port: 80
     targetPort: 8080
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: a
-  namespace: default
-  labels:
-    role: frontend
-spec:
-  containers:
-  - name: app
-    image: none
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: b
-  namespace: default
-  labels:
-    app: web
-    tier: protected
-spec:
-  containers:
-  - name: app
-    image: none
----
-apiVersion: v1
-kind: Pod
-metadata:
-  name: c
-  namespace: default
-  labels:
-    app: web
-    role: untrusted
-spec:
-  containers:
-  - name: app
-    image: none
-`
+` + podManifest("a", "role: frontend") +
+	podManifest("b", "app: web", "tier: protected") +
+	podManifest("c", "app: web", "role: untrusted")
+
+// podManifest is a "---"-led Pod document in namespace default with the
+// given "key: value" labels.
+func podManifest(name string, labels ...string) string {
+	return "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: " + name + "\n  namespace: default\n  labels:\n    " +
+		strings.Join(labels, "\n    ") + "\nspec:\n  containers:\n  - name: app\n    image: none\n"
+}
 
 func writeFile(r *harness.Runner, node *harness.Node, name, content string) {
 	if err := os.WriteFile(filepath.Join(node.ManifestsDir, name), []byte(content), 0o600); err != nil {

@@ -59,7 +59,9 @@ while [ $# -gt 0 ]; do
 	shift
 done
 
-alive() { [ -f "$R/pids/$1.pid" ] && kill -0 "$(cat "$R/pids/$1.pid")" 2>/dev/null; }
+# shellcheck source=hack/k8s/lib.sh
+. "$REPO/hack/k8s/lib.sh"
+WAITFOR_QUIET=1
 for n in kube-apiserver kubelet containerd; do
 	alive $n || { echo "bench-crr --cluster: $n is not running: hack/local-cluster.sh up first" >&2 && exit 1; }
 done
@@ -69,18 +71,6 @@ grep -q -- '--socket-lb=true' "$R/sluice.yaml" || { echo "bench-crr --cluster: t
 
 now() { date +%s.%N; }
 since() { python3 -c "import sys; print('%.3f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$1" "$(now)"; }
-waitfor() { # what timeout-seconds cmd...
-	local w=$1 to=$2 s
-	shift 2
-	s=$(date +%s)
-	until "$@" >/dev/null 2>&1; do
-		if [ $(($(date +%s) - s)) -ge "$to" ]; then
-			echo "timed out after ${to}s waiting for $w" >&2
-			return 1
-		fi
-		sleep 0.5
-	done
-}
 
 # --- agent modes and kube-proxy -------------------------------------------------------------------------------------
 agent_mode() { # true|false: the agent's --socket-lb, rolled out and ready

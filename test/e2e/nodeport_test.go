@@ -20,7 +20,7 @@ import (
 // "external" client lives in extNetNS and the node answers at extNodeIP.
 const (
 	extNetNS  = "sluice-e2e-ext"
-	extNodeIP = "203.0.113.1"
+	extNodeIP = "198.51.100.1"
 )
 
 // nodePortService starts two echo pods, <prefix>-1 and <prefix>-2, and a

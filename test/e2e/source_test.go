@@ -14,8 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/agent/source/k8s"
-	"github.com/sluicenet/sluice/agent/source/manifests"
 )
 
 // TestE2EK8sSourceFollowsTheAPIServer runs the agent's Kubernetes source
@@ -35,13 +35,13 @@ func TestE2EK8sSourceFollowsTheAPIServer(t *testing.T) {
 	require.NoError(t, err)
 	var (
 		mu   sync.Mutex
-		last manifests.Snapshot
+		last source.Snapshot
 		n    int
 	)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- src.Run(ctx, func(s manifests.Snapshot) {
+		done <- src.Run(ctx, func(s source.Snapshot) {
 			mu.Lock()
 			last, n = s, n+1
 			mu.Unlock()
@@ -63,9 +63,9 @@ func TestE2EK8sSourceFollowsTheAPIServer(t *testing.T) {
 	}
 	require.Equal(t, internal, info.InternalIP.String())
 
-	snapshot := func(cond func(manifests.Snapshot) bool) manifests.Snapshot {
+	snapshot := func(cond func(source.Snapshot) bool) source.Snapshot {
 		t.Helper()
-		var s manifests.Snapshot
+		var s source.Snapshot
 		err := wait.PollUntilContextTimeout(t.Context(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 			mu.Lock()
 			s = last
@@ -75,7 +75,7 @@ func TestE2EK8sSourceFollowsTheAPIServer(t *testing.T) {
 		require.NoError(t, err, "no snapshot matched; last had %d services, %d slices, %d pods", len(s.Services), len(s.EndpointSlices), len(s.Pods))
 		return s
 	}
-	has := func(s manifests.Snapshot, ns string) (svc, slice, pod, nsObj bool) {
+	has := func(s source.Snapshot, ns string) (svc, slice, pod, nsObj bool) {
 		for _, o := range s.Services {
 			svc = svc || (o.Namespace == ns && o.Name == "web")
 		}
@@ -95,7 +95,7 @@ func TestE2EK8sSourceFollowsTheAPIServer(t *testing.T) {
 		return
 	}
 	// The initial snapshot already carries the default kubernetes Service.
-	snapshot(func(s manifests.Snapshot) bool {
+	snapshot(func(s source.Snapshot) bool {
 		for _, o := range s.Services {
 			if o.Namespace == "default" && o.Name == "kubernetes" {
 				return true
@@ -112,7 +112,7 @@ func TestE2EK8sSourceFollowsTheAPIServer(t *testing.T) {
 			Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	s := snapshot(func(s manifests.Snapshot) bool {
+	s := snapshot(func(s source.Snapshot) bool {
 		svc, slice, pod, nsObj := has(s, ns)
 		return svc && slice && pod && nsObj
 	})
@@ -123,7 +123,7 @@ func TestE2EK8sSourceFollowsTheAPIServer(t *testing.T) {
 
 	require.NoError(t, c.cs.CoreV1().Services(ns).Delete(ctxT(t, 10*time.Second), "web", metav1.DeleteOptions{}))
 	require.NoError(t, c.cs.CoreV1().Pods(ns).Delete(ctxT(t, 10*time.Second), "web-1", metav1.DeleteOptions{}))
-	snapshot(func(s manifests.Snapshot) bool {
+	snapshot(func(s source.Snapshot) bool {
 		svc, slice, pod, _ := has(s, ns)
 		return !svc && !slice && !pod
 	})

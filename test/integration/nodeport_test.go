@@ -15,7 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/agent/api"
-	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -149,13 +149,13 @@ spec:
 `, name, clusterIP, sel, svcPort, podPort, nodePort, extra)
 }
 
-func (e *npEnv) hostCounter(t *testing.T, ifindex uint32, r datapath.Reason) uint64 {
+func (e *npEnv) hostCounter(t *testing.T, ifindex uint32, r metricsmap.Reason) uint64 {
 	t.Helper()
-	cs, err := datapath.PinnedCounters(e.node.BPFRoot)
+	cs, err := metricsmap.PinnedCounters(e.node.BPFRoot)
 	require.NoError(t, err)
 	var n uint64
 	for _, c := range cs {
-		if c.Ifindex == ifindex && c.Reason == r && c.Direction == datapath.DirIngress {
+		if c.Ifindex == ifindex && c.Reason == r && c.Direction == metricsmap.DirIngress {
 			n += c.Packets
 		}
 	}
@@ -236,22 +236,22 @@ func TestPrivilegedNodePort(t *testing.T) {
 			}
 			return false
 		}, 10*time.Second, 50*time.Millisecond)
-		before := e.hostCounter(t, e.ext0Index, datapath.DropNoLocalBackend)
+		before := e.hostCounter(t, e.ext0Index, metricsmap.DropNoLocalBackend)
 		_, _, err := askPeer(e.ext, npNodeIP+":30082", time.Second)
 		require.Error(t, err, "no local endpoint: no reply")
 		assert.True(t, harness.IsTimeout(err), "dropped, not refused: %v", err)
-		assert.Greater(t, e.hostCounter(t, e.ext0Index, datapath.DropNoLocalBackend), before, "drop counted on ext0")
+		assert.Greater(t, e.hostCounter(t, e.ext0Index, metricsmap.DropNoLocalBackend), before, "drop counted on ext0")
 	})
 
 	t.Run("remote backend through SNAT", func(t *testing.T) {
 		writeManifest(t, e.node, "remote.yaml", nodePortYAML("remote", "10.96.0.33", 30083, false, "")+
 			sliceYAML("remote", [5]string{npRemoteIP, "node-2", "true", "true", "false"}))
 		waitBackends(t, e.node, "0.0.0.0:30083", 1)
-		before := e.hostCounter(t, e.ext0Index, datapath.ReasonLBSNAT)
+		before := e.hostCounter(t, e.ext0Index, metricsmap.ReasonLBSNAT)
 		names, peers := askManyPeer(t, e.ext, npNodeIP+":30083", 10)
 		assert.Equal(t, map[string]int{"remote": 10}, names)
 		assert.Equal(t, map[string]bool{npNodeIP: true}, peers, "the remote backend sees the node IP")
-		assert.GreaterOrEqual(t, e.hostCounter(t, e.ext0Index, datapath.ReasonLBSNAT)-before, uint64(10), "SNAT counted on ext0")
+		assert.GreaterOrEqual(t, e.hostCounter(t, e.ext0Index, metricsmap.ReasonLBSNAT)-before, uint64(10), "SNAT counted on ext0")
 	})
 
 	t.Run("ExternalIP", func(t *testing.T) {
@@ -337,7 +337,7 @@ spec:
 	})
 
 	t.Run("ingress policy denying world closes the NodePort", func(t *testing.T) {
-		before := e.hostCounter(t, e.ext0Index, datapath.DropPolicyDeny)
+		before := e.hostCounter(t, e.ext0Index, metricsmap.DropPolicyDeny)
 		writeManifest(t, e.node, "10-policy.yaml", `apiVersion: sluice.io/v1alpha1
 kind: SluiceNetworkPolicy
 metadata: {name: web-no-world, namespace: default}
@@ -355,7 +355,7 @@ spec:
 			require.Error(t, err, "NodePort from outside")
 			assert.True(t, harness.IsTimeout(err), "dropped, not refused: %v", err)
 		}
-		assert.GreaterOrEqual(t, e.hostCounter(t, e.ext0Index, datapath.DropPolicyDeny)-before, uint64(3),
+		assert.GreaterOrEqual(t, e.hostCounter(t, e.ext0Index, metricsmap.DropPolicyDeny)-before, uint64(3),
 			"policy drops counted on ext0")
 		requireFlow(t, e.node, api.FlowFilter{Verdict: "DROPPED", Labels: []string{"app=web"}}, "default/web-no-world[ingressDeny:0]")
 		for _, p := range e.pods {

@@ -10,42 +10,44 @@ import (
 	"sync"
 
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/endpointmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 )
 
 // Datapath is an in-memory endpoint map with counters. It implements
-// endpoint.Datapath.
+// endpointmgr.EndpointMap and endpointmgr.CounterMap.
 type Datapath struct {
 	mu       sync.Mutex
-	entries  map[netip.Addr]datapath.Endpoint
-	counters []datapath.Counter
-	// MaxEntries makes UpsertEndpoint of a new key fail with
+	entries  map[netip.Addr]endpointmap.Endpoint
+	counters []metricsmap.Counter
+	// MaxEntries makes Upsert of a new key fail with
 	// datapath.ErrMapFull once reached (0: unlimited).
 	MaxEntries int
-	// FailUpsert, when set, is returned by every UpsertEndpoint.
+	// FailUpsert, when set, is returned by every Upsert.
 	FailUpsert error
 }
 
 // New returns an empty fake datapath.
 func New() *Datapath {
-	return &Datapath{entries: make(map[netip.Addr]datapath.Endpoint)}
+	return &Datapath{entries: make(map[netip.Addr]endpointmap.Endpoint)}
 }
 
-// UpsertEndpoint implements endpoint.Datapath.
-func (d *Datapath) UpsertEndpoint(ep datapath.Endpoint) error {
+// Upsert implements endpointmgr.EndpointMap.
+func (d *Datapath) Upsert(ep endpointmap.Endpoint) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.FailUpsert != nil {
 		return d.FailUpsert
 	}
 	if _, ok := d.entries[ep.IP]; !ok && d.MaxEntries > 0 && len(d.entries) >= d.MaxEntries {
-		return fmt.Errorf("update sluice_endpoints: %w", datapath.ErrMapFull)
+		return fmt.Errorf("update sluice_endpoints_v1: %w", datapath.ErrMapFull)
 	}
 	d.entries[ep.IP] = ep
 	return nil
 }
 
-// DeleteEndpoint implements endpoint.Datapath.
-func (d *Datapath) DeleteEndpoint(ip netip.Addr) error {
+// Delete implements endpointmgr.EndpointMap.
+func (d *Datapath) Delete(ip netip.Addr) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if !ip.Is4() {
@@ -55,11 +57,11 @@ func (d *Datapath) DeleteEndpoint(ip netip.Addr) error {
 	return nil
 }
 
-// Endpoints implements endpoint.Datapath.
-func (d *Datapath) Endpoints() ([]datapath.Endpoint, error) {
+// List implements endpointmgr.EndpointMap.
+func (d *Datapath) List() ([]endpointmap.Endpoint, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := make([]datapath.Endpoint, 0, len(d.entries))
+	out := make([]endpointmap.Endpoint, 0, len(d.entries))
 	for _, e := range d.entries {
 		out = append(out, e)
 	}
@@ -67,7 +69,7 @@ func (d *Datapath) Endpoints() ([]datapath.Endpoint, error) {
 }
 
 // Entry returns the entry of ip, if any.
-func (d *Datapath) Entry(ip string) (datapath.Endpoint, bool) {
+func (d *Datapath) Entry(ip string) (endpointmap.Endpoint, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e, ok := d.entries[netip.MustParseAddr(ip)]
@@ -82,20 +84,20 @@ func (d *Datapath) Len() int {
 }
 
 // AddCounter adds a counter entry, as the BPF programs would.
-func (d *Datapath) AddCounter(c datapath.Counter) {
+func (d *Datapath) AddCounter(c metricsmap.Counter) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.counters = append(d.counters, c)
 }
 
-// Counters implements endpoint.Datapath.
-func (d *Datapath) Counters() ([]datapath.Counter, error) {
+// Counters implements endpointmgr.CounterMap.
+func (d *Datapath) Counters() ([]metricsmap.Counter, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return append([]datapath.Counter(nil), d.counters...), nil
+	return append([]metricsmap.Counter(nil), d.counters...), nil
 }
 
-// DeleteCounters implements endpoint.Datapath.
+// DeleteCounters implements endpointmgr.CounterMap.
 func (d *Datapath) DeleteCounters(ifindex uint32) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()

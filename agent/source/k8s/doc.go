@@ -1,6 +1,6 @@
 // Package k8s is the agent's Kubernetes state source: client-go shared
 // informers on Nodes, Namespaces, Pods, Services and EndpointSlices, turned
-// into the same manifests.Snapshot the standalone manifests source produces,
+// into the same source.Snapshot the standalone manifests source produces,
 // plus this node's PodCIDR and InternalIP from its Node object. It also
 // renders the CNI conflist the agent writes from that PodCIDR.
 //

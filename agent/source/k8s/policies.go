@@ -15,7 +15,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/sluicenet/sluice/agent/source/manifests"
+	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/policy"
 )
 
@@ -71,10 +71,10 @@ func (s *Source) addPolicyInformers(add func(cache.SharedIndexInformer, cache.Re
 	return nil
 }
 
-// listPolicies returns every cached policy object as a manifests.Raw, sorted
+// listPolicies returns every cached policy object as a source.Raw, sorted
 // like the manifests source sorts Others.
-func (s *Source) listPolicies() ([]manifests.Raw, error) {
-	var out []manifests.Raw
+func (s *Source) listPolicies() ([]source.Raw, error) {
+	var out []source.Raw
 	for i, l := range s.policyListers {
 		objs, err := l.List(labels.Everything())
 		if err != nil {
@@ -89,7 +89,7 @@ func (s *Source) listPolicies() ([]manifests.Raw, error) {
 			out = append(out, r)
 		}
 	}
-	slices.SortFunc(out, func(a, b manifests.Raw) int {
+	slices.SortFunc(out, func(a, b source.Raw) int {
 		return cmp.Or(cmp.Compare(a.APIVersion, b.APIVersion), cmp.Compare(a.Kind, b.Kind),
 			cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})
@@ -100,10 +100,10 @@ func (s *Source) listPolicies() ([]manifests.Raw, error) {
 // compiles. The status and the fields that change with every status write
 // (resourceVersion, managedFields) are dropped, so that the agents' own
 // status updates leave the policy's JSON unchanged.
-func rawFrom(o runtime.Object) (manifests.Raw, error) {
+func rawFrom(o runtime.Object) (source.Raw, error) {
 	u, ok := o.(*unstructured.Unstructured)
 	if !ok {
-		return manifests.Raw{}, fmt.Errorf("unexpected %T in a dynamic cache", o)
+		return source.Raw{}, fmt.Errorf("unexpected %T in a dynamic cache", o)
 	}
 	c := u.DeepCopy()
 	unstructured.RemoveNestedField(c.Object, "status")
@@ -111,9 +111,9 @@ func rawFrom(o runtime.Object) (manifests.Raw, error) {
 	unstructured.RemoveNestedField(c.Object, "metadata", "managedFields")
 	js, err := json.Marshal(c.Object)
 	if err != nil {
-		return manifests.Raw{}, fmt.Errorf("encode %s %s/%s: %w", c.GetKind(), c.GetNamespace(), c.GetName(), err)
+		return source.Raw{}, fmt.Errorf("encode %s %s/%s: %w", c.GetKind(), c.GetNamespace(), c.GetName(), err)
 	}
-	return manifests.Raw{
+	return source.Raw{
 		APIVersion: c.GetAPIVersion(), Kind: c.GetKind(),
 		Namespace: c.GetNamespace(), Name: c.GetName(), JSON: js,
 	}, nil

@@ -6,7 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/sluicenet/sluice/agent/source/manifests"
+	"github.com/sluicenet/sluice/agent/source"
 )
 
 // Snapshot builds the desired state from the informer caches, in the same
@@ -14,20 +14,20 @@ import (
 // name, so equal cluster states give equal snapshots. Pods are all pods of
 // the cluster that may still run (their IPs map to identities); which are
 // this node's endpoints is decided by the consumer from spec.nodeName.
-func (s *Source) Snapshot() (manifests.Snapshot, error) {
+func (s *Source) Snapshot() (source.Snapshot, error) {
 	nss, pods, svcs, eps, err := s.listAll()
 	if err != nil {
-		return manifests.Snapshot{}, err
+		return source.Snapshot{}, err
 	}
 	others, err := s.listPolicies()
 	if err != nil {
-		return manifests.Snapshot{}, err
+		return source.Snapshot{}, err
 	}
 	nodes, err := s.snapshotNodes()
 	if err != nil {
-		return manifests.Snapshot{}, err
+		return source.Snapshot{}, err
 	}
-	return manifests.Snapshot{
+	return source.Snapshot{
 		Nodes:          nodes,
 		Namespaces:     copySorted(nss),
 		Pods:           copySorted(livePods(pods)),

@@ -20,7 +20,7 @@ import (
 	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/sluicenet/sluice/agent/source/manifests"
+	"github.com/sluicenet/sluice/agent/source"
 )
 
 // DefaultDebounce is how long the source waits after a change for more
@@ -147,7 +147,7 @@ func New(cfg Config) (*Source, error) {
 // Run starts the informers, waits for their caches, then calls onChange with
 // a full snapshot after the initial sync and after every (debounced) change,
 // until ctx is cancelled. onChange runs on Run's goroutine, one call at a time.
-func (s *Source) Run(ctx context.Context, onChange func(manifests.Snapshot)) error {
+func (s *Source) Run(ctx context.Context, onChange func(source.Snapshot)) error {
 	s.factory.Start(ctx.Done())
 	defer s.factory.Shutdown()
 	if s.dynFactory != nil {

@@ -17,22 +17,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/sluicenet/sluice/agent/source"
 )
 
 // DefaultNamespace is the namespace of objects that do not name one.
 const DefaultNamespace = "default"
-
-// Raw is an object of a kind this package does not decode, kept for later
-// consumers. JSON is the document converted to JSON. Namespace defaults to
-// "default" like every object's; consumers of cluster-scoped kinds ignore it.
-type Raw struct {
-	APIVersion string
-	Kind       string
-	Namespace  string
-	Name       string
-	JSON       []byte
-	File       string // base name of the file that defined it
-}
 
 // object is one decoded manifest object; exactly one of the pointers is set.
 type object struct {
@@ -43,7 +33,7 @@ type object struct {
 	pod   *corev1.Pod
 	ns    *corev1.Namespace
 	node  *corev1.Node
-	raw   *Raw
+	raw   *source.Raw
 }
 
 // objectKey identifies an object independent of its API version.
@@ -228,7 +218,7 @@ func decodeObject(file string, j []byte) ([]object, error) {
 		o.slice = &discoveryv1.EndpointSlice{}
 		target = o.slice
 	default:
-		o.raw = &Raw{
+		o.raw = &source.Raw{
 			APIVersion: tm.APIVersion, Kind: tm.Kind,
 			Namespace: key.namespace, Name: key.name,
 			JSON: bytes.Clone(j), File: file,

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicenet/sluice/agent/source"
 )
 
 const serviceYAML = `apiVersion: v1
@@ -87,7 +89,7 @@ items:
 	require.Equal(t, map[string]string{"team": "a"}, objs[3].ns.Labels)
 
 	require.NotNil(t, objs[4].raw)
-	require.Equal(t, Raw{
+	require.Equal(t, source.Raw{
 		APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Namespace: "default", Name: "deny-all",
 		JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny-all"},"spec":{"podSelector":{}}}`),
 		File: "all.yaml",

@@ -1,8 +1,9 @@
 // Package manifests is the standalone state source: it watches a directory
 // of Kubernetes manifests (*.yaml, *.yml, *.json, several documents per file
-// separated by ---) and keeps a merged Snapshot of the Services,
-// EndpointSlices, Pods and Namespaces they define, plus every other object
-// as raw JSON for later consumers (NetworkPolicy, SluiceNetworkPolicy, ...).
+// separated by ---) and keeps a merged source.Snapshot of the Services,
+// EndpointSlices, Pods, Namespaces and Nodes they define, plus every other
+// object as raw JSON for later consumers (NetworkPolicy, SluiceNetworkPolicy,
+// ...).
 //
 // Known kinds are decoded strictly: an unknown or duplicate field, a wrong
 // type, a missing name or an unsupported version of a known kind makes the

@@ -8,47 +8,9 @@ import (
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/sluicenet/sluice/agent/source"
 )
-
-// Snapshot is the merged content of the manifests directory. Each call to
-// Watcher.Snapshot and each callback gets its own deep copy. Every list is
-// sorted by namespace and name (Others by apiVersion and kind first).
-type Snapshot struct {
-	Services       []*corev1.Service
-	EndpointSlices []*discoveryv1.EndpointSlice
-	Pods           []*corev1.Pod
-	Namespaces     []*corev1.Namespace
-	// Nodes are v1 Node objects (cluster-scoped: Namespace is empty).
-	Nodes  []*corev1.Node
-	Others []Raw
-}
-
-// DeepCopy returns a copy of s that shares nothing with it.
-func (s Snapshot) DeepCopy() Snapshot {
-	out := Snapshot{
-		Services:       copyAll(s.Services, (*corev1.Service).DeepCopy),
-		EndpointSlices: copyAll(s.EndpointSlices, (*discoveryv1.EndpointSlice).DeepCopy),
-		Pods:           copyAll(s.Pods, (*corev1.Pod).DeepCopy),
-		Namespaces:     copyAll(s.Namespaces, (*corev1.Namespace).DeepCopy),
-		Nodes:          copyAll(s.Nodes, (*corev1.Node).DeepCopy),
-	}
-	for _, r := range s.Others {
-		r.JSON = bytes.Clone(r.JSON)
-		out.Others = append(out.Others, r)
-	}
-	return out
-}
-
-func copyAll[T any](in []*T, deepCopy func(*T) *T) []*T {
-	if in == nil {
-		return nil
-	}
-	out := make([]*T, len(in))
-	for i, v := range in {
-		out[i] = deepCopy(v)
-	}
-	return out
-}
 
 // placed is an object and the file that defined it.
 type placed struct {
@@ -59,7 +21,7 @@ type placed struct {
 // merge builds the snapshot from per-file objects. Files are taken in
 // lexical order; an object defined again (later in a file, or in a later
 // file) replaces the earlier definition, with a warning.
-func merge(files map[string]*fileState, log logrus.FieldLogger) Snapshot {
+func merge(files map[string]*fileState, log logrus.FieldLogger) source.Snapshot {
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)
@@ -77,7 +39,7 @@ func merge(files map[string]*fileState, log logrus.FieldLogger) Snapshot {
 			byKey[o.key] = placed{o, n}
 		}
 	}
-	var s Snapshot
+	var s source.Snapshot
 	for _, p := range byKey {
 		switch {
 		case p.svc != nil:
@@ -101,7 +63,7 @@ func merge(files map[string]*fileState, log logrus.FieldLogger) Snapshot {
 	sortByName(s.Pods, func(o *corev1.Pod) (string, string) { return o.Namespace, o.Name })
 	sortByName(s.Namespaces, func(o *corev1.Namespace) (string, string) { return o.Namespace, o.Name })
 	sortByName(s.Nodes, func(o *corev1.Node) (string, string) { return "", o.Name })
-	slices.SortFunc(s.Others, func(a, b Raw) int {
+	slices.SortFunc(s.Others, func(a, b source.Raw) int {
 		return cmp.Or(cmp.Compare(a.APIVersion, b.APIVersion), cmp.Compare(a.Kind, b.Kind),
 			cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
 	})

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+
+	"github.com/sluicenet/sluice/agent/source"
 )
 
 // Timing defaults.
@@ -50,7 +52,7 @@ type Watcher struct {
 	parses int                   // files parsed, for tests
 
 	mu   sync.Mutex
-	snap Snapshot
+	snap source.Snapshot
 }
 
 // New returns a watcher of dir. Nothing happens until Run.
@@ -67,7 +69,7 @@ func New(dir string, log logrus.FieldLogger) *Watcher {
 
 // Snapshot returns a copy of the current merged state (empty before Run
 // loaded the directory).
-func (w *Watcher) Snapshot() Snapshot {
+func (w *Watcher) Snapshot() source.Snapshot {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.snap.DeepCopy()
@@ -77,7 +79,7 @@ func (w *Watcher) Snapshot() Snapshot {
 // watches the directory and calls onChange once per batch of changes, until
 // ctx is done (then it returns nil). onChange runs on Run's goroutine and
 // owns the snapshot it gets. Run fails only if the directory cannot be read.
-func (w *Watcher) Run(ctx context.Context, onChange func(Snapshot)) error {
+func (w *Watcher) Run(ctx context.Context, onChange func(source.Snapshot)) error {
 	if fi, err := os.Stat(w.dir); err != nil {
 		return fmt.Errorf("manifests directory: %w", err)
 	} else if !fi.IsDir() {
@@ -124,7 +126,7 @@ func (w *Watcher) Run(ctx context.Context, onChange func(Snapshot)) error {
 
 // publish merges the per-file state into a new snapshot, stores it and
 // returns a copy for the callback.
-func (w *Watcher) publish() Snapshot {
+func (w *Watcher) publish() source.Snapshot {
 	s := merge(w.files, w.log)
 	w.mu.Lock()
 	w.snap = s

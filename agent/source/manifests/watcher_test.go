@@ -12,26 +12,28 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/sirupsen/logrus/hooks/test"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicenet/sluice/agent/source"
 )
 
 // running is a watcher started by startWatcher.
 type running struct {
 	w       *Watcher
 	hook    *test.Hook
-	changes chan Snapshot
+	changes chan source.Snapshot
 }
 
 func startWatcher(t *testing.T, dir string, configure func(*Watcher)) *running {
 	t.Helper()
 	log, hook := test.NewNullLogger()
 	log.SetLevel(logrus.DebugLevel)
-	r := &running{w: New(dir, log), hook: hook, changes: make(chan Snapshot, 100)}
+	r := &running{w: New(dir, log), hook: hook, changes: make(chan source.Snapshot, 100)}
 	if configure != nil {
 		configure(r.w)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- r.w.Run(ctx, func(s Snapshot) { r.changes <- s }) }()
+	go func() { done <- r.w.Run(ctx, func(s source.Snapshot) { r.changes <- s }) }()
 	t.Cleanup(func() {
 		cancel()
 		require.NoError(t, <-done)
@@ -40,14 +42,14 @@ func startWatcher(t *testing.T, dir string, configure func(*Watcher)) *running {
 }
 
 // next waits for the next callback.
-func (r *running) next(t *testing.T) Snapshot {
+func (r *running) next(t *testing.T) source.Snapshot {
 	t.Helper()
 	select {
 	case s := <-r.changes:
 		return s
 	case <-time.After(10 * time.Second):
 		t.Fatal("no change reported")
-		return Snapshot{}
+		return source.Snapshot{}
 	}
 }
 
@@ -105,7 +107,7 @@ spec:
 }
 
 // names summarizes a snapshot as kind/namespace/name strings.
-func names(s Snapshot) []string {
+func names(s source.Snapshot) []string {
 	var out []string
 	for _, o := range s.Services {
 		out = append(out, "Service/"+o.Namespace+"/"+o.Name)
@@ -296,6 +298,6 @@ func TestWatcherRescanWithoutInotify(t *testing.T) {
 
 func TestWatcherMissingDir(t *testing.T) {
 	w := New(filepath.Join(t.TempDir(), "nope"), logrus.New())
-	err := w.Run(context.Background(), func(Snapshot) { t.Fatal("callback") })
+	err := w.Run(context.Background(), func(source.Snapshot) { t.Fatal("callback") })
 	require.ErrorIs(t, err, os.ErrNotExist)
 }

@@ -1,0 +1,13 @@
+package server
+
+import "github.com/sluicenet/sluice/agent/api"
+
+// Services is what the server needs from the service manager.
+type Services interface {
+	// Services returns the programmed services.
+	Services() []api.Service
+	// LBMaps dumps the load-balancing maps.
+	LBMaps() (api.LBMaps, error)
+	// Conntrack dumps the conntrack map.
+	Conntrack() ([]api.CTEntry, error)
+}

@@ -1,0 +1,106 @@
+package servicemgr
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+
+	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/lb"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+)
+
+// Services returns the programmed services in API form (GET /v1/services).
+func (m *Manager) Services() []api.Service {
+	desired := m.rec.Desired()
+	out := make([]api.Service, 0, len(desired))
+	for _, s := range desired {
+		as := api.Service{
+			Name:      s.Name.String(),
+			Kind:      s.Kind.String(),
+			Frontend:  netip.AddrPortFrom(s.Frontend.Addr, s.Frontend.Port).String(),
+			Protocol:  s.Frontend.Proto.String(),
+			Affinity:  int(s.Affinity.Seconds()),
+			LocalOnly: s.LocalOnly,
+			Backends:  []api.ServiceBackend{},
+		}
+		for _, b := range s.Backends {
+			id, _ := m.rec.BackendID(b.Addr, s.Frontend.Proto)
+			as.Backends = append(as.Backends, api.ServiceBackend{ID: id, Address: b.Addr.String(), State: b.State.String(), Local: b.Local, Pod: b.Pod})
+		}
+		out = append(out, as)
+	}
+	return out
+}
+
+// LBMaps dumps the load-balancing maps in API form (GET /v1/bpf/lb).
+func (m *Manager) LBMaps() (api.LBMaps, error) {
+	out := api.LBMaps{Services: []api.LBMapService{}, Backends: []api.LBMapBackend{}, RevNAT: []api.LBMapRevNAT{}}
+	svcs, err := m.lb.Services()
+	if err != nil {
+		return out, fmt.Errorf("dump services: %w", err)
+	}
+	bes, err := m.lb.Backends()
+	if err != nil {
+		return out, fmt.Errorf("dump backends: %w", err)
+	}
+	rns, err := m.lb.RevNATs()
+	if err != nil {
+		return out, fmt.Errorf("dump reverse NAT: %w", err)
+	}
+	for fe, s := range svcs {
+		out.Services = append(out.Services, api.LBMapService{
+			Frontend: netip.AddrPortFrom(fe.Addr, fe.Port).String(), Protocol: lb.Proto(fe.Proto).String(),
+			RevNATID: s.RevNATID, Flags: flagNames(s.Flags), AffinitySeconds: int(s.AffinityTimeout.Seconds()),
+			BackendIDs: append([]uint32{}, s.Backends...),
+		})
+	}
+	for id, b := range bes {
+		out.Backends = append(out.Backends, api.LBMapBackend{ID: id, Address: netip.AddrPortFrom(b.Addr, b.Port).String(), Protocol: lb.Proto(b.Proto).String(), Terminating: b.Terminating})
+	}
+	for id, fe := range rns {
+		out.RevNAT = append(out.RevNAT, api.LBMapRevNAT{ID: id, Frontend: netip.AddrPortFrom(fe.Addr, fe.Port).String() + "/" + lb.Proto(fe.Proto).String()})
+	}
+	sort.Slice(out.Services, func(i, j int) bool {
+		return out.Services[i].Frontend+out.Services[i].Protocol < out.Services[j].Frontend+out.Services[j].Protocol
+	})
+	sort.Slice(out.Backends, func(i, j int) bool { return out.Backends[i].ID < out.Backends[j].ID })
+	sort.Slice(out.RevNAT, func(i, j int) bool { return out.RevNAT[i].ID < out.RevNAT[j].ID })
+	return out, nil
+}
+
+func flagNames(f lbmap.Flags) []string {
+	var out []string
+	for _, n := range []struct {
+		flag lbmap.Flags
+		name string
+	}{
+		{lbmap.FlagNodePort, "nodeport"},
+		{lbmap.FlagExternal, "external"},
+		{lbmap.FlagLocalOnly, "local-only"},
+		{lbmap.FlagAffinity, "affinity"},
+	} {
+		if f&n.flag != 0 {
+			out = append(out, n.name)
+		}
+	}
+	return out
+}
+
+// Conntrack dumps the conntrack map in API form (GET /v1/bpf/ct).
+func (m *Manager) Conntrack() ([]api.CTEntry, error) {
+	ct, err := m.ct.Entries()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.CTEntry, 0, len(ct))
+	for _, e := range ct {
+		out = append(out, api.CTEntry{
+			Source: e.Src.String(), Destination: e.Dst.String(), Protocol: lb.Proto(e.Proto).String(),
+			Service: e.Service, BackendID: e.BackendID, RevNATID: e.RevNATID,
+			ExpiresIn: int(e.Expires.Seconds()), Closing: e.Closing,
+			PolicyAllowed: e.PolicyAllowed, Packets: e.Packets,
+		})
+	}
+	return out, nil
+}

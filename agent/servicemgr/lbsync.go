@@ -1,0 +1,330 @@
+package servicemgr
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"github.com/sluicenet/sluice/agent/lb"
+	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/lbmap"
+)
+
+// Maps is the part of the datapath the LB sync writes: the services,
+// backends and reverse-NAT maps.
+type Maps interface {
+	UpsertBackend(id uint32, b lbmap.Backend) error
+	DeleteBackend(id uint32) error
+	Backends() (map[uint32]lbmap.Backend, error)
+	UpsertService(fe lbmap.Frontend, s lbmap.Service) error
+	DeleteService(fe lbmap.Frontend) error
+	Services() (map[lbmap.Frontend]lbmap.Service, error)
+	UpsertRevNAT(id uint16, fe lbmap.Frontend) error
+	DeleteRevNAT(id uint16) error
+	RevNATs() (map[uint16]lbmap.Frontend, error)
+}
+
+// SyncStats says what one sync changed in the maps.
+type SyncStats struct {
+	Services, Backends int // desired counts
+	UpsertedServices   int
+	DeletedServices    int
+	UpsertedBackends   int
+	DeletedBackends    int
+	Failed             int // entries that could not be written
+	MapFull            bool
+}
+
+// lbSync writes desired services into the LB maps with idempotent upserts,
+// deletes and prunes. It keeps backend and reverse-NAT IDs stable across
+// agent restarts by adopting the IDs it finds in the pinned maps: conntrack
+// entries refer to those IDs, so established flows survive a restart and a
+// backend removal never disturbs flows to the others.
+type lbSync struct {
+	maps Maps
+
+	mu       sync.Mutex
+	backends map[backendKey]uint32            // backend → ID
+	revNATs  map[lb.Frontend]uint16           // frontend → reverse-NAT ID
+	written  map[lbmap.Frontend]lbmap.Service // last written service entries
+	wBackend map[uint32]lbmap.Backend         // last written backends
+	desired  []lb.Service
+
+	nextBackend, nextRevNAT uint32 // next IDs to hand out
+}
+
+type backendKey struct {
+	Addr  netip.AddrPort
+	Proto lb.Proto
+}
+
+// newLBSync returns an LB sync that adopts the IDs already in the maps.
+func newLBSync(maps Maps) (*lbSync, error) {
+	r := &lbSync{maps: maps}
+	if err := r.adopt(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// adopt reads the maps and rebuilds the ID allocations from them.
+func (r *lbSync) adopt() error {
+	bes, err := r.maps.Backends()
+	if err != nil {
+		return fmt.Errorf("read backends: %w", err)
+	}
+	rns, err := r.maps.RevNATs()
+	if err != nil {
+		return fmt.Errorf("read reverse NAT: %w", err)
+	}
+	svcs, err := r.maps.Services()
+	if err != nil {
+		return fmt.Errorf("read services: %w", err)
+	}
+	r.backends = make(map[backendKey]uint32, len(bes))
+	r.wBackend = make(map[uint32]lbmap.Backend, len(bes))
+	for id, b := range bes {
+		r.backends[backendKey{netip.AddrPortFrom(b.Addr, b.Port), lb.Proto(b.Proto)}] = id
+		r.wBackend[id] = b
+	}
+	r.revNATs = make(map[lb.Frontend]uint16, len(rns))
+	for id, fe := range rns {
+		r.revNATs[toFrontend(fe)] = id
+	}
+	r.written = svcs
+	for id := range bes {
+		r.nextBackend = max(r.nextBackend, id+1)
+	}
+	for id := range rns {
+		r.nextRevNAT = max(r.nextRevNAT, uint32(id)+1)
+	}
+	return nil
+}
+
+func toFrontend(fe lbmap.Frontend) lb.Frontend {
+	return lb.Frontend{Addr: fe.Addr, Port: fe.Port, Proto: lb.Proto(fe.Proto)}
+}
+
+func fromFrontend(fe lb.Frontend) lbmap.Frontend {
+	return lbmap.Frontend{Addr: fe.Addr, Port: fe.Port, Proto: uint8(fe.Proto)}
+}
+
+// Desired returns the last desired state given to Apply.
+func (r *lbSync) Desired() []lb.Service {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]lb.Service(nil), r.desired...)
+}
+
+// BackendID returns the ID of a backend, if allocated.
+func (r *lbSync) BackendID(addr netip.AddrPort, proto lb.Proto) (uint32, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, ok := r.backends[backendKey{addr, proto}]
+	return id, ok
+}
+
+// applyPass collects what one Apply changed and the errors of single
+// entries, which do not stop the rest.
+type applyPass struct {
+	st         SyncStats
+	errs       []error
+	wantRevNAT map[uint16]bool
+	wantBE     map[uint32]bool
+}
+
+func (p *applyPass) fail(err error) {
+	p.st.Failed++
+	if errors.Is(err, datapath.ErrMapFull) {
+		p.st.MapFull = true
+	}
+	p.errs = append(p.errs, err)
+}
+
+// Apply makes the maps hold exactly desired. Order matters for readers in
+// the kernel and for full maps: services no longer desired are deleted
+// first, backends are written before the services that point at them, and
+// backends are deleted last. With full set, entries are rewritten even if
+// the last write is believed current (the periodic resync repairs drift).
+// Errors of single entries do not stop the rest; they are returned joined.
+func (r *lbSync) Apply(desired []lb.Service, full bool) (SyncStats, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.desired = append([]lb.Service(nil), desired...)
+	p := &applyPass{wantRevNAT: map[uint16]bool{}, wantBE: map[uint32]bool{}}
+	if full {
+		if err := r.refresh(); err != nil {
+			return p.st, err
+		}
+	}
+	r.deleteServices(p, desired)
+	for _, s := range desired {
+		r.writeService(p, s)
+	}
+	p.st.Backends = len(p.wantBE)
+	r.pruneRevNATs(p)
+	r.pruneBackends(p)
+	return p.st, errors.Join(p.errs...)
+}
+
+// deleteServices deletes the service entries no longer desired. They go
+// first: they free room for new ones in a full map, and nothing desired
+// points at them.
+func (r *lbSync) deleteServices(p *applyPass, desired []lb.Service) {
+	want := make(map[lbmap.Frontend]bool, len(desired))
+	for _, s := range desired {
+		want[fromFrontend(s.Frontend)] = true
+	}
+	p.st.Services = len(want)
+	for fe := range r.written {
+		if want[fe] {
+			continue
+		}
+		if err := r.maps.DeleteService(fe); err != nil {
+			p.fail(fmt.Errorf("delete service %s: %w", toFrontend(fe), err))
+			continue
+		}
+		delete(r.written, fe)
+		p.st.DeletedServices++
+	}
+}
+
+// writeService writes the reverse-NAT entry, the backends and then the
+// service entry of one desired service, backends before the service entry
+// pointing at them.
+func (r *lbSync) writeService(p *applyPass, s lb.Service) {
+	fe := fromFrontend(s.Frontend)
+	revID, err := r.revNATID(s.Frontend)
+	if err != nil {
+		p.fail(err)
+		return
+	}
+	p.wantRevNAT[revID] = true
+	if err := r.maps.UpsertRevNAT(revID, fe); err != nil {
+		p.fail(fmt.Errorf("reverse NAT %d for %s: %w", revID, s.Frontend, err))
+		return
+	}
+	ids, ok := r.writeBackends(p, s)
+	if !ok {
+		return
+	}
+	want := lbmap.Service{RevNATID: revID, Flags: flags(s), AffinityTimeout: s.Affinity, Backends: ids}
+	if cur, seen := r.written[fe]; seen && sameService(cur, want) {
+		return
+	}
+	if err := r.maps.UpsertService(fe, want); err != nil {
+		p.fail(fmt.Errorf("service %s (%s): %w", s.Frontend, s.Name, err))
+		return
+	}
+	r.written[fe] = want
+	p.st.UpsertedServices++
+}
+
+// writeBackends writes the backends of s that are not current and returns
+// their IDs in order; false after the first failure.
+func (r *lbSync) writeBackends(p *applyPass, s lb.Service) ([]uint32, bool) {
+	ids := make([]uint32, 0, len(s.Backends))
+	for _, b := range s.Backends {
+		id, err := r.backendID(b.Addr, s.Frontend.Proto)
+		if err != nil {
+			p.fail(err)
+			return nil, false
+		}
+		p.wantBE[id] = true
+		want := lbmap.Backend{Addr: b.Addr.Addr(), Port: b.Addr.Port(), Proto: uint8(s.Frontend.Proto), Terminating: b.State == lb.Terminating}
+		if cur, seen := r.wBackend[id]; !seen || cur != want {
+			if err := r.maps.UpsertBackend(id, want); err != nil {
+				p.fail(fmt.Errorf("backend %s: %w", b.Addr, err))
+				return nil, false
+			}
+			r.wBackend[id] = want
+			p.st.UpsertedBackends++
+		}
+		ids = append(ids, id)
+	}
+	return ids, true
+}
+
+// pruneRevNATs deletes the reverse-NAT entries no longer desired.
+func (r *lbSync) pruneRevNATs(p *applyPass) {
+	for f, id := range r.revNATs {
+		if p.wantRevNAT[id] {
+			continue
+		}
+		if err := r.maps.DeleteRevNAT(id); err != nil {
+			p.fail(fmt.Errorf("delete reverse NAT %d: %w", id, err))
+			continue
+		}
+		delete(r.revNATs, f)
+	}
+}
+
+// pruneBackends deletes the backends nobody points at any more.
+func (r *lbSync) pruneBackends(p *applyPass) {
+	for k, id := range r.backends {
+		if p.wantBE[id] {
+			continue
+		}
+		if err := r.maps.DeleteBackend(id); err != nil {
+			p.fail(fmt.Errorf("delete backend %s: %w", k.Addr, err))
+			continue
+		}
+		delete(r.backends, k)
+		delete(r.wBackend, id)
+		p.st.DeletedBackends++
+	}
+}
+
+// refresh re-reads the maps so that Apply repairs anything changed behind
+// the LB sync's back (entries deleted or altered by hand).
+func (r *lbSync) refresh() error {
+	bes, err := r.maps.Backends()
+	if err != nil {
+		return fmt.Errorf("read backends: %w", err)
+	}
+	svcs, err := r.maps.Services()
+	if err != nil {
+		return fmt.Errorf("read services: %w", err)
+	}
+	r.wBackend = bes
+	// Backends present in the maps but unknown to the allocator get adopted
+	// so that they are pruned (or reused) below.
+	for id, b := range bes {
+		k := backendKey{netip.AddrPortFrom(b.Addr, b.Port), lb.Proto(b.Proto)}
+		if _, ok := r.backends[k]; !ok {
+			r.backends[k] = id
+		}
+	}
+	r.written = svcs
+	return nil
+}
+
+func flags(s lb.Service) lbmap.Flags {
+	var f lbmap.Flags
+	switch s.Kind {
+	case lb.NodePort:
+		f |= lbmap.FlagNodePort
+	case lb.ExternalIP, lb.LoadBalancer:
+		f |= lbmap.FlagExternal
+	}
+	if s.LocalOnly {
+		f |= lbmap.FlagLocalOnly
+	}
+	if s.Affinity > 0 {
+		f |= lbmap.FlagAffinity
+	}
+	return f
+}
+
+func sameService(a, b lbmap.Service) bool {
+	if a.RevNATID != b.RevNATID || a.Flags != b.Flags || a.AffinityTimeout != b.AffinityTimeout || len(a.Backends) != len(b.Backends) {
+		return false
+	}
+	for i := range a.Backends {
+		if a.Backends[i] != b.Backends[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,174 @@
+// Package metricsmap is the datapath's counters: packets and bytes per
+// interface, reason and direction (sluice_metrics_v1), and the socket-LB
+// hooks' counters per reason (sluice_sock_metrics_v1), both per CPU.
+package metricsmap
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/sluicenet/sluice/datapath/bpfgen"
+	"github.com/sluicenet/sluice/datapath/pin"
+)
+
+// Name is the pinned name of the counters map.
+const Name = "sluice_metrics_v1"
+
+// Map is the counters map of a loaded datapath.
+type Map struct{ m *ebpf.Map }
+
+// New returns the handle of sluice_metrics_v1.
+func New(m *ebpf.Map) *Map { return &Map{m: m} }
+
+// Reason says why a packet was forwarded or dropped (mirrors enum sluice_reason).
+type Reason uint8
+
+// Reasons, from the generated mirror of enum sluice_reason.
+const (
+	ReasonFwdLocal              = Reason(bpfgen.LxcSluiceReasonREASON_FWD_LOCAL)
+	ReasonFwdStack              = Reason(bpfgen.LxcSluiceReasonREASON_FWD_STACK)
+	ReasonFwdToEndpoint         = Reason(bpfgen.LxcSluiceReasonREASON_FWD_TO_EP)
+	ReasonLBTranslated          = Reason(bpfgen.LxcSluiceReasonREASON_LB_TRANSLATED)
+	ReasonLBRevNAT              = Reason(bpfgen.LxcSluiceReasonREASON_LB_REV_NAT)
+	DropInvalid                 = Reason(bpfgen.LxcSluiceReasonDROP_INVALID)
+	DropSpoofIP                 = Reason(bpfgen.LxcSluiceReasonDROP_SPOOF_IP)
+	DropSpoofMAC                = Reason(bpfgen.LxcSluiceReasonDROP_SPOOF_MAC)
+	DropARPSpoof                = Reason(bpfgen.LxcSluiceReasonDROP_ARP_SPOOF)
+	DropUnsupportedL3           = Reason(bpfgen.LxcSluiceReasonDROP_UNSUPPORTED_L3)
+	DropNoServiceBackend        = Reason(bpfgen.LxcSluiceReasonDROP_NO_SERVICE_BACKEND)
+	DropNoLocalBackend          = Reason(bpfgen.LxcSluiceReasonDROP_NO_LOCAL_BACKEND)
+	DropCTMapFull               = Reason(bpfgen.LxcSluiceReasonDROP_CT_MAP_FULL)
+	DropNATFailed               = Reason(bpfgen.LxcSluiceReasonDROP_NAT_FAILED)
+	ReasonPolicyAudit           = Reason(bpfgen.LxcSluiceReasonREASON_POLICY_AUDIT)
+	DropPolicy                  = Reason(bpfgen.LxcSluiceReasonDROP_POLICY)
+	DropPolicyDeny              = Reason(bpfgen.LxcSluiceReasonDROP_POLICY_DENY)
+	ReasonLBSNAT                = Reason(bpfgen.HostSluiceReasonREASON_LB_SNAT)
+	ReasonLBRevSNAT             = Reason(bpfgen.HostSluiceReasonREASON_LB_REV_SNAT)
+	DropNoRoute                 = Reason(bpfgen.HostSluiceReasonDROP_NO_ROUTE)
+	DropNATNoPort               = Reason(bpfgen.HostSluiceReasonDROP_NAT_NO_PORT)
+	firstDropReason      Reason = 128
+)
+
+var reasonNames = map[Reason]string{
+	ReasonFwdLocal:       "forward-local",
+	ReasonFwdStack:       "forward-stack",
+	ReasonFwdToEndpoint:  "forward-to-endpoint",
+	ReasonLBTranslated:   "lb-translated",
+	ReasonLBRevNAT:       "lb-reverse-nat",
+	DropInvalid:          "drop-invalid-packet",
+	DropSpoofIP:          "drop-spoofed-source-ip",
+	DropSpoofMAC:         "drop-spoofed-source-mac",
+	DropARPSpoof:         "drop-spoofed-arp",
+	DropUnsupportedL3:    "drop-unsupported-l3",
+	DropNoServiceBackend: "drop-no-service-backend",
+	DropNoLocalBackend:   "drop-no-local-backend",
+	DropCTMapFull:        "drop-ct-map-full",
+	DropNATFailed:        "drop-nat-failed",
+	ReasonPolicyAudit:    "policy-audit",
+	DropPolicy:           "drop-policy",
+	DropPolicyDeny:       "drop-policy-deny",
+	ReasonLBSNAT:         "lb-snat",
+	ReasonLBRevSNAT:      "lb-reverse-snat",
+	DropNoRoute:          "drop-no-route",
+	DropNATNoPort:        "drop-nat-no-port",
+}
+
+func (r Reason) String() string {
+	if s, ok := reasonNames[r]; ok {
+		return s
+	}
+	return fmt.Sprintf("reason-%d", uint8(r))
+}
+
+// IsDrop reports whether r is a drop reason.
+func (r Reason) IsDrop() bool { return r >= firstDropReason }
+
+// Direction is relative to the pod (mirrors enum sluice_direction).
+type Direction uint8
+
+// Directions.
+const (
+	DirEgress  = Direction(bpfgen.LxcSluiceDirectionDIR_EGRESS)
+	DirIngress = Direction(bpfgen.LxcSluiceDirectionDIR_INGRESS)
+)
+
+func (d Direction) String() string {
+	switch d {
+	case DirEgress:
+		return "egress"
+	case DirIngress:
+		return "ingress"
+	}
+	return fmt.Sprintf("direction-%d", uint8(d))
+}
+
+// Counter is one sluice_metrics_v1 entry summed over CPUs.
+type Counter struct {
+	Ifindex   uint32
+	Reason    Reason
+	Direction Direction
+	Packets   uint64
+	Bytes     uint64
+}
+
+// Counters reads sluice_metrics_v1, summing the per-CPU values.
+func (m *Map) Counters() ([]Counter, error) { return counters(m.m) }
+
+// PinnedCounters reads sluice_metrics_v1 as pinned under root by a running
+// agent, without loading anything (for tests and tools).
+func PinnedCounters(root string) ([]Counter, error) {
+	m, err := ebpf.LoadPinnedMap(filepath.Join(pin.MapsDir(root), Name), nil)
+	if err != nil {
+		return nil, fmt.Errorf("open pinned %s: %w", Name, err)
+	}
+	defer m.Close()
+	return counters(m)
+}
+
+func counters(m *ebpf.Map) ([]Counter, error) {
+	var (
+		key  bpfgen.LxcMetricsKey
+		vals []bpfgen.LxcMetricsValue
+		out  []Counter
+	)
+	it := m.Iterate()
+	for it.Next(&key, &vals) {
+		c := Counter{Ifindex: key.Ifindex, Reason: Reason(key.Reason), Direction: Direction(key.Dir)}
+		for _, v := range vals {
+			c.Packets += v.Packets
+			c.Bytes += v.Bytes
+		}
+		out = append(out, c)
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("iterate %s: %w", Name, err)
+	}
+	return out, nil
+}
+
+// DeleteCounters removes the counters of ifindex (its pod is gone).
+func (m *Map) DeleteCounters(ifindex uint32) error {
+	var (
+		key  bpfgen.LxcMetricsKey
+		vals []bpfgen.LxcMetricsValue
+		del  []bpfgen.LxcMetricsKey
+	)
+	it := m.m.Iterate()
+	for it.Next(&key, &vals) {
+		if key.Ifindex == ifindex {
+			del = append(del, key)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("iterate %s: %w", Name, err)
+	}
+	for i := range del {
+		if err := m.m.Delete(&del[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete counters of ifindex %d: %w", ifindex, err)
+		}
+	}
+	return nil
+}
