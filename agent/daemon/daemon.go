@@ -44,18 +44,20 @@ type Daemon struct {
 	hostOpts datapath.HostOptions
 	eps      *endpointmgr.Manager
 	svcs     *servicemgr.Manager
-	// startServices starts the service loop (once): at Run without a state
-	// source, else at the first snapshot (startLoops).
-	startServices func()
-	ids           *identitymgr.Manager
-	pols          *policymgr.Manager
-	flows         *flows.Observer
-	nodes         *nodemgr.Manager
-	mtu           nodemgr.MTUs
-	flowR         *monitor.Reader
-	reg           *prometheus.Registry
-	metricsLn     net.Listener
-	healthLn      net.Listener
+	// startSourceLoops starts the loops that write what the state source
+	// says (once): at Run without a state source, else at its first
+	// snapshot (startLoops); sourceLoops is closed when they started.
+	startSourceLoops func()
+	sourceLoops      chan struct{}
+	ids              *identitymgr.Manager
+	pols             *policymgr.Manager
+	flows            *flows.Observer
+	nodes            *nodemgr.Manager
+	mtu              nodemgr.MTUs
+	flowR            *monitor.Reader
+	reg              *prometheus.Registry
+	metricsLn        net.Listener
+	healthLn         net.Listener
 	// clusterIDs is set in --k8s mode (SluiceIdentity objects).
 	clusterIDs *clusterIdentities
 	ready      readiness
@@ -173,6 +175,7 @@ func (d *Daemon) setupSource() error {
 		d.svcs.Changed()
 		d.ids.Changed()
 	})
+	d.sourceLoops = make(chan struct{})
 	switch {
 	case d.cfg.K8s:
 		var err error
@@ -228,58 +231,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.Close()
 	d.log.Info("Agent stopped; pinned programs stay attached")
 	return err
-}
-
-// startLoops starts on wg, until ctx ends, the owner loops, the flow
-// reader, the metrics and health listeners, the state source and the
-// Kubernetes-only tasks.
-func (d *Daemon) startLoops(ctx context.Context, wg *sync.WaitGroup) {
-	wg.Go(func() { d.resyncLoop(ctx) })
-	// With a state source, services are programmed from its first snapshot
-	// on: a sync before it would prune every service a previous agent
-	// programmed and break established Service connections on restart.
-	var svcsOnce sync.Once
-	d.startServices = func() { svcsOnce.Do(func() { wg.Go(func() { d.svcs.Run(ctx) }) }) }
-	if d.source == nil {
-		d.startServices()
-	}
-	wg.Go(func() { d.ids.Run(ctx, nil) })
-	wg.Go(func() { d.pols.Run(ctx) })
-	wg.Go(func() { d.nodes.Run(ctx) })
-	logErr := func(msg string, run func() error) func() {
-		return func() {
-			if err := run(); err != nil && ctx.Err() == nil {
-				d.log.WithError(err).Error(msg)
-			}
-		}
-	}
-	wg.Go(logErr("Flow reader stopped", func() error { return d.flows.Run(ctx, d.flowR) }))
-	if d.metricsLn != nil {
-		wg.Go(logErr("Metrics server stopped", func() error { return d.serveMetrics(ctx, d.metricsLn) }))
-	}
-	if d.healthLn != nil {
-		wg.Go(logErr("Health probe server stopped", func() error { return d.serveHealth(ctx, d.healthLn) }))
-	}
-	if d.source != nil {
-		wg.Go(logErr("State source stopped", func() error { return d.source.Run(ctx, d.applySnapshot) }))
-	}
-	if d.k8s != nil && d.clusterIDs != nil {
-		wg.Go(func() { d.clusterIDs.run(ctx, d) })
-	}
-	if d.k8s != nil {
-		wg.Go(logErr("No CNI conflist written", func() error { return d.writeConflist(ctx, d.k8s) }))
-	}
-}
-
-// applySnapshot hands a state source snapshot to the managers.
-func (d *Daemon) applySnapshot(s source.Snapshot) {
-	d.svcs.SetObjects(servicemgr.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
-	d.startServices()
-	d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
-	d.pols.SetObjects(s.Others)
-	d.setNodes(s)
-	d.clusterIDs.recordSnapshot(s)
-	d.ready.snapshot.Store(true)
 }
 
 // Close releases the daemon's handles: listener and datapath. It never

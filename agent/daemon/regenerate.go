@@ -36,10 +36,16 @@ func (r regeneratingEndpoints) Put(ep api.Endpoint) (api.Endpoint, error) {
 
 // regenerate runs one identity sync, IP cache mirror and policy sync now,
 // and refreshes the node addresses (the CNI has just put the gateway address
-// on the pod's host veth: NodePort through it must work at once).
+// on the pod's host veth: NodePort through it must work at once). With a
+// state source it first waits for the source's first snapshot: before it
+// the pod's labels and the policies are unknown, and answering would let
+// the pod run without its policy.
 func (d *Daemon) regenerate() error {
 	ctx, cancel := context.WithTimeout(context.Background(), regenerateTimeout)
 	defer cancel()
+	if err := d.waitSourceLoops(ctx); err != nil {
+		return err
+	}
 	if err := d.syncNodeAddrs(); err != nil {
 		return err
 	}
