@@ -35,13 +35,10 @@ func newIdleDaemon(t *testing.T) (*daemon.Daemon, *harness.NetNS) {
 	return d, ns
 }
 
-// The endpoint PUT (what CNI ADD waits for) returns only once the pod's
-// identity and policy are in the kernel. The daemon's background loops are
-// not running here, so nothing but the PUT itself can have written them.
-func TestPrivilegedPutEndpointWaitsForIdentityAndPolicy(t *testing.T) {
-	d, ns := newIdleDaemon(t)
-	h := addVeth(t, ns, "lxctest0")
-
+// putLocked hands d the pod default/locked (app=locked) and a policy that
+// denies all its ingress, and puts its endpoint (at 10.244.1.5 on h).
+func putLocked(t *testing.T, d *daemon.Daemon, h hostIf) api.Endpoint {
+	t.Helper()
 	d.Identities().SetObjects(identitymgr.Objects{Pods: []*corev1.Pod{{
 		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: "default", Labels: map[string]string{"app": "locked"}},
 	}}})
@@ -50,13 +47,21 @@ func TestPrivilegedPutEndpointWaitsForIdentityAndPolicy(t *testing.T) {
 		JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny-locked","namespace":"default"},` +
 			`"spec":{"podSelector":{"matchLabels":{"app":"locked"}},"policyTypes":["Ingress"]}}`),
 	}})
-
 	ep, err := d.PutEndpoint(api.Endpoint{
 		ContainerID: "c1", IfName: "eth0", IPv4: "10.244.1.5", MAC: "02:00:00:00:00:05",
 		HostIfName: h.name, HostIfIndex: h.index, HostMAC: h.mac.String(),
 		PodNamespace: "default", PodName: "locked",
 	})
 	require.NoError(t, err)
+	return ep
+}
+
+// The endpoint PUT (what CNI ADD waits for) returns only once the pod's
+// identity and policy are in the kernel. The daemon's background loops are
+// not running here, so nothing but the PUT itself can have written them.
+func TestPrivilegedPutEndpointWaitsForIdentityAndPolicy(t *testing.T) {
+	d, ns := newIdleDaemon(t)
+	ep := putLocked(t, d, addVeth(t, ns, "lxctest0"))
 
 	pc, err := d.Datapath().Policy().Config(ep.ID)
 	require.NoError(t, err)
