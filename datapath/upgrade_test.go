@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/stretchr/testify/assert"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluicenet/sluice/datapath/endpointmap"
 	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/pin"
+	"github.com/sluicenet/sluice/datapath/progtest"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -134,4 +136,23 @@ func TestPrivilegedLoadDropsStaleUnversionedPin(t *testing.T) {
 	_, err = os.Stat(filepath.Join(pin.MapsDir(root), "sluice_endpoints"))
 	assert.ErrorIs(t, err, os.ErrNotExist, "stale old pin removed")
 	assert.Equal(t, want, pinnedID(t, newPath), "the new pin is kept")
+}
+
+// AdoptLinks (at every load and every resync) leaves a young empty link dir
+// alone: sluice-cni creates an interface's dir before it pins the links into
+// it, and removing it in between failed that ADD. An empty dir past the
+// grace period is the leftover of a failed attach and goes.
+func TestPrivilegedAdoptLinksKeepsYoungEmptyLinkDir(t *testing.T) {
+	harness.RequirePrivileged(t)
+	d := progtest.Load(t, harness.BPFFS(t), datapath.Options{})
+	young, old := pin.LinkDir(d.Root(), "lxcyoung"), pin.LinkDir(d.Root(), "lxcold")
+	require.NoError(t, os.MkdirAll(young, 0o700))
+	require.NoError(t, os.MkdirAll(old, 0o700))
+	past := time.Now().Add(-2 * time.Minute)
+	require.NoError(t, os.Chtimes(old, past, past))
+
+	_, err := d.AdoptLinks()
+	require.NoError(t, err)
+	assert.DirExists(t, young, "an attach in progress keeps its dir")
+	assert.NoDirExists(t, old, "a stale empty dir is removed")
 }
