@@ -3,7 +3,6 @@
 package endpointmap
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -61,7 +60,7 @@ func (m *Map) Delete(ip netip.Addr) error {
 	if err != nil {
 		return err
 	}
-	if err := m.m.Delete(&key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err := maputil.Delete(m.m, &key); err != nil {
 		return fmt.Errorf("delete endpoint %s: %w", ip, err)
 	}
 	return nil

@@ -3,7 +3,6 @@
 package ipcachemap
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 
@@ -48,7 +47,7 @@ func (m *Map) Delete(p netip.Prefix) error {
 	if err != nil {
 		return err
 	}
-	if err := m.m.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err := maputil.Delete(m.m, &k); err != nil {
 		return fmt.Errorf("delete ipcache entry %s: %w", p, err)
 	}
 	return nil

@@ -99,7 +99,7 @@ func (m *Map) UpsertBackend(id uint32, b Backend) error {
 // DeleteBackend removes backend id; a missing backend is not an error.
 // Flows conntrack pinned to it select a new backend on their next packet.
 func (m *Map) DeleteBackend(id uint32) error {
-	if err := m.backends.Delete(&id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err := maputil.Delete(m.backends, &id); err != nil {
 		return fmt.Errorf("delete backend %d: %w", id, err)
 	}
 	return nil
@@ -200,7 +200,7 @@ func (m *Map) DeleteService(fe Frontend) error {
 	count := 0
 	if err := svc.Lookup(&key, &old); err == nil {
 		count = int(old.BackendId)
-		if err := svc.Delete(&key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := maputil.Delete(svc, &key); err != nil {
 			return fmt.Errorf("delete frontend %s: %w", fe, err)
 		}
 	} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
@@ -264,7 +264,7 @@ func (m *Map) UpsertRevNAT(id uint16, fe Frontend) error {
 
 // DeleteRevNAT removes reverse-NAT id; a missing entry is not an error.
 func (m *Map) DeleteRevNAT(id uint16) error {
-	if err := m.revNAT.Delete(&id); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err := maputil.Delete(m.revNAT, &id); err != nil {
 		return fmt.Errorf("delete reverse NAT %d: %w", id, err)
 	}
 	return nil

@@ -37,7 +37,7 @@ func (m *Map) SetNodeAddrs(addrs []netip.Addr) error {
 		return fmt.Errorf("iterate sluice_node_addrs_v1: %w", err)
 	}
 	for _, k := range del {
-		if err := na.Delete(&k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := maputil.Delete(na, &k); err != nil {
 			errs = append(errs, fmt.Errorf("delete node address %s: %w", maputil.AddrFromBe32(k), err))
 		}
 	}

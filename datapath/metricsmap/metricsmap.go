@@ -4,13 +4,13 @@
 package metricsmap
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/sluicenet/sluice/datapath/bpfgen"
+	"github.com/sluicenet/sluice/datapath/internal/maputil"
 	"github.com/sluicenet/sluice/datapath/pin"
 )
 
@@ -166,7 +166,7 @@ func (m *Map) DeleteCounters(ifindex uint32) error {
 		return fmt.Errorf("iterate %s: %w", Name, err)
 	}
 	for i := range del {
-		if err := m.m.Delete(&del[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := maputil.Delete(m.m, &del[i]); err != nil {
 			return fmt.Errorf("delete counters of ifindex %d: %w", ifindex, err)
 		}
 	}

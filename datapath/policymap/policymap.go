@@ -162,7 +162,7 @@ func (m *Map) Delete(epID uint16, k Key) error {
 	if err != nil {
 		return err
 	}
-	if err := m.policy.Delete(&bk); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err := maputil.Delete(m.policy, &bk); err != nil {
 		return fmt.Errorf("delete policy entry %s of endpoint %d: %w", k, epID, err)
 	}
 	return nil
@@ -208,11 +208,11 @@ func (m *Map) DeleteEndpoint(epID uint16) error {
 	}
 	var errs []error
 	for i := range del {
-		if err := m.policy.Delete(&del[i]); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		if err := maputil.Delete(m.policy, &del[i]); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := m.config.Delete(&epID); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+	if err := maputil.Delete(m.config, &epID); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,4 +77,13 @@ func SumPerCPU(vals []uint64) uint64 {
 		sum += v
 	}
 	return sum
+}
+
+// Delete deletes key from m; a missing key is not an error (every owner's
+// delete is idempotent).
+func Delete(m *ebpf.Map, key any) error {
+	if err := m.Delete(key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	return nil
 }
