@@ -52,7 +52,15 @@ func (s *FileStore) Create(ctx context.Context, id NumericIdentity, labels Label
 	if err := s.mem.Create(ctx, id, labels); err != nil {
 		return err
 	}
-	return s.save()
+	if err := s.save(); err != nil {
+		// Not saved, not created: the number must not be handed out (a
+		// retry would find it and succeed without a file that holds it).
+		if derr := s.mem.Delete(context.WithoutCancel(ctx), id); derr != nil {
+			err = errors.Join(err, derr)
+		}
+		return err
+	}
+	return nil
 }
 
 // Get implements Store.

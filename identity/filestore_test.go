@@ -2,6 +2,7 @@ package identity
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -42,4 +43,32 @@ func TestFileStoreKeepsNumbersAcrossRestart(t *testing.T) {
 
 	_, err = OpenFileStore(filepath.Join(t.TempDir(), "missing.json"))
 	require.NoError(t, err, "a missing file is an empty store")
+}
+
+// A number whose file write fails is not created: every allocation of its
+// label set fails until the file can be written, and then the number is
+// in the file.
+func TestFileStoreCreateFailsWithoutFile(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "identities.json")
+	web := NewLabels(NewLabel(SourceK8s, "app", "web"), NewLabel(SourceK8s, "io.kubernetes.pod.namespace", "default"))
+	s, err := OpenFileStore(path)
+	require.NoError(t, err)
+	a := NewStandaloneAllocatorWithStore(s, Options{})
+	require.NoError(t, os.Mkdir(path, 0o700)) // the rename over it fails
+	for range 2 {
+		_, err := a.Allocate(ctx, web)
+		require.Error(t, err)
+	}
+	_, err = s.Get(ctx, MinAllocated)
+	require.ErrorIs(t, err, ErrNotFound, "not created")
+
+	require.NoError(t, os.Remove(path))
+	id, err := a.Allocate(ctx, web)
+	require.NoError(t, err)
+	reopened, err := OpenFileStore(path)
+	require.NoError(t, err)
+	got, err := reopened.Get(ctx, id)
+	require.NoError(t, err)
+	assert.True(t, got.Equal(web))
 }
