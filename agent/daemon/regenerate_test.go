@@ -25,6 +25,13 @@ func newIdleDaemon(t *testing.T) (*daemon.Daemon, *harness.NetNS) {
 	harness.RequirePrivileged(t)
 	ns := harness.NewNetNS(t, "sl-agent-")
 	cfg := daemon.Config{BPFRoot: filepath.Join(harness.BPFFS(t), "sluice"), RunDir: t.TempDir(), NodeName: "node-1", Log: logrus.New()}
+	return idleDaemon(t, ns, cfg), ns
+}
+
+// idleDaemon starts a daemon with cfg in ns without running its background
+// loops, and closes it at the end of the test.
+func idleDaemon(t *testing.T, ns *harness.NetNS, cfg daemon.Config) *daemon.Daemon {
+	t.Helper()
 	var (
 		d   *daemon.Daemon
 		err error
@@ -32,21 +39,14 @@ func newIdleDaemon(t *testing.T) (*daemon.Daemon, *harness.NetNS) {
 	ns.Do(t, func() { d, err = daemon.New(cfg) })
 	require.NoError(t, err)
 	t.Cleanup(func() { d.Close() })
-	return d, ns
+	return d
 }
 
 // putLocked hands d the pod default/locked (app=locked) and a policy that
 // denies all its ingress, and puts its endpoint (at 10.244.1.5 on h).
 func putLocked(t *testing.T, d *daemon.Daemon, h hostIf) api.Endpoint {
 	t.Helper()
-	d.Identities().SetObjects(identitymgr.Objects{Pods: []*corev1.Pod{{
-		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: "default", Labels: map[string]string{"app": "locked"}},
-	}}})
-	d.Policies().SetObjects([]source.Raw{{
-		APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Namespace: "default", Name: "deny-locked",
-		JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny-locked","namespace":"default"},` +
-			`"spec":{"podSelector":{"matchLabels":{"app":"locked"}},"policyTypes":["Ingress"]}}`),
-	}})
+	setLocked(d, map[string]string{"app": "locked"})
 	ep, err := d.PutEndpoint(api.Endpoint{
 		ContainerID: "c1", IfName: "eth0", IPv4: "10.244.1.5", MAC: "02:00:00:00:00:05",
 		HostIfName: h.name, HostIfIndex: h.index, HostMAC: h.mac.String(),
@@ -54,6 +54,19 @@ func putLocked(t *testing.T, d *daemon.Daemon, h hostIf) api.Endpoint {
 	})
 	require.NoError(t, err)
 	return ep
+}
+
+// setLocked hands d the pod default/locked with labels and the policy
+// deny-locked that denies all ingress of pods labelled app=locked.
+func setLocked(d *daemon.Daemon, labels map[string]string) {
+	d.Identities().SetObjects(identitymgr.Objects{Pods: []*corev1.Pod{{
+		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: "default", Labels: labels},
+	}}})
+	d.Policies().SetObjects([]source.Raw{{
+		APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy", Namespace: "default", Name: "deny-locked",
+		JSON: []byte(`{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"deny-locked","namespace":"default"},` +
+			`"spec":{"podSelector":{"matchLabels":{"app":"locked"}},"policyTypes":["Ingress"]}}`),
+	}})
 }
 
 // The endpoint PUT (what CNI ADD waits for) returns only once the pod's

@@ -89,11 +89,13 @@ type Manager struct {
 	prefixes  []netip.Prefix
 	held      map[string]identity.NumericIdentity // owner key -> identity referenced
 	endpoints map[uint16]EndpointIdentity
-	byIP      map[netip.Addr]PodRef
-	lastErr   error
-	errCount  uint64
-	listeners []func()
-	bySource  map[identity.Source]map[netip.Prefix]identity.NumericIdentity
+	// unresolved are the local endpoints without identity (see Unresolved).
+	unresolved map[uint16]bool
+	byIP       map[netip.Addr]PodRef
+	lastErr    error
+	errCount   uint64
+	listeners  []func()
+	bySource   map[identity.Source]map[netip.Prefix]identity.NumericIdentity
 
 	// trigger wakes the owner loop: for a mirror of the IP cache, and
 	// with dirty set for an identity sync first.
@@ -180,6 +182,20 @@ func (m *Manager) Endpoints() map[uint16]EndpointIdentity {
 	out := make(map[uint16]EndpointIdentity, len(m.endpoints))
 	for k, v := range m.endpoints {
 		out[k] = v
+	}
+	return out
+}
+
+// Unresolved returns the IDs of the local endpoints the last sync left
+// without identity: their allocation failed and they held none (a new
+// endpoint, or one restored at start). Their policy state is theirs until
+// an allocation succeeds or they go away.
+func (m *Manager) Unresolved() map[uint16]bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[uint16]bool, len(m.unresolved))
+	for k := range m.unresolved {
+		out[k] = true
 	}
 	return out
 }

@@ -14,7 +14,8 @@ import (
 
 // Sync allocates identities for the current endpoints and pods, writes
 // endpoint identities and updates the IP cache. It continues past failures
-// and returns them joined.
+// and returns them joined; whoever fails to get the identity of its current
+// labels keeps the one it had (see allocate).
 func (m *Manager) Sync(ctx context.Context) error {
 	m.syncMu.Lock()
 	defer m.syncMu.Unlock()
@@ -50,19 +51,25 @@ type syncPass struct {
 	pods     map[string]*corev1.Pod // by namespace/name
 
 	held      map[string]identity.NumericIdentity // owner key -> identity referenced
+	kept      map[string]bool                     // owners whose last identity carries over
 	endpoints map[uint16]EndpointIdentity
-	byIP      map[netip.Addr]PodRef
-	errs      []error
+	// unresolved are the endpoints left without identity: allocation failed
+	// and they had none.
+	unresolved map[uint16]bool
+	byIP       map[netip.Addr]PodRef
+	errs       []error
 }
 
 func newSyncPass(ctx context.Context, m *Manager, objs Objects) *syncPass {
 	p := &syncPass{
 		ctx: ctx, m: m,
-		nsLabels:  map[string]map[string]string{},
-		pods:      map[string]*corev1.Pod{},
-		held:      map[string]identity.NumericIdentity{},
-		endpoints: map[uint16]EndpointIdentity{},
-		byIP:      map[netip.Addr]PodRef{},
+		nsLabels:   map[string]map[string]string{},
+		pods:       map[string]*corev1.Pod{},
+		held:       map[string]identity.NumericIdentity{},
+		kept:       map[string]bool{},
+		endpoints:  map[uint16]EndpointIdentity{},
+		unresolved: map[uint16]bool{},
+		byIP:       map[netip.Addr]PodRef{},
 	}
 	for _, ns := range objs.Namespaces {
 		p.nsLabels[ns.Name] = ns.Labels
@@ -73,15 +80,28 @@ func newSyncPass(ctx context.Context, m *Manager, objs Objects) *syncPass {
 	return p
 }
 
-// allocate takes a reference on the identity of ls for owner.
-func (p *syncPass) allocate(owner string, ls identity.Labels) (identity.NumericIdentity, bool) {
+// allocate takes a reference on the identity of ls for owner. When that
+// fails (the store cannot be reached or written) the owner keeps the
+// identity it held, with its reference, and kept reports so: what is
+// enforced with that identity stays until an allocation succeeds (the
+// error makes the loop retry), rather than the owner dropping out of the
+// endpoints and the IP cache, which ends its policy enforcement. ok is
+// false when the owner held no identity either.
+func (p *syncPass) allocate(owner string, ls identity.Labels) (id identity.NumericIdentity, kept, ok bool) {
 	id, err := p.m.alloc.Allocate(p.ctx, ls)
-	if err != nil {
-		p.errs = append(p.errs, fmt.Errorf("allocate identity for %s: %w", owner, err))
-		return 0, false
+	if err == nil {
+		p.held[owner] = id
+		return id, false, true
 	}
-	p.held[owner] = id
-	return id, true
+	p.errs = append(p.errs, fmt.Errorf("allocate identity for %s: %w", owner, err))
+	p.m.mu.Lock()
+	id, ok = p.m.held[owner]
+	p.m.mu.Unlock()
+	if ok {
+		p.held[owner] = id
+		p.kept[owner] = true
+	}
+	return id, ok, ok
 }
 
 // localEndpoints gives every local endpoint the identity of its pod's and
@@ -101,9 +121,13 @@ func (p *syncPass) localEndpoints(eps []api.Endpoint) (map[string]bool, map[neti
 			podLabels = pod.Labels
 		}
 		ls := identity.PodLabels(ns, podLabels, p.nsLabels[ns])
-		id, ok := p.allocate("ep:"+ep.Key(), ls)
+		id, kept, ok := p.allocate("ep:"+ep.Key(), ls)
 		if !ok {
+			p.unresolved[ep.ID] = true
 			continue
+		}
+		if kept {
+			ls, _ = p.m.alloc.Lookup(id) // still referenced, so known
 		}
 		if err := p.m.eps.SetIdentity(ep.ContainerID, ep.IfName, uint32(id)); err != nil {
 			p.errs = append(p.errs, err)
@@ -134,7 +158,7 @@ func (p *syncPass) remotePods(local map[string]bool) map[netip.Prefix]identity.N
 		if err != nil || pod.Spec.HostNetwork {
 			continue
 		}
-		id, ok := p.allocate("pod:"+key, identity.PodLabels(pod.Namespace, pod.Labels, p.nsLabels[pod.Namespace]))
+		id, _, ok := p.allocate("pod:"+key, identity.PodLabels(pod.Namespace, pod.Labels, p.nsLabels[pod.Namespace]))
 		if !ok {
 			continue
 		}
@@ -152,7 +176,7 @@ func (p *syncPass) cidrs(prefixes []netip.Prefix) map[netip.Prefix]identity.Nume
 	out := map[netip.Prefix]identity.NumericIdentity{}
 	for _, pfx := range prefixes {
 		pfx = pfx.Masked()
-		if id, ok := p.allocate("cidr:"+pfx.String(), identity.CIDRLabels(pfx)); ok {
+		if id, _, ok := p.allocate("cidr:"+pfx.String(), identity.CIDRLabels(pfx)); ok {
 			out[pfx] = id
 		}
 	}
@@ -177,18 +201,22 @@ func (p *syncPass) hosts() map[netip.Prefix]identity.NumericIdentity {
 }
 
 // commit makes the pass's references and endpoint identities current:
-// the new references are taken (by allocate), the ones no longer held are
-// released; then the OnSynced listeners run.
+// the new references are taken (by allocate), the previous ones released
+// except those that carry over (kept); then the OnSynced listeners run.
 func (m *Manager) commit(ctx context.Context, p *syncPass) error {
 	m.mu.Lock()
 	old := m.held
 	m.held = p.held
 	m.endpoints = p.endpoints
+	m.unresolved = p.unresolved
 	m.byIP = p.byIP
 	listeners := append([]func(){}, m.listeners...)
 	m.mu.Unlock()
 	var errs []error
-	for _, id := range old {
+	for owner, id := range old {
+		if p.kept[owner] {
+			continue
+		}
 		if err := m.alloc.Release(ctx, id); err != nil {
 			errs = append(errs, fmt.Errorf("release identity %d: %w", id, err))
 		}

@@ -37,6 +37,9 @@ type Datapath interface {
 // Identities is what the manager needs of the identity manager.
 type Identities interface {
 	Endpoints() map[uint16]identitymgr.EndpointIdentity
+	// Unresolved lists the endpoints that exist but have no identity
+	// because its allocation failed.
+	Unresolved() map[uint16]bool
 	SetPolicyPrefixes([]netip.Prefix)
 }
 
@@ -287,8 +290,12 @@ func (m *Manager) Sync(full bool) (SyncStats, error) {
 			stale[id] = true
 		}
 	}
+	// An endpoint that exists but has no identity yet (its allocation
+	// failed, e.g. right after a restart) keeps what is written for it:
+	// deleting its config would stop enforcing its policy.
+	unresolved := m.ids.Unresolved()
 	for id := range stale {
-		if live[id] {
+		if live[id] || unresolved[id] {
 			continue
 		}
 		if err := m.dp.DeleteEndpoint(id); err != nil {
