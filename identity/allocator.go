@@ -450,3 +450,11 @@ func (a *StoreAllocator) flush() {
 		a.opts.OnChange(ev)
 	}
 }
+
+// NewStandaloneAllocatorWithStore is NewStandaloneAllocator over a given
+// store (agent/identitymgr.FileStore keeps numbers across restarts).
+func NewStandaloneAllocatorWithStore(store Store, opts Options) *StoreAllocator {
+	a := newStoreAllocator(store, opts)
+	a.ownsStore = true
+	return a
+}

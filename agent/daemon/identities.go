@@ -10,6 +10,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/sluicenet/sluice/agent/identitymgr"
 	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/agent/source/k8s"
 	"github.com/sluicenet/sluice/identity"
@@ -36,7 +37,7 @@ type clusterIdentities struct {
 // cluster-wide rule), a file in the run dir otherwise.
 func (d *Daemon) identityStore() (store identity.Store, cluster bool, err error) {
 	if !d.cfg.K8s {
-		s, err := identity.OpenFileStore(filepath.Join(d.cfg.RunDir, "identities.json"))
+		s, err := identitymgr.OpenFileStore(filepath.Join(d.cfg.RunDir, "identities.json"))
 		return s, false, err
 	}
 	dyn, err := k8s.NewDynamicClient(d.cfg.Kubeconfig)

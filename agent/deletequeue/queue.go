@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/sluicenet/sluice/internal/atomicfile"
+	"github.com/sluicenet/sluice/agent/atomicfile"
 )
 
 // DefaultDir is the queue directory under the agent's default run dir.

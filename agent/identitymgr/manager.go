@@ -41,7 +41,7 @@ type Config struct {
 	HostAddrs func() ([]netip.Addr, error)
 	// Store is where identity numbers are allocated; nil is an in-memory
 	// store (numbers change when the agent restarts). The agent passes an
-	// identity.FileStore in its run dir, or the SluiceIdentity store.
+	// FileStore (filestore.go) in its run dir, or the SluiceIdentity store.
 	Store identity.Store
 	// Cluster says Store is shared by every node: the allocator then never
 	// deletes from it (a cluster-wide collector does).

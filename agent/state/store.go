@@ -14,7 +14,7 @@ import (
 	"strings"
 
 	"github.com/sluicenet/sluice/agent/api"
-	"github.com/sluicenet/sluice/internal/atomicfile"
+	"github.com/sluicenet/sluice/agent/atomicfile"
 )
 
 // Store reads and writes endpoint state files in one directory.

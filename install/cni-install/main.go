@@ -13,7 +13,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/sluicenet/sluice/internal/atomicfile"
+	"github.com/sluicenet/sluice/agent/atomicfile"
 )
 
 func main() {

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/sluicenet/sluice/agent/api"
-	"github.com/sluicenet/sluice/internal/atomicfile"
+	"github.com/sluicenet/sluice/agent/atomicfile"
 	"github.com/sluicenet/sluice/test/bench/services"
 )
 

@@ -1,4 +1,4 @@
-package identity
+package identitymgr
 
 import (
 	"context"
@@ -11,21 +11,22 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/sluicenet/sluice/internal/atomicfile"
+	"github.com/sluicenet/sluice/agent/atomicfile"
+	"github.com/sluicenet/sluice/identity"
 )
 
-// FileStore is a Store kept in a JSON file, so that a standalone agent gives
+// FileStore is an identity.Store kept in a JSON file in the agent's run dir, so that a standalone agent gives
 // every label set the same number after a restart as before: the numbers in
 // pinned endpoint and policy maps stay valid while the agent starts up.
 type FileStore struct {
 	path string
-	mem  *MemoryStore
+	mem  *identity.MemoryStore
 	mu   sync.Mutex // serializes file writes
 }
 
 // OpenFileStore loads the store at path; a missing file is an empty store.
 func OpenFileStore(path string) (*FileStore, error) {
-	s := &FileStore{path: path, mem: NewMemoryStore()}
+	s := &FileStore{path: path, mem: identity.NewMemoryStore()}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return s, nil
@@ -42,13 +43,15 @@ func OpenFileStore(path string) (*FileStore, error) {
 		if err != nil {
 			return nil, fmt.Errorf("identity store %s: bad number %q", path, k)
 		}
-		s.mem.objs[NumericIdentity(n)] = ParseLabels(strs...)
+		if err := s.mem.Create(context.Background(), identity.NumericIdentity(n), identity.ParseLabels(strs...)); err != nil {
+			return nil, fmt.Errorf("identity store %s: %w", path, err)
+		}
 	}
 	return s, nil
 }
 
-// Create implements Store.
-func (s *FileStore) Create(ctx context.Context, id NumericIdentity, labels Labels) error {
+// Create implements identity.Store.
+func (s *FileStore) Create(ctx context.Context, id identity.NumericIdentity, labels identity.Labels) error {
 	if err := s.mem.Create(ctx, id, labels); err != nil {
 		return err
 	}
@@ -63,18 +66,18 @@ func (s *FileStore) Create(ctx context.Context, id NumericIdentity, labels Label
 	return nil
 }
 
-// Get implements Store.
-func (s *FileStore) Get(ctx context.Context, id NumericIdentity) (Labels, error) {
+// Get implements identity.Store.
+func (s *FileStore) Get(ctx context.Context, id identity.NumericIdentity) (identity.Labels, error) {
 	return s.mem.Get(ctx, id)
 }
 
-// List implements Store.
-func (s *FileStore) List(ctx context.Context) (map[NumericIdentity]Labels, error) {
+// List implements identity.Store.
+func (s *FileStore) List(ctx context.Context) (map[identity.NumericIdentity]identity.Labels, error) {
 	return s.mem.List(ctx)
 }
 
-// Delete implements Store.
-func (s *FileStore) Delete(ctx context.Context, id NumericIdentity) error {
+// Delete implements identity.Store.
+func (s *FileStore) Delete(ctx context.Context, id identity.NumericIdentity) error {
 	if err := s.mem.Delete(ctx, id); err != nil {
 		return err
 	}
@@ -109,12 +112,4 @@ func (s *FileStore) save() error {
 		return fmt.Errorf("save identity store: %w", err)
 	}
 	return nil
-}
-
-// NewStandaloneAllocatorWithStore is NewStandaloneAllocator over a given
-// store (a FileStore keeps numbers across restarts).
-func NewStandaloneAllocatorWithStore(store Store, opts Options) *StoreAllocator {
-	a := newStoreAllocator(store, opts)
-	a.ownsStore = true
-	return a
 }

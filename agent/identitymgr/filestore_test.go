@@ -1,4 +1,4 @@
-package identity
+package identitymgr
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sluicenet/sluice/identity"
 )
 
 // A standalone allocator over a FileStore gives label sets the numbers they
@@ -15,13 +17,13 @@ import (
 func TestFileStoreKeepsNumbersAcrossRestart(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "identities.json")
-	web := NewLabels(NewLabel(SourceK8s, "app", "web"), NewLabel(SourceK8s, "io.kubernetes.pod.namespace", "default"))
-	db := NewLabels(NewLabel(SourceK8s, "app", "db"), NewLabel(SourceK8s, "io.kubernetes.pod.namespace", "default"))
-	other := NewLabels(NewLabel(SourceK8s, "app", "other"), NewLabel(SourceK8s, "io.kubernetes.pod.namespace", "default"))
+	web := identity.NewLabels(identity.NewLabel(identity.SourceK8s, "app", "web"), identity.NewLabel(identity.SourceK8s, "io.kubernetes.pod.namespace", "default"))
+	db := identity.NewLabels(identity.NewLabel(identity.SourceK8s, "app", "db"), identity.NewLabel(identity.SourceK8s, "io.kubernetes.pod.namespace", "default"))
+	other := identity.NewLabels(identity.NewLabel(identity.SourceK8s, "app", "other"), identity.NewLabel(identity.SourceK8s, "io.kubernetes.pod.namespace", "default"))
 
 	s1, err := OpenFileStore(path)
 	require.NoError(t, err)
-	a1 := NewStandaloneAllocatorWithStore(s1, Options{})
+	a1 := identity.NewStandaloneAllocatorWithStore(s1, identity.Options{})
 	webID, err := a1.Allocate(ctx, web)
 	require.NoError(t, err)
 	dbID, err := a1.Allocate(ctx, db)
@@ -30,7 +32,7 @@ func TestFileStoreKeepsNumbersAcrossRestart(t *testing.T) {
 	// Restart: a fresh allocator allocates in another order.
 	s2, err := OpenFileStore(path)
 	require.NoError(t, err)
-	a2 := NewStandaloneAllocatorWithStore(s2, Options{})
+	a2 := identity.NewStandaloneAllocatorWithStore(s2, identity.Options{})
 	otherID, err := a2.Allocate(ctx, other)
 	require.NoError(t, err)
 	got, err := a2.Allocate(ctx, db)
@@ -39,7 +41,7 @@ func TestFileStoreKeepsNumbersAcrossRestart(t *testing.T) {
 	got, err = a2.Allocate(ctx, web)
 	require.NoError(t, err)
 	assert.Equal(t, webID, got, "web keeps its number")
-	assert.NotContains(t, []NumericIdentity{webID, dbID}, otherID, "a new label set gets a new number")
+	assert.NotContains(t, []identity.NumericIdentity{webID, dbID}, otherID, "a new label set gets a new number")
 
 	_, err = OpenFileStore(filepath.Join(t.TempDir(), "missing.json"))
 	require.NoError(t, err, "a missing file is an empty store")

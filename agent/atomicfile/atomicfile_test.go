@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/sluicenet/sluice/internal/atomicfile"
+	"github.com/sluicenet/sluice/agent/atomicfile"
 )
 
 // entries lists dir's file names.
