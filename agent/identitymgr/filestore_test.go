@@ -53,17 +53,17 @@ func TestFileStoreKeepsNumbersAcrossRestart(t *testing.T) {
 func TestFileStoreCreateFailsWithoutFile(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "identities.json")
-	web := NewLabels(NewLabel(SourceK8s, "app", "web"), NewLabel(SourceK8s, "io.kubernetes.pod.namespace", "default"))
+	web := identity.NewLabels(identity.NewLabel(identity.SourceK8s, "app", "web"), identity.NewLabel(identity.SourceK8s, "io.kubernetes.pod.namespace", "default"))
 	s, err := OpenFileStore(path)
 	require.NoError(t, err)
-	a := NewStandaloneAllocatorWithStore(s, Options{})
+	a := identity.NewStandaloneAllocatorWithStore(s, identity.Options{})
 	require.NoError(t, os.Mkdir(path, 0o700)) // the rename over it fails
 	for range 2 {
 		_, err := a.Allocate(ctx, web)
 		require.Error(t, err)
 	}
-	_, err = s.Get(ctx, MinAllocated)
-	require.ErrorIs(t, err, ErrNotFound, "not created")
+	_, err = s.Get(ctx, identity.MinAllocated)
+	require.ErrorIs(t, err, identity.ErrNotFound, "not created")
 
 	require.NoError(t, os.Remove(path))
 	id, err := a.Allocate(ctx, web)
