@@ -13,6 +13,7 @@ import (
 	"github.com/sirupsen/logrus/hooks/test"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicenet/sluice/agent/atomicfile"
 	"github.com/sluicenet/sluice/agent/source"
 )
 
@@ -93,6 +94,13 @@ func (r *running) hookTexts() []string {
 func write(t testing.TB, dir, name, content string) {
 	t.Helper()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
+}
+
+// writeAtomic replaces name in dir with content through a renamed temporary
+// file.
+func writeAtomic(t testing.TB, dir, name, content string) {
+	t.Helper()
+	require.NoError(t, atomicfile.WriteFile(filepath.Join(dir, name), []byte(content), 0o644))
 }
 
 func svcYAML(name, clusterIP string, port int) string {
@@ -261,6 +269,9 @@ func TestWatcherDebounce(t *testing.T) {
 	r.quiet(t, 5*DefaultDebounce)
 }
 
+// The changes are written as editors and kubectl do (a temporary file
+// renamed over the old one), so the watcher never reads a half-written file:
+// the parse counts are exact.
 func TestWatcherReparsesOnlyChangedFiles(t *testing.T) {
 	dir := t.TempDir()
 	for _, n := range []string{"a", "b", "c"} {
@@ -270,7 +281,7 @@ func TestWatcherReparsesOnlyChangedFiles(t *testing.T) {
 	r.next(t)
 	require.Equal(t, 3, r.w.parses)
 
-	write(t, dir, "b.yaml", svcYAML("b", "10.96.0.9", 80))
+	writeAtomic(t, dir, "b.yaml", svcYAML("b", "10.96.0.9", 80))
 	require.Equal(t, "10.96.0.9", r.next(t).Services[1].Spec.ClusterIP)
 	require.Equal(t, 4, r.w.parses)
 
@@ -278,9 +289,9 @@ func TestWatcherReparsesOnlyChangedFiles(t *testing.T) {
 	// and reports nothing.
 	future := time.Now().Add(time.Hour)
 	require.NoError(t, os.Chtimes(filepath.Join(dir, "a.yaml"), future, future))
-	write(t, dir, "c.yaml", "# comment\n"+svcYAML("c", "10.96.0.1", 80))
+	writeAtomic(t, dir, "c.yaml", "# comment\n"+svcYAML("c", "10.96.0.1", 80))
 	r.quiet(t, 500*time.Millisecond)
-	write(t, dir, "a.yaml", svcYAML("a", "10.96.0.7", 80))
+	writeAtomic(t, dir, "a.yaml", svcYAML("a", "10.96.0.7", 80))
 	require.Equal(t, "10.96.0.7", r.next(t).Services[0].Spec.ClusterIP)
 	require.Equal(t, 6, r.w.parses, "c.yaml (comment) and a.yaml (content) parsed once each")
 }
