@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/cilium/ebpf"
 
@@ -196,39 +195,13 @@ func (d *Datapath) AdoptLinks() (int, error) {
 		if iface.Name() == pin.CgroupLinksName || iface.Name() == pin.DevicesLinksName {
 			continue // socket-LB links: socklb; host devices: device
 		}
-		pinned := 0
-		for _, h := range pin.PodHooks {
-			p := pin.LinkPath(d.root, iface.Name(), h.Hook)
-			if _, err := os.Stat(p); err == nil {
-				pinned++
-			}
-			ok, err := attach.AdoptTCX(p, progs[h.Prog])
-			if err != nil {
-				errs = append(errs, err)
-			}
-			if ok {
-				n++
-			}
-		}
-		// An interface whose links were all defunct is gone: drop its dir
-		// (os.Remove keeps a dir that still holds links). A dir that held
-		// no link is left alone while young: sluice-cni creates it before
-		// it pins the links into it.
-		dir := pin.LinkDir(d.root, iface.Name())
-		if pinned > 0 || olderThan(dir, emptyLinkDirGrace) {
-			os.Remove(dir)
+		k, err := attach.AdoptTCXDir(pin.LinkDir(d.root, iface.Name()), pin.PodHooks, progs)
+		n += k
+		if err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return n, errors.Join(errs...)
-}
-
-// emptyLinkDirGrace is how long an interface's link dir may stay empty
-// before AdoptLinks takes it for the leftover of a failed attach.
-const emptyLinkDirGrace = time.Minute
-
-func olderThan(path string, d time.Duration) bool {
-	fi, err := os.Stat(path)
-	return err == nil && time.Since(fi.ModTime()) > d
 }
 
 // Close releases this process's handles. Pinned objects (maps, programs,

@@ -59,13 +59,21 @@ func (o Options) apply(spec *ebpf.CollectionSpec) error {
 		if k.d < 0 || secs > math.MaxUint32 {
 			return fmt.Errorf("%s: %v out of range", k.name, k.d)
 		}
-		v, ok := spec.Variables[k.name]
-		if !ok {
-			return fmt.Errorf("program knob %s missing", k.name)
+		if err := setKnob(spec, k.name, uint32(secs)); err != nil {
+			return err
 		}
-		if err := v.Set(uint32(secs)); err != nil {
-			return fmt.Errorf("set %s: %w", k.name, err)
-		}
+	}
+	return nil
+}
+
+// setKnob sets the volatile const global name of spec to v.
+func setKnob(spec *ebpf.CollectionSpec, name string, v any) error {
+	sv, ok := spec.Variables[name]
+	if !ok {
+		return fmt.Errorf("program knob %s missing", name)
+	}
+	if err := sv.Set(v); err != nil {
+		return fmt.Errorf("set %s: %w", name, err)
 	}
 	return nil
 }
@@ -79,13 +87,7 @@ func (o Options) applyPod(spec *ebpf.CollectionSpec) error {
 		if !o.HairpinIPv4.Is4() || !o.HairpinIPv4.IsLinkLocalUnicast() {
 			return fmt.Errorf("hairpin address %s: not an IPv4 link-local address", o.HairpinIPv4)
 		}
-		v, ok := spec.Variables["lb_hairpin_ipv4"]
-		if !ok {
-			return fmt.Errorf("program knob lb_hairpin_ipv4 missing")
-		}
-		if err := v.Set(maputil.Be32(o.HairpinIPv4)); err != nil {
-			return fmt.Errorf("set lb_hairpin_ipv4: %w", err)
-		}
+		return setKnob(spec, "lb_hairpin_ipv4", maputil.Be32(o.HairpinIPv4))
 	}
 	return nil
 }
@@ -103,21 +105,11 @@ type HostOptions struct {
 }
 
 func (o HostOptions) apply(spec *ebpf.CollectionSpec) error {
-	set := func(name string, v any) error {
-		sv, ok := spec.Variables[name]
-		if !ok {
-			return fmt.Errorf("program knob %s missing", name)
-		}
-		if err := sv.Set(v); err != nil {
-			return fmt.Errorf("set %s: %w", name, err)
-		}
-		return nil
-	}
 	if o.SNATAddr.IsValid() {
 		if err := maputil.CheckV4("SNAT", o.SNATAddr); err != nil {
 			return err
 		}
-		if err := set("snat_ipv4", maputil.Be32(o.SNATAddr)); err != nil {
+		if err := setKnob(spec, "snat_ipv4", maputil.Be32(o.SNATAddr)); err != nil {
 			return err
 		}
 	}
@@ -125,10 +117,10 @@ func (o HostOptions) apply(spec *ebpf.CollectionSpec) error {
 		if o.SNATPortMin == 0 || o.SNATPortMax < o.SNATPortMin {
 			return fmt.Errorf("SNAT port range %d-%d is invalid", o.SNATPortMin, o.SNATPortMax)
 		}
-		if err := set("snat_port_min", o.SNATPortMin); err != nil {
+		if err := setKnob(spec, "snat_port_min", o.SNATPortMin); err != nil {
 			return err
 		}
-		if err := set("snat_port_max", o.SNATPortMax); err != nil {
+		if err := setKnob(spec, "snat_port_max", o.SNATPortMax); err != nil {
 			return err
 		}
 	}

@@ -4,9 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+
+	"github.com/sluicenet/sluice/datapath/pin"
 )
 
 // UpdatePinned adopts the link pinned at path: when owned(info) holds it
@@ -54,6 +58,48 @@ func AdoptTCX(path string, prog *ebpf.Program) (bool, error) {
 		tcx := i.TCX()
 		return tcx == nil || tcx.Ifindex != 0
 	})
+}
+
+// AdoptTCXDir adopts the TCX links of one interface, pinned in dir as
+// <dir>/<hook> (a pod's host veth, or a host device), pointing each at its
+// hook's program in progs (by pinned program name). It returns how many
+// links run the current programs. An interface whose links were all defunct
+// is gone: its dir is removed (os.Remove keeps a dir that still holds
+// links). A dir that held no link is left alone while young: whoever
+// attaches (sluice-cni, the device attach) creates it before it pins the
+// links into it.
+func AdoptTCXDir(dir string, hooks []pin.Hook, progs map[string]*ebpf.Program) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil // detached meanwhile (CNI DEL)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read pinned links: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, h := range hooks {
+		ok, err := AdoptTCX(filepath.Join(dir, h.Hook), progs[h.Prog])
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if ok {
+			n++
+		}
+	}
+	if len(ents) > 0 || olderThan(dir, emptyLinkDirGrace) {
+		os.Remove(dir)
+	}
+	return n, errors.Join(errs...)
+}
+
+// emptyLinkDirGrace is how long an interface's link dir may stay empty
+// before AdoptTCXDir takes it for the leftover of a failed attach.
+const emptyLinkDirGrace = time.Minute
+
+func olderThan(path string, d time.Duration) bool {
+	fi, err := os.Stat(path)
+	return err == nil && time.Since(fi.ModTime()) > d
 }
 
 // TCXAttachType returns the TCX attach type of a pinned hook name ("ingress"

@@ -136,17 +136,11 @@ func (l *Links) Adopt() (int, error) {
 	n := 0
 	var errs []error
 	for _, name := range names {
-		for _, h := range pin.DeviceHooks {
-			ok, err := attach.AdoptTCX(pin.DeviceLinkPath(l.root, name, h.Hook), l.progs[h.Prog])
-			if err != nil {
-				errs = append(errs, err)
-			}
-			if ok {
-				n++
-			}
+		k, err := attach.AdoptTCXDir(pin.DeviceLinkDir(l.root, name), pin.DeviceHooks, l.progs)
+		n += k
+		if err != nil {
+			errs = append(errs, err)
 		}
-		// A device whose links were all defunct is gone: drop its dir.
-		os.Remove(pin.DeviceLinkDir(l.root, name))
 	}
 	return n, errors.Join(errs...)
 }

@@ -43,13 +43,17 @@ const (
 	ProgToNetdev   = "to_netdev"
 )
 
+// Hook is a link pinned under the name Hook, running the program pinned as
+// Prog.
+type Hook struct{ Hook, Prog string }
+
 // DevicesLinksName is the directory under links/ holding one directory of
 // links per external device the host programs are attached to.
 const DevicesLinksName = "devices"
 
 // DeviceHooks are the hooks of an external device, pinned as
 // links/devices/<ifname>/<Hook>, with the program each one runs.
-var DeviceHooks = []struct{ Hook, Prog string }{
+var DeviceHooks = []Hook{
 	{"ingress", ProgFromNetdev},
 	{"egress", ProgToNetdev},
 }
@@ -71,7 +75,7 @@ const CgroupLinksName = "cgroup"
 
 // CgroupHooks are the socket-LB hooks, pinned as links/cgroup/<Hook>, with
 // the program each one runs.
-var CgroupHooks = []struct{ Hook, Prog string }{
+var CgroupHooks = []Hook{
 	{"connect4", ProgSockConnect4},
 	{"sendmsg4", ProgSockSendmsg4},
 	{"recvmsg4", ProgSockRecvmsg4},
@@ -82,7 +86,7 @@ var CgroupHooks = []struct{ Hook, Prog string }{
 func CgroupLinkPath(root, hook string) string { return LinkPath(root, CgroupLinksName, hook) }
 
 // Hook names a pod link is pinned under, with the program each one runs.
-var PodHooks = []struct{ Hook, Prog string }{
+var PodHooks = []Hook{
 	{"ingress", ProgFromContainer},
 	{"egress", ProgToContainer},
 }

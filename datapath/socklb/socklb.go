@@ -84,23 +84,13 @@ func (l *Links) Attach(cgroupPath string) (err error) {
 	return nil
 }
 
-// Adopt points pinned socket-LB links at the current programs.
+// Adopt points pinned socket-LB links at the current programs (whatever
+// cgroup they are attached to: Attach decides that).
 func (l *Links) Adopt() error {
 	var errs []error
 	for _, h := range pin.CgroupHooks {
-		p := pin.CgroupLinkPath(l.root, h.Hook)
-		lk, err := link.LoadPinnedLink(p, nil)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("open pinned link %s: %w", p, err))
-			continue
-		}
-		if err := lk.Update(l.progs[h.Prog]); err != nil {
-			errs = append(errs, fmt.Errorf("update link %s: %w", p, err))
-		}
-		lk.Close()
+		_, err := attach.UpdatePinned(pin.CgroupLinkPath(l.root, h.Hook), l.progs[h.Prog], func(link.Info) bool { return true })
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
