@@ -1,0 +1,186 @@
+package api
+
+import "time"
+
+// The process events of the tracing sensor, shaped like Tetragon's
+// GetEventsResponse JSON (field names in snake_case, one event kind set per
+// object) so `tetra getevents -o json` users find their way.
+
+// Process event kinds (the names of the set field, and --type values).
+const (
+	EventProcessExec     = "process_exec"
+	EventProcessExit     = "process_exit"
+	EventProcessConnect  = "process_connect"
+	EventProcessThrottle = "process_throttle"
+)
+
+// ProcessEvent is one event: exactly one of the kind fields is set.
+type ProcessEvent struct {
+	ProcessExec     *ProcessExec     `json:"process_exec,omitempty"`
+	ProcessExit     *ProcessExit     `json:"process_exit,omitempty"`
+	ProcessConnect  *ProcessConnect  `json:"process_connect,omitempty"`
+	ProcessThrottle *ProcessThrottle `json:"process_throttle,omitempty"`
+	NodeName        string           `json:"node_name"`
+	Time            time.Time        `json:"time"`
+}
+
+// Kind returns the name of the set kind field ("" when none is set).
+func (e *ProcessEvent) Kind() string {
+	switch {
+	case e.ProcessExec != nil:
+		return EventProcessExec
+	case e.ProcessExit != nil:
+		return EventProcessExit
+	case e.ProcessConnect != nil:
+		return EventProcessConnect
+	case e.ProcessThrottle != nil:
+		return EventProcessThrottle
+	}
+	return ""
+}
+
+// Subject returns the process the event is about (nil for throttle events).
+func (e *ProcessEvent) Subject() *Process {
+	switch {
+	case e.ProcessExec != nil:
+		return e.ProcessExec.Process
+	case e.ProcessExit != nil:
+		return e.ProcessExit.Process
+	case e.ProcessConnect != nil:
+		return e.ProcessConnect.Process
+	}
+	return nil
+}
+
+// Process is a process as the agent's process cache knows it.
+type Process struct {
+	// ExecID is base64("node:start_time_ns:tgid"): the same string in every
+	// event about the process (start_time_ns is the kernel's task start
+	// time, CLOCK_MONOTONIC nanoseconds, of the thread-group leader).
+	ExecID       string `json:"exec_id"`
+	ParentExecID string `json:"parent_exec_id,omitempty"`
+	PID          uint32 `json:"pid"` // tgid, in the host pid namespace
+	UID          uint32 `json:"uid"`
+	EUID         uint32 `json:"euid"`
+	// AUID is the login uid (4294967295 when unset).
+	AUID      uint32 `json:"auid"`
+	Cwd       string `json:"cwd"`
+	Binary    string `json:"binary"`
+	Arguments string `json:"arguments,omitempty"` // argv[1:], space-separated
+	// Flags as Tetragon's: space-separated words among "execve", "procFS",
+	// "clone", "truncArgs", "truncCwd", "truncFilename", "rootcwd".
+	Flags     string        `json:"flags"`
+	StartTime time.Time     `json:"start_time"`
+	Pod       *Pod          `json:"pod,omitempty"` // nil on the host
+	Cap       *Capabilities `json:"cap,omitempty"`
+	NS        *Namespaces   `json:"ns,omitempty"`
+	CgroupID  uint64        `json:"cgroup_id,omitempty"`
+	// Exited is set once the process's exit was seen (kept while a live
+	// descendant needs it as an ancestor).
+	Exited bool `json:"exited,omitempty"`
+}
+
+// Pod is where a process runs: the pod Sluice wired, its container and its
+// workload.
+type Pod struct {
+	Namespace    string            `json:"namespace"`
+	Name         string            `json:"name"`
+	Labels       map[string]string `json:"pod_labels,omitempty"`
+	Container    *Container        `json:"container,omitempty"`
+	Workload     string            `json:"workload,omitempty"`
+	WorkloadKind string            `json:"workload_kind,omitempty"`
+}
+
+// Container is the container of a pod a process runs in.
+type Container struct {
+	ID    string `json:"id"` // without the runtime prefix ("containerd://")
+	Name  string `json:"name,omitempty"`
+	Image *Image `json:"image,omitempty"`
+}
+
+// Image is a container image.
+type Image struct {
+	ID   string `json:"id,omitempty"`
+	Name string `json:"name"`
+}
+
+// Capabilities are a process's capability sets by name ("CAP_NET_ADMIN").
+type Capabilities struct {
+	Permitted []string `json:"permitted,omitempty"`
+	Effective []string `json:"effective,omitempty"`
+}
+
+// Namespaces are the inode numbers of a process's namespaces, and whether
+// each is the host's.
+type Namespaces struct {
+	PID Namespace `json:"pid"`
+	Mnt Namespace `json:"mnt"`
+	Net Namespace `json:"net"`
+}
+
+// Namespace is one namespace of a process.
+type Namespace struct {
+	Inum   uint32 `json:"inum"`
+	IsHost bool   `json:"is_host,omitempty"`
+}
+
+// ProcessExec is an exec (or a process found in /proc at start, flag procFS).
+type ProcessExec struct {
+	Process   *Process   `json:"process"`
+	Parent    *Process   `json:"parent,omitempty"`
+	Ancestors []*Process `json:"ancestors,omitempty"` // parent's parent first
+}
+
+// ProcessExit is the end of a whole process (every thread), once.
+type ProcessExit struct {
+	Process   *Process   `json:"process"`
+	Parent    *Process   `json:"parent,omitempty"`
+	Ancestors []*Process `json:"ancestors,omitempty"`
+	Signal    string     `json:"signal,omitempty"` // "SIGKILL" when killed by a signal
+	Status    uint32     `json:"status"`           // exit status when not killed
+}
+
+// ProcessConnect is a connection a process opened (TCP connect, UDP
+// connect or first sendmsg to a destination).
+type ProcessConnect struct {
+	Process     *Process `json:"process"`
+	Parent      *Process `json:"parent,omitempty"`
+	Protocol    string   `json:"protocol"` // TCP, UDP
+	Source      string   `json:"source"`   // ip:port (port 0 when not yet bound)
+	Destination string   `json:"destination"`
+	// Service is the address the process asked for when it was a service
+	// frontend that Sluice translated (Destination is then the backend).
+	Service *ServiceRef `json:"service,omitempty"`
+	// DestinationPod is the pod that holds Destination, when one does.
+	DestinationPod string `json:"destination_pod,omitempty"` // namespace/name
+}
+
+// ServiceRef names a service frontend.
+type ServiceRef struct {
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Address   string `json:"address"` // ip:port the process connected to
+}
+
+// ProcessThrottle says a pod's events started or stopped being dropped by
+// the per-pod rate limit.
+type ProcessThrottle struct {
+	Type      string `json:"type"` // THROTTLE_START, THROTTLE_STOP
+	Namespace string `json:"namespace,omitempty"`
+	Pod       string `json:"pod,omitempty"`
+	// Dropped is how many events were dropped (on THROTTLE_STOP).
+	Dropped uint64 `json:"dropped,omitempty"`
+}
+
+// Throttle types.
+const (
+	ThrottleStart = "THROTTLE_START"
+	ThrottleStop  = "THROTTLE_STOP"
+)
+
+// ProcessRef names the local process behind a flow.
+type ProcessRef struct {
+	ExecID string `json:"exec_id"`
+	PID    uint32 `json:"pid"`
+	Binary string `json:"binary"`
+}
