@@ -99,7 +99,41 @@ type Config struct {
 	HealthAddr string
 	// FlowCapacity is how many flows the agent keeps (default 8192).
 	FlowCapacity int
+
+	// Process is the process-tracing sensor's configuration.
+	Process ProcessConfig
 }
+
+// ProcessConfig configures the process-tracing sensor and its event export.
+type ProcessConfig struct {
+	// Sensor loads the exec/exit/fork/connect tracing programs.
+	Sensor bool
+	// CacheSize bounds the process cache (entries).
+	CacheSize int
+	// AncestorsDepth is how many ancestors every event carries.
+	AncestorsDepth int
+	// RateLimit is the per-pod event rate (events/s) above which events are
+	// dropped with throttle events; 0 is no limit. Exits are never dropped.
+	RateLimit int
+	// ExportFilename, when set, receives every event as a JSON line,
+	// rotated at ExportMaxSizeMB with ExportMaxBackups old files kept.
+	ExportFilename   string
+	ExportMaxSizeMB  int
+	ExportMaxBackups int
+	// ExportAllowList and ExportDenyList are JSON filters (Tetragon's
+	// --export-allowlist/--export-denylist), one per line.
+	ExportAllowList, ExportDenyList string
+	// EventCapacity is how many events the agent keeps for the API.
+	EventCapacity int
+}
+
+// Defaults of the process sensor's configuration.
+const (
+	DefaultProcessCacheSize      = 65536
+	DefaultProcessAncestorsDepth = 10
+	DefaultExportMaxSizeMB       = 10
+	DefaultExportMaxBackups      = 5
+)
 
 // DefaultConfig returns the production configuration.
 func DefaultConfig() Config {
@@ -114,6 +148,12 @@ func DefaultConfig() Config {
 		MetricsAddr:    DefaultMetricsAddr,
 		HealthAddr:     DefaultHealthAddr,
 		Routing:        string(nodemgr.ModeNative),
+		Process: ProcessConfig{
+			CacheSize:        DefaultProcessCacheSize,
+			AncestorsDepth:   DefaultProcessAncestorsDepth,
+			ExportMaxSizeMB:  DefaultExportMaxSizeMB,
+			ExportMaxBackups: DefaultExportMaxBackups,
+		},
 	}
 }
 
@@ -155,6 +195,7 @@ func (c Config) Validate() error {
 	if _, err := nodemgr.ComputeMTUs(mode, 0, c.MTU); err != nil {
 		errs = append(errs, fmt.Errorf("mtu: %w", err))
 	}
+	errs = append(errs, c.Process.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -179,4 +220,19 @@ func (c Config) withDefaults() (Config, error) {
 		c.NodeName = name
 	}
 	return c, nil
+}
+
+// validate checks the process sensor's settings.
+func (p ProcessConfig) validate() []error {
+	var errs []error
+	if p.CacheSize < 0 || p.AncestorsDepth < 0 || p.RateLimit < 0 {
+		errs = append(errs, errors.New("process cache size, ancestors depth and rate limit must not be negative"))
+	}
+	if p.ExportFilename != "" && !p.Sensor {
+		errs = append(errs, errors.New("event export needs the process sensor (--process-sensor)"))
+	}
+	if p.ExportFilename != "" && (p.ExportMaxSizeMB <= 0 || p.ExportMaxBackups < 0) {
+		errs = append(errs, errors.New("export: max size must be positive and max backups not negative"))
+	}
+	return errs
 }

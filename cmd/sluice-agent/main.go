@@ -68,6 +68,16 @@ func command() *cobra.Command {
 	f.BoolVar(&cfg.PolicyAudit, "policy-audit", false, "audit mode: report policy drops as AUDIT flows and let the packets pass")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address to serve Prometheus /metrics on (empty disables)")
 	f.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "address to serve GET /healthz (liveness) and /readyz (readiness) on (empty disables)")
+	pf := &cfg.Process
+	f.BoolVar(&pf.Sensor, "process-sensor", pf.Sensor, "load the process-tracing sensor: exec, exit, fork and connect events with ancestry and pods (sluice events)")
+	f.IntVar(&pf.CacheSize, "process-cache-size", pf.CacheSize, "bound of the process cache (entries)")
+	f.IntVar(&pf.AncestorsDepth, "process-ancestors-depth", pf.AncestorsDepth, "ancestors carried by every process event")
+	f.IntVar(&pf.RateLimit, "process-rate-limit", pf.RateLimit, "per-pod process events per second above which events are dropped with throttle events (0: no limit; exits are never dropped)")
+	f.StringVar(&pf.ExportFilename, "export-filename", pf.ExportFilename, "write every process event as a JSON line to this file (empty: no export)")
+	f.IntVar(&pf.ExportMaxSizeMB, "export-file-max-size-mb", pf.ExportMaxSizeMB, "rotate the export file at this size")
+	f.IntVar(&pf.ExportMaxBackups, "export-file-max-backups", pf.ExportMaxBackups, "rotated export files to keep")
+	f.StringVar(&pf.ExportAllowList, "export-allowlist", pf.ExportAllowList, "export only events matching one of these JSON filters (one per line; event_set, namespace, pod_regex, binary_regex)")
+	f.StringVar(&pf.ExportDenyList, "export-denylist", pf.ExportDenyList, "never export events matching one of these JSON filters")
 	return cmd
 }
 
