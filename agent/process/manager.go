@@ -58,8 +58,8 @@ type PodIPResolver interface {
 // Config configures a Manager. Zero sizes take the defaults; resolvers may
 // be nil (no pod, service or destination pod names).
 type Config struct {
-	NodeName       string
-	CacheSize      int // --process-cache-size
+	NodeName  string
+	CacheSize int // --process-cache-size
 	// AncestorsDepth is how many ancestors beyond the parent events carry
 	// (--process-ancestors-depth); negative for none.
 	AncestorsDepth int
