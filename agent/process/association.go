@@ -194,8 +194,9 @@ func nsInode(path string) (uint32, error) {
 }
 
 // HostNamespaces returns the host's namespace inodes: those of pid 1 under
-// procRoot (the agent runs with hostPID; its own mount namespace is its
-// container's, not the host's).
+// procRoot (the agent runs with hostPID, and its own mount namespace is its
+// container's), or the agent's own where pid 1's cannot be read (no
+// CAP_SYS_PTRACE over it).
 func HostNamespaces(procRoot string) (procsensor.Namespaces, error) {
 	var ns procsensor.Namespaces
 	for _, n := range []struct {
@@ -203,6 +204,9 @@ func HostNamespaces(procRoot string) (procsensor.Namespaces, error) {
 		ino  *uint32
 	}{{"pid", &ns.PID}, {"mnt", &ns.Mnt}, {"net", &ns.Net}} {
 		ino, err := nsInode(filepath.Join(procRoot, "1", "ns", n.name))
+		if err != nil {
+			ino, err = nsInode(filepath.Join(procRoot, "self", "ns", n.name))
+		}
 		if err != nil {
 			return ns, fmt.Errorf("host %s namespace: %w", n.name, err)
 		}

@@ -44,7 +44,7 @@ func parseCgroupPath(path string) (podCgroup, bool) {
 func podUID(dir string) (string, bool) {
 	if s, ok := strings.CutSuffix(dir, ".slice"); ok {
 		_, u, found := strings.Cut(s, "-pod")
-		if !found || !strings.HasPrefix(s, "kubepods") {
+		if !found || !strings.Contains(s, "kubepods") {
 			return "", false
 		}
 		dir = "pod" + strings.ReplaceAll(u, "_", "-")

@@ -74,7 +74,9 @@ func (f *fixture) metric(t testing.TB, name string) float64 {
 	return 0
 }
 
-func (f *fixture) misses(t testing.TB) float64 { return f.metric(t, "sluice_process_cache_misses_total") }
+func (f *fixture) misses(t testing.TB) float64 {
+	return f.metric(t, "sluice_process_cache_misses_total")
+}
 
 var t0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
 

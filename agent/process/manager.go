@@ -148,19 +148,16 @@ func (m *Manager) Run(ctx context.Context, r EventReader) error {
 	defer stop()
 	for {
 		ev, err := r.Read()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if errors.Is(err, os.ErrClosed) {
-				return err
-			}
-			if !errors.Is(err, os.ErrDeadlineExceeded) {
-				m.cfg.Log.WithError(err).Warn("Reading process event failed")
-			}
-			continue
+		switch {
+		case err == nil:
+			m.Handle(ev)
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, os.ErrClosed):
+			return err
+		case !errors.Is(err, os.ErrDeadlineExceeded):
+			m.cfg.Log.WithError(err).Warn("Reading process event failed")
 		}
-		m.Handle(ev)
 	}
 }
 
