@@ -75,7 +75,10 @@ func (c *cache) relink(e *entry, parent procsensor.Key) {
 }
 
 func (c *cache) withParent(p *api.Process, parent procsensor.Key) *api.Process {
-	if parent != (procsensor.Key{}) {
+	switch pe := c.byKey[parent]; {
+	case pe != nil:
+		p.ParentExecID = pe.proc.ExecID
+	case parent != (procsensor.Key{}):
 		p.ParentExecID = ExecID(c.node, parent)
 	}
 	return p

@@ -39,7 +39,14 @@ func newConnTable(size int) *connTable {
 	return &connTable{size: size, byKey: map[connKey]*list.Element{}, lru: list.New()}
 }
 
+// unmap returns a with an IPv4-mapped IPv6 address as IPv4 (a dual-stack
+// socket's view), so connections and flows compare alike.
+func unmap(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
 func (t *connTable) add(k connKey, ref api.ProcessRef) {
+	k.src, k.dst = unmap(k.src), unmap(k.dst)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if el := t.byKey[k]; el != nil {
@@ -57,6 +64,7 @@ func (t *connTable) add(k connKey, ref api.ProcessRef) {
 // lookup finds the process of a flow in either direction (a reply flow runs
 // from the destination back to the process), then without the source port.
 func (t *connTable) lookup(proto uint8, src, dst netip.AddrPort) (api.ProcessRef, bool) {
+	src, dst = unmap(src), unmap(dst)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, k := range []connKey{

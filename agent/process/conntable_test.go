@@ -88,6 +88,7 @@ func TestProcessForFlow(t *testing.T) {
 		{"udp bound later", 17, netip.MustParseAddrPort("10.244.1.2:5353"), dns, want2, true},
 		{"udp reply", 17, dns, netip.MustParseAddrPort("10.244.1.2:5353"), want2, true},
 		{"failed connect", 6, podA, failed, api.ProcessRef{}, false},
+		{"ipv4-mapped", 6, netip.MustParseAddrPort("[::ffff:10.244.1.2]:40312"), backend, want3, true},
 	} {
 		got, ok := f.m.ProcessForFlow(tc.proto, tc.src, tc.dst)
 		assert.Equal(t, tc.ok, ok, tc.name)

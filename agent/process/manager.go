@@ -118,7 +118,8 @@ func NewManager(cfg Config, sink Sink, reg prometheus.Registerer) *Manager {
 }
 
 // Seed adds the processes running at start (flag procFS) and publishes an
-// exec event for each, parents first.
+// exec event for each, parents first, stamped now. Call it once, before
+// Run; events the sensor queued meanwhile then update what it added.
 func (m *Manager) Seed(running RunningFunc) error {
 	execs, err := running()
 	if err != nil {
@@ -135,8 +136,9 @@ func (m *Manager) Seed(running RunningFunc) error {
 	m.mu.Lock()
 	ls := m.cache.seed(procs)
 	m.mu.Unlock()
+	now := time.Now()
 	for _, l := range ls {
-		m.publish(execEvent(l), l, time.Now())
+		m.publish(execEvent(l), l, now)
 	}
 	return nil
 }

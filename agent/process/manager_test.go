@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"net/netip"
 	"os"
 	"sync"
 	"testing"
@@ -159,4 +160,50 @@ func TestRunStopsWithContext(t *testing.T) {
 	r2 := &chanReader{ch: make(chan procsensor.Event), done: make(chan struct{})}
 	r2.Close()
 	assert.ErrorIs(t, f.m.Run(context.Background(), r2), os.ErrClosed)
+}
+
+func TestLostMetric(t *testing.T) {
+	lost := uint64(7)
+	f := newFixture(t, Config{Lost: func() uint64 { return lost }})
+	assert.Equal(t, 7.0, f.metric(t, "sluice_process_events_lost_total"))
+	lost = 9
+	assert.Equal(t, 9.0, f.metric(t, "sluice_process_events_lost_total"))
+	f = newFixture(t, Config{})
+	mfs, err := f.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		assert.NotEqual(t, "sluice_process_events_lost_total", mf.GetName(), "no sensor count, no metric")
+	}
+}
+
+// Queries run while events are handled (go test -race checks the locking).
+func TestConcurrentQueries(t *testing.T) {
+	f := newFixture(t, Config{CacheSize: 64})
+	f.seedChain(t, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := uint32(2); i < 500; i++ {
+			f.fork(i, 1)
+			f.m.Handle(procsensor.Event{Exec: execOf(i, 1, "/bin/true")})
+			f.m.Handle(connectEvent(i, 6, podA, backend, netip.AddrPort{}))
+			f.m.Handle(procsensor.Event{Exit: &procsensor.Exit{Key: key(i)}})
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			assert.Equal(t, 498*3, len(f.rec.take()), "exec, connect and exit of each")
+			assert.Equal(t, []uint32{1}, pids(f.m.List()))
+			ref, ok := f.m.ProcessForFlow(6, podA, backend)
+			require.True(t, ok)
+			assert.Equal(t, uint32(499), ref.PID, "the latest process on a reused tuple")
+			return
+		default:
+			f.m.List()
+			f.m.Get(ExecID(testNode, key(1)))
+			f.m.ProcessForFlow(6, podA, backend)
+			f.metric(t, "sluice_process_cache_size")
+		}
+	}
 }

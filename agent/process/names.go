@@ -3,6 +3,7 @@ package process
 import (
 	"encoding/base64"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -15,7 +16,11 @@ import (
 // base64("node:start_time_ns:tgid"), the same string in every event about
 // the process.
 func ExecID(node string, k procsensor.Key) string {
-	return base64.StdEncoding.EncodeToString(fmt.Appendf(nil, "%s:%d:%d", node, k.StartTime, k.TGID))
+	var buf [128]byte
+	b := append(buf[:0], node...)
+	b = strconv.AppendUint(append(b, ':'), k.StartTime, 10)
+	b = strconv.AppendUint(append(b, ':'), uint64(k.TGID), 10)
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // capNames are the capabilities by bit number (include/uapi/linux/capability.h).
