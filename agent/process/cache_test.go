@@ -82,6 +82,11 @@ func TestGetReturnsAllAncestors(t *testing.T) {
 	assert.Equal(t, []uint32{3, 2, 1}, pids(anc), "the API shows the whole chain, parent first")
 	_, _, ok = f.m.Get("bm9wZQ==")
 	assert.False(t, ok)
+	p, ok = f.m.Lookup(key(2))
+	require.True(t, ok)
+	assert.Equal(t, ExecID(testNode, key(2)), p.ExecID)
+	_, ok = f.m.Lookup(key(9))
+	assert.False(t, ok)
 }
 
 // An exited parent stays while a live child needs it, and leaves with the

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/datapath/procsensor"
 )
 
 // List returns the processes in the cache, oldest first (exited ones that a
@@ -22,6 +23,16 @@ func (m *Manager) Get(execID string) (proc *api.Process, ancestors []*api.Proces
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.cache.byExecID(execID)
+}
+
+// Lookup returns the cached process of a sensor key.
+func (m *Manager) Lookup(k procsensor.Key) (*api.Process, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if e := m.cache.byKey[k]; e != nil {
+		return e.proc, true
+	}
+	return nil, false
 }
 
 // ProcessForFlow names the local process of a flow (either direction) from
