@@ -133,7 +133,7 @@ func writeReport(w io.Writer, header string, sums []summary) {
 	base := baselineRate(sums)
 	fmt.Fprintf(w, "\n%s\n\n", header)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "config\tok/rounds\texecs/s median\tmin–max\tvs baseline\treceived/execs\tlost\tagent CPU s/1k execs\tagent CPU % in storm\tBPF ns/exec\t")
+	fmt.Fprintln(tw, "config\tok/rounds\texecs/s median\tmin–max\tvs baseline\treceived/execs\tlost\tagent CPU s/1k execs\tagent % of a CPU in storm\tBPF ns/exec\t")
 	for _, s := range sums {
 		if s.OK == 0 {
 			why := s.Unavailable
