@@ -21,14 +21,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
+	"github.com/sluicenet/sluice/test/bench/benchrun"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -49,23 +48,9 @@ func main() {
 		o.Quick()
 	}
 	o.Configs = strings.Split(*configs, ",")
-	if os.Geteuid() != 0 {
-		fatal("needs root (network namespaces, BPF)")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	ok, err := run(ctx, o, os.Stdout)
-	if err != nil {
-		fatal("%v", err)
-	}
-	if !ok {
-		os.Exit(1)
-	}
-}
-
-func fatal(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "tracebench: "+format+"\n", args...)
-	os.Exit(2)
+	benchrun.Main("tracebench", "network namespaces, BPF", func(ctx context.Context) (bool, error) {
+		return run(ctx, o, os.Stdout)
+	})
 }
 
 // run measures every configuration of o and writes progress, the report
