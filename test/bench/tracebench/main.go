@@ -95,6 +95,7 @@ func runAll(ctx context.Context, o Options, bins binaries, w io.Writer) bool {
 	}
 	header := fmt.Sprintf("exec storm in a pod: %d workers running %s (a copy of /bin/true), %v measured after %v warm-up per sample, %d round(s) interleaved, fresh node per sample; kernel BPF statistics %s",
 		o.Workers, bins.storm, o.Duration, o.Warmup, o.Rounds, stats)
+	header += "\nload average at start: " + loadAvg()
 	fmt.Fprintln(w, header)
 	var samples []sample
 	allOK := true
@@ -120,6 +121,20 @@ func runAll(ctx context.Context, o Options, bins binaries, w io.Writer) bool {
 		fmt.Fprintln(w, "interrupted: reporting what was measured")
 		allOK = false
 	}
-	writeReport(w, header, summarize(o.Configs, samples, unavailable))
+	writeReport(w, header+", at end: "+loadAvg()+" (other work on the machine shares the CPUs with the storm)",
+		summarize(o.Configs, samples, unavailable))
 	return allOK
+}
+
+// loadAvg is the 1, 5 and 15 minute load averages of the machine.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
