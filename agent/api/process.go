@@ -143,16 +143,19 @@ type ProcessExit struct {
 // ProcessConnect is a connection a process opened (TCP connect, UDP
 // connect or first sendmsg to a destination).
 type ProcessConnect struct {
-	Process     *Process `json:"process"`
-	Parent      *Process `json:"parent,omitempty"`
-	Protocol    string   `json:"protocol"` // TCP, UDP
-	Source      string   `json:"source"`   // ip:port (port 0 when not yet bound)
-	Destination string   `json:"destination"`
+	Process     *Process   `json:"process"`
+	Parent      *Process   `json:"parent,omitempty"`
+	Ancestors   []*Process `json:"ancestors,omitempty"`
+	Protocol    string     `json:"protocol"` // TCP, UDP
+	Source      string     `json:"source"`   // ip:port (port 0 when not yet bound)
+	Destination string     `json:"destination"`
 	// Service is the address the process asked for when it was a service
 	// frontend that Sluice translated (Destination is then the backend).
 	Service *ServiceRef `json:"service,omitempty"`
 	// DestinationPod is the pod that holds Destination, when one does.
 	DestinationPod string `json:"destination_pod,omitempty"` // namespace/name
+	// Failed is set when a TCP connection never reached ESTABLISHED.
+	Failed bool `json:"failed,omitempty"`
 }
 
 // ServiceRef names a service frontend.

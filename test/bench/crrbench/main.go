@@ -17,11 +17,10 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
+	"github.com/sluicenet/sluice/test/bench/benchrun"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -49,24 +48,12 @@ func main() {
 	if o.Services, err = parseInts(*svcs); err != nil {
 		fatal("--services: %v", err)
 	}
-	if os.Geteuid() != 0 {
-		fatal("needs root (network namespaces, BPF, iptables)")
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	ok, err := run(ctx, o, os.Stdout)
-	if err != nil {
-		fatal("%v", err)
-	}
-	if !ok {
-		os.Exit(1)
-	}
+	benchrun.Main("crrbench", "network namespaces, BPF, iptables", func(ctx context.Context) (bool, error) {
+		return run(ctx, o, os.Stdout)
+	})
 }
 
-func fatal(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "crrbench: "+format+"\n", args...)
-	os.Exit(2)
-}
+func fatal(format string, args ...any) { benchrun.Fatal("crrbench", format, args...) }
 
 // run measures everything o asks for and writes progress, the report and
 // the RESULT lines to w. It returns false if a measurement that was available

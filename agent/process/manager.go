@@ -1,0 +1,187 @@
+package process
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sirupsen/logrus"
+
+	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/datapath/procsensor"
+)
+
+// Defaults of Config.
+const (
+	DefaultCacheSize      = 65536
+	DefaultAncestorsDepth = 10
+)
+
+// EventReader yields decoded sensor events (the procsensor reader). Close
+// unblocks a pending Read, which then fails.
+type EventReader interface {
+	Read() (procsensor.Event, error)
+	Close() error
+}
+
+// RunningFunc lists the processes running at start (procsensor
+// Sensor.Running: Exec values with ProcFS set).
+type RunningFunc func() ([]procsensor.Exec, error)
+
+// Sink receives the events the manager builds (the event pipeline).
+type Sink interface {
+	Publish(*api.ProcessEvent)
+}
+
+// PodResolver names the pod a process runs in; nil on the host.
+// *Association implements it.
+type PodResolver interface {
+	PodFor(pid uint32, cgroupID uint64, netns uint32) *api.Pod
+}
+
+// ServiceResolver names the service of a frontend address the socket LB
+// translated.
+type ServiceResolver interface {
+	ServiceByFrontend(proto uint8, frontend netip.AddrPort) (namespace, name string, ok bool)
+}
+
+// PodIPResolver names the pod that has addr ("namespace/name", "" when
+// none).
+type PodIPResolver interface {
+	PodByIP(addr netip.Addr) string
+}
+
+// Config configures a Manager. Zero sizes take the defaults; resolvers may
+// be nil (no pod, service or destination pod names).
+type Config struct {
+	NodeName  string
+	CacheSize int // --process-cache-size
+	// AncestorsDepth is how many ancestors beyond the parent events carry
+	// (--process-ancestors-depth); negative for none.
+	AncestorsDepth int
+	ConnTableSize  int
+	// HostNS are the host's namespace inodes (HostNamespaces), for is_host.
+	HostNS   procsensor.Namespaces
+	Pods     PodResolver
+	Services ServiceResolver
+	PodIPs   PodIPResolver
+	// Lost returns the sensor's count of events it could not send
+	// (sluice_process_events_lost_total); nil when unknown.
+	Lost func() uint64
+	Log  logrus.FieldLogger
+}
+
+// Manager turns sensor events into process events: it keeps the process
+// cache, names pods, publishes exec, exit and connect events to a Sink and
+// remembers connections for ProcessForFlow. Its query methods are safe for
+// concurrent use with Run.
+type Manager struct {
+	cfg   Config
+	sink  Sink
+	boot  time.Time // wall time of CLOCK_MONOTONIC zero
+	conns *connTable
+
+	mu    sync.Mutex
+	cache *cache
+
+	misses prometheus.Counter
+}
+
+// NewManager returns a manager publishing to sink and registers its metrics
+// with reg (may be nil).
+func NewManager(cfg Config, sink Sink, reg prometheus.Registerer) *Manager {
+	if cfg.CacheSize <= 0 {
+		cfg.CacheSize = DefaultCacheSize
+	}
+	if cfg.AncestorsDepth == 0 {
+		cfg.AncestorsDepth = DefaultAncestorsDepth
+	}
+	if cfg.Log == nil {
+		cfg.Log = logrus.StandardLogger()
+	}
+	m := &Manager{
+		cfg: cfg, sink: sink, boot: bootTime(), conns: newConnTable(cfg.ConnTableSize),
+		cache: newCache(cfg.NodeName, cfg.CacheSize, cfg.AncestorsDepth),
+		misses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_process_cache_misses_total",
+			Help: "Process events whose process or parent was not in the process cache (published with what was known).",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.collectors()...)
+	}
+	return m
+}
+
+// Seed adds the processes running at start (flag procFS) and publishes an
+// exec event for each, parents first, stamped now. Call it once, before
+// Run; events the sensor queued meanwhile then update what it added.
+func (m *Manager) Seed(running RunningFunc) error {
+	execs, err := running()
+	if err != nil {
+		return err
+	}
+	procs := make([]seeded, len(execs))
+	for i := range execs {
+		e := &execs[i]
+		procs[i] = seeded{key: e.Key, parent: e.Parent, proc: m.buildExec(e, m.podOf(e), false)}
+		if e.Parent != (procsensor.Key{}) {
+			procs[i].proc.ParentExecID = ExecID(m.cfg.NodeName, e.Parent)
+		}
+	}
+	m.mu.Lock()
+	ls := m.cache.seed(procs)
+	m.mu.Unlock()
+	now := time.Now()
+	for _, l := range ls {
+		m.publish(execEvent(l), l, now)
+	}
+	return nil
+}
+
+// Run handles events from r until ctx ends (closing r) or r is closed.
+// Errors reading one event are logged and skipped.
+func (m *Manager) Run(ctx context.Context, r EventReader) error {
+	stop := context.AfterFunc(ctx, func() { r.Close() })
+	defer stop()
+	for {
+		ev, err := r.Read()
+		switch {
+		case err == nil:
+			m.Handle(ev)
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, os.ErrClosed):
+			return err
+		case !errors.Is(err, os.ErrDeadlineExceeded):
+			m.cfg.Log.WithError(err).Warn("Reading process event failed")
+		}
+	}
+}
+
+// Handle updates the cache with one event and publishes what it yields.
+func (m *Manager) Handle(ev procsensor.Event) {
+	switch {
+	case ev.Exec != nil:
+		m.handleExec(ev.Exec)
+	case ev.Fork != nil:
+		m.handleFork(ev.Fork)
+	case ev.Exit != nil:
+		m.handleExit(ev.Exit)
+	case ev.Connect != nil:
+		m.handleConnect(ev.Connect)
+	}
+}
+
+// publish hands ev to the sink, counting a miss.
+func (m *Manager) publish(ev *api.ProcessEvent, l lineage, t time.Time) {
+	if l.miss {
+		m.misses.Inc()
+	}
+	ev.NodeName, ev.Time = m.cfg.NodeName, t
+	m.sink.Publish(ev)
+}
