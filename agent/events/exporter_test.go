@@ -93,8 +93,8 @@ func TestExporterFlushAndFilters(t *testing.T) {
 	for _, ev := range []*api.ProcessEvent{
 		exec("default/a", 1),
 		event(api.EventProcessExec, "default/a", "/bin/sh", 2), // denied
-		exec("other/b", 3),                                    // not allowed
-		exec("", 4),                                           // host: not allowed
+		exec("other/b", 3), // not allowed
+		exec("", 4),        // host: not allowed
 		event(api.EventProcessExit, "default/a", "/bin/true", 5),
 		event(api.EventProcessThrottle, "other/b", "", 0),
 	} {

@@ -45,7 +45,9 @@ func cut(pod string) (ns, name string, ok bool) {
 	return "", pod, false
 }
 
-func exec(pod string, n uint32) *api.ProcessEvent { return event(api.EventProcessExec, pod, "/bin/true", n) }
+func exec(pod string, n uint32) *api.ProcessEvent {
+	return event(api.EventProcessExec, pod, "/bin/true", n)
+}
 
 // pids returns the pids of the events' processes (0 for throttle events).
 func pids(evs []*api.ProcessEvent) []uint32 {
