@@ -1,6 +1,7 @@
 package events
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 func event(kind, pod, binary string, n uint32) *api.ProcessEvent {
 	p := &api.Process{ExecID: "id", PID: n, Binary: binary}
 	if pod != "" {
-		ns, name, _ := cut(pod)
+		ns, name, _ := strings.Cut(pod, "/")
 		p.Pod = &api.Pod{Namespace: ns, Name: name}
 	}
 	ev := &api.ProcessEvent{NodeName: "node-1", Time: t0}
@@ -30,19 +31,10 @@ func event(kind, pod, binary string, n uint32) *api.ProcessEvent {
 	case api.EventProcessConnect:
 		ev.ProcessConnect = &api.ProcessConnect{Process: p, Protocol: "TCP"}
 	case api.EventProcessThrottle:
-		ns, name, _ := cut(pod)
+		ns, name, _ := strings.Cut(pod, "/")
 		ev.ProcessThrottle = &api.ProcessThrottle{Type: api.ThrottleStart, Namespace: ns, Pod: name}
 	}
 	return ev
-}
-
-func cut(pod string) (ns, name string, ok bool) {
-	for i := range pod {
-		if pod[i] == '/' {
-			return pod[:i], pod[i+1:], true
-		}
-	}
-	return "", pod, false
 }
 
 func exec(pod string, n uint32) *api.ProcessEvent {
