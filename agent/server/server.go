@@ -50,7 +50,7 @@ type Config struct {
 	Events Events
 	// Processes serves /v1/processes and /v1/processes/{execID}.
 	Processes Processes
-	Log   logrus.FieldLogger
+	Log       logrus.FieldLogger
 }
 
 // Handler returns the local API's http.Handler: every route, in one mux.
