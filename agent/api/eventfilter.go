@@ -3,7 +3,6 @@ package api
 import (
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -44,15 +43,7 @@ func (f EventFilter) Query() url.Values {
 	set("pod", f.Pod)
 	set("binary", f.Binary)
 	set("exec-id", f.ExecID)
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
-	}
-	if f.Last > 0 {
-		q.Set("last", strconv.Itoa(f.Last))
-	}
-	if f.Follow {
-		q.Set("follow", "true")
-	}
+	setWindow(q, f.Since, f.Last, f.Follow)
 	return q
 }
 
@@ -76,22 +67,8 @@ func ParseEventFilter(q url.Values, now time.Time) (EventFilter, error) {
 			return f, &FilterError{"binary", f.Binary}
 		}
 	}
-	if s := q.Get("since"); s != "" {
-		if f.Since, err = ParseSince(s, now); err != nil {
-			return f, &FilterError{"since", s}
-		}
-	}
-	if s := q.Get("last"); s != "" {
-		if f.Last, err = strconv.Atoi(s); err != nil || f.Last < 0 {
-			return f, &FilterError{"last", s}
-		}
-	}
-	if s := q.Get("follow"); s != "" {
-		if f.Follow, err = strconv.ParseBool(s); err != nil {
-			return f, &FilterError{"follow", s}
-		}
-	}
-	return f, nil
+	f.Since, f.Last, f.Follow, err = parseWindow(q, now)
+	return f, err
 }
 
 // EventKind returns the event kind s names (case-insensitive, with or

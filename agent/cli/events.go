@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -27,12 +26,8 @@ func eventsCommand(o *options) *cobra.Command {
 		Short: "Show process events: execs, exits, connections and throttling (like tetra getevents)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if since != "" {
-				t, err := api.ParseSince(since, time.Now())
-				if err != nil {
-					return fmt.Errorf("--since: %w", err)
-				}
-				f.Since = t
+			if err := setSince(since, &f.Since); err != nil {
+				return err
 			}
 			if output != OutputCompact && output != OutputJSON {
 				return fmt.Errorf("unknown output format %q (want compact or json)", output)
