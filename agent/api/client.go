@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,6 +16,10 @@ import (
 
 // ErrNotFound is returned when the agent does not know an endpoint.
 var ErrNotFound = errors.New("endpoint not found")
+
+// ErrProcessNotFound is returned when the agent's process cache does not
+// hold a process.
+var ErrProcessNotFound = errors.New("process not found")
 
 // ErrUnreachable wraps failures to reach the agent at all.
 var ErrUnreachable = errors.New("sluice-agent unreachable")
@@ -80,6 +85,73 @@ func (c *Client) ListEndpoints(ctx context.Context) ([]Endpoint, error) {
 	var out []Endpoint
 	err := c.do(ctx, http.MethodGet, "/v1/endpoints", nil, &out)
 	return out, err
+}
+
+// Events calls fn with every process event the filter selects: the
+// history, then with f.Follow new events until ctx ends or fn returns an
+// error.
+func (c *Client) Events(ctx context.Context, f EventFilter, fn func(*ProcessEvent) error) error {
+	return stream(ctx, c, "/v1/events", f.Query(), "process event", fn)
+}
+
+// Processes lists the processes of the agent's process cache.
+func (c *Client) Processes(ctx context.Context) ([]*Process, error) {
+	var out []*Process
+	err := c.do(ctx, http.MethodGet, "/v1/processes", nil, &out)
+	return out, err
+}
+
+// Process returns a process of the agent's process cache and its
+// ancestors, or ErrProcessNotFound.
+func (c *Client) Process(ctx context.Context, execID string) (ProcessDetail, error) {
+	var out ProcessDetail
+	err := c.do(ctx, http.MethodGet, "/v1/processes/"+url.PathEscape(execID), nil, &out)
+	if errors.Is(err, ErrNotFound) {
+		return out, fmt.Errorf("%w: %s", ErrProcessNotFound, execID)
+	}
+	return out, err
+}
+
+// stream GETs path?query, an NDJSON stream of items (named what in
+// errors), and calls fn with each until the stream ends, ctx ends or fn
+// returns an error.
+func stream[T any](ctx context.Context, c *Client, path string, query url.Values, what string, fn func(T) error) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://sluice-agent"+path+"?"+query.Encode(), nil)
+	if err != nil {
+		return err
+	}
+	// No overall timeout: a followed stream lasts until ctx ends.
+	hc := &http.Client{Transport: c.hc.Transport}
+	resp, err := hc.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("%w at %s: %v", ErrUnreachable, c.socket, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e Error
+		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Error != "" {
+			return fmt.Errorf("agent: %s", e.Error)
+		}
+		return fmt.Errorf("agent: GET %s: %s", path, resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		var v T
+		if err := json.Unmarshal(sc.Bytes(), &v); err != nil {
+			return fmt.Errorf("decode %s: %w", what, err)
+		}
+		if err := fn(v); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("read %ss: %w", what, err)
+	}
+	return ctx.Err()
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {

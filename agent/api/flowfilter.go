@@ -46,15 +46,7 @@ func (f FlowFilter) Query() url.Values {
 		q.Set("port", strconv.Itoa(int(f.Port)))
 	}
 	set("protocol", f.Protocol)
-	if !f.Since.IsZero() {
-		q.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
-	}
-	if f.Last > 0 {
-		q.Set("last", strconv.Itoa(f.Last))
-	}
-	if f.Follow {
-		q.Set("follow", "true")
-	}
+	setWindow(q, f.Since, f.Last, f.Follow)
 	return q
 }
 
@@ -80,22 +72,42 @@ func ParseFlowFilter(q url.Values, now time.Time) (FlowFilter, error) {
 		}
 		f.Port = uint16(v)
 	}
+	f.Since, f.Last, f.Follow, err = parseWindow(q, now)
+	return f, err
+}
+
+// setWindow encodes the parameters every stream filter has: since, last
+// and follow.
+func setWindow(q url.Values, since time.Time, last int, follow bool) {
+	if !since.IsZero() {
+		q.Set("since", since.UTC().Format(time.RFC3339Nano))
+	}
+	if last > 0 {
+		q.Set("last", strconv.Itoa(last))
+	}
+	if follow {
+		q.Set("follow", "true")
+	}
+}
+
+// parseWindow decodes setWindow's parameters.
+func parseWindow(q url.Values, now time.Time) (since time.Time, last int, follow bool, err error) {
 	if s := q.Get("since"); s != "" {
-		if f.Since, err = ParseSince(s, now); err != nil {
-			return f, &FilterError{"since", s}
+		if since, err = ParseSince(s, now); err != nil {
+			return since, last, follow, &FilterError{"since", s}
 		}
 	}
 	if s := q.Get("last"); s != "" {
-		if f.Last, err = strconv.Atoi(s); err != nil || f.Last < 0 {
-			return f, &FilterError{"last", s}
+		if last, err = strconv.Atoi(s); err != nil || last < 0 {
+			return since, last, follow, &FilterError{"last", s}
 		}
 	}
 	if s := q.Get("follow"); s != "" {
-		if f.Follow, err = strconv.ParseBool(s); err != nil {
-			return f, &FilterError{"follow", s}
+		if follow, err = strconv.ParseBool(s); err != nil {
+			return since, last, follow, &FilterError{"follow", s}
 		}
 	}
-	return f, nil
+	return since, last, follow, nil
 }
 
 // ParseSince parses an RFC 3339 time or a duration before now.

@@ -187,3 +187,10 @@ type ProcessRef struct {
 	PID    uint32 `json:"pid"`
 	Binary string `json:"binary"`
 }
+
+// ProcessDetail is GET /v1/processes/{exec_id}: a process of the cache and
+// its ancestors, parent first.
+type ProcessDetail struct {
+	Process   *Process   `json:"process"`
+	Ancestors []*Process `json:"ancestors,omitempty"`
+}

@@ -23,12 +23,8 @@ func observeCommand(o *options) *cobra.Command {
 		Short: "Show flows with their policy verdicts and the rule that decided (like hubble observe)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if since != "" {
-				t, err := api.ParseSince(since, time.Now())
-				if err != nil {
-					return fmt.Errorf("--since: %w", err)
-				}
-				f.Since = t
+			if err := setSince(since, &f.Since); err != nil {
+				return err
 			}
 			if output != OutputTable && output != OutputJSON {
 				return fmt.Errorf("unknown output format %q (want table or json)", output)
@@ -58,6 +54,20 @@ func observeCommand(o *options) *cobra.Command {
 	fl.BoolVarP(&f.Follow, "follow", "f", false, "keep streaming new flows")
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+// setSince parses a --since value (RFC 3339 or a duration ago) into t,
+// leaving it alone when s is empty.
+func setSince(s string, t *time.Time) error {
+	if s == "" {
+		return nil
+	}
+	v, err := api.ParseSince(s, time.Now())
+	if err != nil {
+		return fmt.Errorf("--since: %w", err)
+	}
+	*t = v
+	return nil
 }
 
 // FlowLine formats a flow on one line: time, source, destination, verdict,

@@ -5,12 +5,12 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/ring"
 	"github.com/sluicenet/sluice/datapath/monitor"
 	"github.com/sluicenet/sluice/policy"
 )
@@ -43,11 +43,7 @@ type Observer struct {
 	names Names
 	log   logrus.FieldLogger
 
-	mu        sync.Mutex
-	ring      []api.Flow
-	next      int
-	full      bool
-	followers map[chan api.Flow]struct{}
+	ring *ring.Ring[api.Flow]
 
 	verdicts *prometheus.CounterVec
 	lost     prometheus.Counter
@@ -61,8 +57,6 @@ func New(capacity int, names Names, reg prometheus.Registerer, log logrus.FieldL
 	}
 	o := &Observer{
 		names: names, log: log,
-		ring:      make([]api.Flow, capacity),
-		followers: map[chan api.Flow]struct{}{},
 		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_policy_verdicts_total",
 			Help: "Policy verdicts reported by flow events, by verdict, direction and reason.",
@@ -72,6 +66,7 @@ func New(capacity int, names Names, reg prometheus.Registerer, log logrus.FieldL
 			Help: "Flows not delivered to a slow follower.",
 		}),
 	}
+	o.ring = ring.New[api.Flow](capacity, o.lost.Inc)
 	if reg != nil {
 		reg.MustRegister(o.verdicts, o.lost)
 	}
@@ -133,68 +128,18 @@ func (o *Observer) convert(f monitor.Flow) api.Flow {
 // follower that cannot keep up loses the flow (counted).
 func (o *Observer) Add(f api.Flow) {
 	o.verdicts.WithLabelValues(f.Verdict, f.Direction, f.Reason).Inc()
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.ring[o.next] = f
-	o.next++
-	if o.next == len(o.ring) {
-		o.next, o.full = 0, true
-	}
-	for ch := range o.followers {
-		select {
-		case ch <- f:
-		default:
-			o.lost.Inc()
-		}
-	}
+	o.ring.Add(f)
 }
 
 // History returns the kept flows the filter selects, oldest first, at most
 // f.Last of them when f.Last > 0.
 func (o *Observer) History(f api.FlowFilter) []api.Flow {
-	o.mu.Lock()
-	var all []api.Flow
-	if o.full {
-		all = append(all, o.ring[o.next:]...)
-	}
-	all = append(all, o.ring[:o.next]...)
-	o.mu.Unlock()
-	var out []api.Flow
-	for _, fl := range all {
-		if f.Match(fl) {
-			out = append(out, fl)
-		}
-	}
-	if f.Last > 0 && len(out) > f.Last {
-		out = out[len(out)-f.Last:]
-	}
-	return out
+	return o.ring.History(f.Match, f.Last)
 }
 
 // Follow returns the kept flows the filter selects and a channel of new
 // flows (unfiltered), atomically, so nothing falls in between. Call cancel
 // when done.
 func (o *Observer) Follow(f api.FlowFilter, buffer int) (history []api.Flow, ch <-chan api.Flow, cancel func()) {
-	c := make(chan api.Flow, buffer)
-	o.mu.Lock()
-	var all []api.Flow
-	if o.full {
-		all = append(all, o.ring[o.next:]...)
-	}
-	all = append(all, o.ring[:o.next]...)
-	o.followers[c] = struct{}{}
-	o.mu.Unlock()
-	for _, fl := range all {
-		if f.Match(fl) {
-			history = append(history, fl)
-		}
-	}
-	if f.Last > 0 && len(history) > f.Last {
-		history = history[len(history)-f.Last:]
-	}
-	return history, c, func() {
-		o.mu.Lock()
-		delete(o.followers, c)
-		o.mu.Unlock()
-	}
+	return o.ring.Follow(f.Match, f.Last, buffer)
 }

@@ -2,7 +2,8 @@
 // unix socket. Every route of the local API is registered here, in Handler,
 // from what the managers expose: the endpoint manager (endpoints, health),
 // the service manager (services, LB maps, conntrack), the policy and
-// identity managers, and the flow observer. The health probes and /metrics
+// identity managers, the flow observer, and the process event hub and
+// process cache of the process sensor. The health probes and /metrics
 // are a separate TCP listener, served by agent/daemon.
 package server
 
@@ -45,7 +46,11 @@ type Config struct {
 	Identities Identities
 	// Flows serves /v1/flows.
 	Flows Flows
-	Log   logrus.FieldLogger
+	// Events serves /v1/events.
+	Events Events
+	// Processes serves /v1/processes and /v1/processes/{execID}.
+	Processes Processes
+	Log       logrus.FieldLogger
 }
 
 // Handler returns the local API's http.Handler: every route, in one mux.
@@ -84,6 +89,13 @@ func Handler(cfg Config) http.Handler {
 	}
 	if cfg.Flows != nil {
 		mux.HandleFunc("GET /v1/flows", serveFlows(cfg.Flows))
+	}
+	if cfg.Events != nil {
+		mux.HandleFunc("GET /v1/events", serveEvents(cfg.Events))
+	}
+	if p := cfg.Processes; p != nil {
+		mux.HandleFunc("GET /v1/processes", listProcesses(p))
+		mux.HandleFunc("GET /v1/processes/{execID}", getProcess(p))
 	}
 	return mux
 }
