@@ -1,7 +1,7 @@
 // Package bpfgen is the bpf2go output for the C in bpf/: the compiled
 // objects (lxc.c pod programs, sock.c socket-LB hooks, host.c host device
-// programs) and Go mirrors of the C types and enums they share with the
-// agent. Nothing here is written by hand; the map family packages convert
+// programs, process.c process sensor) and Go mirrors of the C types and
+// enums they share with the agent. Nothing here is written by hand; the map family packages convert
 // between these types and Go-friendly ones.
 package bpfgen
 
@@ -13,3 +13,4 @@ package bpfgen
 //sluice:bpf2go -cc clang-19 -strip llvm-strip-19 -target amd64 -type endpoint_key -type endpoint_info -type metrics_key -type metrics_value -type sluice_reason -type sluice_direction -type lb4_key -type lb4_service -type lb4_backend -type lb4_reverse_nat -type lb4_affinity_key -type lb4_affinity_val -type ct4_tuple -type ct4_entry -type policy_key -type policy_entry -type policy_config -type ipcache4_key -type ipcache4_value -type flow_event -type flow_verdict -type flow_config Lxc ../../bpf/lxc.c -- -I../../bpf -I/usr/include/x86_64-linux-gnu -mcpu=v3 -O2 -g -Wall -Werror
 //sluice:bpf2go -cc clang-19 -strip llvm-strip-19 -target amd64 -type sluice_sock_reason -type sock4_rev_nat_key -type sock4_rev_nat_val Sock ../../bpf/sock.c -- -I../../bpf -I/usr/include/x86_64-linux-gnu -mcpu=v3 -O2 -g -Wall -Werror
 //sluice:bpf2go -cc clang-19 -strip llvm-strip-19 -target amd64 -type sluice_reason -type snat4_tuple -type snat4_entry Host ../../bpf/host.c -- -I../../bpf -I/usr/include/x86_64-linux-gnu -mcpu=v3 -O2 -g -Wall -Werror
+//sluice:bpf2go -cc clang-19 -strip llvm-strip-19 -target amd64 -type process_key -type process_hdr -type process_exec -type process_exit -type process_fork -type process_connect -type process_event_type -type process_flag Process ../../bpf/process.c -- -I../../bpf -I/usr/include/x86_64-linux-gnu -mcpu=v3 -O2 -g -Wall -Werror
