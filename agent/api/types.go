@@ -80,6 +80,16 @@ type Health struct {
 	Status    string `json:"status"` // "ok"
 	BPFRoot   string `json:"bpfRoot"`
 	Endpoints int    `json:"endpoints"`
+	// Tracing is the process sensor's state (nil when it is off).
+	Tracing *TracingStatus `json:"tracing,omitempty"`
+}
+
+// TracingStatus says which tracing hooks the process sensor runs and what
+// it lost.
+type TracingStatus struct {
+	Hooks []string `json:"hooks"`
+	// Lost counts events the kernel could not put in the ring buffer.
+	Lost uint64 `json:"lost"`
 }
 
 // AgentConfig is the answer of /v1/config: the agent's settings that

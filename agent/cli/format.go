@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -104,6 +105,11 @@ func WriteHealth(w io.Writer, h api.Health) error {
 	fmt.Fprintf(tw, "Status:\t%s\n", h.Status)
 	fmt.Fprintf(tw, "BPF root:\t%s\n", h.BPFRoot)
 	fmt.Fprintf(tw, "Endpoints:\t%d\n", h.Endpoints)
+	if t := h.Tracing; t != nil {
+		fmt.Fprintf(tw, "Process sensor:\t%s (events lost: %d)\n", strings.Join(t.Hooks, ", "), t.Lost)
+	} else {
+		fmt.Fprintf(tw, "Process sensor:\toff\n")
+	}
 	return tw.Flush()
 }
 

@@ -66,6 +66,7 @@ type Daemon struct {
 	ln         net.Listener
 	srv        *http.Server
 	closeOnce  sync.Once
+	proc       *processTracing // nil without --process-sensor
 }
 
 // New starts the agent up to the point where it is ready: configuration
@@ -88,7 +89,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 	}()
 	steps := []func() error{
 		d.prepareHost, d.loadDatapath, d.setupEndpoints, d.setupSocketLB, d.setupServices,
-		d.setupPolicy, d.setupMTU, d.setupRouting, d.setupHealth, d.setupSource, d.setupAPI,
+		d.setupPolicy, d.setupProcess, d.setupMTU, d.setupRouting, d.setupHealth, d.setupSource, d.setupAPI,
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -174,6 +175,9 @@ func (d *Daemon) setupSource() error {
 	d.eps.OnChange(func() {
 		d.svcs.Changed()
 		d.ids.Changed()
+		if d.proc != nil && d.proc.assoc != nil {
+			d.proc.assoc.EndpointsChanged()
+		}
 	})
 	d.sourceLoops = make(chan struct{})
 	switch {
@@ -195,12 +199,16 @@ func (d *Daemon) setupAPI() error {
 	if d.ln, err = server.Listen(d.cfg.SocketPath()); err != nil {
 		return err
 	}
-	mux := server.Handler(server.Config{
+	cfg := server.Config{
 		Endpoints: regeneratingEndpoints{d.eps, d}, BPFRoot: d.cfg.BPFRoot, Health: d.health,
 		Agent:    &api.AgentConfig{PodMTU: d.mtu.Pod},
 		Services: d.svcs, Policies: d.pols, Identities: d.ids, Flows: d.flows,
 		Log: d.log.WithField("subsys", "api"),
-	})
+	}
+	if d.proc != nil {
+		cfg.Events, cfg.Processes, cfg.Tracing = d.proc.pipe.Hub(), d.proc.mgr, d.proc.status
+	}
+	mux := server.Handler(cfg)
 	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }
@@ -249,6 +257,9 @@ func (d *Daemon) Close() error {
 		}
 		if d.flowR != nil {
 			d.flowR.Close()
+		}
+		if d.proc != nil {
+			d.proc.close()
 		}
 		if d.nodes != nil {
 			d.nodes.Close()

@@ -52,6 +52,9 @@ func (d *Daemon) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 		}
 	}
 	wg.Go(logErr("Flow reader stopped", func() error { return d.flows.Run(ctx, d.flowR) }))
+	if d.proc != nil {
+		d.proc.run(ctx, wg, logErr)
+	}
 	if d.metricsLn != nil {
 		wg.Go(logErr("Metrics server stopped", func() error { return d.serveMetrics(ctx, d.metricsLn) }))
 	}
@@ -77,6 +80,9 @@ func (d *Daemon) applySnapshot(s source.Snapshot) {
 	d.pols.SetObjects(s.Others)
 	d.setNodes(s)
 	d.clusterIDs.recordSnapshot(s)
+	if d.proc != nil {
+		d.proc.assoc.SetPods(s.Pods)
+	}
 	d.ready.snapshot.Store(true)
 	d.startSourceLoops()
 }

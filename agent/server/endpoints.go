@@ -26,6 +26,7 @@ type endpointHandler struct {
 	eps     Endpoints
 	bpfRoot string
 	health  HealthFunc
+	tracing func() *api.TracingStatus
 	log     logrus.FieldLogger
 }
 
@@ -36,7 +37,11 @@ func (h *endpointHandler) healthz(w http.ResponseWriter, _ *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, api.Health{Status: "ok", BPFRoot: h.bpfRoot, Endpoints: h.eps.Len()})
+	st := api.Health{Status: "ok", BPFRoot: h.bpfRoot, Endpoints: h.eps.Len()}
+	if h.tracing != nil {
+		st.Tracing = h.tracing()
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 func (h *endpointHandler) list(w http.ResponseWriter, _ *http.Request) {

@@ -34,6 +34,8 @@ type Config struct {
 	Endpoints Endpoints
 	BPFRoot   string
 	Health    HealthFunc
+	// Tracing adds the process sensor's state to /v1/healthz (nil: off).
+	Tracing func() *api.TracingStatus
 	// Agent is GET /v1/config: the settings sluice-cni applies to the pods
 	// it wires, fixed for the agent's lifetime.
 	Agent *api.AgentConfig
@@ -60,7 +62,7 @@ func Handler(cfg Config) http.Handler {
 	}
 	mux := http.NewServeMux()
 	if cfg.Endpoints != nil {
-		h := &endpointHandler{eps: cfg.Endpoints, bpfRoot: cfg.BPFRoot, health: cfg.Health, log: cfg.Log}
+		h := &endpointHandler{eps: cfg.Endpoints, bpfRoot: cfg.BPFRoot, health: cfg.Health, tracing: cfg.Tracing, log: cfg.Log}
 		mux.HandleFunc("GET /v1/healthz", h.healthz)
 		mux.HandleFunc("GET /v1/endpoints", h.list)
 		mux.HandleFunc("GET /v1/endpoints/{containerID}/{ifName}", h.get)

@@ -33,6 +33,13 @@ func (m *Manager) Services() []api.Service {
 	return out
 }
 
+// ServiceByFrontend names the service of a programmed frontend (proto is an
+// IP protocol number), for process connect events.
+func (m *Manager) ServiceByFrontend(proto uint8, fe netip.AddrPort) (namespace, name string, ok bool) {
+	n, ok := m.rec.ServiceName(lb.Frontend{Addr: fe.Addr().Unmap(), Port: fe.Port(), Proto: lb.Proto(proto)})
+	return n.Namespace, n.Name, ok
+}
+
 // LBMaps dumps the load-balancing maps in API form (GET /v1/bpf/lb).
 func (m *Manager) LBMaps() (api.LBMaps, error) {
 	out := api.LBMaps{Services: []api.LBMapService{}, Backends: []api.LBMapBackend{}, RevNAT: []api.LBMapRevNAT{}}

@@ -50,6 +50,7 @@ type lbSync struct {
 	written  map[lbmap.Frontend]lbmap.Service // last written service entries
 	wBackend map[uint32]lbmap.Backend         // last written backends
 	desired  []lb.Service
+	names    map[lb.Frontend]lb.ServiceName // desired frontends' services
 
 	nextBackend, nextRevNAT uint32 // next IDs to hand out
 }
@@ -117,6 +118,14 @@ func (r *lbSync) Desired() []lb.Service {
 	return append([]lb.Service(nil), r.desired...)
 }
 
+// ServiceName returns the service of a desired frontend.
+func (r *lbSync) ServiceName(fe lb.Frontend) (lb.ServiceName, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n, ok := r.names[fe]
+	return n, ok
+}
+
 // BackendID returns the ID of a backend, if allocated.
 func (r *lbSync) BackendID(addr netip.AddrPort, proto lb.Proto) (uint32, bool) {
 	r.mu.Lock()
@@ -152,6 +161,10 @@ func (r *lbSync) Apply(desired []lb.Service, full bool) (SyncStats, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.desired = append([]lb.Service(nil), desired...)
+	r.names = make(map[lb.Frontend]lb.ServiceName, len(desired))
+	for _, s := range desired {
+		r.names[s.Frontend] = s.Name
+	}
 	p := &applyPass{wantRevNAT: map[uint16]bool{}, wantBE: map[uint32]bool{}}
 	if full {
 		if err := r.refresh(); err != nil {

@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/events"
+	"github.com/sluicenet/sluice/agent/process"
+	"github.com/sluicenet/sluice/datapath/procsensor"
+)
+
+// processTracing is the process sensor and what turns its events into the
+// API's: the process cache and pod association (process.Manager) and the
+// event pipeline (rate limit, metrics, history, export).
+type processTracing struct {
+	sensor *procsensor.Sensor
+	reader *procsensor.Reader
+	assoc  *process.Association
+	mgr    *process.Manager
+	pipe   *events.Pipeline
+}
+
+// setupProcess loads the process sensor when --process-sensor asks for it,
+// seeds the process cache from the processes already running, and builds
+// the event pipeline. Nothing is loaded otherwise.
+func (d *Daemon) setupProcess() error {
+	pc := d.cfg.Process
+	if !pc.Sensor {
+		return nil
+	}
+	log := d.log.WithField("subsys", "process")
+	var export *events.ExportConfig
+	if pc.ExportFilename != "" {
+		export = &events.ExportConfig{
+			Filename: pc.ExportFilename, MaxSizeMB: pc.ExportMaxSizeMB, MaxBackups: pc.ExportMaxBackups,
+			Allow: pc.ExportAllowList, Deny: pc.ExportDenyList,
+		}
+	}
+	pipe, err := events.NewPipeline(events.Config{
+		History: pc.EventCapacity, RateLimit: pc.RateLimit, Export: export,
+		Registerer: d.reg, Log: d.log.WithField("subsys", "events"),
+	})
+	if err != nil {
+		return fmt.Errorf("process events: %w", err)
+	}
+	pt := &processTracing{pipe: pipe}
+	d.proc = pt
+	if pt.sensor, err = procsensor.Load(d.cfg.BPFRoot, procsensor.Options{}); err != nil {
+		return fmt.Errorf("process sensor: %w", err)
+	}
+	if pt.reader, err = pt.sensor.Reader(); err != nil {
+		return fmt.Errorf("process sensor: %w", err)
+	}
+	hostNS, err := process.HostNamespaces("/proc")
+	if err != nil {
+		return fmt.Errorf("process sensor: %w", err)
+	}
+	pt.assoc = process.NewAssociation(process.AssociationConfig{
+		Kubernetes: d.cfg.K8s, Endpoints: d.eps, HostNetNS: hostNS.Net, Log: log,
+	})
+	pt.mgr = process.NewManager(process.Config{
+		NodeName: d.cfg.NodeName, CacheSize: pc.CacheSize, AncestorsDepth: pc.AncestorsDepth,
+		HostNS: hostNS, Pods: pt.assoc, Services: d.svcs, PodIPs: flowNames{d},
+		Lost: pt.lost, Log: log,
+	}, pipe, d.reg)
+	if err := pt.mgr.Seed(pt.sensor.Running); err != nil {
+		return fmt.Errorf("process sensor: seed from /proc: %w", err)
+	}
+	log.WithField("hooks", pt.sensor.Hooks()).Info("Process sensor loaded")
+	return nil
+}
+
+// lost is the sensor's count of events the ring buffer could not take.
+func (pt *processTracing) lost() uint64 {
+	n, _ := pt.sensor.Lost()
+	return n
+}
+
+// run reads the sensor until ctx ends; the pipeline ticks alongside.
+func (pt *processTracing) run(ctx context.Context, wg *sync.WaitGroup, logErr func(string, func() error) func()) {
+	wg.Go(func() { pt.pipe.Run(ctx) })
+	wg.Go(logErr("Process event reader stopped", func() error { return pt.mgr.Run(ctx, pt.reader) }))
+}
+
+// close detaches the sensor, then flushes the pipeline (the manager has
+// stopped publishing by then: Run waits for its loops first).
+func (pt *processTracing) close() {
+	if pt.reader != nil {
+		pt.reader.Close()
+	}
+	if pt.sensor != nil {
+		pt.sensor.Close()
+	}
+	pt.pipe.Close()
+}
+
+// status is the sensor's part of GET /v1/healthz.
+func (pt *processTracing) status() *api.TracingStatus {
+	return &api.TracingStatus{Hooks: pt.sensor.Hooks(), Lost: pt.lost()}
+}
