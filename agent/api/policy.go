@@ -83,4 +83,7 @@ type Flow struct {
 	RuleSection string    `json:"ruleSection,omitempty"`
 	Ifindex     uint32    `json:"ifindex,omitempty"`
 	DstPort     uint16    `json:"dstPort"`
+	// Process is the local process that opened the connection, when the
+	// process sensor saw it.
+	Process *ProcessRef `json:"process,omitempty"`
 }

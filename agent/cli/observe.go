@@ -77,6 +77,9 @@ func FlowLine(f api.Flow) string {
 	if f.SrcPod != "" {
 		from = f.SrcPod + " (" + f.Source + ")"
 	}
+	if p := f.Process; p != nil {
+		from += fmt.Sprintf(" [%s pid %d]", p.Binary, p.PID)
+	}
 	to := f.Destination
 	if f.DstPod != "" {
 		to = f.DstPod + " (" + f.Destination + ")"

@@ -68,6 +68,7 @@ func (d *Daemon) setupProcess() error {
 	if err := pt.mgr.Seed(pt.sensor.Running); err != nil {
 		return fmt.Errorf("process sensor: seed from /proc: %w", err)
 	}
+	d.flows.SetProcesses(pt.mgr)
 	log.WithField("hooks", pt.sensor.Hooks()).Info("Process sensor loaded")
 	return nil
 }

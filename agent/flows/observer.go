@@ -45,6 +45,9 @@ type Observer struct {
 
 	ring *ring.Ring[api.Flow]
 
+	procs   Processes        // nil: flows name no process
+	pending chan pendingFlow // flows waiting for their process
+
 	verdicts *prometheus.CounterVec
 	lost     prometheus.Counter
 }
@@ -77,6 +80,11 @@ func New(capacity int, names Names, reg prometheus.Registerer, log logrus.FieldL
 func (o *Observer) Run(ctx context.Context, r Reader) error {
 	stop := context.AfterFunc(ctx, func() { r.Close() })
 	defer stop()
+	if o.procs != nil {
+		jctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go o.joinLoop(jctx)
+	}
 	for {
 		f, err := r.Read()
 		if err != nil {
@@ -88,7 +96,7 @@ func (o *Observer) Run(ctx context.Context, r Reader) error {
 			}
 			return err
 		}
-		o.Add(o.convert(f))
+		o.addFlow(f, o.convert(f))
 	}
 }
 
