@@ -19,7 +19,6 @@
 #include "lib/sock.h"
 #include <bpf/bpf_tracing.h>
 
-#define AF_INET		2
 #define TCP_ESTABLISHED	1
 #define TCP_SYN_SENT	2
 #define TCP_CLOSE	7

@@ -12,11 +12,15 @@
  *
  * A frontend without backends refuses connect() and sendmsg() with
  * ECONNREFUSED (kube-proxy REJECTs).
+ *
+ * With the process sensor on (sock_process_events), connect4 and sendmsg4
+ * also report UDP destinations with the process (lib/sock_process.h).
  */
 #include "lib/common.h"
 #include "lib/lb.h"
 #include "lib/sock.h"
 #include "lib/node_addrs.h"
+#include "lib/sock_process.h"
 
 
 #define ECONNREFUSED	111
@@ -112,16 +116,24 @@ static __always_inline void sock4_xlate_rev(struct bpf_sock_addr *ctx)
 SEC("cgroup/connect4")
 int sock_connect4(struct bpf_sock_addr *ctx)
 {
+	struct sock_dst orig;
+
+	sock_process_save(ctx, &orig);
 	if (sock4_xlate_fwd(ctx, SOCK_CONNECT_XLATED) < 0)
 		return sock4_refuse();
+	sock_process_udp(ctx, &orig);
 	return 1;
 }
 
 SEC("cgroup/sendmsg4")
 int sock_sendmsg4(struct bpf_sock_addr *ctx)
 {
+	struct sock_dst orig;
+
+	sock_process_save(ctx, &orig);
 	if (sock4_xlate_fwd(ctx, SOCK_SENDMSG_XLATED) < 0)
 		return sock4_refuse();
+	sock_process_udp(ctx, &orig);
 	return 1;
 }
 

@@ -9,6 +9,10 @@
 #include "common.h"
 #include "ktypes.h"
 
+#ifndef AF_INET
+#define AF_INET		2
+#endif
+
 enum process_event_type {
 	PROCESS_EXEC	= 1,
 	PROCESS_EXIT	= 2,

@@ -1,7 +1,6 @@
 package procsensor_test
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -26,7 +25,10 @@ import (
 //	sleep         block until killed
 //	threads:N     start N threads that end one by one, then exit 3
 //	tcp:ADDR      connect to a harness.ServeTCP server and read its name
-//	udp:ADDR      send a datagram to a harness.ServeUDP server, read the reply
+//	udp:ADDR      connect a UDP socket to a harness.ServeUDP server, send, read
+//	udpto:ADDR    the same with an unconnected socket (sendto)
+//
+// tcp and udp print the socket's local address.
 const childEnv = "SLUICE_PROCSENSOR_CHILD"
 
 func TestMain(m *testing.M) {
@@ -58,6 +60,8 @@ func childMain(job string) int {
 		wg.Wait()
 		time.Sleep(50 * time.Millisecond)
 		return 3
+	case "udpto":
+		return childSendTo(arg)
 	case "tcp", "udp":
 		c, err := net.DialTimeout(mode+"4", arg, 5*time.Second)
 		if err != nil {
@@ -78,11 +82,38 @@ func childMain(job string) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		fmt.Print(string(buf[:n]))
+		fmt.Printf("%s %s", c.LocalAddr(), buf[:n])
 		return 0
 	}
 	fmt.Fprintln(os.Stderr, "unknown job", job)
 	return 2
+}
+
+func childSendTo(addr string) int {
+	c, err := net.ListenUDP("udp4", nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer c.Close()
+	to, err := net.ResolveUDPAddr("udp4", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	if _, err := c.WriteToUDP([]byte("hi"), to); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	n, _, err := c.ReadFromUDP(buf)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("%s %s", c.LocalAddr(), buf[:n])
+	return 0
 }
 
 // sensorEnv is a loaded sensor with a collector of the events of the test's
@@ -101,7 +132,14 @@ type sensorEnv struct {
 func newSensorEnv(t *testing.T) *sensorEnv {
 	t.Helper()
 	harness.RequirePrivileged(t)
-	root := filepath.Join(harness.BPFFS(t), "sluice")
+	return newSensorEnvIn(t, harness.BPFFS(t))
+}
+
+// newSensorEnvIn loads the sensor under bpffs/sluice (where a datapath the
+// test loaded first keeps its maps).
+func newSensorEnvIn(t *testing.T, bpffs string) *sensorEnv {
+	t.Helper()
+	root := filepath.Join(bpffs, "sluice")
 	s, err := procsensor.Load(root, procsensor.Options{Stats: true})
 	if err != nil {
 		t.Fatalf("load sensor: %v", err)
@@ -266,13 +304,4 @@ func selfStartTicks(t *testing.T) uint64 {
 		t.Fatal(err)
 	}
 	return v
-}
-
-func readLines(r io.Reader) []string {
-	var out []string
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
 }
