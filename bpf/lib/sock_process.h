@@ -26,17 +26,8 @@ struct {
 	__type(value, struct sock_dst);
 } sluice_process_udp_v1 SEC(".maps");
 
-/* Remembers the destination the process asked for, before translation. */
-static __always_inline void sock_process_save(struct bpf_sock_addr *ctx, struct sock_dst *d)
-{
-	if (!sock_process_events)
-		return;
-	d->addr = ctx->user_ip4;
-	d->port = ctx->user_port;
-}
-
-/* Reports a UDP socket's new destination; orig is what sock_process_save
- * saw. */
+/* Reports a UDP socket's new destination; orig is the destination before
+ * the socket LB translated it. The caller tests sock_process_events. */
 static __always_inline void sock_process_udp(struct bpf_sock_addr *ctx, struct sock_dst *orig)
 {
 	struct process_connect *e;
@@ -44,7 +35,7 @@ static __always_inline void sock_process_udp(struct bpf_sock_addr *ctx, struct s
 	struct task_struct *t;
 	struct sock_dst *seen;
 
-	if (!sock_process_events || ctx->protocol != IPPROTO_UDP || !sk)
+	if (ctx->protocol != IPPROTO_UDP || !sk)
 		return;
 	seen = bpf_sk_storage_get(&sluice_process_udp_v1, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (seen) {
