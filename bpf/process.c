@@ -19,7 +19,6 @@
 #include "lib/sock.h"
 #include <bpf/bpf_tracing.h>
 
-#define AF_INET		2
 #define TCP_ESTABLISHED	1
 #define TCP_SYN_SENT	2
 #define TCP_CLOSE	7
@@ -75,7 +74,7 @@ int BPF_PROG(trace_exec, struct task_struct *p, int old_pid, struct linux_binprm
 	process_exec_task(e, p);
 	size = process_exec_data(e, p, BPF_CORE_READ(bprm, filename));
 	size = (size & (PROCESS_DATA_MAX - 1)) + __builtin_offsetof(struct process_exec, data);
-	if (bpf_ringbuf_output(&sluice_process_events_v1, e, size, 0))
+	if (bpf_ringbuf_output(&sluice_process_events_v1, e, size, process_wakeup()))
 		process_lost();
 	return 0;
 }
@@ -92,7 +91,7 @@ static __always_inline void process_exit_emit(struct task_struct *p)
 	process_hdr_fill(&e->hdr, PROCESS_EXIT, p);
 	e->exit_code = p->exit_code;
 	e->pad = 0;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, process_wakeup());
 }
 
 /* Since 6.16 the tracepoint says whether this thread was the group's last. */
@@ -128,7 +127,7 @@ int BPF_PROG(trace_fork, struct task_struct *parent, struct task_struct *child)
 	}
 	process_hdr_fill(&e->hdr, PROCESS_FORK, child);
 	process_key_of(child->real_parent, &e->parent);
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, process_wakeup());
 	return 0;
 }
 
@@ -171,7 +170,7 @@ static __always_inline void process_tcp_emit(struct sock *sk, struct process_sk 
 		e->orig_daddr = rev->address;
 		e->orig_dport = rev->port;
 	}
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, process_wakeup());
 }
 
 SEC("tp_btf/inet_sock_set_state")

@@ -12,11 +12,15 @@
  *
  * A frontend without backends refuses connect() and sendmsg() with
  * ECONNREFUSED (kube-proxy REJECTs).
+ *
+ * With the process sensor on (sock_process_events), connect4 and sendmsg4
+ * also report UDP destinations with the process (lib/sock_process.h).
  */
 #include "lib/common.h"
 #include "lib/lb.h"
 #include "lib/sock.h"
 #include "lib/node_addrs.h"
+#include "lib/sock_process.h"
 
 
 #define ECONNREFUSED	111
@@ -109,9 +113,28 @@ static __always_inline void sock4_xlate_rev(struct bpf_sock_addr *ctx)
 	sock_count(SOCK_REV_XLATED);
 }
 
+/* connect4 and sendmsg4 with the process sensor on: the same translation,
+ * then the UDP destination reported with the process. */
+static __always_inline int sock4_fwd_process(struct bpf_sock_addr *ctx, __u32 xlated_reason)
+{
+	struct sock_dst orig = {
+		.addr = ctx->user_ip4,
+		.port = ctx->user_port,
+	};
+
+	if (sock4_xlate_fwd(ctx, xlated_reason) < 0)
+		return sock4_refuse();
+	sock_process_udp(ctx, &orig);
+	return 1;
+}
+
+/* The knob is tested once, first: off, the verifier drops the branch and
+ * the path is the socket LB's own. */
 SEC("cgroup/connect4")
 int sock_connect4(struct bpf_sock_addr *ctx)
 {
+	if (sock_process_events)
+		return sock4_fwd_process(ctx, SOCK_CONNECT_XLATED);
 	if (sock4_xlate_fwd(ctx, SOCK_CONNECT_XLATED) < 0)
 		return sock4_refuse();
 	return 1;
@@ -120,6 +143,8 @@ int sock_connect4(struct bpf_sock_addr *ctx)
 SEC("cgroup/sendmsg4")
 int sock_sendmsg4(struct bpf_sock_addr *ctx)
 {
+	if (sock_process_events)
+		return sock4_fwd_process(ctx, SOCK_SENDMSG_XLATED);
 	if (sock4_xlate_fwd(ctx, SOCK_SENDMSG_XLATED) < 0)
 		return sock4_refuse();
 	return 1;

@@ -76,7 +76,10 @@ func (d *Datapath) load(opts Options) error {
 		d.objs.Close()
 		return err
 	}
-	opts.applyMaps(sspec)
+	if err := opts.applySock(sspec); err != nil {
+		d.objs.Close()
+		return err
+	}
 	if err := loadSpecShared(sspec, &d.sock, pinPath, podMaps, "socket-LB"); err != nil {
 		d.objs.Close()
 		return err

@@ -26,6 +26,35 @@ type Options struct {
 	MaxEntries map[string]uint32
 	// Host are the knobs of the host device programs.
 	Host HostOptions
+	// ProcessEvents makes the socket-LB hooks report UDP connect() and
+	// sendmsg() destinations with their process into the process sensor's
+	// ring buffer (datapath/procsensor), shared by its pin under the maps
+	// directory. Off, that code is removed at load and the sensor's maps
+	// are neither created nor pinned here.
+	ProcessEvents bool
+}
+
+// Process sensor maps the socket-LB programs share when ProcessEvents is
+// set (bpf/lib/process.h).
+var processMaps = []string{"sluice_process_events_v1", "sluice_process_lost_v1"}
+
+// applySock sets the socket-LB knobs and map sizes.
+func (o Options) applySock(spec *ebpf.CollectionSpec) error {
+	o.applyMaps(spec)
+	if o.ProcessEvents {
+		return setKnob(spec, "sock_process_events", uint8(1))
+	}
+	for _, name := range processMaps {
+		m, ok := spec.Maps[name]
+		if !ok {
+			return fmt.Errorf("socket-LB map %s missing", name)
+		}
+		m.Pinning = ebpf.PinNone
+		if m.Type == ebpf.RingBuf {
+			m.MaxEntries = 4096 // never written: one page
+		}
+	}
+	return nil
 }
 
 // applyMaps sets the map sizes of MaxEntries present in spec.

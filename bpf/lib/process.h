@@ -9,6 +9,10 @@
 #include "common.h"
 #include "ktypes.h"
 
+#ifndef AF_INET
+#define AF_INET		2
+#endif
+
 enum process_event_type {
 	PROCESS_EXEC	= 1,
 	PROCESS_EXIT	= 2,
@@ -118,6 +122,18 @@ static __always_inline void process_lost(void)
 
 	if (v)
 		(*v)++;
+}
+
+/* Waking the reader for each event costs a self-IPI (microseconds in a VM,
+ * more than the rest of the program): the reader polls every few
+ * milliseconds instead (datapath/procsensor) and is woken only when an
+ * eighth of the ring is waiting. */
+#define PROCESS_WAKEUP_BYTES	(512 << 10)
+
+static __always_inline __u64 process_wakeup(void)
+{
+	return bpf_ringbuf_query(&sluice_process_events_v1, BPF_RB_AVAIL_DATA) >= PROCESS_WAKEUP_BYTES ?
+	       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
 /* Fills k with the process t belongs to. */

@@ -90,6 +90,12 @@ type SockSock4RevNatVal struct {
 	RevNatId uint16
 }
 
+type SockSockDst struct {
+	_    structs.HostLayout
+	Addr uint32
+	Port uint32
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -99,12 +105,16 @@ const (
 	SockMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
 	SockMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
 	SockMapSluiceNodeAddrsV1     = "sluice_node_addrs_v1"
+	SockMapSluiceProcessEventsV1 = "sluice_process_events_v1"
+	SockMapSluiceProcessLostV1   = "sluice_process_lost_v1"
+	SockMapSluiceProcessUdpV1    = "sluice_process_udp_v1"
 	SockMapSluiceSock4RevNatV1   = "sluice_sock4_rev_nat_v1"
 	SockMapSluiceSockMetricsV1   = "sluice_sock_metrics_v1"
 	SockProgSockConnect4         = "sock_connect4"
 	SockProgSockGetpeername4     = "sock_getpeername4"
 	SockProgSockRecvmsg4         = "sock_recvmsg4"
 	SockProgSockSendmsg4         = "sock_sendmsg4"
+	SockVarSockProcessEvents     = "sock_process_events"
 	SockVarUnusedSockReason      = "unused_sock_reason"
 )
 
@@ -165,6 +175,9 @@ type SockMapSpecs struct {
 	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
 	SluiceNodeAddrsV1     *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
+	SluiceProcessEventsV1 *ebpf.MapSpec `ebpf:"sluice_process_events_v1"`
+	SluiceProcessLostV1   *ebpf.MapSpec `ebpf:"sluice_process_lost_v1"`
+	SluiceProcessUdpV1    *ebpf.MapSpec `ebpf:"sluice_process_udp_v1"`
 	SluiceSock4RevNatV1   *ebpf.MapSpec `ebpf:"sluice_sock4_rev_nat_v1"`
 	SluiceSockMetricsV1   *ebpf.MapSpec `ebpf:"sluice_sock_metrics_v1"`
 }
@@ -173,7 +186,8 @@ type SockMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SockVariableSpecs struct {
-	UnusedSockReason *ebpf.VariableSpec `ebpf:"unused_sock_reason"`
+	SockProcessEvents *ebpf.VariableSpec `ebpf:"sock_process_events"`
+	UnusedSockReason  *ebpf.VariableSpec `ebpf:"unused_sock_reason"`
 }
 
 // SockObjects contains all objects after they have been loaded into the kernel.
@@ -201,6 +215,9 @@ type SockMaps struct {
 	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
 	SluiceNodeAddrsV1     *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
+	SluiceProcessEventsV1 *ebpf.Map `ebpf:"sluice_process_events_v1"`
+	SluiceProcessLostV1   *ebpf.Map `ebpf:"sluice_process_lost_v1"`
+	SluiceProcessUdpV1    *ebpf.Map `ebpf:"sluice_process_udp_v1"`
 	SluiceSock4RevNatV1   *ebpf.Map `ebpf:"sluice_sock4_rev_nat_v1"`
 	SluiceSockMetricsV1   *ebpf.Map `ebpf:"sluice_sock_metrics_v1"`
 }
@@ -212,6 +229,9 @@ func (m *SockMaps) Close() error {
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
 		m.SluiceNodeAddrsV1,
+		m.SluiceProcessEventsV1,
+		m.SluiceProcessLostV1,
+		m.SluiceProcessUdpV1,
 		m.SluiceSock4RevNatV1,
 		m.SluiceSockMetricsV1,
 	)
@@ -221,7 +241,8 @@ func (m *SockMaps) Close() error {
 //
 // It can be passed to LoadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SockVariables struct {
-	UnusedSockReason *ebpf.Variable `ebpf:"unused_sock_reason"`
+	SockProcessEvents *ebpf.Variable `ebpf:"sock_process_events"`
+	UnusedSockReason  *ebpf.Variable `ebpf:"unused_sock_reason"`
 }
 
 // SockPrograms contains all programs after they have been loaded into the kernel.
