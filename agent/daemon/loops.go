@@ -53,7 +53,7 @@ func (d *Daemon) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 	}
 	wg.Go(logErr("Flow reader stopped", func() error { return d.flows.Run(ctx, d.flowR) }))
 	if d.proc != nil {
-		d.proc.run(ctx, wg, logErr)
+		d.proc.run(ctx, wg, d.sourceLoops, logErr)
 	}
 	if d.metricsLn != nil {
 		wg.Go(logErr("Metrics server stopped", func() error { return d.serveMetrics(ctx, d.metricsLn) }))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/events"
@@ -65,9 +66,6 @@ func (d *Daemon) setupProcess() error {
 		HostNS: hostNS, Pods: pt.assoc, Services: d.svcs, PodIPs: flowNames{d},
 		Lost: pt.lost, Log: log,
 	}, pipe, d.reg)
-	if err := pt.mgr.Seed(pt.sensor.Running); err != nil {
-		return fmt.Errorf("process sensor: seed from /proc: %w", err)
-	}
 	d.flows.SetProcesses(pt.mgr)
 	log.WithField("hooks", pt.sensor.Hooks()).Info("Process sensor loaded")
 	return nil
@@ -79,10 +77,29 @@ func (pt *processTracing) lost() uint64 {
 	return n
 }
 
-// run reads the sensor until ctx ends; the pipeline ticks alongside.
-func (pt *processTracing) run(ctx context.Context, wg *sync.WaitGroup, logErr func(string, func() error) func()) {
+// seedWait bounds how long the process cache waits for the state source's
+// first snapshot before it reads /proc: processes found there are attributed
+// to pods with the Pod objects (labels, containers) the snapshot brings. The
+// sensor's events wait in the ring buffer meanwhile.
+const seedWait = 5 * time.Second
+
+// run seeds the process cache from the processes running (once the first
+// snapshot is in, or after seedWait), then reads the sensor until ctx ends;
+// the pipeline ticks alongside.
+func (pt *processTracing) run(ctx context.Context, wg *sync.WaitGroup, snapshot <-chan struct{}, logErr func(string, func() error) func()) {
 	wg.Go(func() { pt.pipe.Run(ctx) })
-	wg.Go(logErr("Process event reader stopped", func() error { return pt.mgr.Run(ctx, pt.reader) }))
+	wg.Go(logErr("Process event reader stopped", func() error {
+		select {
+		case <-snapshot:
+		case <-time.After(seedWait):
+		case <-ctx.Done():
+			return nil
+		}
+		if err := pt.mgr.Seed(pt.sensor.Running); err != nil {
+			return fmt.Errorf("seed the process cache from /proc: %w", err)
+		}
+		return pt.mgr.Run(ctx, pt.reader)
+	}))
 }
 
 // close detaches the sensor, then flushes the pipeline (the manager has
