@@ -1,12 +1,8 @@
 package e2e
 
 // Process observability on the real node (issue 10).
-//
-// SKELETON, written before the sensor, process cache, event pipeline and CLI
-// were merged; what depends on the merge (marked MERGE below): the agent
-// runs the sensor because the chart's processSensor.enabled defaults to true
-// (--process-sensor), and the shipped /usr/bin/sluice has `sluice events`
-// with --namespace, --pod, --type and -o json|compact.
+// The agent runs the sensor because the chart's processSensor.enabled
+// defaults to true (--process-sensor).
 
 import (
 	"bufio"
@@ -69,7 +65,6 @@ func TestE2EProcessExecAndConnect(t *testing.T) {
 	var conn *api.ProcessConnect
 	var exit *api.ProcessExit
 	var last string
-	// MERGE: the exec, connect and exit events reach the CLI within seconds.
 	err = wait.PollUntilContextTimeout(t.Context(), time.Second, 60*time.Second, true, func(context.Context) (bool, error) {
 		evs, out, err := c.sluiceEvents(t, agent, "--namespace", ns, "--pod", client.Name, "-o", "json")
 		last = fmt.Sprintf("err=%v output:\n%s", err, out)
@@ -128,7 +123,7 @@ func TestE2EProcessExecAndConnect(t *testing.T) {
 	assert.Zero(t, exit.Status)
 	assert.Empty(t, exit.Signal)
 
-	// MERGE: the compact output, as the issue shows it.
+	// The compact output, as tetra getevents prints it.
 	_, out, err := c.sluiceEvents(t, agent, "--namespace", ns, "--pod", client.Name, "-o", "compact")
 	require.NoError(t, err)
 	assert.Contains(t, out, "🚀 process "+ns+"/"+client.Name+" /echo tcp "+vip+" "+marker)
