@@ -59,6 +59,13 @@ func TestConnectEvent(t *testing.T) {
 	f.m.Handle(connectEvent(3, 17, podA, backend, svc))
 	c = f.rec.last(t).ProcessConnect
 	assert.Equal(t, &api.ServiceRef{Address: "10.96.0.10:80"}, c.Service)
+
+	// Translated per packet: the socket connected to the frontend itself.
+	f.m.Handle(connectEvent(3, 6, podA, svc, netip.AddrPort{}))
+	c = f.rec.last(t).ProcessConnect
+	assert.Equal(t, &api.ServiceRef{Namespace: "default", Name: "b", Address: "10.96.0.10:80"}, c.Service)
+	assert.Equal(t, "10.96.0.10:80", c.Destination)
+	assert.Empty(t, c.DestinationPod, "the backend is chosen per packet, after the socket")
 }
 
 func TestProcessForFlow(t *testing.T) {

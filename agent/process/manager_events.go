@@ -57,13 +57,20 @@ func (m *Manager) handleConnect(c *procsensor.Connect) {
 		Process: l.proc, Parent: l.parent, Ancestors: l.ancestors, Failed: c.Failed,
 		Protocol: policy.ProtoName(c.Proto), Source: c.Src.String(), Destination: c.Dst.String(),
 	}
-	if c.OrigDst.IsValid() {
+	switch {
+	case c.OrigDst.IsValid():
 		pc.Service = &api.ServiceRef{Address: c.OrigDst.String()}
 		if m.cfg.Services != nil {
 			pc.Service.Namespace, pc.Service.Name, _ = m.cfg.Services.ServiceByFrontend(c.Proto, c.OrigDst)
 		}
+	case m.cfg.Services != nil:
+		// Not translated at the socket: a frontend here is translated per
+		// packet, and the backend is not known to the socket.
+		if ns, name, ok := m.cfg.Services.ServiceByFrontend(c.Proto, c.Dst); ok {
+			pc.Service = &api.ServiceRef{Namespace: ns, Name: name, Address: c.Dst.String()}
+		}
 	}
-	if m.cfg.PodIPs != nil {
+	if m.cfg.PodIPs != nil && (pc.Service == nil || c.OrigDst.IsValid()) {
 		pc.DestinationPod = m.cfg.PodIPs.PodByIP(c.Dst.Addr())
 	}
 	if !c.Failed {
