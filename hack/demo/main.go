@@ -48,9 +48,10 @@ func demo(r *harness.Runner) {
 	node := harness.NewNode(r, harness.NodeOptions{})
 	fmt.Printf("node netns %s, PodCIDR %s, gateway %s\n", node.NS.Name, node.PodCIDR, node.Gateway)
 
-	step("sluice-agent loads and pins the pod programs")
-	agent := node.StartAgent(r)
-	fmt.Printf("agent pid %d, programs pinned under %s\n", agent.PID(), node.BPFRoot)
+	step("sluice-agent loads and pins the pod programs, and the process sensor (--process-sensor)")
+	agent := node.StartAgentWith(r, harness.AgentOptions{SocketLB: true, Args: []string{"--process-sensor"}})
+	fmt.Printf("agent pid %d, programs pinned under %s; socket LB on the node's cgroup\n", agent.PID(), node.BPFRoot)
+	fmt.Print(cli(r, node, "status"))
 
 	step("Three pods, each wired by the sluice-cni binary (CNI ADD via libcni)")
 	pods := []*harness.Pod{node.AddPod(r, "a"), node.AddPod(r, "b"), node.AddPod(r, "c")}
@@ -159,6 +160,9 @@ func demo(r *harness.Runner) {
 		fmt.Printf("c → b:8080: no reply (%v)\n", err)
 	}
 	showFlows(r, node)
+
+	step("Process events: an app in pod a spawns a shell, the shell connects to the web Service")
+	processStory(r, node, a)
 
 	step("sluice endpoint get %s (pod a)", a.ContainerID[:12])
 	fmt.Print(cli(r, node, "endpoint", "get", a.ContainerID))
