@@ -63,7 +63,7 @@ func (d *Daemon) setupProcess() error {
 	})
 	pt.mgr = process.NewManager(process.Config{
 		NodeName: d.cfg.NodeName, CacheSize: pc.CacheSize, AncestorsDepth: pc.AncestorsDepth,
-		HostNS: hostNS, Pods: pt.assoc, Services: d.svcs, PodIPs: flowNames{d},
+		HostNS: hostNS, Pods: pt.assoc, Services: d.svcs, Backends: d.svcs, PodIPs: flowNames{d},
 		Lost: pt.lost, Log: log,
 	}, pipe, d.reg)
 	d.flows.SetProcesses(pt.mgr)

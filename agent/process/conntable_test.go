@@ -66,6 +66,25 @@ func TestConnectEvent(t *testing.T) {
 	assert.Equal(t, &api.ServiceRef{Namespace: "default", Name: "b", Address: "10.96.0.10:80"}, c.Service)
 	assert.Equal(t, "10.96.0.10:80", c.Destination)
 	assert.Empty(t, c.DestinationPod, "the backend is chosen per packet, after the socket")
+
+	// ... and conntrack knows the backend it chose.
+	f.m.cfg.Backends = fakeBackends{podA: backend}
+	f.m.Handle(connectEvent(3, 6, podA, svc, netip.AddrPort{}))
+	c = f.rec.last(t).ProcessConnect
+	assert.Equal(t, &api.ServiceRef{Namespace: "default", Name: "b", Address: "10.96.0.10:80"}, c.Service)
+	assert.Equal(t, "10.244.1.3:8080", c.Destination)
+	assert.Equal(t, "default/b-1", c.DestinationPod)
+	ref, ok := f.m.ProcessForFlow(6, podA, backend)
+	assert.True(t, ok, "the flow to the backend names the process")
+	assert.Equal(t, uint32(3), ref.PID)
+}
+
+// fakeBackends is conntrack's choice of backend by client.
+type fakeBackends map[netip.AddrPort]netip.AddrPort
+
+func (b fakeBackends) BackendFor(_ uint8, src, _ netip.AddrPort) (netip.AddrPort, bool) {
+	be, ok := b[src]
+	return be, ok
 }
 
 func TestProcessForFlow(t *testing.T) {

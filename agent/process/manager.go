@@ -49,6 +49,12 @@ type ServiceResolver interface {
 	ServiceByFrontend(proto uint8, frontend netip.AddrPort) (namespace, name string, ok bool)
 }
 
+// BackendResolver returns the backend the per-packet load balancer chose
+// for a connection to a frontend (the socket saw only the frontend).
+type BackendResolver interface {
+	BackendFor(proto uint8, src, frontend netip.AddrPort) (netip.AddrPort, bool)
+}
+
 // PodIPResolver names the pod that has addr ("namespace/name", "" when
 // none).
 type PodIPResolver interface {
@@ -68,6 +74,7 @@ type Config struct {
 	HostNS   procsensor.Namespaces
 	Pods     PodResolver
 	Services ServiceResolver
+	Backends BackendResolver
 	PodIPs   PodIPResolver
 	// Lost returns the sensor's count of events it could not send
 	// (sluice_process_events_lost_total); nil when unknown.

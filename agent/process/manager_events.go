@@ -1,6 +1,7 @@
 package process
 
 import (
+	"net/netip"
 	"strings"
 	"time"
 
@@ -57,26 +58,49 @@ func (m *Manager) handleConnect(c *procsensor.Connect) {
 		Process: l.proc, Parent: l.parent, Ancestors: l.ancestors, Failed: c.Failed,
 		Protocol: policy.ProtoName(c.Proto), Source: c.Src.String(), Destination: c.Dst.String(),
 	}
-	switch {
-	case c.OrigDst.IsValid():
+	dst := m.connectService(pc, c)
+	if m.cfg.PodIPs != nil && dst.IsValid() {
+		pc.DestinationPod = m.cfg.PodIPs.PodByIP(dst.Addr())
+	}
+	if !c.Failed {
+		ref := api.ProcessRef{ExecID: l.proc.ExecID, PID: l.proc.PID, Binary: l.proc.Binary}
+		m.conns.add(connKey{c.Proto, c.Src, c.Dst}, ref)
+		if dst != c.Dst && dst.IsValid() {
+			m.conns.add(connKey{c.Proto, c.Src, dst}, ref)
+		}
+	}
+	m.publish(&api.ProcessEvent{ProcessConnect: pc}, l, c.Time)
+}
+
+// connectService names the service a connection asked for and returns its
+// backend: translated at the socket (OrigDst), or per packet after it (the
+// socket saw the frontend; the conntrack entry knows the backend). The
+// zero AddrPort when the backend is not known.
+func (m *Manager) connectService(pc *api.ProcessConnect, c *procsensor.Connect) netip.AddrPort {
+	if c.OrigDst.IsValid() {
 		pc.Service = &api.ServiceRef{Address: c.OrigDst.String()}
 		if m.cfg.Services != nil {
 			pc.Service.Namespace, pc.Service.Name, _ = m.cfg.Services.ServiceByFrontend(c.Proto, c.OrigDst)
 		}
-	case m.cfg.Services != nil:
-		// Not translated at the socket: a frontend here is translated per
-		// packet, and the backend is not known to the socket.
-		if ns, name, ok := m.cfg.Services.ServiceByFrontend(c.Proto, c.Dst); ok {
-			pc.Service = &api.ServiceRef{Namespace: ns, Name: name, Address: c.Dst.String()}
-		}
+		return c.Dst
 	}
-	if m.cfg.PodIPs != nil && (pc.Service == nil || c.OrigDst.IsValid()) {
-		pc.DestinationPod = m.cfg.PodIPs.PodByIP(c.Dst.Addr())
+	if m.cfg.Services == nil {
+		return c.Dst
 	}
-	if !c.Failed {
-		m.conns.add(connKey{c.Proto, c.Src, c.Dst}, api.ProcessRef{ExecID: l.proc.ExecID, PID: l.proc.PID, Binary: l.proc.Binary})
+	ns, name, ok := m.cfg.Services.ServiceByFrontend(c.Proto, c.Dst)
+	if !ok {
+		return c.Dst
 	}
-	m.publish(&api.ProcessEvent{ProcessConnect: pc}, l, c.Time)
+	pc.Service = &api.ServiceRef{Namespace: ns, Name: name, Address: c.Dst.String()}
+	if m.cfg.Backends == nil {
+		return netip.AddrPort{}
+	}
+	be, ok := m.cfg.Backends.BackendFor(c.Proto, c.Src, c.Dst)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	pc.Destination = be.String()
+	return be
 }
 
 // enteredPod attributes a host process that connects from a pod's network

@@ -40,6 +40,21 @@ func (m *Manager) ServiceByFrontend(proto uint8, fe netip.AddrPort) (namespace, 
 	return n.Namespace, n.Name, ok
 }
 
+// BackendFor returns the backend the per-packet load balancer chose for the
+// connection src -> frontend (its conntrack service entry), for process
+// connect events of sockets the socket LB did not translate.
+func (m *Manager) BackendFor(proto uint8, src, frontend netip.AddrPort) (netip.AddrPort, bool) {
+	id, ok := m.ct.ServiceBackend(proto, src, frontend)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	b, ok := m.rec.Backend(id)
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(b.Addr, b.Port), true
+}
+
 // LBMaps dumps the load-balancing maps in API form (GET /v1/bpf/lb).
 func (m *Manager) LBMaps() (api.LBMaps, error) {
 	out := api.LBMaps{Services: []api.LBMapService{}, Backends: []api.LBMapBackend{}, RevNAT: []api.LBMapRevNAT{}}

@@ -118,6 +118,14 @@ func (r *lbSync) Desired() []lb.Service {
 	return append([]lb.Service(nil), r.desired...)
 }
 
+// Backend returns the backend last written with id.
+func (r *lbSync) Backend(id uint32) (lbmap.Backend, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	b, ok := r.wBackend[id]
+	return b, ok
+}
+
 // ServiceName returns the service of a desired frontend.
 func (r *lbSync) ServiceName(fe lb.Frontend) (lb.ServiceName, bool) {
 	r.mu.Lock()

@@ -23,6 +23,7 @@ import (
 type Conntrack interface {
 	Entries() ([]ctmap.Entry, error)
 	GC() (int, error)
+	ServiceBackend(proto uint8, src, frontend netip.AddrPort) (uint32, bool)
 }
 
 // Endpoints lists the pods wired on this node.

@@ -78,6 +78,24 @@ func (m *Map) Entries() ([]Entry, error) {
 	return out, nil
 }
 
+// ServiceBackend returns the backend ID the per-packet load balancer chose
+// for the flow src -> frontend (its service entry), if there is one.
+func (m *Map) ServiceBackend(proto uint8, src, frontend netip.AddrPort) (uint32, bool) {
+	if !src.Addr().Unmap().Is4() || !frontend.Addr().Unmap().Is4() {
+		return 0, false
+	}
+	key := bpfgen.LxcCt4Tuple{
+		Saddr: maputil.Be32(src.Addr().Unmap()), Daddr: maputil.Be32(frontend.Addr().Unmap()),
+		Sport: maputil.Be16(src.Port()), Dport: maputil.Be16(frontend.Port()),
+		Proto: proto, Flags: ctTupleService,
+	}
+	var val bpfgen.LxcCt4Entry
+	if err := m.ct.Lookup(&key, &val); err != nil || val.BackendId == 0 {
+		return 0, false
+	}
+	return val.BackendId, true
+}
+
 // GC deletes the expired conntrack entries and returns how many it deleted.
 // An entry is re-read right before its deletion, so one a packet refreshed
 // since the scan is kept (the window left is one lookup-to-delete).

@@ -135,6 +135,20 @@ func TestPrivilegedProcessEventsShellConnects(t *testing.T) {
 		})
 		return err == nil && named
 	}, 5*time.Second, 100*time.Millisecond, "a flow from %s naming %s", c.Source, sh)
+
+	// Outside the socket LB's cgroup the connection is translated per
+	// packet: the socket saw the frontend, conntrack knows the backend.
+	marker = harness.RandName("perpacket")
+	inner = fmt.Sprintf("exec 3<>/dev/tcp/%s/%d && read -r reply <&3 && echo \"$reply\" # %s", vip, svcPort, marker)
+	out, err = client.NS.Command(sh, "-c", inner).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	backend = strings.TrimSpace(string(out))
+	s = findStory(t, node, "client", sh, marker)
+	require.NotNil(t, s.connect.Service, "the connection names the service")
+	assert.Equal(t, "web", s.connect.Service.Name)
+	assert.Equal(t, fmt.Sprintf("%s:%d", vip, svcPort), s.connect.Service.Address)
+	assert.Equal(t, "default/"+backend, s.connect.DestinationPod, "the backend conntrack chose is the one that answered")
+	assert.True(t, strings.HasSuffix(s.connect.Destination, fmt.Sprintf(":%d", podPort)), "destination %s is the backend", s.connect.Destination)
 }
 
 func mustParent(t *testing.T, e *api.ProcessExec) *api.Process {
