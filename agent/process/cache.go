@@ -14,6 +14,8 @@ type entry struct {
 	key      procsensor.Key
 	parent   procsensor.Key
 	proc     *api.Process // replaced, never modified, once handed out
+	sum      *api.Process // proc without credentials and namespaces (summary)
+	sumOf    *api.Process // the proc sum was made from
 	children int          // cached entries whose parent is this one
 	cloned   bool         // forked and not exec'd since
 	released bool         // exit published
@@ -150,20 +152,39 @@ func (c *cache) lineage(e *entry) lineage {
 		return l
 	}
 	l.parent = p.proc
-	l.ancestors = c.ancestors(p, c.depth)
+	l.ancestors = c.ancestors(p, c.depth, false)
 	return l
 }
 
-// ancestors returns up to n ancestors of e (e's parent first).
-func (c *cache) ancestors(e *entry, n int) []*api.Process {
+// ancestors returns up to n ancestors of e (e's parent first): the full
+// processes, or (on events, where they repeat on every event of every
+// descendant) their summaries without capabilities and namespaces, which
+// for a root process are most of its JSON. The full form of any of them is
+// one GET /v1/processes/{exec_id} away.
+func (c *cache) ancestors(e *entry, n int, full bool) []*api.Process {
 	var out []*api.Process
 	for len(out) < n && e.parent != (procsensor.Key{}) && e.parent != e.key {
 		p := c.byKey[e.parent]
 		if p == nil {
 			break
 		}
-		out = append(out, p.proc)
+		if full {
+			out = append(out, p.proc)
+		} else {
+			out = append(out, p.summary())
+		}
 		e = p
 	}
 	return out
+}
+
+// summary returns e's process without capabilities and namespaces, made
+// once per version of the process.
+func (e *entry) summary() *api.Process {
+	if e.sumOf != e.proc {
+		cp := *e.proc
+		cp.Cap, cp.NS = nil, nil
+		e.sum, e.sumOf = &cp, e.proc
+	}
+	return e.sum
 }

@@ -130,7 +130,7 @@ func (c *cache) byExecID(id string) (*api.Process, []*api.Process, bool) {
 	if e == nil {
 		return nil, nil, false
 	}
-	return e.proc, c.ancestors(e, len(c.byKey)), true
+	return e.proc, c.ancestors(e, len(c.byKey), true), true
 }
 
 // list returns every cached process, oldest first.

@@ -80,6 +80,18 @@ func TestGetReturnsAllAncestors(t *testing.T) {
 	require.True(t, ok)
 	assert.Equal(t, uint32(4), p.PID)
 	assert.Equal(t, []uint32{3, 2, 1}, pids(anc), "the API shows the whole chain, parent first")
+	for _, a := range anc {
+		assert.NotNil(t, a.Cap, "the API's ancestors are whole processes")
+		assert.NotNil(t, a.NS)
+	}
+	ev := f.exec(5, 4, "/bin/sh").ProcessExec
+	require.NotNil(t, ev.Parent.Cap, "the parent on an event is whole")
+	for _, a := range ev.Ancestors {
+		assert.Nil(t, a.Cap, "ancestors on events are summaries: no capabilities")
+		assert.Nil(t, a.NS, "nor namespaces")
+		assert.NotEmpty(t, a.ExecID)
+		assert.NotEmpty(t, a.Binary)
+	}
 	_, _, ok = f.m.Get("bm9wZQ==")
 	assert.False(t, ok)
 	p, ok = f.m.Lookup(key(2))

@@ -72,6 +72,7 @@ func command() *cobra.Command {
 	f.BoolVar(&pf.Sensor, "process-sensor", pf.Sensor, "load the process-tracing sensor: exec, exit, fork and connect events with ancestry and pods (sluice events)")
 	f.IntVar(&pf.CacheSize, "process-cache-size", pf.CacheSize, "bound of the process cache (entries)")
 	f.IntVar(&pf.AncestorsDepth, "process-ancestors-depth", pf.AncestorsDepth, "ancestors carried by every process event")
+	f.IntVar(&pf.EventCapacity, "process-event-history", pf.EventCapacity, "process events kept for sluice events (0: 8192)")
 	f.IntVar(&pf.RateLimit, "process-rate-limit", pf.RateLimit, "per-pod process events per second above which events are dropped with throttle events (0: no limit; exits are never dropped)")
 	f.StringVar(&pf.ExportFilename, "export-filename", pf.ExportFilename, "write every process event as a JSON line to this file (empty: no export)")
 	f.IntVar(&pf.ExportMaxSizeMB, "export-file-max-size-mb", pf.ExportMaxSizeMB, "rotate the export file at this size")

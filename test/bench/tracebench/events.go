@@ -69,31 +69,17 @@ func (t *execTally) state() (last time.Time, err error) {
 	return t.last, t.err
 }
 
-// wait returns once binary has want execs, or none arrived for idle, or max
-// passed, or the stream ended.
-func (t *execTally) wait(ctx context.Context, binary string, want int, idle, max time.Duration) {
-	start := time.Now()
-	for ctx.Err() == nil && time.Since(start) < max {
-		n, _ := t.count(binary)
-		last, err := t.state()
-		if n >= want || err != nil || time.Since(max2(last, start)) > idle {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func max2(a, b time.Time) time.Time {
-	if a.After(b) {
-		return a
-	}
-	return b
-}
-
 // eventsQuery is GET /v1/events's query for the exec events of binaries,
-// followed (parameter names of api.EventFilter.Query, issue 10 plan). The
-// agent may send other events too: the tally filters again.
+// followed (parameter names of api.EventFilter.Query). The agent may send
+// other events too: the tally filters again.
 func eventsQuery(binaries []string) url.Values {
+	q := historyQuery(binaries)
+	q.Set("follow", "true")
+	return q
+}
+
+// historyQuery is eventsQuery without follow: the agent's kept events.
+func historyQuery(binaries []string) url.Values {
 	quoted := make([]string, len(binaries))
 	for i, b := range binaries {
 		quoted[i] = regexp.QuoteMeta(b)
@@ -101,8 +87,34 @@ func eventsQuery(binaries []string) url.Values {
 	q := url.Values{}
 	q.Set("type", api.EventProcessExec)
 	q.Set("binary", "^("+strings.Join(quoted, "|")+")$")
-	q.Set("follow", "true")
 	return q
+}
+
+// collectExecs reads the agent's kept exec events of binary into t until t
+// has want of them, or a read adds none for idle, or max passes. The storm
+// is over by then: the events are encoded and decoded after the measured
+// window, so the instrument does not compete with the storm for the CPUs
+// (a follower decoding every event during the storm did).
+func collectExecs(ctx context.Context, socket, binary string, want int, t *execTally, idle, max time.Duration) {
+	start, lastGrowth := time.Now(), time.Now()
+	for ctx.Err() == nil && time.Since(start) < max {
+		before, _ := t.count(binary)
+		err := streamEvents(ctx, socket, historyQuery([]string{binary}), func(e *api.ProcessEvent) { t.add(e, []string{binary}) })
+		n, _ := t.count(binary)
+		if err != nil {
+			t.mu.Lock()
+			t.err = err
+			t.mu.Unlock()
+			return
+		}
+		if n > before {
+			lastGrowth = time.Now()
+		}
+		if n >= want || time.Since(lastGrowth) > idle {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // followExecs streams the agent's exec events of binaries into t until ctx

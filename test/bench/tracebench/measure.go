@@ -87,9 +87,9 @@ func measureIn(ctx context.Context, r *harness.Runner, o Options, bins binaries,
 	exportDir := filepath.Join(r.TempDir(), "export")
 	switch s.Config {
 	case cfgSluice:
-		args = append(args, "--process-sensor")
+		args = append(args, "--process-sensor", "--process-event-history", eventHistory)
 	case cfgSluiceExport:
-		args = append(args, "--process-sensor", "--export-filename", filepath.Join(exportDir, "events.json"),
+		args = append(args, "--process-sensor", "--process-event-history", eventHistory, "--export-filename", filepath.Join(exportDir, "events.json"),
 			"--export-file-max-size-mb", "100", "--export-file-max-backups", "100")
 	}
 	agent := node.StartAgentArgs(r, args...)
@@ -101,8 +101,11 @@ func measureIn(ctx context.Context, r *harness.Runner, o Options, bins binaries,
 	defer cancel()
 	tally := newExecTally(pod.FullName())
 	if sensorOn(s.Config) {
-		go followExecs(ctx, node.Socket(), []string{bins.storm, bins.canary}, tally)
-		if err := canary(ctx, pod, bins.canary, tally); err != nil {
+		fctx, stopFollow := context.WithCancel(ctx)
+		go followExecs(fctx, node.Socket(), []string{bins.canary}, tally)
+		err := canary(ctx, pod, bins.canary, tally)
+		stopFollow()
+		if err != nil {
 			return err
 		}
 	}
@@ -137,7 +140,7 @@ func measureIn(ctx context.Context, r *harness.Runner, o Options, bins binaries,
 	}
 	s.AgentCPUStorm = cpu1 - cpu0
 	if sensorOn(s.Config) {
-		tally.wait(ctx, bins.storm, int(s.Storm.Execs), o.DrainIdle, o.Drain)
+		collectExecs(ctx, node.Socket(), bins.storm, int(s.Storm.Execs), tally, o.DrainIdle, o.Drain)
 		s.Received, s.Attributed = tally.count(bins.storm)
 		if lost1, s.LostKnown, err = scrapeMetric(node, lostMetric); err != nil {
 			return err
@@ -161,6 +164,10 @@ func measureIn(ctx context.Context, r *harness.Runner, o Options, bins binaries,
 	}
 	return nil
 }
+
+// eventHistory is the agent's event history in the bench: every event of a
+// sample's storm stays for the count after it.
+const eventHistory = "262144"
 
 // canary runs the canary binary in pod until the agent reports one of its
 // execs (the sensor is loaded and the event stream is live), within 30 s.
