@@ -85,7 +85,13 @@ func TestWriteEndpoint(t *testing.T) {
 func TestWriteHealth(t *testing.T) {
 	var buf bytes.Buffer
 	require.NoError(t, WriteHealth(&buf, api.Health{Status: "ok", BPFRoot: "/sys/fs/bpf/sluice", Endpoints: 3}))
-	assert.Equal(t, "Status:     ok\nBPF root:   /sys/fs/bpf/sluice\nEndpoints:  3\n", buf.String())
+	assert.Equal(t, "Status:          ok\nBPF root:        /sys/fs/bpf/sluice\nEndpoints:       3\nProcess sensor:  off\n", buf.String())
+
+	buf.Reset()
+	h := api.Health{Status: "ok", BPFRoot: "/b", Endpoints: 0, Tracing: &api.TracingStatus{
+		Hooks: []string{"tp_btf/sched_process_exec", "tp_btf/sched_process_exit"}, Lost: 2}}
+	require.NoError(t, WriteHealth(&buf, h))
+	assert.Contains(t, buf.String(), "Process sensor:  tp_btf/sched_process_exec, tp_btf/sched_process_exit (events lost: 2)\n")
 }
 
 func TestRenderJSON(t *testing.T) {

@@ -3,6 +3,7 @@ package server_test
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"testing"
 	"time"
@@ -122,4 +123,22 @@ func TestRoutes(t *testing.T) {
 		assert.Equal(t, http.StatusInternalServerError, status)
 		assert.Equal(t, `{"error":"dump services: boom"}`+"\n", body)
 	}
+}
+
+func TestHealthzNamesTracingHooks(t *testing.T) {
+	dir := t.TempDir()
+	store, err := state.New(filepath.Join(dir, "endpoints"))
+	require.NoError(t, err)
+	log, _ := logtest.NewNullLogger()
+	epDP := endpointtest.New()
+	h := server.Handler(server.Config{
+		Endpoints: endpointmgr.New(epDP, epDP, store, log), BPFRoot: "/b", Log: log,
+		Tracing: func() *api.TracingStatus {
+			return &api.TracingStatus{Hooks: []string{"tp_btf/sched_process_exec"}, Lost: 7}
+		},
+	})
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/v1/healthz", nil))
+	assert.Equal(t, 200, rec.Code)
+	assert.JSONEq(t, `{"status":"ok","bpfRoot":"/b","endpoints":0,"tracing":{"hooks":["tp_btf/sched_process_exec"],"lost":7}}`, rec.Body.String())
 }
