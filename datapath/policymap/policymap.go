@@ -1,5 +1,7 @@
 // Package policymap is the datapath's policy maps: the LPM trie of every
-// endpoint's policy entries (sluice_policy_v1) and each endpoint's
+// endpoint's policy entries (sluice_policy_v1), the LPM trie of every
+// endpoint's address rules (sluice_policy_addr_v1: peer prefix → address-set
+// identity, whose entries are in sluice_policy_v1) and each endpoint's
 // enforcement (sluice_policy_config_v1).
 package policymap
 
@@ -15,11 +17,14 @@ import (
 
 // Map is the policy maps of a loaded datapath.
 type Map struct {
-	policy, config *ebpf.Map
+	policy, addr, config *ebpf.Map
 }
 
-// New returns the handle of sluice_policy_v1 and sluice_policy_config_v1.
-func New(policy, config *ebpf.Map) *Map { return &Map{policy: policy, config: config} }
+// New returns the handle of sluice_policy_v1, sluice_policy_addr_v1 and
+// sluice_policy_config_v1.
+func New(policy, addr, config *ebpf.Map) *Map {
+	return &Map{policy: policy, addr: addr, config: config}
+}
 
 // Policy map layout (mirrors bpf/lib/policy.h): the LPM trie matches
 // identity, endpoint and direction in full, then the protocol, then the port
@@ -32,6 +37,9 @@ const (
 	policyCfgIngress = 1 << 0 // POLICY_CFG_INGRESS
 	policyCfgEgress  = 1 << 1 // POLICY_CFG_EGRESS
 	policyCfgAudit   = 1 << 2 // POLICY_CFG_AUDIT
+
+	policyCfgAddrIngress = 1 << 3 // POLICY_CFG_ADDR_INGRESS
+	policyCfgAddrEgress  = 1 << 4 // POLICY_CFG_ADDR_EGRESS
 
 	dirEgress  = uint8(bpfgen.LxcSluiceDirectionDIR_EGRESS)
 	dirIngress = uint8(bpfgen.LxcSluiceDirectionDIR_INGRESS)
@@ -66,9 +74,12 @@ type Entry struct {
 
 // Config is an endpoint's enforcement: a packet no entry
 // matches is dropped in an enforced direction. Audit reports policy drops as
-// VerdictAudit flows and forwards the packets.
+// VerdictAudit flows and forwards the packets. IngressAddr and EgressAddr
+// turn on the address stage (the endpoint's address entries, UpsertAddr)
+// for a direction; without them its address entries are not consulted.
 type Config struct {
 	IngressEnforced, EgressEnforced, Audit bool
+	IngressAddr, EgressAddr                bool
 }
 
 func (k Key) bpf(epID uint16) (bpfgen.LxcPolicyKey, error) {
@@ -116,6 +127,12 @@ func (m *Map) SetConfig(epID uint16, c Config) error {
 	if c.Audit {
 		v.Flags |= policyCfgAudit
 	}
+	if c.IngressAddr {
+		v.Flags |= policyCfgAddrIngress
+	}
+	if c.EgressAddr {
+		v.Flags |= policyCfgAddrEgress
+	}
 	if err := m.config.Update(&epID, &v, ebpf.UpdateAny); err != nil {
 		return maputil.UpdateError("sluice_policy_config_v1", err)
 	}
@@ -136,6 +153,8 @@ func (m *Map) Config(epID uint16) (Config, error) {
 		IngressEnforced: v.Flags&policyCfgIngress != 0,
 		EgressEnforced:  v.Flags&policyCfgEgress != 0,
 		Audit:           v.Flags&policyCfgAudit != 0,
+		IngressAddr:     v.Flags&policyCfgAddrIngress != 0,
+		EgressAddr:      v.Flags&policyCfgAddrEgress != 0,
 	}, nil
 }
 
@@ -195,8 +214,8 @@ func (m *Map) Entries(epID uint16) (map[Key]Entry, error) {
 	return out, err
 }
 
-// DeleteEndpoint removes every policy entry and the enforcement of
-// endpoint epID.
+// DeleteEndpoint removes every policy entry, every address entry and the
+// enforcement of endpoint epID.
 func (m *Map) DeleteEndpoint(epID uint16) error {
 	var del []bpfgen.LxcPolicyKey
 	if err := m.each(func(bk bpfgen.LxcPolicyKey, _ bpfgen.LxcPolicyEntry) {
@@ -211,6 +230,9 @@ func (m *Map) DeleteEndpoint(epID uint16) error {
 		if err := maputil.Delete(m.policy, &del[i]); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := m.deleteAddrs(epID); err != nil {
+		errs = append(errs, err)
 	}
 	if err := maputil.Delete(m.config, &epID); err != nil {
 		errs = append(errs, err)
@@ -261,12 +283,15 @@ func (m *Map) Sync(epID uint16, cfg Config, want map[Key]Entry) (written, delete
 	return written, deleted, nil
 }
 
-// Endpoints returns the endpoint IDs that have policy entries or an
-// enforcement config in the kernel (for pruning endpoints that went away
-// while the agent was down).
+// Endpoints returns the endpoint IDs that have policy entries, address
+// entries or an enforcement config in the kernel (for pruning endpoints that
+// went away while the agent was down).
 func (m *Map) Endpoints() (map[uint16]bool, error) {
 	out := map[uint16]bool{}
 	if err := m.each(func(bk bpfgen.LxcPolicyKey, _ bpfgen.LxcPolicyEntry) { out[bk.EpId] = true }); err != nil {
+		return nil, err
+	}
+	if err := m.eachAddr(func(bk bpfgen.LxcPolicyAddrKey, _ uint32) { out[bk.EpId] = true }); err != nil {
 		return nil, err
 	}
 	var (
