@@ -114,29 +114,35 @@ func (m *Map) Addrs(epID uint16) (map[AddrKey]uint32, error) {
 
 // SyncAddrs makes endpoint epID's address entries in the kernel equal to
 // want: it writes new and changed entries, then deletes entries not in want.
-// It returns how many entries it wrote and deleted.
+// Holes (set 0) are written before the other entries and deleted after them,
+// so an except never lets its block's rules match while both change. It
+// returns how many entries it wrote and deleted.
 func (m *Map) SyncAddrs(epID uint16, want map[AddrKey]uint32) (written, deleted int, err error) {
 	have, err := m.Addrs(epID)
 	if err != nil {
 		return 0, 0, err
 	}
-	for k, set := range want {
-		if hs, ok := have[k]; ok && hs == set {
-			continue
+	for _, holes := range []bool{true, false} {
+		for k, set := range want {
+			if hs, ok := have[k]; (set == 0) != holes || (ok && hs == set) {
+				continue
+			}
+			if err := m.UpsertAddr(epID, k, set); err != nil {
+				return written, deleted, err
+			}
+			written++
 		}
-		if err := m.UpsertAddr(epID, k, set); err != nil {
-			return written, deleted, err
-		}
-		written++
 	}
-	for k := range have {
-		if _, ok := want[k]; ok {
-			continue
+	for _, holes := range []bool{false, true} {
+		for k, set := range have {
+			if _, ok := want[k]; ok || (set == 0) != holes {
+				continue
+			}
+			if err := m.DeleteAddr(epID, k); err != nil {
+				return written, deleted, err
+			}
+			deleted++
 		}
-		if err := m.DeleteAddr(epID, k); err != nil {
-			return written, deleted, err
-		}
-		deleted++
 	}
 	return written, deleted, nil
 }
