@@ -187,20 +187,37 @@ func (m *Map) Delete(epID uint16, k Key) error {
 	return nil
 }
 
-// each calls fn for every entry of sluice_policy_v1.
-func (m *Map) each(fn func(bk bpfgen.LxcPolicyKey, v bpfgen.LxcPolicyEntry)) error {
+// walk calls fn for every entry of m (name: the map's name, for errors).
+func walk[K, V any](m *ebpf.Map, name string, fn func(k K, v V)) error {
 	var (
-		bk bpfgen.LxcPolicyKey
-		v  bpfgen.LxcPolicyEntry
+		k K
+		v V
 	)
-	it := m.policy.Iterate()
-	for it.Next(&bk, &v) {
-		fn(bk, v)
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		fn(k, v)
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("iterate sluice_policy_v1: %w", err)
+		return fmt.Errorf("iterate %s: %w", name, err)
 	}
 	return nil
+}
+
+// deleteKeys deletes keys from m (missing keys are fine) and returns the
+// errors joined.
+func deleteKeys[K any](m *ebpf.Map, keys []K) error {
+	var errs []error
+	for i := range keys {
+		if err := maputil.Delete(m, &keys[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// each calls fn for every entry of sluice_policy_v1.
+func (m *Map) each(fn func(bk bpfgen.LxcPolicyKey, v bpfgen.LxcPolicyEntry)) error {
+	return walk(m.policy, "sluice_policy_v1", fn)
 }
 
 // Entries lists the policy entries of endpoint epID.
@@ -225,20 +242,9 @@ func (m *Map) DeleteEndpoint(epID uint16) error {
 	}); err != nil {
 		return err
 	}
-	var errs []error
-	for i := range del {
-		if err := maputil.Delete(m.policy, &del[i]); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := m.deleteAddrs(epID); err != nil {
-		errs = append(errs, err)
-	}
-	if err := maputil.Delete(m.config, &epID); err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("delete policy of endpoint %d: %w", epID, errors.Join(errs...))
+	errs := []error{deleteKeys(m.policy, del), m.deleteAddrs(epID), maputil.Delete(m.config, &epID)}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("delete policy of endpoint %d: %w", epID, err)
 	}
 	return nil
 }
@@ -294,16 +300,8 @@ func (m *Map) Endpoints() (map[uint16]bool, error) {
 	if err := m.eachAddr(func(bk bpfgen.LxcPolicyAddrKey, _ uint32) { out[bk.EpId] = true }); err != nil {
 		return nil, err
 	}
-	var (
-		id  uint16
-		val bpfgen.LxcPolicyConfig
-	)
-	it := m.config.Iterate()
-	for it.Next(&id, &val) {
-		out[id] = true
-	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("iterate policy config map: %w", err)
+	if err := walk(m.config, "sluice_policy_config_v1", func(id uint16, _ bpfgen.LxcPolicyConfig) { out[id] = true }); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -1,7 +1,6 @@
 package policymap
 
 import (
-	"errors"
 	"fmt"
 	"net/netip"
 
@@ -76,29 +75,18 @@ func (m *Map) UpsertAddr(epID uint16, k AddrKey, set uint32) error {
 // not an error.
 func (m *Map) DeleteAddr(epID uint16, k AddrKey) error {
 	bk, err := k.bpf(epID)
-	if err != nil {
-		return err
+	if err == nil {
+		err = maputil.Delete(m.addr, &bk)
 	}
-	if err := maputil.Delete(m.addr, &bk); err != nil {
-		return fmt.Errorf("delete address entry %s of endpoint %d: %w", k, epID, err)
+	if err != nil {
+		return fmt.Errorf("delete address entry of endpoint %d: %w", epID, err)
 	}
 	return nil
 }
 
 // eachAddr calls fn for every entry of sluice_policy_addr_v1.
 func (m *Map) eachAddr(fn func(bk bpfgen.LxcPolicyAddrKey, set uint32)) error {
-	var (
-		bk  bpfgen.LxcPolicyAddrKey
-		set uint32
-	)
-	it := m.addr.Iterate()
-	for it.Next(&bk, &set) {
-		fn(bk, set)
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("iterate sluice_policy_addr_v1: %w", err)
-	}
-	return nil
+	return walk(m.addr, "sluice_policy_addr_v1", fn)
 }
 
 // Addrs lists the address entries of endpoint epID (key → set identity).
@@ -157,13 +145,7 @@ func (m *Map) deleteAddrs(epID uint16) error {
 	}); err != nil {
 		return err
 	}
-	var errs []error
-	for i := range del {
-		if err := maputil.Delete(m.addr, &del[i]); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return deleteKeys(m.addr, del)
 }
 
 // AddrPressure returns the entries in the address map (all endpoints) and
