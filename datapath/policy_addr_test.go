@@ -264,3 +264,26 @@ func TestPrivilegedPolicyAddrServiceBackend(t *testing.T) {
 	assert.Equal(t, monitor.VerdictDropped, fs[1].Verdict)
 	assert.Equal(t, netip.AddrPortFrom(polC, 8080), fs[1].Dst)
 }
+
+// NodePort traffic to a local backend meets the backend's ingress address
+// rules at the host device (host.c): the client's address is judged.
+func TestPrivilegedPolicyAddrNodePort(t *testing.T) {
+	e, _ := newNodePortPolicyEnv(t)
+	require.NoError(t, e.d.Policy().SetConfig(npPolEP, policymap.Config{IngressEnforced: true, IngressAddr: true}))
+	clients := netip.PrefixFrom(hostClient, 24).Masked()
+	require.NoError(t, e.d.Policy().UpsertAddr(npPolEP, policymap.AddrKey{Ingress: true, Prefix: clients}, set1))
+	e.policy(t, with(tcpPort(8080), true, set1), false, 61)
+	r := newFlows(t, e.d)
+
+	res := e.run(t, false, e.fromClient(hostExtIP, hostNodePort, 40000, progtest.TCPSyn), e.ext)
+	require.Equal(t, uint32(progtest.ActRedirect), res.Verdict, "client in the block")
+	fs := r.drain()
+	require.Len(t, fs, 1)
+	assert.EqualValues(t, 61, fs[0].RuleID)
+	assert.Equal(t, netip.AddrPortFrom(hostPod, 8080), fs[0].Dst)
+
+	require.NoError(t, e.d.Policy().UpsertAddr(npPolEP, policymap.AddrKey{Ingress: true, Prefix: netip.PrefixFrom(hostClient, 32)}, 0))
+	res = e.run(t, false, e.fromClient(hostExtIP, hostNodePort, 40001, progtest.TCPSyn), e.ext)
+	assert.Equal(t, uint32(progtest.ActShot), res.Verdict, "client in an except hole")
+	assert.EqualValues(t, 1, counter(t, e.d, uint32(e.ext), metricsmap.DropPolicy, metricsmap.DirIngress).Packets)
+}
