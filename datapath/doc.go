@@ -5,7 +5,7 @@
 // returns a Datapath whose accessors give each map family's handle:
 //
 //	LB()          lbmap       services, backends, reverse NAT, node addresses
-//	Policy()      policymap   policy entries and per-endpoint enforcement
+//	Policy()      policymap   policy entries, address rules, per-endpoint enforcement
 //	CT()          ctmap       conntrack and NodePort NAT tables
 //	Endpoints()   endpointmap pods on this node
 //	IPCache()     ipcachemap  prefix -> security identity

@@ -17,7 +17,19 @@
  * packet no entry matches is dropped only in an enforced direction; a deny
  * entry drops always. Audit mode reports would-drop packets and forwards.
  * Allowed flows get a conntrack mark, so later packets and replies skip the
- * lookups. */
+ * lookups.
+ *
+ * Address rules (NetworkPolicy ipBlock: a peer named by its address, whoever
+ * holds it) are a second stage, consulted only for an endpoint whose config
+ * has POLICY_CFG_ADDR_* set for the direction. sluice_policy_addr_v1 maps
+ * {endpoint, direction, peer prefix} to an address-set identity: the set of
+ * rules whose block holds the prefix and none of that block's excepts (every
+ * block and except is a trie node, so the longest prefix holding an address
+ * names exactly the rules matching it; 0: none, an except hole). The set's
+ * entries live in sluice_policy_v1 under the set identity like a peer
+ * identity's, and are looked up for that identity only (the identity stage
+ * already did the any-peer step). A deny from either stage drops; else an
+ * allow from either allows (the identity stage's first). */
 #ifndef SLUICE_POLICY_H
 #define SLUICE_POLICY_H
 
@@ -71,6 +83,8 @@ struct {
 #define POLICY_CFG_INGRESS	(1 << 0)	/* ingress enforced */
 #define POLICY_CFG_EGRESS	(1 << 1)	/* egress enforced */
 #define POLICY_CFG_AUDIT	(1 << 2)	/* report policy drops, forward */
+#define POLICY_CFG_ADDR_INGRESS	(1 << 3)	/* ingress has address rules */
+#define POLICY_CFG_ADDR_EGRESS	(1 << 4)	/* egress has address rules */
 
 struct policy_config {
 	__u32 flags;
@@ -86,6 +100,33 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_policy_config_v1 SEC(".maps");
+
+#define POLICY_ADDR_PREFIX_BASE	32	/* endpoint + direction + pad */
+
+/* Key of sluice_policy_addr_v1: endpoint and direction matched in full, then
+ * prefixlen - 32 bits of the peer address. */
+struct policy_addr_key {
+	__u32  prefixlen;
+	__u16  ep_id;
+	__u8   dir;		/* enum sluice_direction */
+	__u8   pad;
+	__be32 addr;
+};
+_Static_assert(sizeof(struct policy_addr_key) == 12, "policy_addr_key size");
+
+/* {endpoint, direction, peer prefix} -> address-set identity (0: no address
+ * rule matches there). 4096 prefixes (blocks and excepts of both directions)
+ * for each of 256 endpoints, like sluice_policy_v1's per-endpoint budget; a
+ * node costs about 64 bytes (plus as much for an inner node) and only while
+ * stored. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct policy_addr_key);
+	__type(value, __u32);
+	__uint(max_entries, 4096 * 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_policy_addr_v1 SEC(".maps");
 
 /* A packet as policy sees it. */
 struct policy_pkt {
@@ -122,10 +163,41 @@ policy_match(__u16 ep_id, __u8 dir, __u32 peer, __u8 proto, __be16 port)
 	return any;
 }
 
-/* Decides the packet for endpoint ep_id in direction dir against peer.
- * Returns 0 (allowed) or a negative DROP_POLICY*; *rule_id is the deciding
- * entry's rule. In audit mode a drop is returned with *audit set: the caller
- * forwards. */
+/* The address stage: the entry of the rules matching the peer address addr
+ * (their set identity's entry for the packet's protocol and port), or NULL. */
+static __always_inline struct policy_entry *
+policy_addr_match(__u16 ep_id, __u8 dir, __be32 addr, __u8 proto, __be16 port)
+{
+	struct policy_addr_key akey = {
+		.prefixlen = POLICY_ADDR_PREFIX_BASE + 32, .ep_id = ep_id, .dir = dir, .addr = addr,
+	};
+	struct policy_key key = {
+		.prefixlen = POLICY_PREFIX_FULL, .ep_id = ep_id, .dir = dir, .proto = proto, .dport = port,
+	};
+	__u32 *set = bpf_map_lookup_elem(&sluice_policy_addr_v1, &akey);
+
+	if (!set || !*set)
+		return NULL;
+	key.identity = *set;
+	return bpf_map_lookup_elem(&sluice_policy_v1, &key);
+}
+
+/* Combines the identity stage's entry e with the address stage's a: a deny
+ * from either, else an allow from either (e first). */
+static __always_inline struct policy_entry *policy_combine(struct policy_entry *e, struct policy_entry *a)
+{
+	if (e && (e->flags & POLICY_F_DENY))
+		return e;
+	if (a && ((a->flags & POLICY_F_DENY) || !e))
+		return a;
+	return e;
+}
+
+/* Decides the packet for endpoint ep_id in direction dir against peer (and,
+ * with address rules, the peer's address: egress the destination after
+ * service translation, ingress the source). Returns 0 (allowed) or a
+ * negative DROP_POLICY*; *rule_id is the deciding entry's rule. In audit
+ * mode a drop is returned with *audit set: the caller forwards. */
 static __always_inline int policy_decide(__u16 ep_id, __u8 dir, __u32 peer, const struct policy_pkt *p,
 					 __u32 *rule_id, int *audit)
 {
@@ -134,6 +206,9 @@ static __always_inline int policy_decide(__u16 ep_id, __u8 dir, __u32 peer, cons
 	struct policy_entry *e;
 
 	e = policy_match(ep_id, dir, peer, p->proto, p->port);
+	if (flags & (dir == DIR_INGRESS ? POLICY_CFG_ADDR_INGRESS : POLICY_CFG_ADDR_EGRESS))
+		e = policy_combine(e, policy_addr_match(ep_id, dir, dir == DIR_INGRESS ? p->saddr : p->daddr,
+							 p->proto, p->port));
 	*audit = 0;
 	if (e) {
 		*rule_id = e->rule_id;

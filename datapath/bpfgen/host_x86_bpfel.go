@@ -134,6 +134,15 @@ type HostMetricsValue struct {
 	Bytes   uint64
 }
 
+type HostPolicyAddrKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	EpId      uint16
+	Dir       uint8
+	Pad       uint8
+	Addr      uint32
+}
+
 type HostPolicyConfig struct {
 	_     structs.HostLayout
 	Flags uint32
@@ -223,6 +232,7 @@ const (
 	HostMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
 	HostMapSluiceMetricsV1       = "sluice_metrics_v1"
 	HostMapSluiceNodeAddrsV1     = "sluice_node_addrs_v1"
+	HostMapSluicePolicyAddrV1    = "sluice_policy_addr_v1"
 	HostMapSluicePolicyConfigV1  = "sluice_policy_config_v1"
 	HostMapSluicePolicyV1        = "sluice_policy_v1"
 	HostMapSluiceSnat4V1         = "sluice_snat4_v1"
@@ -302,6 +312,7 @@ type HostMapSpecs struct {
 	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetricsV1       *ebpf.MapSpec `ebpf:"sluice_metrics_v1"`
 	SluiceNodeAddrsV1     *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
+	SluicePolicyAddrV1    *ebpf.MapSpec `ebpf:"sluice_policy_addr_v1"`
 	SluicePolicyConfigV1  *ebpf.MapSpec `ebpf:"sluice_policy_config_v1"`
 	SluicePolicyV1        *ebpf.MapSpec `ebpf:"sluice_policy_v1"`
 	SluiceSnat4V1         *ebpf.MapSpec `ebpf:"sluice_snat4_v1"`
@@ -355,6 +366,7 @@ type HostMaps struct {
 	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetricsV1       *ebpf.Map `ebpf:"sluice_metrics_v1"`
 	SluiceNodeAddrsV1     *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
+	SluicePolicyAddrV1    *ebpf.Map `ebpf:"sluice_policy_addr_v1"`
 	SluicePolicyConfigV1  *ebpf.Map `ebpf:"sluice_policy_config_v1"`
 	SluicePolicyV1        *ebpf.Map `ebpf:"sluice_policy_v1"`
 	SluiceSnat4V1         *ebpf.Map `ebpf:"sluice_snat4_v1"`
@@ -374,6 +386,7 @@ func (m *HostMaps) Close() error {
 		m.SluiceLb4ServicesV1,
 		m.SluiceMetricsV1,
 		m.SluiceNodeAddrsV1,
+		m.SluicePolicyAddrV1,
 		m.SluicePolicyConfigV1,
 		m.SluicePolicyV1,
 		m.SluiceSnat4V1,

@@ -162,6 +162,15 @@ type LxcMetricsValue struct {
 	Bytes   uint64
 }
 
+type LxcPolicyAddrKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	EpId      uint16
+	Dir       uint8
+	Pad       uint8
+	Addr      uint32
+}
+
 type LxcPolicyConfig struct {
 	_     structs.HostLayout
 	Flags uint32
@@ -258,6 +267,7 @@ const (
 	LxcMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
 	LxcMapSluiceMetricsV1       = "sluice_metrics_v1"
 	LxcMapSluiceNodeAddrsV1     = "sluice_node_addrs_v1"
+	LxcMapSluicePolicyAddrV1    = "sluice_policy_addr_v1"
 	LxcMapSluicePolicyConfigV1  = "sluice_policy_config_v1"
 	LxcMapSluicePolicyV1        = "sluice_policy_v1"
 	LxcMapSluiceSnat4V1         = "sluice_snat4_v1"
@@ -342,6 +352,7 @@ type LxcMapSpecs struct {
 	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetricsV1       *ebpf.MapSpec `ebpf:"sluice_metrics_v1"`
 	SluiceNodeAddrsV1     *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
+	SluicePolicyAddrV1    *ebpf.MapSpec `ebpf:"sluice_policy_addr_v1"`
 	SluicePolicyConfigV1  *ebpf.MapSpec `ebpf:"sluice_policy_config_v1"`
 	SluicePolicyV1        *ebpf.MapSpec `ebpf:"sluice_policy_v1"`
 	SluiceSnat4V1         *ebpf.MapSpec `ebpf:"sluice_snat4_v1"`
@@ -400,6 +411,7 @@ type LxcMaps struct {
 	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetricsV1       *ebpf.Map `ebpf:"sluice_metrics_v1"`
 	SluiceNodeAddrsV1     *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
+	SluicePolicyAddrV1    *ebpf.Map `ebpf:"sluice_policy_addr_v1"`
 	SluicePolicyConfigV1  *ebpf.Map `ebpf:"sluice_policy_config_v1"`
 	SluicePolicyV1        *ebpf.Map `ebpf:"sluice_policy_v1"`
 	SluiceSnat4V1         *ebpf.Map `ebpf:"sluice_snat4_v1"`
@@ -419,6 +431,7 @@ func (m *LxcMaps) Close() error {
 		m.SluiceLb4ServicesV1,
 		m.SluiceMetricsV1,
 		m.SluiceNodeAddrsV1,
+		m.SluicePolicyAddrV1,
 		m.SluicePolicyConfigV1,
 		m.SluicePolicyV1,
 		m.SluiceSnat4V1,

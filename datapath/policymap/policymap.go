@@ -1,5 +1,7 @@
 // Package policymap is the datapath's policy maps: the LPM trie of every
-// endpoint's policy entries (sluice_policy_v1) and each endpoint's
+// endpoint's policy entries (sluice_policy_v1), the LPM trie of every
+// endpoint's address rules (sluice_policy_addr_v1: peer prefix → address-set
+// identity, whose entries are in sluice_policy_v1) and each endpoint's
 // enforcement (sluice_policy_config_v1).
 package policymap
 
@@ -15,11 +17,14 @@ import (
 
 // Map is the policy maps of a loaded datapath.
 type Map struct {
-	policy, config *ebpf.Map
+	policy, addr, config *ebpf.Map
 }
 
-// New returns the handle of sluice_policy_v1 and sluice_policy_config_v1.
-func New(policy, config *ebpf.Map) *Map { return &Map{policy: policy, config: config} }
+// New returns the handle of sluice_policy_v1, sluice_policy_addr_v1 and
+// sluice_policy_config_v1.
+func New(policy, addr, config *ebpf.Map) *Map {
+	return &Map{policy: policy, addr: addr, config: config}
+}
 
 // Policy map layout (mirrors bpf/lib/policy.h): the LPM trie matches
 // identity, endpoint and direction in full, then the protocol, then the port
@@ -32,6 +37,9 @@ const (
 	policyCfgIngress = 1 << 0 // POLICY_CFG_INGRESS
 	policyCfgEgress  = 1 << 1 // POLICY_CFG_EGRESS
 	policyCfgAudit   = 1 << 2 // POLICY_CFG_AUDIT
+
+	policyCfgAddrIngress = 1 << 3 // POLICY_CFG_ADDR_INGRESS
+	policyCfgAddrEgress  = 1 << 4 // POLICY_CFG_ADDR_EGRESS
 
 	dirEgress  = uint8(bpfgen.LxcSluiceDirectionDIR_EGRESS)
 	dirIngress = uint8(bpfgen.LxcSluiceDirectionDIR_INGRESS)
@@ -66,9 +74,12 @@ type Entry struct {
 
 // Config is an endpoint's enforcement: a packet no entry
 // matches is dropped in an enforced direction. Audit reports policy drops as
-// VerdictAudit flows and forwards the packets.
+// VerdictAudit flows and forwards the packets. IngressAddr and EgressAddr
+// turn on the address stage (the endpoint's address entries, UpsertAddr)
+// for a direction; without them its address entries are not consulted.
 type Config struct {
 	IngressEnforced, EgressEnforced, Audit bool
+	IngressAddr, EgressAddr                bool
 }
 
 func (k Key) bpf(epID uint16) (bpfgen.LxcPolicyKey, error) {
@@ -116,6 +127,12 @@ func (m *Map) SetConfig(epID uint16, c Config) error {
 	if c.Audit {
 		v.Flags |= policyCfgAudit
 	}
+	if c.IngressAddr {
+		v.Flags |= policyCfgAddrIngress
+	}
+	if c.EgressAddr {
+		v.Flags |= policyCfgAddrEgress
+	}
 	if err := m.config.Update(&epID, &v, ebpf.UpdateAny); err != nil {
 		return maputil.UpdateError("sluice_policy_config_v1", err)
 	}
@@ -136,6 +153,8 @@ func (m *Map) Config(epID uint16) (Config, error) {
 		IngressEnforced: v.Flags&policyCfgIngress != 0,
 		EgressEnforced:  v.Flags&policyCfgEgress != 0,
 		Audit:           v.Flags&policyCfgAudit != 0,
+		IngressAddr:     v.Flags&policyCfgAddrIngress != 0,
+		EgressAddr:      v.Flags&policyCfgAddrEgress != 0,
 	}, nil
 }
 
@@ -168,20 +187,37 @@ func (m *Map) Delete(epID uint16, k Key) error {
 	return nil
 }
 
-// each calls fn for every entry of sluice_policy_v1.
-func (m *Map) each(fn func(bk bpfgen.LxcPolicyKey, v bpfgen.LxcPolicyEntry)) error {
+// walk calls fn for every entry of m (name: the map's name, for errors).
+func walk[K, V any](m *ebpf.Map, name string, fn func(k K, v V)) error {
 	var (
-		bk bpfgen.LxcPolicyKey
-		v  bpfgen.LxcPolicyEntry
+		k K
+		v V
 	)
-	it := m.policy.Iterate()
-	for it.Next(&bk, &v) {
-		fn(bk, v)
+	it := m.Iterate()
+	for it.Next(&k, &v) {
+		fn(k, v)
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("iterate sluice_policy_v1: %w", err)
+		return fmt.Errorf("iterate %s: %w", name, err)
 	}
 	return nil
+}
+
+// deleteKeys deletes keys from m (missing keys are fine) and returns the
+// errors joined.
+func deleteKeys[K any](m *ebpf.Map, keys []K) error {
+	var errs []error
+	for i := range keys {
+		if err := maputil.Delete(m, &keys[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// each calls fn for every entry of sluice_policy_v1.
+func (m *Map) each(fn func(bk bpfgen.LxcPolicyKey, v bpfgen.LxcPolicyEntry)) error {
+	return walk(m.policy, "sluice_policy_v1", fn)
 }
 
 // Entries lists the policy entries of endpoint epID.
@@ -195,8 +231,8 @@ func (m *Map) Entries(epID uint16) (map[Key]Entry, error) {
 	return out, err
 }
 
-// DeleteEndpoint removes every policy entry and the enforcement of
-// endpoint epID.
+// DeleteEndpoint removes every policy entry, every address entry and the
+// enforcement of endpoint epID.
 func (m *Map) DeleteEndpoint(epID uint16) error {
 	var del []bpfgen.LxcPolicyKey
 	if err := m.each(func(bk bpfgen.LxcPolicyKey, _ bpfgen.LxcPolicyEntry) {
@@ -206,17 +242,9 @@ func (m *Map) DeleteEndpoint(epID uint16) error {
 	}); err != nil {
 		return err
 	}
-	var errs []error
-	for i := range del {
-		if err := maputil.Delete(m.policy, &del[i]); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := maputil.Delete(m.config, &epID); err != nil {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("delete policy of endpoint %d: %w", epID, errors.Join(errs...))
+	errs := []error{deleteKeys(m.policy, del), m.deleteAddrs(epID), maputil.Delete(m.config, &epID)}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("delete policy of endpoint %d: %w", epID, err)
 	}
 	return nil
 }
@@ -261,24 +289,19 @@ func (m *Map) Sync(epID uint16, cfg Config, want map[Key]Entry) (written, delete
 	return written, deleted, nil
 }
 
-// Endpoints returns the endpoint IDs that have policy entries or an
-// enforcement config in the kernel (for pruning endpoints that went away
-// while the agent was down).
+// Endpoints returns the endpoint IDs that have policy entries, address
+// entries or an enforcement config in the kernel (for pruning endpoints that
+// went away while the agent was down).
 func (m *Map) Endpoints() (map[uint16]bool, error) {
 	out := map[uint16]bool{}
 	if err := m.each(func(bk bpfgen.LxcPolicyKey, _ bpfgen.LxcPolicyEntry) { out[bk.EpId] = true }); err != nil {
 		return nil, err
 	}
-	var (
-		id  uint16
-		val bpfgen.LxcPolicyConfig
-	)
-	it := m.config.Iterate()
-	for it.Next(&id, &val) {
-		out[id] = true
+	if err := m.eachAddr(func(bk bpfgen.LxcPolicyAddrKey, _ uint32) { out[bk.EpId] = true }); err != nil {
+		return nil, err
 	}
-	if err := it.Err(); err != nil {
-		return nil, fmt.Errorf("iterate policy config map: %w", err)
+	if err := walk(m.config, "sluice_policy_config_v1", func(id uint16, _ bpfgen.LxcPolicyConfig) { out[id] = true }); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
