@@ -15,7 +15,7 @@ func FromSluicePolicy(p *SluiceNetworkPolicy) (*Policy, error) {
 	if p.Namespace == "" {
 		return nil, &FieldError{Path: "metadata.namespace", Err: fmt.Errorf("required for %s", KindNetworkPolicy)}
 	}
-	return compileSluice(Ref{Kind: KindNetworkPolicy, Namespace: p.Namespace, Name: p.Name}, p.Spec, p.Specs)
+	return compileSluice(Ref{Kind: KindNetworkPolicy, Namespace: p.Namespace, Name: p.Name}, p.Annotations, p.Spec, p.Specs)
 }
 
 // FromClusterwidePolicy validates and compiles a SluiceClusterwideNetworkPolicy.
@@ -23,7 +23,7 @@ func FromClusterwidePolicy(p *SluiceClusterwideNetworkPolicy) (*Policy, error) {
 	if p.Namespace != "" {
 		return nil, &FieldError{Path: "metadata.namespace", Err: fmt.Errorf("must be empty for %s", KindClusterwidePolicy)}
 	}
-	return compileSluice(Ref{Kind: KindClusterwidePolicy, Name: p.Name}, p.Spec, p.Specs)
+	return compileSluice(Ref{Kind: KindClusterwidePolicy, Name: p.Name}, p.Annotations, p.Spec, p.Specs)
 }
 
 // ValidateSluicePolicy reports every problem of a SluiceNetworkPolicy, each
@@ -39,16 +39,25 @@ func ValidateClusterwidePolicy(p *SluiceClusterwideNetworkPolicy) error {
 	return err
 }
 
-func compileSluice(key Ref, spec *Rule, specs []Rule) (*Policy, error) {
+func compileSluice(key Ref, annotations map[string]string, spec *Rule, specs []Rule) (*Policy, error) {
 	var e errs
 	if key.Name == "" {
 		e.addf("metadata.name", "required")
+	}
+	addr := false
+	switch v, ok := annotations[AnnotationCIDRSemantics]; {
+	case !ok || v == CIDRSemanticsIdentity:
+	case v == CIDRSemanticsAddress:
+		addr = true
+	default:
+		e.addf("metadata.annotations["+AnnotationCIDRSemantics+"]", "%q is not a valid value (want %q or %q)",
+			v, CIDRSemanticsAddress, CIDRSemanticsIdentity)
 	}
 	if spec == nil && len(specs) == 0 {
 		e.addf("spec", "spec or specs is required")
 	}
 	pol := &Policy{Key: key}
-	c := cnpCompiler{key: key, e: &e, pol: pol}
+	c := cnpCompiler{key: key, e: &e, pol: pol, addr: addr}
 	if spec != nil {
 		c.rule("spec", 0, spec)
 	}
@@ -65,6 +74,8 @@ type cnpCompiler struct {
 	key Ref
 	e   *errs
 	pol *Policy
+	// addr: CIDR peers have address semantics (AnnotationCIDRSemantics).
+	addr bool
 }
 
 // selector compiles an endpoint selector; in a namespaced policy it gets the
@@ -199,7 +210,7 @@ func (c *cnpCompiler) peers(path, dir string, r *rule, eps []metav1.LabelSelecto
 			c.e.add(fmt.Sprintf("%s.%sCIDR[%d]", path, dir, i), err)
 			continue
 		}
-		r.peers = append(r.peers, peer{kind: peerCIDR, cidr: p})
+		r.addCIDRPeer(peer{kind: peerCIDR, cidr: p}, c.addr)
 	}
 	for i, set := range sets {
 		sp := fmt.Sprintf("%s.%sCIDRSet[%d]", path, dir, i)
@@ -212,7 +223,7 @@ func (c *cnpCompiler) peers(path, dir string, r *rule, eps []metav1.LabelSelecto
 			continue
 		}
 		if pe, ok := compileCIDRSet(c.e, sp, set.CIDR, set.Except); ok {
-			r.peers = append(r.peers, pe)
+			r.addCIDRPeer(pe, c.addr)
 		}
 	}
 	for i, ent := range ents {

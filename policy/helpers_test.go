@@ -18,7 +18,8 @@ import (
 // cluster is the Kubernetes network-policy e2e topology: namespaces x, y, z
 // with pods a, b, c each, every pod serving TCP and UDP 80 and 81 under the
 // e2e port names. Identities come from the real standalone allocator, whose
-// events feed the resolver the way the agent wires them.
+// events feed the resolver the way the agent wires them. Pod n (x/a is 1)
+// has the address 172.20.0.n, in the IP cache with its identity.
 type cluster struct {
 	t       testing.TB
 	r       *Resolver
@@ -27,6 +28,7 @@ type cluster struct {
 	pods    []string // "x/a", sorted
 	ep      map[string]EndpointID
 	id      map[string]identity.NumericIdentity
+	ip      map[string]netip.Addr
 	changed []EndpointID // endpoints changed by the last apply/delete
 }
 
@@ -37,7 +39,7 @@ var e2eNamedPorts = map[string]NamedPort{
 
 func newCluster(t testing.TB, opts Options) *cluster {
 	c := &cluster{t: t, r: NewResolver(opts), ipc: identity.NewIPCache(),
-		ep: map[string]EndpointID{}, id: map[string]identity.NumericIdentity{}}
+		ep: map[string]EndpointID{}, id: map[string]identity.NumericIdentity{}, ip: map[string]netip.Addr{}}
 	c.alloc = identity.NewStandaloneAllocator(identity.Options{OnChange: func(ev identity.Event) {
 		if ev.Kind == identity.Added {
 			c.r.UpsertIdentity(ev.ID, ev.Labels)
@@ -53,8 +55,11 @@ func newCluster(t testing.TB, opts Options) *cluster {
 			require.NoError(t, err)
 			name := ns + "/" + pod
 			c.pods = append(c.pods, name)
-			c.ep[name], c.id[name] = n, id
-			c.r.UpsertEndpoint(Endpoint{ID: n, Identity: id, Labels: ls, NamedPorts: e2eNamedPorts})
+			ip := netip.AddrFrom4([4]byte{172, 20, 0, byte(n)})
+			c.ep[name], c.id[name], c.ip[name] = n, id, ip
+			_, err = c.ipc.Upsert(netip.PrefixFrom(ip, 32), id, identity.SourceKubernetes)
+			require.NoError(t, err)
+			c.r.UpsertEndpoint(Endpoint{ID: n, Identity: id, Labels: ls, NamedPorts: e2eNamedPorts, IPv4: ip})
 			n++
 		}
 	}
@@ -140,7 +145,7 @@ func (m reach) set(from, to string, v bool) reach {
 }
 
 // actual evaluates every pair with the truth-table helper, and checks the
-// datapath's most-specific lookup agrees on both sides.
+// datapath's most-specific lookups (both stages) agree on both sides.
 func (c *cluster) actual(proto uint8, port uint16) reach {
 	c.t.Helper()
 	m := reach{}
@@ -154,8 +159,8 @@ func (c *cluster) actual(proto uint8, port uint16) reach {
 			m[[2]string{s, d}] = tr.Allowed
 			sp, _ := c.r.MapState(c.ep[s])
 			dp, _ := c.r.MapState(c.ep[d])
-			eg, _, _ := sp.LookupMostSpecific(Egress, c.id[d], proto, port)
-			in, _, _ := dp.LookupMostSpecific(Ingress, c.id[s], proto, port)
+			eg, _, _ := sp.LookupMostSpecificAddr(Egress, c.id[d], c.ip[d], proto, port)
+			in, _, _ := dp.LookupMostSpecificAddr(Ingress, c.id[s], c.ip[s], proto, port)
 			require.Equal(c.t, tr.Egress, eg, "%s→%s egress most-specific lookup", s, d)
 			require.Equal(c.t, tr.Ingress, in, "%s→%s ingress most-specific lookup", s, d)
 		}
@@ -200,16 +205,31 @@ func (c *cluster) table(m reach) string {
 	return b.String()
 }
 
-// verdictTo decides egress from a pod to an external address (through the IP cache).
+// verdictTo decides egress from a pod to an address (its identity through
+// the IP cache), in both stages.
 func (c *cluster) verdictTo(from, addr string, proto uint8, port uint16) bool {
 	c.t.Helper()
-	p, ok := c.r.MapState(c.ep[from])
-	require.True(c.t, ok)
-	peer := c.ipc.Lookup(netip.MustParseAddr(addr))
-	v, _, _ := p.Verdict(Egress, peer, proto, port)
-	ms, _, _ := p.LookupMostSpecific(Egress, peer, proto, port)
-	require.Equal(c.t, v, ms, "most-specific lookup to %s", addr)
+	v, _ := c.verdictAddr(from, Egress, addr, proto, port)
 	return v
+}
+
+// verdictFromAddr decides ingress into a pod from an address, in both stages.
+func (c *cluster) verdictFromAddr(to, addr string, proto uint8, port uint16) bool {
+	c.t.Helper()
+	v, _ := c.verdictAddr(to, Ingress, addr, proto, port)
+	return v
+}
+
+func (c *cluster) verdictAddr(pod string, d Direction, addr string, proto uint8, port uint16) (bool, RuleRef) {
+	c.t.Helper()
+	p, ok := c.r.MapState(c.ep[pod])
+	require.True(c.t, ok)
+	a := netip.MustParseAddr(addr)
+	peer := c.ipc.Lookup(a)
+	v, rule, _ := p.VerdictAddr(d, peer, a, proto, port)
+	ms, _, _ := p.LookupMostSpecificAddr(d, peer, a, proto, port)
+	require.Equal(c.t, v, ms, "most-specific lookup %s %s", d, addr)
+	return v, rule
 }
 
 // verdictFrom decides ingress into a pod from a peer identity.

@@ -20,8 +20,9 @@ type knpRule struct {
 // namespace; policyTypes default to Ingress, plus Egress when egress rules
 // exist; a selected direction is default deny; a rule's empty from/to means
 // every peer and empty ports every port; a peer's podSelector and
-// namespaceSelector combine (AND); ipBlock selects CIDR identities minus the
-// exceptions. SCTP ports are dropped with a warning (the rule allows less,
+// namespaceSelector combine (AND); an IPv4 ipBlock matches peer addresses
+// (pods and nodes included) minus the exceptions, per rule (address
+// semantics, see addr.go); an IPv6 ipBlock selects CIDR identities. SCTP ports are dropped with a warning (the rule allows less,
 // never more); other errors reject the whole policy.
 func FromNetworkPolicy(np *networkingv1.NetworkPolicy) (*Policy, error) {
 	key := Ref{Kind: KindKubernetesPolicy, Namespace: np.Namespace, Name: np.Name}
@@ -117,7 +118,7 @@ func knpPeers(e *errs, pol *Policy, path string, r *rule, ns string, peers []net
 				continue
 			}
 			if pe, ok := compileCIDRSet(e, pp+".ipBlock", p.IPBlock.CIDR, p.IPBlock.Except); ok {
-				r.peers = append(r.peers, pe)
+				r.addCIDRPeer(pe, true)
 			}
 			continue
 		}

@@ -257,7 +257,7 @@ spec:
 	assert.False(t, c.verdictTo("x/a", "10.1.2.3", ProtoTCP, 443), "except")
 	assert.False(t, c.verdictTo("x/a", "192.168.0.1", ProtoTCP, 443), "outside: world")
 	assert.True(t, c.verdictTo("x/b", "192.168.0.1", ProtoTCP, 443), "x/b is not selected")
-	// ipBlock selects no pods (Cilium semantics: pods have pod identities).
+	// The pods (172.20.0.0/24) are outside the block: not reached.
 	c.expect(c.all(true).set("x/a", "*", false), ProtoTCP, 80)
 
 	// 0.0.0.0/0 selects world too.

@@ -3,6 +3,7 @@ package policy
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/sluicenet/sluice/identity"
@@ -98,7 +99,8 @@ type Entry struct {
 // dropped; otherwise one matching an allow entry passes; otherwise it passes
 // only if the direction is not enforced. Entries are kept consistent so
 // that the most specific matching entry (LookupMostSpecific, what a kernel
-// LPM lookup finds) always gives that same verdict.
+// LPM lookup finds) always gives that same verdict. With address rules a
+// packet is decided in two stages (VerdictAddr, LookupMostSpecificAddr).
 type EndpointPolicy struct {
 	Endpoint        EndpointID
 	Identity        identity.NumericIdentity
@@ -107,6 +109,13 @@ type EndpointPolicy struct {
 	// Audit: the datapath reports policy drops but lets the packets pass.
 	Audit   bool
 	Entries map[Key]Entry
+	// Addrs is the address trie (see addr.go): node → address-set identity
+	// (0: no rule matches there). IngressAddr and EgressAddr say whether a
+	// direction has nodes (the datapath runs the address stage only then).
+	Addrs                   map[AddrKey]identity.NumericIdentity
+	IngressAddr, EgressAddr bool
+	// addrSets holds the rules of each address set.
+	addrSets map[addrSetKey][]RuleRef
 }
 
 // Enforced returns the enforcement flag of a direction.
@@ -125,28 +134,40 @@ func keyMatches(k Key, d Direction, peer identity.NumericIdentity, proto uint8, 
 	return port >= lo && port <= hi
 }
 
-// Verdict decides a packet: direction, peer identity, protocol and
-// destination port (ICMP type for ICMP). It returns whether it passes, the
-// deciding rule and whether an entry matched at all.
+// Verdict decides a packet by the identity stage only: direction, peer
+// identity, protocol and destination port (ICMP type for ICMP). It returns
+// whether it passes, the deciding rule and whether an entry matched at all.
+// VerdictAddr adds the address stage.
 func (p *EndpointPolicy) Verdict(d Direction, peer identity.NumericIdentity, proto uint8, port uint16) (allowed bool, rule RuleRef, matched bool) {
-	var allow *Entry
-	var allowKey Key
-	for k, e := range p.Entries {
-		if !keyMatches(k, d, peer, proto, port) {
-			continue
-		}
-		if e.Deny {
-			return false, e.Rule, true
-		}
-		if allow == nil || specificity(k, port) > specificity(allowKey, port) {
-			e := e
-			allow, allowKey = &e, k
-		}
-	}
-	if allow != nil {
-		return true, allow.Rule, true
+	if allowed, rule, matched = p.stage(d, peer, false, proto, port, false); matched {
+		return allowed, rule, true
 	}
 	return !p.Enforced(d), RuleRef{}, false
+}
+
+// stage looks one stage up. exact restricts it to entries keyed by exactly
+// peer (the address stage; the identity stage also matches any-peer
+// entries). mostSpecific is the kernel's lookup (LookupMostSpecific);
+// otherwise the truth rule: any matching deny wins, then the most specific
+// allow.
+func (p *EndpointPolicy) stage(d Direction, peer identity.NumericIdentity, exact bool, proto uint8, port uint16, mostSpecific bool) (allowed bool, rule RuleRef, matched bool) {
+	best, bestS := Entry{}, -1
+	for k, e := range p.Entries {
+		if !keyMatches(k, d, peer, proto, port) || (exact && k.PeerIdentity != peer) {
+			continue
+		}
+		if e.Deny && !mostSpecific {
+			return false, e.Rule, true
+		}
+		s := specificity(k, port)
+		if s > bestS || (s == bestS && e.Deny && !best.Deny) {
+			best, bestS = e, s
+		}
+	}
+	if bestS < 0 {
+		return false, RuleRef{}, false
+	}
+	return !best.Deny, best.Rule, true
 }
 
 // specificity orders entries for the most-specific lookup: protocol given
@@ -169,25 +190,15 @@ func specificity(k Key, port uint16) int {
 	return s
 }
 
-// LookupMostSpecific is the lookup the datapath performs: among matching
-// entries the one with the highest specificity (protocol, then port prefix
-// length, then peer) wins, deny winning ties. It returns the same verdict as
-// Verdict for every packet.
+// LookupMostSpecific is the lookup the datapath performs in the identity
+// stage: among matching entries the one with the highest specificity
+// (protocol, then port prefix length, then peer) wins, deny winning ties.
+// It returns the same verdict as Verdict for every packet.
 func (p *EndpointPolicy) LookupMostSpecific(d Direction, peer identity.NumericIdentity, proto uint8, port uint16) (allowed bool, rule RuleRef, matched bool) {
-	best, bestS := Entry{}, -1
-	for k, e := range p.Entries {
-		if !keyMatches(k, d, peer, proto, port) {
-			continue
-		}
-		s := specificity(k, port)
-		if s > bestS || (s == bestS && e.Deny && !best.Deny) {
-			best, bestS = e, s
-		}
+	if allowed, rule, matched = p.stage(d, peer, false, proto, port, true); matched {
+		return allowed, rule, true
 	}
-	if bestS < 0 {
-		return !p.Enforced(d), RuleRef{}, false
-	}
-	return !best.Deny, best.Rule, true
+	return !p.Enforced(d), RuleRef{}, false
 }
 
 // Keys returns the entries' keys in a stable order.
@@ -213,7 +224,9 @@ func (p *EndpointPolicy) equal(o *EndpointPolicy) bool {
 		return p == o
 	}
 	if p.IngressEnforced != o.IngressEnforced || p.EgressEnforced != o.EgressEnforced || p.Audit != o.Audit ||
-		p.Identity != o.Identity || len(p.Entries) != len(o.Entries) {
+		p.IngressAddr != o.IngressAddr || p.EgressAddr != o.EgressAddr ||
+		p.Identity != o.Identity || len(p.Entries) != len(o.Entries) || !maps.Equal(p.Addrs, o.Addrs) ||
+		!maps.EqualFunc(p.addrSets, o.addrSets, slices.Equal) {
 		return false
 	}
 	for k, e := range p.Entries {
@@ -230,34 +243,52 @@ type MapDiff struct {
 	Upserts map[Key]Entry
 	// Deletes holds keys to remove, sorted.
 	Deletes []Key
+	// AddrUpserts holds new and changed address trie nodes.
+	AddrUpserts map[AddrKey]identity.NumericIdentity
+	// AddrDeletes holds address trie nodes to remove, sorted.
+	AddrDeletes []AddrKey
 }
 
 // Empty reports whether the diff changes nothing.
-func (d MapDiff) Empty() bool { return len(d.Upserts) == 0 && len(d.Deletes) == 0 }
+func (d MapDiff) Empty() bool {
+	return len(d.Upserts) == 0 && len(d.Deletes) == 0 && len(d.AddrUpserts) == 0 && len(d.AddrDeletes) == 0
+}
 
-// Diff returns the entry changes from old to new; either may be nil (no
-// entries). Flags (enforcement, audit) are compared by the caller.
+// Diff returns the entry and address node changes from old to new; either
+// may be nil (nothing). Flags (enforcement, audit, address stages) are
+// compared by the caller.
 func Diff(old, new *EndpointPolicy) MapDiff {
-	d := MapDiff{Upserts: map[Key]Entry{}}
 	var oe, ne map[Key]Entry
+	var oa, na map[AddrKey]identity.NumericIdentity
 	if old != nil {
-		oe = old.Entries
+		oe, oa = old.Entries, old.Addrs
 	}
 	if new != nil {
-		ne = new.Entries
+		ne, na = new.Entries, new.Addrs
 	}
-	for k, e := range ne {
-		if o, ok := oe[k]; !ok || o != e {
-			d.Upserts[k] = e
-		}
-	}
-	for k := range oe {
-		if _, ok := ne[k]; !ok {
-			d.Deletes = append(d.Deletes, k)
-		}
-	}
+	d := MapDiff{Upserts: map[Key]Entry{}, AddrUpserts: map[AddrKey]identity.NumericIdentity{}}
+	d.Deletes = diffMaps(oe, ne, d.Upserts)
+	d.AddrDeletes = diffMaps(oa, na, d.AddrUpserts)
 	sortKeys(d.Deletes)
+	sortAddrKeys(d.AddrDeletes)
 	return d
+}
+
+// diffMaps puts into upserts what new adds or changes and returns the keys
+// only old has.
+func diffMaps[K, V comparable](old, new, upserts map[K]V) []K {
+	for k, v := range new {
+		if o, ok := old[k]; !ok || o != v {
+			upserts[k] = v
+		}
+	}
+	var deletes []K
+	for k := range old {
+		if _, ok := new[k]; !ok {
+			deletes = append(deletes, k)
+		}
+	}
+	return deletes
 }
 
 // mapBuilder accumulates entries with deny precedence.

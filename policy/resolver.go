@@ -53,6 +53,9 @@ type Endpoint struct {
 	Labels identity.Labels
 	// NamedPorts are the pod's container ports by name.
 	NamedPorts map[string]NamedPort
+	// IPv4 is the endpoint's address, the peer address in Allowed (address
+	// rules do not depend on it: their trie is built from the rules).
+	IPv4 netip.Addr
 }
 
 type endpointState struct {
@@ -313,7 +316,7 @@ func (r *Resolver) namedPortUsers(id identity.NumericIdentity, into map[Endpoint
 			if !ru.hasNamed || ru.dir != Egress {
 				continue
 			}
-			if _, ok := ru.peerIDs[id]; ok || ru.anyPeer {
+			if _, ok := ru.peerIDs[id]; ok || ru.anyPeer || len(ru.addrs) > 0 {
 				r.selectedBy(ru, into)
 			}
 		}
@@ -328,7 +331,7 @@ func (r *Resolver) recompute(ids map[EndpointID]struct{}) []EndpointID {
 		if !ok {
 			continue
 		}
-		np := r.resolve(st.ep)
+		np := r.resolve(st.ep, st.policy)
 		if !np.equal(st.policy) {
 			st.policy = np
 			changed = append(changed, id)
@@ -352,13 +355,16 @@ func sortIDs(ids []EndpointID) {
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 }
 
-// resolve computes one endpoint's policy from scratch.
-func (r *Resolver) resolve(ep Endpoint) *EndpointPolicy {
-	out := &EndpointPolicy{Endpoint: ep.ID, Identity: ep.Identity, Audit: r.opts.Audit, Entries: map[Key]Entry{}}
+// resolve computes one endpoint's policy from scratch (prev, its previous
+// policy or nil, only keeps address-set numbers stable).
+func (r *Resolver) resolve(ep Endpoint, prev *EndpointPolicy) *EndpointPolicy {
+	out := &EndpointPolicy{Endpoint: ep.ID, Identity: ep.Identity, Audit: r.opts.Audit, Entries: map[Key]Entry{},
+		Addrs: map[AddrKey]identity.NumericIdentity{}, addrSets: map[addrSetKey][]RuleRef{}}
 	if r.opts.Mode == EnforcementNever {
 		return out
 	}
 	m := mapBuilder(out.Entries)
+	var addrRules [2][]*rule
 	epNS, _ := ep.Labels.Namespace()
 	for _, p := range r.policies {
 		if p.Key.Namespace != "" && p.Key.Namespace != epNS {
@@ -375,27 +381,39 @@ func (r *Resolver) resolve(ep Endpoint) *EndpointPolicy {
 					out.EgressEnforced = true
 				}
 			}
-			r.addRule(m, ep, ru)
+			r.addRule(m, ep, ru, ru.identityPeers)
+			if len(ru.addrs) > 0 {
+				addrRules[ru.dir] = append(addrRules[ru.dir], ru)
+			}
 		}
 	}
 	if r.opts.Mode == EnforcementAlways {
 		out.IngressEnforced, out.EgressEnforced = true, true
 	}
 	m.applyDenyPrecedence()
+	// Address sets after the identity entries' deny precedence: the
+	// address stage looks up entries keyed by exactly the set.
+	for d, rules := range addrRules {
+		r.addAddrs(out, prev, ep, Direction(d), rules)
+	}
 	return out
 }
 
-func (r *Resolver) addRule(m mapBuilder, ep Endpoint, ru *rule) {
-	e := Entry{Deny: ru.deny, Rule: ru.ref}
-	peers := func(yield func(identity.NumericIdentity)) {
-		if ru.anyPeer {
-			yield(identity.IdentityUnknown)
-			return
-		}
-		for id := range ru.peerIDs {
-			yield(id)
-		}
+// identityPeers yields the peer identities of a rule's identity stage (0:
+// any peer).
+func (ru *rule) identityPeers(yield func(identity.NumericIdentity)) {
+	if ru.anyPeer {
+		yield(identity.IdentityUnknown)
+		return
 	}
+	for id := range ru.peerIDs {
+		yield(id)
+	}
+}
+
+// addRule adds a rule's entries for the peers it yields.
+func (r *Resolver) addRule(m mapBuilder, ep Endpoint, ru *rule, peers func(yield func(identity.NumericIdentity))) {
+	e := Entry{Deny: ru.deny, Rule: ru.ref}
 	if ru.allL4 {
 		peers(func(id identity.NumericIdentity) {
 			m.add(Key{Direction: ru.dir, PeerIdentity: id}, e)
@@ -433,7 +451,8 @@ type idPort struct {
 }
 
 // namedPortsOf resolves a port name on the endpoints of an identity (any
-// endpoint when id is 0, keeping each endpoint's identity).
+// endpoint when id is 0 or an address set, whose holders the resolver does
+// not know).
 func (r *Resolver) namedPortsOf(id identity.NumericIdentity, name string, proto uint8) []idPort {
 	var out []idPort
 	seen := map[idPort]bool{}
@@ -446,7 +465,7 @@ func (r *Resolver) namedPortsOf(id identity.NumericIdentity, name string, proto 
 			}
 		}
 	}
-	if id == identity.IdentityUnknown {
+	if id == identity.IdentityUnknown || IsAddrSet(id) {
 		for _, st := range r.endpoints {
 			visit(st)
 		}
@@ -456,33 +475,4 @@ func (r *Resolver) namedPortsOf(id identity.NumericIdentity, name string, proto 
 		visit(r.endpoints[eid])
 	}
 	return out
-}
-
-// Trace is the outcome of Allowed.
-type Trace struct {
-	Allowed bool
-	// Egress and Ingress are the two verdicts; Rule* the deciding rules
-	// (zero when the direction was not enforced and nothing matched).
-	Egress, Ingress         bool
-	EgressRule, IngressRule RuleRef
-}
-
-// Allowed decides a packet from endpoint src to endpoint dst (both local) on
-// a protocol and destination port: src's egress map state with dst's
-// identity as peer, and dst's ingress map state with src's identity. This is
-// the truth-table helper the tests and `sluice policy trace` use.
-func (r *Resolver) Allowed(src, dst EndpointID, proto uint8, port uint16) (Trace, error) {
-	s, ok := r.endpoints[src]
-	if !ok {
-		return Trace{}, fmt.Errorf("trace: unknown endpoint %d", src)
-	}
-	d, ok := r.endpoints[dst]
-	if !ok {
-		return Trace{}, fmt.Errorf("trace: unknown endpoint %d", dst)
-	}
-	var t Trace
-	t.Egress, t.EgressRule, _ = s.policy.Verdict(Egress, d.ep.Identity, proto, port)
-	t.Ingress, t.IngressRule, _ = d.policy.Verdict(Ingress, s.ep.Identity, proto, port)
-	t.Allowed = t.Egress && t.Ingress
-	return t, nil
 }

@@ -46,6 +46,9 @@ type rule struct {
 	// anyPeer: all peers (identity 0). Otherwise peers (none: nothing).
 	anyPeer bool
 	peers   []peer
+	// addrs are the rule's address peers (address semantics: matched on the
+	// peer's IPv4 address, whoever holds it; see addr.go).
+	addrs []addrBlock
 	// allL4: all protocols and ports. Otherwise l4s (none: nothing).
 	allL4    bool
 	l4s      []l4
@@ -105,9 +108,12 @@ func (p *Policy) String() string {
 		case r.anyPeer:
 			b.WriteString(" peers any")
 		default:
-			ps := make([]string, len(r.peers))
-			for i, pe := range r.peers {
-				ps[i] = pe.String()
+			ps := make([]string, 0, len(r.peers)+len(r.addrs))
+			for _, pe := range r.peers {
+				ps = append(ps, pe.String())
+			}
+			for _, b := range r.addrs {
+				ps = append(ps, b.String())
 			}
 			b.WriteString(" peers [" + strings.Join(ps, " | ") + "]")
 		}
