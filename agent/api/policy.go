@@ -34,6 +34,17 @@ type PolicyRule struct {
 	RuleID    uint32 `json:"ruleID"`
 }
 
+// PolicyAddr is one node of an endpoint's address trie (address rules:
+// ipBlock, or CIDR peers with address semantics): the rules its address set
+// holds, none for an except hole.
+type PolicyAddr struct {
+	Direction string   `json:"direction"` // ingress or egress
+	Prefix    string   `json:"prefix"`
+	Set       uint32   `json:"set"`               // address-set identity; 0: no rule (an except)
+	SetName   string   `json:"setName,omitempty"` // addr-set:<n>, the peer of the set's entries in Rules
+	Rules     []string `json:"rules"`             // namespace/name[section:index] of each rule of the set
+}
+
 // EndpointPolicy is an endpoint's resolved policy.
 type EndpointPolicy struct {
 	ContainerID     string       `json:"containerID"`
@@ -47,6 +58,9 @@ type EndpointPolicy struct {
 	Audit           bool         `json:"audit"`
 	SelectedBy      []string     `json:"selectedBy"`
 	Rules           []PolicyRule `json:"rules"`
+	// Addrs are the address trie nodes; Rules holds their sets' entries
+	// (peer: the set identity).
+	Addrs []PolicyAddr `json:"addrs"`
 	// MapEntries counts the kernel map entries (port blocks) written.
 	MapEntries int `json:"mapEntries"`
 }

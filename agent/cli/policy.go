@@ -102,6 +102,24 @@ func WriteEndpointPolicy(w io.Writer, ep api.EndpointPolicy) error {
 	for _, r := range ep.Rules {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Direction, r.Peer, r.Protocol, orDash(r.Ports), r.Verdict, orDash(r.Rule))
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(ep.Addrs) == 0 {
+		return nil
+	}
+	// Address rules: the peer address's longest prefix gives the set whose
+	// entries (peer addr-set:<n> above) apply.
+	fmt.Fprintln(w, "\nAddress entries (longest prefix of the peer address):")
+	tw = newTabWriter(w)
+	fmt.Fprintln(tw, "DIRECTION\tPREFIX\tSET\tRULES")
+	for _, a := range ep.Addrs {
+		rules := "no rule: except"
+		if a.Set != 0 {
+			rules = strings.Join(a.Rules, ", ")
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", a.Direction, a.Prefix, orDash(a.SetName), rules)
+	}
 	return tw.Flush()
 }
 

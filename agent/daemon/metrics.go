@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// datapathCollector exports sluice_metrics_v1 and the policy map's pressure at
+// datapathCollector exports sluice_metrics_v1 and the policy maps' pressure at
 // scrape time.
 type datapathCollector struct {
 	d        *Daemon
@@ -20,6 +20,10 @@ type datapathCollector struct {
 	forwards *prometheus.Desc
 	pressure *prometheus.Desc
 	capacity *prometheus.Desc
+	// addrPressure, addrCapacity: the address policy trie
+	// (sluice_policy_addr_v1).
+	addrPressure *prometheus.Desc
+	addrCapacity *prometheus.Desc
 }
 
 func newDatapathCollector(d *Daemon) *datapathCollector {
@@ -31,6 +35,9 @@ func newDatapathCollector(d *Daemon) *datapathCollector {
 			[]string{"reason", "direction"}, nil),
 		pressure: prometheus.NewDesc("sluice_policy_map_entries", "Entries in the policy map (all endpoints).", nil, nil),
 		capacity: prometheus.NewDesc("sluice_policy_map_capacity", "Capacity of the policy map.", nil, nil),
+		addrPressure: prometheus.NewDesc("sluice_policy_addr_map_entries",
+			"Entries in the address policy trie (all endpoints; address rules such as ipBlock).", nil, nil),
+		addrCapacity: prometheus.NewDesc("sluice_policy_addr_map_capacity", "Capacity of the address policy trie.", nil, nil),
 	}
 }
 
@@ -39,6 +46,8 @@ func (c *datapathCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.forwards
 	ch <- c.pressure
 	ch <- c.capacity
+	ch <- c.addrPressure
+	ch <- c.addrCapacity
 }
 
 func (c *datapathCollector) Collect(ch chan<- prometheus.Metric) {
@@ -62,6 +71,10 @@ func (c *datapathCollector) Collect(ch chan<- prometheus.Metric) {
 	if used, maxEntries, err := c.d.dp.Policy().Pressure(); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.pressure, prometheus.GaugeValue, float64(used))
 		ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(maxEntries))
+	}
+	if used, maxEntries, err := c.d.dp.Policy().AddrPressure(); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.addrPressure, prometheus.GaugeValue, float64(used))
+		ch <- prometheus.MustNewConstMetric(c.addrCapacity, prometheus.GaugeValue, float64(maxEntries))
 	}
 }
 

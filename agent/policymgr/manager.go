@@ -2,13 +2,13 @@ package policymgr
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -30,6 +30,13 @@ type Datapath interface {
 	Upsert(epID uint16, k policymap.Key, e policymap.Entry) error
 	Delete(epID uint16, k policymap.Key) error
 	Entries(epID uint16) (map[policymap.Key]policymap.Entry, error)
+	// UpsertAddr, DeleteAddr and Addrs write, delete and list the nodes of
+	// an endpoint's address trie (value: address-set identity).
+	UpsertAddr(epID uint16, k policymap.AddrKey, set uint32) error
+	DeleteAddr(epID uint16, k policymap.AddrKey) error
+	Addrs(epID uint16) (map[policymap.AddrKey]uint32, error)
+	// DeleteEndpoint removes the endpoint's entries, address nodes and
+	// config; Endpoints lists the endpoints with any of them.
 	DeleteEndpoint(epID uint16) error
 	Endpoints() (map[uint16]bool, error)
 }
@@ -80,6 +87,7 @@ type written struct {
 	cfg      policymap.Config
 	cfgKnown bool // cfg is what the kernel holds
 	entries  map[policymap.Key]policymap.Entry
+	addrs    map[policymap.AddrKey]uint32
 }
 
 // New returns a manager; call Run.
@@ -197,10 +205,12 @@ func (m *Manager) update() {
 		}
 	}
 	for id, ei := range cur {
-		if old, ok := m.eps[id]; ok && old.Identity == ei.Identity && old.Labels.Equal(ei.Labels) && samePorts(old.NamedPorts, ei.NamedPorts) {
+		if old, ok := m.eps[id]; ok && old.Identity == ei.Identity && old.Labels.Equal(ei.Labels) && samePorts(old.NamedPorts, ei.NamedPorts) &&
+			old.Endpoint.IPv4 == ei.Endpoint.IPv4 {
 			continue
 		}
-		ep := policy.Endpoint{ID: policy.EndpointID(id), Identity: ei.Identity, Labels: ei.Labels, NamedPorts: map[string]policy.NamedPort{}}
+		ip, _ := netip.ParseAddr(ei.Endpoint.IPv4)
+		ep := policy.Endpoint{ID: policy.EndpointID(id), Identity: ei.Identity, Labels: ei.Labels, NamedPorts: map[string]policy.NamedPort{}, IPv4: ip}
 		for n, p := range ei.NamedPorts {
 			ep.NamedPorts[n] = policy.NamedPort{Port: p.Port, Proto: p.Proto}
 		}
@@ -257,7 +267,7 @@ func (m *Manager) Sync(full bool) (SyncStats, error) {
 		live[id] = true
 		ep, _ := m.res.MapState(pid)
 		cfg, entries := MapState(ep, m.rules.ID)
-		want := written{cfg: cfg, cfgKnown: true, entries: entries}
+		want := written{cfg: cfg, cfgKnown: true, entries: entries, addrs: AddrState(ep)}
 		have, ok := m.written[id]
 		if full || !ok {
 			entries, err := m.dp.Entries(id)
@@ -265,8 +275,13 @@ func (m *Manager) Sync(full bool) (SyncStats, error) {
 				errs = append(errs, fmt.Errorf("read policy map of endpoint %d: %w", id, err))
 				continue
 			}
+			addrs, err := m.dp.Addrs(id)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("read address policy of endpoint %d: %w", id, err))
+				continue
+			}
 			// The config is not read back: rewrite it.
-			have.entries, have.cfgKnown = entries, false
+			have.entries, have.addrs, have.cfgKnown = entries, addrs, false
 		}
 		if err := m.write(id, have, want, &st); err != nil {
 			errs = append(errs, err)
@@ -312,9 +327,26 @@ func (m *Manager) Sync(full bool) (SyncStats, error) {
 	return st, err
 }
 
-// write turns have into want for one endpoint: new entries first, then the
-// config, then stale entries, so that turning enforcement on never drops
-// what the new entries allow.
+// write turns have into want for one endpoint, in an order under which a
+// packet's address stage is always judged on the whole old or the whole new
+// state, never on a mix (the identity stage is written entry by entry, as it
+// always was; the two stages can briefly come from different states):
+//
+//  1. new and changed policy entries, address-set entries included. A set
+//     whose rules or entries change gets a number the old state did not use
+//     (the resolver's numbering), so writing it alters nothing an old trie
+//     node reaches;
+//  2. new and changed trie nodes, longest prefix first. Then an address
+//     whose longest node is already new has no longer new node still to
+//     come: it gets its whole new verdict; one whose longest node is still
+//     old has no longer old node (each was rewritten or is still there):
+//     its whole old verdict;
+//  3. the config (enforcement, address stages): turned on once entries and
+//     nodes are in, so it never drops what the new state allows; an address
+//     stage turned off before its nodes go;
+//  4. stale trie nodes, shortest prefix first (the mirror image of 2: an
+//     address whose longest node is stale still has every longer old node);
+//  5. stale policy entries, which no node reaches any more.
 func (m *Manager) write(id uint16, have, want written, st *SyncStats) error {
 	for k, v := range want.entries {
 		if old, ok := have.entries[k]; ok && old == v {
@@ -325,11 +357,37 @@ func (m *Manager) write(id uint16, have, want written, st *SyncStats) error {
 		}
 		st.Upserted++
 	}
+	var up, del []policymap.AddrKey
+	for k, v := range want.addrs {
+		if old, ok := have.addrs[k]; !ok || old != v {
+			up = append(up, k)
+		}
+	}
+	for k := range have.addrs {
+		if _, ok := want.addrs[k]; !ok {
+			del = append(del, k)
+		}
+	}
+	byBits := func(a, b policymap.AddrKey) int { return cmp.Compare(a.Prefix.Bits(), b.Prefix.Bits()) }
+	slices.SortFunc(up, func(a, b policymap.AddrKey) int { return byBits(b, a) })
+	slices.SortFunc(del, byBits)
+	for _, k := range up {
+		if err := m.dp.UpsertAddr(id, k, want.addrs[k]); err != nil {
+			return fmt.Errorf("write address policy node of endpoint %d: %w", id, err)
+		}
+		st.Upserted++
+	}
 	if !have.cfgKnown || have.cfg != want.cfg {
 		if err := m.dp.SetConfig(id, want.cfg); err != nil {
 			return fmt.Errorf("write policy config of endpoint %d: %w", id, err)
 		}
 		st.Configs++
+	}
+	for _, k := range del {
+		if err := m.dp.DeleteAddr(id, k); err != nil {
+			return fmt.Errorf("delete address policy node of endpoint %d: %w", id, err)
+		}
+		st.Deleted++
 	}
 	for k := range have.entries {
 		if _, ok := want.entries[k]; ok {
@@ -403,73 +461,4 @@ func (m *Manager) Status() []api.PolicyStatus {
 		return a.Name < b.Name
 	})
 	return out
-}
-
-// EndpointPolicy returns an endpoint's resolved policy in API form, or false
-// when the resolver does not know it (yet).
-func (m *Manager) EndpointPolicy(epID uint16) (api.EndpointPolicy, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ep, ok := m.res.MapState(policy.EndpointID(epID))
-	if !ok {
-		return api.EndpointPolicy{}, false
-	}
-	out := api.EndpointPolicy{
-		EndpointID: epID, Identity: uint32(ep.Identity),
-		IngressEnforced: ep.IngressEnforced, EgressEnforced: ep.EgressEnforced, Audit: ep.Audit,
-		SelectedBy: []string{}, Rules: []api.PolicyRule{}, Labels: []string{},
-		MapEntries: len(m.written[epID].entries),
-	}
-	if ei, ok := m.eps[epID]; ok {
-		for _, l := range ei.Labels {
-			out.Labels = append(out.Labels, l.String())
-		}
-	}
-	seen := map[string]bool{}
-	for _, r := range m.res.RulesSelecting(policy.EndpointID(epID)) {
-		n := FormatRule(r)
-		if !seen[n] {
-			seen[n] = true
-			out.SelectedBy = append(out.SelectedBy, n)
-		}
-	}
-	for _, k := range ep.Keys() {
-		e := ep.Entries[k]
-		r := api.PolicyRule{
-			Direction: k.Direction.String(), PeerID: uint32(k.PeerIdentity), Peer: "any",
-			Protocol: policy.ProtoName(k.Proto), Verdict: "allow", Rule: FormatRule(e.Rule), RuleID: m.rules.ID(e.Rule),
-		}
-		if k.PeerIdentity != 0 {
-			r.Peer = k.PeerIdentity.String()
-		}
-		if e.Deny {
-			r.Verdict = "deny"
-		}
-		switch {
-		case k.PortLo == 0 && k.PortHi == 0:
-		case k.PortLo == k.PortHi:
-			r.Ports = strconv.Itoa(int(k.PortLo))
-		default:
-			r.Ports = fmt.Sprintf("%d-%d", k.PortLo, k.PortHi)
-		}
-		out.Rules = append(out.Rules, r)
-	}
-	return out, true
-}
-
-// FormatRule names a rule as namespace/name[section:index] (spec N > 0 as
-// specN.section:index); "" for no rule.
-func FormatRule(r policy.RuleRef) string {
-	if r == (policy.RuleRef{}) {
-		return ""
-	}
-	n := r.Name
-	if r.Namespace != "" {
-		n = r.Namespace + "/" + r.Name
-	}
-	sec := r.Section
-	if r.Spec > 0 {
-		sec = fmt.Sprintf("spec%d.%s", r.Spec, r.Section)
-	}
-	return fmt.Sprintf("%s[%s:%d]", n, sec, r.Index)
 }

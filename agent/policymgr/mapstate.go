@@ -10,13 +10,15 @@ import (
 // (policy.PortRangeToPrefixes), keys that coincide after the split are merged
 // with deny winning (then the first in policy.EndpointPolicy.Keys order).
 // ruleID names each entry's rule for flow events; nil gives every entry 0.
+// The entries of address sets are keyed by the set identity like any peer.
 // A nil policy yields no enforcement and no entries.
 func MapState(p *policy.EndpointPolicy, ruleID func(policy.RuleRef) uint32) (policymap.Config, map[policymap.Key]policymap.Entry) {
 	out := make(map[policymap.Key]policymap.Entry)
 	if p == nil {
 		return policymap.Config{}, out
 	}
-	cfg := policymap.Config{IngressEnforced: p.IngressEnforced, EgressEnforced: p.EgressEnforced, Audit: p.Audit}
+	cfg := policymap.Config{IngressEnforced: p.IngressEnforced, EgressEnforced: p.EgressEnforced, Audit: p.Audit,
+		IngressAddr: p.IngressAddr, EgressAddr: p.EgressAddr}
 	add := func(k policymap.Key, e policymap.Entry) {
 		if old, ok := out[k]; ok && (old.Deny || !e.Deny) {
 			return
@@ -45,4 +47,17 @@ func MapState(p *policy.EndpointPolicy, ruleID func(policy.RuleRef) uint32) (pol
 		}
 	}
 	return cfg, out
+}
+
+// AddrState converts an endpoint's address trie nodes into the datapath's
+// (node → address-set identity, 0 for a hole). A nil policy yields none.
+func AddrState(p *policy.EndpointPolicy) map[policymap.AddrKey]uint32 {
+	out := make(map[policymap.AddrKey]uint32)
+	if p == nil {
+		return out
+	}
+	for k, set := range p.Addrs {
+		out[policymap.AddrKey{Ingress: k.Direction == policy.Ingress, Prefix: k.Prefix}] = uint32(set)
+	}
+	return out
 }
