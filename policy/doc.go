@@ -4,7 +4,8 @@
 // Kubernetes networking.k8s.io/v1 NetworkPolicy, validation, label selector
 // matching over identity labels, and the Resolver that turns policies,
 // endpoints and identities into per-endpoint map states
-// ({direction, peer identity, protocol, port range} → allow/deny) with
+// ({direction, peer identity, protocol, port range} → allow/deny), plus the
+// per-endpoint address trie of address rules (ipBlock; addr.go), with
 // incremental diffs.
 //
 // Everything here is plain Go values: the datapath package converts map

@@ -67,9 +67,10 @@ func (r *rule) selectsPeer(id identity.NumericIdentity, ls identity.Labels) bool
 	return false
 }
 
-// Prefixes returns every CIDR (and exception) the policy names: the agent
-// allocates a CIDR identity for each and puts it into the IP cache, so that
-// the rules can select them.
+// Prefixes returns every CIDR (and exception) of the policy's CIDR-identity
+// peers: the agent allocates a CIDR identity for each and puts it into the
+// IP cache, so that the rules can select them. Address peers (ipBlock, see
+// addr.go) need none.
 func (p *Policy) Prefixes() []netip.Prefix {
 	seen := map[netip.Prefix]bool{}
 	var out []netip.Prefix
