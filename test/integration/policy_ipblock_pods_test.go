@@ -116,6 +116,24 @@ func TestPrivilegedPolicyIPBlockMatchesPods(t *testing.T) {
 	writeManifest(t, n.node, "policy.yaml", egressPolicy("only-c", fmt.Sprintf(
 		"  - to: [{ipBlock: {cidr: %s/32}}]\n    ports: [{port: %d, protocol: TCP}]\n", c.IP, podPort)))
 	requireMatrix(t, n.node, "case 1 (/32 of y/c)", matrixCell{a, c, true}, matrixCell{a, b, false})
+	// The flow names the rule that allowed it; the endpoint's policy shows
+	// the address entry with that rule.
+	var rule string
+	require.NoError(t, n.node.Client().Flows(context.Background(), api.FlowFilter{FromPod: a.FullName(), ToPod: c.FullName(), Verdict: "FORWARDED"},
+		func(f api.Flow) error {
+			if f.Direction == "egress" {
+				rule = f.Rule
+			}
+			return nil
+		}))
+	require.Contains(t, rule, "only-c", "the forwarded flow names the ipBlock rule")
+	ep, err := n.node.Client().EndpointPolicy(context.Background(), a.ContainerID, "eth0")
+	require.NoError(t, err)
+	var shown bool
+	for _, ad := range ep.Addrs {
+		shown = shown || (ad.Prefix == c.IP.String()+"/32" && len(ad.Rules) > 0)
+	}
+	require.True(t, shown, "sluice policy get shows %s/32 with its rule: %+v", c.IP, ep.Addrs)
 
 	// 2: a block holding the whole pod network, except x/b.
 	writeManifest(t, n.node, "policy.yaml", egressPolicy("all-but-b", fmt.Sprintf(
