@@ -60,7 +60,7 @@ type EndpointPolicy struct {
 	Rules           []PolicyRule `json:"rules"`
 	// Addrs are the address trie nodes; Rules holds their sets' entries
 	// (peer: the set identity).
-	Addrs []PolicyAddr `json:"addrs"`
+	Addrs []PolicyAddr `json:"addrs,omitempty"`
 	// MapEntries counts the kernel map entries (port blocks) written.
 	MapEntries int `json:"mapEntries"`
 }
