@@ -2,6 +2,9 @@
 // SluiceTracingPolicyNamespaced CRD types (Tetragon's TracingPolicy schema
 // where its hooks exist on this kernel) and compiles them into the rules the
 // process sensor enforces.
+//
+// +groupName=sluice.io
+// +versionName=v1alpha1
 package tracing
 
 import (
