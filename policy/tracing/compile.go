@@ -41,11 +41,14 @@ func (r Ref) String() string {
 }
 
 // object is either kind as decoded (both share the spec).
+// (Not embedding TypeMeta and ObjectMeta keeps controller-gen from taking it
+// for a CRD.)
 type object struct {
-	metav1.TypeMeta   `json:",inline"`
-	metav1.ObjectMeta `json:"metadata"`
-	Spec              *TracingPolicySpec   `json:"spec"`
-	Status            *policy.PolicyStatus `json:"status,omitempty"`
+	APIVersion string               `json:"apiVersion"`
+	Kind       string               `json:"kind"`
+	Metadata   metav1.ObjectMeta    `json:"metadata"`
+	Spec       *TracingPolicySpec   `json:"spec"`
+	Status     *policy.PolicyStatus `json:"status,omitempty"`
 }
 
 // Compile validates a SluiceTracingPolicy or SluiceTracingPolicyNamespaced
@@ -151,7 +154,7 @@ func (c *compiler) spec(s *TracingPolicySpec) {
 	c.notYet("spec.", []field{
 		{"tracepoints", len(s.Tracepoints) > 0}, {"uprobes", len(s.UProbes) > 0}, {"usdts", len(s.Usdts) > 0},
 		{"lists", len(s.Lists) > 0}, {"loader", s.Loader},
-		{"selectorsMacros", len(s.SelectorsMacros) > 0 && string(s.SelectorsMacros) != "null"},
+		{"selectorsMacros", s.SelectorsMacros != nil},
 		{"containerSelector", s.ContainerSelector != nil}, {"hostSelector", s.HostSelector != nil},
 	})
 	c.options(s.Options)

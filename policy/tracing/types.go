@@ -1,8 +1,7 @@
 package tracing
 
 import (
-	"encoding/json"
-
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sluicenet/sluice/policy"
@@ -88,43 +87,25 @@ type TracingPolicySpec struct {
 	// +optional
 	HostSelector *metav1.LabelSelector `json:"hostSelector,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	Tracepoints []json.RawMessage `json:"tracepoints,omitempty"`
+	Tracepoints []apiextensionsv1.JSON `json:"tracepoints,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	KProbes []json.RawMessage `json:"kprobes,omitempty"`
+	KProbes []apiextensionsv1.JSON `json:"kprobes,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	Fentries []json.RawMessage `json:"fentries,omitempty"`
+	Fentries []apiextensionsv1.JSON `json:"fentries,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	LsmHooks []json.RawMessage `json:"lsmhooks,omitempty"`
+	LsmHooks []apiextensionsv1.JSON `json:"lsmhooks,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	UProbes []json.RawMessage `json:"uprobes,omitempty"`
+	UProbes []apiextensionsv1.JSON `json:"uprobes,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	Usdts []json.RawMessage `json:"usdts,omitempty"`
+	Usdts []apiextensionsv1.JSON `json:"usdts,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	Enforcers []json.RawMessage `json:"enforcers,omitempty"`
+	Enforcers []apiextensionsv1.JSON `json:"enforcers,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	Lists []json.RawMessage `json:"lists,omitempty"`
+	Lists []apiextensionsv1.JSON `json:"lists,omitempty"`
 	// +optional
 	Loader bool `json:"loader,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	SelectorsMacros json.RawMessage `json:"selectorsMacros,omitempty"`
+	SelectorsMacros *apiextensionsv1.JSON `json:"selectorsMacros,omitempty"`
 }
 
 // OptionSpec is one spec.options entry.
@@ -151,45 +132,25 @@ type Selector struct {
 	MatchActions []ActionSelector `json:"matchActions,omitempty"`
 
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	MatchPIDs []json.RawMessage `json:"matchPIDs,omitempty"`
+	MatchPIDs []apiextensionsv1.JSON `json:"matchPIDs,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	MatchArgs []json.RawMessage `json:"matchArgs,omitempty"`
+	MatchArgs []apiextensionsv1.JSON `json:"matchArgs,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	MatchData []json.RawMessage `json:"matchData,omitempty"`
+	MatchData []apiextensionsv1.JSON `json:"matchData,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	MatchReturnArgs []json.RawMessage `json:"matchReturnArgs,omitempty"`
+	MatchReturnArgs []apiextensionsv1.JSON `json:"matchReturnArgs,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	MatchReturnActions []json.RawMessage `json:"matchReturnActions,omitempty"`
+	MatchReturnActions []apiextensionsv1.JSON `json:"matchReturnActions,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	MatchParentBinaries []json.RawMessage `json:"matchParentBinaries,omitempty"`
+	MatchParentBinaries []apiextensionsv1.JSON `json:"matchParentBinaries,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	MatchNamespaces []json.RawMessage `json:"matchNamespaces,omitempty"`
+	MatchNamespaces []apiextensionsv1.JSON `json:"matchNamespaces,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	MatchNamespaceChanges []json.RawMessage `json:"matchNamespaceChanges,omitempty"`
+	MatchNamespaceChanges []apiextensionsv1.JSON `json:"matchNamespaceChanges,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	MatchCapabilities []json.RawMessage `json:"matchCapabilities,omitempty"`
+	MatchCapabilities []apiextensionsv1.JSON `json:"matchCapabilities,omitempty"`
 	// +optional
-	// +kubebuilder:pruning:PreserveUnknownFields
-	// +kubebuilder:validation:Schemaless
-	MatchCapabilityChanges []json.RawMessage `json:"matchCapabilityChanges,omitempty"`
+	MatchCapabilityChanges []apiextensionsv1.JSON `json:"matchCapabilityChanges,omitempty"`
 }
 
 // BinarySelector is a matchBinaries entry: the path of the exec'd binary is
