@@ -20,8 +20,10 @@ type ProcessEvent struct {
 	ProcessExit     *ProcessExit     `json:"process_exit,omitempty"`
 	ProcessConnect  *ProcessConnect  `json:"process_connect,omitempty"`
 	ProcessThrottle *ProcessThrottle `json:"process_throttle,omitempty"`
-	NodeName        string           `json:"node_name"`
-	Time            time.Time        `json:"time"`
+	// ProcessTracepoint is an event of a tracing policy.
+	ProcessTracepoint *ProcessTracepoint `json:"process_tracepoint,omitempty"`
+	NodeName          string             `json:"node_name"`
+	Time              time.Time          `json:"time"`
 }
 
 // Kind returns the name of the set kind field ("" when none is set).
@@ -193,4 +195,36 @@ type ProcessRef struct {
 type ProcessDetail struct {
 	Process   *Process   `json:"process"`
 	Ancestors []*Process `json:"ancestors,omitempty"`
+}
+
+// EventProcessTracepoint is the kind of policy events.
+const EventProcessTracepoint = "process_tracepoint"
+
+// ProcessTracepoint is an event a tracing policy posted: the hook, what the
+// process did, and the action taken (or, in monitor mode, that would have
+// been taken).
+type ProcessTracepoint struct {
+	Process    *Process   `json:"process"`
+	Parent     *Process   `json:"parent,omitempty"`
+	Ancestors  []*Process `json:"ancestors,omitempty"`
+	Subsys     string     `json:"subsys"` // "sched" for exec rules
+	Event      string     `json:"event"`  // "sched_process_exec"
+	Args       []string   `json:"args,omitempty"`
+	Action     string     `json:"action"` // Tetragon's names: KPROBE_ACTION_SIGKILL, ..._POST, ..._SIGNAL
+	Enforced   bool       `json:"enforced"`
+	PolicyName string     `json:"policy_name"` // namespace/name or name
+}
+
+// TracingPolicy is a tracing policy as the agent holds it.
+type TracingPolicy struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	Mode      string `json:"mode"` // enforce, monitor
+	Accepted  bool   `json:"accepted"`
+	Reason    string `json:"reason,omitempty"` // why rejected, naming the field
+	// Counters since the policy was loaded.
+	EventsPosted     uint64 `json:"eventsPosted"`
+	ActionsEnforced  uint64 `json:"actionsEnforced"`
+	ActionsMonitored uint64 `json:"actionsMonitored"`
 }

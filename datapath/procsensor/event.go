@@ -80,4 +80,6 @@ type Event struct {
 	Exit    *Exit
 	Fork    *Fork
 	Connect *Connect
+	// Enforcement: an exec rule matched (SetExecRules).
+	Enforcement *Enforcement
 }

@@ -28,11 +28,17 @@ var (
 		Group: policy.Group, Version: policy.Version, Resource: "sluicenetworkpolicies"}
 	SluiceClusterwideNetworkPolicyGVR = schema.GroupVersionResource{
 		Group: policy.Group, Version: policy.Version, Resource: "sluiceclusterwidenetworkpolicies"}
+	SluiceTracingPolicyGVR = schema.GroupVersionResource{
+		Group: policy.Group, Version: policy.Version, Resource: "sluicetracingpolicies"}
+	SluiceTracingPolicyNamespacedGVR = schema.GroupVersionResource{
+		Group: policy.Group, Version: policy.Version, Resource: "sluicetracingpoliciesnamespaced"}
 )
 
-// policyGVRs are the watched policy resources, in snapshot order.
+// policyGVRs are the watched policy resources (network and tracing
+// policies), in snapshot order.
 var policyGVRs = []schema.GroupVersionResource{
 	NetworkPolicyGVR, SluiceNetworkPolicyGVR, SluiceClusterwideNetworkPolicyGVR,
+	SluiceTracingPolicyGVR, SluiceTracingPolicyNamespacedGVR,
 }
 
 // NewDynamicClient returns a dynamic client for the kubeconfig (or

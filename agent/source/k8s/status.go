@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/sluicenet/sluice/policy"
+	"github.com/sluicenet/sluice/policy/tracing"
 )
 
 // Condition reasons of the per-node acceptance condition.
@@ -22,8 +23,10 @@ const (
 
 // PolicyVerdict is one node's verdict on a Sluice policy object.
 type PolicyVerdict struct {
-	Kind      string // policy.KindNetworkPolicy or policy.KindClusterwidePolicy
-	Namespace string // empty for the clusterwide kind
+	// Kind is policy.KindNetworkPolicy, policy.KindClusterwidePolicy,
+	// tracing.KindTracingPolicy or tracing.KindTracingPolicyNamespaced.
+	Kind      string
+	Namespace string // empty for the cluster-scoped kinds
 	Name      string
 	Accepted  bool
 	// Message is the rejection reason, or the warnings of an accepted policy.
@@ -88,6 +91,10 @@ func sluiceGVR(kind string) (schema.GroupVersionResource, bool) {
 		return SluiceNetworkPolicyGVR, true
 	case policy.KindClusterwidePolicy:
 		return SluiceClusterwideNetworkPolicyGVR, true
+	case tracing.KindTracingPolicy:
+		return SluiceTracingPolicyGVR, true
+	case tracing.KindTracingPolicyNamespaced:
+		return SluiceTracingPolicyNamespacedGVR, true
 	}
 	return schema.GroupVersionResource{}, false
 }

@@ -1,0 +1,52 @@
+package procsensor
+
+// The exec-prevention rules the sensor enforces at sched_process_exec (a
+// Sluice extension of tracing policies). The agent compiles policies into
+// rules, each in a slot (0..MaxExecRules-1, lower slots are tried first),
+// and tells the sensor which slots apply to which pods (by network namespace
+// inode) and which apply everywhere.
+
+// MaxExecRules is the number of rule slots.
+const MaxExecRules = 64
+
+// ExecAction is what a matching exec rule does.
+type ExecAction uint8
+
+// Exec actions.
+const (
+	ExecPost    ExecAction = 1 // report (process_tracepoint event)
+	ExecNoPost  ExecAction = 2 // match silently
+	ExecSigkill ExecAction = 3 // SIGKILL before the new image runs
+	ExecSignal  ExecAction = 4 // send Signal
+)
+
+// ExecRule is one slot: a binary match (exact paths, or path prefixes, or
+// NOT any of the exact paths), an action, and the policy it comes from.
+type ExecRule struct {
+	Slot           uint8
+	PolicyID       uint32 // agent's id of the policy, reported in events
+	Exact          []string
+	Prefixes       []string
+	NotIn          bool // match when the path is NOT in Exact
+	FollowChildren bool
+	Action         ExecAction
+	Signal         uint8
+	// Enforce: carry out Sigkill/Signal; otherwise (monitor mode) report
+	// what would have been done.
+	Enforce bool
+	// Global: applies to every process (host included); otherwise only to
+	// processes in network namespaces given to SetExecScope.
+	Global bool
+}
+
+// Enforcement is the event of a matching exec rule.
+type Enforcement struct {
+	Key      Key
+	PolicyID uint32
+	Slot     uint8
+	Action   ExecAction
+	Signal   uint8
+	Enforced bool // the signal was sent (false in monitor mode)
+	Filename string
+	NetNS    uint32
+}
