@@ -12,10 +12,16 @@
  *                              the connection, SYN_SENT -> CLOSE its failure.
  * iter/task                    processes already running, once at start.
  *
+ * The exec, fork and exit programs also run the exec rules of tracing
+ * policies (lib/process_rules.h): here rather than in programs of their own
+ * on the same tracepoints, so an exec pays no second program call and,
+ * without rules, one array lookup.
+ *
  * Kernel threads are left out here, before ring space is reserved. Events
  * that find no space are counted in sluice_process_lost_v1.
  */
 #include "lib/process_task.h"
+#include "lib/process_rules.h"
 #include "lib/sock.h"
 #include <bpf/bpf_tracing.h>
 
@@ -31,6 +37,10 @@ const struct process_fork *unused_process_fork __attribute__((unused));
 const struct process_connect *unused_process_connect __attribute__((unused));
 const enum process_event_type *unused_process_event_type __attribute__((unused));
 const enum process_flag *unused_process_flag __attribute__((unused));
+const struct process_enforce *unused_process_enforce __attribute__((unused));
+const enum exec_action *unused_exec_action __attribute__((unused));
+const enum exec_slot_flag *unused_exec_slot_flag __attribute__((unused));
+const enum exec_config_flag *unused_exec_config_flag __attribute__((unused));
 
 /* Where an exec event is built (too big for the stack). */
 struct {
@@ -76,6 +86,8 @@ int BPF_PROG(trace_exec, struct task_struct *p, int old_pid, struct linux_binprm
 	size = (size & (PROCESS_DATA_MAX - 1)) + __builtin_offsetof(struct process_exec, data);
 	if (bpf_ringbuf_output(&sluice_process_events_v1, e, size, process_wakeup()))
 		process_lost();
+	/* After the exec event, so a reader knows the process first. */
+	exec_rules(p, BPF_CORE_READ(bprm, filename));
 	return 0;
 }
 
@@ -98,8 +110,10 @@ static __always_inline void process_exit_emit(struct task_struct *p)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(trace_exit, struct task_struct *p, _Bool group_dead)
 {
-	if (group_dead && !process_kthread(p))
+	if (group_dead && !process_kthread(p)) {
 		process_exit_emit(p);
+		exec_rules_exit(p);
+	}
 	return 0;
 }
 
@@ -108,8 +122,10 @@ int BPF_PROG(trace_exit, struct task_struct *p, _Bool group_dead)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(trace_exit_live, struct task_struct *p)
 {
-	if (p->signal->live.counter == 0 && !process_kthread(p))
+	if (p->signal->live.counter == 0 && !process_kthread(p)) {
 		process_exit_emit(p);
+		exec_rules_exit(p);
+	}
 	return 0;
 }
 
@@ -120,6 +136,7 @@ int BPF_PROG(trace_fork, struct task_struct *parent, struct task_struct *child)
 
 	if (child->pid != child->tgid || process_kthread(child))
 		return 0; /* a thread, or a kernel thread */
+	exec_rules_fork(parent, child);
 	e = bpf_ringbuf_reserve(&sluice_process_events_v1, sizeof(*e), 0);
 	if (!e) {
 		process_lost();

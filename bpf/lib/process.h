@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /* Process sensor events and the maps they leave through, shared by
- * bpf/process.c (exec, exit, fork, TCP connect) and bpf/sock.c (UDP connect
+ * bpf/process.c (exec, exit, fork, TCP connect, exec rules) and bpf/sock.c (UDP connect
  * and sendmsg, when the sensor is on). Mirrored in Go by bpf2go
  * (datapath/procsensor decodes them). */
 #ifndef SLUICE_PROCESS_H
@@ -18,11 +18,12 @@ enum process_event_type {
 	PROCESS_EXIT	= 2,
 	PROCESS_FORK	= 3,
 	PROCESS_CONNECT	= 4,
+	PROCESS_ENFORCE	= 5,	/* an exec rule matched (process_rules.h) */
 };
 
 /* process_hdr.flags */
 enum process_flag {
-	PROCESS_FILENAME_TRUNC	= 1,	/* exec: bprm->filename cut */
+	PROCESS_FILENAME_TRUNC	= 1,	/* exec, enforce: bprm->filename cut */
 	PROCESS_ARGS_TRUNC	= 2,	/* exec: argv cut */
 	PROCESS_CWD_TRUNC	= 4,	/* exec: cwd walk stopped before the root */
 	PROCESS_CONNECT_FAILED	= 8,	/* connect: SYN_SENT -> CLOSE */

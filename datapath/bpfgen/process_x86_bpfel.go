@@ -13,6 +13,62 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ProcessExecAction uint32
+
+const (
+	ProcessExecActionEXEC_POST    ProcessExecAction = 1
+	ProcessExecActionEXEC_NOPOST  ProcessExecAction = 2
+	ProcessExecActionEXEC_SIGKILL ProcessExecAction = 3
+	ProcessExecActionEXEC_SIGNAL  ProcessExecAction = 4
+)
+
+type ProcessExecConfig struct {
+	_      structs.HostLayout
+	Active uint64
+	Global uint64
+	Notin  uint64
+	Follow uint64
+	Flags  uint32
+	Pad    uint32
+}
+
+type ProcessExecConfigFlag uint32
+
+const (
+	ProcessExecConfigFlagEXEC_HAS_EXACT  ProcessExecConfigFlag = 1
+	ProcessExecConfigFlagEXEC_HAS_PREFIX ProcessExecConfigFlag = 2
+)
+
+type ProcessExecPath struct {
+	_    structs.HostLayout
+	Path [256]int8
+}
+
+type ProcessExecPrefixKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Path      [256]int8
+}
+
+type ProcessExecSlot struct {
+	_        structs.HostLayout
+	PolicyId uint32
+	Action   uint8
+	Signal   uint8
+	Flags    uint8
+	Pad      uint8
+	Children uint64
+}
+
+type ProcessExecSlotFlag uint32
+
+const (
+	ProcessExecSlotFlagEXEC_ENFORCE ProcessExecSlotFlag = 1
+	ProcessExecSlotFlagEXEC_NOTIN   ProcessExecSlotFlag = 2
+	ProcessExecSlotFlagEXEC_FOLLOW  ProcessExecSlotFlag = 4
+	ProcessExecSlotFlagEXEC_GLOBAL  ProcessExecSlotFlag = 8
+)
+
 type ProcessProcessConnect struct {
 	_         structs.HostLayout
 	Hdr       ProcessProcessHdr
@@ -31,6 +87,20 @@ type ProcessProcessConnect struct {
 	Cookie    uint64
 }
 
+type ProcessProcessEnforce struct {
+	_           structs.HostLayout
+	Hdr         ProcessProcessHdr
+	PolicyId    uint32
+	Slot        uint8
+	Action      uint8
+	Signal      uint8
+	Enforced    uint8
+	NetNs       uint32
+	FilenameLen uint16
+	Pad         uint16
+	Filename    [256]int8
+}
+
 type ProcessProcessEventType uint32
 
 const (
@@ -38,6 +108,7 @@ const (
 	ProcessProcessEventTypePROCESS_EXIT    ProcessProcessEventType = 2
 	ProcessProcessEventTypePROCESS_FORK    ProcessProcessEventType = 3
 	ProcessProcessEventTypePROCESS_CONNECT ProcessProcessEventType = 4
+	ProcessProcessEventTypePROCESS_ENFORCE ProcessProcessEventType = 5
 )
 
 type ProcessProcessExec struct {
@@ -127,6 +198,13 @@ type ProcessSock4RevNatVal struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	ProcessMapSluiceExecConfigV1     = "sluice_exec_config_v1"
+	ProcessMapSluiceExecExactV1      = "sluice_exec_exact_v1"
+	ProcessMapSluiceExecFollowV1     = "sluice_exec_follow_v1"
+	ProcessMapSluiceExecPrefixV1     = "sluice_exec_prefix_v1"
+	ProcessMapSluiceExecScopeV1      = "sluice_exec_scope_v1"
+	ProcessMapSluiceExecScratch      = "sluice_exec_scratch"
+	ProcessMapSluiceExecSlotsV1      = "sluice_exec_slots_v1"
 	ProcessMapSluiceProcessEventsV1  = "sluice_process_events_v1"
 	ProcessMapSluiceProcessLostV1    = "sluice_process_lost_v1"
 	ProcessMapSluiceProcessScratch   = "sluice_process_scratch"
@@ -139,7 +217,11 @@ const (
 	ProcessProgTraceExitLive         = "trace_exit_live"
 	ProcessProgTraceFork             = "trace_fork"
 	ProcessProgTraceTcpState         = "trace_tcp_state"
+	ProcessVarUnusedExecAction       = "unused_exec_action"
+	ProcessVarUnusedExecConfigFlag   = "unused_exec_config_flag"
+	ProcessVarUnusedExecSlotFlag     = "unused_exec_slot_flag"
 	ProcessVarUnusedProcessConnect   = "unused_process_connect"
+	ProcessVarUnusedProcessEnforce   = "unused_process_enforce"
 	ProcessVarUnusedProcessEventType = "unused_process_event_type"
 	ProcessVarUnusedProcessExec      = "unused_process_exec"
 	ProcessVarUnusedProcessExit      = "unused_process_exit"
@@ -201,6 +283,13 @@ type ProcessProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProcessMapSpecs struct {
+	SluiceExecConfigV1    *ebpf.MapSpec `ebpf:"sluice_exec_config_v1"`
+	SluiceExecExactV1     *ebpf.MapSpec `ebpf:"sluice_exec_exact_v1"`
+	SluiceExecFollowV1    *ebpf.MapSpec `ebpf:"sluice_exec_follow_v1"`
+	SluiceExecPrefixV1    *ebpf.MapSpec `ebpf:"sluice_exec_prefix_v1"`
+	SluiceExecScopeV1     *ebpf.MapSpec `ebpf:"sluice_exec_scope_v1"`
+	SluiceExecScratch     *ebpf.MapSpec `ebpf:"sluice_exec_scratch"`
+	SluiceExecSlotsV1     *ebpf.MapSpec `ebpf:"sluice_exec_slots_v1"`
 	SluiceProcessEventsV1 *ebpf.MapSpec `ebpf:"sluice_process_events_v1"`
 	SluiceProcessLostV1   *ebpf.MapSpec `ebpf:"sluice_process_lost_v1"`
 	SluiceProcessScratch  *ebpf.MapSpec `ebpf:"sluice_process_scratch"`
@@ -213,7 +302,11 @@ type ProcessMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProcessVariableSpecs struct {
+	UnusedExecAction       *ebpf.VariableSpec `ebpf:"unused_exec_action"`
+	UnusedExecConfigFlag   *ebpf.VariableSpec `ebpf:"unused_exec_config_flag"`
+	UnusedExecSlotFlag     *ebpf.VariableSpec `ebpf:"unused_exec_slot_flag"`
 	UnusedProcessConnect   *ebpf.VariableSpec `ebpf:"unused_process_connect"`
+	UnusedProcessEnforce   *ebpf.VariableSpec `ebpf:"unused_process_enforce"`
 	UnusedProcessEventType *ebpf.VariableSpec `ebpf:"unused_process_event_type"`
 	UnusedProcessExec      *ebpf.VariableSpec `ebpf:"unused_process_exec"`
 	UnusedProcessExit      *ebpf.VariableSpec `ebpf:"unused_process_exit"`
@@ -241,6 +334,13 @@ func (o *ProcessObjects) Close() error {
 //
 // It can be passed to LoadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProcessMaps struct {
+	SluiceExecConfigV1    *ebpf.Map `ebpf:"sluice_exec_config_v1"`
+	SluiceExecExactV1     *ebpf.Map `ebpf:"sluice_exec_exact_v1"`
+	SluiceExecFollowV1    *ebpf.Map `ebpf:"sluice_exec_follow_v1"`
+	SluiceExecPrefixV1    *ebpf.Map `ebpf:"sluice_exec_prefix_v1"`
+	SluiceExecScopeV1     *ebpf.Map `ebpf:"sluice_exec_scope_v1"`
+	SluiceExecScratch     *ebpf.Map `ebpf:"sluice_exec_scratch"`
+	SluiceExecSlotsV1     *ebpf.Map `ebpf:"sluice_exec_slots_v1"`
 	SluiceProcessEventsV1 *ebpf.Map `ebpf:"sluice_process_events_v1"`
 	SluiceProcessLostV1   *ebpf.Map `ebpf:"sluice_process_lost_v1"`
 	SluiceProcessScratch  *ebpf.Map `ebpf:"sluice_process_scratch"`
@@ -251,6 +351,13 @@ type ProcessMaps struct {
 
 func (m *ProcessMaps) Close() error {
 	return _ProcessClose(
+		m.SluiceExecConfigV1,
+		m.SluiceExecExactV1,
+		m.SluiceExecFollowV1,
+		m.SluiceExecPrefixV1,
+		m.SluiceExecScopeV1,
+		m.SluiceExecScratch,
+		m.SluiceExecSlotsV1,
 		m.SluiceProcessEventsV1,
 		m.SluiceProcessLostV1,
 		m.SluiceProcessScratch,
@@ -264,7 +371,11 @@ func (m *ProcessMaps) Close() error {
 //
 // It can be passed to LoadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProcessVariables struct {
+	UnusedExecAction       *ebpf.Variable `ebpf:"unused_exec_action"`
+	UnusedExecConfigFlag   *ebpf.Variable `ebpf:"unused_exec_config_flag"`
+	UnusedExecSlotFlag     *ebpf.Variable `ebpf:"unused_exec_slot_flag"`
 	UnusedProcessConnect   *ebpf.Variable `ebpf:"unused_process_connect"`
+	UnusedProcessEnforce   *ebpf.Variable `ebpf:"unused_process_enforce"`
 	UnusedProcessEventType *ebpf.Variable `ebpf:"unused_process_event_type"`
 	UnusedProcessExec      *ebpf.Variable `ebpf:"unused_process_exec"`
 	UnusedProcessExit      *ebpf.Variable `ebpf:"unused_process_exit"`

@@ -37,6 +37,11 @@ const (
 	exitSize     = 40
 	forkSize     = 48
 	connectSize  = 72
+	offPolicyID  = 32 // enforce: policy_id u32, slot, action, signal, enforced u8
+	offEnfNetNS  = 40
+	offEnfFnLen  = 44
+	offEnfFn     = 48
+	enforceSize  = 304
 	cwdMax       = 1024 + 256
 	filenameMax  = 512
 	argsMaxBytes = 2048
@@ -81,6 +86,11 @@ func decode(b []byte, boot time.Time) (Event, error) {
 			break
 		}
 		return Event{Connect: decodeConnect(b, t)}, nil
+	case bpfgen.ProcessProcessEventTypePROCESS_ENFORCE:
+		if len(b) < enforceSize {
+			break
+		}
+		return Event{Enforcement: decodeEnforcement(b, t)}, nil
 	default:
 		return Event{}, fmt.Errorf("process event of unknown type %d", b[offType])
 	}
@@ -177,4 +187,21 @@ func decodeConnect(b []byte, t time.Time) *Connect {
 		c.OrigDst = orig
 	}
 	return c
+}
+
+func decodeEnforcement(b []byte, t time.Time) *Enforcement {
+	n := min(int(le.Uint16(b[offEnfFnLen:])), enforceSize-offEnfFn)
+	return &Enforcement{
+		Time:              t,
+		Key:               key(b[offKey:]),
+		PID:               le.Uint32(b[offPID:]),
+		PolicyID:          le.Uint32(b[offPolicyID:]),
+		Slot:              b[offPolicyID+4],
+		Action:            ExecAction(b[offPolicyID+5]),
+		Signal:            b[offPolicyID+6],
+		Enforced:          b[offPolicyID+7] != 0,
+		NetNS:             le.Uint32(b[offEnfNetNS:]),
+		Filename:          cstring(b[offEnfFn : offEnfFn+n]),
+		FilenameTruncated: bpfgen.ProcessProcessFlag(b[offFlags])&bpfgen.ProcessProcessFlagPROCESS_FILENAME_TRUNC != 0,
+	}
 }

@@ -17,6 +17,7 @@ func TestDecodeOffsets(t *testing.T) {
 	var c bpfgen.ProcessProcessConnect
 	var f bpfgen.ProcessProcessFork
 	var e bpfgen.ProcessProcessExit
+	var en bpfgen.ProcessProcessEnforce
 	for _, o := range []struct {
 		name      string
 		got, want uintptr
@@ -50,6 +51,15 @@ func TestDecodeOffsets(t *testing.T) {
 		{"net_ns", unsafe.Offsetof(c.NetNs), offNetNS},
 		{"cookie", unsafe.Offsetof(c.Cookie), offCookie},
 		{"connect", unsafe.Sizeof(c), connectSize},
+		{"policy_id", unsafe.Offsetof(en.PolicyId), offPolicyID},
+		{"slot", unsafe.Offsetof(en.Slot), offPolicyID + 4},
+		{"action", unsafe.Offsetof(en.Action), offPolicyID + 5},
+		{"signal", unsafe.Offsetof(en.Signal), offPolicyID + 6},
+		{"enforced", unsafe.Offsetof(en.Enforced), offPolicyID + 7},
+		{"enforce net_ns", unsafe.Offsetof(en.NetNs), offEnfNetNS},
+		{"filename_len", unsafe.Offsetof(en.FilenameLen), offEnfFnLen},
+		{"filename", unsafe.Offsetof(en.Filename), offEnfFn},
+		{"enforce", unsafe.Sizeof(en), enforceSize},
 	} {
 		assert.Equal(t, o.want, o.got, o.name)
 	}

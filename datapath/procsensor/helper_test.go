@@ -213,6 +213,8 @@ func (e *sensorEnv) keep(ev procsensor.Event) bool {
 		return e.ours[ev.Exit.Key.TGID]
 	case ev.Connect != nil:
 		return e.ours[ev.Connect.Key.TGID] && ev.Connect.Key.TGID != uint32(os.Getpid())
+	case ev.Enforcement != nil:
+		return e.ours[ev.Enforcement.Key.TGID]
 	}
 	return false
 }

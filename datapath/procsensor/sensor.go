@@ -55,6 +55,7 @@ type Sensor struct {
 	hooks []string
 	stats io.Closer
 	boot  time.Time // wall-clock time of CLOCK_MONOTONIC 0
+	exec  execState // SetExecRules
 }
 
 // hookProgs are the programs by hook, in attach order; the first program

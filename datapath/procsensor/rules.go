@@ -1,0 +1,366 @@
+package procsensor
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/sluicenet/sluice/datapath/bpfgen"
+)
+
+// Exec rule maps (bpf/lib/process_rules.h). Not pinned: the rules live and
+// die with the Sensor, like its links.
+const (
+	execConfigMap = bpfgen.ProcessMapSluiceExecConfigV1
+	execSlotsMap  = bpfgen.ProcessMapSluiceExecSlotsV1
+	execExactMap  = bpfgen.ProcessMapSluiceExecExactV1
+	execPrefixMap = bpfgen.ProcessMapSluiceExecPrefixV1
+	execScopeMap  = bpfgen.ProcessMapSluiceExecScopeV1
+	execFollowMap = bpfgen.ProcessMapSluiceExecFollowV1
+)
+
+// Path limits of the rule maps: an exact path fits its 256-byte key with a
+// NUL to spare (a 255-byte read may have been cut), a prefix fills it.
+const (
+	execPathMax   = len(bpfgen.ProcessExecPath{}.Path)
+	maxExactPath  = execPathMax - 2
+	maxPrefixPath = execPathMax - 1
+)
+
+// execState is what SetExecRules last wrote, so the next call writes only
+// what changed and removes only what is stale.
+type execState struct {
+	mu     sync.Mutex
+	rules  map[uint8]ExecRule
+	slots  map[uint8]bpfgen.ProcessExecSlot
+	exact  map[string]uint64
+	prefix map[string]uint64
+}
+
+// SetExecRules replaces the whole rule set. It writes new and changed path
+// entries first, then the per-slot configuration, then the slot masks that
+// make slots active, and removes stale entries last, so a rule kept from the
+// previous set matches at every moment. On error the maps hold a mix of the
+// old and new sets; calling again with either converges.
+func (s *Sensor) SetExecRules(rules []ExecRule) error {
+	byslot, err := checkExecRules(rules)
+	if err != nil {
+		return err
+	}
+	st := &s.exec
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.rules == nil {
+		st.rules, st.slots = map[uint8]ExecRule{}, map[uint8]bpfgen.ProcessExecSlot{}
+		st.exact, st.prefix = map[string]uint64{}, map[string]uint64{}
+	}
+	exact, prefix := execPathBits(byslot)
+	if err := s.putPaths(execExactMap, st.exact, exact, exactKey); err != nil {
+		return err
+	}
+	if err := s.putPaths(execPrefixMap, st.prefix, prefix, prefixKey); err != nil {
+		return err
+	}
+	// Inherited slots of rules that went or changed meaning go before the
+	// slot is reused.
+	if err := s.purgeFollow(keptFollow(st.rules, byslot)); err != nil {
+		return err
+	}
+	var cfg bpfgen.ProcessExecConfig
+	for slot, r := range byslot {
+		v := execSlotValue(r)
+		if old, ok := st.slots[slot]; !ok || old != v {
+			if err := s.maps[execSlotsMap].Put(uint32(slot), v); err != nil {
+				return fmt.Errorf("write exec rule slot %d: %w", slot, err)
+			}
+			st.slots[slot] = v
+		}
+		bit := uint64(1) << slot
+		cfg.Active |= bit
+		if r.Global {
+			cfg.Global |= bit
+		}
+		if r.NotIn {
+			cfg.Notin |= bit
+		}
+		if r.FollowChildren {
+			cfg.Follow |= bit
+		}
+	}
+	if len(exact) > 0 {
+		cfg.Flags |= uint32(bpfgen.ProcessExecConfigFlagEXEC_HAS_EXACT)
+	}
+	if len(prefix) > 0 {
+		cfg.Flags |= uint32(bpfgen.ProcessExecConfigFlagEXEC_HAS_PREFIX)
+	}
+	if err := s.maps[execConfigMap].Put(uint32(0), cfg); err != nil {
+		return fmt.Errorf("write exec rule config: %w", err)
+	}
+	st.rules = byslot
+	for slot := range st.slots {
+		if _, ok := byslot[slot]; ok {
+			continue
+		}
+		if err := s.maps[execSlotsMap].Put(uint32(slot), bpfgen.ProcessExecSlot{}); err != nil {
+			return fmt.Errorf("clear exec rule slot %d: %w", slot, err)
+		}
+		delete(st.slots, slot)
+	}
+	if err := s.deletePaths(execExactMap, st.exact, exact, exactKey); err != nil {
+		return err
+	}
+	return s.deletePaths(execPrefixMap, st.prefix, prefix, prefixKey)
+}
+
+// checkExecRules validates rules and returns them by slot, with Sigkill's
+// signal and FollowChildren's default Children filled in.
+func checkExecRules(rules []ExecRule) (map[uint8]ExecRule, error) {
+	byslot := make(map[uint8]ExecRule, len(rules))
+	for _, r := range rules {
+		if r.Slot >= MaxExecRules {
+			return nil, fmt.Errorf("exec rule slot %d: beyond %d slots", r.Slot, MaxExecRules)
+		}
+		if _, dup := byslot[r.Slot]; dup {
+			return nil, fmt.Errorf("exec rule slot %d: given twice", r.Slot)
+		}
+		for _, p := range r.Exact {
+			if p == "" || len(p) > maxExactPath || strings.IndexByte(p, 0) >= 0 {
+				return nil, fmt.Errorf("exec rule slot %d: exact path %q: empty, longer than %d bytes or with a NUL", r.Slot, p, maxExactPath)
+			}
+		}
+		for _, p := range r.Prefixes {
+			if p == "" || len(p) > maxPrefixPath || strings.IndexByte(p, 0) >= 0 {
+				return nil, fmt.Errorf("exec rule slot %d: prefix %q: empty, longer than %d bytes or with a NUL", r.Slot, p, maxPrefixPath)
+			}
+		}
+		switch r.Action {
+		case ExecPost, ExecNoPost:
+			r.Signal = 0
+		case ExecSigkill:
+			r.Signal = 9
+		case ExecSignal:
+			if r.Signal == 0 || r.Signal > 64 {
+				return nil, fmt.Errorf("exec rule slot %d: signal %d: not 1..64", r.Slot, r.Signal)
+			}
+		default:
+			return nil, fmt.Errorf("exec rule slot %d: unknown action %d", r.Slot, r.Action)
+		}
+		if r.FollowChildren && r.Children == 0 {
+			r.Children = 1 << r.Slot
+		}
+		if !r.FollowChildren {
+			r.Children = 0
+		}
+		byslot[r.Slot] = r
+	}
+	return byslot, nil
+}
+
+// execPathBits returns the slot bits of each exact path and prefix. The
+// prefix trie answers with the longest matching prefix only, so a prefix
+// carries the bits of every shorter prefix of it too.
+func execPathBits(byslot map[uint8]ExecRule) (exact, prefix map[string]uint64) {
+	exact, prefix = map[string]uint64{}, map[string]uint64{}
+	for slot, r := range byslot {
+		for _, p := range r.Exact {
+			exact[p] |= 1 << slot
+		}
+		for _, p := range r.Prefixes {
+			prefix[p] |= 1 << slot
+		}
+	}
+	own := make(map[string]uint64, len(prefix))
+	for p, b := range prefix {
+		own[p] = b
+	}
+	for p := range prefix {
+		for q, b := range own {
+			if len(q) < len(p) && strings.HasPrefix(p, q) {
+				prefix[p] |= b
+			}
+		}
+	}
+	return exact, prefix
+}
+
+func execSlotValue(r ExecRule) bpfgen.ProcessExecSlot {
+	v := bpfgen.ProcessExecSlot{PolicyId: r.PolicyID, Action: uint8(r.Action), Signal: r.Signal, Children: r.Children}
+	for _, f := range []struct {
+		on   bool
+		flag bpfgen.ProcessExecSlotFlag
+	}{
+		{r.Enforce, bpfgen.ProcessExecSlotFlagEXEC_ENFORCE},
+		{r.NotIn, bpfgen.ProcessExecSlotFlagEXEC_NOTIN},
+		{r.FollowChildren, bpfgen.ProcessExecSlotFlagEXEC_FOLLOW},
+		{r.Global, bpfgen.ProcessExecSlotFlagEXEC_GLOBAL},
+	} {
+		if f.on {
+			v.Flags |= uint8(f.flag)
+		}
+	}
+	return v
+}
+
+func pathBytes(p string) (b [execPathMax]int8) {
+	for i := 0; i < len(p); i++ {
+		b[i] = int8(p[i])
+	}
+	return b
+}
+
+func exactKey(p string) any { return bpfgen.ProcessExecPath{Path: pathBytes(p)} }
+
+func prefixKey(p string) any {
+	return bpfgen.ProcessExecPrefixKey{Prefixlen: uint32(len(p)) * 8, Path: pathBytes(p)}
+}
+
+// putPaths writes the entries of want that cur lacks or holds otherwise.
+func (s *Sensor) putPaths(name string, cur, want map[string]uint64, key func(string) any) error {
+	for _, p := range sortedKeys(want) {
+		if b, ok := cur[p]; ok && b == want[p] {
+			continue
+		}
+		if err := s.maps[name].Put(key(p), want[p]); err != nil {
+			return fmt.Errorf("write %s %q: %w", name, p, err)
+		}
+		cur[p] = want[p]
+	}
+	return nil
+}
+
+// deletePaths removes the entries of cur that want lacks.
+func (s *Sensor) deletePaths(name string, cur, want map[string]uint64, key func(string) any) error {
+	for _, p := range sortedKeys(cur) {
+		if _, ok := want[p]; ok {
+			continue
+		}
+		if err := s.maps[name].Delete(key(p)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("delete %s %q: %w", name, p, err)
+		}
+		delete(cur, p)
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]uint64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// keptFollow returns the inherited slots that stay meaningful from the old
+// rules to the new: the Children of followChildren rules whose slot keeps
+// the same policy, paths and Children (a mode or action change keeps them).
+func keptFollow(old, next map[uint8]ExecRule) uint64 {
+	var keep uint64
+	for slot, r := range next {
+		o, ok := old[slot]
+		if ok && r.FollowChildren && o.FollowChildren && o.PolicyID == r.PolicyID && o.Children == r.Children &&
+			o.NotIn == r.NotIn && equalStrings(o.Exact, r.Exact) && equalStrings(o.Prefixes, r.Prefixes) {
+			keep |= r.Children
+		}
+	}
+	return keep
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// purgeFollow drops every inherited slot not in keep.
+func (s *Sensor) purgeFollow(keep uint64) error {
+	m := s.maps[execFollowMap]
+	var (
+		tgid  uint32
+		v     uint64
+		tgids []uint32
+		vals  []uint64
+	)
+	it := m.Iterate()
+	for it.Next(&tgid, &v) {
+		if v&^keep != 0 {
+			tgids, vals = append(tgids, tgid), append(vals, v&keep)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", execFollowMap, err)
+	}
+	for i, tgid := range tgids {
+		var err error
+		if vals[i] == 0 {
+			err = m.Delete(tgid)
+		} else {
+			err = m.Update(tgid, vals[i], ebpf.UpdateExist)
+		}
+		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			return fmt.Errorf("update %s: %w", execFollowMap, err)
+		}
+	}
+	return nil
+}
+
+// SetExecScope makes the slots in the bit set slots apply to the processes
+// of the network namespace with inode netns (a pod's), replacing what it
+// had.
+func (s *Sensor) SetExecScope(netns uint32, slots uint64) error {
+	if err := s.maps[execScopeMap].Put(netns, slots); err != nil {
+		return fmt.Errorf("write exec scope of netns %d: %w", netns, err)
+	}
+	return nil
+}
+
+// DeleteExecScope removes the scope of a network namespace (no error when
+// it had none).
+func (s *Sensor) DeleteExecScope(netns uint32) error {
+	if err := s.maps[execScopeMap].Delete(netns); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete exec scope of netns %d: %w", netns, err)
+	}
+	return nil
+}
+
+// ExecEntries counts the entries of the exec rule maps.
+type ExecEntries struct {
+	Slots, Exact, Prefix, Scope, Follow int
+}
+
+// ExecEntries returns how many entries each exec rule map holds (Slots:
+// the active slots), read from the kernel, to check that removing rules
+// leaves nothing behind.
+func (s *Sensor) ExecEntries() (ExecEntries, error) {
+	var out ExecEntries
+	var cfg bpfgen.ProcessExecConfig
+	if err := s.maps[execConfigMap].Lookup(uint32(0), &cfg); err != nil {
+		return out, fmt.Errorf("read %s: %w", execConfigMap, err)
+	}
+	out.Slots = bits.OnesCount64(cfg.Active)
+	for _, c := range []struct {
+		name string
+		n    *int
+	}{{execExactMap, &out.Exact}, {execPrefixMap, &out.Prefix}, {execScopeMap, &out.Scope}, {execFollowMap, &out.Follow}} {
+		var k, v []byte
+		it := s.maps[c.name].Iterate()
+		for it.Next(&k, &v) {
+			*c.n++
+		}
+		if err := it.Err(); err != nil {
+			return out, fmt.Errorf("read %s: %w", c.name, err)
+		}
+	}
+	return out, nil
+}
