@@ -227,4 +227,7 @@ type TracingPolicy struct {
 	EventsPosted     uint64 `json:"eventsPosted"`
 	ActionsEnforced  uint64 `json:"actionsEnforced"`
 	ActionsMonitored uint64 `json:"actionsMonitored"`
+	// ModeOverridden: Mode was set with set-mode (kept until the object's
+	// own mode changes).
+	ModeOverridden bool `json:"modeOverridden,omitempty"`
 }
