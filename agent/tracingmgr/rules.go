@@ -84,7 +84,7 @@ func binaryRule(bs []tracing.BinaryMatch) (execRule, error) {
 		}
 		r.exact = sortedUnique(exact)
 	case len(prefixes) > 0 && len(notIn) > 0:
-		return r, fmt.Errorf("Prefix and NotIn in one selector are not supported yet by this agent (one rule slot tests exact paths or prefixes, not both)")
+		return r, fmt.Errorf("operators Prefix and NotIn together: not supported yet by this agent (one rule slot tests exact paths or prefixes, not both)")
 	case len(prefixes) > 0:
 		r.prefixes = intersectPrefixes(prefixes)
 		if len(r.prefixes) == 0 {
