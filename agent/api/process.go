@@ -37,6 +37,8 @@ func (e *ProcessEvent) Kind() string {
 		return EventProcessConnect
 	case e.ProcessThrottle != nil:
 		return EventProcessThrottle
+	case e.ProcessTracepoint != nil:
+		return EventProcessTracepoint
 	}
 	return ""
 }
@@ -50,6 +52,8 @@ func (e *ProcessEvent) Subject() *Process {
 		return e.ProcessExit.Process
 	case e.ProcessConnect != nil:
 		return e.ProcessConnect.Process
+	case e.ProcessTracepoint != nil:
+		return e.ProcessTracepoint.Process
 	}
 	return nil
 }
