@@ -2,7 +2,6 @@ package tracingmgr
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"slices"
 
@@ -14,7 +13,7 @@ import (
 )
 
 // ErrNotFound is returned for a policy the manager does not hold.
-var ErrNotFound = errors.New("tracing policy not found")
+var ErrNotFound = api.ErrTracingPolicyNotFound
 
 // policyName names a policy in events and metrics: namespace/name for the
 // namespaced kind, name for the cluster-scoped one.
