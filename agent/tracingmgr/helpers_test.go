@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/process"
 	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/datapath/procsensor"
 	"github.com/sluicenet/sluice/policy/tracing"
@@ -115,7 +116,7 @@ func netnsFile(t testing.TB, name string) (string, uint32) {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), name)
 	require.NoError(t, os.WriteFile(p, nil, 0o600))
-	ino, err := netnsInode(p)
+	ino, err := process.NSInode(p)
 	require.NoError(t, err)
 	return p, ino
 }

@@ -4,14 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"reflect"
-	"syscall"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/process"
 	"github.com/sluicenet/sluice/datapath/procsensor"
 	"github.com/sluicenet/sluice/policy/tracing"
 )
@@ -139,7 +138,7 @@ func (m *Manager) scopesFor(allocs []allocation, eps []api.Endpoint) map[uint32]
 		if slots == 0 || ep.NetNS == "" {
 			continue
 		}
-		ino, err := netnsInode(ep.NetNS)
+		ino, err := process.NSInode(ep.NetNS)
 		if err != nil {
 			m.cfg.Log.WithError(err).WithField("endpoint", ep.Key()).Debug("Endpoint's network namespace not readable; no exec scope")
 			continue
@@ -161,17 +160,4 @@ func (m *Manager) selects(e *entry, ep api.Endpoint) bool {
 	}
 	lbls := m.pods[types.NamespacedName{Namespace: ep.PodNamespace, Name: ep.PodName}]
 	return e.selector.Matches(labels.Set(lbls))
-}
-
-// netnsInode returns the inode of a network namespace file.
-func netnsInode(path string) (uint32, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return 0, err
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, fmt.Errorf("stat %s: no inode", path)
-	}
-	return uint32(st.Ino), nil
 }
