@@ -13,16 +13,19 @@ import (
 // empty).
 type EventFilter struct {
 	// Types are event kinds (process_exec, process_exit, process_connect,
-	// process_throttle; case-insensitive, the "process_" prefix optional):
-	// an event of any of them passes.
+	// process_throttle, process_tracepoint; case-insensitive, the
+	// "process_" prefix optional): an event of any of them passes.
 	Types     []string
 	Namespace string // the pod's namespace
 	Pod       string
 	Binary    string // regular expression on the process's binary
 	ExecID    string // the process, or its parent
-	Since     time.Time
-	Last      int  // only the last N matching events of the history
-	Follow    bool // keep streaming new events
+	// Policy is a tracing policy's name (namespace/name for the namespaced
+	// kind): only its process_tracepoint events pass.
+	Policy string
+	Since  time.Time
+	Last   int  // only the last N matching events of the history
+	Follow bool // keep streaming new events
 
 	// binary is Binary compiled (by ParseEventFilter or Match).
 	binary *regexp.Regexp
@@ -43,6 +46,7 @@ func (f EventFilter) Query() url.Values {
 	set("pod", f.Pod)
 	set("binary", f.Binary)
 	set("exec-id", f.ExecID)
+	set("policy", f.Policy)
 	setWindow(q, f.Since, f.Last, f.Follow)
 	return q
 }
@@ -52,6 +56,7 @@ func (f EventFilter) Query() url.Values {
 func ParseEventFilter(q url.Values, now time.Time) (EventFilter, error) {
 	f := EventFilter{
 		Namespace: q.Get("namespace"), Pod: q.Get("pod"), Binary: q.Get("binary"), ExecID: q.Get("exec-id"),
+		Policy: q.Get("policy"),
 	}
 	for _, t := range q["type"] {
 		for _, t := range strings.Split(t, ",") {
@@ -79,7 +84,7 @@ func EventKind(s string) string {
 		s = "process_" + s
 	}
 	switch s {
-	case EventProcessExec, EventProcessExit, EventProcessConnect, EventProcessThrottle:
+	case EventProcessExec, EventProcessExit, EventProcessConnect, EventProcessThrottle, EventProcessTracepoint:
 		return s
 	}
 	return ""
@@ -112,6 +117,9 @@ func (f EventFilter) Match(e *ProcessEvent) bool {
 		}
 	}
 	if f.ExecID != "" && (p == nil || (p.ExecID != f.ExecID && p.ParentExecID != f.ExecID)) {
+		return false
+	}
+	if f.Policy != "" && (e.ProcessTracepoint == nil || e.ProcessTracepoint.PolicyName != f.Policy) {
 		return false
 	}
 	if !f.Since.IsZero() && e.Time.Before(f.Since) {

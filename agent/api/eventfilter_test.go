@@ -122,3 +122,25 @@ func TestPodName(t *testing.T) {
 		assert.Equal(t, want, [2]string{ns, pod}, name)
 	}
 }
+
+func TestEventFilterPolicy(t *testing.T) {
+	kill := &ProcessEvent{Time: t0, ProcessTracepoint: &ProcessTracepoint{Process: curl(), Subsys: "sched",
+		Event: "sched_process_exec", Action: "KPROBE_ACTION_SIGKILL", PolicyName: "default/no-curl"}}
+	assert.Equal(t, EventProcessTracepoint, kill.Kind())
+	assert.Equal(t, "/usr/bin/curl", kill.Subject().Binary)
+	exec := testEvents()["exec"]
+
+	f, err := ParseEventFilter(EventFilter{Policy: "default/no-curl"}.Query(), t0)
+	require.NoError(t, err)
+	assert.Equal(t, "default/no-curl", f.Policy)
+	assert.True(t, f.Match(kill))
+	assert.False(t, f.Match(exec), "only policy events have a policy")
+	assert.False(t, EventFilter{Policy: "other"}.Match(kill))
+
+	f, err = ParseEventFilter(url.Values{"type": {"tracepoint"}}, t0)
+	require.NoError(t, err)
+	assert.True(t, f.Match(kill))
+	assert.False(t, f.Match(exec))
+	ns, pod := kill.PodName()
+	assert.Equal(t, "default/a", ns+"/"+pod)
+}

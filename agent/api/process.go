@@ -37,6 +37,8 @@ func (e *ProcessEvent) Kind() string {
 		return EventProcessConnect
 	case e.ProcessThrottle != nil:
 		return EventProcessThrottle
+	case e.ProcessTracepoint != nil:
+		return EventProcessTracepoint
 	}
 	return ""
 }
@@ -50,6 +52,8 @@ func (e *ProcessEvent) Subject() *Process {
 		return e.ProcessExit.Process
 	case e.ProcessConnect != nil:
 		return e.ProcessConnect.Process
+	case e.ProcessTracepoint != nil:
+		return e.ProcessTracepoint.Process
 	}
 	return nil
 }
@@ -227,4 +231,7 @@ type TracingPolicy struct {
 	EventsPosted     uint64 `json:"eventsPosted"`
 	ActionsEnforced  uint64 `json:"actionsEnforced"`
 	ActionsMonitored uint64 `json:"actionsMonitored"`
+	// ModeOverridden: Mode was set with set-mode (kept until the object's
+	// own mode changes).
+	ModeOverridden bool `json:"modeOverridden,omitempty"`
 }

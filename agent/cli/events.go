@@ -23,7 +23,7 @@ func eventsCommand(o *options) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "events",
-		Short: "Show process events: execs, exits, connections and throttling (like tetra getevents)",
+		Short: "Show process events: execs, exits, connections, tracing policy events and throttling (like tetra getevents)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := setSince(since, &f.Since); err != nil {
@@ -49,11 +49,12 @@ func eventsCommand(o *options) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringSliceVar(&f.Types, "type", nil,
-		"only events of these types: process_exec, process_exit, process_connect, process_throttle (the process_ prefix is optional; repeatable)")
+		"only events of these types: process_exec, process_exit, process_connect, process_throttle, process_tracepoint (the process_ prefix is optional; repeatable)")
 	fl.StringVar(&f.Namespace, "namespace", "", "only events of pods in this namespace")
 	fl.StringVar(&f.Pod, "pod", "", "only events of this pod ([namespace/]name)")
 	fl.StringVar(&f.Binary, "binary", "", "only events of processes whose binary matches this regular expression")
 	fl.StringVar(&f.ExecID, "exec-id", "", "only events of this process or its children")
+	fl.StringVar(&f.Policy, "policy", "", "only events of this tracing policy ([namespace/]name as the events name it)")
 	fl.StringVar(&since, "since", "", "only events since this time (RFC 3339) or duration ago (5m)")
 	fl.IntVar(&f.Last, "last", 0, "only the last N events of the history")
 	fl.BoolVarP(&f.Follow, "follow", "f", false, "keep streaming new events")
@@ -68,7 +69,9 @@ func eventsCommand(o *options) *cobra.Command {
 //	💥 exit default/a /usr/bin/curl http://b 0
 //	🔌 connect default/a /usr/bin/curl 10.244.1.2:40312 -> 10.96.0.10:80 (default/b 10.244.1.3:8080)
 //	🚦 throttle default/a start
+//	🔒 sigkill default/a /usr/bin/nc (policy no-nc)
 //
+// Policy events are drawn by tracepointLine.
 // A connection through a service shows the service address, then the pod
 // and backend it reached; a host process is "host".
 func EventLine(ev *api.ProcessEvent) string {
@@ -86,6 +89,8 @@ func EventLine(ev *api.ProcessEvent) string {
 	case ev.ProcessConnect != nil:
 		c := ev.ProcessConnect
 		return "🔌 connect " + ProcessPod(c.Process) + " " + binary(c.Process) + " " + c.Source + " -> " + connectTarget(c)
+	case ev.ProcessTracepoint != nil:
+		return tracepointLine(ev.ProcessTracepoint)
 	case ev.ProcessThrottle != nil:
 		th := ev.ProcessThrottle
 		pod := "host"

@@ -71,13 +71,20 @@ func TestEventLine(t *testing.T) {
 // and returns a function running the sluice command with args against it.
 func serve(t *testing.T, hub *events.Hub, procs server.Processes) func(args ...string) (string, error) {
 	t.Helper()
-	socket := filepath.Join(t.TempDir(), "agent.sock")
-	ln, err := server.Listen(socket)
-	require.NoError(t, err)
 	cfg := server.Config{Processes: procs}
 	if hub != nil {
 		cfg.Events = hub
 	}
+	return serveConfig(t, cfg)
+}
+
+// serveConfig serves what cfg names and returns a function running the
+// sluice command with args against it.
+func serveConfig(t *testing.T, cfg server.Config) func(args ...string) (string, error) {
+	t.Helper()
+	socket := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := server.Listen(socket)
+	require.NoError(t, err)
 	srv := &http.Server{Handler: server.Handler(cfg)}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })

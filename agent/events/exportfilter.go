@@ -18,7 +18,7 @@ import (
 // every event.
 type ExportFilter struct {
 	// EventSet are event types: PROCESS_EXEC, PROCESS_EXIT,
-	// PROCESS_CONNECT, PROCESS_THROTTLE.
+	// PROCESS_CONNECT, PROCESS_THROTTLE, PROCESS_TRACEPOINT.
 	EventSet []string `json:"event_set,omitempty"`
 	// Namespace are pod namespaces ("" is the host).
 	Namespace []string `json:"namespace,omitempty"`
@@ -75,7 +75,7 @@ func (f *ExportFilter) compile() error {
 	for _, t := range f.EventSet {
 		k := api.EventKind(t)
 		if k == "" {
-			return fmt.Errorf("unknown event type %q in event_set (want PROCESS_EXEC, PROCESS_EXIT, PROCESS_CONNECT or PROCESS_THROTTLE)", t)
+			return fmt.Errorf("unknown event type %q in event_set (want PROCESS_EXEC, PROCESS_EXIT, PROCESS_CONNECT, PROCESS_THROTTLE or PROCESS_TRACEPOINT)", t)
 		}
 		f.kinds = append(f.kinds, k)
 	}

@@ -31,7 +31,7 @@ func TestParseExportFilters(t *testing.T) {
 	}
 
 	for _, tc := range []struct{ in, err string }{
-		{`{"event_set":["PROCESS_FORK"]}`, `export filter 1: unknown event type "PROCESS_FORK" in event_set (want PROCESS_EXEC, PROCESS_EXIT, PROCESS_CONNECT or PROCESS_THROTTLE)`},
+		{`{"event_set":["PROCESS_FORK"]}`, `export filter 1: unknown event type "PROCESS_FORK" in event_set (want PROCESS_EXEC, PROCESS_EXIT, PROCESS_CONNECT, PROCESS_THROTTLE or PROCESS_TRACEPOINT)`},
 		{`{}` + "\n" + `{"pods":["a"]}`, `export filter 2: json: unknown field "pods"`},
 		{`{"pod_regex":["("]}`, "export filter 1: pod_regex \"(\": error parsing regexp: missing closing ): `(`"},
 		{`{"binary_regex":"sh"}`, "export filter 1: json: cannot unmarshal string into Go struct field ExportFilter.binary_regex of type []string"},
@@ -87,4 +87,17 @@ func TestExportFilterMatch(t *testing.T) {
 	assert.EqualError(t, err, `export denylist: export filter 1: json: unknown field "x"`)
 	_, err = ParseExportFilterLists(`nope`, ``)
 	assert.ErrorContains(t, err, "export allowlist: export filter 1: invalid character")
+}
+
+func TestExportFilterPolicyEvents(t *testing.T) {
+	kill := event(api.EventProcessTracepoint, "default/a", "/usr/bin/nc", 1)
+	exec := event(api.EventProcessExec, "default/a", "/usr/bin/nc", 2)
+	fs, err := ParseExportFilterLists(`{"event_set":["PROCESS_TRACEPOINT"]}`, "")
+	require.NoError(t, err)
+	assert.True(t, fs.Pass(kill))
+	assert.False(t, fs.Pass(exec))
+	fs, err = ParseExportFilterLists(`{"binary_regex":["/nc$"],"namespace":["default"]}`, `{"event_set":["PROCESS_EXEC"]}`)
+	require.NoError(t, err)
+	assert.True(t, fs.Pass(kill), "the subject of a policy event is its process")
+	assert.False(t, fs.Pass(exec))
 }

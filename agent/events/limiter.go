@@ -18,7 +18,8 @@ const throttleQuiet = time.Second
 // is dropped it emits a THROTTLE_START event for the pod, and once a second
 // has passed without a drop a THROTTLE_STOP with the number dropped. Exit
 // and throttle events always pass and are not counted, so every process
-// seen starting is seen ending. Time is passed in, so tests drive it.
+// seen starting is seen ending; so do tracing policy events (an enforced or
+// monitored action is never lost to the limit). Time is passed in, so tests drive it.
 type RateLimiter struct {
 	limit int
 
@@ -63,7 +64,7 @@ func (l *RateLimiter) Admit(ev *api.ProcessEvent, now time.Time) (pass bool, thr
 		throttle = append(throttle, r.stop(k, now))
 	}
 	switch ev.Kind() {
-	case api.EventProcessExit, api.EventProcessThrottle:
+	case api.EventProcessExit, api.EventProcessThrottle, api.EventProcessTracepoint:
 		return true, throttle
 	}
 	if now.Sub(r.window) >= time.Second {

@@ -123,3 +123,16 @@ func TestRateLimiterExitsNeverDropped(t *testing.T) {
 	assert.Equal(t, 1, passed, "one exec in the second")
 	assert.Equal(t, 1, NewRateLimiter(0).limit, "at least one per second")
 }
+
+func TestRateLimiterPolicyEventsNeverDropped(t *testing.T) {
+	l := NewRateLimiter(1)
+	pass, _ := l.Admit(exec("default/a", 1), t0)
+	require.True(t, pass)
+	for i := range 100 {
+		pass, th := l.Admit(event(api.EventProcessTracepoint, "default/a", "/usr/bin/nc", uint32(i)), t0)
+		require.True(t, pass, "policy event %d", i)
+		require.Empty(t, th)
+	}
+	pass, _ = l.Admit(exec("default/a", 2), t0)
+	assert.False(t, pass, "policy events use no budget, the exec still exceeds it")
+}

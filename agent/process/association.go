@@ -147,7 +147,7 @@ func (a *Association) refresh() {
 		if ep.NetNS == "" || ep.PodName == "" {
 			continue
 		}
-		ino, err := nsInode(ep.NetNS)
+		ino, err := NSInode(ep.NetNS)
 		if err != nil {
 			continue // the namespace is gone: the endpoint is being deleted
 		}
@@ -179,9 +179,9 @@ func (a *Association) cgroup(pid uint32, cgroupID uint64) (podCgroup, bool) {
 	return pc, pod
 }
 
-// nsInode returns the inode of a namespace file (/proc/<pid>/ns/net, a
+// NSInode returns the inode of a namespace file (/proc/<pid>/ns/net, a
 // bind mount under /var/run/netns).
-func nsInode(path string) (uint32, error) {
+func NSInode(path string) (uint32, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return 0, err
@@ -203,9 +203,9 @@ func HostNamespaces(procRoot string) (procsensor.Namespaces, error) {
 		name string
 		ino  *uint32
 	}{{"pid", &ns.PID}, {"mnt", &ns.Mnt}, {"net", &ns.Net}} {
-		ino, err := nsInode(filepath.Join(procRoot, "1", "ns", n.name))
+		ino, err := NSInode(filepath.Join(procRoot, "1", "ns", n.name))
 		if err != nil {
-			ino, err = nsInode(filepath.Join(procRoot, "self", "ns", n.name))
+			ino, err = NSInode(filepath.Join(procRoot, "self", "ns", n.name))
 		}
 		if err != nil {
 			return ns, fmt.Errorf("host %s namespace: %w", n.name, err)

@@ -25,13 +25,13 @@ func TestPrivilegedAssociationNetNS(t *testing.T) {
 
 	host, err := HostNamespaces("/proc")
 	require.NoError(t, err)
-	nsIno, err := nsInode(ns.Path())
+	nsIno, err := NSInode(ns.Path())
 	require.NoError(t, err)
 	require.NotEqual(t, host.Net, nsIno)
 	// nsenter execs sleep in the same process once it entered the namespace.
 	var procIno uint32
 	require.Eventually(t, func() bool {
-		procIno, err = nsInode(fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid))
+		procIno, err = NSInode(fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid))
 		return err == nil && procIno == nsIno
 	}, 5*time.Second, 10*time.Millisecond, "sleep in %s", ns.Name)
 
@@ -54,7 +54,7 @@ func TestPrivilegedAssociationNetNS(t *testing.T) {
 	assert.False(t, p.NS.Net.IsHost)
 
 	assert.Nil(t, a.PodFor(0, 0, host.Net), "host")
-	self, err := nsInode("/proc/self/ns/net")
+	self, err := NSInode("/proc/self/ns/net")
 	require.NoError(t, err)
 	assert.Nil(t, a.PodFor(0, 0, self), "the test's own namespace is no endpoint's")
 

@@ -40,7 +40,7 @@ func fileInode(t testing.TB, name string) (string, uint32) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	require.NoError(t, os.WriteFile(path, nil, 0o600))
-	ino, err := nsInode(path)
+	ino, err := NSInode(path)
 	require.NoError(t, err)
 	return path, ino
 }
@@ -142,7 +142,7 @@ func TestHostNamespaces(t *testing.T) {
 		}
 		path := filepath.Join(root, dir, "ns", n)
 		require.NoError(t, os.WriteFile(path, nil, 0o600))
-		ino, err := nsInode(path)
+		ino, err := NSInode(path)
 		require.NoError(t, err)
 		want[n] = ino
 	}

@@ -76,6 +76,9 @@ type Config struct {
 	Services ServiceResolver
 	Backends BackendResolver
 	PodIPs   PodIPResolver
+	// Policies names and counts the tracing policies of exec rule events
+	// (nil: events carry no policy name).
+	Policies PolicyNames
 	// Lost returns the sensor's count of events it could not send
 	// (sluice_process_events_lost_total); nil when unknown.
 	Lost func() uint64
@@ -181,6 +184,8 @@ func (m *Manager) Handle(ev procsensor.Event) {
 		m.handleExit(ev.Exit)
 	case ev.Connect != nil:
 		m.handleConnect(ev.Connect)
+	case ev.Enforcement != nil:
+		m.handleEnforcement(ev.Enforcement)
 	}
 }
 

@@ -2,8 +2,8 @@
 // unix socket. Every route of the local API is registered here, in Handler,
 // from what the managers expose: the endpoint manager (endpoints, health),
 // the service manager (services, LB maps, conntrack), the policy and
-// identity managers, the flow observer, and the process event hub and
-// process cache of the process sensor. The health probes and /metrics
+// identity managers, the flow observer, the process event hub and process
+// cache of the process sensor, and the tracing policy manager. The health probes and /metrics
 // are a separate TCP listener, served by agent/daemon.
 package server
 
@@ -52,7 +52,9 @@ type Config struct {
 	Events Events
 	// Processes serves /v1/processes and /v1/processes/{execID}.
 	Processes Processes
-	Log       logrus.FieldLogger
+	// TracingPolicies serves /v1/tracingpolicies.
+	TracingPolicies TracingPolicies
+	Log             logrus.FieldLogger
 }
 
 // Handler returns the local API's http.Handler: every route, in one mux.
@@ -98,6 +100,9 @@ func Handler(cfg Config) http.Handler {
 	if p := cfg.Processes; p != nil {
 		mux.HandleFunc("GET /v1/processes", listProcesses(p))
 		mux.HandleFunc("GET /v1/processes/{execID}", getProcess(p))
+	}
+	if tp := cfg.TracingPolicies; tp != nil {
+		routeTracingPolicies(mux, tp)
 	}
 	return mux
 }
