@@ -177,6 +177,7 @@ func (d *Daemon) setupSource() error {
 		d.ids.Changed()
 		if d.proc != nil && d.proc.assoc != nil {
 			d.proc.assoc.EndpointsChanged()
+			d.proc.policies.Changed()
 		}
 	})
 	d.sourceLoops = make(chan struct{})
@@ -207,6 +208,7 @@ func (d *Daemon) setupAPI() error {
 	}
 	if d.proc != nil {
 		cfg.Events, cfg.Processes, cfg.Tracing = d.proc.pipe.Hub(), d.proc.mgr, d.proc.status
+		cfg.TracingPolicies = d.proc.policies
 	}
 	mux := server.Handler(cfg)
 	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

@@ -82,6 +82,8 @@ func (d *Daemon) applySnapshot(s source.Snapshot) {
 	d.clusterIDs.recordSnapshot(s)
 	if d.proc != nil {
 		d.proc.assoc.SetPods(s.Pods)
+		d.proc.policies.SetPods(s.Pods)
+		d.proc.policies.SetObjects(s.Others)
 	}
 	d.ready.snapshot.Store(true)
 	d.startSourceLoops()

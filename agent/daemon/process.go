@@ -9,7 +9,9 @@ import (
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/events"
 	"github.com/sluicenet/sluice/agent/process"
+	"github.com/sluicenet/sluice/agent/tracingmgr"
 	"github.com/sluicenet/sluice/datapath/procsensor"
+	"github.com/sluicenet/sluice/policy/tracing"
 )
 
 // processTracing is the process sensor and what turns its events into the
@@ -21,6 +23,8 @@ type processTracing struct {
 	assoc  *process.Association
 	mgr    *process.Manager
 	pipe   *events.Pipeline
+	// policies are the tracing policies, enforced by the sensor's exec rules.
+	policies *tracingmgr.Manager
 }
 
 // setupProcess loads the process sensor when --process-sensor asks for it,
@@ -61,10 +65,14 @@ func (d *Daemon) setupProcess() error {
 	pt.assoc = process.NewAssociation(process.AssociationConfig{
 		Kubernetes: d.cfg.K8s, Endpoints: d.eps, HostNetNS: hostNS.Net, Log: log,
 	})
+	pt.policies = tracingmgr.New(tracingmgr.Config{
+		Rules: pt.sensor, Compile: tracing.Compile, Endpoints: d.eps,
+		ResyncInterval: d.cfg.ResyncInterval, Log: d.log.WithField("subsys", "tracingpolicy"),
+	}, d.reg)
 	pt.mgr = process.NewManager(process.Config{
 		NodeName: d.cfg.NodeName, CacheSize: pc.CacheSize, AncestorsDepth: pc.AncestorsDepth,
 		HostNS: hostNS, Pods: pt.assoc, Services: d.svcs, Backends: d.svcs, PodIPs: flowNames{d},
-		Lost: pt.lost, Log: log,
+		Lost: pt.lost, Policies: pt.policies, Log: log,
 	}, pipe, d.reg)
 	d.flows.SetProcesses(pt.mgr)
 	log.WithField("hooks", pt.sensor.Hooks()).Info("Process sensor loaded")
@@ -88,6 +96,7 @@ const seedWait = 5 * time.Second
 // the pipeline ticks alongside.
 func (pt *processTracing) run(ctx context.Context, wg *sync.WaitGroup, snapshot <-chan struct{}, logErr func(string, func() error) func()) {
 	wg.Go(func() { pt.pipe.Run(ctx) })
+	wg.Go(func() { pt.policies.Run(ctx) })
 	wg.Go(logErr("Process event reader stopped", func() error {
 		select {
 		case <-snapshot:
