@@ -164,6 +164,9 @@ func demo(r *harness.Runner) {
 	step("Process events: an app in pod a spawns a shell, the shell connects to the web Service")
 	processStory(r, node, a)
 
+	step("A SluiceTracingPolicy (Tetragon's schema, exec prevention): a binary killed at exec in pods labelled role=untrusted")
+	tracingPolicyStory(r, node, a, c)
+
 	step("sluice endpoint get %s (pod a)", a.ContainerID[:12])
 	fmt.Print(cli(r, node, "endpoint", "get", a.ContainerID))
 	step("sluice endpoint list")

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -70,4 +72,54 @@ func processStory(r *harness.Runner, node *harness.Node, a *harness.Pod) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// tracingPolicyStory applies a SluiceTracingPolicy that kills a binary (a
+// demo-owned copy of touch named nc) in pods labelled role=untrusted, before
+// it runs one instruction: pod c cannot run it, pod a can.
+func tracingPolicyStory(r *harness.Runner, node *harness.Node, a, c *harness.Pod) {
+	nc := filepath.Join(r.TempDir(), "nc")
+	if err := copyFile("/usr/bin/touch", nc); err != nil {
+		r.Fatalf("copy touch: %v", err)
+	}
+	writeFile(r, node, "no-nc.yaml", fmt.Sprintf(`apiVersion: sluice.io/v1alpha1
+kind: SluiceTracingPolicy
+metadata: {name: no-nc}
+spec:
+  podSelector: {matchLabels: {role: untrusted}}
+  execs:
+  - selectors:
+    - matchBinaries: [{operator: In, values: [%q]}]
+      matchActions: [{action: Sigkill}]
+`, nc))
+	deadline := time.Now().Add(10 * time.Second)
+	var killed bool
+	for !killed && time.Now().Before(deadline) {
+		err := c.NS.Command(nc, filepath.Join(r.TempDir(), "c-ran")).Run()
+		killed = err != nil && strings.Contains(err.Error(), "killed")
+		if !killed {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if !killed {
+		r.Fatalf("nc was not killed in pod c")
+	}
+	fmt.Printf("$ nsenter --net=<pod c> %s   → killed by SIGKILL at exec (exit 137)\n", nc)
+	if err := a.NS.Command(nc, filepath.Join(r.TempDir(), "a-ran")).Run(); err != nil {
+		r.Errorf("nc in pod a (not selected): %v", err)
+	} else {
+		fmt.Printf("$ nsenter --net=<pod a> %s   → runs (pod a is not role=untrusted)\n", nc)
+	}
+	fmt.Println("\n$ sluice tracingpolicy list")
+	fmt.Print(cli(r, node, "tracingpolicy", "list"))
+	fmt.Println("\n$ sluice events --type process_tracepoint -o compact")
+	fmt.Print(cli(r, node, "events", "--type", "process_tracepoint", "-o", "compact"))
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, 0o755)
 }
