@@ -279,10 +279,12 @@ func (c *compiler) action(path string, a ActionSelector, sel *ExecSelector) {
 	if a.RateLimit != "" {
 		if sel.Action != ActionPost {
 			c.addf(path+".rateLimit", "only for Post")
-		} else if d, err := parseRateLimit(a.RateLimit); err != nil {
+		} else if _, err := parseRateLimit(a.RateLimit); err != nil {
 			c.add(path+".rateLimit", err)
 		} else {
-			sel.RateLimit = metav1.Duration{Duration: d}
+			// Valid, but the kernel does not limit Post events yet: refusing
+			// it beats ignoring it.
+			c.add(path+".rateLimit", ErrNotYet)
 		}
 	}
 	switch a.RateLimitScope {

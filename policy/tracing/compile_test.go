@@ -2,7 +2,6 @@ package tracing
 
 import (
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -35,7 +34,7 @@ spec:
       matchActions: [{action: Signal, argSig: 15}]
   - selectors:
     - matchBinaries: [{operator: NotIn, values: [/bin/sh]}]
-      matchActions: [{action: Post, rateLimit: 1m, rateLimitScope: process}]
+      matchActions: [{action: Post, rateLimitScope: process}]
     - matchBinaries: [{operator: In, values: [/bin/true]}]
       matchActions: [{action: NoPost}]
     - matchBinaries: [{operator: In, values: [/bin/false]}]
@@ -52,8 +51,7 @@ func TestCompileFullPolicy(t *testing.T) {
 			{Binaries: []BinaryMatch{{Op: BinaryIn, Values: []string{"/usr/bin/nc", "/bin/nc"}, FollowChildren: true}},
 				Action: ActionSigkill, Signal: 9},
 			{Binaries: []BinaryMatch{{Op: BinaryPrefix, Values: []string{"/tmp/"}}}, Action: ActionSignal, Signal: 15},
-			{Binaries: []BinaryMatch{{Op: BinaryNotIn, Values: []string{"/bin/sh"}}}, Action: ActionPost,
-				RateLimit: metav1.Duration{Duration: time.Minute}},
+			{Binaries: []BinaryMatch{{Op: BinaryNotIn, Values: []string{"/bin/sh"}}}, Action: ActionPost},
 			{Binaries: []BinaryMatch{{Op: BinaryIn, Values: []string{"/bin/true"}}}, Action: ActionNoPost},
 			{Binaries: []BinaryMatch{{Op: BinaryIn, Values: []string{"/bin/false"}}}, Action: ActionPost},
 		},

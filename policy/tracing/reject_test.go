@@ -102,6 +102,8 @@ func TestCompileRejectsWithFieldPath(t *testing.T) {
 			want: "spec.execs[0].selectors[0].matchActions[0].argSig: Signal needs a signal number 1..64, got 65"},
 		{name: "argSig on Sigkill", manifest: selectorWith(bin + "matchActions: [{action: Sigkill, argSig: 9}]"),
 			want: "spec.execs[0].selectors[0].matchActions[0].argSig: only for Signal"},
+		{name: "rateLimit not enforced yet", manifest: selectorWith(bin + "matchActions: [{action: Post, rateLimit: 1m}]"),
+			want: "spec.execs[0].selectors[0].matchActions[0].rateLimit: not supported yet by this agent", notYet: true},
 		{name: "rateLimit on Sigkill", manifest: selectorWith(bin + "matchActions: [{action: Sigkill, rateLimit: 1m}]"),
 			want: "spec.execs[0].selectors[0].matchActions[0].rateLimit: only for Post"},
 		{name: "bad rateLimit", manifest: selectorWith(bin + "matchActions: [{action: Post, rateLimit: soon}]"),
