@@ -101,6 +101,12 @@ func (d *Daemon) policyStatusLoop(ctx context.Context, src *k8s.Source) {
 			vs = append(vs, k8s.PolicyVerdict{Kind: st.Kind, Namespace: st.Namespace, Name: st.Name,
 				Accepted: st.Accepted, Message: msg})
 		}
+		if d.proc != nil {
+			for _, tp := range d.proc.policies.List() {
+				vs = append(vs, k8s.PolicyVerdict{Kind: tp.Kind, Namespace: tp.Namespace, Name: tp.Name,
+					Accepted: tp.Accepted, Message: tp.Reason})
+			}
+		}
 		err := src.WritePolicyStatus(ctx, vs)
 		switch {
 		case err != nil && err.Error() != lastErr && ctx.Err() == nil:

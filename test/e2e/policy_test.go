@@ -106,11 +106,18 @@ func sluicePolicy(ns, name string, extra map[string]any) *unstructured.Unstructu
 // status want and returns it.
 func (c *cluster) waitCondition(t *testing.T, dc dynamic.Interface, ns, name string, want metav1.ConditionStatus) map[string]any {
 	t.Helper()
+	return c.waitConditionIn(t, dc.Resource(k8s.SluiceNetworkPolicyGVR).Namespace(ns), name, want)
+}
+
+// waitConditionIn waits for this node's condition on the Sluice object name
+// of r to have status want and returns it.
+func (c *cluster) waitConditionIn(t *testing.T, r dynamic.ResourceInterface, name string, want metav1.ConditionStatus) map[string]any {
+	t.Helper()
 	node := c.nodeName(t)
 	var cond map[string]any
 	var last any
 	err := wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		u, err := dc.Resource(k8s.SluiceNetworkPolicyGVR).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+		u, err := r.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
 		}
@@ -125,7 +132,7 @@ func (c *cluster) waitCondition(t *testing.T, dc dynamic.Interface, ns, name str
 		}
 		return false, nil
 	})
-	require.NoError(t, err, "policy %s/%s: no %s condition %s; conditions: %v", ns, name, k8s.ConditionType(node), want, last)
+	require.NoError(t, err, "policy %s: no %s condition %s; conditions: %v", name, k8s.ConditionType(node), want, last)
 	return cond
 }
 
