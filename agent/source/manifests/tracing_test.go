@@ -30,7 +30,7 @@ kind: SluiceTracingPolicyNamespaced
 metadata: {name: watch-curl}
 spec:
   options: [{name: policy-mode, value: monitor}]
-  execs: [{selectors: [{matchBinaries: [{operator: In, values: [/usr/bin/curl]}], matchActions: [{action: Post, rateLimit: 30s}]}]}]
+  execs: [{selectors: [{matchBinaries: [{operator: In, values: [/usr/bin/curl]}], matchActions: [{action: Post}]}]}]
 `)
 	r := startWatcher(t, dir, nil)
 	s := r.next(t)
