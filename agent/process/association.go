@@ -1,7 +1,9 @@
 package process
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -181,8 +183,17 @@ func (a *Association) cgroup(pid uint32, cgroupID uint64) (podCgroup, bool) {
 
 // NSInode returns the inode of a namespace file (/proc/<pid>/ns/net, a
 // bind mount under /var/run/netns).
+//
+// A path the agent's mount namespace does not have (a DaemonSet agent does
+// not see the runtime's /var/run/netns/cni-… bind mounts) is looked up in
+// the host's root through pid 1 (the agent runs with hostPID).
 func NSInode(path string) (uint32, error) {
 	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) && filepath.IsAbs(path) {
+		if hfi, herr := os.Stat(filepath.Join(hostRoot, path)); herr == nil {
+			fi, err = hfi, nil
+		}
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -192,6 +203,9 @@ func NSInode(path string) (uint32, error) {
 	}
 	return uint32(st.Ino), nil
 }
+
+// hostRoot is the host's root directory as seen through pid 1.
+var hostRoot = "/proc/1/root"
 
 // HostNamespaces returns the host's namespace inodes: those of pid 1 under
 // procRoot (the agent runs with hostPID, and its own mount namespace is its

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -151,4 +152,24 @@ func TestHostNamespaces(t *testing.T) {
 	assert.Equal(t, procsensor.Namespaces{PID: want["pid"], Mnt: want["mnt"], Net: want["net"]}, ns)
 	_, err = HostNamespaces(t.TempDir())
 	assert.ErrorIs(t, err, os.ErrNotExist)
+}
+
+// A netns path the agent's mount namespace lacks is found under the host's
+// root (pid 1's, in a DaemonSet with hostPID).
+func TestNSInodeFallsBackToHostRoot(t *testing.T) {
+	root := t.TempDir()
+	// A name no real netns has: the path is missing in the test's own root.
+	missing := filepath.Join("/var/run/netns", filepath.Base(root))
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "var/run/netns"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(root, missing), nil, 0o600))
+	fi, err := os.Stat(filepath.Join(root, missing))
+	require.NoError(t, err)
+	old := hostRoot
+	hostRoot = root
+	t.Cleanup(func() { hostRoot = old })
+	ino, err := NSInode(missing)
+	require.NoError(t, err)
+	assert.Equal(t, uint32(fi.Sys().(*syscall.Stat_t).Ino), ino)
+	_, err = NSInode("/var/run/netns/absent-too")
+	assert.Error(t, err)
 }
