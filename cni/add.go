@@ -133,6 +133,7 @@ func (c *command) add(args *skel.CmdArgs) (types.Result, error) {
 		ContainerID:  args.ContainerID,
 		IfName:       args.IfName,
 		NetNS:        args.Netns,
+		NetNSInode:   netnsInode(args.Netns),
 		PodNamespace: string(k8s.K8S_POD_NAMESPACE),
 		PodName:      string(k8s.K8S_POD_NAME),
 		IPv4:         addr.IP.String(),

@@ -27,10 +27,14 @@ const DefaultSocket = "/var/run/sluice/agent.sock"
 // Endpoint is one pod interface known to the agent. The CNI plugin fills the
 // request fields; the agent fills ID, Created and Counters.
 type Endpoint struct {
-	ID           uint16    `json:"id"`
-	ContainerID  string    `json:"containerID"`
-	IfName       string    `json:"ifName"`
-	NetNS        string    `json:"netns"`
+	ID          uint16 `json:"id"`
+	ContainerID string `json:"containerID"`
+	IfName      string `json:"ifName"`
+	NetNS       string `json:"netns"`
+	// NetNSInode is the inode of NetNS as sluice-cni saw it on the host (the
+	// agent may not see the runtime's netns mounts from its own mount
+	// namespace); 0 when unknown.
+	NetNSInode   uint32    `json:"netnsInode,omitempty"`
 	PodNamespace string    `json:"podNamespace,omitempty"`
 	PodName      string    `json:"podName,omitempty"`
 	IPv4         string    `json:"ipv4"`

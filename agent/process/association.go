@@ -149,7 +149,7 @@ func (a *Association) refresh() {
 		if ep.NetNS == "" || ep.PodName == "" {
 			continue
 		}
-		ino, err := NSInode(ep.NetNS)
+		ino, err := EndpointNetNS(ep)
 		if err != nil {
 			continue // the namespace is gone: the endpoint is being deleted
 		}
@@ -202,6 +202,15 @@ func NSInode(path string) (uint32, error) {
 		return 0, fmt.Errorf("stat %s: no inode", path)
 	}
 	return uint32(st.Ino), nil
+}
+
+// EndpointNetNS returns the inode of an endpoint's network namespace: the
+// one sluice-cni recorded, else a stat of its path.
+func EndpointNetNS(ep api.Endpoint) (uint32, error) {
+	if ep.NetNSInode != 0 {
+		return ep.NetNSInode, nil
+	}
+	return NSInode(ep.NetNS)
 }
 
 // hostRoot is the host's root directory as seen through pid 1.

@@ -138,7 +138,7 @@ func (m *Manager) scopesFor(allocs []allocation, eps []api.Endpoint) map[uint32]
 		if slots == 0 || ep.NetNS == "" {
 			continue
 		}
-		ino, err := process.NSInode(ep.NetNS)
+		ino, err := process.EndpointNetNS(ep)
 		if err != nil {
 			m.cfg.Log.WithError(err).WithField("endpoint", ep.Key()).Debug("Endpoint's network namespace not readable; no exec scope")
 			continue

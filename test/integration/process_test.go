@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -213,4 +214,16 @@ func TestPrivilegedProcessCacheSeededFromProc(t *testing.T) {
 		}
 		return false
 	}, 5*time.Second, 100*time.Millisecond, "the exit of the seeded process, SIGKILL, with its exec id")
+}
+
+// sluice-cni records the inode of the pod's network namespace as it sees it
+// on the host: the agent matches processes and tracing-policy scopes to pods
+// by it even when its own mount namespace lacks the runtime's netns mounts.
+func TestPrivilegedCNIRecordsNetNSInode(t *testing.T) {
+	node := harness.NewNode(t, harness.NodeOptions{})
+	node.StartAgent(t)
+	p := node.AddPod(t, "a")
+	var st syscall.Stat_t
+	require.NoError(t, syscall.Stat(p.NS.Path(), &st))
+	assert.Equal(t, uint32(st.Ino), endpointOf(t, p).NetNSInode)
 }
