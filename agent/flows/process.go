@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/datapath/monitor"
+	"github.com/sluicenet/sluice/policy"
 )
 
 // Processes names the local process behind a connection (the process
@@ -39,7 +40,7 @@ func (o *Observer) SetProcesses(p Processes) {
 // whose process is not known yet waits up to JoinDelay for it (in order,
 // on the join loop), unless the wait queue is full.
 func (o *Observer) addFlow(f monitor.Flow, out api.Flow) {
-	if o.procs == nil || (f.Proto != protoTCP && f.Proto != protoUDP) {
+	if o.procs == nil || (f.Proto != policy.ProtoTCP && f.Proto != policy.ProtoUDP) {
 		o.Add(out)
 		return
 	}
@@ -89,9 +90,3 @@ func (o *Observer) joinLoop(ctx context.Context) {
 		}
 	}
 }
-
-// IP protocol numbers.
-const (
-	protoTCP = 6
-	protoUDP = 17
-)
