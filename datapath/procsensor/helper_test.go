@@ -3,7 +3,6 @@ package procsensor_test
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -262,19 +261,7 @@ func (e *sensorEnv) matching(match func(procsensor.Event) bool) []procsensor.Eve
 func (e *sensorEnv) copyBin(t *testing.T, src, name string) string {
 	t.Helper()
 	dst := filepath.Join(e.dir, name)
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
+	if err := harness.CopyExecutable(src, dst); err != nil {
 		t.Fatal(err)
 	}
 	return dst

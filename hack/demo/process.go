@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -79,7 +78,7 @@ func processStory(r *harness.Runner, node *harness.Node, a *harness.Pod) {
 // it runs one instruction: pod c cannot run it, pod a can.
 func tracingPolicyStory(r *harness.Runner, node *harness.Node, a, c *harness.Pod) {
 	nc := filepath.Join(r.TempDir(), "nc")
-	if err := copyFile("/usr/bin/touch", nc); err != nil {
+	if err := harness.CopyExecutable("/usr/bin/touch", nc); err != nil {
 		r.Fatalf("copy touch: %v", err)
 	}
 	writeFile(r, node, "no-nc.yaml", fmt.Sprintf(`apiVersion: sluice.io/v1alpha1
@@ -114,12 +113,4 @@ spec:
 	fmt.Print(cli(r, node, "tracingpolicy", "list"))
 	fmt.Println("\n$ sluice events --type process_tracepoint -o compact")
 	fmt.Print(cli(r, node, "events", "--type", "process_tracepoint", "-o", "compact"))
-}
-
-func copyFile(src, dst string) error {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(dst, b, 0o755)
 }

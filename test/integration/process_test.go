@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -24,10 +23,8 @@ import (
 // machine runs.
 func copyBinary(t *testing.T, src, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(src)
-	require.NoError(t, err)
 	dst := filepath.Join(t.TempDir(), name)
-	require.NoError(t, os.WriteFile(dst, b, 0o755))
+	require.NoError(t, harness.CopyExecutable(src, dst))
 	return dst
 }
 

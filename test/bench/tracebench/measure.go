@@ -52,16 +52,12 @@ type binaries struct {
 
 // copyTrue copies /bin/true into dir/storm/true and dir/canary/true.
 func copyTrue(dir string) (binaries, error) {
-	b, err := os.ReadFile("/bin/true")
-	if err != nil {
-		return binaries{}, err
-	}
 	out := binaries{storm: filepath.Join(dir, "storm", "true"), canary: filepath.Join(dir, "canary", "true")}
 	for _, p := range []string{out.storm, out.canary} {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return binaries{}, err
 		}
-		if err := os.WriteFile(p, b, 0o755); err != nil {
+		if err := harness.CopyExecutable("/bin/true", p); err != nil {
 			return binaries{}, err
 		}
 	}
