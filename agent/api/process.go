@@ -208,15 +208,19 @@ const EventProcessTracepoint = "process_tracepoint"
 // process did, and the action taken (or, in monitor mode, that would have
 // been taken).
 type ProcessTracepoint struct {
-	Process    *Process   `json:"process"`
-	Parent     *Process   `json:"parent,omitempty"`
-	Ancestors  []*Process `json:"ancestors,omitempty"`
-	Subsys     string     `json:"subsys"` // "sched" for exec rules
-	Event      string     `json:"event"`  // "sched_process_exec"
-	Args       []string   `json:"args,omitempty"`
-	Action     string     `json:"action"` // Tetragon's names: KPROBE_ACTION_SIGKILL, ..._POST, ..._SIGNAL
-	Enforced   bool       `json:"enforced"`
-	PolicyName string     `json:"policy_name"` // namespace/name or name
+	Process   *Process        `json:"process"`
+	Parent    *Process        `json:"parent,omitempty"`
+	Ancestors []*Process      `json:"ancestors,omitempty"`
+	Subsys    string          `json:"subsys"` // "sched" for exec rules
+	Event     string          `json:"event"`  // "sched_process_exec"
+	Args      []TracepointArg `json:"args,omitempty"`
+	// Syscall names the syscall of a syscall hook (openat, ...).
+	Syscall string `json:"syscall,omitempty"`
+	// Return is the syscall's return value (sys_exit hooks).
+	Return     *int64 `json:"return,omitempty"`
+	Action     string `json:"action"` // Tetragon's names: KPROBE_ACTION_SIGKILL, ..._POST, ..._SIGNAL
+	Enforced   bool   `json:"enforced"`
+	PolicyName string `json:"policy_name"` // namespace/name or name
 }
 
 // TracingPolicy is a tracing policy as the agent holds it.
@@ -234,4 +238,32 @@ type TracingPolicy struct {
 	// ModeOverridden: Mode was set with set-mode (kept until the object's
 	// own mode changes).
 	ModeOverridden bool `json:"modeOverridden,omitempty"`
+}
+
+// TracepointArg is one argument of a process_tracepoint event, in
+// Tetragon's shape: exactly one of the value fields is set.
+type TracepointArg struct {
+	Label       string       `json:"label,omitempty"`
+	IntArg      *int64       `json:"int_arg,omitempty"`
+	SizeArg     *uint64      `json:"size_arg,omitempty"`
+	StringArg   *string      `json:"string_arg,omitempty"`
+	SockaddrArg *SockaddrArg `json:"sockaddr_arg,omitempty"`
+	// Truncated: the string was cut (the kernel reads at most 255 bytes).
+	Truncated bool `json:"truncated,omitempty"`
+}
+
+// SockaddrArg is a destination address argument (connect rules).
+type SockaddrArg struct {
+	Family   string `json:"family"` // AF_INET
+	Addr     string `json:"addr"`
+	Port     uint16 `json:"port"`
+	Protocol string `json:"protocol,omitempty"` // TCP, UDP
+	// Backend is the address after service translation, when the socket
+	// LB translated it.
+	Backend string `json:"backend,omitempty"`
+}
+
+// StringArg returns a TracepointArg holding s.
+func StringArg(label, s string) TracepointArg {
+	return TracepointArg{Label: label, StringArg: &s}
 }

@@ -121,7 +121,7 @@ func WriteTracingPolicy(w io.Writer, p api.TracingPolicy) error {
 func tracepointLine(tp *api.ProcessTracepoint) string {
 	what := binary(tp.Process)
 	if len(tp.Args) > 0 {
-		what = tp.Args[0]
+		what = argString(tp.Args[0])
 	}
 	what = ProcessPod(tp.Process) + " " + what
 	if tp.PolicyName != "" {
@@ -139,4 +139,19 @@ func tracepointLine(tp *api.ProcessTracepoint) string {
 		return "🔒 " + action + " " + what
 	}
 	return "🔍 would " + action + " " + what
+}
+
+// argString formats one event argument (the CLI's compact form).
+func argString(a api.TracepointArg) string {
+	switch {
+	case a.StringArg != nil:
+		return *a.StringArg
+	case a.IntArg != nil:
+		return fmt.Sprint(*a.IntArg)
+	case a.SizeArg != nil:
+		return fmt.Sprint(*a.SizeArg)
+	case a.SockaddrArg != nil:
+		return fmt.Sprintf("%s:%d", a.SockaddrArg.Addr, a.SockaddrArg.Port)
+	}
+	return ""
 }

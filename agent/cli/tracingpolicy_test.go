@@ -17,7 +17,7 @@ func TestTracepointLine(t *testing.T) {
 		p := curl()
 		p.Binary = "/bin/sh" // the cache's image before the exec
 		return &api.ProcessEvent{ProcessTracepoint: &api.ProcessTracepoint{Process: p, Subsys: "sched", Event: "sched_process_exec",
-			Args: []string{"/usr/bin/nc"}, Action: action, Enforced: enforced, PolicyName: "no-nc"}}
+			Args: []api.TracepointArg{api.StringArg("filename", "/usr/bin/nc")}, Action: action, Enforced: enforced, PolicyName: "no-nc"}}
 	}
 	for _, tc := range []struct {
 		ev   *api.ProcessEvent

@@ -32,7 +32,7 @@ func event(kind, pod, binary string, n uint32) *api.ProcessEvent {
 		ev.ProcessConnect = &api.ProcessConnect{Process: p, Protocol: "TCP"}
 	case api.EventProcessTracepoint:
 		ev.ProcessTracepoint = &api.ProcessTracepoint{Process: p, Subsys: "sched", Event: "sched_process_exec",
-			Args: []string{binary}, Action: "KPROBE_ACTION_SIGKILL", Enforced: true, PolicyName: "no-nc"}
+			Args: []api.TracepointArg{api.StringArg("filename", binary)}, Action: "KPROBE_ACTION_SIGKILL", Enforced: true, PolicyName: "no-nc"}
 	case api.EventProcessThrottle:
 		ns, name, _ := strings.Cut(pod, "/")
 		ev.ProcessThrottle = &api.ProcessThrottle{Type: api.ThrottleStart, Namespace: ns, Pod: name}

@@ -64,7 +64,7 @@ func (m *Manager) handleEnforcement(x *procsensor.Enforcement) {
 	l.proc = m.enteredPod(l.proc, x.NetNS)
 	tp := &api.ProcessTracepoint{
 		Process: l.proc, Parent: l.parent, Ancestors: l.ancestors,
-		Subsys: "sched", Event: "sched_process_exec", Args: []string{x.Filename},
+		Subsys: "sched", Event: "sched_process_exec", Args: []api.TracepointArg{api.StringArg("filename", x.Filename)},
 		Action: ActionName(x.Action), Enforced: x.Enforced, PolicyName: name,
 	}
 	m.publish(&api.ProcessEvent{ProcessTracepoint: tp}, l, time.Now())

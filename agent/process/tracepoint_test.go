@@ -45,7 +45,7 @@ func TestEnforcementEvent(t *testing.T) {
 	assert.Equal(t, []uint32{1}, pids(tp.Ancestors))
 	assert.Equal(t, api.ProcessTracepoint{
 		Process: tp.Process, Parent: tp.Parent, Ancestors: tp.Ancestors,
-		Subsys: "sched", Event: "sched_process_exec", Args: []string{"/usr/bin/nc"},
+		Subsys: "sched", Event: "sched_process_exec", Args: []api.TracepointArg{api.StringArg("filename", "/usr/bin/nc")},
 		Action: "KPROBE_ACTION_SIGKILL", Enforced: true, PolicyName: "default/no-nc",
 	}, *tp)
 	p, _, _ := f.m.Get(ExecID(testNode, key(3)))

@@ -19,6 +19,8 @@ enum process_event_type {
 	PROCESS_FORK	= 3,
 	PROCESS_CONNECT	= 4,
 	PROCESS_ENFORCE	= 5,	/* an exec rule matched (process_rules.h) */
+	PROCESS_SYSCALL	= 6,	/* a syscall rule matched (syscall_rules.h) */
+	PROCESS_CONNECT_RULE = 7, /* a connect rule matched (connect_rules.h) */
 };
 
 /* process_hdr.flags */

@@ -104,11 +104,13 @@ type ProcessProcessEnforce struct {
 type ProcessProcessEventType uint32
 
 const (
-	ProcessProcessEventTypePROCESS_EXEC    ProcessProcessEventType = 1
-	ProcessProcessEventTypePROCESS_EXIT    ProcessProcessEventType = 2
-	ProcessProcessEventTypePROCESS_FORK    ProcessProcessEventType = 3
-	ProcessProcessEventTypePROCESS_CONNECT ProcessProcessEventType = 4
-	ProcessProcessEventTypePROCESS_ENFORCE ProcessProcessEventType = 5
+	ProcessProcessEventTypePROCESS_EXEC         ProcessProcessEventType = 1
+	ProcessProcessEventTypePROCESS_EXIT         ProcessProcessEventType = 2
+	ProcessProcessEventTypePROCESS_FORK         ProcessProcessEventType = 3
+	ProcessProcessEventTypePROCESS_CONNECT      ProcessProcessEventType = 4
+	ProcessProcessEventTypePROCESS_ENFORCE      ProcessProcessEventType = 5
+	ProcessProcessEventTypePROCESS_SYSCALL      ProcessProcessEventType = 6
+	ProcessProcessEventTypePROCESS_CONNECT_RULE ProcessProcessEventType = 7
 )
 
 type ProcessProcessExec struct {

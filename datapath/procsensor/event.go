@@ -82,4 +82,8 @@ type Event struct {
 	Connect *Connect
 	// Enforcement: an exec rule matched (SetExecRules).
 	Enforcement *Enforcement
+	// Syscall: a syscall rule matched (SetSyscallRules).
+	Syscall *SyscallEvent
+	// ConnectRule: a connect rule matched (datapath.ConnectRule).
+	ConnectRule *ConnectEnforcement
 }

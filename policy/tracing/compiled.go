@@ -8,6 +8,9 @@
 package tracing
 
 import (
+	"net/netip"
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -86,4 +89,163 @@ type Compiled struct {
 	// the namespaced kind).
 	PodSelector *metav1.LabelSelector
 	Execs       []ExecSelector
+	// Tracepoints are spec.tracepoints compiled to the syscall hooks.
+	Tracepoints []Tracepoint
+	// Connects are spec.connects (Sluice extension): selectors evaluated
+	// by the cgroup connect4/sendmsg4 hooks; each entry's first matching
+	// selector decides.
+	Connects [][]ConnectSelector
+}
+
+// --- phase 2: tracepoints, connect rules and the process filters ---
+
+// ActionOverride is Tetragon's Override; here only in spec.connects, where
+// the cgroup hooks make connect()/sendmsg() fail with EPERM (argError -1,
+// the one error these hooks can return).
+const ActionOverride Action = "Override"
+
+// ArgSource says where a syscall hook reads a value.
+type ArgSource uint8
+
+// Value sources of the syscall hooks.
+const (
+	SourceSyscallNr  ArgSource = iota + 1 // the syscall number (raw_syscalls id, __syscall_nr)
+	SourceSyscallArg                      // argument Index (0..5) of the syscall
+	SourceReturn                          // the return value (sys_exit)
+)
+
+// ArgType is how a value is read and compared.
+type ArgType uint8
+
+// Value types: integers are read as 64 bits (Signed says how GT/LT
+// compare); strings are NUL-terminated user memory the argument points to
+// (char *, const char __user * filename), read when the hook runs.
+const (
+	TypeInt ArgType = iota + 1
+	TypeString
+)
+
+// SyscallValue is one value a syscall hook can read.
+type SyscallValue struct {
+	Source ArgSource
+	Index  int // SourceSyscallArg: 0..5
+	Type   ArgType
+	Signed bool
+	// Label is Tetragon's arg label (reported with the value), or the
+	// argument's name from the syscall's signature.
+	Label string
+}
+
+// ArgOp is a matchArgs operator.
+type ArgOp string
+
+// matchArgs operators (Tetragon's names). InMap/NotInMap compile to
+// Equal/NotEqual. Prefix/Postfix (and Not*) apply to strings; Mask, GT and
+// LT to integers; Equal/NotEqual to both.
+const (
+	OpEqual      ArgOp = "Equal"
+	OpNotEqual   ArgOp = "NotEqual"
+	OpPrefix     ArgOp = "Prefix"
+	OpNotPrefix  ArgOp = "NotPrefix"
+	OpPostfix    ArgOp = "Postfix"
+	OpNotPostfix ArgOp = "NotPostfix"
+	OpMask       ArgOp = "Mask"
+	OpGT         ArgOp = "GT"
+	OpLT         ArgOp = "LT"
+)
+
+// ArgMatch is one matchArgs entry: Value compared with Ints or Strings
+// (any of the values for Equal/Prefix/Postfix/Mask, none of them for the
+// Not operators, the single value for GT/LT).
+type ArgMatch struct {
+	Value   SyscallValue
+	Op      ArgOp
+	Ints    []uint64 // two's complement for negative values
+	Strings []string
+}
+
+// PIDMatch is a matchPIDs entry.
+type PIDMatch struct {
+	NotIn          bool
+	Values         []uint32
+	IsNamespacePID bool // compare the pid as seen in the process's pid namespace
+	FollowForks    bool // the children of a matching process match too
+}
+
+// NamespaceMatch is a matchNamespaces entry: the process's namespace of
+// kind Namespace (Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time,
+// TimeForChildren, Cgroup, User) is (NotIn: is not) one of Inodes, or the
+// host's when Host ("host_ns" among Tetragon's values).
+type NamespaceMatch struct {
+	Namespace string
+	NotIn     bool
+	Host      bool
+	Inodes    []uint32
+}
+
+// CapabilityMatch is a matchCapabilities entry: the process's Type
+// capability set (Effective, Permitted, Inheritable) has any of Mask (In)
+// or none of it (NotIn).
+type CapabilityMatch struct {
+	Type  string
+	NotIn bool
+	Mask  uint64
+	// IsNamespaceCapability: only in a user namespace other than the host's.
+	IsNamespaceCapability bool
+}
+
+// ProcessFilters are the filters of a selector about the process that
+// runs the hook; each set filter must pass (ANDed).
+type ProcessFilters struct {
+	Binaries       []BinaryMatch
+	ParentBinaries []BinaryMatch
+	PIDs           []PIDMatch
+	Namespaces     []NamespaceMatch
+	Capabilities   []CapabilityMatch
+}
+
+// Tracepoint is one spec.tracepoints entry compiled to the raw syscall
+// hooks (tp_btf sys_enter / sys_exit): raw_syscalls/sys_enter|sys_exit for
+// every syscall, syscalls/sys_enter_X|sys_exit_X for syscall X.
+type Tracepoint struct {
+	Subsystem string // as written: raw_syscalls, syscalls
+	Event     string // sys_enter, sys_exit, sys_enter_openat, ...
+	Exit      bool   // the sys_exit hook
+	// Syscalls are the syscall numbers the event covers (nil: all).
+	Syscalls []uint32
+	// Capture are the values the event reports (spec args, in order;
+	// matchArgs index i refers to Capture[i], as in Tetragon).
+	Capture   []SyscallValue
+	Selectors []TracepointSelector
+}
+
+// TracepointSelector is one selector of a tracepoint: its filters ANDed,
+// the first matching selector of the tracepoint decides. Syscalls, when
+// set, narrows the tracepoint's syscalls (a matchArgs on the syscall
+// number compiles here, not to Args).
+type TracepointSelector struct {
+	ProcessFilters
+	Syscalls  []uint32
+	Args      []ArgMatch
+	Action    Action
+	Signal    int
+	RateLimit time.Duration
+}
+
+// ConnectSelector is one selector of spec.connects: the process filters,
+// then the destination (after and before service translation: either
+// matching is a match). matchArgs index 0 is the destination sockaddr,
+// with Tetragon's socket operators DAddr/NotDAddr (CIDRs), DPort/NotDPort,
+// Protocol (TCP, UDP).
+type ConnectSelector struct {
+	ProcessFilters
+	Dests     []netip.Prefix
+	NotDests  bool
+	Ports     []uint16
+	NotPorts  bool
+	Protocols []uint8 // IPPROTO_TCP, IPPROTO_UDP; nil: both
+	// Action: Override (EPERM), Post, NoPost, Sigkill or Signal.
+	Action    Action
+	Signal    int
+	RateLimit time.Duration
 }

@@ -61,7 +61,7 @@ func tracepointEvents(t *testing.T, node *harness.Node, binary string) []*api.Pr
 	t.Helper()
 	var out []*api.ProcessTracepoint
 	for _, ev := range processEvents(t, node, api.EventFilter{Types: []string{api.EventProcessTracepoint}}) {
-		if tp := ev.ProcessTracepoint; tp != nil && len(tp.Args) > 0 && tp.Args[0] == binary {
+		if tp := ev.ProcessTracepoint; tp != nil && len(tp.Args) > 0 && tp.Args[0].StringArg != nil && *tp.Args[0].StringArg == binary {
 			out = append(out, tp)
 		}
 	}
