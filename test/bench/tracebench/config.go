@@ -23,25 +23,53 @@ const (
 	cfgSluice = "sluice"
 	// cfgSluiceExport: the same plus --export-filename.
 	cfgSluiceExport = "sluice-export"
+	// cfgSluicePolicy: the sensor with a tracing policy that matches none
+	// of the workload's operations (exec: an exec-prevention policy for
+	// another binary; open: a file-monitoring policy on openat for other
+	// paths), so what is measured is the cost of the in-kernel filter.
+	cfgSluicePolicy = "sluice-policy"
+	// cfgSluicePolicyMatch (open only): a policy that posts every open of
+	// the workload, at --rate operations per second: every one must reach
+	// the agent's API, none lost.
+	cfgSluicePolicyMatch = "sluice-policy-match"
+)
+
+// Workloads.
+const (
+	workloadExec = "exec"
+	workloadOpen = "open"
 )
 
 var (
-	knownConfigs   = []string{cfgBaseline, cfgAgent, cfgSluice, cfgSluiceExport}
-	defaultConfigs = []string{cfgBaseline, cfgSluice, cfgSluiceExport}
+	knownConfigs   = []string{cfgBaseline, cfgAgent, cfgSluice, cfgSluiceExport, cfgSluicePolicy, cfgSluicePolicyMatch}
+	defaultConfigs = []string{cfgBaseline, cfgSluice, cfgSluiceExport, cfgSluicePolicy}
+	// defaultOpenConfigs are the open workload's.
+	defaultOpenConfigs = []string{cfgBaseline, cfgSluice, cfgSluicePolicy, cfgSluicePolicyMatch}
 )
 
 // agentFlags are the sluice-agent flags each configuration needs (beyond
 // those of every harness node).
 var agentFlags = map[string][]string{
-	cfgSluice:       {"--process-sensor"},
-	cfgSluiceExport: {"--process-sensor", "--export-filename", "--export-file-max-size-mb", "--export-file-max-backups"},
+	cfgSluice:            {"--process-sensor"},
+	cfgSluiceExport:      {"--process-sensor", "--export-filename", "--export-file-max-size-mb", "--export-file-max-backups"},
+	cfgSluicePolicy:      {"--process-sensor"},
+	cfgSluicePolicyMatch: {"--process-sensor"},
 }
 
 // sensorOn reports whether config runs the process sensor.
-func sensorOn(config string) bool { return config == cfgSluice || config == cfgSluiceExport }
+func sensorOn(config string) bool {
+	return config == cfgSluice || config == cfgSluiceExport || config == cfgSluicePolicy || config == cfgSluicePolicyMatch
+}
+
+// policyOn reports whether config loads a tracing policy.
+func policyOn(config string) bool { return config == cfgSluicePolicy || config == cfgSluicePolicyMatch }
 
 // Options of one benchmark run.
 type Options struct {
+	// Workload is exec (a fork+exec storm) or open (an openat/close loop).
+	Workload string
+	// Rate caps the open loop of sluice-policy-match (operations/s).
+	Rate     float64
 	Configs  []string
 	Rounds   int
 	Workers  int
@@ -61,6 +89,8 @@ type Options struct {
 // DefaultOptions are the full run's settings.
 func DefaultOptions() Options {
 	return Options{
+		Workload:  workloadExec,
+		Rate:      10000,
 		Configs:   defaultConfigs,
 		Rounds:    5,
 		Workers:   runtime.NumCPU(),
@@ -86,10 +116,22 @@ func (o Options) validate() error {
 	if len(o.Configs) == 0 {
 		return errors.New("no configuration")
 	}
+	if o.Workload != workloadExec && o.Workload != workloadOpen {
+		return fmt.Errorf("unknown workload %q (have %s, %s)", o.Workload, workloadExec, workloadOpen)
+	}
 	for _, c := range o.Configs {
 		if !contains(knownConfigs, c) {
 			return fmt.Errorf("unknown configuration %q (have %s)", c, strings.Join(knownConfigs, ", "))
 		}
+		if o.Workload == workloadOpen && (c == cfgSluiceExport || c == cfgAgent) {
+			return fmt.Errorf("configuration %s is for the exec workload", c)
+		}
+		if o.Workload == workloadExec && c == cfgSluicePolicyMatch {
+			return fmt.Errorf("configuration %s is for the open workload", c)
+		}
+	}
+	if o.Rate <= 0 {
+		return errors.New("rate must be > 0")
 	}
 	if o.BinDir == "" {
 		return errors.New("no binary directory")

@@ -188,3 +188,27 @@ func tallyExportDir(dir, pod string, binaries []string) (*execTally, error) {
 	}
 	return t, nil
 }
+
+// collectPosts counts the process_tracepoint events of policy the agent
+// kept, reading its history until there are want of them, or a read adds
+// none for idle, or max passes; it returns the last count.
+func collectPosts(ctx context.Context, socket, policy string, want int, idle, max time.Duration) int {
+	q := url.Values{}
+	q.Set("type", api.EventProcessTracepoint)
+	q.Set("policy", policy)
+	start, lastGrowth, best := time.Now(), time.Now(), -1
+	for ctx.Err() == nil && time.Since(start) < max {
+		var t postTally
+		if err := streamEvents(ctx, socket, q, func(e *api.ProcessEvent) { t.add(e, policy) }); err != nil {
+			return best
+		}
+		if n := t.count(); n > best {
+			best, lastGrowth = n, time.Now()
+		}
+		if best >= want || time.Since(lastGrowth) > idle {
+			return best
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return best
+}

@@ -1,6 +1,7 @@
-// Command tracebench is the exec benchmark driver behind
-// hack/bench-trace.sh: the cost of Sluice's process sensor on a fork+exec
-// storm. Every sample gets a fresh simulated node (a network namespace
+// Command tracebench is the tracing benchmark driver behind
+// hack/bench-trace.sh: the cost of Sluice's process sensor and tracing
+// policies on a fork+exec storm (--workload exec) or an openat/close loop
+// (--workload open, with the sluice-policy configurations). Every sample gets a fresh simulated node (a network namespace
 // with its own bpffs and cgroup, the real sluice-agent) and a pod wired by
 // the real sluice-cni, in which execstorm runs N workers that start a copy
 // of /bin/true in a loop. Configurations: baseline (no agent while the
@@ -33,7 +34,10 @@ import (
 
 func main() {
 	o := DefaultOptions()
-	configs := flag.String("configs", strings.Join(o.Configs, ","), "configurations: "+strings.Join(knownConfigs, ", "))
+	configs := flag.String("configs", "", "configurations: "+strings.Join(knownConfigs, ", ")+
+		" (default: "+strings.Join(defaultConfigs, ",")+"; with --workload open: "+strings.Join(defaultOpenConfigs, ",")+")")
+	flag.StringVar(&o.Workload, "workload", o.Workload, "exec (fork+exec storm) or open (openat/close loop)")
+	flag.Float64Var(&o.Rate, "rate", o.Rate, "operations per second of the open loop in sluice-policy-match")
 	flag.IntVar(&o.Rounds, "rounds", o.Rounds, "rounds; the configurations are interleaved in each")
 	flag.IntVar(&o.Workers, "workers", o.Workers, "parallel exec workers (default: one per CPU)")
 	flag.DurationVar(&o.Duration, "duration", o.Duration, "measured duration of each sample")
@@ -47,7 +51,12 @@ func main() {
 	if *quick {
 		o.Quick()
 	}
-	o.Configs = strings.Split(*configs, ",")
+	switch {
+	case *configs != "":
+		o.Configs = strings.Split(*configs, ",")
+	case o.Workload == workloadOpen:
+		o.Configs = defaultOpenConfigs
+	}
 	benchrun.Main("tracebench", "network namespaces, BPF", func(ctx context.Context) (bool, error) {
 		return run(ctx, o, os.Stdout)
 	})
@@ -93,8 +102,12 @@ func runAll(ctx context.Context, o Options, bins binaries, w io.Writer) bool {
 	if o.BPFStats {
 		stats = "on"
 	}
-	header := fmt.Sprintf("exec storm in a pod: %d workers running %s (a copy of /bin/true), %v measured after %v warm-up per sample, %d round(s) interleaved, fresh node per sample; kernel BPF statistics %s",
-		o.Workers, bins.storm, o.Duration, o.Warmup, o.Rounds, stats)
+	load := fmt.Sprintf("exec storm in a pod: %d workers running %s (a copy of /bin/true)", o.Workers, bins.storm)
+	if o.Workload == workloadOpen {
+		load = fmt.Sprintf("open loop in a pod: %d workers opening and closing %s (sluice-policy-match: %.0f opens/s)", o.Workers, bins.open, o.Rate)
+	}
+	header := fmt.Sprintf("%s, %v measured after %v warm-up per sample, %d round(s) interleaved, fresh node per sample; kernel BPF statistics %s",
+		load, o.Duration, o.Warmup, o.Rounds, stats)
 	header += "\nload average at start: " + loadAvg()
 	fmt.Fprintln(w, header)
 	var samples []sample
@@ -122,7 +135,7 @@ func runAll(ctx context.Context, o Options, bins binaries, w io.Writer) bool {
 		allOK = false
 	}
 	writeReport(w, header+", at end: "+loadAvg()+" (other work on the machine shares the CPUs with the storm)",
-		summarize(o.Configs, samples, unavailable))
+		summarize(o.Workload, o.Configs, samples, unavailable))
 	return allOK
 }
 

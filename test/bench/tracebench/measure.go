@@ -27,9 +27,10 @@ type stormResult struct {
 
 // sample is one measurement of one configuration.
 type sample struct {
-	Config string
-	Round  int
-	Storm  stormResult
+	Workload string
+	Config   string
+	Round    int
+	Storm    stormResult
 	// Agent figures (every configuration but baseline).
 	AgentCPU      float64 // seconds, from storm start until the events drained
 	AgentCPUStorm float64 // seconds, during the storm
@@ -44,16 +45,22 @@ type sample struct {
 	Err        error
 }
 
-// binaries is where the run's copies of /bin/true live: the storm runs one,
-// the readiness canary the other, so their events are told apart by path.
+// binaries is where the run's files live: the storm runs one copy of
+// /bin/true, the readiness canary the other, so their events are told apart
+// by path; forbidden is a third copy the exec policy kills (never run);
+// open is the file the open loop opens, watched a directory the
+// file-monitoring policy watches (never opened).
 type binaries struct {
-	storm, canary string
+	storm, canary, forbidden string
+	open, watched            string
 }
 
-// copyTrue copies /bin/true into dir/storm/true and dir/canary/true.
+// copyTrue copies /bin/true into dir/storm/true, dir/canary/true and
+// dir/forbidden/nc, and creates dir/open/file and dir/watched.
 func copyTrue(dir string) (binaries, error) {
-	out := binaries{storm: filepath.Join(dir, "storm", "true"), canary: filepath.Join(dir, "canary", "true")}
-	for _, p := range []string{out.storm, out.canary} {
+	out := binaries{storm: filepath.Join(dir, "storm", "true"), canary: filepath.Join(dir, "canary", "true"),
+		forbidden: filepath.Join(dir, "forbidden", "nc"), open: filepath.Join(dir, "open", "file"), watched: filepath.Join(dir, "watched")}
+	for _, p := range []string{out.storm, out.canary, out.forbidden} {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return binaries{}, err
 		}
@@ -61,13 +68,19 @@ func copyTrue(dir string) (binaries, error) {
 			return binaries{}, err
 		}
 	}
-	return out, nil
+	if err := os.MkdirAll(filepath.Dir(out.open), 0o755); err != nil {
+		return binaries{}, err
+	}
+	if err := os.MkdirAll(out.watched, 0o755); err != nil {
+		return binaries{}, err
+	}
+	return out, os.WriteFile(out.open, []byte("open loop\n"), 0o644)
 }
 
 // measure builds a fresh node and storm pod for config, runs the storm and
 // collects the agent's figures, then tears everything down.
 func measure(ctx context.Context, o Options, bins binaries, config string, round int) sample {
-	s := sample{Config: config, Round: round, Received: -1, Attributed: -1, Exported: -1}
+	s := sample{Workload: o.Workload, Config: config, Round: round, Received: -1, Attributed: -1, Exported: -1}
 	r := &harness.Runner{}
 	r.Run(func() { s.Err = measureIn(ctx, r, o, bins, &s) })
 	if s.Err == nil && r.Failed() {
@@ -81,12 +94,16 @@ func measureIn(ctx context.Context, r *harness.Runner, o Options, bins binaries,
 	node := harness.NewNode(r, harness.NodeOptions{Index: 1})
 	args := []string{"--log-level", "info"}
 	exportDir := filepath.Join(r.TempDir(), "export")
-	switch s.Config {
-	case cfgSluice:
+	if sensorOn(s.Config) {
 		args = append(args, "--process-sensor", "--process-event-history", eventHistory)
-	case cfgSluiceExport:
-		args = append(args, "--process-sensor", "--process-event-history", eventHistory, "--export-filename", filepath.Join(exportDir, "events.json"),
+	}
+	if s.Config == cfgSluiceExport {
+		args = append(args, "--export-filename", filepath.Join(exportDir, "events.json"),
 			"--export-file-max-size-mb", "100", "--export-file-max-backups", "100")
+	}
+	policy, err := writePolicy(node.ManifestsDir, o, s.Config, bins)
+	if err != nil {
+		return err
 	}
 	agent := node.StartAgentArgs(r, args...)
 	pod := node.AddPod(r, "storm")
@@ -105,12 +122,16 @@ func measureIn(ctx context.Context, r *harness.Runner, o Options, bins binaries,
 			return err
 		}
 	}
+	if policy != "" {
+		if err := waitPolicy(ctx, node.Socket(), policy); err != nil {
+			return err
+		}
+	}
 	s.Setup = time.Since(start)
 
 	pid := agent.PID()
 	var cpu0, cpu1, cpu2, lost0, lost1 float64
 	var bpf0, bpf1 progStats
-	var err error
 	if s.Config != cfgBaseline {
 		if cpu0, err = cpuSeconds(pid); err != nil {
 			return fmt.Errorf("agent CPU: %w", err)
@@ -125,7 +146,7 @@ func measureIn(ctx context.Context, r *harness.Runner, o Options, bins binaries,
 		}
 	}
 
-	if s.Storm, err = runStorm(ctx, o, pod, bins.storm); err != nil {
+	if s.Storm, err = runStorm(ctx, o, pod, stormArgs(o, s.Config, bins)); err != nil {
 		return err
 	}
 	if s.Config == cfgBaseline {
@@ -136,8 +157,13 @@ func measureIn(ctx context.Context, r *harness.Runner, o Options, bins binaries,
 	}
 	s.AgentCPUStorm = cpu1 - cpu0
 	if sensorOn(s.Config) {
-		collectExecs(ctx, node.Socket(), bins.storm, int(s.Storm.Execs), tally, o.DrainIdle, o.Drain)
-		s.Received, s.Attributed = tally.count(bins.storm)
+		switch {
+		case o.Workload == workloadExec:
+			collectExecs(ctx, node.Socket(), bins.storm, int(s.Storm.Execs), tally, o.DrainIdle, o.Drain)
+			s.Received, s.Attributed = tally.count(bins.storm)
+		case s.Config == cfgSluicePolicyMatch:
+			s.Received = collectPosts(ctx, node.Socket(), policy, int(s.Storm.Execs), o.DrainIdle, o.Drain)
+		}
 		if lost1, s.LostKnown, err = scrapeMetric(node, lostMetric); err != nil {
 			return err
 		}
@@ -186,13 +212,24 @@ func canary(ctx context.Context, pod *harness.Pod, binary string, t *execTally) 
 	return fmt.Errorf("no exec event of the canary %s within 30s", binary)
 }
 
+// stormArgs are execstorm's arguments for the workload of o in config.
+func stormArgs(o Options, config string, bins binaries) []string {
+	args := []string{"--workers", strconv.Itoa(o.Workers), "--duration", o.Duration.String(), "--warmup", o.Warmup.String()}
+	switch {
+	case o.Workload == workloadExec:
+		return append(args, "--binary", bins.storm)
+	case config == cfgSluicePolicyMatch:
+		return append(args, "--open", bins.open, "--rate", strconv.FormatFloat(o.Rate, 'f', -1, 64))
+	}
+	return append(args, "--open", bins.open)
+}
+
 // runStorm runs execstorm in pod's netns and returns its result.
-func runStorm(ctx context.Context, o Options, pod *harness.Pod, binary string) (stormResult, error) {
+func runStorm(ctx context.Context, o Options, pod *harness.Pod, args []string) (stormResult, error) {
 	var res stormResult
 	ctx, cancel := context.WithTimeout(ctx, o.Warmup+o.Duration+30*time.Second)
 	defer cancel()
-	ns := pod.NS.Command(filepath.Join(o.BinDir, "execstorm"), "--binary", binary,
-		"--workers", strconv.Itoa(o.Workers), "--duration", o.Duration.String(), "--warmup", o.Warmup.String())
+	ns := pod.NS.Command(filepath.Join(o.BinDir, "execstorm"), args...)
 	out, err := exec.CommandContext(ctx, ns.Path, ns.Args[1:]...).Output()
 	if err != nil {
 		var ee *exec.ExitError

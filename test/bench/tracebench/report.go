@@ -12,9 +12,14 @@ import (
 
 // accounted reports whether every exec of the storm reached the agent's
 // API (and the export file): always true without the sensor.
+// With the open workload only sluice-policy-match has events to account
+// for: every open of the loop posted by the policy.
 func (s sample) accounted() bool {
 	if s.Err != nil || !sensorOn(s.Config) {
 		return true
+	}
+	if s.Workload == workloadOpen {
+		return s.Config != cfgSluicePolicyMatch || int64(s.Received) == s.Storm.Execs
 	}
 	if int64(s.Received) != s.Storm.Execs {
 		return false
@@ -29,12 +34,15 @@ func (s sample) line() string {
 		return head + " FAILED: " + s.Err.Error()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %7.0f execs/s  execs %d  setup %.1fs", head, s.Storm.OpsPerSec, s.Storm.Execs, s.Setup.Seconds())
+	fmt.Fprintf(&b, "%s %7.0f ops/s  ops %d  setup %.1fs", head, s.Storm.OpsPerSec, s.Storm.Execs, s.Setup.Seconds())
 	if s.Config != cfgBaseline {
 		fmt.Fprintf(&b, "  agent cpu %.2fs (%.2fs in the storm)", s.AgentCPU, s.AgentCPUStorm)
 	}
 	if sensorOn(s.Config) {
-		fmt.Fprintf(&b, "  received %d (pod named on %d)  lost %s", s.Received, s.Attributed, fmtLost(s.Lost, s.LostKnown))
+		if s.Received >= 0 {
+			fmt.Fprintf(&b, "  received %d (pod named on %d)", s.Received, s.Attributed)
+		}
+		fmt.Fprintf(&b, "  lost %s", fmtLost(s.Lost, s.LostKnown))
 		if s.Config == cfgSluiceExport {
 			fmt.Fprintf(&b, "  exported %d", s.Exported)
 		}
@@ -49,6 +57,7 @@ func (s sample) line() string {
 // summary aggregates the rounds of one configuration: the exec rate as a
 // median with its range, the counts and CPU as sums over the rounds.
 type summary struct {
+	Workload    string
 	Config      string
 	OK, Rounds  int
 	Rate        stats.Summary
@@ -66,10 +75,10 @@ type summary struct {
 	Failure     string
 }
 
-func summarize(configs []string, samples []sample, unavailable map[string]string) []summary {
+func summarize(workload string, configs []string, samples []sample, unavailable map[string]string) []summary {
 	var out []summary
 	for _, c := range configs {
-		sum := summary{Config: c, Unavailable: unavailable[c], LostKnown: true}
+		sum := summary{Workload: workload, Config: c, Unavailable: unavailable[c], LostKnown: true}
 		var rates []float64
 		for _, s := range samples {
 			if s.Config != c {
@@ -133,7 +142,7 @@ func writeReport(w io.Writer, header string, sums []summary) {
 	base := baselineRate(sums)
 	fmt.Fprintf(w, "\n%s\n\n", header)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "config\tok/rounds\texecs/s median\tmin–max\tvs baseline\treceived/execs\tlost\tagent CPU s/1k execs\tagent % of a CPU in storm\tBPF ns/exec\t")
+	fmt.Fprintln(tw, "config\tok/rounds\tops/s median\tmin–max\tvs baseline\treceived/ops\tlost\tagent CPU s/1k ops\tagent % of a CPU in storm\tBPF ns/op\t")
 	for _, s := range sums {
 		if s.OK == 0 {
 			why := s.Unavailable
@@ -148,8 +157,10 @@ func writeReport(w io.Writer, header string, sums []summary) {
 			cpu = fmt.Sprintf("%.4f", s.per1k(s.AgentCPU))
 			pct = fmt.Sprintf("%.1f", 100*s.StormCPU/s.StormSecs)
 		}
-		if sensorOn(s.Config) {
+		if s.counted() {
 			recv = fmt.Sprintf("%d/%d", s.Received, s.Execs)
+		}
+		if sensorOn(s.Config) {
 			lost = fmtLost(s.Lost, s.LostKnown)
 			bpf = fmt.Sprintf("%.0f", s.BPFRunTime/float64(s.Execs))
 		}
@@ -161,14 +172,14 @@ func writeReport(w io.Writer, header string, sums []summary) {
 		if s.OK > 0 && s.Failure != "" {
 			fmt.Fprintf(w, "note: %s had a failed round: %s\n", s.Config, s.Failure)
 		}
-		if s.OK > 0 && sensorOn(s.Config) && s.Received != s.Execs {
-			fmt.Fprintf(w, "note: %s: %d of %d execs never reached GET /v1/events\n", s.Config, s.Execs-s.Received, s.Execs)
+		if s.OK > 0 && s.counted() && s.Received != s.Execs {
+			fmt.Fprintf(w, "note: %s: %d of %d %ss never reached GET /v1/events\n", s.Config, s.Execs-s.Received, s.Execs, s.unit())
 		}
 		if s.OK > 0 && s.Config == cfgSluiceExport && s.Exported != s.Execs {
 			fmt.Fprintf(w, "note: %s: %d of %d execs are not in the export file\n", s.Config, s.Execs-s.Exported, s.Execs)
 		}
 	}
-	fmt.Fprintln(w, "BPF ns/exec: run time of every tracing program the agent holds, per exec of the storm (other processes' events on the machine included)")
+	fmt.Fprintln(w, "BPF ns/op: run time of every tracing program the agent holds, per operation of the workload (other processes' events on the machine included)")
 
 	fmt.Fprintln(w)
 	for _, s := range sums {
@@ -179,24 +190,45 @@ func writeReport(w io.Writer, header string, sums []summary) {
 // result is the RESULT line of s.
 func (s summary) result(base float64) string {
 	if s.OK == 0 {
-		return fmt.Sprintf("RESULT workload=exec config=%s ops_per_s=NA ratio_baseline=NA lost=NA reason=%q", s.Config,
+		return fmt.Sprintf("RESULT workload=%s config=%s ops_per_s=NA ratio_baseline=NA lost=NA reason=%q", s.Workload, s.Config,
 			strings.TrimSpace(s.Unavailable+" "+s.Failure))
 	}
 	lost := "NA"
 	if sensorOn(s.Config) {
 		lost = fmtLost(s.Lost, s.LostKnown)
 	}
-	line := fmt.Sprintf("RESULT workload=exec config=%s ops_per_s=%.0f ratio_baseline=%s lost=%s", s.Config, s.Rate.Median,
+	line := fmt.Sprintf("RESULT workload=%s config=%s ops_per_s=%.0f ratio_baseline=%s lost=%s", s.Workload, s.Config, s.Rate.Median,
 		fmtRatio(stats.Ratio(s.Rate.Median, base)), lost)
+	if s.counted() {
+		line += fmt.Sprintf(" received=%d %ss=%d", s.Received, s.unit(), s.Execs)
+	}
 	if sensorOn(s.Config) {
-		line += fmt.Sprintf(" received=%d execs=%d", s.Received, s.Execs)
 		if s.Config == cfgSluiceExport {
 			line += fmt.Sprintf(" exported=%d", s.Exported)
 		}
-		line += fmt.Sprintf(" bpf_ns_per_exec=%.0f", s.BPFRunTime/float64(s.Execs))
+		line += fmt.Sprintf(" bpf_ns_per_%s=%.0f", s.unit(), s.BPFRunTime/float64(s.Execs))
 	}
 	if s.Config != cfgBaseline {
-		line += fmt.Sprintf(" agent_cpu_s_per_1k_execs=%.4f", s.per1k(s.AgentCPU))
+		line += fmt.Sprintf(" agent_cpu_s_per_1k_%ss=%.4f", s.unit(), s.per1k(s.AgentCPU))
 	}
 	return line
+}
+
+// unit names one operation of the workload in RESULT fields: exec (the
+// format of the exec benchmark's first version) or op.
+func (s summary) unit() string {
+	if s.Workload == workloadOpen {
+		return "op"
+	}
+	return "exec"
+}
+
+// counted reports whether the configuration's events are counted against
+// the operations: exec events in the exec workload, the policy's posts in
+// sluice-policy-match.
+func (s summary) counted() bool {
+	if !sensorOn(s.Config) {
+		return false
+	}
+	return s.Workload == workloadExec || s.Config == cfgSluicePolicyMatch
 }

@@ -102,7 +102,7 @@ func TestReport(t *testing.T) {
 			AgentCPUStorm: 0.11, BPF: progStats{Runs: 6000, RunTime: 2 * time.Millisecond}},
 		{Config: cfgSluiceExport, Round: 1, Err: errors.New("boom")},
 	}
-	sums := summarize([]string{cfgBaseline, cfgSluice, cfgSluiceExport, cfgAgent}, samples,
+	sums := summarize(workloadExec, []string{cfgBaseline, cfgSluice, cfgSluiceExport, cfgAgent}, samples,
 		map[string]string{cfgAgent: "unavailable: test"})
 	var out bytes.Buffer
 	writeReport(&out, "header", sums)
@@ -121,4 +121,32 @@ func TestReport(t *testing.T) {
 	assert.False(t, samples[4].accounted(), "1999 of 2000 received")
 	assert.True(t, samples[3].accounted())
 	assert.Contains(t, samples[4].line(), "MISSING EVENTS")
+}
+
+// TestReportOpen: the open workload's RESULT lines name ops, the policy
+// configuration that matches nothing has no event count, and the matching
+// one is accounted by its posts.
+func TestReportOpen(t *testing.T) {
+	run := func(rate float64, ops int64) stormResult {
+		return stormResult{Execs: ops, Measured: ops, Seconds: 1, Total: 1.1, OpsPerSec: rate}
+	}
+	samples := []sample{
+		{Workload: workloadOpen, Config: cfgBaseline, Round: 1, Storm: run(100000, 110000)},
+		{Workload: workloadOpen, Config: cfgSluicePolicy, Round: 1, Storm: run(98000, 108000), Received: -1, LostKnown: true,
+			AgentCPU: 0.05, AgentCPUStorm: 0.01, BPF: progStats{Runs: 216000, RunTime: 10 * time.Millisecond}},
+		{Workload: workloadOpen, Config: cfgSluicePolicyMatch, Round: 1, Storm: run(10000, 11000), Received: 11000, LostKnown: true,
+			AgentCPU: 0.5, AgentCPUStorm: 0.4},
+		{Workload: workloadOpen, Config: cfgSluicePolicyMatch, Round: 2, Storm: run(10000, 11000), Received: 10990, LostKnown: true},
+	}
+	assert.True(t, samples[1].accounted(), "nothing to count without matches")
+	assert.True(t, samples[2].accounted())
+	assert.False(t, samples[3].accounted(), "10 posts missing")
+	sums := summarize(workloadOpen, []string{cfgBaseline, cfgSluicePolicy, cfgSluicePolicyMatch}, samples[:3], nil)
+	var out bytes.Buffer
+	writeReport(&out, "header", sums)
+	got := out.String()
+	t.Log(got)
+	assert.Contains(t, got, "RESULT workload=open config=sluice-policy ops_per_s=98000 ratio_baseline=0.980 lost=0 bpf_ns_per_op=93 agent_cpu_s_per_1k_ops=0.0005\n")
+	assert.Contains(t, got, "RESULT workload=open config=sluice-policy-match ops_per_s=10000 ratio_baseline=0.100 lost=0 received=11000 ops=11000 bpf_ns_per_op=0")
+	assert.NotContains(t, got, "never reached")
 }
