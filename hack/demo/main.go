@@ -167,6 +167,9 @@ func demo(r *harness.Runner) {
 	step("A SluiceTracingPolicy (Tetragon's schema, exec prevention): a binary killed at exec in pods labelled role=untrusted")
 	tracingPolicyStory(r, node, a, c)
 
+	step("Connect denial (spec.connects): a binary in role=untrusted pods gets EPERM connecting to the service range")
+	connectDenialStory(r, node, a, c)
+
 	step("sluice endpoint get %s (pod a)", a.ContainerID[:12])
 	fmt.Print(cli(r, node, "endpoint", "get", a.ContainerID))
 	step("sluice endpoint list")

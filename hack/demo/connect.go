@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sluicenet/sluice/test/harness"
+)
+
+// connectDenialStory applies a SluiceTracingPolicy whose spec.connects
+// denies a demo-owned copy of bash ("exfil") in pods labelled
+// role=untrusted every connect to the service range: the cgroup connect
+// hook refuses it with EPERM on the kernel's copy of the address. The same
+// binary in pod a gets the web Service's reply.
+func connectDenialStory(r *harness.Runner, node *harness.Node, a, c *harness.Pod) {
+	exfil := filepath.Join(r.TempDir(), "exfil")
+	if err := harness.CopyExecutable("/bin/bash", exfil); err != nil {
+		r.Fatalf("copy bash: %v", err)
+	}
+	writeFile(r, node, "no-exfil.yaml", fmt.Sprintf(`apiVersion: sluice.io/v1alpha1
+kind: SluiceTracingPolicy
+metadata: {name: no-exfil}
+spec:
+  podSelector: {matchLabels: {role: untrusted}}
+  connects:
+  - selectors:
+    - matchBinaries: [{operator: In, values: [%q]}]
+      matchArgs: [{index: 0, operator: DAddr, values: [10.96.0.0/12]}]
+      matchActions: [{action: Override, argError: -1}]
+`, exfil))
+	script := "exec 3<>/dev/tcp/10.96.0.10/80 && read -r reply <&3 && echo \"reply from $reply\""
+	run := func(p *harness.Pod) (string, bool) {
+		out, err := p.CommandInCgroup(r, exfil, "-c", script).CombinedOutput()
+		return strings.TrimSpace(string(out)), err == nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	out, ok := run(c)
+	for ok && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+		out, ok = run(c)
+	}
+	if ok {
+		r.Fatalf("exfil in pod c was not denied: %s", out)
+	}
+	fmt.Printf("$ nsenter --net=<pod c> %s -c '%s'\n%s\n", exfil, script, out)
+	if out, ok := run(a); !ok {
+		r.Errorf("exfil in pod a (not selected): %s", out)
+	} else {
+		fmt.Printf("$ nsenter --net=<pod a> %s -c '...'\n%s   (pod a is not role=untrusted)\n", exfil, out)
+	}
+	fmt.Println("\n$ sluice events --policy no-exfil -o compact")
+	fmt.Print(cli(r, node, "events", "--policy", "no-exfil", "-o", "compact"))
+}
