@@ -1,0 +1,202 @@
+package tracingmgr
+
+import (
+	"fmt"
+	"math/bits"
+	"slices"
+
+	"github.com/sluicenet/sluice/agent/process"
+	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/procsensor"
+	"github.com/sluicenet/sluice/policy/tracing"
+)
+
+// allocation is one accepted policy's place in the rule tables.
+type allocation struct {
+	e         *entry
+	slots     uint64 // exec rule slots (bit i: slot i)
+	sysSlots  uint64 // syscall rule slots
+	connSlots uint64 // connect rule slots
+	classes   uint64 // ids of the binary classes its rules use
+}
+
+// slotRef names a syscall rule's slot by its policy (the key of an event's
+// hook).
+type slotRef struct {
+	policy uint32
+	slot   uint8
+}
+
+// plan is what the kernel should hold: the rules of the accepted policies in
+// their slots, the binary classes they use, and why the others got none.
+type plan struct {
+	exec     []procsensor.ExecRule
+	sys      []procsensor.SyscallRule
+	conn     []datapath.ConnectRule
+	classes  []procsensor.BinaryClass // by ID
+	classIDs map[classKey]uint8
+	allocs   []allocation
+	refused  map[*entry]string
+	hooks    map[slotRef]process.SyscallHook
+}
+
+// allocate gives each policy with rules (in refCompare order) consecutive
+// slots of each table, lower slots first, and ids to the binary classes its
+// rules use: a class keeps its id of oldIDs, and a new one gets an id no
+// class had before while one is left (so a rule replaced in the same sync
+// never finds another class under its id). A policy that needs more slots
+// of a table than are left, or more classes, is refused whole (with a
+// reason) and the next ones still get theirs.
+func allocate(es []*entry, oldIDs map[classKey]uint8) plan {
+	es = slices.Clone(es)
+	slices.SortFunc(es, func(a, b *entry) int { return refCompare(a.ref, b.ref) })
+	p := plan{refused: map[*entry]string{}, classIDs: map[classKey]uint8{}, hooks: map[slotRef]process.SyscallHook{}}
+	var nExec, nSys, nConn int
+	var keys []classKey // in first-use order
+	for _, e := range es {
+		if e.compiled == nil {
+			continue
+		}
+		var fresh []classKey
+		for _, k := range e.classKeys() {
+			if !slices.Contains(keys, k) && !slices.Contains(fresh, k) {
+				fresh = append(fresh, k)
+			}
+		}
+		if reason := fits([]need{
+			{"spec.execs", "exec rule slots", len(e.rules), nExec, procsensor.MaxExecRules},
+			{"spec.tracepoints", "syscall rule slots", len(e.sys), nSys, procsensor.MaxSyscallRules},
+			{"spec.connects", "connect rule slots", len(e.conn), nConn, datapath.MaxConnectRules},
+			{"matchBinaries and matchParentBinaries", "more binary classes", len(fresh), len(keys), procsensor.MaxBinaryClasses},
+		}); reason != "" {
+			p.refused[e] = reason
+			continue
+		}
+		p.allocs = append(p.allocs, allocation{
+			e: e, slots: slotRange(nExec, len(e.rules)), sysSlots: slotRange(nSys, len(e.sys)), connSlots: slotRange(nConn, len(e.conn)),
+		})
+		nExec, nSys, nConn = nExec+len(e.rules), nSys+len(e.sys), nConn+len(e.conn)
+		keys = append(keys, fresh...)
+	}
+	p.assignClassIDs(keys, oldIDs)
+	for i := range p.allocs {
+		p.addRules(&p.allocs[i])
+	}
+	return p
+}
+
+// need is one table's demand of a policy.
+type need struct {
+	field, what            string
+	want, used, tableLimit int
+}
+
+// fits returns why a policy does not fit ("" when it does).
+func fits(ns []need) string {
+	for _, n := range ns {
+		if n.used+n.want > n.tableLimit {
+			return fmt.Sprintf("%s: needs %d %s and only %d of %d are left", n.field, n.want, n.what, n.tableLimit-n.used, n.tableLimit)
+		}
+	}
+	return ""
+}
+
+// slotRange returns the bits of n slots from first.
+func slotRange(first, n int) uint64 {
+	if n == 0 {
+		return 0
+	}
+	return (^uint64(0) >> (64 - n)) << first
+}
+
+// assignClassIDs gives keys their ids and fills p.classes.
+func (p *plan) assignClassIDs(keys []classKey, oldIDs map[classKey]uint8) {
+	var used, before uint64
+	for _, id := range oldIDs {
+		before |= 1 << id
+	}
+	for _, k := range keys {
+		if id, ok := oldIDs[k]; ok {
+			p.classIDs[k] = id
+			used |= 1 << id
+		}
+	}
+	for _, k := range keys {
+		if _, ok := p.classIDs[k]; ok {
+			continue
+		}
+		free := ^(used | before)
+		if free == 0 {
+			free = ^used
+		}
+		id := uint8(bits.TrailingZeros64(free))
+		p.classIDs[k] = id
+		used |= 1 << id
+	}
+	for k, id := range p.classIDs {
+		p.classes = append(p.classes, k.class(id))
+	}
+	slices.SortFunc(p.classes, func(a, b procsensor.BinaryClass) int { return int(a.ID) - int(b.ID) })
+}
+
+// addRules appends the rules of one accepted policy in its slots.
+func (p *plan) addRules(a *allocation) {
+	e := a.e
+	enforce, global := e.mode() == tracing.ModeEnforce, e.global()
+	slot := bits.TrailingZeros64(a.slots)
+	for _, r := range e.rules {
+		p.exec = append(p.exec, procsensor.ExecRule{
+			Slot: uint8(slot), PolicyID: e.id,
+			Exact: r.exact, Prefixes: r.prefixes, NotIn: r.notIn, FollowChildren: r.followChildren,
+			Action: r.action, Signal: r.signal, Enforce: enforce, Global: global,
+		})
+		slot++
+	}
+	first := bits.TrailingZeros64(a.sysSlots)
+	groups := map[int]uint64{}
+	for i, r := range e.sys {
+		groups[r.tp] |= 1 << (first + i)
+	}
+	for i, r := range e.sys {
+		sr := r.rule
+		sr.Slot, sr.PolicyID, sr.Group, sr.Global, sr.Enforce = uint8(first+i), e.id, groups[r.tp], global, enforce
+		sr.Binary, sr.Parent = r.binary.filter(p.classIDs), r.parent.filter(p.classIDs)
+		a.classes |= sr.Binary.All | sr.Binary.None | sr.Parent.All | sr.Parent.None
+		p.sys = append(p.sys, sr)
+		p.hooks[slotRef{e.id, sr.Slot}] = e.hook(r.tp)
+	}
+	first = bits.TrailingZeros64(a.connSlots)
+	groups = map[int]uint64{}
+	for i, r := range e.conn {
+		groups[r.entry] |= 1 << (first + i)
+	}
+	for i, r := range e.conn {
+		cr := r.rule
+		cr.Slot, cr.PolicyID, cr.Group, cr.Global, cr.Enforce = uint8(first+i), e.id, groups[r.entry], global, enforce
+		cr.Binary, cr.Parent = r.binary.filter(p.classIDs), r.parent.filter(p.classIDs)
+		a.classes |= cr.Binary.All | cr.Binary.None | cr.Parent.All | cr.Parent.None
+		p.conn = append(p.conn, cr)
+	}
+}
+
+// classKeys returns the binary classes the policy's rules use.
+func (e *entry) classKeys() []classKey {
+	var out []classKey
+	for _, r := range e.sys {
+		out = append(append(out, r.binary.keys()...), r.parent.keys()...)
+	}
+	for _, r := range e.conn {
+		out = append(append(out, r.binary.keys()...), r.parent.keys()...)
+	}
+	return out
+}
+
+// hook describes tracepoint i of the policy for its events.
+func (e *entry) hook(i int) process.SyscallHook {
+	tp := e.compiled.Tracepoints[i]
+	h := process.SyscallHook{Subsys: tp.Subsystem, Event: tp.Event}
+	for _, v := range tp.Capture {
+		h.Args = append(h.Args, process.HookArg{Label: v.Label, Signed: v.Signed})
+	}
+	return h
+}
