@@ -24,7 +24,9 @@ var (
 	retval   = tracing.SyscallValue{Source: tracing.SourceReturn, Type: tracing.TypeInt, Signed: true, Label: "ret"}
 )
 
-func in(vs ...string) tracing.BinaryMatch { return tracing.BinaryMatch{Op: tracing.BinaryIn, Values: vs} }
+func in(vs ...string) tracing.BinaryMatch {
+	return tracing.BinaryMatch{Op: tracing.BinaryIn, Values: vs}
+}
 
 // openat is a syscalls/sys_enter_openat tracepoint capturing dfd and the
 // file name.
