@@ -152,31 +152,44 @@ func (p *plan) addRules(a *allocation) {
 		})
 		slot++
 	}
-	first := bits.TrailingZeros64(a.sysSlots)
+	p.sys = append(p.sys, place(e.sys, a.sysSlots, func(r sysRule) int { return r.tp },
+		func(r sysRule, slot uint8, group uint64) procsensor.SyscallRule {
+			sr := r.rule
+			sr.Slot, sr.PolicyID, sr.Group, sr.Global, sr.Enforce = slot, e.id, group, global, enforce
+			sr.Binary, sr.Parent = r.binary.filter(p.classIDs), r.parent.filter(p.classIDs)
+			a.classes |= classBits(sr.Binary, sr.Parent)
+			p.hooks[slotRef{e.id, slot}] = e.hook(r.tp)
+			return sr
+		})...)
+	p.conn = append(p.conn, place(e.conn, a.connSlots, func(r connRule) int { return r.entry },
+		func(r connRule, slot uint8, group uint64) datapath.ConnectRule {
+			cr := r.rule
+			cr.Slot, cr.PolicyID, cr.Group, cr.Global, cr.Enforce = slot, e.id, group, global, enforce
+			cr.Binary, cr.Parent = r.binary.filter(p.classIDs), r.parent.filter(p.classIDs)
+			a.classes |= classBits(cr.Binary, cr.Parent)
+			return cr
+		})...)
+}
+
+// place builds the rules of rs in consecutive slots from the lowest of
+// slots; the group of a rule is the slots of the rules with its key (one
+// tracepoint, one spec.connects entry).
+func place[T, R any](rs []T, slots uint64, key func(T) int, build func(r T, slot uint8, group uint64) R) []R {
+	first := bits.TrailingZeros64(slots)
 	groups := map[int]uint64{}
-	for i, r := range e.sys {
-		groups[r.tp] |= 1 << (first + i)
+	for i, r := range rs {
+		groups[key(r)] |= 1 << (first + i)
 	}
-	for i, r := range e.sys {
-		sr := r.rule
-		sr.Slot, sr.PolicyID, sr.Group, sr.Global, sr.Enforce = uint8(first+i), e.id, groups[r.tp], global, enforce
-		sr.Binary, sr.Parent = r.binary.filter(p.classIDs), r.parent.filter(p.classIDs)
-		a.classes |= sr.Binary.All | sr.Binary.None | sr.Parent.All | sr.Parent.None
-		p.sys = append(p.sys, sr)
-		p.hooks[slotRef{e.id, sr.Slot}] = e.hook(r.tp)
+	out := make([]R, 0, len(rs))
+	for i, r := range rs {
+		out = append(out, build(r, uint8(first+i), groups[key(r)]))
 	}
-	first = bits.TrailingZeros64(a.connSlots)
-	groups = map[int]uint64{}
-	for i, r := range e.conn {
-		groups[r.entry] |= 1 << (first + i)
-	}
-	for i, r := range e.conn {
-		cr := r.rule
-		cr.Slot, cr.PolicyID, cr.Group, cr.Global, cr.Enforce = uint8(first+i), e.id, groups[r.entry], global, enforce
-		cr.Binary, cr.Parent = r.binary.filter(p.classIDs), r.parent.filter(p.classIDs)
-		a.classes |= cr.Binary.All | cr.Binary.None | cr.Parent.All | cr.Parent.None
-		p.conn = append(p.conn, cr)
-	}
+	return out
+}
+
+// classBits returns the classes a rule's filters test.
+func classBits(binary, parent procsensor.ClassFilter) uint64 {
+	return binary.All | binary.None | parent.All | parent.None
 }
 
 // classKeys returns the binary classes the policy's rules use.
