@@ -3,6 +3,7 @@ package tracingmgr
 import (
 	"fmt"
 	"math/bits"
+	"net/netip"
 	"slices"
 
 	"github.com/sluicenet/sluice/agent/process"
@@ -53,24 +54,35 @@ func allocate(es []*entry, oldIDs map[classKey]uint8) plan {
 	p := plan{refused: map[*entry]string{}, classIDs: map[classKey]uint8{}, hooks: map[slotRef]process.SyscallHook{}}
 	var nExec, nSys, nConn int
 	var keys []classKey // in first-use order
+	dests, ports := map[netip.Prefix]bool{}, map[uint16]bool{}
 	for _, e := range es {
 		if e.compiled == nil {
 			continue
 		}
-		var fresh []classKey
-		for _, k := range e.classKeys() {
-			if !slices.Contains(keys, k) && !slices.Contains(fresh, k) {
-				fresh = append(fresh, k)
-			}
+		fresh := newOnes(e.classKeys(), func(k classKey) bool { return slices.Contains(keys, k) })
+		var eDests []netip.Prefix
+		var ePorts []uint16
+		for _, r := range e.conn {
+			eDests, ePorts = append(eDests, r.rule.Dests...), append(ePorts, r.rule.Ports...)
 		}
+		freshDests := newOnes(eDests, func(d netip.Prefix) bool { return dests[d] })
+		freshPorts := newOnes(ePorts, func(p uint16) bool { return ports[p] })
 		if reason := fits([]need{
 			{"spec.execs", "exec rule slots", len(e.rules), nExec, procsensor.MaxExecRules},
 			{"spec.tracepoints", "syscall rule slots", len(e.sys), nSys, procsensor.MaxSyscallRules},
 			{"spec.connects", "connect rule slots", len(e.conn), nConn, datapath.MaxConnectRules},
+			{"spec.connects", "more destination prefixes", len(freshDests), len(dests), maxConnectDests},
+			{"spec.connects", "more destination ports", len(freshPorts), len(ports), maxConnectPorts},
 			{"matchBinaries and matchParentBinaries", "more binary classes", len(fresh), len(keys), procsensor.MaxBinaryClasses},
 		}); reason != "" {
 			p.refused[e] = reason
 			continue
+		}
+		for _, d := range freshDests {
+			dests[d] = true
+		}
+		for _, p := range freshPorts {
+			ports[p] = true
 		}
 		p.allocs = append(p.allocs, allocation{
 			e: e, slots: slotRange(nExec, len(e.rules)), sysSlots: slotRange(nSys, len(e.sys)), connSlots: slotRange(nConn, len(e.conn)),
@@ -83,6 +95,27 @@ func allocate(es []*entry, oldIDs map[classKey]uint8) plan {
 		p.addRules(&p.allocs[i])
 	}
 	return p
+}
+
+// Table-wide limits of the connect rules (datapath.MaxConnectDests and
+// MaxConnectPorts, the connect rules owner's): distinct prefixes and ports
+// of every rule.
+const (
+	maxConnectDests = 4096
+	maxConnectPorts = 1024
+)
+
+// newOnes returns the distinct values of vs that have is false.
+func newOnes[T comparable](vs []T, has func(T) bool) []T {
+	var out []T
+	seen := map[T]bool{}
+	for _, v := range vs {
+		if !has(v) && !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // need is one table's demand of a policy.

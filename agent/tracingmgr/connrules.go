@@ -1,7 +1,9 @@
 package tracingmgr
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 
 	"github.com/sluicenet/sluice/datapath"
@@ -39,9 +41,9 @@ func buildConnectRules(c *tracing.Compiled) ([]connRule, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s.matchArgs: %w", field, err)
 			}
-			r := datapath.ConnectRule{
-				Dests: slices.Clone(sel.Dests), NotDests: sel.NotDests,
-				Ports: sortedUnique(sel.Ports), NotPorts: sel.NotPorts,
+			r := datapath.ConnectRule{NotDests: sel.NotDests, Ports: sortedUnique(sel.Ports), NotPorts: sel.NotPorts}
+			if r.Dests, err = connectDests(sel); err != nil {
+				return nil, fmt.Errorf("%s.matchArgs: %w", field, err)
 			}
 			if r.Action, r.Signal, err = ruleAction(sel.Action, sel.Signal, true); err != nil {
 				return nil, fmt.Errorf("%s.matchActions: %w", field, err)
@@ -51,6 +53,28 @@ func buildConnectRules(c *tracing.Compiled) ([]connRule, error) {
 				out = append(out, connRule{entry: i, rule: r, binary: binary, parent: parent})
 			}
 		}
+	}
+	return out, nil
+}
+
+// connectDests checks a selector's destinations and ports and returns the
+// prefixes masked: IPv4 (the hooks are connect4 and sendmsg4), NotDAddr and
+// NotDPort with values, no port 0.
+func connectDests(sel tracing.ConnectSelector) ([]netip.Prefix, error) {
+	switch {
+	case sel.NotDests && len(sel.Dests) == 0:
+		return nil, errors.New("NotDAddr: values required")
+	case sel.NotPorts && len(sel.Ports) == 0:
+		return nil, errors.New("NotDPort: values required")
+	case slices.Contains(sel.Ports, 0):
+		return nil, errors.New("port 0: no connect goes to port 0")
+	}
+	var out []netip.Prefix
+	for _, p := range sel.Dests {
+		if !p.Addr().Is4() {
+			return nil, fmt.Errorf("%s: not an IPv4 prefix (the connect hooks are connect4 and sendmsg4)", p)
+		}
+		out = append(out, p.Masked())
 	}
 	return out, nil
 }

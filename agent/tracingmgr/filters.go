@@ -65,6 +65,16 @@ func processClasses(field string, pf tracing.ProcessFilters) (binary, parent cla
 	return binary, parent, err
 }
 
+// check rejects a process that must be in and out of the same class.
+func (c classRefs) check(field string) error {
+	for _, k := range c.all {
+		if slices.Contains(c.none, k) {
+			return fmt.Errorf("%s: the entries together match no binary (the same paths In and NotIn)", field)
+		}
+	}
+	return nil
+}
+
 func binaryClasses(field string, bs []tracing.BinaryMatch) (classRefs, error) {
 	var out classRefs
 	for i, b := range bs {
@@ -82,7 +92,7 @@ func binaryClasses(field string, bs []tracing.BinaryMatch) (classRefs, error) {
 			return out, fmt.Errorf("%s[%d].operator: %q is not supported", field, i, b.Op)
 		}
 	}
-	return out, nil
+	return out, out.check(field)
 }
 
 // hostNSFunc returns the inode of the host's namespace of a kind, named by
@@ -216,8 +226,15 @@ var capSets = map[string]procsensor.CapSet{
 	"effective": procsensor.CapEffective, "permitted": procsensor.CapPermitted, "inheritable": procsensor.CapInheritable,
 }
 
+// maxCapFilters is the sensor's limit of capability filters per rule
+// (procsensor.MaxCapFilters, the syscall rules owner's).
+const maxCapFilters = 4
+
 // capFilters maps matchCapabilities entries.
 func capFilters(field string, ms []tracing.CapabilityMatch) ([]procsensor.CapFilter, error) {
+	if len(ms) > maxCapFilters {
+		return nil, fmt.Errorf("%s: %d entries and a rule holds at most %d", field, len(ms), maxCapFilters)
+	}
 	var out []procsensor.CapFilter
 	for i, m := range ms {
 		path := fmt.Sprintf("%s[%d]", field, i)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/sluicenet/sluice/datapath/procsensor"
 	"github.com/sluicenet/sluice/policy/tracing"
@@ -125,27 +126,48 @@ func argFilters(field string, ams []tracing.ArgMatch, exit bool) ([]procsensor.A
 		if !ok {
 			return nil, fmt.Errorf("%s.operator: %q is not supported", path, am.Op)
 		}
-		isStringOp := op >= procsensor.ArgPrefix && op <= procsensor.ArgNotPostfix
-		switch {
-		case v.String && op >= procsensor.ArgMask:
-			return nil, fmt.Errorf("%s.operator: %s compares integers, the value is a string", path, am.Op)
-		case !v.String && isStringOp:
-			return nil, fmt.Errorf("%s.operator: %s compares strings, the value is an integer", path, am.Op)
-		case (op == procsensor.ArgGT || op == procsensor.ArgLT) && len(am.Ints) != 1:
-			return nil, fmt.Errorf("%s.values: %s takes one value", path, am.Op)
-		case len(am.Ints) > procsensor.MaxArgInts:
-			return nil, fmt.Errorf("%s.values: %d values and a filter holds at most %d", path, len(am.Ints), procsensor.MaxArgInts)
-		case len(am.Ints)+len(am.Strings) == 0:
-			return nil, fmt.Errorf("%s.values: required", path)
-		}
-		for _, s := range am.Strings {
-			if len(s) > procsensor.StringMax-1 {
-				return nil, fmt.Errorf("%s.values: %q is longer than the %d bytes the kernel reads", path, s, procsensor.StringMax-1)
-			}
+		if err := checkArgValues(am, v.String, op); err != nil {
+			return nil, fmt.Errorf("%s.%w", path, err)
 		}
 		out = append(out, procsensor.ArgFilter{Value: v, Op: op, Ints: slices.Clone(am.Ints), Strings: slices.Clone(am.Strings)})
 	}
 	return out, nil
+}
+
+// checkArgValues checks that the operator applies to the value's type and
+// that the values fit the sensor's filter: integers 1..MaxArgInts (one for
+// GT/LT), strings without NUL and within the bytes a filter key holds (a
+// prefix fills the kernel's 255 bytes; an exact or postfix string needs
+// its end read too).
+func checkArgValues(am tracing.ArgMatch, isString bool, op procsensor.ArgOp) error {
+	isStringOp := op >= procsensor.ArgPrefix && op <= procsensor.ArgNotPostfix
+	switch {
+	case isString && op >= procsensor.ArgMask:
+		return fmt.Errorf("operator: %s compares integers, the value is a string", am.Op)
+	case !isString && isStringOp:
+		return fmt.Errorf("operator: %s compares strings, the value is an integer", am.Op)
+	case isString && (len(am.Strings) == 0 || len(am.Ints) > 0):
+		return errors.New("values: a string value is compared with strings")
+	case !isString && (len(am.Ints) == 0 || len(am.Strings) > 0):
+		return errors.New("values: an integer value is compared with integers")
+	case (op == procsensor.ArgGT || op == procsensor.ArgLT) && len(am.Ints) != 1:
+		return fmt.Errorf("values: %s takes one value", am.Op)
+	case len(am.Ints) > procsensor.MaxArgInts:
+		return fmt.Errorf("values: %d values and a filter holds at most %d", len(am.Ints), procsensor.MaxArgInts)
+	}
+	limit := procsensor.StringMax - 2
+	if op == procsensor.ArgPrefix || op == procsensor.ArgNotPrefix {
+		limit = procsensor.StringMax - 1
+	}
+	for _, s := range am.Strings {
+		switch {
+		case strings.IndexByte(s, 0) >= 0:
+			return fmt.Errorf("values: %q holds a NUL byte", s)
+		case len(s) > limit:
+			return fmt.Errorf("values: %q is longer than the %d bytes the kernel compares for %s", s, limit, am.Op)
+		}
+	}
+	return nil
 }
 
 // ruleAction maps a selector's action to the sensor's. Override (deny) is

@@ -3,6 +3,7 @@ package tracingmgr
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -305,6 +306,12 @@ func TestSyscallRuleRejections(t *testing.T) {
 		{"return at enter", sel(func(s *tracing.TracepointSelector) {
 			s.Args = []tracing.ArgMatch{{Value: retval, Op: tracing.OpEqual, Ints: []uint64{0}}}
 		}), "spec.tracepoints[0].selectors[0].matchArgs[0]: the return value is known at sys_exit only"},
+		{"exact string beyond the kernel's key", sel(func(s *tracing.TracepointSelector) {
+			s.Args[0].Strings = []string{"/" + strings.Repeat("x", 254)}
+		}), "spec.tracepoints[0].selectors[0].matchArgs[0].values: \"/xxx"},
+		{"in and notIn of the same binary", sel(func(s *tracing.TracepointSelector) {
+			s.Binaries = append(s.Binaries, tracing.BinaryMatch{Op: tracing.BinaryNotIn, Values: []string{"/usr/bin/cat"}})
+		}), "spec.tracepoints[0].selectors[0].matchBinaries: the entries together match no binary"},
 		{"too many values captured", &tracing.Compiled{Tracepoints: []tracing.Tracepoint{{
 			Subsystem: "raw_syscalls", Event: "sys_enter", Capture: []tracing.SyscallValue{dfd, dfd, dfd, dfd, dfd},
 		}}}, "spec.tracepoints[0].args: 5 values and an event carries at most 4"},
@@ -326,4 +333,51 @@ func TestSyscallRuleRejections(t *testing.T) {
 	h.m.SetObjects([]source.Raw{cluster(t, "x", "x")})
 	p, _ := h.m.Get(clusterRef("x"))
 	assert.Equal(t, "spec.tracepoints: this agent's process sensor has no syscall hooks", p.Reason)
+}
+
+func TestConnectRuleRejections(t *testing.T) {
+	dest := func(f func(*tracing.ConnectSelector)) *tracing.Compiled {
+		s := tracing.ConnectSelector{Dests: []netip.Prefix{netip.MustParsePrefix("10.1.2.3/8")}, Action: tracing.ActionOverride}
+		f(&s)
+		return &tracing.Compiled{Connects: [][]tracing.ConnectSelector{{s}}}
+	}
+	for _, tc := range []struct {
+		name string
+		c    *tracing.Compiled
+		want string
+	}{
+		{"ipv6", dest(func(s *tracing.ConnectSelector) { s.Dests = []netip.Prefix{netip.MustParsePrefix("fd00::/8")} }),
+			"spec.connects[0].selectors[0].matchArgs: fd00::/8: not an IPv4 prefix"},
+		{"port 0", dest(func(s *tracing.ConnectSelector) { s.Ports = []uint16{0} }), "spec.connects[0].selectors[0].matchArgs: port 0"},
+		{"NotDAddr of nothing", dest(func(s *tracing.ConnectSelector) { s.Dests, s.NotDests = nil, true }),
+			"spec.connects[0].selectors[0].matchArgs: NotDAddr: values required"},
+		{"rate limit", dest(func(s *tracing.ConnectSelector) { s.RateLimit = time.Second }),
+			"spec.connects[0].selectors[0].matchActions.rateLimit: not supported"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newFullHarness(t, compiler{"x": tc.c}, true)
+			h.m.SetObjects([]source.Raw{cluster(t, "x", "x")})
+			p, _ := h.m.Get(clusterRef("x"))
+			assert.Contains(t, p.Reason, tc.want)
+		})
+	}
+
+	// Prefixes are masked; distinct prefixes of every policy share the
+	// table's limit.
+	h := newFullHarness(t, compiler{"x": dest(func(*tracing.ConnectSelector) {})}, true)
+	h.m.SetObjects([]source.Raw{cluster(t, "x", "x")})
+	h.sync(t, false)
+	require.Len(t, h.s.conn, 1)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}, h.s.conn[0].Dests)
+
+	many := tracing.ConnectSelector{Action: tracing.ActionOverride}
+	for i := range maxConnectDests {
+		many.Dests = append(many.Dests, netip.PrefixFrom(netip.AddrFrom4([4]byte{11, byte(i >> 8), byte(i), 0}), 24))
+	}
+	h = newFullHarness(t, compiler{"x": dest(func(*tracing.ConnectSelector) {}), "many": {Connects: [][]tracing.ConnectSelector{{many}}}}, true)
+	h.m.SetObjects([]source.Raw{cluster(t, "a", "x"), cluster(t, "b", "many")})
+	h.sync(t, false)
+	p, _ := h.m.Get(clusterRef("b"))
+	assert.Equal(t, "spec.connects: needs 4096 more destination prefixes and only 4095 of 4096 are left", p.Reason)
+	assert.Len(t, h.s.conn, 1)
 }
