@@ -63,6 +63,12 @@ type ConnectRules interface {
 	DeleteConnectScope(netns uint32) error
 }
 
+// scopeLister is a ConnectRules whose scopes outlive the agent (pinned
+// maps: *datapath.Datapath) and can be read back.
+type scopeLister interface {
+	ConnectScopes() (map[uint32]uint64, error)
+}
+
 // CompileFunc validates and compiles a tracing policy object
 // (tracing.Compile); an error names the field and says why.
 type CompileFunc func(*unstructured.Unstructured) (*tracing.Compiled, error)
@@ -171,15 +177,14 @@ func New(cfg Config, reg prometheus.Registerer) *Manager {
 		func(r procsensor.ExecRule) (uint8, uint64) { return r.Slot, 0 })
 	if s := cfg.Syscalls; s != nil {
 		m.sys = newTable("syscall", s.SetSyscallRules, s.SetSyscallScope, s.DeleteSyscallScope,
-			func(r procsensor.SyscallRule) (uint8, uint64) {
-				return r.Slot, r.Binary.All | r.Binary.None | r.Parent.All | r.Parent.None
-			})
+			func(r procsensor.SyscallRule) (uint8, uint64) { return r.Slot, classBits(r.Binary, r.Parent) })
 	}
 	if c := cfg.Connects; c != nil {
 		m.conn = newTable("connect", c.SetConnectRules, c.SetConnectScope, c.DeleteConnectScope,
-			func(r datapath.ConnectRule) (uint8, uint64) {
-				return r.Slot, r.Binary.All | r.Binary.None | r.Parent.All | r.Parent.None
-			})
+			func(r datapath.ConnectRule) (uint8, uint64) { return r.Slot, classBits(r.Binary, r.Parent) })
+		if l, ok := c.(scopeLister); ok {
+			m.conn.kernelScopes = l.ConnectScopes
+		}
 	}
 	if reg != nil {
 		reg.MustRegister(m.events)

@@ -2,6 +2,7 @@ package tracingmgr
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"strings"
 	"testing"
@@ -380,4 +381,27 @@ func TestConnectRuleRejections(t *testing.T) {
 	p, _ := h.m.Get(clusterRef("b"))
 	assert.Equal(t, "spec.connects: needs 4096 more destination prefixes and only 4095 of 4096 are left", p.Reason)
 	assert.Len(t, h.s.conn, 1)
+}
+
+// pinnedConnects is a ConnectRules whose scopes survived an agent restart.
+type pinnedConnects struct {
+	*fakeSensor
+	kernel map[uint32]uint64
+}
+
+func (p pinnedConnects) ConnectScopes() (map[uint32]uint64, error) { return p.kernel, nil }
+
+func TestStaleConnectScopesOfAnEarlierRunAreDeleted(t *testing.T) {
+	c := compiler{"deny": {PodSelector: locked, Connects: [][]tracing.ConnectSelector{{{Ports: []uint16{80}, Action: tracing.ActionOverride}}}}}
+	h := newFullHarness(t, c, true)
+	path, ino := netnsFile(t, "a")
+	h.eps.eps = []api.Endpoint{endpoint(1, path, "default", "a")}
+	h.m.SetPods([]*corev1.Pod{pod("default", "a", map[string]string{"app": "locked"})})
+	h.s.connScopes = map[uint32]uint64{999: 0b10, ino: 0b11}
+	h.m = New(Config{Rules: h.dp, Syscalls: h.s, Connects: pinnedConnects{h.s, maps.Clone(h.s.connScopes)}, Compile: c.compile,
+		Endpoints: h.eps, ProcRoot: h.proc}, nil)
+	h.m.SetPods([]*corev1.Pod{pod("default", "a", map[string]string{"app": "locked"})})
+	h.m.SetObjects([]source.Raw{cluster(t, "deny", "deny")})
+	h.sync(t, false)
+	assert.Equal(t, map[uint32]uint64{ino: 0b1}, h.s.connScopes, "the pod's scope rewritten, the gone pod's deleted")
 }

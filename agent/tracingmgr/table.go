@@ -16,6 +16,11 @@ type table[R any] struct {
 	delScope func(netns uint32) error
 	// info returns a rule's slot and the binary class ids it tests.
 	info func(R) (slot uint8, classes uint64)
+	// kernelScopes, when set, reads the scopes the kernel holds (pinned
+	// maps that outlive the agent): the first sync takes them in, so that
+	// those of pods gone while the agent was down are deleted.
+	kernelScopes func() (map[uint32]uint64, error)
+	adopted      bool
 
 	rules  []R
 	known  bool
@@ -42,6 +47,18 @@ func (t *table[R]) unscope(rules []R, classesChanged uint64, full bool) []error 
 		t.changed = ^uint64(0)
 	}
 	var errs []error
+	if t.kernelScopes != nil && !t.adopted {
+		in, err := t.kernelScopes()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("read %s scopes: %w", t.name, err))
+		}
+		for ns, slots := range in {
+			if _, ok := t.scopes[ns]; !ok {
+				t.scopes[ns] = slots
+			}
+		}
+		t.adopted = err == nil
+	}
 	if t.changed != 0 || full {
 		for ns, slots := range t.scopes {
 			if slots&t.changed != 0 {
