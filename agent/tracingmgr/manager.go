@@ -97,8 +97,9 @@ type Config struct {
 	Log            logrus.FieldLogger
 }
 
-// Manager holds the tracing policies and owns the sensor's exec rules and
-// scopes. Its methods are safe for concurrent use.
+// Manager holds the tracing policies and owns their kernel state: the
+// exec, syscall and connect rules, their scopes and the binary classes. Its
+// methods are safe for concurrent use.
 type Manager struct {
 	cfg     Config
 	trigger chan struct{}
@@ -125,7 +126,7 @@ type Manager struct {
 // entry is one tracing policy object.
 type entry struct {
 	ref      tracing.Ref
-	id       uint32 // ExecRule.PolicyID, never reused
+	id       uint32 // the PolicyID of its rules, never reused
 	json     []byte // the object last compiled
 	compiled *tracing.Compiled
 	selector labels.Selector // of compiled.PodSelector (nil: every pod)
