@@ -52,13 +52,15 @@ func (m *Manager) Sync(full bool) error {
 	errs = append(errs, m.exec.unscope(p.exec, 0, full)...)
 	if m.sys != nil {
 		errs = append(errs, m.sys.unscope(p.sys, classesChanged, full)...)
+	}
+	if m.conn != nil {
+		errs = append(errs, m.conn.unscope(p.conn, classesChanged, full)...)
+	}
+	if m.sys != nil {
 		// The classes of the old rules stay until those are replaced.
 		if err := m.setClasses(withOld(p.classes, m.classes), full); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-	}
-	if m.conn != nil {
-		errs = append(errs, m.conn.unscope(p.conn, classesChanged, full)...)
 	}
 	written := true
 	if err := m.exec.write(p.exec, full); err != nil {
