@@ -238,6 +238,23 @@ type TracingPolicy struct {
 	// ModeOverridden: Mode was set with set-mode (kept until the object's
 	// own mode changes).
 	ModeOverridden bool `json:"modeOverridden,omitempty"`
+	// Hooks are the policy's hooks and the rule slots of their selectors
+	// (no slots while it does not fit).
+	Hooks []TracingPolicyHook `json:"hooks,omitempty"`
+	// Classes are the ids of the binary classes its syscall and connect
+	// rules test (matchBinaries, matchParentBinaries).
+	Classes []int `json:"classes,omitempty"`
+}
+
+// TracingPolicyHook is one hook of a tracing policy: an exec, syscall or
+// connect rule table's slots, one per selector (connect: per selector and
+// protocol).
+type TracingPolicyHook struct {
+	Table string `json:"table"` // exec, syscall, connect
+	Hook  string `json:"hook"`  // sched/sched_process_exec, syscalls/sys_enter_openat, sluice/connect
+	// Syscalls of a syscall hook (none: every syscall).
+	Syscalls []string `json:"syscalls,omitempty"`
+	Slots    []int    `json:"slots,omitempty"`
 }
 
 // TracepointArg is one argument of a process_tracepoint event, in

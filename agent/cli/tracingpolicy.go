@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -109,8 +112,33 @@ func WriteTracingPolicy(w io.Writer, p api.TracingPolicy) error {
 	}
 	fmt.Fprintf(&b, "Events posted: %d\nActions enforced: %d\nActions monitored: %d\n",
 		p.EventsPosted, p.ActionsEnforced, p.ActionsMonitored)
+	if len(p.Hooks) > 0 {
+		b.WriteString("Hooks:\n")
+		tw := newTabWriter(&b)
+		fmt.Fprintln(tw, "  TABLE\tHOOK\tSLOTS\tSYSCALLS")
+		for _, h := range p.Hooks {
+			syscalls := strings.Join(h.Syscalls, ",")
+			if h.Table == "syscall" && syscalls == "" {
+				syscalls = "all"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", h.Table, h.Hook, orDash(intList(h.Slots)), orDash(syscalls))
+		}
+		tw.Flush()
+	}
+	if len(p.Classes) > 0 {
+		fmt.Fprintf(&b, "Binary classes: %s\n", intList(p.Classes))
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// intList joins numbers with commas.
+func intList(ns []int) string {
+	s := make([]string, len(ns))
+	for i, n := range ns {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
 }
 
 // tracepointLine formats a policy event:
@@ -118,40 +146,85 @@ func WriteTracingPolicy(w io.Writer, p api.TracingPolicy) error {
 //	🔒 sigkill default/a /usr/bin/nc (policy no-nc)
 //	🔍 would sigkill default/a /usr/bin/nc (policy no-nc)
 //	☎ exec default/a /usr/bin/nc (policy no-nc)
+//	☎ syscall default/a /usr/bin/cat openat /etc/shadow (policy p)
+//	🔒 sigkill default/a /usr/bin/cat openat /etc/shadow (policy p)
+//	🔒 deny default/a /usr/bin/curl connect 10.0.0.1:80 (policy p)
+//	🔍 would deny default/a /usr/bin/curl connect 10.0.0.1:80 (policy p)
+//	☎ connect default/a /usr/bin/curl 10.0.0.1:80 (policy p)
+//
+// Exec rules name the binary exec'd; syscall rules the syscall, its
+// captured values and, at sys_exit, "= return value"; connect rules the
+// destination (with the backend the socket LB chose in parentheses).
 func tracepointLine(tp *api.ProcessTracepoint) string {
-	what := binary(tp.Process)
-	if len(tp.Args) > 0 {
-		what = argString(tp.Args[0])
-	}
-	what = ProcessPod(tp.Process) + " " + what
+	hook, detail := tracepointDetail(tp)
+	pod := ProcessPod(tp.Process) + " "
+	tail := ""
 	if tp.PolicyName != "" {
-		what += " (policy " + tp.PolicyName + ")"
+		tail = " (policy " + tp.PolicyName + ")"
 	}
 	action := strings.ToLower(strings.TrimPrefix(tp.Action, "KPROBE_ACTION_"))
+	if action == "override" {
+		action = "deny"
+	}
 	switch {
 	case action == "post" || action == "nopost":
-		verb := strings.TrimPrefix(tp.Event, "sched_process_")
-		if tp.Subsys != "sched" {
-			verb = tp.Subsys + "/" + tp.Event
-		}
-		return "☎ " + verb + " " + what
-	case tp.Enforced:
-		return "🔒 " + action + " " + what
+		return "☎ " + hook + " " + pod + detail + tail
+	case hook == "connect":
+		detail = strings.Replace(detail, " ", " connect ", 1)
 	}
-	return "🔍 would " + action + " " + what
+	if tp.Enforced {
+		return "🔒 " + action + " " + pod + detail + tail
+	}
+	return "🔍 would " + action + " " + pod + detail + tail
+}
+
+// tracepointDetail returns the word naming an event's hook (exec, syscall,
+// connect, else subsystem/event) and what the process did: the binary and
+// the values.
+func tracepointDetail(tp *api.ProcessTracepoint) (hook, detail string) {
+	if tp.Subsys == "sched" && tp.Event == "sched_process_exec" {
+		if len(tp.Args) > 0 {
+			return "exec", argString(tp.Args[0])
+		}
+		return "exec", binary(tp.Process)
+	}
+	words := []string{binary(tp.Process)}
+	switch {
+	case tp.Subsys == "sluice" && tp.Event == "connect":
+		hook = "connect"
+	case tp.Subsys == "syscalls" || tp.Subsys == "raw_syscalls":
+		hook = "syscall"
+		words = append(words, cmp.Or(tp.Syscall, tp.Event))
+	default:
+		hook = tp.Subsys + "/" + tp.Event
+	}
+	for _, a := range tp.Args {
+		words = append(words, argString(a))
+	}
+	if tp.Return != nil {
+		words = append(words, "=", strconv.FormatInt(*tp.Return, 10))
+	}
+	return hook, strings.Join(words, " ")
 }
 
 // argString formats one event argument (the CLI's compact form).
 func argString(a api.TracepointArg) string {
 	switch {
 	case a.StringArg != nil:
+		if a.Truncated {
+			return *a.StringArg + "..."
+		}
 		return *a.StringArg
 	case a.IntArg != nil:
-		return fmt.Sprint(*a.IntArg)
+		return strconv.FormatInt(*a.IntArg, 10)
 	case a.SizeArg != nil:
-		return fmt.Sprint(*a.SizeArg)
+		return strconv.FormatUint(*a.SizeArg, 10)
 	case a.SockaddrArg != nil:
-		return fmt.Sprintf("%s:%d", a.SockaddrArg.Addr, a.SockaddrArg.Port)
+		s := net.JoinHostPort(a.SockaddrArg.Addr, strconv.Itoa(int(a.SockaddrArg.Port)))
+		if a.SockaddrArg.Backend != "" {
+			s += " (" + a.SockaddrArg.Backend + ")"
+		}
+		return s
 	}
 	return ""
 }

@@ -79,6 +79,9 @@ type Config struct {
 	// Policies names and counts the tracing policies of exec rule events
 	// (nil: events carry no policy name).
 	Policies PolicyNames
+	// Hooks describes the tracepoints of syscall rule events (nil: they
+	// name the raw_syscalls hook).
+	Hooks SyscallHooks
 	// Lost returns the sensor's count of events it could not send
 	// (sluice_process_events_lost_total); nil when unknown.
 	Lost func() uint64
@@ -186,6 +189,10 @@ func (m *Manager) Handle(ev procsensor.Event) {
 		m.handleConnect(ev.Connect)
 	case ev.Enforcement != nil:
 		m.handleEnforcement(ev.Enforcement)
+	case ev.Syscall != nil:
+		m.handleSyscall(ev.Syscall)
+	case ev.ConnectRule != nil:
+		m.handleConnectRule(ev.ConnectRule)
 	}
 }
 

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,8 +20,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/process"
 	"github.com/sluicenet/sluice/agent/reconcile"
 	"github.com/sluicenet/sluice/agent/source"
+	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/datapath/procsensor"
 	"github.com/sluicenet/sluice/policy"
 	"github.com/sluicenet/sluice/policy/tracing"
@@ -35,6 +39,36 @@ type Rules interface {
 	DeleteExecScope(netns uint32) error
 }
 
+// SyscallRules is the process sensor's syscall rule table and the binary
+// classes its syscall and connect rules test (*procsensor.Sensor).
+type SyscallRules interface {
+	// SetBinaryClasses replaces every class.
+	SetBinaryClasses([]procsensor.BinaryClass) error
+	// SetSyscallRules replaces every rule.
+	SetSyscallRules([]procsensor.SyscallRule) error
+	// SetSyscallScope makes the non-global rules of slots apply to the
+	// processes in network namespace netns.
+	SetSyscallScope(netns uint32, slots uint64) error
+	DeleteSyscallScope(netns uint32) error
+}
+
+// ConnectRules is the socket load balancer's connect rule table
+// (*datapath.Datapath).
+type ConnectRules interface {
+	// SetConnectRules replaces every rule.
+	SetConnectRules([]datapath.ConnectRule) error
+	// SetConnectScope makes the non-global rules of slots apply to the
+	// processes in network namespace netns.
+	SetConnectScope(netns uint32, slots uint64) error
+	DeleteConnectScope(netns uint32) error
+}
+
+// scopeLister is a ConnectRules whose scopes outlive the agent (pinned
+// maps: *datapath.Datapath) and can be read back.
+type scopeLister interface {
+	ConnectScopes() (map[uint32]uint64, error)
+}
+
 // CompileFunc validates and compiles a tracing policy object
 // (tracing.Compile); an error names the field and says why.
 type CompileFunc func(*unstructured.Unstructured) (*tracing.Compiled, error)
@@ -46,16 +80,26 @@ type EndpointLister interface {
 
 // Config configures a Manager.
 type Config struct {
-	Rules     Rules
+	Rules Rules
+	// Syscalls holds spec.tracepoints and the binary classes (nil: policies
+	// with tracepoints or connect binary filters are rejected).
+	Syscalls SyscallRules
+	// Connects holds spec.connects (nil, e.g. without the socket load
+	// balancer: policies with connects are rejected).
+	Connects  ConnectRules
 	Compile   CompileFunc
 	Endpoints EndpointLister
+	// ProcRoot is where the host's namespaces are read for matchNamespaces
+	// host_ns (/proc when empty).
+	ProcRoot string
 	// ResyncInterval is the period of the full resync (30s when zero).
 	ResyncInterval time.Duration
 	Log            logrus.FieldLogger
 }
 
-// Manager holds the tracing policies and owns the sensor's exec rules and
-// scopes. Its methods are safe for concurrent use.
+// Manager holds the tracing policies and owns their kernel state: the
+// exec, syscall and connect rules, their scopes and the binary classes. Its
+// methods are safe for concurrent use.
 type Manager struct {
 	cfg     Config
 	trigger chan struct{}
@@ -66,25 +110,34 @@ type Manager struct {
 	byID    map[uint32]*entry
 	nextID  uint32
 	pods    map[types.NamespacedName]labels.Set
-	// What the sensor holds (after the last successful calls).
-	rules      []procsensor.ExecRule
-	rulesKnown bool
-	scopes     map[uint32]uint64
+	// What the kernel holds (after the last successful calls); sys and
+	// conn are nil without their Config field.
+	exec         *table[procsensor.ExecRule]
+	sys          *table[procsensor.SyscallRule]
+	conn         *table[datapath.ConnectRule]
+	classes      []procsensor.BinaryClass
+	classesKnown bool
+	// classIDs are the class ids of the last plan; hooks (and those of the
+	// plan before, for events still in flight) describe the syscall rules.
+	classIDs         map[classKey]uint8
+	hooks, prevHooks map[slotRef]process.SyscallHook
 }
 
 // entry is one tracing policy object.
 type entry struct {
 	ref      tracing.Ref
-	id       uint32 // ExecRule.PolicyID, never reused
+	id       uint32 // the PolicyID of its rules, never reused
 	json     []byte // the object last compiled
 	compiled *tracing.Compiled
 	selector labels.Selector // of compiled.PodSelector (nil: every pod)
 	rules    []execRule
+	sys      []sysRule
+	conn     []connRule
 	reason   string // why compiling failed
 	refused  string // why the policy got no rule slots
 	objMode  tracing.Mode
 	override tracing.Mode // SetMode's, "" none
-	slots    uint64
+	alloc    allocation   // slots and classes (zero when it has none)
 
 	posted, enforced, monitored uint64
 }
@@ -109,14 +162,30 @@ func New(cfg Config, reg prometheus.Registerer) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = logrus.StandardLogger()
 	}
+	if cfg.ProcRoot == "" {
+		cfg.ProcRoot = "/proc"
+	}
 	m := &Manager{
 		cfg: cfg, trigger: make(chan struct{}, 1),
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_tracingpolicy_events_total",
-			Help: "Events of tracing policies by action (post, sigkill, signal; would_sigkill, would_signal in monitor mode).",
+			Help: "Events of tracing policies by action (post, sigkill, signal, deny; would_sigkill, would_signal, would_deny in monitor mode).",
 		}, []string{"policy", "action"}),
 		entries: map[tracing.Ref]*entry{}, byID: map[uint32]*entry{},
-		pods: map[types.NamespacedName]labels.Set{}, scopes: map[uint32]uint64{},
+		pods: map[types.NamespacedName]labels.Set{}, classIDs: map[classKey]uint8{},
+	}
+	m.exec = newTable("exec", cfg.Rules.SetExecRules, cfg.Rules.SetExecScope, cfg.Rules.DeleteExecScope,
+		func(r procsensor.ExecRule) (uint8, uint64) { return r.Slot, 0 })
+	if s := cfg.Syscalls; s != nil {
+		m.sys = newTable("syscall", s.SetSyscallRules, s.SetSyscallScope, s.DeleteSyscallScope,
+			func(r procsensor.SyscallRule) (uint8, uint64) { return r.Slot, classBits(r.Binary, r.Parent) })
+	}
+	if c := cfg.Connects; c != nil {
+		m.conn = newTable("connect", c.SetConnectRules, c.SetConnectScope, c.DeleteConnectScope,
+			func(r datapath.ConnectRule) (uint8, uint64) { return r.Slot, classBits(r.Binary, r.Parent) })
+		if l, ok := c.(scopeLister); ok {
+			m.conn.kernelScopes = l.ConnectScopes
+		}
 	}
 	if reg != nil {
 		reg.MustRegister(m.events)
@@ -176,10 +245,10 @@ func (m *Manager) SetObjects(raws []source.Raw) {
 
 // load compiles a changed object into e. Called with mu held.
 func (m *Manager) load(e *entry, r source.Raw) {
-	c, rules, sel, err := m.compile(r)
+	c, b, sel, err := m.compile(r)
 	log := m.cfg.Log.WithFields(logrus.Fields{"kind": e.ref.Kind, "namespace": e.ref.Namespace, "name": e.ref.Name})
 	if err != nil {
-		e.compiled, e.rules, e.selector, e.reason = nil, nil, nil, err.Error()
+		e.compiled, e.rules, e.sys, e.conn, e.selector, e.reason = nil, nil, nil, nil, nil, err.Error()
 		log.WithError(err).Warn("Tracing policy rejected")
 		return
 	}
@@ -190,14 +259,22 @@ func (m *Manager) load(e *entry, r source.Raw) {
 	if e.objMode != "" && mode != e.objMode {
 		e.override = ""
 	}
-	e.compiled, e.rules, e.selector, e.reason, e.objMode = c, rules, sel, "", mode
+	e.compiled, e.rules, e.sys, e.conn, e.selector, e.reason, e.objMode = c, b.exec, b.sys, b.conn, sel, "", mode
 	log.WithField("mode", e.mode()).Info("Tracing policy loaded")
 }
 
-func (m *Manager) compile(r source.Raw) (*tracing.Compiled, []execRule, labels.Selector, error) {
+// built are the rules of a compiled policy.
+type built struct {
+	exec []execRule
+	sys  []sysRule
+	conn []connRule
+}
+
+func (m *Manager) compile(r source.Raw) (*tracing.Compiled, built, labels.Selector, error) {
+	var b built
 	var obj map[string]any
 	if err := json.Unmarshal(r.JSON, &obj); err != nil {
-		return nil, nil, nil, fmt.Errorf("decode: %w", err)
+		return nil, b, nil, fmt.Errorf("decode: %w", err)
 	}
 	u := &unstructured.Unstructured{Object: obj}
 	if r.Kind == tracing.KindTracingPolicyNamespaced && u.GetNamespace() == "" {
@@ -205,19 +282,43 @@ func (m *Manager) compile(r source.Raw) (*tracing.Compiled, []execRule, labels.S
 	}
 	c, err := m.cfg.Compile(u)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, b, nil, err
 	}
-	rules, err := buildRules(c)
-	if err != nil {
-		return nil, nil, nil, err
+	if b, err = m.build(c); err != nil {
+		return nil, b, nil, err
 	}
 	var sel labels.Selector
 	if c.PodSelector != nil {
 		if sel, err = metav1.LabelSelectorAsSelector(c.PodSelector); err != nil {
-			return nil, nil, nil, fmt.Errorf("spec.podSelector: %w", err)
+			return nil, b, nil, fmt.Errorf("spec.podSelector: %w", err)
 		}
 	}
-	return c, rules, sel, nil
+	return c, b, sel, nil
+}
+
+// build turns a compiled policy into rules of the tables this agent has.
+func (m *Manager) build(c *tracing.Compiled) (built, error) {
+	var b built
+	var err error
+	if b.exec, err = buildRules(c); err != nil {
+		return b, err
+	}
+	hostNS := func(file string) (uint32, error) { return hostNamespace(m.cfg.ProcRoot, file) }
+	if b.sys, err = buildSyscallRules(c, hostNS); err != nil {
+		return b, err
+	}
+	if b.conn, err = buildConnectRules(c); err != nil {
+		return b, err
+	}
+	switch {
+	case len(b.sys) > 0 && m.sys == nil:
+		return b, errors.New("spec.tracepoints: this agent's process sensor has no syscall hooks")
+	case len(b.conn) > 0 && m.conn == nil:
+		return b, errors.New("spec.connects: connect rules need the socket load balancer (--socket-lb) and the process sensor, and this agent runs without")
+	case m.sys == nil && slices.ContainsFunc(b.conn, func(r connRule) bool { return len(r.binary.keys())+len(r.parent.keys()) > 0 }):
+		return b, errors.New("spec.connects: binary filters need the process sensor's binary classes, which this agent does not have")
+	}
+	return b, nil
 }
 
 // SetPods replaces the Pod objects whose labels pod selectors match, and
@@ -246,7 +347,7 @@ func (m *Manager) Changed() {
 func (m *Manager) Run(ctx context.Context) {
 	reconcile.Loop(ctx, reconcile.Config{Trigger: m.trigger, Resync: m.cfg.ResyncInterval}, func(full bool) error {
 		if err := m.Sync(full); err != nil {
-			m.cfg.Log.WithError(err).Warn("Exec rules partly written; retrying")
+			m.cfg.Log.WithError(err).Warn("Tracing policy rules partly written; retrying")
 			return err
 		}
 		return nil

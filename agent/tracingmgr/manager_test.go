@@ -46,7 +46,10 @@ func TestGlobalPolicyNeedsNoScope(t *testing.T) {
 	r := h.dp.rules[0]
 	assert.Equal(t, procsensor.ExecRule{Slot: 0, PolicyID: 1, Exact: []string{"/usr/bin/nc"}, Action: procsensor.ExecSigkill, Signal: 9, Enforce: true, Global: true}, r)
 	assert.Empty(t, h.dp.scopes)
-	assert.Equal(t, []api.TracingPolicy{{Kind: tracing.KindTracingPolicy, Name: "no-nc", Mode: "enforce", Accepted: true}}, h.m.List())
+	assert.Equal(t, []api.TracingPolicy{{
+		Kind: tracing.KindTracingPolicy, Name: "no-nc", Mode: "enforce", Accepted: true,
+		Hooks: []api.TracingPolicyHook{{Table: "exec", Hook: "sched/sched_process_exec", Slots: []int{0}}},
+	}}, h.m.List())
 
 	// Nothing changed: nothing written; a full sync writes it again.
 	h.dp.takeCalls()

@@ -1,6 +1,7 @@
 package tracingmgr
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -129,7 +130,7 @@ func intersectPrefixes(sets [][]string) []string {
 	return sortedUnique(acc)
 }
 
-func sortedUnique(s []string) []string {
+func sortedUnique[T cmp.Ordered](s []T) []T {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return slices.Compact(s)
@@ -137,59 +138,5 @@ func sortedUnique(s []string) []string {
 
 // execAction maps a selector's action to the sensor's.
 func execAction(sel tracing.ExecSelector) (procsensor.ExecAction, uint8, error) {
-	switch sel.Action {
-	case tracing.ActionPost, "":
-		return procsensor.ExecPost, 0, nil
-	case tracing.ActionNoPost:
-		return procsensor.ExecNoPost, 0, nil
-	case tracing.ActionSigkill:
-		return procsensor.ExecSigkill, 9, nil
-	case tracing.ActionSignal:
-		if sel.Signal <= 0 || sel.Signal > 64 {
-			return 0, 0, fmt.Errorf("signal %d is not a signal number", sel.Signal)
-		}
-		return procsensor.ExecSignal, uint8(sel.Signal), nil
-	}
-	return 0, 0, fmt.Errorf("action %q is not supported", sel.Action)
-}
-
-// allocation is one accepted policy's place in the rule slots.
-type allocation struct {
-	e     *entry
-	slots uint64 // bit i: slot i
-}
-
-// allocate gives each policy with rules (in refCompare order) consecutive
-// slots, lower slots first. A policy that needs more slots than are left is
-// refused whole (with a reason) and the next ones still get theirs.
-func allocate(es []*entry) (rules []procsensor.ExecRule, allocs []allocation, refused map[*entry]string) {
-	es = slices.Clone(es)
-	slices.SortFunc(es, func(a, b *entry) int { return refCompare(a.ref, b.ref) })
-	refused = map[*entry]string{}
-	next := 0
-	for _, e := range es {
-		if e.compiled == nil {
-			continue
-		}
-		if next+len(e.rules) > procsensor.MaxExecRules {
-			refused[e] = fmt.Sprintf("spec.execs: needs %d exec rule slots and only %d of %d are left",
-				len(e.rules), procsensor.MaxExecRules-next, procsensor.MaxExecRules)
-			continue
-		}
-		a := allocation{e: e}
-		mode := e.mode()
-		for _, r := range e.rules {
-			rules = append(rules, procsensor.ExecRule{
-				Slot: uint8(next), PolicyID: e.id,
-				Exact: r.exact, Prefixes: r.prefixes, NotIn: r.notIn, FollowChildren: r.followChildren,
-				Action: r.action, Signal: r.signal,
-				Enforce: mode == tracing.ModeEnforce,
-				Global:  e.global(),
-			})
-			a.slots |= 1 << next
-			next++
-		}
-		allocs = append(allocs, a)
-	}
-	return rules, allocs, refused
+	return ruleAction(sel.Action, sel.Signal, false)
 }

@@ -100,7 +100,8 @@ func TestAllocateOrdersPoliciesAndSelectors(t *testing.T) {
 	}
 	// Given out of order: slots follow kind, namespace, name.
 	es := entries(t, spec{nsd("b", "x"), 1}, spec{cl("z"), 2}, spec{nsd("a", "y"), 1}, spec{cl("a"), 1})
-	rules, allocs, refused := allocate(es)
+	p := allocate(es, nil)
+	rules, allocs, refused := p.exec, p.allocs, p.refused
 	require.Empty(t, refused)
 	var got []string
 	for _, r := range rules {
@@ -116,7 +117,8 @@ func TestAllocateOrdersPoliciesAndSelectors(t *testing.T) {
 func TestAllocateRefusesWhatDoesNotFit(t *testing.T) {
 	cl := func(name string) tracing.Ref { return tracing.Ref{Kind: tracing.KindTracingPolicy, Name: name} }
 	es := entries(t, spec{cl("a"), 60}, spec{cl("b"), 5}, spec{cl("c"), 4})
-	rules, allocs, refused := allocate(es)
+	p := allocate(es, nil)
+	rules, allocs, refused := p.exec, p.allocs, p.refused
 	require.Len(t, rules, procsensor.MaxExecRules)
 	require.Len(t, allocs, 2)
 	assert.Equal(t, "a", allocs[0].e.ref.Name)

@@ -3,8 +3,8 @@ package tracingmgr
 import (
 	"errors"
 	"fmt"
-	"maps"
 	"reflect"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
@@ -15,13 +15,15 @@ import (
 	"github.com/sluicenet/sluice/policy/tracing"
 )
 
-// Sync writes the exec rules and scopes the policies want: the rules of the
-// accepted policies in their slots, and for every network namespace of a
-// selected pod's endpoint the union of the slots of the policies selecting
-// it. Slots whose rule changes are first taken out of every scope, so a pod
-// never runs under a rule meant for others while the table is replaced.
-// full rewrites everything; otherwise only what differs from what was
-// written.
+// Sync writes the rules, binary classes and scopes the policies want: the
+// rules of the accepted policies in their slots of each table, and for
+// every network namespace of a selected pod's endpoint the union of the
+// slots of the policies selecting it. Slots whose rule changes are first
+// taken out of every scope, so a pod never runs under a rule meant for
+// others while a table is replaced; new classes are written before the
+// rules that test them, and classes no rule tests any more are removed
+// after the rules. full rewrites everything; otherwise only what differs
+// from what was written.
 func (m *Manager) Sync(full bool) error {
 	eps, err := m.cfg.Endpoints.List()
 	if err != nil {
@@ -29,43 +31,105 @@ func (m *Manager) Sync(full bool) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	rules, allocs, refused := allocate(m.accepted())
+	p := allocate(m.accepted(), m.classIDs)
 	for _, e := range m.entries {
-		e.refused, e.slots = refused[e], 0
+		e.refused, e.alloc = p.refused[e], allocation{}
 	}
-	for _, a := range allocs {
-		a.e.slots = a.slots
+	for _, a := range p.allocs {
+		a.e.alloc = a
 	}
-	want := m.scopesFor(allocs, eps)
+	m.classIDs = p.classIDs
+	if !reflect.DeepEqual(m.hooks, p.hooks) {
+		m.prevHooks, m.hooks = m.hooks, p.hooks
+	}
+	want := m.scopesFor(p.allocs, eps)
 
-	changed := changedSlots(m.rules, rules)
-	if !m.rulesKnown {
-		changed = ^uint64(0)
+	classesChanged := ^uint64(0)
+	if m.classesKnown {
+		classesChanged = classDiff(m.classes, p.classes)
 	}
 	var errs []error
-	if changed != 0 || full {
-		for ns, slots := range m.scopes {
-			if slots&changed != 0 {
-				errs = append(errs, m.setScope(ns, slots&^changed))
-			}
-		}
-		if err := m.cfg.Rules.SetExecRules(rules); err != nil {
-			m.rulesKnown = false
-			return errors.Join(append(errs, fmt.Errorf("set exec rules: %w", err))...)
-		}
-		m.rules, m.rulesKnown = rules, true
+	errs = append(errs, m.exec.unscope(p.exec, 0, full)...)
+	if m.sys != nil {
+		errs = append(errs, m.sys.unscope(p.sys, classesChanged, full)...)
 	}
-	for ns, slots := range want {
-		if full || m.scopes[ns] != slots {
-			errs = append(errs, m.setScope(ns, slots))
+	if m.conn != nil {
+		errs = append(errs, m.conn.unscope(p.conn, classesChanged, full)...)
+	}
+	if m.sys != nil {
+		// The classes of the old rules stay until those are replaced.
+		if err := m.setClasses(withOld(p.classes, m.classes), full); err != nil {
+			return errors.Join(append(errs, err)...)
 		}
 	}
-	for ns := range maps.Clone(m.scopes) {
-		if _, ok := want[ns]; !ok {
-			errs = append(errs, m.setScope(ns, 0))
+	written := true
+	if err := m.exec.write(p.exec, full); err != nil {
+		errs, written = append(errs, err), false
+	}
+	errs = append(errs, m.exec.rescope(want.exec, full)...)
+	if m.sys != nil {
+		if err := m.sys.write(p.sys, full); err != nil {
+			errs, written = append(errs, err), false
 		}
+		errs = append(errs, m.sys.rescope(want.sys, full)...)
+	}
+	if m.conn != nil {
+		if err := m.conn.write(p.conn, full); err != nil {
+			errs, written = append(errs, err), false
+		}
+		errs = append(errs, m.conn.rescope(want.conn, full)...)
+	}
+	if m.sys != nil && written {
+		errs = append(errs, m.setClasses(p.classes, false))
 	}
 	return errors.Join(errs...)
+}
+
+// setClasses writes the binary classes when they differ from the kernel's
+// (or full). Called with mu held.
+func (m *Manager) setClasses(cs []procsensor.BinaryClass, full bool) error {
+	if m.classesKnown && !full && reflect.DeepEqual(cs, m.classes) {
+		return nil
+	}
+	if err := m.cfg.Syscalls.SetBinaryClasses(cs); err != nil {
+		m.classesKnown = false
+		return fmt.Errorf("set binary classes: %w", err)
+	}
+	m.classes, m.classesKnown = cs, true
+	return nil
+}
+
+// withOld returns the classes cs with those of old whose id cs does not use.
+func withOld(cs, old []procsensor.BinaryClass) []procsensor.BinaryClass {
+	out := slices.Clone(cs)
+	for _, o := range old {
+		if !slices.ContainsFunc(cs, func(c procsensor.BinaryClass) bool { return c.ID == o.ID }) {
+			out = append(out, o)
+		}
+	}
+	slices.SortFunc(out, func(a, b procsensor.BinaryClass) int { return int(a.ID) - int(b.ID) })
+	return out
+}
+
+// classDiff returns the ids whose class differs between old and new.
+func classDiff(old, new []procsensor.BinaryClass) uint64 {
+	byID := func(cs []procsensor.BinaryClass) map[uint8]procsensor.BinaryClass {
+		out := map[uint8]procsensor.BinaryClass{}
+		for _, c := range cs {
+			out[c.ID] = c
+		}
+		return out
+	}
+	o, n := byID(old), byID(new)
+	var diff uint64
+	for id := range uint8(procsensor.MaxBinaryClasses) {
+		oc, inOld := o[id]
+		nc, inNew := n[id]
+		if inOld != inNew || !reflect.DeepEqual(oc, nc) {
+			diff |= 1 << id
+		}
+	}
+	return diff
 }
 
 // accepted returns the compiled policies. Called with mu held.
@@ -79,71 +143,42 @@ func (m *Manager) accepted() []*entry {
 	return out
 }
 
-// setScope writes one namespace's slots (0: deletes it) and records what
-// the sensor holds. Called with mu held.
-func (m *Manager) setScope(ns uint32, slots uint64) error {
-	if slots == 0 {
-		if err := m.cfg.Rules.DeleteExecScope(ns); err != nil {
-			return fmt.Errorf("delete exec scope of netns %d: %w", ns, err)
-		}
-		delete(m.scopes, ns)
-		return nil
-	}
-	if err := m.cfg.Rules.SetExecScope(ns, slots); err != nil {
-		delete(m.scopes, ns) // unknown: rewritten at the next sync
-		return fmt.Errorf("set exec scope of netns %d: %w", ns, err)
-	}
-	m.scopes[ns] = slots
-	return nil
+// scopes are the slots of each table per network namespace inode.
+type scopes struct {
+	exec, sys, conn map[uint32]uint64
 }
 
-// changedSlots returns the slots whose rule differs between old and new
-// (one that exists in only one of them included).
-func changedSlots(old, new []procsensor.ExecRule) uint64 {
-	bySlot := func(rs []procsensor.ExecRule) map[uint8]procsensor.ExecRule {
-		out := make(map[uint8]procsensor.ExecRule, len(rs))
-		for _, r := range rs {
-			out[r.Slot] = r
-		}
-		return out
-	}
-	o, n := bySlot(old), bySlot(new)
-	var changed uint64
-	for s, r := range o {
-		if nr, ok := n[s]; !ok || !reflect.DeepEqual(r, nr) {
-			changed |= 1 << s
-		}
-	}
-	for s := range n {
-		if _, ok := o[s]; !ok {
-			changed |= 1 << s
-		}
-	}
-	return changed
-}
-
-// scopesFor returns, per network namespace inode, the slots of the
-// non-global policies that select the pod of an endpoint there. Endpoints
-// whose namespace cannot be read any more are skipped (the pod is going).
-// Called with mu held.
-func (m *Manager) scopesFor(allocs []allocation, eps []api.Endpoint) map[uint32]uint64 {
-	out := map[uint32]uint64{}
+// scopesFor returns, per table and network namespace inode, the slots of
+// the non-global policies that select the pod of an endpoint there.
+// Endpoints whose namespace cannot be read any more are skipped (the pod is
+// going). Called with mu held.
+func (m *Manager) scopesFor(allocs []allocation, eps []api.Endpoint) scopes {
+	out := scopes{exec: map[uint32]uint64{}, sys: map[uint32]uint64{}, conn: map[uint32]uint64{}}
 	for _, ep := range eps {
-		var slots uint64
+		var sel allocation
 		for _, a := range allocs {
 			if !a.e.global() && m.selects(a.e, ep) {
-				slots |= a.slots
+				sel.slots |= a.slots
+				sel.sysSlots |= a.sysSlots
+				sel.connSlots |= a.connSlots
 			}
 		}
-		if slots == 0 || ep.NetNS == "" {
+		if sel.slots|sel.sysSlots|sel.connSlots == 0 || ep.NetNS == "" {
 			continue
 		}
 		ino, err := process.EndpointNetNS(ep)
 		if err != nil {
-			m.cfg.Log.WithError(err).WithField("endpoint", ep.Key()).Debug("Endpoint's network namespace not readable; no exec scope")
+			m.cfg.Log.WithError(err).WithField("endpoint", ep.Key()).Debug("Endpoint's network namespace not readable; no scope")
 			continue
 		}
-		out[ino] |= slots
+		for _, s := range []struct {
+			to    map[uint32]uint64
+			slots uint64
+		}{{out.exec, sel.slots}, {out.sys, sel.sysSlots}, {out.conn, sel.connSlots}} {
+			if s.slots != 0 {
+				s.to[ino] |= s.slots
+			}
+		}
 	}
 	return out
 }
