@@ -1,29 +1,47 @@
 package tracing
 
-// CONTRACT (owner: compile): the syscall table of this machine's
-// architecture. SyscallNumber accepts "openat" and "sys_openat";
-// SyscallName returns "" for an unknown number. The full table replaces
-// this stub.
+import "strings"
 
-var syscallNumbers = map[string]uint32{
-	"openat": 257, "openat2": 437, "execve": 59, "connect": 42, "ptrace": 101,
+// The syscall tables (generated; no network at generate time): numbers from
+// the UAPI header of Debian's linux-libc-dev, arguments from the kernel's
+// syscall tracepoint formats captured in internal/gensyscalls.
+//go:generate go run ./internal/gensyscalls -unistd /usr/include/x86_64-linux-gnu/asm/unistd_64.h -args internal/gensyscalls/syscall-args.txt -numbers syscalls_amd64.go -argtable syscall_args.go
+
+// syscallArg is one argument of a syscall: its name and C type as the
+// kernel declares it, and how a hook reads it (TypeString: the user
+// string a path or name argument points to; else the integer, Signed as
+// the C type).
+type syscallArg struct {
+	Name   string
+	CType  string
+	Type   ArgType
+	Signed bool
 }
 
-// SyscallNumber returns the number of the named syscall.
-func SyscallNumber(name string) (uint32, bool) {
-	if len(name) > 4 && name[:4] == "sys_" {
-		name = name[4:]
+// syscallNames maps numbers back to names (built from syscallNumbers).
+var syscallNames = func() map[uint32]string {
+	m := make(map[uint32]string, len(syscallNumbers))
+	for name, nr := range syscallNumbers {
+		m[nr] = name
 	}
-	nr, ok := syscallNumbers[name]
+	return m
+}()
+
+// SyscallNumber returns the number of the named syscall on this
+// architecture; it accepts "openat" and Tetragon's "sys_openat".
+func SyscallNumber(name string) (uint32, bool) {
+	nr, ok := syscallNumbers[strings.TrimPrefix(name, "sys_")]
 	return nr, ok
 }
 
 // SyscallName returns the name of syscall nr ("" when unknown).
 func SyscallName(nr uint32) string {
-	for name, n := range syscallNumbers {
-		if n == nr {
-			return name
-		}
-	}
-	return ""
+	return syscallNames[nr]
+}
+
+// syscallArgsOf returns the arguments of the named syscall (false when the
+// kernel's tracepoints do not describe it).
+func syscallArgsOf(name string) ([]syscallArg, bool) {
+	a, ok := syscallArgs[name]
+	return a, ok
 }
