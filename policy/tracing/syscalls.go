@@ -10,12 +10,13 @@ import "strings"
 // syscallArg is one argument of a syscall: its name and C type as the
 // kernel declares it, and how a hook reads it (TypeString: the user
 // string a path or name argument points to; else the integer, Signed as
-// the C type).
+// the C type, Size bytes wide).
 type syscallArg struct {
 	Name   string
 	CType  string
 	Type   ArgType
 	Signed bool
+	Size   uint8
 }
 
 // syscallNames maps numbers back to names (built from syscallNumbers).

@@ -145,18 +145,30 @@ var signedTypes = map[string]bool{
 	"rwf_t": true, "key_t": true, "int32_t": true,
 }
 
-// classify returns the Go fields Type and Signed of an argument.
+// typeSizes are the widths (bytes) of the C integer types of syscall
+// arguments on a 64-bit kernel that are not 8 bytes wide.
+var typeSizes = map[string]int{
+	"int": 4, "unsigned int": 4, "unsigned": 4, "short": 2, "unsigned short": 2, "umode_t": 2,
+	"pid_t": 4, "uid_t": 4, "gid_t": 4, "qid_t": 4, "key_serial_t": 4, "clockid_t": 4, "timer_t": 4,
+	"mqd_t": 4, "rwf_t": 4, "key_t": 4, "u32": 4, "__u32": 4, "s32": 4, "__s32": 4, "int32_t": 4,
+}
+
+// classify returns the Go fields Type, Signed and Size of an argument.
 func classify(ctype, name string) string {
+	base := strings.TrimPrefix(ctype, "const ")
 	switch {
-	case (ctype == "const char *" || ctype == "char *") && stringNames[name]:
-		return "TypeString, false"
-	case strings.Contains(ctype, "*"):
-		return "TypeInt, false" // the address
-	case signedTypes[ctype]:
-		return "TypeInt, true"
-	default:
-		return "TypeInt, false"
+	case (base == "char *") && stringNames[name]:
+		return "TypeString, false, 0"
+	case strings.Contains(base, "*") || strings.HasPrefix(base, "cap_user_"):
+		return "TypeInt, false, 8" // the address
+	case strings.HasPrefix(base, "enum "):
+		return "TypeInt, false, 4"
 	}
+	size := 8
+	if n, ok := typeSizes[base]; ok {
+		size = n
+	}
+	return fmt.Sprintf("TypeInt, %t, %d", signedTypes[base], size)
 }
 
 // captureArgs prints the argument list of every sys_enter_* tracepoint
