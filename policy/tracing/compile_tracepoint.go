@@ -103,13 +103,11 @@ func (c *compiler) event(path string, t *TracepointSpec) (event, bool) {
 			c.addf(path+".event", "%q is not sys_enter_NAME or sys_exit_NAME", t.Event)
 			return ev, false
 		}
-		nr, ok := SyscallNumber(ev.syscall)
-		if !ok {
+		var ok bool
+		if ev.nr, ev.args, ev.known, ok = tracepointSyscall(ev.syscall); !ok {
 			c.addf(path+".event", "unknown syscall %q", ev.syscall)
 			return ev, false
 		}
-		ev.nr = nr
-		ev.args, ev.known = syscallArgsOf(ev.syscall)
 		return ev, true
 	case "":
 		c.add(path+".subsystem", errors.New("required"))
