@@ -48,7 +48,9 @@ func checkRejections(t *testing.T, cases []rejection) {
 
 func TestCompileRejectsTracepointFields(t *testing.T) {
 	const sel = "spec.tracepoints[0].selectors[0]"
-	arg := func(a string) string { return tpWith("{subsystem: syscalls, event: sys_enter_openat, args: [" + a + "]}") }
+	arg := func(a string) string {
+		return tpWith("{subsystem: syscalls, event: sys_enter_openat, args: [" + a + "]}")
+	}
 	checkRejections(t, []rejection{
 		// The tracepoint and its args.
 		{name: "common field", manifest: arg("{index: 2}"), notYet: true,
