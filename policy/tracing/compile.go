@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -105,8 +104,9 @@ func checkHeader(apiVersion string, ref Ref) error {
 }
 
 type compiler struct {
-	out  *Compiled
-	errs []error
+	out   *Compiled
+	errs  []error
+	lists map[string][]uint32 // spec.lists by name: syscall numbers
 }
 
 func (c *compiler) add(path string, err error) {
@@ -152,8 +152,7 @@ func (c *compiler) spec(s *TracingPolicySpec) {
 		c.kernel("spec.enforcers", "enforcers override syscall return values with kprobes or fmod_ret, which this kernel cannot load")
 	}
 	c.notYet("spec.", []field{
-		{"tracepoints", len(s.Tracepoints) > 0}, {"uprobes", len(s.UProbes) > 0}, {"usdts", len(s.Usdts) > 0},
-		{"lists", len(s.Lists) > 0}, {"loader", s.Loader},
+		{"uprobes", len(s.UProbes) > 0}, {"usdts", len(s.Usdts) > 0}, {"loader", s.Loader},
 		{"selectorsMacros", s.SelectorsMacros != nil},
 		{"containerSelector", s.ContainerSelector != nil}, {"hostSelector", s.HostSelector != nil},
 	})
@@ -164,17 +163,25 @@ func (c *compiler) spec(s *TracingPolicySpec) {
 		}
 		c.out.PodSelector = s.PodSelector.DeepCopy()
 	}
+	c.lists = c.compileLists(s.Lists)
+	for i := range s.Tracepoints {
+		c.tracepoint(fmt.Sprintf("spec.tracepoints[%d]", i), &s.Tracepoints[i])
+	}
 	for i, e := range s.Execs {
 		path := fmt.Sprintf("spec.execs[%d].selectors", i)
 		if len(e.Selectors) == 0 {
 			c.add(path, errors.New("required: an exec entry needs at least one selector"))
 		}
 		for j := range e.Selectors {
-			c.selector(fmt.Sprintf("%s[%d]", path, j), &e.Selectors[j])
+			c.execSelector(fmt.Sprintf("%s[%d]", path, j), &e.Selectors[j])
 		}
 	}
-	if len(s.Execs) == 0 && len(c.errs) == 0 {
-		c.add("spec.execs", errors.New("required: the policy has nothing to enforce or monitor (this agent runs spec.execs selectors only)"))
+	for i, e := range s.Connects {
+		c.connect(fmt.Sprintf("spec.connects[%d].selectors", i), e)
+	}
+	if len(s.Execs)+len(s.Tracepoints)+len(s.Connects) == 0 && len(c.errs) == 0 {
+		c.add("spec.execs", errors.New("required: the policy has nothing to enforce or monitor "+
+			"(this agent runs spec.execs, spec.tracepoints and spec.connects selectors)"))
 	}
 }
 
@@ -197,108 +204,6 @@ func (c *compiler) options(opts []OptionSpec) {
 			c.addf(path+".value", "policy-mode %q is not %s or %s", o.Value, ModeEnforce, ModeMonitor)
 		}
 	}
-}
-
-// selector compiles one exec selector: matchBinaries (required) and at most
-// one matchActions entry (none: Post).
-func (c *compiler) selector(path string, s *Selector) {
-	c.notYet(path+".", []field{
-		{"matchPIDs", len(s.MatchPIDs) > 0}, {"matchArgs", len(s.MatchArgs) > 0}, {"matchData", len(s.MatchData) > 0},
-		{"matchReturnArgs", len(s.MatchReturnArgs) > 0}, {"matchParentBinaries", len(s.MatchParentBinaries) > 0},
-		{"matchNamespaces", len(s.MatchNamespaces) > 0}, {"matchNamespaceChanges", len(s.MatchNamespaceChanges) > 0},
-		{"matchCapabilities", len(s.MatchCapabilities) > 0}, {"matchCapabilityChanges", len(s.MatchCapabilityChanges) > 0},
-	})
-	if len(s.MatchReturnActions) > 0 {
-		c.addf(path+".matchReturnActions", "an exec has no return value to act on")
-	}
-	sel := ExecSelector{Action: ActionPost}
-	if len(s.MatchBinaries) == 0 {
-		c.addf(path+".matchBinaries", "required: an exec selector without binaries would match every exec")
-	}
-	for i, b := range s.MatchBinaries {
-		if m, ok := c.binaries(fmt.Sprintf("%s.matchBinaries[%d]", path, i), b); ok {
-			sel.Binaries = append(sel.Binaries, m)
-		}
-	}
-	if len(s.MatchActions) > 1 {
-		c.addf(path+".matchActions", "one action per selector (Sigkill and Signal post an event too)")
-	}
-	if len(s.MatchActions) > 0 {
-		c.action(path+".matchActions[0]", s.MatchActions[0], &sel)
-	}
-	c.out.Execs = append(c.out.Execs, sel)
-}
-
-func (c *compiler) binaries(path string, b BinarySelector) (BinaryMatch, bool) {
-	ok := true
-	switch BinaryOp(b.Operator) {
-	case BinaryIn, BinaryNotIn, BinaryPrefix:
-	case "NotPrefix", "Postfix", "NotPostfix":
-		c.add(path+".operator", fmt.Errorf("%s: %w", b.Operator, ErrNotYet))
-		ok = false
-	default:
-		c.addf(path+".operator", "%q is not In, NotIn or Prefix", b.Operator)
-		ok = false
-	}
-	if len(b.Values) == 0 {
-		c.addf(path+".values", "required")
-		ok = false
-	}
-	for i, v := range b.Values {
-		if !strings.HasPrefix(v, "/") {
-			c.addf(fmt.Sprintf("%s.values[%d]", path, i), "%q is not an absolute path", v)
-			ok = false
-		}
-	}
-	return BinaryMatch{Op: BinaryOp(b.Operator), Values: b.Values, FollowChildren: b.FollowChildren}, ok
-}
-
-func (c *compiler) action(path string, a ActionSelector, sel *ExecSelector) {
-	sel.Action = Action(a.Action)
-	switch sel.Action {
-	case ActionPost, ActionNoPost:
-	case ActionSigkill:
-		sel.Signal = 9
-	case ActionSignal:
-		if a.ArgSig < 1 || a.ArgSig > MaxSignal {
-			c.addf(path+".argSig", "Signal needs a signal number 1..%d, got %d", MaxSignal, a.ArgSig)
-		}
-		sel.Signal = int(a.ArgSig)
-	case "Override":
-		c.kernel(path+".action", "cannot override a return value without kprobes/fmod_ret")
-	case "NotifyEnforcer", "CleanupEnforcerNotification":
-		c.kernel(path+".action", a.Action+" needs an enforcer (kprobes or fmod_ret), which this kernel cannot load")
-	case "FollowFD", "UnfollowFD", "CopyFD", "GetUrl", "DnsLookup", "TrackSock", "UntrackSock", "Set":
-		c.add(path+".action", fmt.Errorf("%s: %w", a.Action, ErrNotYet))
-	default:
-		c.addf(path+".action", "unknown action %q (want Post, NoPost, Sigkill or Signal)", a.Action)
-	}
-	if a.ArgSig != 0 && sel.Action != ActionSignal {
-		c.addf(path+".argSig", "only for Signal")
-	}
-	if a.RateLimit != "" {
-		if sel.Action != ActionPost {
-			c.addf(path+".rateLimit", "only for Post")
-		} else if _, err := parseRateLimit(a.RateLimit); err != nil {
-			c.add(path+".rateLimit", err)
-		} else {
-			// Valid, but the kernel does not limit Post events yet: refusing
-			// it beats ignoring it.
-			c.add(path+".rateLimit", ErrNotYet)
-		}
-	}
-	switch a.RateLimitScope {
-	case "", "thread", "process":
-	case "global":
-		c.add(path+".rateLimitScope", fmt.Errorf("global: %w", ErrNotYet))
-	default:
-		c.addf(path+".rateLimitScope", "%q is not thread, process or global", a.RateLimitScope)
-	}
-	c.notYet(path+".", []field{
-		{"argError", a.ArgError != 0 && a.Action != "Override"}, {"argFd", a.ArgFd != 0}, {"argName", a.ArgName != 0}, {"argUrl", a.ArgURL != ""},
-		{"argFqdn", a.ArgFqdn != ""}, {"argSock", a.ArgSock != 0}, {"kernelStackTrace", a.KernelStackTrace},
-		{"userStackTrace", a.UserStackTrace}, {"imaHash", a.ImaHash},
-	})
 }
 
 // parseRateLimit parses Tetragon's rateLimit: seconds, or a number with an

@@ -159,10 +159,11 @@ func TestCompileTetragonKprobePolicyRejected(t *testing.T) {
 	assert.Equal(t, "spec.kprobes", fe.Path)
 }
 
-// A Tetragon documentation policy that uses only a tracepoint (phase 2):
-// rejected as not supported yet, and nothing else is reported.
-func TestCompileTetragonTracepointPolicyNotYet(t *testing.T) {
-	_, err := Compile(obj(t, `
+// A Tetragon documentation policy that uses only a tracepoint (lseek with
+// whence 4444, killed): phase 1 rejected it as not supported yet; it
+// compiles now. Its matchArgs index 7 is the format index of its one arg.
+func TestCompileTetragonLseekPolicy(t *testing.T) {
+	c, err := Compile(obj(t, `
 apiVersion: sluice.io/v1alpha1
 kind: SluiceTracingPolicyNamespaced
 metadata: {name: lseek-namespaced, namespace: default}
@@ -182,11 +183,16 @@ spec:
       matchActions:
       - action: Sigkill
 `))
-	require.Error(t, err)
-	assert.Equal(t, "SluiceTracingPolicyNamespaced/default/lseek-namespaced: spec.tracepoints: not supported yet by this agent",
-		err.Error())
-	assert.ErrorIs(t, err, ErrNotYet)
-	assert.NotErrorIs(t, err, ErrKernel)
+	require.NoError(t, err)
+	whence := SyscallValue{Source: SourceSyscallArg, Index: 2, Type: TypeInt, Signed: true, Size: 4, Label: "whence"}
+	assert.Equal(t, []Tracepoint{{
+		Subsystem: "syscalls", Event: "sys_enter_lseek", Syscalls: []uint32{8},
+		Capture: []SyscallValue{whence},
+		Selectors: []TracepointSelector{{
+			Args:   []ArgMatch{{Value: whence, Op: OpEqual, Ints: []uint64{4444}}},
+			Action: ActionSigkill, Signal: 9,
+		}},
+	}}, c.Tracepoints)
 }
 
 func TestCompileEmptyPolicyRejected(t *testing.T) {

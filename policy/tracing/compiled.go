@@ -134,6 +134,11 @@ type SyscallValue struct {
 	// Label is Tetragon's arg label (reported with the value), or the
 	// argument's name from the syscall's signature.
 	Label string
+	// Size is the width of the integer in bytes (1, 2, 4 or 8; 0 for
+	// strings): a hook compares the register's low Size bytes,
+	// sign-extended when Signed (an int argument holding -100 is -100, not
+	// 4294967196). Ints of an ArgMatch are given as 64-bit values.
+	Size uint8
 }
 
 // ArgOp is a matchArgs operator.
@@ -217,6 +222,9 @@ type Tracepoint struct {
 	// matchArgs index i refers to Capture[i], as in Tetragon).
 	Capture   []SyscallValue
 	Selectors []TracepointSelector
+	// Message and Tags are Tetragon's, reported with the events.
+	Message string
+	Tags    []string
 }
 
 // TracepointSelector is one selector of a tracepoint: its filters ANDed,

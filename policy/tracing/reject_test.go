@@ -61,14 +61,19 @@ func TestCompileRejectsWithFieldPath(t *testing.T) {
 		{name: "notify enforcer", manifest: selectorWith(bin + "matchActions: [{action: NotifyEnforcer}]"),
 			want: "spec.execs[0].selectors[0].matchActions[0].action: NotifyEnforcer needs an enforcer", kernel: true},
 		// Tetragon fields this agent does not implement yet.
-		{name: "tracepoints", manifest: specWith(`tracepoints: [{subsystem: raw_syscalls, event: sys_enter}]`),
-			want: "spec.tracepoints: not supported yet by this agent", notYet: true},
+		// Phase 2 runs the syscall tracepoints (raw_syscalls/sys_enter was
+		// "not supported yet" here before); the others still are not.
+		{name: "tracepoints", manifest: specWith(`tracepoints: [{subsystem: sched, event: sched_process_exec}]`),
+			want: "spec.tracepoints[0]: sched/sched_process_exec: only the syscall tracepoints (raw_syscalls, syscalls) run here " +
+				"(spec.execs covers exec): not supported yet by this agent", notYet: true},
 		{name: "uprobes", manifest: specWith(`uprobes: [{path: /bin/bash, symbols: [readline]}]`),
 			want: "spec.uprobes: not supported yet by this agent", notYet: true},
 		{name: "usdts", manifest: specWith(`usdts: [{path: /bin/x, provider: p, name: n}]`),
 			want: "spec.usdts: not supported yet by this agent", notYet: true},
-		{name: "lists", manifest: specWith(`lists: [{name: l, type: syscalls, values: [sys_dup]}]`),
-			want: "spec.lists: not supported yet by this agent", notYet: true},
+		// Lists of syscalls compile now (they were "not supported yet");
+		// generated_ftrace lists are kernel functions, for kprobes.
+		{name: "lists", manifest: specWith(`lists: [{name: l, type: generated_ftrace, pattern: "^sys_"}]`),
+			want: "spec.lists[0].type: generated_ftrace lists kernel functions for kprobes, which this kernel has not", kernel: true},
 		{name: "loader", manifest: specWith(`loader: true`),
 			want: "spec.loader: not supported yet by this agent", notYet: true},
 		{name: "containerSelector", manifest: specWith(`containerSelector: {matchLabels: {name: c}}`),
@@ -102,8 +107,6 @@ func TestCompileRejectsWithFieldPath(t *testing.T) {
 			want: "spec.execs[0].selectors[0].matchActions[0].argSig: Signal needs a signal number 1..64, got 65"},
 		{name: "argSig on Sigkill", manifest: selectorWith(bin + "matchActions: [{action: Sigkill, argSig: 9}]"),
 			want: "spec.execs[0].selectors[0].matchActions[0].argSig: only for Signal"},
-		{name: "rateLimit not enforced yet", manifest: selectorWith(bin + "matchActions: [{action: Post, rateLimit: 1m}]"),
-			want: "spec.execs[0].selectors[0].matchActions[0].rateLimit: not supported yet by this agent", notYet: true},
 		{name: "rateLimit on Sigkill", manifest: selectorWith(bin + "matchActions: [{action: Sigkill, rateLimit: 1m}]"),
 			want: "spec.execs[0].selectors[0].matchActions[0].rateLimit: only for Post"},
 		{name: "bad rateLimit", manifest: selectorWith(bin + "matchActions: [{action: Post, rateLimit: soon}]"),
@@ -157,7 +160,7 @@ metadata: {name: p}
 spec:
   kprobes: [{call: fd_install}]
   lsmhooks: [{hook: file_open}]
-  tracepoints: [{subsystem: syscalls, event: sys_enter_openat}]
+  tracepoints: [{subsystem: sched, event: sched_process_exec}]
   execs:
   - selectors:
     - matchBinaries: [{operator: In, values: [/bin/x]}]
@@ -167,7 +170,7 @@ spec:
 	require.Error(t, err)
 	assert.Equal(t, `SluiceTracingPolicy/p: spec.kprobes: this kernel has no kprobes (CONFIG_KPROBES is off): not possible on this kernel
 spec.lsmhooks: BPF-LSM programs do not load on this kernel: not possible on this kernel
-spec.tracepoints: not supported yet by this agent
+spec.tracepoints[0]: sched/sched_process_exec: only the syscall tracepoints (raw_syscalls, syscalls) run here (spec.execs covers exec): not supported yet by this agent
 spec.execs[0].selectors[0].matchArgs: not supported yet by this agent
 spec.execs[0].selectors[0].matchActions[0].action: cannot override a return value without kprobes/fmod_ret: not possible on this kernel`,
 		err.Error())

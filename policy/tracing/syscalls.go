@@ -1,29 +1,69 @@
 package tracing
 
-// CONTRACT (owner: compile): the syscall table of this machine's
-// architecture. SyscallNumber accepts "openat" and "sys_openat";
-// SyscallName returns "" for an unknown number. The full table replaces
-// this stub.
+import "strings"
 
-var syscallNumbers = map[string]uint32{
-	"openat": 257, "openat2": 437, "execve": 59, "connect": 42, "ptrace": 101,
+// The syscall tables (generated; no network at generate time): numbers from
+// the UAPI header of Debian's linux-libc-dev, arguments from the kernel's
+// syscall tracepoint formats captured in internal/gensyscalls.
+//go:generate go run ./internal/gensyscalls -unistd /usr/include/x86_64-linux-gnu/asm/unistd_64.h -args internal/gensyscalls/syscall-args.txt,internal/gensyscalls/syscall-args-extra.txt -numbers syscalls_amd64.go -argtable syscall_args.go
+
+// syscallArg is one argument of a syscall: its name and C type as the
+// kernel declares it, and how a hook reads it (TypeString: the user
+// string a path or name argument points to; else the integer, Signed as
+// the C type, Size bytes wide).
+type syscallArg struct {
+	Name   string
+	CType  string
+	Type   ArgType
+	Signed bool
+	Size   uint8
 }
 
-// SyscallNumber returns the number of the named syscall.
-func SyscallNumber(name string) (uint32, bool) {
-	if len(name) > 4 && name[:4] == "sys_" {
-		name = name[4:]
+// syscallNames maps numbers back to names (built from syscallNumbers).
+var syscallNames = func() map[uint32]string {
+	m := make(map[uint32]string, len(syscallNumbers))
+	for name, nr := range syscallNumbers {
+		m[nr] = name
 	}
-	nr, ok := syscallNumbers[name]
+	return m
+}()
+
+// SyscallNumber returns the number of the named syscall on this
+// architecture; it accepts "openat" and Tetragon's "sys_openat".
+func SyscallNumber(name string) (uint32, bool) {
+	nr, ok := syscallNumbers[strings.TrimPrefix(name, "sys_")]
 	return nr, ok
 }
 
 // SyscallName returns the name of syscall nr ("" when unknown).
 func SyscallName(nr uint32) string {
-	for name, n := range syscallNumbers {
-		if n == nr {
-			return name
+	return syscallNames[nr]
+}
+
+// tracepointSyscalls are the syscalls whose tracepoints (their
+// SYSCALL_DEFINE names) are not named after them: sys_enter_newstat is
+// stat's.
+var tracepointSyscalls = map[string]string{
+	"newstat": "stat", "newfstat": "fstat", "newlstat": "lstat", "newuname": "uname",
+	"umount": "umount2", "sendfile64": "sendfile",
+}
+
+// tracepointSyscall resolves the X of syscalls/sys_enter_X (a syscall
+// name, or the name of its tracepoint) to the syscall's number and, when
+// known, its arguments.
+func tracepointSyscall(x string) (nr uint32, args []syscallArg, known, ok bool) {
+	name, tpName := x, x
+	if n, alias := tracepointSyscalls[x]; alias {
+		name = n
+	}
+	for tp, n := range tracepointSyscalls {
+		if n == x {
+			tpName = tp
 		}
 	}
-	return ""
+	if nr, ok = syscallNumbers[name]; !ok {
+		return 0, nil, false, false
+	}
+	args, known = syscallArgs[tpName]
+	return nr, args, known, true
 }

@@ -9,7 +9,8 @@ import (
 
 // SluiceTracingPolicy is a cluster-scoped tracing policy: Tetragon's
 // TracingPolicy schema (a Tetragon policy whose hooks exist here applies
-// after changing apiVersion and kind) plus the Sluice extension spec.execs.
+// after changing apiVersion and kind) plus the Sluice extensions spec.execs
+// and spec.connects.
 // Without a podSelector it applies to every process, the host's included.
 //
 // +kubebuilder:object:root=true
@@ -61,10 +62,10 @@ type SluiceTracingPolicyNamespacedList struct {
 	Items           []SluiceTracingPolicyNamespaced `json:"items"`
 }
 
-// TracingPolicySpec is Tetragon's TracingPolicySpec plus Execs. The hooks
-// this agent does not implement are kept loosely typed so that the API
-// server accepts a Tetragon manifest; Compile rejects them by name, with the
-// reason, rather than ignoring them.
+// TracingPolicySpec is Tetragon's TracingPolicySpec plus Execs and
+// Connects. The hooks and filters this agent does not implement are kept
+// (loosely typed) so that the API server accepts a Tetragon manifest;
+// Compile rejects them by name, with the reason, rather than ignoring them.
 type TracingPolicySpec struct {
 	// Options are name/value pairs; "policy-mode" is enforce (the default)
 	// or monitor (enforcement actions are reported, not carried out).
@@ -78,6 +79,22 @@ type TracingPolicySpec struct {
 	// +optional
 	Execs []ExecSpec `json:"execs,omitempty"`
 
+	// Tracepoints are Tetragon's tracepoints; this agent runs the syscall
+	// ones (raw_syscalls/sys_enter|sys_exit, syscalls/sys_enter_X|sys_exit_X)
+	// on its raw syscall hooks.
+	// +optional
+	Tracepoints []TracepointSpec `json:"tracepoints,omitempty"`
+	// Connects are the Sluice extension for connect denial: selectors
+	// evaluated by the cgroup connect4/sendmsg4 hooks (matchArgs index 0 is
+	// the destination: DAddr, NotDAddr, DPort, NotDPort, Protocol), where
+	// Override (argError -1) refuses the connect with EPERM.
+	// +optional
+	Connects []ConnectSpec `json:"connects,omitempty"`
+	// Lists are named value lists (Tetragon); selectors refer to a list of
+	// type syscalls as "list:NAME".
+	// +optional
+	Lists []ListSpec `json:"lists,omitempty"`
+
 	// Tetragon fields this agent rejects (see Compile for each reason).
 
 	// ContainerSelector selects containers (Tetragon); not supported yet.
@@ -86,8 +103,6 @@ type TracingPolicySpec struct {
 	// HostSelector selects hosts (Tetragon); not supported yet.
 	// +optional
 	HostSelector *metav1.LabelSelector `json:"hostSelector,omitempty"`
-	// +optional
-	Tracepoints []apiextensionsv1.JSON `json:"tracepoints,omitempty"`
 	// +optional
 	KProbes []apiextensionsv1.JSON `json:"kprobes,omitempty"`
 	// +optional
@@ -101,11 +116,97 @@ type TracingPolicySpec struct {
 	// +optional
 	Enforcers []apiextensionsv1.JSON `json:"enforcers,omitempty"`
 	// +optional
-	Lists []apiextensionsv1.JSON `json:"lists,omitempty"`
-	// +optional
 	Loader bool `json:"loader,omitempty"`
 	// +optional
 	SelectorsMacros *apiextensionsv1.JSON `json:"selectorsMacros,omitempty"`
+}
+
+// TracepointSpec is Tetragon's TracepointSpec. Args name the captured
+// values by the tracepoint's format index (0..3 are the common fields;
+// raw_syscalls/sys_enter: 4 the syscall id, 5 its first argument;
+// sys_exit: 4 the id, 5 the return value; syscalls/sys_enter_X: 4 the
+// syscall number, 5+i argument i; syscalls/sys_exit_X: 4 the number, 5
+// the return value). A matchArgs index is the format index of one of Args
+// or, as in Tetragon, a position in Args.
+type TracepointSpec struct {
+	// Subsystem is raw_syscalls or syscalls.
+	Subsystem string `json:"subsystem"`
+	// Event is sys_enter or sys_exit (raw_syscalls), sys_enter_X or
+	// sys_exit_X (syscalls).
+	Event string `json:"event"`
+	// Raw: the raw tracepoint's arguments (raw_syscalls only: index 1 is
+	// the syscall id at sys_enter, the return value at sys_exit).
+	// +optional
+	Raw bool `json:"raw,omitempty"`
+	// Message is included in the events (at most 256 characters).
+	// +optional
+	Message string `json:"message,omitempty"`
+	// Args are the values the events report.
+	// +optional
+	Args []ArgSpec `json:"args,omitempty"`
+	// Selectors are tried in order; the first that matches decides. None:
+	// every event is posted.
+	// +optional
+	Selectors []Selector `json:"selectors,omitempty"`
+	// Tags are included in the events (at most 16).
+	// +optional
+	Tags []string `json:"tags,omitempty"`
+}
+
+// ArgSpec is Tetragon's KProbeArg: one captured value of a tracepoint.
+type ArgSpec struct {
+	// Index is the tracepoint format index of the value.
+	Index uint32 `json:"index"`
+	// Type: auto (the default: from the syscall's declaration), an integer
+	// type (int, int8..int64, sint8..sint64, uint8..uint64, long, ulong,
+	// size_t, syscall64, fd) or string (the NUL-terminated user memory a
+	// path argument points to).
+	// +optional
+	Type string `json:"type,omitempty"`
+	// Label names the value in the events.
+	// +optional
+	Label string `json:"label,omitempty"`
+
+	// Tetragon fields this agent rejects.
+
+	// +optional
+	SizeArgIndex uint32 `json:"sizeArgIndex,omitempty"`
+	// +optional
+	ReturnCopy bool `json:"returnCopy,omitempty"`
+	// +optional
+	MaxData bool `json:"maxData,omitempty"`
+	// +optional
+	Resolve string `json:"resolve,omitempty"`
+	// +optional
+	Source string `json:"source,omitempty"`
+	// +optional
+	BTFType string `json:"btfType,omitempty"`
+	// +optional
+	BTFTypeModule string `json:"btfTypeModule,omitempty"`
+}
+
+// ListSpec is Tetragon's ListSpec: a named list of values.
+type ListSpec struct {
+	// Name is referred to as "list:NAME".
+	Name string `json:"name"`
+	// Type is syscalls (Values are syscall names: sys_dup or dup) or
+	// generated_syscalls (every syscall).
+	// +optional
+	Type string `json:"type,omitempty"`
+	// +optional
+	Values []string `json:"values,omitempty"`
+	// Pattern is for Tetragon's generated_ftrace lists (rejected here).
+	// +optional
+	Pattern *string `json:"pattern,omitempty"`
+	// +optional
+	Validated bool `json:"validated,omitempty"`
+}
+
+// ConnectSpec is one spec.connects entry (Sluice extension): its selectors
+// are tried in order and the first that matches decides.
+type ConnectSpec struct {
+	// +optional
+	Selectors []Selector `json:"selectors,omitempty"`
 }
 
 // OptionSpec is one spec.options entry.
@@ -124,17 +225,28 @@ type ExecSpec struct {
 
 // Selector is Tetragon's selector (KProbeSelector): its filters are ANDed.
 // In spec.execs only matchBinaries and matchActions are supported; the
-// other filters are kept so that they are rejected by name.
+// unsupported filters are kept so that they are rejected by name.
 type Selector struct {
+	// Label names the selector (Tetragon: in status and metrics).
+	// +optional
+	Label string `json:"label,omitempty"`
 	// +optional
 	MatchBinaries []BinarySelector `json:"matchBinaries,omitempty"`
 	// +optional
+	MatchParentBinaries []BinarySelector `json:"matchParentBinaries,omitempty"`
+	// +optional
+	MatchArgs []ArgSelector `json:"matchArgs,omitempty"`
+	// +optional
+	MatchPIDs []PIDSelector `json:"matchPIDs,omitempty"`
+	// +optional
+	MatchNamespaces []NamespaceSelector `json:"matchNamespaces,omitempty"`
+	// +optional
+	MatchCapabilities []CapabilitiesSelector `json:"matchCapabilities,omitempty"`
+	// +optional
 	MatchActions []ActionSelector `json:"matchActions,omitempty"`
 
-	// +optional
-	MatchPIDs []apiextensionsv1.JSON `json:"matchPIDs,omitempty"`
-	// +optional
-	MatchArgs []apiextensionsv1.JSON `json:"matchArgs,omitempty"`
+	// Tetragon filters this agent rejects.
+
 	// +optional
 	MatchData []apiextensionsv1.JSON `json:"matchData,omitempty"`
 	// +optional
@@ -142,19 +254,18 @@ type Selector struct {
 	// +optional
 	MatchReturnActions []apiextensionsv1.JSON `json:"matchReturnActions,omitempty"`
 	// +optional
-	MatchParentBinaries []apiextensionsv1.JSON `json:"matchParentBinaries,omitempty"`
-	// +optional
-	MatchNamespaces []apiextensionsv1.JSON `json:"matchNamespaces,omitempty"`
-	// +optional
 	MatchNamespaceChanges []apiextensionsv1.JSON `json:"matchNamespaceChanges,omitempty"`
 	// +optional
-	MatchCapabilities []apiextensionsv1.JSON `json:"matchCapabilities,omitempty"`
-	// +optional
 	MatchCapabilityChanges []apiextensionsv1.JSON `json:"matchCapabilityChanges,omitempty"`
+	// +optional
+	MatchWorkloads *apiextensionsv1.JSON `json:"matchWorkloads,omitempty"`
+	// +optional
+	Macros []string `json:"macros,omitempty"`
 }
 
-// BinarySelector is a matchBinaries entry: the path of the exec'd binary is
-// In Values, NotIn them, or starts with one of them (Prefix).
+// BinarySelector is a matchBinaries or matchParentBinaries entry: the path
+// of the exec'd binary (of the parent) is In Values, NotIn them, or starts
+// with one of them (Prefix).
 type BinarySelector struct {
 	// Operator is In, NotIn or Prefix.
 	Operator string `json:"operator"`
@@ -163,6 +274,63 @@ type BinarySelector struct {
 	// FollowChildren: the descendants of a matching process match too.
 	// +optional
 	FollowChildren bool `json:"followChildren,omitempty"`
+}
+
+// ArgSelector is a matchArgs entry (Tetragon's ArgSelector).
+type ArgSelector struct {
+	// Index is the format index of a captured value (tracepoints), or a
+	// position in the tracepoint's args; 0 (the destination) in
+	// spec.connects.
+	// +optional
+	Index uint32 `json:"index"`
+	// Args: Tetragon's explicit position in the tracepoint's args (one).
+	// +optional
+	Args []uint32 `json:"args,omitempty"`
+	// Operator: Equal, NotEqual, InMap, NotInMap, Prefix, NotPrefix,
+	// Postfix, NotPostfix, Mask, GT, LT; in spec.connects DAddr, NotDAddr,
+	// DPort, NotDPort, Protocol.
+	Operator string `json:"operator"`
+	// +optional
+	Values []string `json:"values,omitempty"`
+}
+
+// PIDSelector is a matchPIDs entry (Tetragon's PIDSelector).
+type PIDSelector struct {
+	// Operator is In or NotIn.
+	Operator string   `json:"operator"`
+	Values   []uint32 `json:"values"`
+	// IsNamespacePID: the pids are as seen in the process's pid namespace.
+	// +optional
+	IsNamespacePID bool `json:"isNamespacePID,omitempty"`
+	// FollowForks: the descendants of a matching process match too.
+	// +optional
+	FollowForks bool `json:"followForks,omitempty"`
+}
+
+// NamespaceSelector is a matchNamespaces entry (Tetragon's).
+type NamespaceSelector struct {
+	// Namespace is Uts, Ipc, Mnt, Pid, PidForChildren, Net, Time,
+	// TimeForChildren, Cgroup or User.
+	Namespace string `json:"namespace"`
+	// Operator is In or NotIn.
+	Operator string `json:"operator"`
+	// Values are namespace inode numbers, or host_ns (the host's).
+	Values []string `json:"values"`
+}
+
+// CapabilitiesSelector is a matchCapabilities entry (Tetragon's).
+type CapabilitiesSelector struct {
+	// Type is Effective (the default), Permitted or Inheritable.
+	// +optional
+	Type string `json:"type,omitempty"`
+	// Operator is In or NotIn.
+	Operator string `json:"operator"`
+	// IsNamespaceCapability: only in a user namespace other than the
+	// host's.
+	// +optional
+	IsNamespaceCapability bool `json:"isNamespaceCapability,omitempty"`
+	// Values are capability names (CAP_SYS_ADMIN, ...).
+	Values []string `json:"values"`
 }
 
 // ActionSelector is a matchActions entry (Tetragon's ActionSelector).
@@ -181,10 +349,13 @@ type ActionSelector struct {
 	// +optional
 	RateLimitScope string `json:"rateLimitScope,omitempty"`
 
-	// Arguments of Tetragon actions this agent does not implement.
-
+	// ArgError is Override's error: -1 (EPERM) in spec.connects, the one
+	// error the cgroup connect hooks can return.
 	// +optional
 	ArgError int32 `json:"argError,omitempty"`
+
+	// Arguments of Tetragon actions this agent does not implement.
+
 	// +optional
 	ArgFd uint32 `json:"argFd,omitempty"`
 	// +optional
