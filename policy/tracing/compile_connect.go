@@ -52,7 +52,15 @@ func (c *compiler) connectSelector(path string, s *Selector) (ConnectSelector, b
 	for i, m := range s.MatchArgs {
 		c.destFilter(fmt.Sprintf("%s.matchArgs[%d]", path, i), m, &sel, seen)
 	}
+	// The connect rules test binaries and destinations only.
+	for _, f := range []field{{"matchPIDs", len(s.MatchPIDs) > 0}, {"matchNamespaces", len(s.MatchNamespaces) > 0},
+		{"matchCapabilities", len(s.MatchCapabilities) > 0}} {
+		if f.set {
+			c.add(path+"."+f.name, fmt.Errorf("in spec.connects: %w", ErrNotYet))
+		}
+	}
 	a := c.actions(path, s.MatchActions, hookConnect)
+	c.notHere(path, s.MatchActions, a.RateLimit, "spec.connects")
 	sel.Action, sel.Signal, sel.RateLimit = a.Action, a.Signal, a.RateLimit
 	return sel, len(c.errs) == nerr
 }

@@ -3,6 +3,7 @@ package tracing
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -31,6 +32,9 @@ func (c *compiler) execSelector(path string, s *Selector) {
 		}
 	}
 	a := c.actions(path, s.MatchActions, hookExec)
+	// An exec posts once per new image: there is nothing to limit per
+	// process, and the exec rules do not limit per binary.
+	c.notHere(path, s.MatchActions, a.RateLimit, "spec.execs")
 	sel.Action, sel.Signal, sel.RateLimit = a.Action, a.Signal, metav1.Duration{Duration: a.RateLimit}
 	c.out.Execs = append(c.out.Execs, sel)
 }
@@ -58,4 +62,15 @@ func (c *compiler) binaries(path string, b BinarySelector) (BinaryMatch, bool) {
 		}
 	}
 	return BinaryMatch{Op: BinaryOp(b.Operator), Values: b.Values, FollowChildren: b.FollowChildren}, ok
+}
+
+// notHere rejects the valid rateLimit (parsed: limit) of matchActions in the
+// hook named where (its rules have no rate limit); an invalid one has its
+// own error already.
+func (c *compiler) notHere(path string, acts []ActionSelector, limit time.Duration, where string) {
+	for i, m := range acts {
+		if m.RateLimit != "" && limit > 0 {
+			c.add(fmt.Sprintf("%s.matchActions[%d].rateLimit", path, i), fmt.Errorf("in %s: %w", where, ErrNotYet))
+		}
+	}
 }

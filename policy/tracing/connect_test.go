@@ -21,11 +21,10 @@ func TestCompileConnects(t *testing.T) {
       - {index: 0, operator: Protocol, values: [IPPROTO_TCP, tcp, "17"]}
       matchActions: [{action: Override, argError: -1}]
     - matchArgs: [{index: 0, operator: NotDaddr, values: [127.0.0.0/8]}]
-      matchCapabilities: [{operator: NotIn, values: [CAP_NET_ADMIN]}]
+      matchParentBinaries: [{operator: Prefix, values: [/usr/]}]
       matchActions: [{action: Override}]
   - selectors:
-    - matchPIDs: [{operator: In, values: [42]}]
-      matchArgs: [{index: 0, operator: dport, values: ["443"]}]
+    - matchArgs: [{index: 0, operator: dport, values: ["443"]}]
 `)
 	assert.Equal(t, [][]ConnectSelector{{{
 		ProcessFilters: ProcessFilters{Binaries: []BinaryMatch{{Op: BinaryIn, Values: []string{"/usr/bin/curl"}}}},
@@ -35,12 +34,11 @@ func TestCompileConnects(t *testing.T) {
 		Protocols: []uint8{6, 17},
 		Action:    ActionOverride,
 	}, {
-		ProcessFilters: ProcessFilters{Capabilities: []CapabilityMatch{{Type: "Effective", NotIn: true, Mask: 1 << 12}}},
+		ProcessFilters: ProcessFilters{ParentBinaries: []BinaryMatch{{Op: BinaryPrefix, Values: []string{"/usr/"}}}},
 		Dests:          []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}, NotDests: true,
 		Action: ActionOverride,
 	}}, {{
-		ProcessFilters: ProcessFilters{PIDs: []PIDMatch{{Values: []uint32{42}}}},
-		Ports:          []uint16{443},
-		Action:         ActionPost,
+		Ports:  []uint16{443},
+		Action: ActionPost,
 	}}}, c.Connects)
 }

@@ -185,14 +185,27 @@ func TestCompileProcessFilters(t *testing.T) {
 }
 
 // rateLimit was rejected as not supported yet in phase 1; it compiles for
-// exec rules too now.
+// tracepoints now, and stays rejected where the rules have no rate limit
+// (execs, connects), as do the process filters connect rules cannot test.
 func TestCompileRateLimit(t *testing.T) {
 	c := tracepoints(t, `
-  execs: [{selectors: [{matchBinaries: [{operator: In, values: [/bin/x]}], matchActions: [{action: Post, rateLimit: 1m}]}]}]
   tracepoints: [{subsystem: syscalls, event: sys_enter_bpf, selectors: [{matchActions: [{action: Post, rateLimit: "5"}]}]}]
-  connects: [{selectors: [{matchActions: [{action: Post, rateLimit: 2h, rateLimitScope: process}]}]}]
 `)
-	assert.Equal(t, time.Minute, c.Execs[0].RateLimit.Duration)
 	assert.Equal(t, 5*time.Second, c.Tracepoints[0].Selectors[0].RateLimit)
-	assert.Equal(t, 2*time.Hour, c.Connects[0][0].RateLimit)
+	for _, tc := range []struct{ spec, path string }{
+		{`execs: [{selectors: [{matchBinaries: [{operator: In, values: [/bin/x]}], matchActions: [{action: Post, rateLimit: 1m}]}]}]`,
+			"spec.execs[0].selectors[0].matchActions[0].rateLimit"},
+		{`connects: [{selectors: [{matchActions: [{action: Post, rateLimit: 2h, rateLimitScope: process}]}]}]`,
+			"spec.connects[0].selectors[0].matchActions[0].rateLimit"},
+		{`connects: [{selectors: [{matchPIDs: [{operator: In, values: [1]}]}]}]`, "spec.connects[0].selectors[0].matchPIDs"},
+		{`connects: [{selectors: [{matchNamespaces: [{namespace: Net, operator: In, values: [host_ns]}]}]}]`,
+			"spec.connects[0].selectors[0].matchNamespaces"},
+		{`connects: [{selectors: [{matchCapabilities: [{type: Effective, operator: In, values: [CAP_NET_RAW]}]}]}]`,
+			"spec.connects[0].selectors[0].matchCapabilities"},
+	} {
+		_, err := Compile(obj(t, "apiVersion: sluice.io/v1alpha1\nkind: SluiceTracingPolicy\nmetadata: {name: p}\nspec:\n  "+tc.spec+"\n"))
+		require.Error(t, err, tc.spec)
+		assert.ErrorIs(t, err, ErrNotYet)
+		assert.Contains(t, err.Error(), tc.path+": in spec.")
+	}
 }
