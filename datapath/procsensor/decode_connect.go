@@ -24,19 +24,10 @@ func decodeConnectRule(b []byte, t time.Time) (Event, error) {
 	if len(b) < connectRuleSize {
 		return Event{}, fmt.Errorf("connect rule event of %d bytes", len(b))
 	}
-	c := &ConnectEnforcement{
-		Time:     t,
-		Key:      key(b[offKey:]),
-		PID:      le.Uint32(b[offPID:]),
-		PolicyID: le.Uint32(b[offRulePolicyID:]),
-		Slot:     b[offRulePolicyID+4],
-		Action:   ExecAction(b[offRulePolicyID+5]),
-		Signal:   b[offRulePolicyID+6],
-		Enforced: b[offRulePolicyID+7] != 0,
-		Proto:    b[offRuleProto],
-		Dst:      addrPort(b[offRuleDaddr:], b[offRuleDport:]),
-		NetNS:    le.Uint32(b[offRuleNetNS:]),
-	}
+	c := &ConnectEnforcement{Time: t, Key: key(b[offKey:]), PID: le.Uint32(b[offPID:]), PolicyID: le.Uint32(b[offRulePolicyID:])}
+	v := b[offRulePolicyID+4 : offRulePolicyID+8] // slot, action, signal, enforced
+	c.Slot, c.Action, c.Signal, c.Enforced = v[0], ExecAction(v[1]), v[2], v[3] != 0
+	c.Proto, c.Dst, c.NetNS = b[offRuleProto], addrPort(b[offRuleDaddr:], b[offRuleDport:]), le.Uint32(b[offRuleNetNS:])
 	if be := addrPort(b[offRuleBackend:], b[offRuleBackend+4:]); be.Addr() != netip.IPv4Unspecified() || be.Port() != 0 {
 		c.Backend = be
 	}
