@@ -135,7 +135,7 @@ func (d *Datapath) putConnectConfig(cfg bpfgen.SockConnectConfig) error {
 // filter mask, or in the slot's class filters. Removed slots are changed.
 func filtersChanged(st *connectState, cfg bpfgen.SockConnectConfig, values map[uint8]bpfgen.SockConnectSlot,
 	dests map[netip.Prefix]uint64, ports map[uint16]uint64) uint64 {
-	changed := entriesChanged(st.dests, dests) | entriesChanged(st.ports, ports)
+	changed := entriesChanged(ownPrefixes(st.dests), ownPrefixes(dests)) | entriesChanged(st.ports, ports)
 	o := st.cfg
 	changed |= o.Active&^cfg.Active | o.Dests ^ cfg.Dests | o.NotDests ^ cfg.NotDests | o.Ports ^ cfg.Ports |
 		o.NotPorts ^ cfg.NotPorts | o.Classes ^ cfg.Classes
@@ -288,14 +288,31 @@ func connectEntries(byslot map[uint8]ConnectRule) (dests map[netip.Prefix]uint64
 	}
 	dests = make(map[netip.Prefix]uint64, len(own))
 	for p, b := range own {
-		dests[p] = b
-		for q, qb := range own {
-			if q.Bits() < p.Bits() && q.Contains(p.Addr()) {
-				dests[p] |= qb
-			}
-		}
+		dests[p] = b | covering(own, p)
 	}
 	return dests, ports, nil
+}
+
+// covering returns the bits of the entries of m that strictly contain p.
+func covering(m map[netip.Prefix]uint64, p netip.Prefix) uint64 {
+	var b uint64
+	for l := 0; l < p.Bits(); l++ {
+		b |= m[netip.PrefixFrom(p.Addr(), l).Masked()]
+	}
+	return b
+}
+
+// ownPrefixes turns trie entries back into each slot's own prefixes, the
+// fewest that cover what it matches (a prefix inside another of its slot
+// adds nothing), so two rule sets that match alike compare alike.
+func ownPrefixes(dests map[netip.Prefix]uint64) map[netip.Prefix]uint64 {
+	own := make(map[netip.Prefix]uint64, len(dests))
+	for p, b := range dests {
+		if b &^= covering(dests, p); b != 0 {
+			own[p] = b
+		}
+	}
+	return own
 }
 
 func connectSlotValue(r ConnectRule) bpfgen.SockConnectSlot {

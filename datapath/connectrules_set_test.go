@@ -90,6 +90,19 @@ func TestConnectFiltersChanged(t *testing.T) {
 	st, want := stateOf(t, old), stateOf(t, next)
 	assert.Equal(t, uint64(0b1110), filtersChanged(st, want.cfg, want.slots, want.dests, want.ports))
 	assert.Zero(t, filtersChanged(st, st.cfg, st.slots, st.dests, st.ports), "the same rules")
+
+	// Another slot's prefix inside a kept slot's (a new trie entry that
+	// carries the kept slot) changes only that slot; so does a prefix
+	// inside another of the same slot, which matches nothing more.
+	nested := map[uint8]ConnectRule{}
+	for slot, r := range old {
+		nested[slot] = r
+	}
+	nested[3] = ConnectRule{Slot: 3, Group: 8, Dests: []netip.Prefix{p("10.1.0.0/16")}, Action: procsensor.ExecPost}
+	nested[0] = ConnectRule{Slot: 0, Group: 1, Dests: []netip.Prefix{p("10.0.0.0/8"), p("10.2.0.0/16")}, Action: procsensor.ConnectDeny}
+	want = stateOf(t, nested)
+	assert.Equal(t, uint64(0b1000), filtersChanged(st, want.cfg, want.slots, want.dests, want.ports))
+	assert.Equal(t, map[netip.Prefix]uint64{p("10.0.0.0/8"): 1, p("10.1.0.0/16"): 0b1000}, ownPrefixes(want.dests))
 }
 
 // stateOf is what the maps hold for rules.
