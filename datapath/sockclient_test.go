@@ -98,6 +98,17 @@ func newSocket(typ int) (int, error) {
 	return fd, nil
 }
 
+// readRetry reads again when a signal interrupted the read: a socket with
+// SO_RCVTIMEO is not restarted after the Go runtime's preemption signal.
+func readRetry(fd int, buf []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, buf)
+		if !errors.Is(err, syscall.EINTR) {
+			return n, err
+		}
+	}
+}
+
 // tcpAttempt connects, reads getpeername and the server's first line.
 func tcpAttempt(ap netip.AddrPort) sockResult {
 	fd, err := newSocket(unix.SOCK_STREAM)
@@ -115,7 +126,7 @@ func tcpAttempt(ap netip.AddrPort) sockResult {
 	var line []byte
 	buf := make([]byte, 64)
 	for !strings.Contains(string(line), "\n") {
-		n, err := unix.Read(fd, buf)
+		n, err := readRetry(fd, buf)
 		if err != nil {
 			return fail("read", err)
 		}
@@ -139,7 +150,13 @@ func udpAttempt(ap netip.AddrPort) sockResult {
 		return fail("sendto", err)
 	}
 	buf := make([]byte, 1500)
-	n, from, err := unix.Recvfrom(fd, buf, 0)
+	var (
+		n    int
+		from unix.Sockaddr
+	)
+	for err = syscall.EINTR; errors.Is(err, syscall.EINTR); {
+		n, from, err = unix.Recvfrom(fd, buf, 0)
+	}
 	if err != nil {
 		return fail("recvfrom", err)
 	}
@@ -165,7 +182,7 @@ func udpConnAttempt(ap netip.AddrPort) sockResult {
 		return fail("getpeername", err)
 	}
 	buf := make([]byte, 1500)
-	n, err := unix.Read(fd, buf)
+	n, err := readRetry(fd, buf)
 	if err != nil {
 		return fail("read", err)
 	}
