@@ -173,18 +173,18 @@ static __always_inline __u32 connect_slot_of(__u64 bit)
 	return n;
 }
 
-/* Slots whose destination and port filters d passes. */
-static __always_inline __u64 connect_dst_match(struct connect_config *cfg, struct sock_dst *d)
+/* The slots of cand whose port and destination filters d passes; each
+ * lookup only when a slot left needs it, the cheaper hash first. */
+static __always_inline __u64 connect_dst_match(struct connect_config *cfg, struct sock_dst *d, __u64 cand)
 {
 	struct connect_dest_key k = { .prefixlen = 32, .addr = d->addr };
 	__u32 port = bpf_ntohs((__u16)d->port);
-	__u64 dst = ~cfg->dests, ports = ~cfg->ports;
 
-	if (cfg->dests)
-		dst |= (connect_bits(&sluice_connect_dests_v1, &k) ^ cfg->not_dests) & cfg->dests;
-	if (cfg->ports)
-		ports |= (connect_bits(&sluice_connect_ports_v1, &port) ^ cfg->not_ports) & cfg->ports;
-	return dst & ports;
+	if (cand & cfg->ports)
+		cand &= ~cfg->ports | ((connect_bits(&sluice_connect_ports_v1, &port) ^ cfg->not_ports) & cfg->ports);
+	if (cand & cfg->dests)
+		cand &= ~cfg->dests | ((connect_bits(&sluice_connect_dests_v1, &k) ^ cfg->not_dests) & cfg->dests);
+	return cand;
 }
 
 /* The classes of the current process (self, then its parent's) that the
@@ -269,9 +269,9 @@ static __always_inline int connect_rules(struct bpf_sock_addr *ctx, struct sock_
 	if (!cand)
 		return CONNECT_ALLOW;
 	if (now.addr != orig->addr || now.port != orig->port)
-		cand &= connect_dst_match(cfg, orig) | connect_dst_match(cfg, &now);
+		cand = connect_dst_match(cfg, orig, cand) | connect_dst_match(cfg, &now, cand);
 	else
-		cand &= connect_dst_match(cfg, orig);
+		cand = connect_dst_match(cfg, orig, cand);
 	if (cand & cfg->classes)
 		connect_classes_of(t->tgid, &classes);
 	for (int i = 0; i < CONNECT_SLOTS && cand; i++) {
