@@ -14,13 +14,15 @@
  * ECONNREFUSED (kube-proxy REJECTs).
  *
  * With the process sensor on (sock_process_events), connect4 and sendmsg4
- * also report UDP destinations with the process (lib/sock_process.h).
+ * also report UDP destinations with the process (lib/sock_process.h) and
+ * apply the connect rules of tracing policies (lib/connect_rules.h).
  */
 #include "lib/common.h"
 #include "lib/lb.h"
 #include "lib/sock.h"
 #include "lib/node_addrs.h"
 #include "lib/sock_process.h"
+#include "lib/connect_rules.h"
 
 
 #define ECONNREFUSED	111
@@ -30,6 +32,9 @@
 char __license[] SEC("license") = "Dual BSD/GPL";
 
 const enum sluice_sock_reason *unused_sock_reason __attribute__((unused));
+const enum connect_action *unused_connect_action __attribute__((unused));
+const enum connect_slot_flag *unused_connect_slot_flag __attribute__((unused));
+const struct process_connect_rule *unused_connect_event __attribute__((unused));
 
 static __always_inline __u8 sock_proto(struct bpf_sock_addr *ctx)
 {
@@ -114,15 +119,20 @@ static __always_inline void sock4_xlate_rev(struct bpf_sock_addr *ctx)
 }
 
 /* connect4 and sendmsg4 with the process sensor on: the same translation,
- * then the UDP destination reported with the process. */
+ * then the connect rules on the destination before and after it (a refusal
+ * is EPERM, the hook's own error), then the UDP destination reported with
+ * the process. */
 static __always_inline int sock4_fwd_process(struct bpf_sock_addr *ctx, __u32 xlated_reason)
 {
 	struct sock_dst orig = {
 		.addr = ctx->user_ip4,
 		.port = ctx->user_port,
 	};
+	int ret = sock4_xlate_fwd(ctx, xlated_reason);
 
-	if (sock4_xlate_fwd(ctx, xlated_reason) < 0)
+	if (connect_rules(ctx, &orig, sock_proto(ctx)) == CONNECT_REFUSE)
+		return 0;
+	if (ret < 0)
 		return sock4_refuse();
 	sock_process_udp(ctx, &orig);
 	return 1;

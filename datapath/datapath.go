@@ -38,6 +38,7 @@ type Datapath struct {
 	flows       *monitor.Flows
 	devices     *device.Links
 	sockLB      *socklb.Links
+	connect     connectState // SetConnectRules
 }
 
 func (d *Datapath) setHandles() {

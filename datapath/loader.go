@@ -31,7 +31,7 @@ func Load(root string, opts Options) (*Datapath, error) {
 	if err := pin.RenameMaps(root); err != nil {
 		return nil, err
 	}
-	d := &Datapath{root: root}
+	d := &Datapath{root: root, connect: connectState{enabled: opts.ProcessEvents}}
 	if err := d.load(opts); err != nil {
 		return nil, err
 	}

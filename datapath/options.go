@@ -8,6 +8,7 @@ import (
 
 	"github.com/cilium/ebpf"
 
+	"github.com/sluicenet/sluice/datapath/bpfgen"
 	"github.com/sluicenet/sluice/datapath/internal/maputil"
 )
 
@@ -29,14 +30,22 @@ type Options struct {
 	// ProcessEvents makes the socket-LB hooks report UDP connect() and
 	// sendmsg() destinations with their process into the process sensor's
 	// ring buffer (datapath/procsensor), shared by its pin under the maps
-	// directory. Off, that code is removed at load and the sensor's maps
-	// are neither created nor pinned here.
+	// directory, and apply the connect rules of tracing policies
+	// (SetConnectRules). Off, that code is removed at load and the sensor's
+	// maps and the connect rule maps are neither created full-size nor
+	// pinned here.
 	ProcessEvents bool
 }
 
-// Process sensor maps the socket-LB programs share when ProcessEvents is
-// set (bpf/lib/process.h).
-var processMaps = []string{"sluice_process_events_v1", "sluice_process_lost_v1"}
+// Maps the socket-LB programs share by pin when ProcessEvents is set: the
+// process sensor's (bpf/lib/process.h, process_class.h) and the connect
+// rules' (bpf/lib/connect_rules.h).
+var processMaps = []string{
+	bpfgen.SockMapSluiceProcessEventsV1, bpfgen.SockMapSluiceProcessLostV1,
+	bpfgen.SockMapSluiceClassConfigV1, bpfgen.SockMapSluiceClassExactV1,
+	bpfgen.SockMapSluiceClassPrefixV1, bpfgen.SockMapSluiceProcClassV1,
+	connectConfigMap, connectSlotsMap, connectDestsMap, connectPortsMap, connectScopeMap,
+}
 
 // applySock sets the socket-LB knobs and map sizes.
 func (o Options) applySock(spec *ebpf.CollectionSpec) error {
@@ -50,8 +59,11 @@ func (o Options) applySock(spec *ebpf.CollectionSpec) error {
 			return fmt.Errorf("socket-LB map %s missing", name)
 		}
 		m.Pinning = ebpf.PinNone
-		if m.Type == ebpf.RingBuf {
+		switch m.Type {
+		case ebpf.RingBuf:
 			m.MaxEntries = 4096 // never written: one page
+		case ebpf.Hash, ebpf.LPMTrie, ebpf.Array:
+			m.MaxEntries = 1 // never read
 		}
 	}
 	return nil

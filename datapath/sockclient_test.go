@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -22,9 +23,10 @@ import (
 // cgroup (socket hooks run only for processes in the cgroup). The child reads
 // its job from the environment and prints one JSON sockResult per attempt.
 const (
-	sockClientEnv   = "SLUICE_SOCKLB_CLIENT" // "tcp" or "udp"
+	sockClientEnv   = "SLUICE_SOCKLB_CLIENT" // "tcp", "udp" (sendto) or "udpconn" (connect, send)
 	sockClientAddr  = "SLUICE_SOCKLB_ADDR"   // ip:port to reach
 	sockClientCount = "SLUICE_SOCKLB_COUNT"  // attempts
+	sockClientGate  = "SLUICE_SOCKLB_GATE"   // set: read a line from stdin before the first attempt
 )
 
 // sockResult is what one client attempt saw.
@@ -43,13 +45,21 @@ func sockClientMain() int {
 		return 2
 	}
 	n, _ := strconv.Atoi(os.Getenv(sockClientCount))
+	if os.Getenv(sockClientGate) != "" {
+		if _, err := fmt.Scanln(); err != nil {
+			return 2
+		}
+	}
 	enc := json.NewEncoder(os.Stdout)
 	for i := 0; i < max(n, 1); i++ {
 		var r sockResult
 		start := time.Now()
-		if os.Getenv(sockClientEnv) == "udp" {
+		switch os.Getenv(sockClientEnv) {
+		case "udp":
 			r = udpAttempt(ap)
-		} else {
+		case "udpconn":
+			r = udpConnAttempt(ap)
+		default:
 			r = tcpAttempt(ap)
 		}
 		r.Duration = int64(time.Since(start))
@@ -88,6 +98,17 @@ func newSocket(typ int) (int, error) {
 	return fd, nil
 }
 
+// readRetry reads again when a signal interrupted the read: a socket with
+// SO_RCVTIMEO is not restarted after the Go runtime's preemption signal.
+func readRetry(fd int, buf []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, buf)
+		if !errors.Is(err, syscall.EINTR) {
+			return n, err
+		}
+	}
+}
+
 // tcpAttempt connects, reads getpeername and the server's first line.
 func tcpAttempt(ap netip.AddrPort) sockResult {
 	fd, err := newSocket(unix.SOCK_STREAM)
@@ -105,7 +126,7 @@ func tcpAttempt(ap netip.AddrPort) sockResult {
 	var line []byte
 	buf := make([]byte, 64)
 	for !strings.Contains(string(line), "\n") {
-		n, err := unix.Read(fd, buf)
+		n, err := readRetry(fd, buf)
 		if err != nil {
 			return fail("read", err)
 		}
@@ -129,39 +150,98 @@ func udpAttempt(ap netip.AddrPort) sockResult {
 		return fail("sendto", err)
 	}
 	buf := make([]byte, 1500)
-	n, from, err := unix.Recvfrom(fd, buf, 0)
+	var (
+		n    int
+		from unix.Sockaddr
+	)
+	for err = syscall.EINTR; errors.Is(err, syscall.EINTR); {
+		n, from, err = unix.Recvfrom(fd, buf, 0)
+	}
 	if err != nil {
 		return fail("recvfrom", err)
 	}
 	return sockResult{Peer: sockaddr(from), Reply: strings.TrimSpace(string(buf[:n]))}
 }
 
-// runSockClient runs count attempts of the client (network "tcp" or "udp")
-// to addr inside ns and the cgroup cgroupPath.
+// udpConnAttempt connects a UDP socket, sends one datagram and reads the
+// reply (getpeername shows the peer).
+func udpConnAttempt(ap netip.AddrPort) sockResult {
+	fd, err := newSocket(unix.SOCK_DGRAM)
+	if err != nil {
+		return fail("socket", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}); err != nil {
+		return fail("connect", err)
+	}
+	if _, err := unix.Write(fd, []byte("?")); err != nil {
+		return fail("write", err)
+	}
+	peer, err := unix.Getpeername(fd)
+	if err != nil {
+		return fail("getpeername", err)
+	}
+	buf := make([]byte, 1500)
+	n, err := readRetry(fd, buf)
+	if err != nil {
+		return fail("read", err)
+	}
+	return sockResult{Peer: sockaddr(peer), Reply: strings.TrimSpace(string(buf[:n]))}
+}
+
+// runSockClient runs count attempts of the client (network "tcp", "udp"
+// or "udpconn") to addr inside ns and the cgroup cgroupPath.
 func runSockClient(t *testing.T, ns *harness.NetNS, cgroupPath, network, addr string, count int) []sockResult {
 	t.Helper()
-	cg, err := os.Open(cgroupPath)
+	res, err := runSockClientGated(t, ns, cgroupPath, network, addr, count, nil)
 	if err != nil {
-		t.Fatalf("open cgroup: %v", err)
+		t.Fatal(err)
 	}
-	defer cg.Close()
+	return res
+}
+
+// runSockClientGated is runSockClient with before, when not nil, called
+// with the client's pid before its first attempt. The client's own failure
+// (it was killed, say) is returned.
+func runSockClientGated(t *testing.T, ns *harness.NetNS, cgroupPath, network, addr string, count int, before func(pid int)) ([]sockResult, error) {
+	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := ns.Command(self)
-	cmd.Env = append(os.Environ(), sockClientEnv+"="+network, sockClientAddr+"="+addr, sockClientCount+"="+strconv.Itoa(count))
 	// The child (nsenter, then the test binary it execs) starts inside the
 	// cgroup, so the socket hooks see every socket it opens.
-	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(cg.Fd())}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	cmd, release, err := harness.CommandIn(ns, cgroupPath, self)
 	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	cmd.Env = append(os.Environ(), sockClientEnv+"="+network, sockClientAddr+"="+addr, sockClientCount+"="+strconv.Itoa(count))
+	var stderr, stdout strings.Builder
+	cmd.Stderr, cmd.Stdout = &stderr, &stdout
+	var gate io.WriteCloser
+	if before != nil {
+		cmd.Env = append(cmd.Env, sockClientGate+"=1")
+		if gate, err = cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("socket client: %v", err)
+	}
+	if before != nil {
+		before(cmd.Process.Pid)
+		fmt.Fprintln(gate)
+		gate.Close()
+	}
+	if err := cmd.Wait(); err != nil {
 		var ee *exec.ExitError
-		errors.As(err, &ee)
+		if errors.As(err, &ee) && ee.ProcessState.Sys().(syscall.WaitStatus).Signaled() {
+			return nil, err
+		}
 		t.Fatalf("socket client: %v: %s", err, stderr.String())
 	}
+	out := stdout.String()
 	var res []sockResult
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	for dec.More() {
@@ -174,5 +254,5 @@ func runSockClient(t *testing.T, ns *harness.NetNS, cgroupPath, network, addr st
 	if len(res) != count {
 		t.Fatalf("client made %d attempts, want %d: %s", len(res), count, out)
 	}
-	return res
+	return res, nil
 }

@@ -13,6 +13,74 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type SockClassConfig struct {
+	_      structs.HostLayout
+	Gen    uint32
+	Flags  uint32
+	Active uint64
+	Follow uint64
+}
+
+type SockClassPath struct {
+	_    structs.HostLayout
+	Path [256]int8
+}
+
+type SockClassPrefixKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Path      [256]int8
+}
+
+type SockConnectAction uint32
+
+const (
+	SockConnectActionCONNECT_POST    SockConnectAction = 1
+	SockConnectActionCONNECT_NOPOST  SockConnectAction = 2
+	SockConnectActionCONNECT_SIGKILL SockConnectAction = 3
+	SockConnectActionCONNECT_SIGNAL  SockConnectAction = 4
+	SockConnectActionCONNECT_DENY    SockConnectAction = 5
+)
+
+type SockConnectConfig struct {
+	_        structs.HostLayout
+	Active   uint64
+	Global   uint64
+	Tcp      uint64
+	Udp      uint64
+	Dests    uint64
+	NotDests uint64
+	Ports    uint64
+	NotPorts uint64
+	Classes  uint64
+}
+
+type SockConnectDestKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Addr      uint32
+}
+
+type SockConnectSlot struct {
+	_        structs.HostLayout
+	PolicyId uint32
+	Action   uint8
+	Signal   uint8
+	Flags    uint8
+	Pad      uint8
+	Group    uint64
+	BinAll   uint64
+	BinNone  uint64
+	ParAll   uint64
+	ParNone  uint64
+}
+
+type SockConnectSlotFlag uint32
+
+const (
+	SockConnectSlotFlagCONNECT_ENFORCE SockConnectSlotFlag = 1
+)
+
 type SockLb4AffinityKey struct {
 	_        structs.HostLayout
 	ClientId uint64
@@ -65,6 +133,49 @@ type SockLb4Service struct {
 	Pad             uint32
 }
 
+type SockProcClass struct {
+	_         structs.HostLayout
+	Gen       uint32
+	Pad       uint32
+	Self      uint64
+	Parent    uint64
+	Inherited uint64
+	Path      [256]int8
+	Ppath     [256]int8
+}
+
+type SockProcessConnectRule struct {
+	_   structs.HostLayout
+	Hdr struct {
+		_     structs.HostLayout
+		Type  uint8
+		Flags uint8
+		Pad   uint16
+		Pid   uint32
+		Ktime uint64
+		Key   struct {
+			_         structs.HostLayout
+			Tgid      uint32
+			Pad       uint32
+			StartTime uint64
+		}
+	}
+	PolicyId    uint32
+	Slot        uint8
+	Action      uint8
+	Signal      uint8
+	Enforced    uint8
+	Proto       uint8
+	Pad8        uint8
+	Dport       uint16
+	Daddr       uint32
+	BackendAddr uint32
+	BackendPort uint16
+	Pad16       uint16
+	NetNs       uint32
+	Pad32       uint32
+}
+
 type SockSluiceSockReason uint32
 
 const (
@@ -100,11 +211,20 @@ type SockSockDst struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	SockMapSluiceClassConfigV1   = "sluice_class_config_v1"
+	SockMapSluiceClassExactV1    = "sluice_class_exact_v1"
+	SockMapSluiceClassPrefixV1   = "sluice_class_prefix_v1"
+	SockMapSluiceConnectConfigV1 = "sluice_connect_config_v1"
+	SockMapSluiceConnectDestsV1  = "sluice_connect_dests_v1"
+	SockMapSluiceConnectPortsV1  = "sluice_connect_ports_v1"
+	SockMapSluiceConnectScopeV1  = "sluice_connect_scope_v1"
+	SockMapSluiceConnectSlotsV1  = "sluice_connect_slots_v1"
 	SockMapSluiceLb4AffinityV1   = "sluice_lb4_affinity_v1"
 	SockMapSluiceLb4BackendsV1   = "sluice_lb4_backends_v1"
 	SockMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
 	SockMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
 	SockMapSluiceNodeAddrsV1     = "sluice_node_addrs_v1"
+	SockMapSluiceProcClassV1     = "sluice_proc_class_v1"
 	SockMapSluiceProcessEventsV1 = "sluice_process_events_v1"
 	SockMapSluiceProcessLostV1   = "sluice_process_lost_v1"
 	SockMapSluiceProcessUdpV1    = "sluice_process_udp_v1"
@@ -115,6 +235,9 @@ const (
 	SockProgSockRecvmsg4         = "sock_recvmsg4"
 	SockProgSockSendmsg4         = "sock_sendmsg4"
 	SockVarSockProcessEvents     = "sock_process_events"
+	SockVarUnusedConnectAction   = "unused_connect_action"
+	SockVarUnusedConnectEvent    = "unused_connect_event"
+	SockVarUnusedConnectSlotFlag = "unused_connect_slot_flag"
 	SockVarUnusedSockReason      = "unused_sock_reason"
 )
 
@@ -170,11 +293,20 @@ type SockProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SockMapSpecs struct {
+	SluiceClassConfigV1   *ebpf.MapSpec `ebpf:"sluice_class_config_v1"`
+	SluiceClassExactV1    *ebpf.MapSpec `ebpf:"sluice_class_exact_v1"`
+	SluiceClassPrefixV1   *ebpf.MapSpec `ebpf:"sluice_class_prefix_v1"`
+	SluiceConnectConfigV1 *ebpf.MapSpec `ebpf:"sluice_connect_config_v1"`
+	SluiceConnectDestsV1  *ebpf.MapSpec `ebpf:"sluice_connect_dests_v1"`
+	SluiceConnectPortsV1  *ebpf.MapSpec `ebpf:"sluice_connect_ports_v1"`
+	SluiceConnectScopeV1  *ebpf.MapSpec `ebpf:"sluice_connect_scope_v1"`
+	SluiceConnectSlotsV1  *ebpf.MapSpec `ebpf:"sluice_connect_slots_v1"`
 	SluiceLb4AffinityV1   *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1   *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
 	SluiceNodeAddrsV1     *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
+	SluiceProcClassV1     *ebpf.MapSpec `ebpf:"sluice_proc_class_v1"`
 	SluiceProcessEventsV1 *ebpf.MapSpec `ebpf:"sluice_process_events_v1"`
 	SluiceProcessLostV1   *ebpf.MapSpec `ebpf:"sluice_process_lost_v1"`
 	SluiceProcessUdpV1    *ebpf.MapSpec `ebpf:"sluice_process_udp_v1"`
@@ -186,8 +318,11 @@ type SockMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SockVariableSpecs struct {
-	SockProcessEvents *ebpf.VariableSpec `ebpf:"sock_process_events"`
-	UnusedSockReason  *ebpf.VariableSpec `ebpf:"unused_sock_reason"`
+	SockProcessEvents     *ebpf.VariableSpec `ebpf:"sock_process_events"`
+	UnusedConnectAction   *ebpf.VariableSpec `ebpf:"unused_connect_action"`
+	UnusedConnectEvent    *ebpf.VariableSpec `ebpf:"unused_connect_event"`
+	UnusedConnectSlotFlag *ebpf.VariableSpec `ebpf:"unused_connect_slot_flag"`
+	UnusedSockReason      *ebpf.VariableSpec `ebpf:"unused_sock_reason"`
 }
 
 // SockObjects contains all objects after they have been loaded into the kernel.
@@ -210,11 +345,20 @@ func (o *SockObjects) Close() error {
 //
 // It can be passed to LoadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SockMaps struct {
+	SluiceClassConfigV1   *ebpf.Map `ebpf:"sluice_class_config_v1"`
+	SluiceClassExactV1    *ebpf.Map `ebpf:"sluice_class_exact_v1"`
+	SluiceClassPrefixV1   *ebpf.Map `ebpf:"sluice_class_prefix_v1"`
+	SluiceConnectConfigV1 *ebpf.Map `ebpf:"sluice_connect_config_v1"`
+	SluiceConnectDestsV1  *ebpf.Map `ebpf:"sluice_connect_dests_v1"`
+	SluiceConnectPortsV1  *ebpf.Map `ebpf:"sluice_connect_ports_v1"`
+	SluiceConnectScopeV1  *ebpf.Map `ebpf:"sluice_connect_scope_v1"`
+	SluiceConnectSlotsV1  *ebpf.Map `ebpf:"sluice_connect_slots_v1"`
 	SluiceLb4AffinityV1   *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1   *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
 	SluiceNodeAddrsV1     *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
+	SluiceProcClassV1     *ebpf.Map `ebpf:"sluice_proc_class_v1"`
 	SluiceProcessEventsV1 *ebpf.Map `ebpf:"sluice_process_events_v1"`
 	SluiceProcessLostV1   *ebpf.Map `ebpf:"sluice_process_lost_v1"`
 	SluiceProcessUdpV1    *ebpf.Map `ebpf:"sluice_process_udp_v1"`
@@ -224,11 +368,20 @@ type SockMaps struct {
 
 func (m *SockMaps) Close() error {
 	return _SockClose(
+		m.SluiceClassConfigV1,
+		m.SluiceClassExactV1,
+		m.SluiceClassPrefixV1,
+		m.SluiceConnectConfigV1,
+		m.SluiceConnectDestsV1,
+		m.SluiceConnectPortsV1,
+		m.SluiceConnectScopeV1,
+		m.SluiceConnectSlotsV1,
 		m.SluiceLb4AffinityV1,
 		m.SluiceLb4BackendsV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
 		m.SluiceNodeAddrsV1,
+		m.SluiceProcClassV1,
 		m.SluiceProcessEventsV1,
 		m.SluiceProcessLostV1,
 		m.SluiceProcessUdpV1,
@@ -241,8 +394,11 @@ func (m *SockMaps) Close() error {
 //
 // It can be passed to LoadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SockVariables struct {
-	SockProcessEvents *ebpf.Variable `ebpf:"sock_process_events"`
-	UnusedSockReason  *ebpf.Variable `ebpf:"unused_sock_reason"`
+	SockProcessEvents     *ebpf.Variable `ebpf:"sock_process_events"`
+	UnusedConnectAction   *ebpf.Variable `ebpf:"unused_connect_action"`
+	UnusedConnectEvent    *ebpf.Variable `ebpf:"unused_connect_event"`
+	UnusedConnectSlotFlag *ebpf.Variable `ebpf:"unused_connect_slot_flag"`
+	UnusedSockReason      *ebpf.Variable `ebpf:"unused_sock_reason"`
 }
 
 // SockPrograms contains all programs after they have been loaded into the kernel.

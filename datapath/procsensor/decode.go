@@ -91,6 +91,8 @@ func decode(b []byte, boot time.Time) (Event, error) {
 			break
 		}
 		return Event{Enforcement: decodeEnforcement(b, t)}, nil
+	case bpfgen.ProcessProcessEventTypePROCESS_CONNECT_RULE:
+		return decodeConnectRule(b, t)
 	default:
 		return Event{}, fmt.Errorf("process event of unknown type %d", b[offType])
 	}
