@@ -29,11 +29,14 @@ build:
 
 generate: deps
 	GO=$(GO) hack/bpf-generate.sh
+	$(GO) generate ./policy/tracing/
 
-# Fails when the committed generated code differs from a fresh generation.
+# Fails when the committed generated code differs from a fresh generation
+# (the BPF objects and their Go mirrors, the syscall tables of tracing
+# policies from the kernel headers).
 check-generate: generate
-	@git diff --exit-code -- datapath bpf || { echo "generated BPF code is stale: run make generate and commit" >&2; exit 1; }
-	@test -z "$$(git status --porcelain -- datapath bpf)" || { git status --porcelain -- datapath bpf; echo "untracked generated files" >&2; exit 1; }
+	@git diff --exit-code -- datapath bpf policy/tracing || { echo "generated code is stale: run make generate and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- datapath bpf policy/tracing)" || { git status --porcelain -- datapath bpf policy/tracing; echo "untracked generated files" >&2; exit 1; }
 
 test: deps build
 	@hack/test.sh
