@@ -93,14 +93,158 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_proc_class_v1 SEC(".maps");
 
+/* Where path keys and new entries are built (per CPU: too big for the
+ * stack). Not pinned: each object has its own. */
+struct class_scratch {
+	struct class_prefix_key k;
+	struct proc_class e;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct class_scratch);
+	__uint(max_entries, 1);
+} sluice_class_scratch SEC(".maps");
+
+static __always_inline struct class_config *class_config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&sluice_class_config_v1, &zero);
+}
+
+static __always_inline __u64 class_lookup(void *map, const void *key)
+{
+	__u64 *v = bpf_map_lookup_elem(map, key);
+
+	return v ? *v : 0;
+}
+
+/* Classes of the binary path at src (kernel memory: bprm->filename or a
+ * stored path), read into k->path (NUL-padded). */
+static __always_inline __u64 class_bits(struct class_config *cfg, struct class_prefix_key *k, const char *src)
+{
+	__u64 bits = 0;
+	long n;
+
+	__builtin_memset(k, 0, sizeof(*k));
+	n = bpf_probe_read_kernel_str(k->path, CLASS_PATH_MAX, src);
+	if (n <= 1)
+		return 0;
+	if (cfg->flags & CLASS_HAS_EXACT && n < CLASS_PATH_MAX)
+		bits |= class_lookup(&sluice_class_exact_v1, k->path);
+	if (cfg->flags & CLASS_HAS_PREFIX) {
+		k->prefixlen = (__u32)(n - 1) * 8;
+		bits |= class_lookup(&sluice_class_prefix_v1, k);
+	}
+	return bits;
+}
+
+static __always_inline struct class_scratch *class_scratch(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&sluice_class_scratch, &zero);
+}
+
 /* proc_class_get returns the classes of thread group tgid, up to date with
  * the current generation, or NULL when the process is unknown (no classes:
- * an In filter fails, a NotIn filter passes). CONTRACT: the implementation
- * (lazy recompute when gen differs) is the sensor's; callers rely only on
- * this signature and on self/parent being current. */
+ * an In filter fails, a NotIn filter passes). An entry of another
+ * generation (classes changed since, a fork's child, a seeded process) is
+ * recomputed here from its stored paths; inherited is kept. */
 static __always_inline struct proc_class *proc_class_get(__u32 tgid)
 {
-	return bpf_map_lookup_elem(&sluice_proc_class_v1, &tgid);
+	struct proc_class *e = bpf_map_lookup_elem(&sluice_proc_class_v1, &tgid);
+	struct class_config *cfg;
+	struct class_scratch *sc;
+
+	if (!e)
+		return NULL;
+	cfg = class_config();
+	if (!cfg || e->gen == cfg->gen)
+		return e;
+	sc = class_scratch();
+	if (!sc)
+		return e;
+	e->self = class_bits(cfg, &sc->k, e->path) | (e->inherited & cfg->follow);
+	e->parent = class_bits(cfg, &sc->k, e->ppath);
+	e->gen = cfg->gen;
+	return e;
+}
+
+/* exec: p's entry for its new image filename; the parent's binary comes
+ * from the real parent's entry, the followChildren classes from p's entry
+ * before the exec (its own, or the one its fork copied). */
+static __always_inline void class_exec(struct task_struct *p, const char *filename)
+{
+	struct class_config *cfg = class_config();
+	struct class_scratch *sc;
+	struct proc_class *old, *pe;
+	__u32 tgid, ptgid;
+	__u64 inherited = 0;
+
+	if (!cfg || !cfg->active)
+		return;
+	sc = class_scratch();
+	if (!sc)
+		return;
+	tgid = p->tgid;
+	old = proc_class_get(tgid);
+	if (old)
+		inherited = old->inherited | (old->self & cfg->follow);
+	sc->e.gen = cfg->gen;
+	sc->e.pad = 0;
+	sc->e.inherited = inherited;
+	sc->e.self = class_bits(cfg, &sc->k, filename) | (inherited & cfg->follow);
+	__builtin_memcpy(sc->e.path, sc->k.path, CLASS_PATH_MAX);
+	ptgid = p->real_parent->tgid;
+	pe = bpf_map_lookup_elem(&sluice_proc_class_v1, &ptgid);
+	if (pe) {
+		__builtin_memcpy(sc->e.ppath, pe->path, CLASS_PATH_MAX);
+		sc->e.parent = class_bits(cfg, &sc->k, sc->e.ppath);
+	} else {
+		__builtin_memset(sc->e.ppath, 0, CLASS_PATH_MAX);
+		sc->e.parent = 0;
+	}
+	bpf_map_update_elem(&sluice_proc_class_v1, &tgid, &sc->e, BPF_ANY);
+}
+
+/* fork of a process: the child runs the parent's binary under the parent,
+ * inheriting its followChildren classes; its bits are recomputed at first
+ * use (gen set to another generation). */
+static __always_inline void class_fork(struct task_struct *parent, struct task_struct *child)
+{
+	struct class_config *cfg = class_config();
+	struct class_scratch *sc;
+	struct proc_class *pe;
+	__u32 ptgid, ctgid;
+
+	if (!cfg || !cfg->active)
+		return;
+	ptgid = parent->tgid;
+	pe = proc_class_get(ptgid);
+	sc = class_scratch();
+	if (!pe || !sc)
+		return;
+	__builtin_memcpy(&sc->e, pe, sizeof(sc->e));
+	sc->e.inherited = pe->inherited | (pe->self & cfg->follow);
+	__builtin_memcpy(sc->e.ppath, pe->path, CLASS_PATH_MAX);
+	sc->e.gen = ~cfg->gen;
+	ctgid = child->tgid;
+	bpf_map_update_elem(&sluice_proc_class_v1, &ctgid, &sc->e, BPF_ANY);
+}
+
+/* exit of the thread group. */
+static __always_inline void class_exit(struct task_struct *p)
+{
+	struct class_config *cfg = class_config();
+	__u32 tgid;
+
+	if (!cfg || !cfg->active)
+		return;
+	tgid = p->tgid;
+	bpf_map_delete_elem(&sluice_proc_class_v1, &tgid);
 }
 
 #endif /* SLUICE_PROCESS_CLASS_H */

@@ -91,6 +91,11 @@ func decode(b []byte, boot time.Time) (Event, error) {
 			break
 		}
 		return Event{Enforcement: decodeEnforcement(b, t)}, nil
+	case bpfgen.ProcessProcessEventTypePROCESS_SYSCALL:
+		if len(b) < syscallSize {
+			break
+		}
+		return Event{Syscall: decodeSyscall(b, t)}, nil
 	default:
 		return Event{}, fmt.Errorf("process event of unknown type %d", b[offType])
 	}

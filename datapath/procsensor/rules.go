@@ -68,7 +68,7 @@ func (s *Sensor) SetExecRules(rules []ExecRule) error {
 	}
 	// Inherited slots of rules that went or changed meaning go before the
 	// slot is reused.
-	if err := s.purgeFollow(keptFollow(st.rules, byslot)); err != nil {
+	if err := s.purgeFollow(execFollowMap, keptFollow(st.rules, byslot)); err != nil {
 		return err
 	}
 	var cfg bpfgen.ProcessExecConfig
@@ -128,15 +128,8 @@ func checkExecRules(rules []ExecRule) (map[uint8]ExecRule, error) {
 		if _, dup := byslot[r.Slot]; dup {
 			return nil, fmt.Errorf("exec rule slot %d: given twice", r.Slot)
 		}
-		for _, p := range r.Exact {
-			if p == "" || len(p) > maxExactPath || strings.IndexByte(p, 0) >= 0 {
-				return nil, fmt.Errorf("exec rule slot %d: exact path %q: empty, longer than %d bytes or with a NUL", r.Slot, p, maxExactPath)
-			}
-		}
-		for _, p := range r.Prefixes {
-			if p == "" || len(p) > maxPrefixPath || strings.IndexByte(p, 0) >= 0 {
-				return nil, fmt.Errorf("exec rule slot %d: prefix %q: empty, longer than %d bytes or with a NUL", r.Slot, p, maxPrefixPath)
-			}
+		if err := checkPaths(r.Exact, r.Prefixes); err != nil {
+			return nil, fmt.Errorf("exec rule slot %d: %w", r.Slot, err)
 		}
 		switch r.Action {
 		case ExecPost, ExecNoPost:
@@ -159,6 +152,21 @@ func checkExecRules(rules []ExecRule) (map[uint8]ExecRule, error) {
 		byslot[r.Slot] = r
 	}
 	return byslot, nil
+}
+
+// checkPaths validates the exact paths and prefixes of a rule or class.
+func checkPaths(exact, prefixes []string) error {
+	for _, p := range exact {
+		if p == "" || len(p) > maxExactPath || strings.IndexByte(p, 0) >= 0 {
+			return fmt.Errorf("exact path %q: empty, longer than %d bytes or with a NUL", p, maxExactPath)
+		}
+	}
+	for _, p := range prefixes {
+		if p == "" || len(p) > maxPrefixPath || strings.IndexByte(p, 0) >= 0 {
+			return fmt.Errorf("prefix %q: empty, longer than %d bytes or with a NUL", p, maxPrefixPath)
+		}
+	}
+	return nil
 }
 
 // execPathBits returns the slot bits of each exact path and prefix. The
@@ -283,9 +291,10 @@ func equalStrings(a, b []string) bool {
 	return true
 }
 
-// purgeFollow drops every inherited slot not in keep.
-func (s *Sensor) purgeFollow(keep uint64) error {
-	m := s.maps[execFollowMap]
+// purgeFollow drops every inherited slot not in keep from the tgid ->
+// slots map name.
+func (s *Sensor) purgeFollow(name string, keep uint64) error {
+	m := s.maps[name]
 	var (
 		tgid  uint32
 		v     uint64
@@ -299,7 +308,7 @@ func (s *Sensor) purgeFollow(keep uint64) error {
 		}
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("read %s: %w", execFollowMap, err)
+		return fmt.Errorf("read %s: %w", name, err)
 	}
 	for i, tgid := range tgids {
 		var err error
@@ -309,7 +318,7 @@ func (s *Sensor) purgeFollow(keep uint64) error {
 			err = m.Update(tgid, vals[i], ebpf.UpdateExist)
 		}
 		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("update %s: %w", execFollowMap, err)
+			return fmt.Errorf("update %s: %w", name, err)
 		}
 	}
 	return nil
@@ -349,18 +358,6 @@ func (s *Sensor) ExecEntries() (ExecEntries, error) {
 		return out, fmt.Errorf("read %s: %w", execConfigMap, err)
 	}
 	out.Slots = bits.OnesCount64(cfg.Active)
-	for _, c := range []struct {
-		name string
-		n    *int
-	}{{execExactMap, &out.Exact}, {execPrefixMap, &out.Prefix}, {execScopeMap, &out.Scope}, {execFollowMap, &out.Follow}} {
-		var k, v []byte
-		it := s.maps[c.name].Iterate()
-		for it.Next(&k, &v) {
-			*c.n++
-		}
-		if err := it.Err(); err != nil {
-			return out, fmt.Errorf("read %s: %w", c.name, err)
-		}
-	}
-	return out, nil
+	return out, s.countEntries(map[string]*int{execExactMap: &out.Exact, execPrefixMap: &out.Prefix,
+		execScopeMap: &out.Scope, execFollowMap: &out.Follow})
 }
