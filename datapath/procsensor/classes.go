@@ -201,3 +201,15 @@ func procPPID(pid string) int {
 	n, _ := strconv.Atoi(fields[1])
 	return n
 }
+
+// ClassEntries counts the entries of the binary class maps.
+type ClassEntries struct {
+	Exact, Prefix, Procs int
+}
+
+// ClassEntries returns how many entries each binary class map holds (Procs:
+// processes with classes), read from the kernel.
+func (s *Sensor) ClassEntries() (ClassEntries, error) {
+	var out ClassEntries
+	return out, s.countEntries(map[string]*int{classExactMap: &out.Exact, classPrefixMap: &out.Prefix, procClassMap: &out.Procs})
+}
