@@ -176,3 +176,54 @@ func TestPrivilegedSyscallRuleRemoval(t *testing.T) {
 	assert.NotContains(t, e.s.Hooks(), procsensor.HookSysEnter)
 	assert.NotContains(t, e.s.Hooks(), procsensor.HookSysExit)
 }
+
+// Replacing the rule set keeps a kept rule enforcing at every moment
+// (while other slots come and go and move between hooks), and drops a
+// removed one.
+func TestPrivilegedSyscallRuleReplace(t *testing.T) {
+	e := newSysEnv(t)
+	kept := openatRule(1, procsensor.ArgEqual, procsensor.ExecSigkill, e.shadow)
+	kept.Enforce = true
+	dropped := openatRule(2, procsensor.ArgPrefix, procsensor.ExecSigkill, e.other)
+	dropped.Enforce = true
+	other := openatRule(3, procsensor.ArgPostfix, procsensor.ExecPost, "/nowhere")
+	other.Exit = true
+	e.setSys(t, kept, dropped)
+
+	stop := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		swaps := 0
+		defer func() { done <- swaps }()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			set := []procsensor.SyscallRule{kept, other}
+			if i%2 == 1 {
+				set = []procsensor.SyscallRule{other, kept, dropped}
+			}
+			if err := e.s.SetSyscallRules(set); err != nil {
+				t.Error(err)
+				return
+			}
+			swaps++
+		}
+	}()
+	for i := 0; i < 40; i++ {
+		if o := e.catIn(t, true, e.shadow); o.signal != syscall.SIGKILL {
+			t.Errorf("run %d during replacement: %+v", i, o)
+		}
+	}
+	close(stop)
+	t.Logf("%d replacements during 40 runs", <-done)
+
+	require.NoError(t, e.s.SetSyscallRules([]procsensor.SyscallRule{kept, other}))
+	assert.Equal(t, 0, e.catIn(t, true, e.other).status, "the dropped rule no longer kills")
+	assert.Equal(t, syscall.SIGKILL, e.catIn(t, true, e.shadow).signal)
+	n, err := e.s.SyscallEntries()
+	require.NoError(t, err)
+	assert.Equal(t, procsensor.SyscallEntries{Slots: 2, Nrs: 1, Strings: 1, Postfixes: 1, Scope: 1}, n)
+}
