@@ -107,11 +107,17 @@ struct {
 	__uint(max_entries, 1);
 } sluice_class_scratch SEC(".maps");
 
-static __always_inline struct class_config *class_config(void)
+/* The entry of a one-entry array: a configuration, a per-CPU scratch. */
+static __always_inline void *map_first(void *map)
 {
 	__u32 zero = 0;
 
-	return bpf_map_lookup_elem(&sluice_class_config_v1, &zero);
+	return bpf_map_lookup_elem(map, &zero);
+}
+
+static __always_inline struct class_config *class_config(void)
+{
+	return map_first(&sluice_class_config_v1);
 }
 
 static __always_inline __u64 class_lookup(void *map, const void *key)
@@ -121,31 +127,39 @@ static __always_inline __u64 class_lookup(void *map, const void *key)
 	return v ? *v : 0;
 }
 
-/* Classes of the binary path at src (kernel memory: bprm->filename or a
- * stored path), read into k->path (NUL-padded). */
-static __always_inline __u64 class_bits(struct class_config *cfg, struct class_prefix_key *k, const char *src)
+/* Bits of the path at src (kernel memory) in an exact-path hash and a
+ * prefix trie (which: 1 exact, 2 prefix), read into k->path (NUL-padded);
+ * *n is the read's result (NUL included, <= 0: unreadable). Shared with
+ * the exec rules (process_rules.h), whose maps have the same layout. */
+static __always_inline __u64 path_bits(void *exact, void *prefix, __u32 which, struct class_prefix_key *k,
+				       const char *src, long *n)
 {
 	__u64 bits = 0;
-	long n;
 
 	__builtin_memset(k, 0, sizeof(*k));
-	n = bpf_probe_read_kernel_str(k->path, CLASS_PATH_MAX, src);
-	if (n <= 1)
+	*n = bpf_probe_read_kernel_str(k->path, CLASS_PATH_MAX, src);
+	if (*n <= 0)
 		return 0;
-	if (cfg->flags & CLASS_HAS_EXACT && n < CLASS_PATH_MAX)
-		bits |= class_lookup(&sluice_class_exact_v1, k->path);
-	if (cfg->flags & CLASS_HAS_PREFIX) {
-		k->prefixlen = (__u32)(n - 1) * 8;
-		bits |= class_lookup(&sluice_class_prefix_v1, k);
+	if (which & CLASS_HAS_EXACT && *n < CLASS_PATH_MAX)
+		bits |= class_lookup(exact, k->path);
+	if (which & CLASS_HAS_PREFIX) {
+		k->prefixlen = (__u32)(*n - 1) * 8;
+		bits |= class_lookup(prefix, k);
 	}
 	return bits;
 }
 
+/* Classes of the binary path at src (bprm->filename or a stored path). */
+static __always_inline __u64 class_bits(struct class_config *cfg, struct class_prefix_key *k, const char *src)
+{
+	long n;
+
+	return path_bits(&sluice_class_exact_v1, &sluice_class_prefix_v1, cfg->flags, k, src, &n);
+}
+
 static __always_inline struct class_scratch *class_scratch(void)
 {
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&sluice_class_scratch, &zero);
+	return map_first(&sluice_class_scratch);
 }
 
 /* proc_class_get returns the classes of thread group tgid, up to date with

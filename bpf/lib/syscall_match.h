@@ -13,9 +13,7 @@
 
 static __always_inline struct sys_scratch *sys_scratch(void)
 {
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&sluice_sys_scratch, &zero);
+	return map_first(&sluice_sys_scratch);
 }
 
 /* The tgid of t as its own pid namespace sees it. */

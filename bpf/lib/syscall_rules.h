@@ -20,6 +20,11 @@
 #include "syscall_match.h"
 #include "process_rules.h"
 
+static __always_inline struct sys_config *sys_config(void)
+{
+	return map_first(&sluice_sys_config_v1);
+}
+
 /* Captured value j of slot s into the event (global: checked once). */
 __attribute__((noinline)) int sys_capture_one(struct sys_scratch *sc, struct sys_slot *s, __u32 j)
 {
@@ -143,7 +148,7 @@ static __always_inline void syscall_rules(struct pt_regs *regs, __u64 nr, long r
 	struct sys_scratch *sc;
 	struct task_struct *t;
 	struct sys_nr *n;
-	__u32 key = nr, zero = 0, netns;
+	__u32 key = nr, netns;
 	__u64 bits;
 
 	if (nr >= SYS_NR_MAX)
@@ -154,7 +159,7 @@ static __always_inline void syscall_rules(struct pt_regs *regs, __u64 nr, long r
 	bits = exit ? n->exit : n->enter;
 	if (!bits)
 		return;
-	cfg = bpf_map_lookup_elem(&sluice_sys_config_v1, &zero);
+	cfg = sys_config();
 	if (!cfg)
 		return;
 	bits &= cfg->active;
@@ -188,29 +193,19 @@ static __always_inline void syscall_rules(struct pt_regs *regs, __u64 nr, long r
 /* fork: the child keeps the parent's followForks pid slots. */
 static __always_inline void sys_rules_fork(struct task_struct *parent, struct task_struct *child)
 {
-	__u32 zero = 0, ptgid, ctgid;
-	struct sys_config *cfg = bpf_map_lookup_elem(&sluice_sys_config_v1, &zero);
-	__u64 *v;
+	struct sys_config *cfg = sys_config();
 
-	if (!cfg || !cfg->follow)
-		return;
-	ptgid = parent->tgid;
-	v = bpf_map_lookup_elem(&sluice_sys_follow_v1, &ptgid);
-	if (!v)
-		return;
-	ctgid = child->tgid;
-	bpf_map_update_elem(&sluice_sys_follow_v1, &ctgid, v, BPF_ANY);
+	if (cfg && cfg->follow)
+		follow_fork(&sluice_sys_follow_v1, parent, child);
 }
 
 static __always_inline void sys_rules_exit(struct task_struct *p)
 {
-	__u32 zero = 0, tgid;
-	struct sys_config *cfg = bpf_map_lookup_elem(&sluice_sys_config_v1, &zero);
+	struct sys_config *cfg = sys_config();
+	__u32 tgid = p->tgid;
 
-	if (!cfg || !cfg->follow)
-		return;
-	tgid = p->tgid;
-	bpf_map_delete_elem(&sluice_sys_follow_v1, &tgid);
+	if (cfg && cfg->follow)
+		bpf_map_delete_elem(&sluice_sys_follow_v1, &tgid);
 }
 
 #endif /* SLUICE_SYSCALL_RULES_H */

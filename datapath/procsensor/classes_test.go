@@ -86,11 +86,20 @@ func TestPrivilegedSyscallRuleClasses(t *testing.T) {
 	catPID := ev.Exec.Key.TGID
 	assert.Equal(t, []uint32{102, 103}, e.policiesOf(t, int(catPID)))
 
+	readable := 0 // processes whose binary this test can see
+	ents, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	for _, d := range ents {
+		if _, err := os.Readlink("/proc/" + d.Name() + "/exe"); err == nil {
+			readable++
+		}
+	}
 	n, err := e.s.ClassEntries()
 	require.NoError(t, err)
 	assert.Equal(t, 3, n.Exact)
 	assert.Equal(t, 1, n.Prefix)
-	assert.Greater(t, n.Procs, 10, "every running process")
+	t.Logf("%d process entries, %d processes with a readable /proc/PID/exe", n.Procs, readable)
+	assert.GreaterOrEqual(t, n.Procs, readable/2, "the running processes, seeded (some may have exited since)")
 	require.NoError(t, e.s.SetBinaryClasses(nil))
 	n, err = e.s.ClassEntries()
 	require.NoError(t, err)

@@ -9,8 +9,8 @@ import (
 // Offsets in struct process_syscall (bpf/lib/syscall_types.h), checked
 // against the bpf2go mirror in decode_test.go.
 const (
-	offSysPolicyID = 32 // policy_id u32, slot, action, signal, enforced u8
-	offSysExit     = 40 // exit, ncapture u8
+	offSysPolicyID = offPolicyID // policy_id u32, slot, action, signal, enforced u8
+	offSysExit     = 40          // exit, ncapture u8
 	offSysNr       = 44
 	offSysNetNS    = 48
 	offSysRet      = 56
@@ -21,20 +21,10 @@ const (
 )
 
 func decodeSyscall(b []byte, t time.Time) *SyscallEvent {
-	e := &SyscallEvent{
-		Time:     t,
-		Key:      key(b[offKey:]),
-		PID:      le.Uint32(b[offPID:]),
-		PolicyID: le.Uint32(b[offSysPolicyID:]),
-		Slot:     b[offSysPolicyID+4],
-		Action:   ExecAction(b[offSysPolicyID+5]),
-		Signal:   b[offSysPolicyID+6],
-		Enforced: b[offSysPolicyID+7] != 0,
-		Exit:     b[offSysExit] != 0,
-		Nr:       le.Uint32(b[offSysNr:]),
-		NetNS:    le.Uint32(b[offSysNetNS:]),
-		Ret:      int64(le.Uint64(b[offSysRet:])),
-	}
+	e := &SyscallEvent{Time: t, Key: key(b[offKey:]), PID: le.Uint32(b[offPID:])}
+	e.PolicyID, e.Slot, e.Action, e.Signal, e.Enforced = ruleAction(b)
+	e.Exit, e.Nr, e.NetNS = b[offSysExit] != 0, le.Uint32(b[offSysNr:]), le.Uint32(b[offSysNetNS:])
+	e.Ret = int64(le.Uint64(b[offSysRet:]))
 	for i := 0; i < min(int(b[offSysExit+1]), MaxCapture); i++ {
 		c := b[offSysCapture+i*sysCaptureSize:]
 		flags := bpfgen.ProcessSysCaptureFlag(c[10])

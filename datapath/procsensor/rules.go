@@ -71,15 +71,11 @@ func (s *Sensor) SetExecRules(rules []ExecRule) error {
 	if err := s.purgeFollow(execFollowMap, keptFollow(st.rules, byslot)); err != nil {
 		return err
 	}
+	if err := putSlots(s.maps[execSlotsMap], "exec", st.slots, byslot, execSlotValue); err != nil {
+		return err
+	}
 	var cfg bpfgen.ProcessExecConfig
 	for slot, r := range byslot {
-		v := execSlotValue(r)
-		if old, ok := st.slots[slot]; !ok || old != v {
-			if err := s.maps[execSlotsMap].Put(uint32(slot), v); err != nil {
-				return fmt.Errorf("write exec rule slot %d: %w", slot, err)
-			}
-			st.slots[slot] = v
-		}
 		bit := uint64(1) << slot
 		cfg.Active |= bit
 		if r.Global {
@@ -102,19 +98,44 @@ func (s *Sensor) SetExecRules(rules []ExecRule) error {
 		return fmt.Errorf("write exec rule config: %w", err)
 	}
 	st.rules = byslot
-	for slot := range st.slots {
-		if _, ok := byslot[slot]; ok {
-			continue
-		}
-		if err := s.maps[execSlotsMap].Put(uint32(slot), bpfgen.ProcessExecSlot{}); err != nil {
-			return fmt.Errorf("clear exec rule slot %d: %w", slot, err)
-		}
-		delete(st.slots, slot)
+	if err := clearSlots(s.maps[execSlotsMap], "exec", st.slots, byslot); err != nil {
+		return err
 	}
 	if err := s.deletePaths(execExactMap, st.exact, exact, exactKey); err != nil {
 		return err
 	}
 	return s.deletePaths(execPrefixMap, st.prefix, prefix, prefixKey)
+}
+
+// putSlots writes the slot values of the rules in want that cur (what the
+// kernel holds) lacks or holds otherwise.
+func putSlots[R any, V comparable](m *ebpf.Map, kind string, cur map[uint8]V, want map[uint8]R, value func(R) V) error {
+	for slot, r := range want {
+		v := value(r)
+		if old, ok := cur[slot]; ok && old == v {
+			continue
+		}
+		if err := m.Put(uint32(slot), v); err != nil {
+			return fmt.Errorf("write %s rule slot %d: %w", kind, slot, err)
+		}
+		cur[slot] = v
+	}
+	return nil
+}
+
+// clearSlots zeroes the slots of cur that keep lacks.
+func clearSlots[R any, V comparable](m *ebpf.Map, kind string, cur map[uint8]V, keep map[uint8]R) error {
+	var zero V
+	for slot := range cur {
+		if _, ok := keep[slot]; ok {
+			continue
+		}
+		if err := m.Put(uint32(slot), zero); err != nil {
+			return fmt.Errorf("clear %s rule slot %d: %w", kind, slot, err)
+		}
+		delete(cur, slot)
+	}
+	return nil
 }
 
 // checkExecRules validates rules and returns them by slot, with Sigkill's
@@ -328,17 +349,27 @@ func (s *Sensor) purgeFollow(name string, keep uint64) error {
 // of the network namespace with inode netns (a pod's), replacing what it
 // had.
 func (s *Sensor) SetExecScope(netns uint32, slots uint64) error {
-	if err := s.maps[execScopeMap].Put(netns, slots); err != nil {
-		return fmt.Errorf("write exec scope of netns %d: %w", netns, err)
-	}
-	return nil
+	return s.setScope(execScopeMap, "exec", netns, slots)
 }
 
 // DeleteExecScope removes the scope of a network namespace (no error when
 // it had none).
 func (s *Sensor) DeleteExecScope(netns uint32) error {
-	if err := s.maps[execScopeMap].Delete(netns); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("delete exec scope of netns %d: %w", netns, err)
+	return s.deleteScope(execScopeMap, "exec", netns)
+}
+
+// setScope writes the slots of a network namespace into a scope map.
+func (s *Sensor) setScope(name, kind string, netns uint32, slots uint64) error {
+	if err := s.maps[name].Put(netns, slots); err != nil {
+		return fmt.Errorf("write %s scope of netns %d: %w", kind, netns, err)
+	}
+	return nil
+}
+
+// deleteScope removes a network namespace from a scope map.
+func (s *Sensor) deleteScope(name, kind string, netns uint32) error {
+	if err := s.maps[name].Delete(netns); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete %s scope of netns %d: %w", kind, netns, err)
 	}
 	return nil
 }

@@ -125,15 +125,11 @@ func (s *Sensor) SetSyscallRules(rules []SyscallRule) error {
 	if err := s.writeNrs(nrUnion(st.nrs, nrs)); err != nil {
 		return err
 	}
+	if err := putSlots(s.maps[sysSlotsMap], "syscall", st.slots, byslot, sysSlotValue); err != nil {
+		return err
+	}
 	var cfg bpfgen.ProcessSysConfig
 	for slot, r := range byslot {
-		v := sysSlotValue(r)
-		if old, ok := st.slots[slot]; !ok || old != v {
-			if err := s.maps[sysSlotsMap].Put(uint32(slot), v); err != nil {
-				return fmt.Errorf("write syscall rule slot %d: %w", slot, err)
-			}
-			st.slots[slot] = v
-		}
 		bit := uint64(1) << slot
 		cfg.Active |= bit
 		if r.Global {
@@ -153,14 +149,8 @@ func (s *Sensor) SetSyscallRules(rules []SyscallRule) error {
 	if err := s.writeNrs(nrs); err != nil {
 		return err
 	}
-	for slot := range st.slots {
-		if _, ok := byslot[slot]; ok {
-			continue
-		}
-		if err := s.maps[sysSlotsMap].Put(uint32(slot), bpfgen.ProcessSysSlot{}); err != nil {
-			return fmt.Errorf("clear syscall rule slot %d: %w", slot, err)
-		}
-		delete(st.slots, slot)
+	if err := clearSlots(s.maps[sysSlotsMap], "syscall", st.slots, byslot); err != nil {
+		return err
 	}
 	if err := s.purgeRate(kept); err != nil {
 		return err
@@ -336,19 +326,13 @@ func (s *Sensor) purgeRate(keep uint64) error {
 // processes of the network namespace with inode netns, replacing what it
 // had.
 func (s *Sensor) SetSyscallScope(netns uint32, slots uint64) error {
-	if err := s.maps[sysScopeMap].Put(netns, slots); err != nil {
-		return fmt.Errorf("write syscall scope of netns %d: %w", netns, err)
-	}
-	return nil
+	return s.setScope(sysScopeMap, "syscall", netns, slots)
 }
 
 // DeleteSyscallScope removes the syscall scope of a network namespace (no
 // error when it had none).
 func (s *Sensor) DeleteSyscallScope(netns uint32) error {
-	if err := s.maps[sysScopeMap].Delete(netns); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("delete syscall scope of netns %d: %w", netns, err)
-	}
-	return nil
+	return s.deleteScope(sysScopeMap, "syscall", netns)
 }
 
 // SyscallEntries counts the entries of the syscall rule maps.
