@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -226,4 +227,33 @@ func TestPrivilegedSyscallRuleReplace(t *testing.T) {
 	n, err := e.s.SyscallEntries()
 	require.NoError(t, err)
 	assert.Equal(t, procsensor.SyscallEntries{Slots: 2, Nrs: 1, Strings: 1, Postfixes: 1, Scope: 1}, n)
+}
+
+// Signal sends its signal; NoPost decides for its group without an event;
+// a path longer than the read is reported cut.
+func TestPrivilegedSyscallRuleSignalNoPost(t *testing.T) {
+	e := newSysEnv(t)
+	term := openatRule(0, procsensor.ArgEqual, procsensor.ExecSignal, e.shadow)
+	term.Signal, term.Enforce = uint8(syscall.SIGTERM), true
+	quiet := openatRule(1, procsensor.ArgPrefix, procsensor.ExecNoPost, e.dir+"/other")
+	post := openatRule(2, procsensor.ArgPrefix, procsensor.ExecPost, e.dir+"/")
+	quiet.Group, post.Group = 1<<1|1<<2, 1<<1|1<<2
+	e.setSys(t, term, quiet, post)
+
+	o := e.catIn(t, true, e.shadow)
+	assert.Equal(t, syscall.SIGTERM, o.signal)
+	assert.Equal(t, []uint32{100, 102}, e.policiesOf(t, o.pid))
+	ev := e.syscallEvent(t, o.pid)
+	assert.Equal(t, procsensor.ExecSignal, ev.Action)
+	assert.Equal(t, uint8(syscall.SIGTERM), ev.Signal)
+	assert.True(t, ev.Enforced)
+	e.noSyscall(t, e.catIn(t, true, e.other).pid)
+
+	long := filepath.Join(e.dir, strings.Repeat("d", 150), strings.Repeat("f", 150))
+	o = e.catIn(t, true, long)
+	assert.Equal(t, 1, o.status)
+	ev = e.syscallEvent(t, o.pid)
+	assert.Equal(t, uint32(102), ev.PolicyID)
+	assert.True(t, ev.Args[0].Truncated)
+	assert.Equal(t, long[:procsensor.StringMax-1], ev.Args[0].Str)
 }
