@@ -53,10 +53,11 @@ struct proc_class {
 	__u64 self;
 	__u64 parent;
 	__u64 inherited;		/* followChildren classes passed down */
+	__u64 own;			/* the classes of path alone (a child's parent) */
 	char  path[CLASS_PATH_MAX];	/* the binary as exec'd (or /proc/PID/exe) */
 	char  ppath[CLASS_PATH_MAX];	/* the parent's binary */
 };
-_Static_assert(sizeof(struct proc_class) == 32 + 2 * CLASS_PATH_MAX, "proc_class size");
+_Static_assert(sizeof(struct proc_class) == 40 + 2 * CLASS_PATH_MAX, "proc_class size");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -181,42 +182,42 @@ static __always_inline struct proc_class *proc_class_get(__u32 tgid)
 	sc = class_scratch();
 	if (!sc)
 		return e;
-	e->self = class_bits(cfg, &sc->k, e->path) | (e->inherited & cfg->follow);
+	e->own = class_bits(cfg, &sc->k, e->path);
+	e->self = e->own | (e->inherited & cfg->follow);
 	e->parent = class_bits(cfg, &sc->k, e->ppath);
 	e->gen = cfg->gen;
 	return e;
 }
 
-/* exec: p's entry for its new image filename; the parent's binary comes
- * from the real parent's entry, the followChildren classes from p's entry
- * before the exec (its own, or the one its fork copied). */
+/* exec: p's entry for its new image filename; the parent's binary and its
+ * classes come from the real parent's entry, the followChildren classes
+ * from p's entry before the exec (its own, or the one its fork copied). */
 static __always_inline void class_exec(struct task_struct *p, const char *filename)
 {
 	struct class_config *cfg = class_config();
 	struct class_scratch *sc;
 	struct proc_class *old, *pe;
-	__u32 tgid, ptgid;
 	__u64 inherited = 0;
+	__u32 tgid = p->tgid;
 
 	if (!cfg || !cfg->active)
 		return;
 	sc = class_scratch();
 	if (!sc)
 		return;
-	tgid = p->tgid;
 	old = proc_class_get(tgid);
 	if (old)
 		inherited = old->inherited | (old->self & cfg->follow);
 	sc->e.gen = cfg->gen;
 	sc->e.pad = 0;
 	sc->e.inherited = inherited;
-	sc->e.self = class_bits(cfg, &sc->k, filename) | (inherited & cfg->follow);
+	sc->e.own = class_bits(cfg, &sc->k, filename);
+	sc->e.self = sc->e.own | (inherited & cfg->follow);
 	__builtin_memcpy(sc->e.path, sc->k.path, CLASS_PATH_MAX);
-	ptgid = p->real_parent->tgid;
-	pe = bpf_map_lookup_elem(&sluice_proc_class_v1, &ptgid);
+	pe = proc_class_get(p->real_parent->tgid);
 	if (pe) {
 		__builtin_memcpy(sc->e.ppath, pe->path, CLASS_PATH_MAX);
-		sc->e.parent = class_bits(cfg, &sc->k, sc->e.ppath);
+		sc->e.parent = pe->own;
 	} else {
 		__builtin_memset(sc->e.ppath, 0, CLASS_PATH_MAX);
 		sc->e.parent = 0;
@@ -225,27 +226,24 @@ static __always_inline void class_exec(struct task_struct *p, const char *filena
 }
 
 /* fork of a process: the child runs the parent's binary under the parent,
- * inheriting its followChildren classes; its bits are recomputed at first
- * use (gen set to another generation). */
+ * inheriting its followChildren classes. */
 static __always_inline void class_fork(struct task_struct *parent, struct task_struct *child)
 {
 	struct class_config *cfg = class_config();
 	struct class_scratch *sc;
 	struct proc_class *pe;
-	__u32 ptgid, ctgid;
+	__u32 ctgid = child->tgid;
 
 	if (!cfg || !cfg->active)
 		return;
-	ptgid = parent->tgid;
-	pe = proc_class_get(ptgid);
+	pe = proc_class_get(parent->tgid);
 	sc = class_scratch();
 	if (!pe || !sc)
 		return;
 	__builtin_memcpy(&sc->e, pe, sizeof(sc->e));
 	sc->e.inherited = pe->inherited | (pe->self & cfg->follow);
+	sc->e.parent = pe->own;
 	__builtin_memcpy(sc->e.ppath, pe->path, CLASS_PATH_MAX);
-	sc->e.gen = ~cfg->gen;
-	ctgid = child->tgid;
 	bpf_map_update_elem(&sluice_proc_class_v1, &ctgid, &sc->e, BPF_ANY);
 }
 

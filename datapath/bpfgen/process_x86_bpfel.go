@@ -109,6 +109,7 @@ type ProcessProcClass struct {
 	Self      uint64
 	Parent    uint64
 	Inherited uint64
+	Own       uint64
 	Path      [256]int8
 	Ppath     [256]int8
 }

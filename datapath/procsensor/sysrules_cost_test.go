@@ -3,6 +3,7 @@ package procsensor_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"syscall"
 	"testing"
@@ -71,5 +72,36 @@ func TestPrivilegedSyscallRuleCost(t *testing.T) {
 		measure("every syscall, scope miss", scope, false)
 		measure("every syscall, string miss", str, false)
 		measure("openat, string miss", openat, true)
+	}
+}
+
+// The exec, fork and exit programs' run time without binary classes and
+// with 64 classes (exact and prefix paths, none matching): the classes of
+// every process are kept from the first class on. Logged, not asserted.
+func TestPrivilegedBinaryClassCost(t *testing.T) {
+	e := newSysEnv(t)
+	var classes []procsensor.BinaryClass
+	for i := 0; i < procsensor.MaxBinaryClasses; i++ {
+		p := fmt.Sprintf("%s/bin-%02d", e.dir, i)
+		classes = append(classes, procsensor.BinaryClass{ID: uint8(i), Exact: []string{p}, Prefixes: []string{p + "/"}, FollowChildren: i%2 == 0})
+	}
+	const n = 2000
+	measure := func(name string, classes []procsensor.BinaryClass) {
+		require.NoError(t, e.s.SetBinaryClasses(classes))
+		before, err := e.s.ProgramStats()
+		require.NoError(t, err)
+		for i := 0; i < n; i++ {
+			require.NoError(t, exec.Command(e.tr).Run())
+		}
+		after, err := e.s.ProgramStats()
+		require.NoError(t, err)
+		for _, hook := range []string{procsensor.HookExec, procsensor.HookFork, procsensor.HookExit} {
+			d := procsensor.Stats{RunCount: after[hook].RunCount - before[hook].RunCount, RunTime: after[hook].RunTime - before[hook].RunTime}
+			t.Logf("%-12s %-28s runs %6d  %v/run", name, hook, d.RunCount, d.PerRun())
+		}
+	}
+	for round := 0; round < 2; round++ {
+		measure("no classes", nil)
+		measure("64 classes", classes)
 	}
 }
