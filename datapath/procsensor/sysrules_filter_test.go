@@ -165,3 +165,21 @@ func TestPrivilegedSyscallRuleRateLimit(t *testing.T) {
 	o, _ = e.shell(t, true, ": < "+e.shadow)
 	assert.Equal(t, []uint32{100, 101}, e.policiesOf(t, o.pid), "another process has its own limit")
 }
+
+// matchPIDs with the pid as the process's own pid namespace sees it: cat
+// as pid 1 of a new pid namespace matches pid 1, the same cat on the host
+// does not.
+func TestPrivilegedSyscallRuleNamespacePID(t *testing.T) {
+	e := newSysEnv(t)
+	unshare := e.copyBin(t, "/usr/bin/unshare", "unshare")
+	r := openatRule(0, procsensor.ArgPrefix, procsensor.ExecPost, e.dir+"/")
+	r.PIDs, r.NamespacePID, r.Global = []uint32{1}, true, true // only the test's processes open files in its dir
+	require.NoError(t, e.s.SetSyscallRules([]procsensor.SyscallRule{r}))
+	o := runCmd(t, exec.Command(unshare, "--pid", "--fork", e.cat, e.other))
+	require.Equal(t, 0, o.status)
+	ev := e.wait(t, 1, 10*time.Second, func(ev procsensor.Event) bool {
+		return ev.Exec != nil && ev.Exec.Filename == e.cat && ev.Exec.Parent.TGID == uint32(o.pid)
+	})[0]
+	assert.Equal(t, []uint32{100}, e.policiesOf(t, int(ev.Exec.Key.TGID)), "pid 1 of its namespace")
+	e.noSyscall(t, e.catIn(t, false, e.other).pid)
+}
