@@ -92,7 +92,8 @@ func TestPrivilegedSyscallRuleExit(t *testing.T) {
 }
 
 // matchPIDs: a listed pid (the test process), with followForks its
-// children too; NotIn; a pid started by the test.
+// children too; NotIn, with followForks excluding its children too; a pid
+// started by the test.
 func TestPrivilegedSyscallRulePIDs(t *testing.T) {
 	e := newSysEnv(t)
 	child := exec.Command(e.selfBin(t))
@@ -110,7 +111,9 @@ func TestPrivilegedSyscallRulePIDs(t *testing.T) {
 	kid.PIDs = []uint32{uint32(child.Process.Pid)}
 	notSelf := openatRule(3, procsensor.ArgPrefix, post, e.dir+"/")
 	notSelf.PIDs, notSelf.PIDNotIn = []uint32{self}, true
-	rules := []procsensor.SyscallRule{follow, only, kid, notSelf}
+	notTree := openatRule(4, procsensor.ArgPrefix, post, e.dir+"/")
+	notTree.PIDs, notTree.PIDNotIn, notTree.FollowForks = []uint32{self}, true, true
+	rules := []procsensor.SyscallRule{follow, only, kid, notSelf, notTree}
 	for i := range rules {
 		rules[i].Global = true // only the test's processes open files in its dir
 	}
@@ -121,7 +124,7 @@ func TestPrivilegedSyscallRulePIDs(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, child.Wait())
 	// Forked before the rule: it did not inherit the test's followForks.
-	assert.Equal(t, []uint32{102, 103}, e.policiesOf(t, child.Process.Pid))
+	assert.Equal(t, []uint32{102, 103, 104}, e.policiesOf(t, child.Process.Pid))
 	f, err := os.Open(e.other)
 	require.NoError(t, err)
 	f.Close()

@@ -276,12 +276,13 @@ func (s *Sensor) writeNrs(want map[uint32]bpfgen.ProcessSysNr) error {
 }
 
 // seedSysFollow gives the listed pids of followForks rules their slot in
-// the follow map (the kernel copies it at fork). Pids in their own pid
-// namespace get it when they first match.
+// the follow map (the kernel copies it at fork): their descendants are in
+// the list too (In: they match; NotIn: they do not). Pids in their own pid
+// namespace get it when their pid is first seen listed.
 func (s *Sensor) seedSysFollow(byslot map[uint8]SyscallRule) error {
 	m := s.maps[sysFollowMap]
 	for slot, r := range byslot {
-		if !r.FollowForks || r.PIDNotIn || r.NamespacePID {
+		if !r.FollowForks || r.NamespacePID {
 			continue
 		}
 		for _, pid := range r.PIDs {
