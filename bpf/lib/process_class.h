@@ -9,7 +9,10 @@
  *   parent  the classes of its parent's binary at the time of the exec.
  *
  * The exec program (bpf/process.c) writes the entry with the binary path
- * and the parent's path; fork copies it to the child; exit deletes it. The
+ * and the parent's path (parent: the real parent's own classes); fork
+ * copies it to the child (the parent's own classes become the child's
+ * parent classes, its followChildren classes the child's inherited ones);
+ * exit deletes it; without classes (config.active 0) none of this runs. The
  * bits are computed with the class maps of generation config.gen: when the
  * classes change the agent bumps gen and an entry of an older generation is
  * recomputed from its stored paths at its next use, so a process that ran

@@ -12,8 +12,13 @@
  * (a tracepoint's selectors): Post reports (rate-limited per process),
  * NoPost does nothing, Sigkill/Signal send the signal in enforce mode and
  * report (the syscall itself may still complete). Strings are read from
- * user memory at the hook: another thread may change them afterwards. The
- * maps are not pinned: rules live and die with the sensor. */
+ * user memory at the hook (at most 255 bytes): another thread may change
+ * them afterwards, and a path is as the process gave it (relative to its
+ * dfd or cwd, symlinks unresolved). A string that cannot be read passes no
+ * string filter, Not* included. Integers are the full 64-bit registers (an
+ * int argument's upper half is whatever the caller left there). The maps
+ * are not pinned: rules live and die with the sensor. x86_64 only (the
+ * registers of struct pt_regs). */
 #ifndef SLUICE_SYSCALL_RULES_H
 #define SLUICE_SYSCALL_RULES_H
 
