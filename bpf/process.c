@@ -7,6 +7,9 @@
  * tp_btf/sched_process_exit   once per thread group, when its last thread
  *                              exits: exit status and signal.
  * tp_btf/sched_process_fork   a new process (not a thread).
+ * tp_btf/sys_enter, sys_exit   syscall rules of tracing policies
+ *                              (lib/syscall_rules.h), attached only while
+ *                              some rule of the hook exists.
  * tp_btf/inet_sock_set_state  TCP connect: SYN_SENT (process context) records
  *                              the process on the socket; ESTABLISHED emits
  *                              the connection, SYN_SENT -> CLOSE its failure.
@@ -15,13 +18,15 @@
  * The exec, fork and exit programs also run the exec rules of tracing
  * policies (lib/process_rules.h): here rather than in programs of their own
  * on the same tracepoints, so an exec pays no second program call and,
- * without rules, one array lookup.
+ * without rules, one array lookup. They keep the binary classes of the
+ * syscall and connect rules too (lib/process_class.h).
  *
  * Kernel threads are left out here, before ring space is reserved. Events
  * that find no space are counted in sluice_process_lost_v1.
  */
 #include "lib/process_task.h"
 #include "lib/process_rules.h"
+#include "lib/syscall_rules.h"
 #include "lib/sock.h"
 #include <bpf/bpf_tracing.h>
 
@@ -41,6 +46,15 @@ const struct process_enforce *unused_process_enforce __attribute__((unused));
 const enum exec_action *unused_exec_action __attribute__((unused));
 const enum exec_slot_flag *unused_exec_slot_flag __attribute__((unused));
 const enum exec_config_flag *unused_exec_config_flag __attribute__((unused));
+const struct process_syscall *unused_process_syscall __attribute__((unused));
+const enum sys_source *unused_sys_source __attribute__((unused));
+const enum sys_value_flag *unused_sys_value_flag __attribute__((unused));
+const enum sys_op *unused_sys_op __attribute__((unused));
+const enum sys_slot_flag *unused_sys_slot_flag __attribute__((unused));
+const enum sys_ns_kind *unused_sys_ns_kind __attribute__((unused));
+const enum sys_cap_set *unused_sys_cap_set __attribute__((unused));
+const enum sys_capture_flag *unused_sys_capture_flag __attribute__((unused));
+const enum class_config_flag *unused_class_config_flag __attribute__((unused));
 
 /* Where an exec event is built (too big for the stack). */
 struct {
@@ -88,32 +102,35 @@ int BPF_PROG(trace_exec, struct task_struct *p, int old_pid, struct linux_binprm
 		process_lost();
 	/* After the exec event, so a reader knows the process first. */
 	exec_rules(p, BPF_CORE_READ(bprm, filename));
+	class_exec(p, BPF_CORE_READ(bprm, filename));
 	return 0;
 }
 
+/* The end of p's thread group: its event, and what the rules kept of it. */
 static __always_inline void process_exit_emit(struct task_struct *p)
 {
 	struct process_exit *e;
 
 	e = bpf_ringbuf_reserve(&sluice_process_events_v1, sizeof(*e), 0);
-	if (!e) {
+	if (e) {
+		process_hdr_fill(&e->hdr, PROCESS_EXIT, p);
+		e->exit_code = p->exit_code;
+		e->pad = 0;
+		bpf_ringbuf_submit(e, process_wakeup());
+	} else {
 		process_lost();
-		return;
 	}
-	process_hdr_fill(&e->hdr, PROCESS_EXIT, p);
-	e->exit_code = p->exit_code;
-	e->pad = 0;
-	bpf_ringbuf_submit(e, process_wakeup());
+	exec_rules_exit(p);
+	class_exit(p);
+	sys_rules_exit(p);
 }
 
 /* Since 6.16 the tracepoint says whether this thread was the group's last. */
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(trace_exit, struct task_struct *p, _Bool group_dead)
 {
-	if (group_dead && !process_kthread(p)) {
+	if (group_dead && !process_kthread(p))
 		process_exit_emit(p);
-		exec_rules_exit(p);
-	}
 	return 0;
 }
 
@@ -122,10 +139,8 @@ int BPF_PROG(trace_exit, struct task_struct *p, _Bool group_dead)
 SEC("tp_btf/sched_process_exit")
 int BPF_PROG(trace_exit_live, struct task_struct *p)
 {
-	if (p->signal->live.counter == 0 && !process_kthread(p)) {
+	if (p->signal->live.counter == 0 && !process_kthread(p))
 		process_exit_emit(p);
-		exec_rules_exit(p);
-	}
 	return 0;
 }
 
@@ -137,6 +152,8 @@ int BPF_PROG(trace_fork, struct task_struct *parent, struct task_struct *child)
 	if (child->pid != child->tgid || process_kthread(child))
 		return 0; /* a thread, or a kernel thread */
 	exec_rules_fork(parent, child);
+	class_fork(parent, child);
+	sys_rules_fork(parent, child);
 	e = bpf_ringbuf_reserve(&sluice_process_events_v1, sizeof(*e), 0);
 	if (!e) {
 		process_lost();
@@ -145,6 +162,20 @@ int BPF_PROG(trace_fork, struct task_struct *parent, struct task_struct *child)
 	process_hdr_fill(&e->hdr, PROCESS_FORK, child);
 	process_key_of(child->real_parent, &e->parent);
 	bpf_ringbuf_submit(e, process_wakeup());
+	return 0;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(trace_sys_enter, struct pt_regs *regs, long id)
+{
+	syscall_rules(regs, id, 0, 0);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(trace_sys_exit, struct pt_regs *regs, long ret)
+{
+	syscall_rules(regs, regs->orig_ax, ret, 1);
 	return 0;
 }
 

@@ -43,17 +43,45 @@ struct pid {
 	struct upid numbers[1];
 } __attribute__((preserve_access_index));
 
+struct uts_namespace {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+struct ipc_namespace {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+struct time_namespace {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+struct cgroup_namespace {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+struct user_namespace {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
 struct nsproxy {
+	struct uts_namespace *uts_ns;
+	struct ipc_namespace *ipc_ns;
 	struct mnt_namespace *mnt_ns;
+	struct pid_namespace *pid_ns_for_children;
 	struct net *net_ns;
+	struct time_namespace *time_ns;
+	struct time_namespace *time_ns_for_children;
+	struct cgroup_namespace *cgroup_ns;
 } __attribute__((preserve_access_index));
 
 struct cred {
 	kuid_t uid;
 	kgid_t gid;
 	kuid_t euid;
+	kernel_cap_t cap_inheritable;
 	kernel_cap_t cap_permitted;
 	kernel_cap_t cap_effective;
+	struct user_namespace *user_ns;
 } __attribute__((preserve_access_index));
 
 struct qstr {
@@ -119,12 +147,24 @@ struct task_struct {
 	struct task_struct *group_leader;
 	struct pid *thread_pid;
 	const struct cred *real_cred;
+	const struct cred *cred;	/* subjective: what permission checks use */
 	struct mm_struct *mm;
 	struct fs_struct *fs;
 	struct nsproxy *nsproxy;
 	struct signal_struct *signal;
 	kuid_t loginuid;
 	struct css_set *cgroups;
+} __attribute__((preserve_access_index));
+
+/* x86_64 syscall registers (tp_btf sys_enter/sys_exit). */
+struct pt_regs {
+	unsigned long di;
+	unsigned long si;
+	unsigned long dx;
+	unsigned long r10;
+	unsigned long r8;
+	unsigned long r9;
+	unsigned long orig_ax;
 } __attribute__((preserve_access_index));
 
 struct linux_binprm {

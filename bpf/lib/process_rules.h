@@ -20,7 +20,7 @@
 #ifndef SLUICE_PROCESS_RULES_H
 #define SLUICE_PROCESS_RULES_H
 
-#include "process.h"
+#include "process_class.h"
 
 #define EXEC_PATH_MAX	256	/* key bytes; longer paths match prefixes only */
 #define EXEC_SLOTS	64
@@ -55,7 +55,7 @@ struct exec_prefix_key {
 	__u32 prefixlen;		/* bits */
 	char  path[EXEC_PATH_MAX];
 };
-_Static_assert(sizeof(struct exec_prefix_key) == 260, "exec_prefix_key size");
+_Static_assert(sizeof(struct exec_prefix_key) == sizeof(struct class_prefix_key), "exec_prefix_key size");
 
 struct exec_slot {
 	__u32 policy_id;
@@ -148,9 +148,7 @@ struct {
 
 static __always_inline struct exec_config *exec_config(void)
 {
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&sluice_exec_config_v1, &zero);
+	return map_first(&sluice_exec_config_v1);
 }
 
 /* Index of the lowest set bit of x (x != 0). */
@@ -179,20 +177,10 @@ static __always_inline __u64 exec_lookup_bits(void *map, const void *key)
 static __always_inline __u64 exec_path_match(struct exec_config *cfg, struct exec_prefix_key *k,
 					     const char *filename, long *len)
 {
-	__u64 bits = 0;
-	long n;
+	__u64 bits = path_bits(&sluice_exec_exact_v1, &sluice_exec_prefix_v1, cfg->flags,
+			       (struct class_prefix_key *)k, filename, len);
 
-	__builtin_memset(k, 0, sizeof(*k));
-	n = bpf_probe_read_kernel_str(k->path, EXEC_PATH_MAX, filename);
-	*len = n - 1;
-	if (n <= 0)
-		return 0;
-	if (cfg->flags & EXEC_HAS_EXACT && n < EXEC_PATH_MAX)
-		bits |= exec_lookup_bits(&sluice_exec_exact_v1, k->path);
-	if (cfg->flags & EXEC_HAS_PREFIX) {
-		k->prefixlen = (__u32)(n - 1) * 8;
-		bits |= exec_lookup_bits(&sluice_exec_prefix_v1, k);
-	}
+	*len -= 1;
 	return bits;
 }
 
@@ -275,33 +263,35 @@ static __always_inline void exec_rules(struct task_struct *p, const char *filena
 	exec_enforce_emit(p, s, slot, k, len, netns, enforced);
 }
 
+/* fork: the child gets its parent's entry of a tgid -> slots map. */
+static __always_inline void follow_fork(void *map, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid;
+	__u64 *v = bpf_map_lookup_elem(map, &ptgid);
+
+	if (!v)
+		return;
+	ctgid = child->tgid;
+	bpf_map_update_elem(map, &ctgid, v, BPF_ANY);
+}
+
 /* fork: the child inherits the parent's followChildren slots. */
 static __always_inline void exec_rules_fork(struct task_struct *parent, struct task_struct *child)
 {
 	struct exec_config *cfg = exec_config();
-	__u32 ptgid, ctgid;
-	__u64 *v;
 
-	if (!cfg || !cfg->follow)
-		return;
-	ptgid = parent->tgid;
-	v = bpf_map_lookup_elem(&sluice_exec_follow_v1, &ptgid);
-	if (!v)
-		return;
-	ctgid = child->tgid;
-	bpf_map_update_elem(&sluice_exec_follow_v1, &ctgid, v, BPF_ANY);
+	if (cfg && cfg->follow)
+		follow_fork(&sluice_exec_follow_v1, parent, child);
 }
 
 /* exit of the thread group. */
 static __always_inline void exec_rules_exit(struct task_struct *p)
 {
 	struct exec_config *cfg = exec_config();
-	__u32 tgid;
+	__u32 tgid = p->tgid;
 
-	if (!cfg || !cfg->follow)
-		return;
-	tgid = p->tgid;
-	bpf_map_delete_elem(&sluice_exec_follow_v1, &tgid);
+	if (cfg && cfg->follow)
+		bpf_map_delete_elem(&sluice_exec_follow_v1, &tgid);
 }
 
 #endif /* SLUICE_PROCESS_RULES_H */

@@ -13,6 +13,39 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type ProcessClassConfig struct {
+	_      structs.HostLayout
+	Gen    uint32
+	Flags  uint32
+	Active uint64
+	Follow uint64
+}
+
+type ProcessClassConfigFlag uint32
+
+const (
+	ProcessClassConfigFlagCLASS_HAS_EXACT  ProcessClassConfigFlag = 1
+	ProcessClassConfigFlagCLASS_HAS_PREFIX ProcessClassConfigFlag = 2
+)
+
+type ProcessClassPath struct {
+	_    structs.HostLayout
+	Path [256]int8
+}
+
+type ProcessClassPrefixKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Path      [256]int8
+}
+
+type ProcessClassScratch struct {
+	_ structs.HostLayout
+	K ProcessClassPrefixKey
+	_ [4]byte
+	E ProcessProcClass
+}
+
 type ProcessExecAction uint32
 
 const (
@@ -68,6 +101,18 @@ const (
 	ProcessExecSlotFlagEXEC_FOLLOW  ProcessExecSlotFlag = 4
 	ProcessExecSlotFlagEXEC_GLOBAL  ProcessExecSlotFlag = 8
 )
+
+type ProcessProcClass struct {
+	_         structs.HostLayout
+	Gen       uint32
+	Pad       uint32
+	Self      uint64
+	Parent    uint64
+	Inherited uint64
+	Own       uint64
+	Path      [256]int8
+	Ppath     [256]int8
+}
 
 type ProcessProcessConnect struct {
 	_         structs.HostLayout
@@ -181,6 +226,25 @@ type ProcessProcessSk struct {
 	Pad uint32
 }
 
+type ProcessProcessSyscall struct {
+	_        structs.HostLayout
+	Hdr      ProcessProcessHdr
+	PolicyId uint32
+	Slot     uint8
+	Action   uint8
+	Signal   uint8
+	Enforced uint8
+	Exit     uint8
+	Ncapture uint8
+	Pad      uint16
+	Nr       uint32
+	NetNs    uint32
+	Pad32    uint32
+	Ret      int64
+	Capture  [4]ProcessSysCapture
+	Strs     [4][256]int8
+}
+
 type ProcessSock4RevNatKey struct {
 	_       structs.HostLayout
 	Cookie  uint64
@@ -196,10 +260,208 @@ type ProcessSock4RevNatVal struct {
 	RevNatId uint16
 }
 
+type ProcessSysArg struct {
+	_     structs.HostLayout
+	Value ProcessSysValue
+	Op    uint8
+	Nints uint8
+	Pad   uint16
+	Ints  [8]uint64
+}
+
+type ProcessSysCap struct {
+	_      structs.HostLayout
+	Set    uint8
+	Notin  uint8
+	Userns uint8
+	Pad    [5]uint8
+	Mask   uint64
+}
+
+type ProcessSysCapSet uint32
+
+const (
+	ProcessSysCapSetSYS_CAP_EFFECTIVE   ProcessSysCapSet = 1
+	ProcessSysCapSetSYS_CAP_PERMITTED   ProcessSysCapSet = 2
+	ProcessSysCapSetSYS_CAP_INHERITABLE ProcessSysCapSet = 3
+)
+
+type ProcessSysCapture struct {
+	_     structs.HostLayout
+	Value uint64
+	Len   uint16
+	Flags uint8
+	Pad   [5]uint8
+}
+
+type ProcessSysCaptureFlag uint32
+
+const (
+	ProcessSysCaptureFlagSYS_CAP_STRING ProcessSysCaptureFlag = 1
+	ProcessSysCaptureFlagSYS_CAP_TRUNC  ProcessSysCaptureFlag = 2
+	ProcessSysCaptureFlagSYS_CAP_FAULT  ProcessSysCaptureFlag = 4
+)
+
+type ProcessSysConfig struct {
+	_      structs.HostLayout
+	Active uint64
+	Global uint64
+	Follow uint64
+	Pad    uint64
+}
+
+type ProcessSysNr struct {
+	_     structs.HostLayout
+	Enter uint64
+	Exit  uint64
+}
+
+type ProcessSysNs struct {
+	_      structs.HostLayout
+	Kind   uint8
+	Notin  uint8
+	N      uint8
+	Pad    uint8
+	Inodes [4]uint32
+}
+
+type ProcessSysNsKind uint32
+
+const (
+	ProcessSysNsKindSYS_NS_UTS           ProcessSysNsKind = 1
+	ProcessSysNsKindSYS_NS_IPC           ProcessSysNsKind = 2
+	ProcessSysNsKindSYS_NS_MNT           ProcessSysNsKind = 3
+	ProcessSysNsKindSYS_NS_PID           ProcessSysNsKind = 4
+	ProcessSysNsKindSYS_NS_PID_CHILDREN  ProcessSysNsKind = 5
+	ProcessSysNsKindSYS_NS_NET           ProcessSysNsKind = 6
+	ProcessSysNsKindSYS_NS_TIME          ProcessSysNsKind = 7
+	ProcessSysNsKindSYS_NS_TIME_CHILDREN ProcessSysNsKind = 8
+	ProcessSysNsKindSYS_NS_CGROUP        ProcessSysNsKind = 9
+	ProcessSysNsKindSYS_NS_USER          ProcessSysNsKind = 10
+)
+
+type ProcessSysOp uint32
+
+const (
+	ProcessSysOpSYS_OP_EQUAL      ProcessSysOp = 1
+	ProcessSysOpSYS_OP_NOTEQUAL   ProcessSysOp = 2
+	ProcessSysOpSYS_OP_PREFIX     ProcessSysOp = 3
+	ProcessSysOpSYS_OP_NOTPREFIX  ProcessSysOp = 4
+	ProcessSysOpSYS_OP_POSTFIX    ProcessSysOp = 5
+	ProcessSysOpSYS_OP_NOTPOSTFIX ProcessSysOp = 6
+	ProcessSysOpSYS_OP_MASK       ProcessSysOp = 7
+	ProcessSysOpSYS_OP_GT         ProcessSysOp = 8
+	ProcessSysOpSYS_OP_LT         ProcessSysOp = 9
+)
+
+type ProcessSysRateKey struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Slot uint32
+}
+
+type ProcessSysScratch struct {
+	_ structs.HostLayout
+	C struct {
+		_       structs.HostLayout
+		Ret     int64
+		Cand    uint64
+		Decided uint64
+		Self    uint64
+		Parent  uint64
+		Nr      uint32
+		Tgid    uint32
+		Netns   uint32
+		Exit    uint8
+		Read    uint8
+		Cls     uint8
+		Pad     uint8
+	}
+	Ev   ProcessProcessSyscall
+	Args [6]uint64
+	Len  [6]int32
+	Str  [6]struct {
+		_    structs.HostLayout
+		Key  ProcessSysStrKey
+		Tail int8
+		Pad  [3]uint8
+	}
+	Rev ProcessSysStrKey
+	_   [4]byte
+}
+
+type ProcessSysSlot struct {
+	_          structs.HostLayout
+	PolicyId   uint32
+	Action     uint8
+	Signal     uint8
+	Flags      uint8
+	Nargs      uint8
+	Npids      uint8
+	Nns        uint8
+	Ncaps      uint8
+	Ncapture   uint8
+	Pad        uint32
+	Group      uint64
+	RateNs     uint64
+	BinAll     uint64
+	BinNone    uint64
+	ParentAll  uint64
+	ParentNone uint64
+	Pids       [8]uint32
+	Ns         [4]ProcessSysNs
+	Caps       [4]ProcessSysCap
+	Args       [4]ProcessSysArg
+	Capture    [4]ProcessSysValue
+}
+
+type ProcessSysSlotFlag uint32
+
+const (
+	ProcessSysSlotFlagSYS_ENFORCE    ProcessSysSlotFlag = 1
+	ProcessSysSlotFlagSYS_PID_NOTIN  ProcessSysSlotFlag = 2
+	ProcessSysSlotFlagSYS_PID_NS     ProcessSysSlotFlag = 4
+	ProcessSysSlotFlagSYS_PID_FOLLOW ProcessSysSlotFlag = 8
+)
+
+type ProcessSysSource uint32
+
+const (
+	ProcessSysSourceSYS_SRC_NR  ProcessSysSource = 1
+	ProcessSysSourceSYS_SRC_ARG ProcessSysSource = 2
+	ProcessSysSourceSYS_SRC_RET ProcessSysSource = 3
+)
+
+type ProcessSysStrKey struct {
+	_         structs.HostLayout
+	Prefixlen uint32
+	Id        uint8
+	Str       [255]int8
+}
+
+type ProcessSysValue struct {
+	_      structs.HostLayout
+	Source uint8
+	Index  uint8
+	Flags  uint8
+	Pad    uint8
+}
+
+type ProcessSysValueFlag uint32
+
+const (
+	ProcessSysValueFlagSYS_VAL_STRING ProcessSysValueFlag = 1
+	ProcessSysValueFlagSYS_VAL_SIGNED ProcessSysValueFlag = 2
+)
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	ProcessMapSluiceClassConfigV1    = "sluice_class_config_v1"
+	ProcessMapSluiceClassExactV1     = "sluice_class_exact_v1"
+	ProcessMapSluiceClassPrefixV1    = "sluice_class_prefix_v1"
+	ProcessMapSluiceClassScratch     = "sluice_class_scratch"
 	ProcessMapSluiceExecConfigV1     = "sluice_exec_config_v1"
 	ProcessMapSluiceExecExactV1      = "sluice_exec_exact_v1"
 	ProcessMapSluiceExecFollowV1     = "sluice_exec_follow_v1"
@@ -207,18 +469,31 @@ const (
 	ProcessMapSluiceExecScopeV1      = "sluice_exec_scope_v1"
 	ProcessMapSluiceExecScratch      = "sluice_exec_scratch"
 	ProcessMapSluiceExecSlotsV1      = "sluice_exec_slots_v1"
+	ProcessMapSluiceProcClassV1      = "sluice_proc_class_v1"
 	ProcessMapSluiceProcessEventsV1  = "sluice_process_events_v1"
 	ProcessMapSluiceProcessLostV1    = "sluice_process_lost_v1"
 	ProcessMapSluiceProcessScratch   = "sluice_process_scratch"
 	ProcessMapSluiceProcessSkV1      = "sluice_process_sk_v1"
 	ProcessMapSluiceSock4RevNatV1    = "sluice_sock4_rev_nat_v1"
 	ProcessMapSluiceSockMetricsV1    = "sluice_sock_metrics_v1"
+	ProcessMapSluiceSysConfigV1      = "sluice_sys_config_v1"
+	ProcessMapSluiceSysFollowV1      = "sluice_sys_follow_v1"
+	ProcessMapSluiceSysNrV1          = "sluice_sys_nr_v1"
+	ProcessMapSluiceSysPostfixV1     = "sluice_sys_postfix_v1"
+	ProcessMapSluiceSysRateV1        = "sluice_sys_rate_v1"
+	ProcessMapSluiceSysScopeV1       = "sluice_sys_scope_v1"
+	ProcessMapSluiceSysScratch       = "sluice_sys_scratch"
+	ProcessMapSluiceSysSlotsV1       = "sluice_sys_slots_v1"
+	ProcessMapSluiceSysStrV1         = "sluice_sys_str_v1"
 	ProcessProgIterTasks             = "iter_tasks"
 	ProcessProgTraceExec             = "trace_exec"
 	ProcessProgTraceExit             = "trace_exit"
 	ProcessProgTraceExitLive         = "trace_exit_live"
 	ProcessProgTraceFork             = "trace_fork"
+	ProcessProgTraceSysEnter         = "trace_sys_enter"
+	ProcessProgTraceSysExit          = "trace_sys_exit"
 	ProcessProgTraceTcpState         = "trace_tcp_state"
+	ProcessVarUnusedClassConfigFlag  = "unused_class_config_flag"
 	ProcessVarUnusedExecAction       = "unused_exec_action"
 	ProcessVarUnusedExecConfigFlag   = "unused_exec_config_flag"
 	ProcessVarUnusedExecSlotFlag     = "unused_exec_slot_flag"
@@ -229,6 +504,14 @@ const (
 	ProcessVarUnusedProcessExit      = "unused_process_exit"
 	ProcessVarUnusedProcessFlag      = "unused_process_flag"
 	ProcessVarUnusedProcessFork      = "unused_process_fork"
+	ProcessVarUnusedProcessSyscall   = "unused_process_syscall"
+	ProcessVarUnusedSysCapSet        = "unused_sys_cap_set"
+	ProcessVarUnusedSysCaptureFlag   = "unused_sys_capture_flag"
+	ProcessVarUnusedSysNsKind        = "unused_sys_ns_kind"
+	ProcessVarUnusedSysOp            = "unused_sys_op"
+	ProcessVarUnusedSysSlotFlag      = "unused_sys_slot_flag"
+	ProcessVarUnusedSysSource        = "unused_sys_source"
+	ProcessVarUnusedSysValueFlag     = "unused_sys_value_flag"
 )
 
 // LoadProcess returns the embedded CollectionSpec for Process.
@@ -278,6 +561,8 @@ type ProcessProgramSpecs struct {
 	TraceExit     *ebpf.ProgramSpec `ebpf:"trace_exit"`
 	TraceExitLive *ebpf.ProgramSpec `ebpf:"trace_exit_live"`
 	TraceFork     *ebpf.ProgramSpec `ebpf:"trace_fork"`
+	TraceSysEnter *ebpf.ProgramSpec `ebpf:"trace_sys_enter"`
+	TraceSysExit  *ebpf.ProgramSpec `ebpf:"trace_sys_exit"`
 	TraceTcpState *ebpf.ProgramSpec `ebpf:"trace_tcp_state"`
 }
 
@@ -285,6 +570,10 @@ type ProcessProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProcessMapSpecs struct {
+	SluiceClassConfigV1   *ebpf.MapSpec `ebpf:"sluice_class_config_v1"`
+	SluiceClassExactV1    *ebpf.MapSpec `ebpf:"sluice_class_exact_v1"`
+	SluiceClassPrefixV1   *ebpf.MapSpec `ebpf:"sluice_class_prefix_v1"`
+	SluiceClassScratch    *ebpf.MapSpec `ebpf:"sluice_class_scratch"`
 	SluiceExecConfigV1    *ebpf.MapSpec `ebpf:"sluice_exec_config_v1"`
 	SluiceExecExactV1     *ebpf.MapSpec `ebpf:"sluice_exec_exact_v1"`
 	SluiceExecFollowV1    *ebpf.MapSpec `ebpf:"sluice_exec_follow_v1"`
@@ -292,18 +581,29 @@ type ProcessMapSpecs struct {
 	SluiceExecScopeV1     *ebpf.MapSpec `ebpf:"sluice_exec_scope_v1"`
 	SluiceExecScratch     *ebpf.MapSpec `ebpf:"sluice_exec_scratch"`
 	SluiceExecSlotsV1     *ebpf.MapSpec `ebpf:"sluice_exec_slots_v1"`
+	SluiceProcClassV1     *ebpf.MapSpec `ebpf:"sluice_proc_class_v1"`
 	SluiceProcessEventsV1 *ebpf.MapSpec `ebpf:"sluice_process_events_v1"`
 	SluiceProcessLostV1   *ebpf.MapSpec `ebpf:"sluice_process_lost_v1"`
 	SluiceProcessScratch  *ebpf.MapSpec `ebpf:"sluice_process_scratch"`
 	SluiceProcessSkV1     *ebpf.MapSpec `ebpf:"sluice_process_sk_v1"`
 	SluiceSock4RevNatV1   *ebpf.MapSpec `ebpf:"sluice_sock4_rev_nat_v1"`
 	SluiceSockMetricsV1   *ebpf.MapSpec `ebpf:"sluice_sock_metrics_v1"`
+	SluiceSysConfigV1     *ebpf.MapSpec `ebpf:"sluice_sys_config_v1"`
+	SluiceSysFollowV1     *ebpf.MapSpec `ebpf:"sluice_sys_follow_v1"`
+	SluiceSysNrV1         *ebpf.MapSpec `ebpf:"sluice_sys_nr_v1"`
+	SluiceSysPostfixV1    *ebpf.MapSpec `ebpf:"sluice_sys_postfix_v1"`
+	SluiceSysRateV1       *ebpf.MapSpec `ebpf:"sluice_sys_rate_v1"`
+	SluiceSysScopeV1      *ebpf.MapSpec `ebpf:"sluice_sys_scope_v1"`
+	SluiceSysScratch      *ebpf.MapSpec `ebpf:"sluice_sys_scratch"`
+	SluiceSysSlotsV1      *ebpf.MapSpec `ebpf:"sluice_sys_slots_v1"`
+	SluiceSysStrV1        *ebpf.MapSpec `ebpf:"sluice_sys_str_v1"`
 }
 
 // ProcessVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type ProcessVariableSpecs struct {
+	UnusedClassConfigFlag  *ebpf.VariableSpec `ebpf:"unused_class_config_flag"`
 	UnusedExecAction       *ebpf.VariableSpec `ebpf:"unused_exec_action"`
 	UnusedExecConfigFlag   *ebpf.VariableSpec `ebpf:"unused_exec_config_flag"`
 	UnusedExecSlotFlag     *ebpf.VariableSpec `ebpf:"unused_exec_slot_flag"`
@@ -314,6 +614,14 @@ type ProcessVariableSpecs struct {
 	UnusedProcessExit      *ebpf.VariableSpec `ebpf:"unused_process_exit"`
 	UnusedProcessFlag      *ebpf.VariableSpec `ebpf:"unused_process_flag"`
 	UnusedProcessFork      *ebpf.VariableSpec `ebpf:"unused_process_fork"`
+	UnusedProcessSyscall   *ebpf.VariableSpec `ebpf:"unused_process_syscall"`
+	UnusedSysCapSet        *ebpf.VariableSpec `ebpf:"unused_sys_cap_set"`
+	UnusedSysCaptureFlag   *ebpf.VariableSpec `ebpf:"unused_sys_capture_flag"`
+	UnusedSysNsKind        *ebpf.VariableSpec `ebpf:"unused_sys_ns_kind"`
+	UnusedSysOp            *ebpf.VariableSpec `ebpf:"unused_sys_op"`
+	UnusedSysSlotFlag      *ebpf.VariableSpec `ebpf:"unused_sys_slot_flag"`
+	UnusedSysSource        *ebpf.VariableSpec `ebpf:"unused_sys_source"`
+	UnusedSysValueFlag     *ebpf.VariableSpec `ebpf:"unused_sys_value_flag"`
 }
 
 // ProcessObjects contains all objects after they have been loaded into the kernel.
@@ -336,6 +644,10 @@ func (o *ProcessObjects) Close() error {
 //
 // It can be passed to LoadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProcessMaps struct {
+	SluiceClassConfigV1   *ebpf.Map `ebpf:"sluice_class_config_v1"`
+	SluiceClassExactV1    *ebpf.Map `ebpf:"sluice_class_exact_v1"`
+	SluiceClassPrefixV1   *ebpf.Map `ebpf:"sluice_class_prefix_v1"`
+	SluiceClassScratch    *ebpf.Map `ebpf:"sluice_class_scratch"`
 	SluiceExecConfigV1    *ebpf.Map `ebpf:"sluice_exec_config_v1"`
 	SluiceExecExactV1     *ebpf.Map `ebpf:"sluice_exec_exact_v1"`
 	SluiceExecFollowV1    *ebpf.Map `ebpf:"sluice_exec_follow_v1"`
@@ -343,16 +655,30 @@ type ProcessMaps struct {
 	SluiceExecScopeV1     *ebpf.Map `ebpf:"sluice_exec_scope_v1"`
 	SluiceExecScratch     *ebpf.Map `ebpf:"sluice_exec_scratch"`
 	SluiceExecSlotsV1     *ebpf.Map `ebpf:"sluice_exec_slots_v1"`
+	SluiceProcClassV1     *ebpf.Map `ebpf:"sluice_proc_class_v1"`
 	SluiceProcessEventsV1 *ebpf.Map `ebpf:"sluice_process_events_v1"`
 	SluiceProcessLostV1   *ebpf.Map `ebpf:"sluice_process_lost_v1"`
 	SluiceProcessScratch  *ebpf.Map `ebpf:"sluice_process_scratch"`
 	SluiceProcessSkV1     *ebpf.Map `ebpf:"sluice_process_sk_v1"`
 	SluiceSock4RevNatV1   *ebpf.Map `ebpf:"sluice_sock4_rev_nat_v1"`
 	SluiceSockMetricsV1   *ebpf.Map `ebpf:"sluice_sock_metrics_v1"`
+	SluiceSysConfigV1     *ebpf.Map `ebpf:"sluice_sys_config_v1"`
+	SluiceSysFollowV1     *ebpf.Map `ebpf:"sluice_sys_follow_v1"`
+	SluiceSysNrV1         *ebpf.Map `ebpf:"sluice_sys_nr_v1"`
+	SluiceSysPostfixV1    *ebpf.Map `ebpf:"sluice_sys_postfix_v1"`
+	SluiceSysRateV1       *ebpf.Map `ebpf:"sluice_sys_rate_v1"`
+	SluiceSysScopeV1      *ebpf.Map `ebpf:"sluice_sys_scope_v1"`
+	SluiceSysScratch      *ebpf.Map `ebpf:"sluice_sys_scratch"`
+	SluiceSysSlotsV1      *ebpf.Map `ebpf:"sluice_sys_slots_v1"`
+	SluiceSysStrV1        *ebpf.Map `ebpf:"sluice_sys_str_v1"`
 }
 
 func (m *ProcessMaps) Close() error {
 	return _ProcessClose(
+		m.SluiceClassConfigV1,
+		m.SluiceClassExactV1,
+		m.SluiceClassPrefixV1,
+		m.SluiceClassScratch,
 		m.SluiceExecConfigV1,
 		m.SluiceExecExactV1,
 		m.SluiceExecFollowV1,
@@ -360,12 +686,22 @@ func (m *ProcessMaps) Close() error {
 		m.SluiceExecScopeV1,
 		m.SluiceExecScratch,
 		m.SluiceExecSlotsV1,
+		m.SluiceProcClassV1,
 		m.SluiceProcessEventsV1,
 		m.SluiceProcessLostV1,
 		m.SluiceProcessScratch,
 		m.SluiceProcessSkV1,
 		m.SluiceSock4RevNatV1,
 		m.SluiceSockMetricsV1,
+		m.SluiceSysConfigV1,
+		m.SluiceSysFollowV1,
+		m.SluiceSysNrV1,
+		m.SluiceSysPostfixV1,
+		m.SluiceSysRateV1,
+		m.SluiceSysScopeV1,
+		m.SluiceSysScratch,
+		m.SluiceSysSlotsV1,
+		m.SluiceSysStrV1,
 	)
 }
 
@@ -373,6 +709,7 @@ func (m *ProcessMaps) Close() error {
 //
 // It can be passed to LoadProcessObjects or ebpf.CollectionSpec.LoadAndAssign.
 type ProcessVariables struct {
+	UnusedClassConfigFlag  *ebpf.Variable `ebpf:"unused_class_config_flag"`
 	UnusedExecAction       *ebpf.Variable `ebpf:"unused_exec_action"`
 	UnusedExecConfigFlag   *ebpf.Variable `ebpf:"unused_exec_config_flag"`
 	UnusedExecSlotFlag     *ebpf.Variable `ebpf:"unused_exec_slot_flag"`
@@ -383,6 +720,14 @@ type ProcessVariables struct {
 	UnusedProcessExit      *ebpf.Variable `ebpf:"unused_process_exit"`
 	UnusedProcessFlag      *ebpf.Variable `ebpf:"unused_process_flag"`
 	UnusedProcessFork      *ebpf.Variable `ebpf:"unused_process_fork"`
+	UnusedProcessSyscall   *ebpf.Variable `ebpf:"unused_process_syscall"`
+	UnusedSysCapSet        *ebpf.Variable `ebpf:"unused_sys_cap_set"`
+	UnusedSysCaptureFlag   *ebpf.Variable `ebpf:"unused_sys_capture_flag"`
+	UnusedSysNsKind        *ebpf.Variable `ebpf:"unused_sys_ns_kind"`
+	UnusedSysOp            *ebpf.Variable `ebpf:"unused_sys_op"`
+	UnusedSysSlotFlag      *ebpf.Variable `ebpf:"unused_sys_slot_flag"`
+	UnusedSysSource        *ebpf.Variable `ebpf:"unused_sys_source"`
+	UnusedSysValueFlag     *ebpf.Variable `ebpf:"unused_sys_value_flag"`
 }
 
 // ProcessPrograms contains all programs after they have been loaded into the kernel.
@@ -394,6 +739,8 @@ type ProcessPrograms struct {
 	TraceExit     *ebpf.Program `ebpf:"trace_exit"`
 	TraceExitLive *ebpf.Program `ebpf:"trace_exit_live"`
 	TraceFork     *ebpf.Program `ebpf:"trace_fork"`
+	TraceSysEnter *ebpf.Program `ebpf:"trace_sys_enter"`
+	TraceSysExit  *ebpf.Program `ebpf:"trace_sys_exit"`
 	TraceTcpState *ebpf.Program `ebpf:"trace_tcp_state"`
 }
 
@@ -404,6 +751,8 @@ func (p *ProcessPrograms) Close() error {
 		p.TraceExit,
 		p.TraceExitLive,
 		p.TraceFork,
+		p.TraceSysEnter,
+		p.TraceSysExit,
 		p.TraceTcpState,
 	)
 }

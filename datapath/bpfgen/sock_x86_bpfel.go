@@ -32,6 +32,13 @@ type SockClassPrefixKey struct {
 	Path      [256]int8
 }
 
+type SockClassScratch struct {
+	_ structs.HostLayout
+	K SockClassPrefixKey
+	_ [4]byte
+	E SockProcClass
+}
+
 type SockConnectAction uint32
 
 const (
@@ -140,6 +147,7 @@ type SockProcClass struct {
 	Self      uint64
 	Parent    uint64
 	Inherited uint64
+	Own       uint64
 	Path      [256]int8
 	Ppath     [256]int8
 }
@@ -214,6 +222,7 @@ const (
 	SockMapSluiceClassConfigV1   = "sluice_class_config_v1"
 	SockMapSluiceClassExactV1    = "sluice_class_exact_v1"
 	SockMapSluiceClassPrefixV1   = "sluice_class_prefix_v1"
+	SockMapSluiceClassScratch    = "sluice_class_scratch"
 	SockMapSluiceConnectConfigV1 = "sluice_connect_config_v1"
 	SockMapSluiceConnectDestsV1  = "sluice_connect_dests_v1"
 	SockMapSluiceConnectPortsV1  = "sluice_connect_ports_v1"
@@ -296,6 +305,7 @@ type SockMapSpecs struct {
 	SluiceClassConfigV1   *ebpf.MapSpec `ebpf:"sluice_class_config_v1"`
 	SluiceClassExactV1    *ebpf.MapSpec `ebpf:"sluice_class_exact_v1"`
 	SluiceClassPrefixV1   *ebpf.MapSpec `ebpf:"sluice_class_prefix_v1"`
+	SluiceClassScratch    *ebpf.MapSpec `ebpf:"sluice_class_scratch"`
 	SluiceConnectConfigV1 *ebpf.MapSpec `ebpf:"sluice_connect_config_v1"`
 	SluiceConnectDestsV1  *ebpf.MapSpec `ebpf:"sluice_connect_dests_v1"`
 	SluiceConnectPortsV1  *ebpf.MapSpec `ebpf:"sluice_connect_ports_v1"`
@@ -348,6 +358,7 @@ type SockMaps struct {
 	SluiceClassConfigV1   *ebpf.Map `ebpf:"sluice_class_config_v1"`
 	SluiceClassExactV1    *ebpf.Map `ebpf:"sluice_class_exact_v1"`
 	SluiceClassPrefixV1   *ebpf.Map `ebpf:"sluice_class_prefix_v1"`
+	SluiceClassScratch    *ebpf.Map `ebpf:"sluice_class_scratch"`
 	SluiceConnectConfigV1 *ebpf.Map `ebpf:"sluice_connect_config_v1"`
 	SluiceConnectDestsV1  *ebpf.Map `ebpf:"sluice_connect_dests_v1"`
 	SluiceConnectPortsV1  *ebpf.Map `ebpf:"sluice_connect_ports_v1"`
@@ -371,6 +382,7 @@ func (m *SockMaps) Close() error {
 		m.SluiceClassConfigV1,
 		m.SluiceClassExactV1,
 		m.SluiceClassPrefixV1,
+		m.SluiceClassScratch,
 		m.SluiceConnectConfigV1,
 		m.SluiceConnectDestsV1,
 		m.SluiceConnectPortsV1,

@@ -93,6 +93,11 @@ func decode(b []byte, boot time.Time) (Event, error) {
 		return Event{Enforcement: decodeEnforcement(b, t)}, nil
 	case bpfgen.ProcessProcessEventTypePROCESS_CONNECT_RULE:
 		return decodeConnectRule(b, t)
+	case bpfgen.ProcessProcessEventTypePROCESS_SYSCALL:
+		if len(b) < syscallSize {
+			break
+		}
+		return Event{Syscall: decodeSyscall(b, t)}, nil
 	default:
 		return Event{}, fmt.Errorf("process event of unknown type %d", b[offType])
 	}
@@ -191,19 +196,22 @@ func decodeConnect(b []byte, t time.Time) *Connect {
 	return c
 }
 
+// ruleAction decodes what every rule event has after its header: policy
+// id, slot, action, signal, and whether the signal was sent.
+func ruleAction(b []byte) (policy uint32, slot uint8, action ExecAction, signal uint8, enforced bool) {
+	return le.Uint32(b[offPolicyID:]), b[offPolicyID+4], ExecAction(b[offPolicyID+5]), b[offPolicyID+6], b[offPolicyID+7] != 0
+}
+
 func decodeEnforcement(b []byte, t time.Time) *Enforcement {
 	n := min(int(le.Uint16(b[offEnfFnLen:])), enforceSize-offEnfFn)
-	return &Enforcement{
+	e := &Enforcement{
 		Time:              t,
 		Key:               key(b[offKey:]),
 		PID:               le.Uint32(b[offPID:]),
-		PolicyID:          le.Uint32(b[offPolicyID:]),
-		Slot:              b[offPolicyID+4],
-		Action:            ExecAction(b[offPolicyID+5]),
-		Signal:            b[offPolicyID+6],
-		Enforced:          b[offPolicyID+7] != 0,
 		NetNS:             le.Uint32(b[offEnfNetNS:]),
 		Filename:          cstring(b[offEnfFn : offEnfFn+n]),
 		FilenameTruncated: bpfgen.ProcessProcessFlag(b[offFlags])&bpfgen.ProcessProcessFlagPROCESS_FILENAME_TRUNC != 0,
 	}
+	e.PolicyID, e.Slot, e.Action, e.Signal, e.Enforced = ruleAction(b)
+	return e
 }

@@ -27,6 +27,8 @@ import (
 //	udp:ADDR      connect a UDP socket to a harness.ServeUDP server, send, read
 //	udpto:ADDR    the same with an unconnected socket (sendto)
 //
+//	waitopen:PATH read a line from stdin, then open PATH (and exit 0)
+//
 // tcp and udp print the socket's local address.
 const childEnv = "SLUICE_PROCSENSOR_CHILD"
 
@@ -61,6 +63,8 @@ func childMain(job string) int {
 		return 3
 	case "udpto":
 		return childSendTo(arg)
+	case "waitopen":
+		return childWaitOpen(arg)
 	case "tcp", "udp":
 		c, err := net.DialTimeout(mode+"4", arg, 5*time.Second)
 		if err != nil {
@@ -86,6 +90,17 @@ func childMain(job string) int {
 	}
 	fmt.Fprintln(os.Stderr, "unknown job", job)
 	return 2
+}
+
+func childWaitOpen(path string) int {
+	var line string
+	fmt.Scanln(&line)
+	f, err := os.Open(path)
+	if err != nil {
+		return 1
+	}
+	f.Close()
+	return 0
 }
 
 func childSendTo(addr string) int {
@@ -214,6 +229,8 @@ func (e *sensorEnv) keep(ev procsensor.Event) bool {
 		return e.ours[ev.Connect.Key.TGID] && ev.Connect.Key.TGID != uint32(os.Getpid())
 	case ev.Enforcement != nil:
 		return e.ours[ev.Enforcement.Key.TGID]
+	case ev.Syscall != nil:
+		return e.ours[ev.Syscall.Key.TGID]
 	}
 	return false
 }

@@ -68,18 +68,14 @@ func (s *Sensor) SetExecRules(rules []ExecRule) error {
 	}
 	// Inherited slots of rules that went or changed meaning go before the
 	// slot is reused.
-	if err := s.purgeFollow(keptFollow(st.rules, byslot)); err != nil {
+	if err := s.purgeFollow(execFollowMap, keptFollow(st.rules, byslot)); err != nil {
+		return err
+	}
+	if err := putSlots(s.maps[execSlotsMap], "exec", st.slots, byslot, execSlotValue); err != nil {
 		return err
 	}
 	var cfg bpfgen.ProcessExecConfig
 	for slot, r := range byslot {
-		v := execSlotValue(r)
-		if old, ok := st.slots[slot]; !ok || old != v {
-			if err := s.maps[execSlotsMap].Put(uint32(slot), v); err != nil {
-				return fmt.Errorf("write exec rule slot %d: %w", slot, err)
-			}
-			st.slots[slot] = v
-		}
 		bit := uint64(1) << slot
 		cfg.Active |= bit
 		if r.Global {
@@ -102,19 +98,44 @@ func (s *Sensor) SetExecRules(rules []ExecRule) error {
 		return fmt.Errorf("write exec rule config: %w", err)
 	}
 	st.rules = byslot
-	for slot := range st.slots {
-		if _, ok := byslot[slot]; ok {
-			continue
-		}
-		if err := s.maps[execSlotsMap].Put(uint32(slot), bpfgen.ProcessExecSlot{}); err != nil {
-			return fmt.Errorf("clear exec rule slot %d: %w", slot, err)
-		}
-		delete(st.slots, slot)
+	if err := clearSlots(s.maps[execSlotsMap], "exec", st.slots, byslot); err != nil {
+		return err
 	}
 	if err := s.deletePaths(execExactMap, st.exact, exact, exactKey); err != nil {
 		return err
 	}
 	return s.deletePaths(execPrefixMap, st.prefix, prefix, prefixKey)
+}
+
+// putSlots writes the slot values of the rules in want that cur (what the
+// kernel holds) lacks or holds otherwise.
+func putSlots[R any, V comparable](m *ebpf.Map, kind string, cur map[uint8]V, want map[uint8]R, value func(R) V) error {
+	for slot, r := range want {
+		v := value(r)
+		if old, ok := cur[slot]; ok && old == v {
+			continue
+		}
+		if err := m.Put(uint32(slot), v); err != nil {
+			return fmt.Errorf("write %s rule slot %d: %w", kind, slot, err)
+		}
+		cur[slot] = v
+	}
+	return nil
+}
+
+// clearSlots zeroes the slots of cur that keep lacks.
+func clearSlots[R any, V comparable](m *ebpf.Map, kind string, cur map[uint8]V, keep map[uint8]R) error {
+	var zero V
+	for slot := range cur {
+		if _, ok := keep[slot]; ok {
+			continue
+		}
+		if err := m.Put(uint32(slot), zero); err != nil {
+			return fmt.Errorf("clear %s rule slot %d: %w", kind, slot, err)
+		}
+		delete(cur, slot)
+	}
+	return nil
 }
 
 // checkExecRules validates rules and returns them by slot, with Sigkill's
@@ -128,15 +149,8 @@ func checkExecRules(rules []ExecRule) (map[uint8]ExecRule, error) {
 		if _, dup := byslot[r.Slot]; dup {
 			return nil, fmt.Errorf("exec rule slot %d: given twice", r.Slot)
 		}
-		for _, p := range r.Exact {
-			if p == "" || len(p) > maxExactPath || strings.IndexByte(p, 0) >= 0 {
-				return nil, fmt.Errorf("exec rule slot %d: exact path %q: empty, longer than %d bytes or with a NUL", r.Slot, p, maxExactPath)
-			}
-		}
-		for _, p := range r.Prefixes {
-			if p == "" || len(p) > maxPrefixPath || strings.IndexByte(p, 0) >= 0 {
-				return nil, fmt.Errorf("exec rule slot %d: prefix %q: empty, longer than %d bytes or with a NUL", r.Slot, p, maxPrefixPath)
-			}
+		if err := checkPaths(r.Exact, r.Prefixes); err != nil {
+			return nil, fmt.Errorf("exec rule slot %d: %w", r.Slot, err)
 		}
 		switch r.Action {
 		case ExecPost, ExecNoPost:
@@ -159,6 +173,21 @@ func checkExecRules(rules []ExecRule) (map[uint8]ExecRule, error) {
 		byslot[r.Slot] = r
 	}
 	return byslot, nil
+}
+
+// checkPaths validates the exact paths and prefixes of a rule or class.
+func checkPaths(exact, prefixes []string) error {
+	for _, p := range exact {
+		if p == "" || len(p) > maxExactPath || strings.IndexByte(p, 0) >= 0 {
+			return fmt.Errorf("exact path %q: empty, longer than %d bytes or with a NUL", p, maxExactPath)
+		}
+	}
+	for _, p := range prefixes {
+		if p == "" || len(p) > maxPrefixPath || strings.IndexByte(p, 0) >= 0 {
+			return fmt.Errorf("prefix %q: empty, longer than %d bytes or with a NUL", p, maxPrefixPath)
+		}
+	}
+	return nil
 }
 
 // execPathBits returns the slot bits of each exact path and prefix. The
@@ -283,9 +312,10 @@ func equalStrings(a, b []string) bool {
 	return true
 }
 
-// purgeFollow drops every inherited slot not in keep.
-func (s *Sensor) purgeFollow(keep uint64) error {
-	m := s.maps[execFollowMap]
+// purgeFollow drops every inherited slot not in keep from the tgid ->
+// slots map name.
+func (s *Sensor) purgeFollow(name string, keep uint64) error {
+	m := s.maps[name]
 	var (
 		tgid  uint32
 		v     uint64
@@ -299,7 +329,7 @@ func (s *Sensor) purgeFollow(keep uint64) error {
 		}
 	}
 	if err := it.Err(); err != nil {
-		return fmt.Errorf("read %s: %w", execFollowMap, err)
+		return fmt.Errorf("read %s: %w", name, err)
 	}
 	for i, tgid := range tgids {
 		var err error
@@ -309,7 +339,7 @@ func (s *Sensor) purgeFollow(keep uint64) error {
 			err = m.Update(tgid, vals[i], ebpf.UpdateExist)
 		}
 		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			return fmt.Errorf("update %s: %w", execFollowMap, err)
+			return fmt.Errorf("update %s: %w", name, err)
 		}
 	}
 	return nil
@@ -319,17 +349,27 @@ func (s *Sensor) purgeFollow(keep uint64) error {
 // of the network namespace with inode netns (a pod's), replacing what it
 // had.
 func (s *Sensor) SetExecScope(netns uint32, slots uint64) error {
-	if err := s.maps[execScopeMap].Put(netns, slots); err != nil {
-		return fmt.Errorf("write exec scope of netns %d: %w", netns, err)
-	}
-	return nil
+	return s.setScope(execScopeMap, "exec", netns, slots)
 }
 
 // DeleteExecScope removes the scope of a network namespace (no error when
 // it had none).
 func (s *Sensor) DeleteExecScope(netns uint32) error {
-	if err := s.maps[execScopeMap].Delete(netns); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-		return fmt.Errorf("delete exec scope of netns %d: %w", netns, err)
+	return s.deleteScope(execScopeMap, "exec", netns)
+}
+
+// setScope writes the slots of a network namespace into a scope map.
+func (s *Sensor) setScope(name, kind string, netns uint32, slots uint64) error {
+	if err := s.maps[name].Put(netns, slots); err != nil {
+		return fmt.Errorf("write %s scope of netns %d: %w", kind, netns, err)
+	}
+	return nil
+}
+
+// deleteScope removes a network namespace from a scope map.
+func (s *Sensor) deleteScope(name, kind string, netns uint32) error {
+	if err := s.maps[name].Delete(netns); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete %s scope of netns %d: %w", kind, netns, err)
 	}
 	return nil
 }
@@ -349,18 +389,6 @@ func (s *Sensor) ExecEntries() (ExecEntries, error) {
 		return out, fmt.Errorf("read %s: %w", execConfigMap, err)
 	}
 	out.Slots = bits.OnesCount64(cfg.Active)
-	for _, c := range []struct {
-		name string
-		n    *int
-	}{{execExactMap, &out.Exact}, {execPrefixMap, &out.Prefix}, {execScopeMap, &out.Scope}, {execFollowMap, &out.Follow}} {
-		var k, v []byte
-		it := s.maps[c.name].Iterate()
-		for it.Next(&k, &v) {
-			*c.n++
-		}
-		if err := it.Err(); err != nil {
-			return out, fmt.Errorf("read %s: %w", c.name, err)
-		}
-	}
-	return out, nil
+	return out, s.countEntries(map[string]*int{execExactMap: &out.Exact, execPrefixMap: &out.Prefix,
+		execScopeMap: &out.Scope, execFollowMap: &out.Follow})
 }

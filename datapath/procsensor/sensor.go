@@ -32,6 +32,10 @@ const (
 	HookFork    = "tp_btf/sched_process_fork"
 	HookConnect = "tp_btf/inet_sock_set_state"
 	HookIter    = "iter/task"
+	// The syscall hooks run only while some syscall rule of theirs exists
+	// (SetSyscallRules).
+	HookSysEnter = "tp_btf/sys_enter"
+	HookSysExit  = "tp_btf/sys_exit"
 )
 
 // Options are the sensor's load-time choices.
@@ -56,6 +60,12 @@ type Sensor struct {
 	stats io.Closer
 	boot  time.Time // wall-clock time of CLOCK_MONOTONIC 0
 	exec  execState // SetExecRules
+	sys   sysState  // SetSyscallRules
+	class classState
+	// sysLinks are the attached syscall hooks (by hook), sysErr why a
+	// syscall program did not load.
+	sysLinks map[string]link.Link
+	sysErr   map[string]error
 }
 
 // hookProgs are the programs by hook, in attach order; the first program
@@ -129,6 +139,7 @@ func Load(root string, opts Options) (s *Sensor, err error) {
 		s.progs[h.hook] = prog
 		s.hooks = append(s.hooks, h.hook)
 	}
+	s.loadSyscallHooks(spec)
 	return s, nil
 }
 
@@ -194,7 +205,15 @@ func bootTime() time.Time {
 }
 
 // Hooks returns the hooks the sensor runs on, for `sluice status`.
-func (s *Sensor) Hooks() []string { return append([]string(nil), s.hooks...) }
+func (s *Sensor) Hooks() []string {
+	out := append([]string(nil), s.hooks...)
+	for _, h := range []string{HookSysEnter, HookSysExit} {
+		if s.sysLinks[h] != nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}
 
 // Lost returns how many events the kernel could not write into the ring
 // buffer (it was full), summed over CPUs, since the maps were created.
@@ -245,6 +264,10 @@ func (s *Sensor) Close() error {
 		errs = append(errs, l.Close())
 	}
 	s.links = nil
+	for _, l := range s.sysLinks {
+		errs = append(errs, l.Close())
+	}
+	s.sysLinks = nil
 	for _, p := range s.progs {
 		errs = append(errs, p.Close())
 	}
