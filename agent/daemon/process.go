@@ -65,14 +65,22 @@ func (d *Daemon) setupProcess() error {
 	pt.assoc = process.NewAssociation(process.AssociationConfig{
 		Kubernetes: d.cfg.K8s, Endpoints: d.eps, HostNetNS: hostNS.Net, Log: log,
 	})
-	pt.policies = tracingmgr.New(tracingmgr.Config{
-		Rules: pt.sensor, Compile: tracing.Compile, Endpoints: d.eps,
+	tcfg := tracingmgr.Config{
+		Rules: pt.sensor, Syscalls: pt.sensor, Compile: tracing.Compile, Endpoints: d.eps,
 		ResyncInterval: d.cfg.ResyncInterval, Log: d.log.WithField("subsys", "tracingpolicy"),
-	}, d.reg)
+	}
+	// Connect rules run in the socket-LB hooks, loaded with the sensor's
+	// maps (datapath.Options.ProcessEvents): only with the socket LB on.
+	// (Left unset otherwise: a nil *Datapath in the interface would take
+	// policies it never enforces.)
+	if d.cfg.SocketLB {
+		tcfg.Connects = d.dp
+	}
+	pt.policies = tracingmgr.New(tcfg, d.reg)
 	pt.mgr = process.NewManager(process.Config{
 		NodeName: d.cfg.NodeName, CacheSize: pc.CacheSize, AncestorsDepth: pc.AncestorsDepth,
 		HostNS: hostNS, Pods: pt.assoc, Services: d.svcs, Backends: d.svcs, PodIPs: flowNames{d},
-		Lost: pt.lost, Policies: pt.policies, Log: log,
+		Lost: pt.lost, Policies: pt.policies, Hooks: pt.policies, Log: log,
 	}, pipe, d.reg)
 	d.flows.SetProcesses(pt.mgr)
 	log.WithField("hooks", pt.sensor.Hooks()).Info("Process sensor loaded")
