@@ -60,7 +60,7 @@ func Compile(obj *unstructured.Unstructured) (*Compiled, error) {
 	if err := checkHeader(obj.GetAPIVersion(), ref); err != nil {
 		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
-	js, err := json.Marshal(obj.Object)
+	js, err := json.Marshal(numbersAsStrings(obj.Object))
 	if err != nil {
 		return nil, fmt.Errorf("%s: encode: %w", ref, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // tracepoints is a policy whose spec holds the given lines (indented as
@@ -208,4 +209,30 @@ func TestCompileRateLimit(t *testing.T) {
 		assert.ErrorIs(t, err, ErrNotYet)
 		assert.Contains(t, err.Error(), tc.path+": in spec.")
 	}
+}
+
+// Tetragon's policies write integer matchArgs values unquoted; they compile
+// as the quoted ones do, and the object is left as it was.
+func TestCompileUnquotedArgValues(t *testing.T) {
+	o := obj(t, `apiVersion: sluice.io/v1alpha1
+kind: SluiceTracingPolicy
+metadata: {name: p}
+spec:
+  tracepoints:
+  - subsystem: raw_syscalls
+    event: sys_enter
+    args: [{index: 4, type: syscall64}, {index: 5, type: uint64}]
+    selectors:
+    - matchArgs:
+      - {index: 0, operator: Equal, values: [32, 33]}
+      - {index: 1, operator: Equal, values: [9999]}
+`)
+	c, err := Compile(o)
+	require.NoError(t, err)
+	sel := c.Tracepoints[0].Selectors[0]
+	assert.Equal(t, []uint32{32, 33}, sel.Syscalls)
+	require.Len(t, sel.Args, 1)
+	assert.Equal(t, []uint64{9999}, sel.Args[0].Ints)
+	vals, _, _ := unstructured.NestedSlice(o.Object, "spec", "tracepoints")
+	assert.IsNotType(t, "", vals[0].(map[string]any)["selectors"].([]any)[0].(map[string]any)["matchArgs"].([]any)[1].(map[string]any)["values"].([]any)[0], "the object is not modified")
 }
