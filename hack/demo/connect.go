@@ -51,5 +51,22 @@ spec:
 		fmt.Printf("$ nsenter --net=<pod a> %s -c '...'\n%s   (pod a is not role=untrusted)\n", exfil, out)
 	}
 	fmt.Println("\n$ sluice events --policy no-exfil -o compact")
-	fmt.Print(cli(r, node, "events", "--policy", "no-exfil", "-o", "compact"))
+	fmt.Print(waitEvents(r, node, "no-exfil"))
+}
+
+// waitEvents returns the compact lines of policy's events, once there is
+// one (within 5 s: events pass through the agent's pipeline).
+func waitEvents(r *harness.Runner, node *harness.Node, policy string) string {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out := cli(r, node, "events", "--policy", policy, "-o", "compact")
+		if strings.TrimSpace(out) != "" {
+			return out
+		}
+		if time.Now().After(deadline) {
+			r.Errorf("no event of policy %s", policy)
+			return out
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

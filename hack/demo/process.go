@@ -111,6 +111,6 @@ spec:
 	}
 	fmt.Println("\n$ sluice tracingpolicy list")
 	fmt.Print(cli(r, node, "tracingpolicy", "list"))
-	fmt.Println("\n$ sluice events --type process_tracepoint -o compact")
-	fmt.Print(cli(r, node, "events", "--type", "process_tracepoint", "-o", "compact"))
+	fmt.Println("\n$ sluice events --policy no-nc -o compact")
+	fmt.Print(waitEvents(r, node, "no-nc"))
 }
