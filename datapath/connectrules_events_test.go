@@ -57,12 +57,11 @@ func newClasses(t *testing.T, d *datapath.Datapath) *classes {
 // set gives process pid the classes self and parent.
 func (c *classes) set(t *testing.T, pid int, self, parent uint64) {
 	t.Helper()
-	v := make([]byte, 32+2*256) // gen, pad, self, parent, inherited, path, ppath
-	binary.LittleEndian.PutUint32(v, classGen)
-	binary.LittleEndian.PutUint64(v[8:], self)
-	binary.LittleEndian.PutUint64(v[16:], parent)
-	copy(v[32:], "/test/client")
-	require.NoError(t, c.procs.Put(uint32(pid), v))
+	v := bpfgen.SockProcClass{Gen: classGen, Self: self, Own: self, Parent: parent}
+	for i, b := range []byte("/test/client") {
+		v.Path[i] = int8(b)
+	}
+	require.NoError(t, c.procs.Put(uint32(pid), &v))
 	c.tgids = append(c.tgids, uint32(pid))
 }
 
