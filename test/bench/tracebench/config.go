@@ -61,9 +61,6 @@ func sensorOn(config string) bool {
 	return config == cfgSluice || config == cfgSluiceExport || config == cfgSluicePolicy || config == cfgSluicePolicyMatch
 }
 
-// policyOn reports whether config loads a tracing policy.
-func policyOn(config string) bool { return config == cfgSluicePolicy || config == cfgSluicePolicyMatch }
-
 // Options of one benchmark run.
 type Options struct {
 	// Workload is exec (a fork+exec storm) or open (an openat/close loop).
