@@ -78,3 +78,43 @@ func TestE2ETracingPolicyNamespacedKillsExec(t *testing.T) {
 	})
 	require.NoError(t, err, "the policy deleted, /echo runs again in %s", locked)
 }
+
+// TestE2ETracingPolicySyscallSigkill: a namespaced policy on the
+// syscalls/sys_enter_connect tracepoint (through the API server, typed by
+// the CRD) kills /echo when it connects, in its namespace only: the client
+// run by `kubectl exec` exits with 137 there and gets its reply elsewhere.
+func TestE2ETracingPolicySyscallSigkill(t *testing.T) {
+	c := connect(t)
+	dc, err := dynamic.NewForConfig(c.cfg)
+	require.NoError(t, err)
+	locked, open := c.namespace(t), c.namespace(t)
+	inLocked := c.echoPod(t, locked, "caller", map[string]string{"app": "caller"})
+	inOpen := c.echoPod(t, open, "caller", map[string]string{"app": "caller"})
+	self := func(p *corev1.Pod) (string, error) { return c.ask(t, p, "tcp", p.Status.PodIP+":9000", "x") }
+	policy := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "sluice.io/v1alpha1", "kind": "SluiceTracingPolicyNamespaced",
+		"metadata": map[string]any{"name": "no-connect", "namespace": locked},
+		"spec": map[string]any{"tracepoints": []any{map[string]any{
+			"subsystem": "syscalls", "event": "sys_enter_connect",
+			"args": []any{map[string]any{"index": int64(5), "type": "int"}},
+			"selectors": []any{map[string]any{
+				"matchBinaries": []any{map[string]any{"operator": "In", "values": []any{"/echo"}}},
+				"matchActions":  []any{map[string]any{"action": "Sigkill"}},
+			}},
+		}}},
+	}}
+	res := dc.Resource(k8s.SluiceTracingPolicyNamespacedGVR)
+	_, err = res.Namespace(locked).Create(ctxT(t, 10*time.Second), policy, metav1.CreateOptions{})
+	require.NoError(t, err)
+	c.waitConditionIn(t, res.Namespace(locked), "no-connect", metav1.ConditionTrue)
+	var last string
+	err = wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, 60*time.Second, true, func(context.Context) (bool, error) {
+		_, err := self(inLocked)
+		last = fmt.Sprint(err)
+		return err != nil && strings.Contains(err.Error(), "137"), nil
+	})
+	require.NoError(t, err, "kubectl exec /echo (connecting) in %s: want exit code 137, last %s", locked, last)
+	out, err := self(inOpen)
+	require.NoError(t, err, "the policy is namespaced: /echo connects in %s", open)
+	require.Equal(t, "caller x", out)
+}
