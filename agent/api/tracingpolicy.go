@@ -61,3 +61,16 @@ func tracingNotFound(err error, namespace, name string) error {
 	}
 	return fmt.Errorf("%w: %s", ErrTracingPolicyNotFound, name)
 }
+
+// TracingRuleEntries counts the entries of each kernel map of the tracing
+// policies' rules, by "table.map" (exec.slots, syscall.nrs, class.procs,
+// connect.dests, ...): what the policies hold in the kernel right now, read
+// from the maps. With no policy every count is 0.
+type TracingRuleEntries map[string]int
+
+// TracingRuleEntries returns the kernel's rule map entry counts.
+func (c *Client) TracingRuleEntries(ctx context.Context) (TracingRuleEntries, error) {
+	var out TracingRuleEntries
+	err := c.do(ctx, http.MethodGet, "/v1/tracingrules", nil, &out)
+	return out, err
+}

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -65,7 +67,22 @@ func tracingPolicyCommand(o *options) *cobra.Command {
 		},
 	}
 	setMode.Flags().StringVarP(&setNS, "namespace", "n", "", "namespace of a SluiceTracingPolicyNamespaced")
-	cmd.AddCommand(list, get, setMode)
+
+	var entriesOutput string
+	entries := &cobra.Command{
+		Use:   "entries",
+		Short: "Count the entries of the tracing rule maps in the kernel (all 0 without policies)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			es, err := o.client().TracingRuleEntries(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return render(cmd.OutOrStdout(), entriesOutput, es, func(w io.Writer) error { return WriteTracingRuleEntries(w, es) })
+		},
+	}
+	addOutputFlag(entries, &entriesOutput)
+	cmd.AddCommand(list, get, setMode, entries)
 	return cmd
 }
 
@@ -227,4 +244,19 @@ func argString(a api.TracepointArg) string {
 		return s
 	}
 	return ""
+}
+
+// WriteTracingRuleEntries prints one line per rule map: MAP ENTRIES.
+func WriteTracingRuleEntries(w io.Writer, es api.TracingRuleEntries) error {
+	names := make([]string, 0, len(es))
+	for k := range es {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MAP\tENTRIES")
+	for _, k := range names {
+		fmt.Fprintf(tw, "%s\t%d\n", k, es[k])
+	}
+	return tw.Flush()
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -96,4 +97,10 @@ SluiceTracingPolicyNamespaced  default/no-sh  monitor  accepted  0       0      
 	assert.EqualError(t, err, "tracing policy not found: no-sh", "without -n: the cluster-scoped kind")
 	_, err = run("tracingpolicy", "set-mode", "no-nc")
 	assert.Error(t, err)
+}
+
+func TestWriteTracingRuleEntries(t *testing.T) {
+	var b strings.Builder
+	require.NoError(t, WriteTracingRuleEntries(&b, api.TracingRuleEntries{"syscall.slots": 3, "exec.slots": 0}))
+	assert.Equal(t, "MAP            ENTRIES\nexec.slots     0\nsyscall.slots  3\n", b.String())
 }

@@ -209,6 +209,7 @@ func (d *Daemon) setupAPI() error {
 	if d.proc != nil {
 		cfg.Events, cfg.Processes, cfg.Tracing = d.proc.pipe.Hub(), d.proc.mgr, d.proc.status
 		cfg.TracingPolicies = d.proc.policies
+		cfg.TracingRules = tracingRules{d}
 	}
 	mux := server.Handler(cfg)
 	d.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

@@ -54,7 +54,9 @@ type Config struct {
 	Processes Processes
 	// TracingPolicies serves /v1/tracingpolicies.
 	TracingPolicies TracingPolicies
-	Log             logrus.FieldLogger
+	// TracingRules serves /v1/tracingrules.
+	TracingRules TracingRules
+	Log          logrus.FieldLogger
 }
 
 // Handler returns the local API's http.Handler: every route, in one mux.
@@ -100,6 +102,9 @@ func Handler(cfg Config) http.Handler {
 	if p := cfg.Processes; p != nil {
 		mux.HandleFunc("GET /v1/processes", listProcesses(p))
 		mux.HandleFunc("GET /v1/processes/{execID}", getProcess(p))
+	}
+	if tr := cfg.TracingRules; tr != nil {
+		routeTracingRules(mux, tr)
 	}
 	if tp := cfg.TracingPolicies; tp != nil {
 		routeTracingPolicies(mux, tp)

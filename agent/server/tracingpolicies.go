@@ -17,6 +17,12 @@ type TracingPolicies interface {
 	SetMode(ref tracing.Ref, mode tracing.Mode) error
 }
 
+// TracingRules counts the entries of the tracing rule maps in the kernel
+// (the daemon's process tracing).
+type TracingRules interface {
+	RuleEntries() (api.TracingRuleEntries, error)
+}
+
 // tracingRef names the policy of a /v1/tracingpolicies/{namespace}/{name}
 // path: namespace "-" is the cluster-scoped kind.
 func tracingRef(r *http.Request) tracing.Ref {
@@ -68,5 +74,16 @@ func routeTracingPolicies(mux *http.ServeMux, tp TracingPolicies) {
 			return
 		}
 		writeJSON(w, http.StatusOK, p)
+	})
+}
+
+func routeTracingRules(mux *http.ServeMux, tr TracingRules) {
+	mux.HandleFunc("GET /v1/tracingrules", func(w http.ResponseWriter, _ *http.Request) {
+		out, err := tr.RuleEntries()
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
 	})
 }

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -86,4 +87,27 @@ func TestTracingPolicyRoutes(t *testing.T) {
 	assert.EqualError(t, err, "tracing policy not found: nope")
 	_, err = client.SetTracingPolicyMode(ctx, "other", "no-sh", "monitor")
 	assert.EqualError(t, err, "tracing policy not found: other/no-sh")
+}
+
+type ruleEntries struct {
+	es  api.TracingRuleEntries
+	err error
+}
+
+func (r ruleEntries) RuleEntries() (api.TracingRuleEntries, error) { return r.es, r.err }
+
+// GET /v1/tracingrules serves the kernel map counts, or the error reading
+// them as a 500; without TracingRules the route does not exist.
+func TestTracingRulesRoute(t *testing.T) {
+	h := server.Handler(server.Config{TracingRules: ruleEntries{es: api.TracingRuleEntries{"exec.slots": 2, "connect.dests": 0}},
+		Log: quietFlowLog()})
+	status, body := doRaw(t, h, http.MethodGet, "/v1/tracingrules", "")
+	assert.Equal(t, http.StatusOK, status)
+	assert.JSONEq(t, `{"exec.slots":2,"connect.dests":0}`, body)
+	h = server.Handler(server.Config{TracingRules: ruleEntries{err: errors.New("map gone")}, Log: quietFlowLog()})
+	status, body = doRaw(t, h, http.MethodGet, "/v1/tracingrules", "")
+	assert.Equal(t, http.StatusInternalServerError, status)
+	assert.Contains(t, body, "map gone")
+	status, _ = doRaw(t, server.Handler(server.Config{Log: quietFlowLog()}), http.MethodGet, "/v1/tracingrules", "")
+	assert.Equal(t, http.StatusNotFound, status)
 }

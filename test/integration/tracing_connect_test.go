@@ -71,6 +71,7 @@ func TestPrivilegedTracingPolicyConnectDenial(t *testing.T) {
 	reply, ok = askWith(t, locked, client, denied)
 	assert.False(t, ok)
 	assert.Contains(t, reply, "Operation not permitted", "EPERM from connect()")
+	requireRuleEntries(t, node, "connect.slots", "connect.dests", "connect.ports", "connect.scope", "class.exact", "class.procs")
 	reply, ok = askWith(t, locked, client, allowed)
 	assert.True(t, ok && reply == "a", "another destination answers (%q)", reply)
 	reply, ok = askWith(t, locked, other, denied)
@@ -124,4 +125,33 @@ func TestPrivilegedTracingPolicyConnectDenial(t *testing.T) {
 	require.NoError(t, os.Remove(filepath.Join(node.ManifestsDir, "deny.yaml")))
 	require.Eventually(t, func() bool { r, ok := askWith(t, locked, client, denied); return ok && r == "b" }, 10*time.Second,
 		200*time.Millisecond, "no policy, no denial")
+	requireRuleEntries(t, node) // removing the policy removed every entry it added
+}
+
+// requireRuleEntries waits until the agent's tracing rule maps hold entries
+// (some: at least one in each of maps) or none at all (some empty).
+func requireRuleEntries(t *testing.T, node *harness.Node, some ...string) {
+	t.Helper()
+	var last api.TracingRuleEntries
+	require.Eventually(t, func() bool {
+		es, err := node.Client().TracingRuleEntries(context.Background())
+		if err != nil {
+			return false
+		}
+		last = es
+		if len(some) > 0 {
+			for _, k := range some {
+				if es[k] == 0 {
+					return false
+				}
+			}
+			return true
+		}
+		for _, n := range es {
+			if n != 0 {
+				return false
+			}
+		}
+		return len(es) > 0
+	}, 10*time.Second, 100*time.Millisecond, "tracing rule map entries: %v", last)
 }

@@ -122,6 +122,7 @@ func TestPrivilegedTracingPolicySyscallOpenat(t *testing.T) {
 	writeManifest(t, node, "kill.yaml", openPolicyYAML("kill-secret", reader, secret, "Sigkill"))
 	require.Eventually(t, func() bool { _, sig := runCat(t, locked, reader, secret); return sig == syscall.SIGKILL }, 10*time.Second,
 		200*time.Millisecond, "Sigkill on openat of the secret")
+	requireRuleEntries(t, node, "syscall.slots", "syscall.nrs", "syscall.strings", "syscall.scope", "class.exact", "class.procs")
 	out, sig = runCat(t, locked, reader, secret)
 	assert.Equal(t, syscall.SIGKILL, sig)
 	assert.Empty(t, out, "killed before it printed the file")
@@ -146,6 +147,7 @@ func TestPrivilegedTracingPolicySyscallOpenat(t *testing.T) {
 	runCat(t, locked, reader, shadow)
 	time.Sleep(500 * time.Millisecond) // no fence exists without a policy: give a stray event time to arrive
 	assert.Len(t, openEvents(t, node, "watch-shadow", shadow), n, "no policy, no event")
+	requireRuleEntries(t, node) // removing the policies removed every entry they added
 }
 
 // A Tetragon policy that uses only tracepoints (raw_syscalls/sys_enter with
