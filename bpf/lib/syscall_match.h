@@ -2,7 +2,9 @@
 /* The filters of a syscall rule slot (syscall_rules.h), cheapest first:
  * pids, namespaces, capabilities, binary classes, then the arguments,
  * integers before strings. A user string is read once per syscall (the
- * first filter or capture that needs it) into the per-CPU scratch. */
+ * first filter or capture that needs it) into the per-CPU scratch; an
+ * Equal/Prefix filter compares its first 8 bytes with the heads of its
+ * values before it looks the string up in the trie. */
 #ifndef SLUICE_SYSCALL_MATCH_H
 #define SLUICE_SYSCALL_MATCH_H
 
