@@ -2,7 +2,9 @@
 /* The filters of a syscall rule slot (syscall_rules.h), cheapest first:
  * pids, namespaces, capabilities, binary classes, then the arguments,
  * integers before strings. A user string is read once per syscall (the
- * first filter or capture that needs it) into the per-CPU scratch. */
+ * first filter or capture that needs it) into the per-CPU scratch; an
+ * Equal/Prefix filter compares its first 8 bytes with the heads of its
+ * values before it looks the string up in the trie. */
 #ifndef SLUICE_SYSCALL_MATCH_H
 #define SLUICE_SYSCALL_MATCH_H
 
@@ -54,6 +56,23 @@ static __always_inline long sys_str_get(struct sys_ctx *c, struct sys_scratch *s
 	return sc->len[idx];
 }
 
+/* Whether w (a string's first 8 bytes, those after its NUL whatever the
+ * buffer held: no head has a byte beyond a NUL) starts with one of the
+ * heads of string filter a. */
+static __always_inline int sys_head_hit(struct sys_arg *a, __u64 w)
+{
+	for (int j = 0; j < SYS_INTS; j++) {
+		__u8 n = a->hlen[j];
+		__u64 m = n >= SYS_HEAD ? ~0ULL : (1ULL << ((n & 7) * 8)) - 1;
+
+		if (j >= a->nints)
+			break;
+		if ((w & m) == a->ints[j])
+			return 1;
+	}
+	return 0;
+}
+
 static __always_inline int sys_int_match(struct sys_ctx *c, struct sys_scratch *sc, struct sys_arg *a)
 {
 	__u64 v = sys_value(c, sc, &a->value), x = a->ints[0];
@@ -94,16 +113,19 @@ static long sys_reverse_cb(__u64 i, void *ctx)
 	return 0;
 }
 
-/* String filter f of slot: the trie entries of (slot, f). A string that
- * could not be read matches no filter; a cut one (SYS_STR_MAX - 1 bytes
- * or more) no Postfix/NotPostfix filter (its end is unknown). */
+/* String filter f of slot: the trie entries of (slot, f), unless the
+ * string starts with none of the filter's heads (then no entry matches).
+ * A string that could not be read matches no filter; a cut one
+ * (SYS_STR_MAX - 1 bytes or more) no Postfix/NotPostfix filter (its end is
+ * unknown). */
 static __always_inline int sys_str_match(struct sys_ctx *c, struct sys_scratch *sc, struct sys_arg *a,
 					 __u32 slot, __u32 f)
 {
 	__u32 idx = a->value.index;
-	long n = sys_str_get(c, sc, idx);
 	__u8 op = a->op, id = slot << 2 | f;
 	struct sys_str_key *k;
+	long n = sys_str_get(c, sc, idx);
+	__u64 head;
 	int hit;
 
 	if (n <= 0 || idx >= SYS_STR_ARGS)
@@ -120,6 +142,10 @@ static __always_inline int sys_str_match(struct sys_ctx *c, struct sys_scratch *
 		hit = bpf_map_lookup_elem(&sluice_sys_postfix_v1, &sc->rev) != NULL;
 		return op == SYS_OP_POSTFIX ? hit : !hit;
 	}
+	/* No value starts with the string's first bytes: no trie lookup. */
+	__builtin_memcpy(&head, k->str, sizeof(head));
+	if (a->nints && !sys_head_hit(a, head))
+		return op == SYS_OP_NOTEQUAL || op == SYS_OP_NOTPREFIX;
 	k->id = id;
 	k->prefixlen = 8 + 8 * (__u32)(n < SYS_STR_KEY ? n : SYS_STR_KEY);
 	hit = bpf_map_lookup_elem(&sluice_sys_str_v1, k) != NULL;

@@ -20,6 +20,7 @@
 #define SYS_STR_MAX	256	/* bytes read of a user string, NUL included */
 #define SYS_STR_KEY	255	/* string bytes in a trie key */
 #define SYS_STR_ARGS	6	/* syscall arguments */
+#define SYS_HEAD	8	/* bytes of a string filter's head (struct sys_arg) */
 
 enum sys_source {
 	SYS_SRC_NR	= 1,
@@ -69,14 +70,21 @@ struct sys_value {
 	__u8 pad;
 };
 
+/* A string filter's values are entries of the string tries. Equal and
+ * Prefix filters (and their Not*) also carry heads: the first hlen[j]
+ * bytes (at most 8, little-endian in ints[j], the rest zero) of values,
+ * every value starting with one of them (an Equal value's NUL counts). A
+ * string that starts with none matches no value, so the trie need not be
+ * consulted (nints heads; 0: none, the values are too diverse). */
 struct sys_arg {
 	struct sys_value value;
 	__u8  op;		/* enum sys_op */
-	__u8  nints;
+	__u8  nints;		/* integers; strings: heads */
 	__u16 pad;
-	__u64 ints[SYS_INTS];	/* strings: entries of the string tries */
+	__u64 ints[SYS_INTS];	/* integers; strings: heads */
+	__u8  hlen[SYS_INTS];	/* strings: bytes of each head (0..SYS_HEAD) */
 };
-_Static_assert(sizeof(struct sys_arg) == 72, "sys_arg size");
+_Static_assert(sizeof(struct sys_arg) == 80, "sys_arg size");
 
 struct sys_ns {
 	__u8  kind;		/* enum sys_ns_kind */
@@ -112,7 +120,7 @@ struct sys_slot {
 	struct sys_arg args[SYS_ARGS];
 	struct sys_value capture[SYS_CAPTURE];
 };
-_Static_assert(sizeof(struct sys_slot) == 544, "sys_slot size");
+_Static_assert(sizeof(struct sys_slot) == 576, "sys_slot size");
 
 /* Per syscall number: the slots of the enter and exit hooks. */
 struct sys_nr {

@@ -267,6 +267,7 @@ type ProcessSysArg struct {
 	Nints uint8
 	Pad   uint16
 	Ints  [8]uint64
+	Hlen  [8]uint8
 }
 
 type ProcessSysCap struct {

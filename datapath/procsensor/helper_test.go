@@ -28,6 +28,7 @@ import (
 //	udpto:ADDR    the same with an unconnected socket (sendto)
 //
 //	waitopen:PATH read a line from stdin, then open PATH (and exit 0)
+//	strs:LIST     openat each path of LIST (childOpenStrs)
 //
 // tcp and udp print the socket's local address.
 const childEnv = "SLUICE_PROCSENSOR_CHILD"
@@ -65,6 +66,8 @@ func childMain(job string) int {
 		return childSendTo(arg)
 	case "waitopen":
 		return childWaitOpen(arg)
+	case "strs":
+		return childOpenStrs(arg)
 	case "tcp", "udp":
 		c, err := net.DialTimeout(mode+"4", arg, 5*time.Second)
 		if err != nil {

@@ -200,6 +200,13 @@ func sysSlotValue(r SyscallRule) bpfgen.ProcessSysSlot {
 	for i, a := range r.Args {
 		v.Args[i] = bpfgen.ProcessSysArg{Value: sysValue(a.Value), Op: uint8(a.Op), Nints: uint8(len(a.Ints))}
 		copy(v.Args[i].Ints[:], a.Ints)
+		if a.Value.String {
+			heads := sysHeads(a)
+			v.Args[i].Nints = uint8(len(heads))
+			for j, h := range heads {
+				v.Args[i].Ints[j], v.Args[i].Hlen[j] = h.bytes, h.n
+			}
+		}
 	}
 	for i, c := range r.Capture {
 		v.Capture[i] = sysValue(c)

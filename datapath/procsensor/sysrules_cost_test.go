@@ -20,10 +20,11 @@ import (
 // calls (one array lookup), a rule on every syscall scoped to the test
 // netns (the nr and scope lookups miss on the host), a Global rule on every
 // syscall whose string filter on argument 1 misses (a read of whatever
-// argument 1 points to, often a fault, and a trie lookup), and a Global
-// rule on openat whose string filter misses, per openat (the runs of the
-// other syscalls counted at the first case's cost). Post rules that never
-// match. Logged, not asserted.
+// argument 1 points to, often a fault), and a Global rule on openat whose
+// string filter misses, per openat (the runs of the other syscalls counted
+// at the first case's cost): in the first 8 bytes (the head check decides)
+// or after them (the whole path is read and the trie decides). Post rules
+// that never match. Logged, not asserted.
 func TestPrivilegedSyscallRuleCost(t *testing.T) {
 	e := newSysEnv(t)
 	const n = 200000
@@ -38,6 +39,9 @@ func TestPrivilegedSyscallRuleCost(t *testing.T) {
 	str.Global = true
 	openat := miss(0)
 	openat.Global = true
+	// The same directory: the first 8 bytes match, the trie decides.
+	head := miss(0)
+	head.Global, head.Args[0].Strings = true, []string{e.dir + "/sluice-cost"}
 	var base time.Duration
 	measure := func(name string, r procsensor.SyscallRule, opens bool) {
 		e.setSys(t, r)
@@ -72,6 +76,7 @@ func TestPrivilegedSyscallRuleCost(t *testing.T) {
 		measure("every syscall, scope miss", scope, false)
 		measure("every syscall, string miss", str, false)
 		measure("openat, string miss", openat, true)
+		measure("openat, head hit, string miss", head, true)
 	}
 }
 

@@ -48,18 +48,17 @@ type sample struct {
 // binaries is where the run's files live: the storm runs one copy of
 // /bin/true, the readiness canary the other, so their events are told apart
 // by path; forbidden is a third copy the exec policy kills (never run);
-// open is the file the open loop opens, watched a directory the
-// file-monitoring policy watches (never opened).
+// open is the file the open loop opens.
 type binaries struct {
 	storm, canary, forbidden string
-	open, watched            string
+	open                     string
 }
 
 // copyTrue copies /bin/true into dir/storm/true, dir/canary/true and
-// dir/forbidden/nc, and creates dir/open/file and dir/watched.
+// dir/forbidden/nc, and creates dir/open/file.
 func copyTrue(dir string) (binaries, error) {
 	out := binaries{storm: filepath.Join(dir, "storm", "true"), canary: filepath.Join(dir, "canary", "true"),
-		forbidden: filepath.Join(dir, "forbidden", "nc"), open: filepath.Join(dir, "open", "file"), watched: filepath.Join(dir, "watched")}
+		forbidden: filepath.Join(dir, "forbidden", "nc"), open: filepath.Join(dir, "open", "file")}
 	for _, p := range []string{out.storm, out.canary, out.forbidden} {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return binaries{}, err
@@ -69,9 +68,6 @@ func copyTrue(dir string) (binaries, error) {
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(out.open), 0o755); err != nil {
-		return binaries{}, err
-	}
-	if err := os.MkdirAll(out.watched, 0o755); err != nil {
 		return binaries{}, err
 	}
 	return out, os.WriteFile(out.open, []byte("open loop\n"), 0o644)

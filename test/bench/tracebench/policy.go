@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,8 +20,11 @@ import (
 // The tracing policies of the sluice-policy configurations. Each is
 // cluster-scoped without a podSelector (every process of the machine goes
 // through its filter, as a node-wide file-monitoring or exec-prevention
-// policy would) and names only paths under the run's own directory, so it
-// can match nothing but the benchmark's own operations (tracing safety).
+// policy would). The exec and match policies name only paths under the
+// run's own directory, so they can match nothing but the benchmark's own
+// operations (tracing safety); the file-monitoring policy watches where
+// such a policy would (/etc, /root) but only directories that do not
+// exist (a random name per run), and only posts.
 const (
 	policyExecDeny   = "bench-exec-deny"
 	policyOpenWatch  = "bench-open-watch"
@@ -48,17 +54,29 @@ spec:
 	case config == cfgSluicePolicy:
 		// File monitoring of other paths: every openat of the loop is
 		// read and compared, and matches none.
-		return policyOpenWatch, openPolicy(policyOpenWatch, bins.watched+"/")
+		return policyOpenWatch, openPolicy(policyOpenWatch, watchedPrefixes...)
 	case config == cfgSluicePolicyMatch:
 		return policyOpenMatch, openPolicy(policyOpenMatch, filepath.Dir(bins.open)+"/")
 	}
 	return "", ""
 }
 
-// openPolicy posts every openat of a path under prefix, Tetragon's
-// file-monitoring shape on the syscalls/sys_enter_openat tracepoint
-// (format fields: 5 dfd, 6 filename, 7 flags).
-func openPolicy(name, prefix string) string {
+// watchedPrefixes are the sensitive locations the file-monitoring policy
+// watches: outside the run's directory, and not existing (no process of the
+// benchmark, nor of the machine, opens them).
+var watchedPrefixes = func() []string {
+	tag := fmt.Sprintf("sluice-bench-%08x", rand.Uint32())
+	return []string{"/etc/" + tag + "/", "/root/." + tag + "/"}
+}()
+
+// openPolicy posts every openat of a path under one of prefixes,
+// Tetragon's file-monitoring shape on the syscalls/sys_enter_openat
+// tracepoint (format fields: 5 dfd, 6 filename, 7 flags).
+func openPolicy(name string, prefixes ...string) string {
+	values := make([]string, len(prefixes))
+	for i, p := range prefixes {
+		values[i] = strconv.Quote(p)
+	}
 	return fmt.Sprintf(`apiVersion: sluice.io/v1alpha1
 kind: SluiceTracingPolicy
 metadata:
@@ -78,10 +96,10 @@ spec:
     - matchArgs:
       - index: 0
         operator: Prefix
-        values: [%q]
+        values: [%s]
       matchActions:
       - action: Post
-`, name, prefix)
+`, name, strings.Join(values, ", "))
 }
 
 // writePolicy writes config's policy into the node's manifests directory.
