@@ -79,6 +79,9 @@ func ruleSyscalls(tp, sel []uint32) ([]uint32, error) {
 // sensorValue maps a compiled value to the sensor's.
 func sensorValue(v tracing.SyscallValue, exit bool) (procsensor.Value, error) {
 	out := procsensor.Value{String: v.Type == tracing.TypeString, Signed: v.Signed}
+	if v.Type == tracing.TypeInt && v.Source == tracing.SourceSyscallArg {
+		out.Size = uint8(v.Size)
+	}
 	switch v.Source {
 	case tracing.SourceSyscallNr:
 		out.Source = procsensor.SourceNr

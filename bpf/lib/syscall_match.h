@@ -29,6 +29,23 @@ static __always_inline __u32 task_ns_tgid(struct task_struct *t)
 	return up.nr;
 }
 
+/* sys_width is x as the kernel sees an argument of v's width: a 32-bit
+ * int is the register's low half (the syscall wrappers cast it), so the
+ * upper half a process leaves in the register cannot make a value differ
+ * from what the kernel uses. */
+static __always_inline __u64 sys_width(__u64 x, __u8 flags)
+{
+	int sign = flags & SYS_VAL_SIGNED;
+
+	if (flags & SYS_VAL_32)
+		return sign ? (__u64)(__s64)(__s32)x : (__u32)x;
+	if (flags & SYS_VAL_16)
+		return sign ? (__u64)(__s64)(__s16)x : (__u16)x;
+	if (flags & SYS_VAL_8)
+		return sign ? (__u64)(__s64)(__s8)x : (__u8)x;
+	return x;
+}
+
 static __always_inline __u64 sys_value(struct sys_ctx *c, struct sys_scratch *sc, struct sys_value *v)
 {
 	switch (v->source) {
@@ -38,7 +55,7 @@ static __always_inline __u64 sys_value(struct sys_ctx *c, struct sys_scratch *sc
 		return c->ret;
 	case SYS_SRC_ARG:
 		if (v->index < SYS_STR_ARGS)
-			return sc->args[v->index];
+			return sys_width(sc->args[v->index], v->flags);
 	}
 	return 0;
 }

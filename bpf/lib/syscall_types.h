@@ -31,7 +31,10 @@ enum sys_source {
 /* sys_value.flags */
 enum sys_value_flag {
 	SYS_VAL_STRING	= 1,	/* the argument points to a user string */
-	SYS_VAL_SIGNED	= 2,	/* GT/LT compare signed */
+	SYS_VAL_SIGNED	= 2,	/* GT/LT compare signed; narrow values sign-extend */
+	SYS_VAL_32	= 4,	/* the argument is 32 bits wide (int, unsigned int) */
+	SYS_VAL_16	= 8,
+	SYS_VAL_8	= 16,
 };
 
 enum sys_op {

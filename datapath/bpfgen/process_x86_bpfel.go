@@ -453,6 +453,9 @@ type ProcessSysValueFlag uint32
 const (
 	ProcessSysValueFlagSYS_VAL_STRING ProcessSysValueFlag = 1
 	ProcessSysValueFlagSYS_VAL_SIGNED ProcessSysValueFlag = 2
+	ProcessSysValueFlagSYS_VAL_32     ProcessSysValueFlag = 4
+	ProcessSysValueFlagSYS_VAL_16     ProcessSysValueFlag = 8
+	ProcessSysValueFlagSYS_VAL_8      ProcessSysValueFlag = 16
 )
 
 // Names of all BPF objects in the ELF.

@@ -66,6 +66,8 @@ func childMain(job string) int {
 		return childSendTo(arg)
 	case "waitopen":
 		return childWaitOpen(arg)
+	case "dirtyfd":
+		return childDirtyFD(arg)
 	case "strs":
 		return childOpenStrs(arg)
 	case "tcp", "udp":

@@ -61,6 +61,10 @@ type Value struct {
 	Index  uint8
 	String bool
 	Signed bool // integers: GT/LT compare signed
+	// Size is an integer argument's width in bytes (1, 2, 4; 0 or 8: the
+	// whole register): the kernel compares the value the syscall uses (a
+	// 32-bit int is the register's low half), sign-extended when Signed.
+	Size uint8
 }
 
 // ArgOp is an argument filter's operator.

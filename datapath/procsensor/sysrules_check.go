@@ -105,6 +105,10 @@ func checkValue(v Value, exit bool) error {
 		return fmt.Errorf("unknown source %d", v.Source)
 	case v.String && v.Source != SourceArg:
 		return fmt.Errorf("only an argument can be a string")
+	case v.Size != 0 && v.Size != 1 && v.Size != 2 && v.Size != 4 && v.Size != 8:
+		return fmt.Errorf("an integer is 1, 2, 4 or 8 bytes wide, not %d", v.Size)
+	case v.Size != 0 && v.Size != 8 && (v.String || v.Source != SourceArg):
+		return fmt.Errorf("only an integer argument has a width")
 	}
 	return nil
 }
@@ -154,6 +158,14 @@ func sysValue(v Value) bpfgen.ProcessSysValue {
 	}
 	if v.Signed {
 		out.Flags |= uint8(bpfgen.ProcessSysValueFlagSYS_VAL_SIGNED)
+	}
+	switch v.Size {
+	case 4:
+		out.Flags |= uint8(bpfgen.ProcessSysValueFlagSYS_VAL_32)
+	case 2:
+		out.Flags |= uint8(bpfgen.ProcessSysValueFlagSYS_VAL_16)
+	case 1:
+		out.Flags |= uint8(bpfgen.ProcessSysValueFlagSYS_VAL_8)
 	}
 	return out
 }
