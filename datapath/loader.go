@@ -36,6 +36,12 @@ func Load(root string, opts Options) (*Datapath, error) {
 		return nil, err
 	}
 	d.setHandles()
+	// Before any program that reads the frontend filter can run (the CNI
+	// attaches the pinned programs, AdoptLinks the running ones).
+	if err := d.lb.SetFrontendFilter(d.objs.SluiceLb4FeFilterV1); err != nil {
+		d.closeObjects()
+		return nil, err
+	}
 	if err := d.pinPrograms(); err != nil {
 		d.closeObjects()
 		return nil, err

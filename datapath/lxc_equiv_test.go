@@ -131,6 +131,27 @@ func (p *podProgs) setUp(t *testing.T) {
 	require.NoError(t, p.lb.UpsertService(np, lbmap.Service{RevNATID: 30, Flags: lbmap.FlagNodePort, Backends: []uint32{101}}))
 }
 
+// churnServices deletes the TCP frontend of eqVIPs[k] (and re-adds the one
+// the previous round deleted) and, in round 2, makes c2:80 a frontend.
+func (p *podProgs) churnServices(t *testing.T, k, round int) {
+	t.Helper()
+	if round > 0 {
+		prev := (k + len(eqVIPs) - 1) % len(eqVIPs)
+		fe := lbmap.Frontend{Addr: eqVIPs[prev], Port: 80, Proto: protoTCP}
+		var backends []uint32
+		if eqBackend[prev].IsValid() {
+			backends = []uint32{uint32(100 + prev)}
+		}
+		require.NoError(t, p.lb.UpsertService(fe, lbmap.Service{RevNATID: uint16(10 + 2*prev), Backends: backends}))
+	}
+	require.NoError(t, p.lb.DeleteService(lbmap.Frontend{Addr: eqVIPs[k], Port: 80, Proto: protoTCP}))
+	if round == 2 {
+		fe := lbmap.Frontend{Addr: polC2, Port: 80, Proto: protoTCP}
+		require.NoError(t, p.lb.UpsertRevNAT(40, fe))
+		require.NoError(t, p.lb.UpsertService(fe, lbmap.Service{RevNATID: 40, Backends: []uint32{100}}))
+	}
+}
+
 // eqPacket is one packet of the sequence and the program it goes through.
 type eqPacket struct {
 	pkt []byte
@@ -312,6 +333,15 @@ func TestPrivilegedPodProgramsSameAsBefore(t *testing.T) {
 					_, _, err := p.pol.Sync(ep, cfg, entries)
 					require.NoError(t, err)
 				}
+			}
+		}
+		if i%2000 == 1000 {
+			// Services change too: one goes, and comes back with the
+			// next change; a new frontend for an address pods talk
+			// to directly (remote pod c2, TCP 80 → backend a).
+			k := (i / 2000) % len(eqVIPs)
+			for _, p := range progs {
+				p.churnServices(t, k, i/2000)
 			}
 		}
 		in := gen.next()

@@ -84,14 +84,17 @@ static __always_inline int ipv4_parse(struct __sk_buff *skb, const struct iphdr 
  * (untouched), a REASON_LB_* (rewritten) or a negative DROP_* reason. */
 static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifindex, struct ipv4_flow *f)
 {
-	int ret;
+	/* Most pod traffic goes to no frontend and no node address: the
+	 * filter says so without the two hash lookups. */
+	int frontend = lb4_maybe_frontend(f->daddr);
+	int ret = 0;
 
-	ret = lb4_xlate_fwd(skb, f);
+	if (frontend)
+		ret = lb4_xlate_fwd(skb, f);
 	if (ret == 0)
 		ret = lb4_rev_nat(skb, f);
-	/* Neither: a NodePort on a node address (one lookup of the node's
-	 * addresses for the pod's other traffic). */
-	if (ret == 0)
+	/* Neither: a NodePort on a node address. */
+	if (ret == 0 && frontend)
 		ret = lb4_xlate_nodeport(skb, f);
 	if (ret > 0)
 		update_metrics(ifindex, ret, DIR_EGRESS, skb->len);

@@ -263,6 +263,7 @@ const (
 	LxcMapSluiceIpcache4V1      = "sluice_ipcache4_v1"
 	LxcMapSluiceLb4AffinityV1   = "sluice_lb4_affinity_v1"
 	LxcMapSluiceLb4BackendsV1   = "sluice_lb4_backends_v1"
+	LxcMapSluiceLb4FeFilterV1   = "sluice_lb4_fe_filter_v1"
 	LxcMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
 	LxcMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
 	LxcMapSluiceMetricsV1       = "sluice_metrics_v1"
@@ -273,6 +274,7 @@ const (
 	LxcMapSluiceSnat4V1         = "sluice_snat4_v1"
 	LxcProgFromContainer        = "from_container"
 	LxcProgToContainer          = "to_container"
+	LxcVarCtClockCache          = "ct_clock_cache"
 	LxcVarCtLifetimeNontcp      = "ct_lifetime_nontcp"
 	LxcVarCtLifetimeTcp         = "ct_lifetime_tcp"
 	LxcVarCtLifetimeTcpClosing  = "ct_lifetime_tcp_closing"
@@ -348,6 +350,7 @@ type LxcMapSpecs struct {
 	SluiceIpcache4V1      *ebpf.MapSpec `ebpf:"sluice_ipcache4_v1"`
 	SluiceLb4AffinityV1   *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1   *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4FeFilterV1   *ebpf.MapSpec `ebpf:"sluice_lb4_fe_filter_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetricsV1       *ebpf.MapSpec `ebpf:"sluice_metrics_v1"`
@@ -362,6 +365,7 @@ type LxcMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LxcVariableSpecs struct {
+	CtClockCache         *ebpf.VariableSpec `ebpf:"ct_clock_cache"`
 	CtLifetimeNontcp     *ebpf.VariableSpec `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeTcp        *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_closing"`
@@ -407,6 +411,7 @@ type LxcMaps struct {
 	SluiceIpcache4V1      *ebpf.Map `ebpf:"sluice_ipcache4_v1"`
 	SluiceLb4AffinityV1   *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1   *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4FeFilterV1   *ebpf.Map `ebpf:"sluice_lb4_fe_filter_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetricsV1       *ebpf.Map `ebpf:"sluice_metrics_v1"`
@@ -427,6 +432,7 @@ func (m *LxcMaps) Close() error {
 		m.SluiceIpcache4V1,
 		m.SluiceLb4AffinityV1,
 		m.SluiceLb4BackendsV1,
+		m.SluiceLb4FeFilterV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
 		m.SluiceMetricsV1,
@@ -442,6 +448,7 @@ func (m *LxcMaps) Close() error {
 //
 // It can be passed to LoadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LxcVariables struct {
+	CtClockCache         *ebpf.Variable `ebpf:"ct_clock_cache"`
 	CtLifetimeNontcp     *ebpf.Variable `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeTcp        *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.Variable `ebpf:"ct_lifetime_tcp_closing"`

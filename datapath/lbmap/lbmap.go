@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -20,6 +21,9 @@ import (
 // Map is the load-balancing maps of a loaded datapath.
 type Map struct {
 	services, backends, revNAT, nodeAddrs *ebpf.Map
+
+	mu     sync.Mutex      // frontend and node address writes against filter rebuilds
+	filter *frontendFilter // nil: no filter (SetFrontendFilter)
 }
 
 // New returns the handle of the LB maps (sluice_lb4_services_v1,
@@ -137,6 +141,8 @@ func (m *Map) UpsertService(fe Frontend, s Service) error {
 	if len(s.Backends) > math.MaxUint16 {
 		return fmt.Errorf("frontend %s: %d backends, at most %d", fe, len(s.Backends), math.MaxUint16)
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	svc := m.services
 	oldCount := 0
 	var old bpfgen.LxcLb4Service
@@ -162,6 +168,9 @@ func (m *Map) UpsertService(fe Frontend, s Service) error {
 		RevNatId:        s.RevNATID,
 		Flags:           uint16(s.Flags),
 		AffinityTimeout: uint32(timeout),
+	}
+	if err := m.filterAdd(fe.Addr); err != nil {
+		return err
 	}
 	if err := svc.Update(&key, &master, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("frontend %s: %w", fe, maputil.UpdateError("sluice_lb4_services_v1", err))
@@ -194,6 +203,8 @@ func (m *Map) DeleteService(fe Frontend) error {
 	if err := maputil.CheckV4("frontend", fe.Addr); err != nil {
 		return err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	svc := m.services
 	key := lbKey(fe, 0)
 	var old bpfgen.LxcLb4Service
@@ -202,6 +213,9 @@ func (m *Map) DeleteService(fe Frontend) error {
 		count = int(old.BackendId)
 		if err := maputil.Delete(svc, &key); err != nil {
 			return fmt.Errorf("delete frontend %s: %w", fe, err)
+		}
+		if err := m.filterDeleted(); err != nil {
+			return err
 		}
 	} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("look up frontend %s: %w", fe, err)
