@@ -84,12 +84,13 @@ func loadCurrent(t *testing.T) *podProgs {
 }
 
 // Equivalence topology on top of the policy tests' (a, b local on ifindex
-// 1; c, c2 remote; the host; world): e, a third local pod that only
-// receives (ifindex 4242), and services whose single backend is a, b, e, c
-// or nobody, plus a NodePort on the host address. Single backends keep the
-// two copies' choices the same (selection is random).
+// 1; c, c2 remote; the host; world): e (and f for a while), local pods that
+// only receive (ifindex 4242), and services whose single backend is a, b, e,
+// c or nobody, plus a NodePort on the host address. Single backends keep
+// the two copies' choices the same (selection is random).
 var (
 	eqE       = netip.MustParseAddr("10.244.1.13")
+	eqF       = netip.MustParseAddr("10.244.1.14")
 	eqEMAC    = net.HardwareAddr{0x02, 0, 0, 0, 0, 0x0d}
 	eqVIPs    = []netip.Addr{netip.MustParseAddr("10.96.0.1"), netip.MustParseAddr("10.96.0.2"), netip.MustParseAddr("10.96.0.3"), netip.MustParseAddr("10.96.0.4"), netip.MustParseAddr("10.96.0.5")}
 	eqBackend = []netip.Addr{polA, polB, eqE, polC, {}}
@@ -131,9 +132,10 @@ func (p *podProgs) setUp(t *testing.T) {
 	require.NoError(t, p.lb.UpsertService(np, lbmap.Service{RevNATID: 30, Flags: lbmap.FlagNodePort, Backends: []uint32{101}}))
 }
 
-// churnServices deletes the TCP frontend of eqVIPs[k] (and re-adds the one
-// the previous round deleted) and, in round 2, makes c2:80 a frontend.
-func (p *podProgs) churnServices(t *testing.T, k, round int) {
+// churn deletes the TCP frontend of eqVIPs[k] (and re-adds the one the
+// previous round deleted), adds endpoint f in round 1 and deletes it in
+// round 3, and in round 2 makes c2:80 a frontend.
+func (p *podProgs) churn(t *testing.T, k, round int) {
 	t.Helper()
 	if round > 0 {
 		prev := (k + len(eqVIPs) - 1) % len(eqVIPs)
@@ -145,10 +147,15 @@ func (p *podProgs) churnServices(t *testing.T, k, round int) {
 		require.NoError(t, p.lb.UpsertService(fe, lbmap.Service{RevNATID: uint16(10 + 2*prev), Backends: backends}))
 	}
 	require.NoError(t, p.lb.DeleteService(lbmap.Frontend{Addr: eqVIPs[k], Port: 80, Proto: protoTCP}))
-	if round == 2 {
+	switch round {
+	case 1: // a pod comes up on the node
+		require.NoError(t, p.eps.Upsert(endpointmap.Endpoint{IP: eqF, Ifindex: bIfindex, ID: 4, Identity: idE, MAC: eqEMAC, NodeMAC: bNodeMAC}))
+	case 2:
 		fe := lbmap.Frontend{Addr: polC2, Port: 80, Proto: protoTCP}
 		require.NoError(t, p.lb.UpsertRevNAT(40, fe))
 		require.NoError(t, p.lb.UpsertService(fe, lbmap.Service{RevNATID: 40, Backends: []uint32{100}}))
+	case 3: // and goes
+		require.NoError(t, p.eps.Delete(eqF))
 	}
 }
 
@@ -178,7 +185,7 @@ func (g *eqGen) next() eqPacket {
 			return p
 		}
 	}
-	dsts := []netip.Addr{polA, polB, eqE, polC, polC2, polWorld, polHostIP}
+	dsts := []netip.Addr{polA, polB, eqE, eqF, polC, polC2, polWorld, polHostIP}
 	dsts = append(dsts, eqVIPs...)
 	p := progtest.Packet{Dst: dsts[r.IntN(len(dsts))], SrcPort: uint16(40000 + r.IntN(6)), DstPort: eqPorts[r.IntN(len(eqPorts))],
 		Proto: []layers.IPProtocol{tcp, tcp, udp, icmp, 47}[r.IntN(5)], TCPFlags: []uint8{progtest.TCPSyn, progtest.TCPAck, progtest.TCPAck | progtest.TCPPsh,
@@ -336,12 +343,13 @@ func TestPrivilegedPodProgramsSameAsBefore(t *testing.T) {
 			}
 		}
 		if i%2000 == 1000 {
-			// Services change too: one goes, and comes back with the
-			// next change; a new frontend for an address pods talk
-			// to directly (remote pod c2, TCP 80 → backend a).
+			// Services and endpoints change too: a service goes and
+			// comes back with the next change; a new frontend for an
+			// address pods talk to directly (remote pod c2, TCP 80 →
+			// backend a); a pod comes and goes.
 			k := (i / 2000) % len(eqVIPs)
 			for _, p := range progs {
-				p.churnServices(t, k, i/2000)
+				p.churn(t, k, i/2000)
 			}
 		}
 		in := gen.next()

@@ -11,6 +11,7 @@
 #include "lb_skb.h"
 #include "identity.h"
 #include "policy.h"
+#include "addr_filter.h"
 
 static __always_inline struct endpoint_info *lookup_endpoint(__be32 ip)
 {
@@ -86,7 +87,7 @@ static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifind
 {
 	/* Most pod traffic goes to no frontend and no node address: the
 	 * filter says so without the two hash lookups. */
-	int frontend = lb4_maybe_frontend(f->daddr);
+	int frontend = addr_filter_maybe(&sluice_lb4_fe_filter_v1, f->daddr);
 	int ret = 0;
 
 	if (frontend)
@@ -146,7 +147,7 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 		}
 	}
 
-	dst = lookup_endpoint(ip->daddr);
+	dst = addr_filter_maybe(&sluice_endpoints_filter_v1, ip->daddr) ? lookup_endpoint(ip->daddr) : NULL;
 	/* TTL 1 would expire here: let the stack answer with ICMP time exceeded. */
 	local = dst && ip->ttl > 1;
 

@@ -14,7 +14,6 @@
 #include "snat.h"
 #include "node_addrs.h"
 #include "lb_ct.h"
-#include "lb_filter.h"
 
 /* Hairpin: a pod whose flow to a service is given itself as the backend
  * would see a packet from its own address to its own address and drop it

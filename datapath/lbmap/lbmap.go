@@ -15,6 +15,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/sluicenet/sluice/datapath/bpfgen"
+	"github.com/sluicenet/sluice/datapath/internal/addrfilter"
 	"github.com/sluicenet/sluice/datapath/internal/maputil"
 )
 
@@ -22,8 +23,8 @@ import (
 type Map struct {
 	services, backends, revNAT, nodeAddrs *ebpf.Map
 
-	mu     sync.Mutex      // frontend and node address writes against filter rebuilds
-	filter *frontendFilter // nil: no filter (SetFrontendFilter)
+	mu     sync.Mutex         // frontend and node address writes against filter rebuilds
+	filter *addrfilter.Filter // nil: no filter (SetFrontendFilter)
 }
 
 // New returns the handle of the LB maps (sluice_lb4_services_v1,
@@ -169,7 +170,7 @@ func (m *Map) UpsertService(fe Frontend, s Service) error {
 		Flags:           uint16(s.Flags),
 		AffinityTimeout: uint32(timeout),
 	}
-	if err := m.filterAdd(fe.Addr); err != nil {
+	if err := m.filterAdd(maputil.Be32(fe.Addr)); err != nil {
 		return err
 	}
 	if err := svc.Update(&key, &master, ebpf.UpdateAny); err != nil {
@@ -214,7 +215,7 @@ func (m *Map) DeleteService(fe Frontend) error {
 		if err := maputil.Delete(svc, &key); err != nil {
 			return fmt.Errorf("delete frontend %s: %w", fe, err)
 		}
-		if err := m.filterDeleted(); err != nil {
+		if err := m.filterRemoved(); err != nil {
 			return err
 		}
 	} else if !errors.Is(err, ebpf.ErrKeyNotExist) {

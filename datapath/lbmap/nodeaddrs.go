@@ -45,7 +45,7 @@ func (m *Map) SetNodeAddrs(addrs []netip.Addr) error {
 	}
 	for k := range want {
 		var zero uint32
-		if err := m.filterAdd(maputil.AddrFromBe32(k)); err != nil {
+		if err := m.filterAdd(k); err != nil {
 			errs = append(errs, err)
 			continue
 		}
