@@ -180,8 +180,12 @@ static __always_inline __u64 ct_now_sec(void)
  * or reversed. touch: account the packet to the entry (0 when service
  * translation already did; never for a backend entry, which the LB code
  * accounts: a NodePort flow's replies are accounted at the host device). A
- * TCP SYN reusing the tuple of a closing flow is a new flow. */
-static __always_inline int ct4_policy_lookup(const struct ct4_tuple *t, __u8 tcp_flags, int touch)
+ * TCP SYN reusing the tuple of a closing flow is a new flow. rev_known: the
+ * caller looked the reversed entry up already (rev, or NULL: none), as
+ * reverse NAT does for every untranslated packet, so it is not looked up
+ * again. */
+static __always_inline int ct4_policy_lookup(const struct ct4_tuple *t, __u8 tcp_flags, int touch,
+					     struct ct4_entry *rev, int rev_known)
 {
 	struct ct4_tuple rt = {
 		.saddr = t->daddr, .daddr = t->saddr, .sport = t->dport, .dport = t->sport,
@@ -197,7 +201,7 @@ static __always_inline int ct4_policy_lookup(const struct ct4_tuple *t, __u8 tcp
 			ct4_update(e, t->proto, tcp_flags, 0, ct_now_sec());
 		return CT_ESTABLISHED;
 	}
-	e = ct4_lookup(&rt);
+	e = rev_known ? rev : ct4_lookup(&rt);
 	if (e && (e->flags & CT_E_POLICY)) {
 		if (touch && !ct4_is_backend_entry(e))
 			ct4_update(e, t->proto, tcp_flags, 1, ct_now_sec());

@@ -82,8 +82,10 @@ static __always_inline int ipv4_parse(struct __sk_buff *skb, const struct iphdr 
 /* Translates a packet a pod sends to a service frontend (or to a NodePort
  * on an address of the node), or reverse-NATs a backend pod's reply to a
  * translated flow. Counts the translation. Returns 0
- * (untouched), a REASON_LB_* (rewritten) or a negative DROP_* reason. */
-static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifindex, struct ipv4_flow *f)
+ * (untouched), a REASON_LB_* (rewritten) or a negative DROP_* reason. On 0,
+ * *rev is f's conntrack entry reversed (lb4_rev_nat). */
+static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifindex, struct ipv4_flow *f,
+					      struct ct4_entry **rev)
 {
 	/* Most pod traffic goes to no frontend and no node address: the
 	 * filter says so without the two hash lookups. */
@@ -93,7 +95,7 @@ static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifind
 	if (frontend)
 		ret = lb4_xlate_fwd(skb, f);
 	if (ret == 0)
-		ret = lb4_rev_nat(skb, f);
+		ret = lb4_rev_nat(skb, f, rev);
 	/* Neither: a NodePort on a node address. */
 	if (ret == 0 && frontend)
 		ret = lb4_xlate_nodeport(skb, f);
@@ -132,9 +134,10 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 	/* Service translation (or reverse NAT of a backend's reply) first, so
 	 * that policy and delivery below see the packet's final addresses. */
 	if (parsed) {
-		ret = lb4_from_container(skb, ifindex, &f);
+		ret = lb4_from_container(skb, ifindex, &f, &p.ct_rev);
 		if (ret < 0)
 			return ret;
+		p.ct_rev_known = ret == 0;
 		if (ret > 0) {
 			policy_pkt_translated(&p, &f, ret);
 			/* A hairpin flow's conntrack entries have the hairpin
@@ -194,9 +197,10 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, __u32 ifin
 	if (parsed < 0)
 		return parsed;
 	if (parsed) {
-		ret = lb4_rev_nat(skb, &f);
+		ret = lb4_rev_nat(skb, &f, &p.ct_rev);
 		if (ret < 0)
 			return ret;
+		p.ct_rev_known = ret == 0;
 		if (ret > 0) {
 			update_metrics(ifindex, ret, DIR_INGRESS, skb->len);
 			policy_pkt_translated(&p, &f, ret);

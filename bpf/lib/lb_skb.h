@@ -99,8 +99,9 @@ static __always_inline int lb4_xlate_nodeport(struct __sk_buff *skb, struct ipv4
  * hairpin address) DNATs the destination back to the pod, which is the
  * reply's source. The frontend of a NodePort (reverse-NAT address 0.0.0.0)
  * is the node address lb4_xlate_nodeport recorded for the flow. Returns 0
- * when f is no such reply, REASON_LB_REV_NAT, or a negative DROP_* reason. */
-static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *f)
+ * when f is no such reply, REASON_LB_REV_NAT, or a negative DROP_* reason.
+ * *rev is the conntrack entry of f reversed (NULL: none), for policy. */
+static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *f, struct ct4_entry **rev)
 {
 	struct ct4_tuple t = {
 		.saddr = f->daddr, .daddr = f->saddr, .sport = f->dport, .dport = f->sport,
@@ -115,6 +116,7 @@ static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *
 	int ret;
 
 	e = ct4_lookup(&t);
+	*rev = e;
 	if (!e || !e->rev_nat_id)
 		return 0;
 	rn = lb4_lookup_rev_nat(e->rev_nat_id);
