@@ -68,6 +68,13 @@ func (d *Datapath) setFilters() error {
 	if err := d.lb.SetFrontendFilter(d.objs.SluiceLb4FeFilterV1); err != nil {
 		return err
 	}
+	revNAT, err := d.ct.RevNATBackends()
+	if err != nil {
+		return err
+	}
+	if err := d.lb.SetBackendFilter(d.objs.SluiceLb4BackendFilterV1, revNAT); err != nil {
+		return err
+	}
 	return d.endpoints.SetFilter(d.objs.SluiceEndpointsFilterV1)
 }
 

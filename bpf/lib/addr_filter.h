@@ -7,7 +7,15 @@
  *   sluice_lb4_fe_filter_v1     service frontend and node addresses: the
  *                               service and NodePort lookups (lb_skb.h);
  *   sluice_endpoints_filter_v1  local endpoints: the destination's endpoint
- *                               lookup (endpoint.h).
+ *                               lookup (endpoint.h);
+ *   sluice_lb4_backend_filter_v1 backend addresses: the reverse-NAT lookup
+ *                               of a packet from them (lb_skb.h). Only a
+ *                               backend's packet can be the reply of a
+ *                               translated flow, and it stays one as long
+ *                               as conntrack remembers the flow, so this
+ *                               filter keeps the bits of deleted backends
+ *                               and is rebuilt only when the agent starts,
+ *                               from the backends and the conntrack map.
  * The agent sets an address's bit before the map write that puts the address
  * in the set, and clears bits only by rebuilding a filter from its maps
  * (datapath/internal/addrfilter), so an address in a set always has its bit. */
@@ -30,6 +38,7 @@
 
 ADDR_FILTER_MAP(sluice_lb4_fe_filter_v1);
 ADDR_FILTER_MAP(sluice_endpoints_filter_v1);
+ADDR_FILTER_MAP(sluice_lb4_backend_filter_v1);
 
 /* Bit of addr (network order, as loaded from the packet): the top bits of a
  * multiplicative (Fibonacci) hash; datapath/internal/addrfilter computes the

@@ -11,7 +11,6 @@
 #include "lb_skb.h"
 #include "identity.h"
 #include "policy.h"
-#include "addr_filter.h"
 
 static __always_inline struct endpoint_info *lookup_endpoint(__be32 ip)
 {
@@ -82,10 +81,10 @@ static __always_inline int ipv4_parse(struct __sk_buff *skb, const struct iphdr 
 /* Translates a packet a pod sends to a service frontend (or to a NodePort
  * on an address of the node), or reverse-NATs a backend pod's reply to a
  * translated flow. Counts the translation. Returns 0
- * (untouched), a REASON_LB_* (rewritten) or a negative DROP_* reason. On 0,
- * *rev is f's conntrack entry reversed (lb4_rev_nat). */
+ * (untouched), a REASON_LB_* (rewritten) or a negative DROP_* reason.
+ * *rev and *rev_known: as lb4_rev_nat's. */
 static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifindex, struct ipv4_flow *f,
-					      struct ct4_entry **rev)
+					      struct ct4_entry **rev, __u8 *rev_known)
 {
 	/* Most pod traffic goes to no frontend and no node address: the
 	 * filter says so without the two hash lookups. */
@@ -95,7 +94,7 @@ static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifind
 	if (frontend)
 		ret = lb4_xlate_fwd(skb, f);
 	if (ret == 0)
-		ret = lb4_rev_nat(skb, f, rev);
+		ret = lb4_rev_nat(skb, f, rev, rev_known);
 	/* Neither: a NodePort on a node address. */
 	if (ret == 0 && frontend)
 		ret = lb4_xlate_nodeport(skb, f);
@@ -134,11 +133,11 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 	/* Service translation (or reverse NAT of a backend's reply) first, so
 	 * that policy and delivery below see the packet's final addresses. */
 	if (parsed) {
-		ret = lb4_from_container(skb, ifindex, &f, &p.ct_rev);
+		ret = lb4_from_container(skb, ifindex, &f, &p.ct_rev, &p.ct_rev_known);
 		if (ret < 0)
 			return ret;
-		p.ct_rev_known = ret == 0;
 		if (ret > 0) {
+			p.ct_rev_known = 0; /* the tuple changed */
 			policy_pkt_translated(&p, &f, ret);
 			/* A hairpin flow's conntrack entries have the hairpin
 			 * address as their source (lb4_local). */
@@ -197,11 +196,11 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, __u32 ifin
 	if (parsed < 0)
 		return parsed;
 	if (parsed) {
-		ret = lb4_rev_nat(skb, &f, &p.ct_rev);
+		ret = lb4_rev_nat(skb, &f, &p.ct_rev, &p.ct_rev_known);
 		if (ret < 0)
 			return ret;
-		p.ct_rev_known = ret == 0;
 		if (ret > 0) {
+			p.ct_rev_known = 0; /* the tuple changed */
 			update_metrics(ifindex, ret, DIR_INGRESS, skb->len);
 			policy_pkt_translated(&p, &f, ret);
 			ip = ipv4_hdr(skb, NULL);

@@ -142,7 +142,7 @@ struct policy_pkt {
 	__u8   tcp_flags;
 	__u8   tracked;		/* conntrack applies (TCP, UDP, ICMP echo) */
 	__u8   lb;		/* service translation already accounted the packet to conntrack */
-	__u8   ct_rev_known;	/* reverse NAT looked up ct reversed: ct_rev (lb4_rev_nat) */
+	__u8   ct_rev_known;	/* reverse NAT looked ct reversed up: ct_rev (lb4_rev_nat) */
 	struct ct4_entry *ct_rev;
 };
 

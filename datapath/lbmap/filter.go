@@ -43,6 +43,39 @@ func (m *Map) filterRemoved() error {
 	return m.rebuildFilter()
 }
 
+// SetBackendFilter makes m maintain filter (sluice_lb4_backend_filter_v1,
+// bpf/lib/addr_filter.h: the pod programs look a packet up for reverse NAT
+// only when its source has a bit) and rebuilds it from the addresses of the
+// backends map and revNATBackends, the backend addresses of the conntrack
+// entries that carry a reverse-NAT id (ctmap.RevNATBackends). A reply stays
+// one as long as conntrack remembers its flow, after its backend is
+// deleted, so from then on bits are only set (UpsertBackend), never cleared.
+// Call it when the agent starts, before the pod programs that read the
+// filter run: the agent is the only writer of the backends map, and the
+// programs make reverse-NAT entries only for backends in it.
+func (m *Map) SetBackendFilter(filter *ebpf.Map, revNATBackends []uint32) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var (
+		id  uint32
+		val bpfgen.LxcLb4Backend
+	)
+	set := revNATBackends
+	it := m.backends.Iterate()
+	for it.Next(&id, &val) {
+		set = append(set, val.Address)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("iterate sluice_lb4_backends_v1: %w", err)
+	}
+	f := addrfilter.New(filter, "sluice_lb4_backend_filter_v1")
+	if err := f.Rebuild(set); err != nil {
+		return err
+	}
+	m.backendFilter = f
+	return nil
+}
+
 // rebuildFilter recomputes the filter from the frontends and node addresses
 // in the maps (m.mu held).
 func (m *Map) rebuildFilter() error {

@@ -23,8 +23,9 @@ import (
 type Map struct {
 	services, backends, revNAT, nodeAddrs *ebpf.Map
 
-	mu     sync.Mutex         // frontend and node address writes against filter rebuilds
-	filter *addrfilter.Filter // nil: no filter (SetFrontendFilter)
+	mu            sync.Mutex         // writes that set filter bits against filter rebuilds
+	filter        *addrfilter.Filter // nil: no frontend filter (SetFrontendFilter)
+	backendFilter *addrfilter.Filter // nil: no backend filter (SetBackendFilter)
 }
 
 // New returns the handle of the LB maps (sluice_lb4_services_v1,
@@ -95,6 +96,13 @@ func (m *Map) UpsertBackend(id uint32, b Backend) error {
 	if b.Terminating {
 		val.Flags = lbBackendTerminating
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.backendFilter != nil {
+		if err := m.backendFilter.Add(val.Address); err != nil {
+			return err
+		}
+	}
 	if err := m.backends.Update(&id, &val, ebpf.UpdateAny); err != nil {
 		return maputil.UpdateError("sluice_lb4_backends_v1", err)
 	}
@@ -103,6 +111,7 @@ func (m *Map) UpsertBackend(id uint32, b Backend) error {
 
 // DeleteBackend removes backend id; a missing backend is not an error.
 // Flows conntrack pinned to it select a new backend on their next packet.
+// Its address keeps its bit in the backend filter (see SetBackendFilter).
 func (m *Map) DeleteBackend(id uint32) error {
 	if err := maputil.Delete(m.backends, &id); err != nil {
 		return fmt.Errorf("delete backend %d: %w", id, err)
