@@ -65,7 +65,7 @@ func Load(root string, opts Options) (*Datapath, error) {
 // maps (pinned ones keep their entries across restarts) and keeps them up to
 // date from then on (bpf/lib/addr_filter.h).
 func (d *Datapath) setFilters() error {
-	if err := d.lb.SetFrontendFilter(d.objs.SluiceLb4FeFilterV1); err != nil {
+	if err := d.lb.SetFrontendFilter(d.objs.SluiceLb4FeFilterV1, d.objs.SluiceLb4NodeportFilterV1); err != nil {
 		return err
 	}
 	revNAT, err := d.ct.RevNATBackends()

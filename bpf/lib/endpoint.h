@@ -86,17 +86,16 @@ static __always_inline int ipv4_parse(struct __sk_buff *skb, const struct iphdr 
 static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifindex, struct ipv4_flow *f,
 					      struct ct4_entry **rev, __u8 *rev_known)
 {
-	/* Most pod traffic goes to no frontend and no node address: the
-	 * filter says so without the two hash lookups. */
-	int frontend = addr_filter_maybe(&sluice_lb4_fe_filter_v1, f->daddr);
 	int ret = 0;
 
-	if (frontend)
+	/* Most pod traffic goes to no frontend and to no NodePort's port: the
+	 * filters say so without the hash lookups. */
+	if (addr_filter_maybe(&sluice_lb4_fe_filter_v1, f->daddr))
 		ret = lb4_xlate_fwd(skb, f);
 	if (ret == 0)
 		ret = lb4_rev_nat(skb, f, rev, rev_known);
 	/* Neither: a NodePort on a node address. */
-	if (ret == 0 && frontend)
+	if (ret == 0 && port_filter_has(&sluice_lb4_nodeport_filter_v1, f->dport))
 		ret = lb4_xlate_nodeport(skb, f);
 	if (ret > 0)
 		update_metrics(ifindex, ret, DIR_EGRESS, skb->len);

@@ -9,38 +9,75 @@ import (
 	"github.com/sluicenet/sluice/datapath/internal/addrfilter"
 )
 
-// The frontend filter (sluice_lb4_fe_filter_v1, bpf/lib/lb_filter.h) holds
-// every frontend address of the services map and every node address: the
-// pod programs skip the service and NodePort lookups for a destination
-// whose bit is clear. UpsertService and SetNodeAddrs set a bit before the
-// write that needs it, DeleteService counts removals towards a rebuild, all
-// under mu (see datapath/internal/addrfilter).
+// The pod programs' filters over the services map (bpf/lib/addr_filter.h,
+// datapath/internal/addrfilter): sluice_lb4_fe_filter_v1 holds every
+// frontend address, sluice_lb4_nodeport_filter_v1 the port of every
+// wildcard (NodePort) frontend; the programs skip the service lookup for a
+// destination address, and the NodePort lookups for a destination port,
+// whose bit is clear. UpsertService sets the bits before it writes the
+// master entry, DeleteService counts removals towards a rebuild, all under
+// mu.
 
 // SetFrontendFilter makes m maintain filter (sluice_lb4_fe_filter_v1) and
-// rebuilds it from the services and node address maps. Call it before the
-// pod programs that read the filter run.
-func (m *Map) SetFrontendFilter(filter *ebpf.Map) error {
+// nodePorts (sluice_lb4_nodeport_filter_v1) and rebuilds them from the
+// services map. Call it before the pod programs that read them run.
+func (m *Map) SetFrontendFilter(filter, nodePorts *ebpf.Map) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.filter = addrfilter.New(filter, "sluice_lb4_fe_filter_v1")
+	m.nodePorts = addrfilter.NewPorts(nodePorts, "sluice_lb4_nodeport_filter_v1")
 	return m.rebuildFilter()
 }
 
-// filterAdd sets the filter bit of a frontend or node address (m.mu held).
-func (m *Map) filterAdd(a uint32) error {
+// filterAdd sets the filter bits of the frontend key (m.mu held).
+func (m *Map) filterAdd(key bpfgen.LxcLb4Key, fe Frontend) error {
 	if m.filter == nil {
 		return nil
 	}
-	return m.filter.Add(a)
+	if err := m.filter.Add(key.Address); err != nil {
+		return err
+	}
+	if key.Address != 0 {
+		return nil
+	}
+	return m.nodePorts.Add(uint32(fe.Port))
 }
 
-// filterRemoved counts a removed frontend and rebuilds the filter when
+// filterRemoved counts a removed frontend and rebuilds the filters when
 // enough were (m.mu held).
 func (m *Map) filterRemoved() error {
 	if m.filter == nil || !m.filter.Removed() {
 		return nil
 	}
 	return m.rebuildFilter()
+}
+
+// rebuildFilter recomputes the filters from the frontends in the services
+// map (m.mu held).
+func (m *Map) rebuildFilter() error {
+	var (
+		key       bpfgen.LxcLb4Key
+		val       bpfgen.LxcLb4Service
+		addrs     []uint32
+		nodePorts []uint32
+	)
+	it := m.services.Iterate()
+	for it.Next(&key, &val) {
+		if key.BackendSlot != 0 {
+			continue
+		}
+		addrs = append(addrs, key.Address)
+		if key.Address == 0 {
+			nodePorts = append(nodePorts, uint32(frontendOf(key).Port))
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("iterate sluice_lb4_services_v1: %w", err)
+	}
+	if err := m.filter.Rebuild(addrs); err != nil {
+		return err
+	}
+	return m.nodePorts.Rebuild(nodePorts)
 }
 
 // SetBackendFilter makes m maintain filter (sluice_lb4_backend_filter_v1,
@@ -74,32 +111,4 @@ func (m *Map) SetBackendFilter(filter *ebpf.Map, revNATBackends []uint32) error 
 	}
 	m.backendFilter = f
 	return nil
-}
-
-// rebuildFilter recomputes the filter from the frontends and node addresses
-// in the maps (m.mu held).
-func (m *Map) rebuildFilter() error {
-	var (
-		key bpfgen.LxcLb4Key
-		val bpfgen.LxcLb4Service
-		set []uint32
-	)
-	it := m.services.Iterate()
-	for it.Next(&key, &val) {
-		if key.BackendSlot == 0 {
-			set = append(set, key.Address)
-		}
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("iterate sluice_lb4_services_v1: %w", err)
-	}
-	var addr, flags uint32
-	it = m.nodeAddrs.Iterate()
-	for it.Next(&addr, &flags) {
-		set = append(set, addr)
-	}
-	if err := it.Err(); err != nil {
-		return fmt.Errorf("iterate sluice_node_addrs_v1: %w", err)
-	}
-	return m.filter.Rebuild(set)
 }

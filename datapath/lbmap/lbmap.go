@@ -24,7 +24,8 @@ type Map struct {
 	services, backends, revNAT, nodeAddrs *ebpf.Map
 
 	mu            sync.Mutex         // writes that set filter bits against filter rebuilds
-	filter        *addrfilter.Filter // nil: no frontend filter (SetFrontendFilter)
+	filter        *addrfilter.Filter // nil: no frontend filters (SetFrontendFilter)
+	nodePorts     *addrfilter.Filter
 	backendFilter *addrfilter.Filter // nil: no backend filter (SetBackendFilter)
 }
 
@@ -179,7 +180,7 @@ func (m *Map) UpsertService(fe Frontend, s Service) error {
 		Flags:           uint16(s.Flags),
 		AffinityTimeout: uint32(timeout),
 	}
-	if err := m.filterAdd(maputil.Be32(fe.Addr)); err != nil {
+	if err := m.filterAdd(key, fe); err != nil {
 		return err
 	}
 	if err := svc.Update(&key, &master, ebpf.UpdateAny); err != nil {

@@ -14,8 +14,6 @@ import (
 // (sluice_node_addrs_v1): missing ones are added, others removed. Non-IPv4
 // addresses are skipped.
 func (m *Map) SetNodeAddrs(addrs []netip.Addr) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	na := m.nodeAddrs
 	want := make(map[uint32]bool, len(addrs))
 	for _, a := range addrs {
@@ -45,10 +43,6 @@ func (m *Map) SetNodeAddrs(addrs []netip.Addr) error {
 	}
 	for k := range want {
 		var zero uint32
-		if err := m.filterAdd(k); err != nil {
-			errs = append(errs, err)
-			continue
-		}
 		if err := na.Update(&k, &zero, ebpf.UpdateAny); err != nil {
 			errs = append(errs, fmt.Errorf("node address %s: %w", maputil.AddrFromBe32(k), maputil.UpdateError("sluice_node_addrs_v1", err)))
 		}
