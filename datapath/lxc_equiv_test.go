@@ -29,7 +29,9 @@ import (
 
 // beforeObject is the pod programs' object as it was before the per-packet
 // work of issue 17 (datapath/bpfgen/lxc_x86_bpfel.o at b92ee0b): the
-// reference the current programs are compared with.
+// reference the current programs are compared with. Work that only makes
+// the programs faster keeps it; a deliberate change of behaviour replaces it
+// with the object of the commit before that change, and says so.
 const beforeObject = "testdata/lxc_before_issue17.o"
 
 // podProgs is one copy of the pod programs with its own maps.
