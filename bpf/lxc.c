@@ -15,6 +15,10 @@
  *   into the pod; replies of stack-reached backends are reverse-NATed; then
  *   the pod's ingress policy. NodePort traffic the host device redirects
  *   into the pod skips it: host.c enforces the same policy (policy_ingress).
+ * Most packets belong to an established flow to no service: the address
+ * filters (lib/addr_filter.h) skip the service, NodePort, reverse-NAT and
+ * destination endpoint lookups that cannot match them, which leaves the
+ * source endpoint, the flow's conntrack entry and the counters.
  */
 #include "lib/common.h"
 #include "lib/maps.h"

@@ -36,6 +36,12 @@ func Load(root string, opts Options) (*Datapath, error) {
 		return nil, err
 	}
 	d.setHandles()
+	// Before any program that reads the frontend filter can run (the CNI
+	// attaches the pinned programs, AdoptLinks the running ones).
+	if err := d.setFilters(); err != nil {
+		d.closeObjects()
+		return nil, err
+	}
 	if err := d.pinPrograms(); err != nil {
 		d.closeObjects()
 		return nil, err
@@ -53,6 +59,23 @@ func Load(root string, opts Options) (*Datapath, error) {
 		return nil, err
 	}
 	return d, nil
+}
+
+// setFilters rebuilds the address filters of the pod programs from the
+// maps (pinned ones keep their entries across restarts) and keeps them up to
+// date from then on (bpf/lib/addr_filter.h).
+func (d *Datapath) setFilters() error {
+	if err := d.lb.SetFrontendFilter(d.objs.SluiceLb4FeFilterV1, d.objs.SluiceLb4NodeportFilterV1); err != nil {
+		return err
+	}
+	revNAT, err := d.ct.RevNATBackends()
+	if err != nil {
+		return err
+	}
+	if err := d.lb.SetBackendFilter(d.objs.SluiceLb4BackendFilterV1, revNAT); err != nil {
+		return err
+	}
+	return d.endpoints.SetFilter(d.objs.SluiceEndpointsFilterV1)
 }
 
 // load loads the pod objects, then the socket-LB and host device objects

@@ -154,12 +154,38 @@ static __always_inline int ct4_is_backend_entry(const struct ct4_entry *e)
 	return e->backend_id || e->rev_nat_id;
 }
 
+/* The last second ct_now_sec read, with the jiffy it was read in: jiffies in
+ * the high 32 bits, the second in the low 32 (0: none yet). One word, so a
+ * reader on another CPU sees a consistent pair. */
+__u64 ct_clock_cache = 0;
+
+/* now_sec() for the per-packet conntrack refresh, read from the clock at
+ * most once per jiffy (bpf_jiffies64 is a load the verifier inlines; reading
+ * CLOCK_BOOTTIME costs a helper call and a clock read, about a third of an
+ * established packet's time). The second is the clock's as of some time in
+ * the current jiffy: when the second changed within it, an expiry set from
+ * it is one second early. */
+static __always_inline __u64 ct_now_sec(void)
+{
+	__u64 j = bpf_jiffies64(), c = ct_clock_cache, now;
+
+	if (c && (c >> 32) == (j & 0xffffffff))
+		return c & 0xffffffff;
+	now = now_sec();
+	ct_clock_cache = (j << 32) | (now & 0xffffffff);
+	return now;
+}
+
 /* Finds the allowed flow t (client orientation as seen) belongs to, forward
  * or reversed. touch: account the packet to the entry (0 when service
  * translation already did; never for a backend entry, which the LB code
  * accounts: a NodePort flow's replies are accounted at the host device). A
- * TCP SYN reusing the tuple of a closing flow is a new flow. */
-static __always_inline int ct4_policy_lookup(const struct ct4_tuple *t, __u8 tcp_flags, int touch)
+ * TCP SYN reusing the tuple of a closing flow is a new flow. rev_known: the
+ * caller looked the reversed entry up already (rev, or NULL: none), as
+ * reverse NAT does for every untranslated packet, so it is not looked up
+ * again. */
+static __always_inline int ct4_policy_lookup(const struct ct4_tuple *t, __u8 tcp_flags, int touch,
+					     struct ct4_entry *rev, int rev_known)
 {
 	struct ct4_tuple rt = {
 		.saddr = t->daddr, .daddr = t->saddr, .sport = t->dport, .dport = t->sport,
@@ -172,13 +198,13 @@ static __always_inline int ct4_policy_lookup(const struct ct4_tuple *t, __u8 tcp
 		if ((e->flags & CT_E_CLOSING) && ct_is_new_syn(t->proto, tcp_flags))
 			return CT_NEW;
 		if (touch && !ct4_is_backend_entry(e))
-			ct4_update(e, t->proto, tcp_flags, 0, now_sec());
+			ct4_update(e, t->proto, tcp_flags, 0, ct_now_sec());
 		return CT_ESTABLISHED;
 	}
-	e = ct4_lookup(&rt);
+	e = rev_known ? rev : ct4_lookup(&rt);
 	if (e && (e->flags & CT_E_POLICY)) {
 		if (touch && !ct4_is_backend_entry(e))
-			ct4_update(e, t->proto, tcp_flags, 1, now_sec());
+			ct4_update(e, t->proto, tcp_flags, 1, ct_now_sec());
 		return CT_REPLY;
 	}
 	return CT_NEW;

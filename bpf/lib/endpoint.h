@@ -81,17 +81,21 @@ static __always_inline int ipv4_parse(struct __sk_buff *skb, const struct iphdr 
 /* Translates a packet a pod sends to a service frontend (or to a NodePort
  * on an address of the node), or reverse-NATs a backend pod's reply to a
  * translated flow. Counts the translation. Returns 0
- * (untouched), a REASON_LB_* (rewritten) or a negative DROP_* reason. */
-static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifindex, struct ipv4_flow *f)
+ * (untouched), a REASON_LB_* (rewritten) or a negative DROP_* reason.
+ * *rev and *rev_known: as lb4_rev_nat's. */
+static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifindex, struct ipv4_flow *f,
+					      struct ct4_entry **rev, __u8 *rev_known)
 {
-	int ret;
+	int ret = 0;
 
-	ret = lb4_xlate_fwd(skb, f);
+	/* Most pod traffic goes to no frontend and to no NodePort's port: the
+	 * filters say so without the hash lookups. */
+	if (addr_filter_maybe(&sluice_lb4_fe_filter_v1, f->daddr))
+		ret = lb4_xlate_fwd(skb, f);
 	if (ret == 0)
-		ret = lb4_rev_nat(skb, f);
-	/* Neither: a NodePort on a node address (one lookup of the node's
-	 * addresses for the pod's other traffic). */
-	if (ret == 0)
+		ret = lb4_rev_nat(skb, f, rev, rev_known);
+	/* Neither: a NodePort on a node address. */
+	if (ret == 0 && port_filter_has(&sluice_lb4_nodeport_filter_v1, f->dport))
 		ret = lb4_xlate_nodeport(skb, f);
 	if (ret > 0)
 		update_metrics(ifindex, ret, DIR_EGRESS, skb->len);
@@ -128,10 +132,11 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 	/* Service translation (or reverse NAT of a backend's reply) first, so
 	 * that policy and delivery below see the packet's final addresses. */
 	if (parsed) {
-		ret = lb4_from_container(skb, ifindex, &f);
+		ret = lb4_from_container(skb, ifindex, &f, &p.ct_rev, &p.ct_rev_known);
 		if (ret < 0)
 			return ret;
 		if (ret > 0) {
+			p.ct_rev_known = 0; /* the tuple changed */
 			policy_pkt_translated(&p, &f, ret);
 			/* A hairpin flow's conntrack entries have the hairpin
 			 * address as their source (lb4_local). */
@@ -143,7 +148,7 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 		}
 	}
 
-	dst = lookup_endpoint(ip->daddr);
+	dst = addr_filter_maybe(&sluice_endpoints_filter_v1, ip->daddr) ? lookup_endpoint(ip->daddr) : NULL;
 	/* TTL 1 would expire here: let the stack answer with ICMP time exceeded. */
 	local = dst && ip->ttl > 1;
 
@@ -190,10 +195,11 @@ static __always_inline int handle_to_container(struct __sk_buff *skb, __u32 ifin
 	if (parsed < 0)
 		return parsed;
 	if (parsed) {
-		ret = lb4_rev_nat(skb, &f);
+		ret = lb4_rev_nat(skb, &f, &p.ct_rev, &p.ct_rev_known);
 		if (ret < 0)
 			return ret;
 		if (ret > 0) {
+			p.ct_rev_known = 0; /* the tuple changed */
 			update_metrics(ifindex, ret, DIR_INGRESS, skb->len);
 			policy_pkt_translated(&p, &f, ret);
 			ip = ipv4_hdr(skb, NULL);

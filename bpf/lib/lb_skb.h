@@ -14,6 +14,7 @@
 #include "snat.h"
 #include "node_addrs.h"
 #include "lb_ct.h"
+#include "addr_filter.h"
 
 /* Hairpin: a pod whose flow to a service is given itself as the backend
  * would see a packet from its own address to its own address and drop it
@@ -99,8 +100,11 @@ static __always_inline int lb4_xlate_nodeport(struct __sk_buff *skb, struct ipv4
  * hairpin address) DNATs the destination back to the pod, which is the
  * reply's source. The frontend of a NodePort (reverse-NAT address 0.0.0.0)
  * is the node address lb4_xlate_nodeport recorded for the flow. Returns 0
- * when f is no such reply, REASON_LB_REV_NAT, or a negative DROP_* reason. */
-static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *f)
+ * when f is no such reply, REASON_LB_REV_NAT, or a negative DROP_* reason.
+ * When it looked the conntrack entry of f reversed up, for policy, it sets
+ * *rev to it (NULL: none) and *rev_known. */
+static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *f, struct ct4_entry **rev,
+				       __u8 *rev_known)
 {
 	struct ct4_tuple t = {
 		.saddr = f->daddr, .daddr = f->saddr, .sport = f->dport, .dport = f->sport,
@@ -114,7 +118,12 @@ static __always_inline int lb4_rev_nat(struct __sk_buff *skb, struct ipv4_flow *
 	__u32 lifetime;
 	int ret;
 
+	/* Only a backend's packet can be a reply to translate. */
+	if (!addr_filter_maybe(&sluice_lb4_backend_filter_v1, f->saddr))
+		return 0;
 	e = ct4_lookup(&t);
+	*rev = e;
+	*rev_known = 1;
 	if (!e || !e->rev_nat_id)
 		return 0;
 	rn = lb4_lookup_rev_nat(e->rev_nat_id);

@@ -142,6 +142,8 @@ struct policy_pkt {
 	__u8   tcp_flags;
 	__u8   tracked;		/* conntrack applies (TCP, UDP, ICMP echo) */
 	__u8   lb;		/* service translation already accounted the packet to conntrack */
+	__u8   ct_rev_known;	/* reverse NAT looked ct reversed up: ct_rev (lb4_rev_nat) */
+	struct ct4_entry *ct_rev;
 };
 
 static __always_inline struct policy_entry *
@@ -253,7 +255,7 @@ static __always_inline void policy_emit(const struct policy_pkt *p, __u8 verdict
  * or a reply): it then passes without policy lookups. */
 static __always_inline int policy_established(const struct policy_pkt *p)
 {
-	return p->tracked && ct4_policy_lookup(&p->ct, p->tcp_flags, !p->lb) != CT_NEW;
+	return p->tracked && ct4_policy_lookup(&p->ct, p->tcp_flags, !p->lb, p->ct_rev, p->ct_rev_known) != CT_NEW;
 }
 
 /* Enforces the egress policy of src (a local endpoint sending, or NULL) and

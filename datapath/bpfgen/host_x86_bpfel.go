@@ -238,6 +238,7 @@ const (
 	HostMapSluiceSnat4V1         = "sluice_snat4_v1"
 	HostProgFromNetdev           = "from_netdev"
 	HostProgToNetdev             = "to_netdev"
+	HostVarCtClockCache          = "ct_clock_cache"
 	HostVarCtLifetimeNontcp      = "ct_lifetime_nontcp"
 	HostVarCtLifetimeTcp         = "ct_lifetime_tcp"
 	HostVarCtLifetimeTcpClosing  = "ct_lifetime_tcp_closing"
@@ -322,6 +323,7 @@ type HostMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HostVariableSpecs struct {
+	CtClockCache         *ebpf.VariableSpec `ebpf:"ct_clock_cache"`
 	CtLifetimeNontcp     *ebpf.VariableSpec `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeTcp        *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_closing"`
@@ -397,6 +399,7 @@ func (m *HostMaps) Close() error {
 //
 // It can be passed to LoadHostObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HostVariables struct {
+	CtClockCache         *ebpf.Variable `ebpf:"ct_clock_cache"`
 	CtLifetimeNontcp     *ebpf.Variable `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeTcp        *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.Variable `ebpf:"ct_lifetime_tcp_closing"`

@@ -255,39 +255,44 @@ type LxcSnat4Tuple struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	LxcMapSluiceCt4V1           = "sluice_ct4_v1"
-	LxcMapSluiceEndpointsV1     = "sluice_endpoints_v1"
-	LxcMapSluiceFlowConfigV1    = "sluice_flow_config_v1"
-	LxcMapSluiceFlowsLostV1     = "sluice_flows_lost_v1"
-	LxcMapSluiceFlowsV1         = "sluice_flows_v1"
-	LxcMapSluiceIpcache4V1      = "sluice_ipcache4_v1"
-	LxcMapSluiceLb4AffinityV1   = "sluice_lb4_affinity_v1"
-	LxcMapSluiceLb4BackendsV1   = "sluice_lb4_backends_v1"
-	LxcMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
-	LxcMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
-	LxcMapSluiceMetricsV1       = "sluice_metrics_v1"
-	LxcMapSluiceNodeAddrsV1     = "sluice_node_addrs_v1"
-	LxcMapSluicePolicyAddrV1    = "sluice_policy_addr_v1"
-	LxcMapSluicePolicyConfigV1  = "sluice_policy_config_v1"
-	LxcMapSluicePolicyV1        = "sluice_policy_v1"
-	LxcMapSluiceSnat4V1         = "sluice_snat4_v1"
-	LxcProgFromContainer        = "from_container"
-	LxcProgToContainer          = "to_container"
-	LxcVarCtLifetimeNontcp      = "ct_lifetime_nontcp"
-	LxcVarCtLifetimeTcp         = "ct_lifetime_tcp"
-	LxcVarCtLifetimeTcpClosing  = "ct_lifetime_tcp_closing"
-	LxcVarCtLifetimeTcpSyn      = "ct_lifetime_tcp_syn"
-	LxcVarLbHairpinIpv4         = "lb_hairpin_ipv4"
-	LxcVarSnatIpv4              = "snat_ipv4"
-	LxcVarSnatPortMax           = "snat_port_max"
-	LxcVarSnatPortMin           = "snat_port_min"
-	LxcVarUnusedAffinityVal     = "unused_affinity_val"
-	LxcVarUnusedDirection       = "unused_direction"
-	LxcVarUnusedFlowConfig      = "unused_flow_config"
-	LxcVarUnusedFlowEvent       = "unused_flow_event"
-	LxcVarUnusedFlowVerdict     = "unused_flow_verdict"
-	LxcVarUnusedPolicyConfig    = "unused_policy_config"
-	LxcVarUnusedReason          = "unused_reason"
+	LxcMapSluiceCt4V1               = "sluice_ct4_v1"
+	LxcMapSluiceEndpointsFilterV1   = "sluice_endpoints_filter_v1"
+	LxcMapSluiceEndpointsV1         = "sluice_endpoints_v1"
+	LxcMapSluiceFlowConfigV1        = "sluice_flow_config_v1"
+	LxcMapSluiceFlowsLostV1         = "sluice_flows_lost_v1"
+	LxcMapSluiceFlowsV1             = "sluice_flows_v1"
+	LxcMapSluiceIpcache4V1          = "sluice_ipcache4_v1"
+	LxcMapSluiceLb4AffinityV1       = "sluice_lb4_affinity_v1"
+	LxcMapSluiceLb4BackendFilterV1  = "sluice_lb4_backend_filter_v1"
+	LxcMapSluiceLb4BackendsV1       = "sluice_lb4_backends_v1"
+	LxcMapSluiceLb4FeFilterV1       = "sluice_lb4_fe_filter_v1"
+	LxcMapSluiceLb4NodeportFilterV1 = "sluice_lb4_nodeport_filter_v1"
+	LxcMapSluiceLb4ReverseNatV1     = "sluice_lb4_reverse_nat_v1"
+	LxcMapSluiceLb4ServicesV1       = "sluice_lb4_services_v1"
+	LxcMapSluiceMetricsV1           = "sluice_metrics_v1"
+	LxcMapSluiceNodeAddrsV1         = "sluice_node_addrs_v1"
+	LxcMapSluicePolicyAddrV1        = "sluice_policy_addr_v1"
+	LxcMapSluicePolicyConfigV1      = "sluice_policy_config_v1"
+	LxcMapSluicePolicyV1            = "sluice_policy_v1"
+	LxcMapSluiceSnat4V1             = "sluice_snat4_v1"
+	LxcProgFromContainer            = "from_container"
+	LxcProgToContainer              = "to_container"
+	LxcVarCtClockCache              = "ct_clock_cache"
+	LxcVarCtLifetimeNontcp          = "ct_lifetime_nontcp"
+	LxcVarCtLifetimeTcp             = "ct_lifetime_tcp"
+	LxcVarCtLifetimeTcpClosing      = "ct_lifetime_tcp_closing"
+	LxcVarCtLifetimeTcpSyn          = "ct_lifetime_tcp_syn"
+	LxcVarLbHairpinIpv4             = "lb_hairpin_ipv4"
+	LxcVarSnatIpv4                  = "snat_ipv4"
+	LxcVarSnatPortMax               = "snat_port_max"
+	LxcVarSnatPortMin               = "snat_port_min"
+	LxcVarUnusedAffinityVal         = "unused_affinity_val"
+	LxcVarUnusedDirection           = "unused_direction"
+	LxcVarUnusedFlowConfig          = "unused_flow_config"
+	LxcVarUnusedFlowEvent           = "unused_flow_event"
+	LxcVarUnusedFlowVerdict         = "unused_flow_verdict"
+	LxcVarUnusedPolicyConfig        = "unused_policy_config"
+	LxcVarUnusedReason              = "unused_reason"
 )
 
 // LoadLxc returns the embedded CollectionSpec for Lxc.
@@ -340,28 +345,33 @@ type LxcProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LxcMapSpecs struct {
-	SluiceCt4V1           *ebpf.MapSpec `ebpf:"sluice_ct4_v1"`
-	SluiceEndpointsV1     *ebpf.MapSpec `ebpf:"sluice_endpoints_v1"`
-	SluiceFlowConfigV1    *ebpf.MapSpec `ebpf:"sluice_flow_config_v1"`
-	SluiceFlowsLostV1     *ebpf.MapSpec `ebpf:"sluice_flows_lost_v1"`
-	SluiceFlowsV1         *ebpf.MapSpec `ebpf:"sluice_flows_v1"`
-	SluiceIpcache4V1      *ebpf.MapSpec `ebpf:"sluice_ipcache4_v1"`
-	SluiceLb4AffinityV1   *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
-	SluiceLb4BackendsV1   *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
-	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
-	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
-	SluiceMetricsV1       *ebpf.MapSpec `ebpf:"sluice_metrics_v1"`
-	SluiceNodeAddrsV1     *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
-	SluicePolicyAddrV1    *ebpf.MapSpec `ebpf:"sluice_policy_addr_v1"`
-	SluicePolicyConfigV1  *ebpf.MapSpec `ebpf:"sluice_policy_config_v1"`
-	SluicePolicyV1        *ebpf.MapSpec `ebpf:"sluice_policy_v1"`
-	SluiceSnat4V1         *ebpf.MapSpec `ebpf:"sluice_snat4_v1"`
+	SluiceCt4V1               *ebpf.MapSpec `ebpf:"sluice_ct4_v1"`
+	SluiceEndpointsFilterV1   *ebpf.MapSpec `ebpf:"sluice_endpoints_filter_v1"`
+	SluiceEndpointsV1         *ebpf.MapSpec `ebpf:"sluice_endpoints_v1"`
+	SluiceFlowConfigV1        *ebpf.MapSpec `ebpf:"sluice_flow_config_v1"`
+	SluiceFlowsLostV1         *ebpf.MapSpec `ebpf:"sluice_flows_lost_v1"`
+	SluiceFlowsV1             *ebpf.MapSpec `ebpf:"sluice_flows_v1"`
+	SluiceIpcache4V1          *ebpf.MapSpec `ebpf:"sluice_ipcache4_v1"`
+	SluiceLb4AffinityV1       *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
+	SluiceLb4BackendFilterV1  *ebpf.MapSpec `ebpf:"sluice_lb4_backend_filter_v1"`
+	SluiceLb4BackendsV1       *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4FeFilterV1       *ebpf.MapSpec `ebpf:"sluice_lb4_fe_filter_v1"`
+	SluiceLb4NodeportFilterV1 *ebpf.MapSpec `ebpf:"sluice_lb4_nodeport_filter_v1"`
+	SluiceLb4ReverseNatV1     *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
+	SluiceLb4ServicesV1       *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
+	SluiceMetricsV1           *ebpf.MapSpec `ebpf:"sluice_metrics_v1"`
+	SluiceNodeAddrsV1         *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
+	SluicePolicyAddrV1        *ebpf.MapSpec `ebpf:"sluice_policy_addr_v1"`
+	SluicePolicyConfigV1      *ebpf.MapSpec `ebpf:"sluice_policy_config_v1"`
+	SluicePolicyV1            *ebpf.MapSpec `ebpf:"sluice_policy_v1"`
+	SluiceSnat4V1             *ebpf.MapSpec `ebpf:"sluice_snat4_v1"`
 }
 
 // LxcVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type LxcVariableSpecs struct {
+	CtClockCache         *ebpf.VariableSpec `ebpf:"ct_clock_cache"`
 	CtLifetimeNontcp     *ebpf.VariableSpec `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeTcp        *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_closing"`
@@ -399,34 +409,42 @@ func (o *LxcObjects) Close() error {
 //
 // It can be passed to LoadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LxcMaps struct {
-	SluiceCt4V1           *ebpf.Map `ebpf:"sluice_ct4_v1"`
-	SluiceEndpointsV1     *ebpf.Map `ebpf:"sluice_endpoints_v1"`
-	SluiceFlowConfigV1    *ebpf.Map `ebpf:"sluice_flow_config_v1"`
-	SluiceFlowsLostV1     *ebpf.Map `ebpf:"sluice_flows_lost_v1"`
-	SluiceFlowsV1         *ebpf.Map `ebpf:"sluice_flows_v1"`
-	SluiceIpcache4V1      *ebpf.Map `ebpf:"sluice_ipcache4_v1"`
-	SluiceLb4AffinityV1   *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
-	SluiceLb4BackendsV1   *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
-	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
-	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
-	SluiceMetricsV1       *ebpf.Map `ebpf:"sluice_metrics_v1"`
-	SluiceNodeAddrsV1     *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
-	SluicePolicyAddrV1    *ebpf.Map `ebpf:"sluice_policy_addr_v1"`
-	SluicePolicyConfigV1  *ebpf.Map `ebpf:"sluice_policy_config_v1"`
-	SluicePolicyV1        *ebpf.Map `ebpf:"sluice_policy_v1"`
-	SluiceSnat4V1         *ebpf.Map `ebpf:"sluice_snat4_v1"`
+	SluiceCt4V1               *ebpf.Map `ebpf:"sluice_ct4_v1"`
+	SluiceEndpointsFilterV1   *ebpf.Map `ebpf:"sluice_endpoints_filter_v1"`
+	SluiceEndpointsV1         *ebpf.Map `ebpf:"sluice_endpoints_v1"`
+	SluiceFlowConfigV1        *ebpf.Map `ebpf:"sluice_flow_config_v1"`
+	SluiceFlowsLostV1         *ebpf.Map `ebpf:"sluice_flows_lost_v1"`
+	SluiceFlowsV1             *ebpf.Map `ebpf:"sluice_flows_v1"`
+	SluiceIpcache4V1          *ebpf.Map `ebpf:"sluice_ipcache4_v1"`
+	SluiceLb4AffinityV1       *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
+	SluiceLb4BackendFilterV1  *ebpf.Map `ebpf:"sluice_lb4_backend_filter_v1"`
+	SluiceLb4BackendsV1       *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4FeFilterV1       *ebpf.Map `ebpf:"sluice_lb4_fe_filter_v1"`
+	SluiceLb4NodeportFilterV1 *ebpf.Map `ebpf:"sluice_lb4_nodeport_filter_v1"`
+	SluiceLb4ReverseNatV1     *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
+	SluiceLb4ServicesV1       *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
+	SluiceMetricsV1           *ebpf.Map `ebpf:"sluice_metrics_v1"`
+	SluiceNodeAddrsV1         *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
+	SluicePolicyAddrV1        *ebpf.Map `ebpf:"sluice_policy_addr_v1"`
+	SluicePolicyConfigV1      *ebpf.Map `ebpf:"sluice_policy_config_v1"`
+	SluicePolicyV1            *ebpf.Map `ebpf:"sluice_policy_v1"`
+	SluiceSnat4V1             *ebpf.Map `ebpf:"sluice_snat4_v1"`
 }
 
 func (m *LxcMaps) Close() error {
 	return _LxcClose(
 		m.SluiceCt4V1,
+		m.SluiceEndpointsFilterV1,
 		m.SluiceEndpointsV1,
 		m.SluiceFlowConfigV1,
 		m.SluiceFlowsLostV1,
 		m.SluiceFlowsV1,
 		m.SluiceIpcache4V1,
 		m.SluiceLb4AffinityV1,
+		m.SluiceLb4BackendFilterV1,
 		m.SluiceLb4BackendsV1,
+		m.SluiceLb4FeFilterV1,
+		m.SluiceLb4NodeportFilterV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
 		m.SluiceMetricsV1,
@@ -442,6 +460,7 @@ func (m *LxcMaps) Close() error {
 //
 // It can be passed to LoadLxcObjects or ebpf.CollectionSpec.LoadAndAssign.
 type LxcVariables struct {
+	CtClockCache         *ebpf.Variable `ebpf:"ct_clock_cache"`
 	CtLifetimeNontcp     *ebpf.Variable `ebpf:"ct_lifetime_nontcp"`
 	CtLifetimeTcp        *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.Variable `ebpf:"ct_lifetime_tcp_closing"`

@@ -78,6 +78,27 @@ func (m *Map) Entries() ([]Entry, error) {
 	return out, nil
 }
 
+// RevNATBackends lists the backend address (maputil.Be32) of every entry
+// whose replies the pod programs reverse-NAT (a backend entry with a
+// reverse-NAT id), for lbmap.SetBackendFilter.
+func (m *Map) RevNATBackends() ([]uint32, error) {
+	var (
+		key bpfgen.LxcCt4Tuple
+		val bpfgen.LxcCt4Entry
+		out []uint32
+	)
+	it := m.ct.Iterate()
+	for it.Next(&key, &val) {
+		if key.Flags&ctTupleService == 0 && val.RevNatId != 0 {
+			out = append(out, key.Daddr)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("iterate sluice_ct4_v1: %w", err)
+	}
+	return out, nil
+}
+
 // ServiceBackend returns the backend ID the per-packet load balancer chose
 // for the flow src -> frontend (its service entry), if there is one.
 func (m *Map) ServiceBackend(proto uint8, src, frontend netip.AddrPort) (uint32, bool) {

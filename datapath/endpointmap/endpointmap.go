@@ -6,18 +6,53 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/sluicenet/sluice/datapath/bpfgen"
+	"github.com/sluicenet/sluice/datapath/internal/addrfilter"
 	"github.com/sluicenet/sluice/datapath/internal/maputil"
 )
 
 // Map is the endpoint map of a loaded datapath.
-type Map struct{ m *ebpf.Map }
+type Map struct {
+	m *ebpf.Map
+
+	mu     sync.Mutex         // endpoint writes against filter rebuilds
+	filter *addrfilter.Filter // nil: no filter (SetFilter)
+}
 
 // New returns the handle of sluice_endpoints_v1.
 func New(m *ebpf.Map) *Map { return &Map{m: m} }
+
+// SetFilter makes m maintain filter (sluice_endpoints_filter_v1, with a bit
+// for every endpoint address: the pod programs look a destination up only
+// when its bit is set; see datapath/internal/addrfilter) and rebuilds it
+// from the endpoint map. Call it before the pod programs run.
+func (m *Map) SetFilter(filter *ebpf.Map) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.filter = addrfilter.New(filter, "sluice_endpoints_filter_v1")
+	return m.rebuildFilter()
+}
+
+// rebuildFilter recomputes the filter from the endpoint map (m.mu held).
+func (m *Map) rebuildFilter() error {
+	var (
+		key bpfgen.LxcEndpointKey
+		val bpfgen.LxcEndpointInfo
+		set []uint32
+	)
+	it := m.m.Iterate()
+	for it.Next(&key, &val) {
+		set = append(set, key.Ip)
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("iterate sluice_endpoints_v1: %w", err)
+	}
+	return m.filter.Rebuild(set)
+}
 
 // Endpoint is one entry of sluice_endpoints_v1: a pod on this node.
 type Endpoint struct {
@@ -48,6 +83,13 @@ func (m *Map) Upsert(ep Endpoint) error {
 	val := bpfgen.LxcEndpointInfo{Ifindex: ep.Ifindex, SecIdentity: ep.Identity, Id: ep.ID}
 	copy(val.Mac[:], ep.MAC)
 	copy(val.NodeMac[:], ep.NodeMAC)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.filter != nil {
+		if err := m.filter.Add(key.Ip); err != nil {
+			return err
+		}
+	}
 	if err := m.m.Update(&key, &val, ebpf.UpdateAny); err != nil {
 		return maputil.UpdateError("sluice_endpoints_v1", err)
 	}
@@ -60,8 +102,13 @@ func (m *Map) Delete(ip netip.Addr) error {
 	if err != nil {
 		return err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	if err := maputil.Delete(m.m, &key); err != nil {
 		return fmt.Errorf("delete endpoint %s: %w", ip, err)
+	}
+	if m.filter != nil && m.filter.Removed() {
+		return m.rebuildFilter()
 	}
 	return nil
 }

@@ -9,17 +9,24 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
 
 	"github.com/sluicenet/sluice/datapath/bpfgen"
+	"github.com/sluicenet/sluice/datapath/internal/addrfilter"
 	"github.com/sluicenet/sluice/datapath/internal/maputil"
 )
 
 // Map is the load-balancing maps of a loaded datapath.
 type Map struct {
 	services, backends, revNAT, nodeAddrs *ebpf.Map
+
+	mu            sync.Mutex         // writes that set filter bits against filter rebuilds
+	filter        *addrfilter.Filter // nil: no frontend filters (SetFrontendFilter)
+	nodePorts     *addrfilter.Filter
+	backendFilter *addrfilter.Filter // nil: no backend filter (SetBackendFilter)
 }
 
 // New returns the handle of the LB maps (sluice_lb4_services_v1,
@@ -90,6 +97,13 @@ func (m *Map) UpsertBackend(id uint32, b Backend) error {
 	if b.Terminating {
 		val.Flags = lbBackendTerminating
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.backendFilter != nil {
+		if err := m.backendFilter.Add(val.Address); err != nil {
+			return err
+		}
+	}
 	if err := m.backends.Update(&id, &val, ebpf.UpdateAny); err != nil {
 		return maputil.UpdateError("sluice_lb4_backends_v1", err)
 	}
@@ -98,6 +112,7 @@ func (m *Map) UpsertBackend(id uint32, b Backend) error {
 
 // DeleteBackend removes backend id; a missing backend is not an error.
 // Flows conntrack pinned to it select a new backend on their next packet.
+// Its address keeps its bit in the backend filter (see SetBackendFilter).
 func (m *Map) DeleteBackend(id uint32) error {
 	if err := maputil.Delete(m.backends, &id); err != nil {
 		return fmt.Errorf("delete backend %d: %w", id, err)
@@ -137,6 +152,8 @@ func (m *Map) UpsertService(fe Frontend, s Service) error {
 	if len(s.Backends) > math.MaxUint16 {
 		return fmt.Errorf("frontend %s: %d backends, at most %d", fe, len(s.Backends), math.MaxUint16)
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	svc := m.services
 	oldCount := 0
 	var old bpfgen.LxcLb4Service
@@ -162,6 +179,9 @@ func (m *Map) UpsertService(fe Frontend, s Service) error {
 		RevNatId:        s.RevNATID,
 		Flags:           uint16(s.Flags),
 		AffinityTimeout: uint32(timeout),
+	}
+	if err := m.filterAdd(key, fe); err != nil {
+		return err
 	}
 	if err := svc.Update(&key, &master, ebpf.UpdateAny); err != nil {
 		return fmt.Errorf("frontend %s: %w", fe, maputil.UpdateError("sluice_lb4_services_v1", err))
@@ -194,6 +214,8 @@ func (m *Map) DeleteService(fe Frontend) error {
 	if err := maputil.CheckV4("frontend", fe.Addr); err != nil {
 		return err
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	svc := m.services
 	key := lbKey(fe, 0)
 	var old bpfgen.LxcLb4Service
@@ -202,6 +224,9 @@ func (m *Map) DeleteService(fe Frontend) error {
 		count = int(old.BackendId)
 		if err := maputil.Delete(svc, &key); err != nil {
 			return fmt.Errorf("delete frontend %s: %w", fe, err)
+		}
+		if err := m.filterRemoved(); err != nil {
+			return err
 		}
 	} else if !errors.Is(err, ebpf.ErrKeyNotExist) {
 		return fmt.Errorf("look up frontend %s: %w", fe, err)
