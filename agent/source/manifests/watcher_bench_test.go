@@ -1,10 +1,14 @@
 package manifests
 
 import (
+	"bytes"
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/sluicenet/sluice/test/bench/services"
 )
 
 // BenchmarkLoad measures a cold load (parse and merge) of a directory of
@@ -42,3 +46,29 @@ endpoints: [{addresses: [10.0.1.5]}, {addresses: [10.0.1.6]}, {addresses: [10.0.
 		}
 	})
 }
+
+// BenchmarkLoad10k measures a cold load of the TCP_CRR benchmark's
+// standalone manifests: one file of 10 000 Services, each with an
+// EndpointSlice of two backends.
+func BenchmarkLoad10k(b *testing.B) {
+	set, err := services.Set(10000, benchBackends, benchBackends)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := services.WriteManifests(&buf, set); err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	write(b, dir, "services.yaml", buf.String())
+	log, _ := test.NewNullLogger()
+	for b.Loop() {
+		w := New(dir, log)
+		w.scan()
+		if s := w.publish(); len(s.Services) != 10000 || len(s.EndpointSlices) != 10000 {
+			b.Fatalf("loaded %d services, %d slices", len(s.Services), len(s.EndpointSlices))
+		}
+	}
+}
+
+var benchBackends = []netip.AddrPort{netip.MustParseAddrPort("10.244.1.2:8080"), netip.MustParseAddrPort("10.244.1.3:8080")}
