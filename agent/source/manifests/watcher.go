@@ -51,6 +51,9 @@ type Watcher struct {
 	files  map[string]*fileState // by base name; only touched by Run
 	parses int                   // files parsed, for tests
 
+	changes   source.ChangeSet // objects of the files changed since the last publish
+	published bool             // a snapshot went out (the first has no Changes)
+
 	mu   sync.Mutex
 	snap source.Snapshot
 }
@@ -128,6 +131,10 @@ func (w *Watcher) Run(ctx context.Context, onChange func(source.Snapshot)) error
 // returns a copy for the callback.
 func (w *Watcher) publish() source.Snapshot {
 	s := merge(w.files, w.log)
+	s.Changes = w.changes.Take()
+	if !w.published {
+		w.published, s.Changes = true, nil
+	}
 	w.mu.Lock()
 	w.snap = s
 	w.mu.Unlock()
@@ -175,6 +182,7 @@ func (w *Watcher) scan() bool {
 	for name, st := range w.files {
 		if !seen[name] {
 			delete(w.files, name)
+			w.record(st.objects)
 			w.log.WithField("file", name).Info("Manifest file removed")
 			changed = changed || len(st.objects) > 0
 		}
@@ -216,8 +224,27 @@ func (w *Watcher) update(name string, fi os.FileInfo, now time.Time) bool {
 	st.bad = false
 	log.WithField("objects", len(objs)).Debug("Manifest file loaded")
 	changed := !sameObjects(st.objects, objs)
+	if changed {
+		w.record(st.objects)
+		w.record(objs)
+	}
 	st.objects = objs
 	return changed
+}
+
+// record notes the objects of a changed file for the next snapshot's
+// Changes: the file's old and new objects, whichever file's definition wins.
+func (w *Watcher) record(objs []object) {
+	for _, o := range objs {
+		switch {
+		case o.svc != nil:
+			w.changes.Add(source.KindService, o.key.namespace, o.key.name)
+		case o.slice != nil:
+			w.changes.Add(source.KindEndpointSlice, o.key.namespace, o.key.name)
+		case o.pod != nil:
+			w.changes.Add(source.KindPod, o.key.namespace, o.key.name)
+		}
+	}
 }
 
 // sameObjects reports whether two parses define the same objects (so that
