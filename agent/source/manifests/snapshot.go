@@ -1,7 +1,6 @@
 package manifests
 
 import (
-	"bytes"
 	"cmp"
 	"slices"
 
@@ -39,23 +38,23 @@ func merge(files map[string]*fileState, log logrus.FieldLogger) source.Snapshot 
 			byKey[o.key] = placed{o, n}
 		}
 	}
+	// The snapshot shares the parsed objects, which nothing modifies (a
+	// changed file gets new ones); callers get deep copies (publish).
 	var s source.Snapshot
 	for _, p := range byKey {
 		switch {
 		case p.svc != nil:
-			s.Services = append(s.Services, p.svc.DeepCopy())
+			s.Services = append(s.Services, p.svc)
 		case p.slice != nil:
-			s.EndpointSlices = append(s.EndpointSlices, p.slice.DeepCopy())
+			s.EndpointSlices = append(s.EndpointSlices, p.slice)
 		case p.pod != nil:
-			s.Pods = append(s.Pods, p.pod.DeepCopy())
+			s.Pods = append(s.Pods, p.pod)
 		case p.ns != nil:
-			s.Namespaces = append(s.Namespaces, p.ns.DeepCopy())
+			s.Namespaces = append(s.Namespaces, p.ns)
 		case p.node != nil:
-			s.Nodes = append(s.Nodes, p.node.DeepCopy())
+			s.Nodes = append(s.Nodes, p.node)
 		case p.raw != nil:
-			r := *p.raw
-			r.JSON = bytes.Clone(r.JSON)
-			s.Others = append(s.Others, r)
+			s.Others = append(s.Others, *p.raw)
 		}
 	}
 	sortByName(s.Services, func(o *corev1.Service) (string, string) { return o.Namespace, o.Name })
