@@ -54,16 +54,7 @@ endpoints: [{addresses: [10.0.1.5]}, {addresses: [10.0.1.6]}, {addresses: [10.0.
 // standalone manifests: one file of 10 000 Services, each with an
 // EndpointSlice of two backends.
 func BenchmarkLoad10k(b *testing.B) {
-	set, err := services.Set(10000, benchBackends, benchBackends)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := services.WriteManifests(&buf, set); err != nil {
-		b.Fatal(err)
-	}
-	dir := b.TempDir()
-	write(b, dir, "services.yaml", buf.String())
+	dir, _ := crrManifests(b)
 	log, _ := test.NewNullLogger()
 	for b.Loop() {
 		w := New(dir, log)
@@ -76,9 +67,9 @@ func BenchmarkLoad10k(b *testing.B) {
 
 var benchBackends = []netip.AddrPort{netip.MustParseAddrPort("10.244.1.2:8080"), netip.MustParseAddrPort("10.244.1.3:8080")}
 
-// BenchmarkChange10k measures a change with 10 000 Services loaded: one
-// small file rewritten, then the rescan and the snapshot for the callback.
-func BenchmarkChange10k(b *testing.B) {
+// crrManifests writes the TCP_CRR benchmark's 10 000 Services into
+// services.yaml of a new directory.
+func crrManifests(b *testing.B) (string, []services.Service) {
 	set, err := services.Set(10000, benchBackends, benchBackends)
 	if err != nil {
 		b.Fatal(err)
@@ -89,6 +80,13 @@ func BenchmarkChange10k(b *testing.B) {
 	}
 	dir := b.TempDir()
 	write(b, dir, "services.yaml", buf.String())
+	return dir, set
+}
+
+// BenchmarkChange10k measures a change with 10 000 Services loaded: one
+// small file rewritten, then the rescan and the snapshot for the callback.
+func BenchmarkChange10k(b *testing.B) {
+	dir, set := crrManifests(b)
 	old := time.Now().Add(-time.Hour) // outside the racy window: not re-read
 	if err := os.Chtimes(filepath.Join(dir, "services.yaml"), old, old); err != nil {
 		b.Fatal(err)
