@@ -21,6 +21,12 @@ type placed struct {
 // lexical order; an object defined again (later in a file, or in a later
 // file) replaces the earlier definition, with a warning.
 func merge(files map[string]*fileState, log logrus.FieldLogger) source.Snapshot {
+	s, _ := mergeIndexed(files, log)
+	return s
+}
+
+// mergeIndexed is merge that also returns the winning definitions by key.
+func mergeIndexed(files map[string]*fileState, log logrus.FieldLogger) (source.Snapshot, map[objectKey]placed) {
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)
@@ -62,11 +68,8 @@ func merge(files map[string]*fileState, log logrus.FieldLogger) source.Snapshot 
 	sortByName(s.Pods, func(o *corev1.Pod) (string, string) { return o.Namespace, o.Name })
 	sortByName(s.Namespaces, func(o *corev1.Namespace) (string, string) { return o.Namespace, o.Name })
 	sortByName(s.Nodes, func(o *corev1.Node) (string, string) { return "", o.Name })
-	slices.SortFunc(s.Others, func(a, b source.Raw) int {
-		return cmp.Or(cmp.Compare(a.APIVersion, b.APIVersion), cmp.Compare(a.Kind, b.Kind),
-			cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-	})
-	return s
+	slices.SortFunc(s.Others, compareRaw)
+	return s, byKey
 }
 
 func sortByName[T any](s []T, key func(T) (string, string)) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -51,8 +52,9 @@ type Watcher struct {
 	files  map[string]*fileState // by base name; only touched by Run
 	parses int                   // files parsed, for tests
 
-	changes   source.ChangeSet // objects of the files changed since the last publish
-	published bool             // a snapshot went out (the first has no Changes)
+	changes source.ChangeSet   // Services, EndpointSlices, Pods of the files changed since the last publish
+	dirty   map[objectKey]bool // every object of those files
+	merged  *merged            // the merged state since the first publish
 
 	mu   sync.Mutex
 	snap source.Snapshot
@@ -130,15 +132,21 @@ func (w *Watcher) Run(ctx context.Context, onChange func(source.Snapshot)) error
 // publish merges the per-file state into a new snapshot, stores it and
 // returns a copy for the callback.
 func (w *Watcher) publish() source.Snapshot {
-	s := merge(w.files, w.log)
-	s.Changes = w.changes.Take()
-	if !w.published {
-		w.published, s.Changes = true, nil
-	}
+	changes := w.changes.Take()
 	w.mu.Lock()
-	w.snap = s
-	w.mu.Unlock()
-	return s.DeepCopy()
+	defer w.mu.Unlock()
+	if w.merged == nil {
+		s, byKey := mergeIndexed(w.files, w.log)
+		w.merged, changes = newMerged(w.files, s, byKey), nil
+	} else {
+		for k := range w.dirty {
+			w.merged.remerge(w.files, k, w.log)
+		}
+	}
+	w.dirty = nil
+	w.snap = w.merged.snap // its lists change only under w.mu
+	w.snap.Changes = changes
+	return w.snap.DeepCopy()
 }
 
 // isManifest reports whether a directory entry name is a manifest file.
@@ -182,7 +190,7 @@ func (w *Watcher) scan() bool {
 	for name, st := range w.files {
 		if !seen[name] {
 			delete(w.files, name)
-			w.record(st.objects)
+			w.record(name, st.objects, nil)
 			w.log.WithField("file", name).Info("Manifest file removed")
 			changed = changed || len(st.objects) > 0
 		}
@@ -225,17 +233,24 @@ func (w *Watcher) update(name string, fi os.FileInfo, now time.Time) bool {
 	log.WithField("objects", len(objs)).Debug("Manifest file loaded")
 	changed := !sameObjects(st.objects, objs)
 	if changed {
-		w.record(st.objects)
-		w.record(objs)
+		w.record(name, st.objects, objs)
 	}
 	st.objects = objs
 	return changed
 }
 
-// record notes the objects of a changed file for the next snapshot's
-// Changes: the file's old and new objects, whichever file's definition wins.
-func (w *Watcher) record(objs []object) {
-	for _, o := range objs {
+// record notes that file defines objs instead of old: for the next
+// snapshot's merge and its Changes, the file's old and new objects,
+// whichever file's definition wins.
+func (w *Watcher) record(file string, old, objs []object) {
+	if w.merged != nil {
+		w.merged.define(file, old, objs)
+	}
+	if w.dirty == nil {
+		w.dirty = map[objectKey]bool{}
+	}
+	for _, o := range slices.Concat(old, objs) {
+		w.dirty[o.key] = true
 		switch {
 		case o.svc != nil:
 			w.changes.Add(source.KindService, o.key.namespace, o.key.name)
