@@ -125,7 +125,10 @@ func (m *Manager) Sync(full bool) (SyncStats, error) {
 	start := time.Now()
 	var st SyncStats
 	var err error
-	if full || pend.all || m.model == nil {
+	// Past a share of all Services, one translation of everything is
+	// cheaper than one per change (a large manifest file loaded).
+	many := pend.changes.Len() > 64 && 2*pend.changes.Len() > len(objs.Services)
+	if full || pend.all || many || m.model == nil {
 		m.model = m.newModel(objs, m.endpoints())
 		m.logDiagnostics(m.model.allDiagnostics())
 		st, err = m.rec.Apply(m.model.fes.Owners(), full)

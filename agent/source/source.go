@@ -83,6 +83,9 @@ func (c *ChangeSet) Add(kind, namespace, name string) {
 	(*m)[types.NamespacedName{Namespace: namespace, Name: name}] = true
 }
 
+// Len returns how many names the set holds.
+func (c *ChangeSet) Len() int { return len(c.svcs) + len(c.slices) + len(c.pods) }
+
 // Take returns the recorded changes, sorted, and empties the set.
 func (c *ChangeSet) Take() *Changes {
 	out := &Changes{Services: sortedNames(c.svcs), EndpointSlices: sortedNames(c.slices), Pods: sortedNames(c.pods)}

@@ -55,10 +55,8 @@ func (m *merged) winner(files map[string]*fileState, k objectKey, log logrus.Fie
 	slices.Sort(names)
 	var win placed
 	for _, n := range names {
-		for _, o := range files[n].objects {
-			if o.key != k {
-				continue
-			}
+		for _, i := range files[n].definitions(k) {
+			o := files[n].objects[i]
 			if win.file != "" && log != nil {
 				log.WithFields(logrus.Fields{
 					"object": o.key.String(), "file": n, "document": o.doc,

@@ -39,6 +39,20 @@ type fileState struct {
 	hash    [sha256.Size]byte
 	objects []object // the last good parse
 	bad     bool     // the current content failed to parse
+	// byKey indexes objects by key (built when first needed, dropped when
+	// objects change).
+	byKey map[objectKey][]int
+}
+
+// definitions returns the indexes in st.objects of the objects with key k.
+func (st *fileState) definitions(k objectKey) []int {
+	if st.byKey == nil {
+		st.byKey = make(map[objectKey][]int, len(st.objects))
+		for i, o := range st.objects {
+			st.byKey[o.key] = append(st.byKey[o.key], i)
+		}
+	}
+	return st.byKey[k]
 }
 
 // Watcher watches one directory of manifests.
@@ -135,9 +149,14 @@ func (w *Watcher) publish() source.Snapshot {
 	changes := w.changes.Take()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.merged == nil {
+	// Past a share of all objects, a full merge is cheaper than one per
+	// object (a large file loaded or rewritten).
+	if w.merged == nil || len(w.dirty) > 64 && 2*len(w.dirty) > len(w.merged.byKey) {
+		if w.merged == nil {
+			changes = nil // the first snapshot
+		}
 		s, byKey := mergeIndexed(w.files, w.log)
-		w.merged, changes = newMerged(w.files, s, byKey), nil
+		w.merged = newMerged(w.files, s, byKey)
 	} else {
 		for k := range w.dirty {
 			w.merged.remerge(w.files, k, w.log)
@@ -235,7 +254,7 @@ func (w *Watcher) update(name string, fi os.FileInfo, now time.Time) bool {
 	if changed {
 		w.record(name, st.objects, objs)
 	}
-	st.objects = objs
+	st.objects, st.byKey = objs, nil
 	return changed
 }
 

@@ -56,13 +56,35 @@ endpoints: [{addresses: [10.0.1.5]}, {addresses: [10.0.1.6]}, {addresses: [10.0.
 func BenchmarkLoad10k(b *testing.B) {
 	dir, _ := crrManifests(b)
 	log, _ := test.NewNullLogger()
-	for b.Loop() {
-		w := New(dir, log)
-		w.scan()
-		if s := w.publish(); len(s.Services) != 10000 || len(s.EndpointSlices) != 10000 {
-			b.Fatalf("loaded %d services, %d slices", len(s.Services), len(s.EndpointSlices))
+	b.Run("cold", func(b *testing.B) {
+		for b.Loop() {
+			w := New(dir, log)
+			w.scan()
+			if s := w.publish(); len(s.Services) != 10000 || len(s.EndpointSlices) != 10000 {
+				b.Fatalf("loaded %d services, %d slices", len(s.Services), len(s.EndpointSlices))
+			}
 		}
-	}
+	})
+	// The agent started on an empty directory, then the file arrived.
+	b.Run("after-empty", func(b *testing.B) {
+		for b.Loop() {
+			b.StopTimer()
+			empty := b.TempDir()
+			w := New(empty, log)
+			w.scan()
+			w.publish()
+			data, err := os.ReadFile(filepath.Join(dir, "services.yaml"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			write(b, empty, "services.yaml", string(data))
+			b.StartTimer()
+			w.scan()
+			if s := w.publish(); len(s.Services) != 10000 || len(s.Changes.Services) != 10000 {
+				b.Fatalf("loaded %d services", len(s.Services))
+			}
+		}
+	})
 }
 
 var benchBackends = []netip.AddrPort{netip.MustParseAddrPort("10.244.1.2:8080"), netip.MustParseAddrPort("10.244.1.3:8080")}
