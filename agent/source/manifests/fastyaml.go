@@ -173,7 +173,7 @@ func splitKey(text []byte) (key, rest []byte, ok bool) {
 		return nil, nil, false
 	}
 	key, ok = scalar(raw, true)
-	if !ok || key[0] != '"' {
+	if !ok || key[0] != '"' || len(raw) > maxKey {
 		return nil, nil, false
 	}
 	return key, bytes.TrimLeft(rest[1:], " "), true
@@ -258,7 +258,7 @@ func (f *flowParser) collection() ([]byte, bool) {
 			}
 			f.pos++
 			val, ok := f.value()
-			if !ok || v[0] != '"' {
+			if !ok || v[0] != '"' || len(v) > maxKey {
 				return nil, false
 			}
 			if entries, ok = addEntry(entries, v, val); !ok {
@@ -285,6 +285,10 @@ func (f *flowParser) collection() ([]byte, bool) {
 	}
 	return append(append([]byte{'['}, bytes.Join(items, []byte{','})...), ']'), true
 }
+
+// maxKey bounds the keys taken here: YAML limits an implicit key to 1024
+// characters, and the slow path words the error.
+const maxKey = 1000
 
 // jsonEntry is a mapping entry: a JSON string key (without escapes) and a
 // JSON value.
