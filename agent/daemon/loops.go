@@ -75,7 +75,7 @@ func (d *Daemon) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 // applySnapshot hands a state source snapshot to the managers; the first
 // one starts the loops that write it (startLoops).
 func (d *Daemon) applySnapshot(s source.Snapshot) {
-	d.svcs.SetObjects(servicemgr.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods})
+	d.svcs.SetObjects(servicemgr.Objects{Services: s.Services, EndpointSlices: s.EndpointSlices, Pods: s.Pods, Changes: s.Changes})
 	d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
 	d.pols.SetObjects(s.Others)
 	d.setNodes(s)

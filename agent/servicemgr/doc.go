@@ -6,7 +6,12 @@
 // load-balancing model (agent/lb), and writes that model into the maps
 // (lbsync.go: idempotent upserts, deletes and prunes with backend and
 // reverse-NAT IDs adopted across restarts) from one owner loop
-// (agent/reconcile) with full periodic resyncs and retry with backoff. It
+// (agent/reconcile) with full periodic resyncs and retry with backoff.
+// Between full syncs it works per Service (model.go): the state source names
+// the objects that changed, only the Services they concern are translated
+// again, and only the entries of the frontends they touch are written
+// (lbSync.ApplyChanged); a failed incremental sync is retried as a full one.
+// It
 // also garbage-collects expired conntrack entries and exposes the services,
 // LB maps and conntrack entries the local API serves.
 package servicemgr

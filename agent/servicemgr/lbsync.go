@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/sluicenet/sluice/agent/lb"
+	"github.com/sluicenet/sluice/agent/lb/translate"
 	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/datapath/lbmap"
 )
@@ -49,8 +51,9 @@ type lbSync struct {
 	revNATs  map[lb.Frontend]uint16           // frontend → reverse-NAT ID
 	written  map[lbmap.Frontend]lbmap.Service // last written service entries
 	wBackend map[uint32]lbmap.Backend         // last written backends
-	desired  []lb.Service
-	names    map[lb.Frontend]lb.ServiceName // desired frontends' services
+	wRevNAT  map[uint16]lbmap.Frontend        // last written reverse-NAT entries
+	desired  map[lb.Frontend]lb.Service       // by frontend
+	refs     map[backendKey]int               // desired services using each backend
 
 	nextBackend, nextRevNAT uint32 // next IDs to hand out
 }
@@ -62,7 +65,7 @@ type backendKey struct {
 
 // newLBSync returns an LB sync that adopts the IDs already in the maps.
 func newLBSync(maps Maps) (*lbSync, error) {
-	r := &lbSync{maps: maps}
+	r := &lbSync{maps: maps, desired: map[lb.Frontend]lb.Service{}, refs: map[backendKey]int{}}
 	if err := r.adopt(); err != nil {
 		return nil, err
 	}
@@ -93,6 +96,7 @@ func (r *lbSync) adopt() error {
 	for id, fe := range rns {
 		r.revNATs[toFrontend(fe)] = id
 	}
+	r.wRevNAT = rns
 	r.written = svcs
 	for id := range bes {
 		r.nextBackend = max(r.nextBackend, id+1)
@@ -111,11 +115,17 @@ func fromFrontend(fe lb.Frontend) lbmap.Frontend {
 	return lbmap.Frontend{Addr: fe.Addr, Port: fe.Port, Proto: uint8(fe.Proto)}
 }
 
-// Desired returns the last desired state given to Apply.
+// Desired returns the desired state (given to Apply, then changed by
+// ApplyChanged), sorted like translate's output.
 func (r *lbSync) Desired() []lb.Service {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]lb.Service(nil), r.desired...)
+	out := make([]lb.Service, 0, len(r.desired))
+	for _, s := range r.desired {
+		out = append(out, s)
+	}
+	r.mu.Unlock()
+	slices.SortFunc(out, translate.CompareServices)
+	return out
 }
 
 // Backend returns the backend last written with id.
@@ -130,8 +140,8 @@ func (r *lbSync) Backend(id uint32) (lbmap.Backend, bool) {
 func (r *lbSync) ServiceName(fe lb.Frontend) (lb.ServiceName, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n, ok := r.names[fe]
-	return n, ok
+	s, ok := r.desired[fe]
+	return s.Name, ok
 }
 
 // BackendID returns the ID of a backend, if allocated.
@@ -168,10 +178,11 @@ func (p *applyPass) fail(err error) {
 func (r *lbSync) Apply(desired []lb.Service, full bool) (SyncStats, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.desired = append([]lb.Service(nil), desired...)
-	r.names = make(map[lb.Frontend]lb.ServiceName, len(desired))
+	r.desired = make(map[lb.Frontend]lb.Service, len(desired))
+	r.refs = make(map[backendKey]int)
 	for _, s := range desired {
-		r.names[s.Frontend] = s.Name
+		r.desired[s.Frontend] = s
+		r.addRefs(s, 1)
 	}
 	p := &applyPass{wantRevNAT: map[uint16]bool{}, wantBE: map[uint32]bool{}}
 	if full {
@@ -222,9 +233,12 @@ func (r *lbSync) writeService(p *applyPass, s lb.Service) {
 		return
 	}
 	p.wantRevNAT[revID] = true
-	if err := r.maps.UpsertRevNAT(revID, fe); err != nil {
-		p.fail(fmt.Errorf("reverse NAT %d for %s: %w", revID, s.Frontend, err))
-		return
+	if cur, seen := r.wRevNAT[revID]; !seen || cur != fe {
+		if err := r.maps.UpsertRevNAT(revID, fe); err != nil {
+			p.fail(fmt.Errorf("reverse NAT %d for %s: %w", revID, s.Frontend, err))
+			return
+		}
+		r.wRevNAT[revID] = fe
 	}
 	ids, ok := r.writeBackends(p, s)
 	if !ok {
@@ -278,6 +292,7 @@ func (r *lbSync) pruneRevNATs(p *applyPass) {
 			continue
 		}
 		delete(r.revNATs, f)
+		delete(r.wRevNAT, id)
 	}
 }
 
@@ -308,7 +323,11 @@ func (r *lbSync) refresh() error {
 	if err != nil {
 		return fmt.Errorf("read services: %w", err)
 	}
-	r.wBackend = bes
+	rns, err := r.maps.RevNATs()
+	if err != nil {
+		return fmt.Errorf("read reverse NAT: %w", err)
+	}
+	r.wBackend, r.wRevNAT = bes, rns
 	// Backends present in the maps but unknown to the allocator get adopted
 	// so that they are pruned (or reused) below.
 	for id, b := range bes {

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicenet/sluice/agent/lb"
 	"github.com/sluicenet/sluice/agent/lb/translate"
 	"github.com/sluicenet/sluice/agent/reconcile"
+	"github.com/sluicenet/sluice/agent/source"
 	"github.com/sluicenet/sluice/datapath/ctmap"
 )
 
@@ -36,6 +37,10 @@ type Objects struct {
 	Services       []*corev1.Service
 	EndpointSlices []*discoveryv1.EndpointSlice
 	Pods           []*corev1.Pod
+	// Changes names the objects changed since the previous Objects (the
+	// source's Snapshot.Changes); the lists are then sorted by namespace
+	// and name, as in a Snapshot. Nil: anything may have changed.
+	Changes *source.Changes
 }
 
 // Config tunes the manager.
@@ -63,7 +68,10 @@ type Manager struct {
 	errCount  uint64          // failed syncs
 	fullCount uint64          // syncs that found a map full
 	lastDiags map[string]bool // diagnostics already logged
+	pend      pending         // changes not synced yet
 	trigger   chan struct{}
+
+	model *model // the sync loop's; nil until the first sync
 }
 
 // New adopts the IDs in the maps and returns a manager; call Run.
@@ -85,24 +93,48 @@ func New(cfg Config, lbm Maps, ct Conntrack, eps Endpoints, log logrus.FieldLogg
 func (m *Manager) SetObjects(o Objects) {
 	m.mu.Lock()
 	m.objs = o
+	m.pend.add(o.Changes)
 	m.mu.Unlock()
-	m.Changed()
+	m.poke()
 }
 
-// Changed schedules a sync (for example after an endpoint came or went).
+// Changed schedules a sync after an endpoint came or went.
 func (m *Manager) Changed() {
+	m.mu.Lock()
+	m.pend.endpoints = true
+	m.mu.Unlock()
+	m.poke()
+}
+
+func (m *Manager) poke() {
 	select {
 	case m.trigger <- struct{}{}:
 	default:
 	}
 }
 
-// Sync computes the desired services and applies them now.
+// Sync applies the changes since the last sync now: a full sync (or the
+// first, or one after changes the source could not name) translates every
+// Service and makes the maps hold exactly the result; otherwise only the
+// changed Services are translated and only their entries written.
 func (m *Manager) Sync(full bool) (SyncStats, error) {
-	desired, diags := m.Desired()
-	m.logDiagnostics(diags)
+	m.mu.Lock()
+	objs, pend := m.objs, m.pend
+	m.pend = pending{}
+	m.mu.Unlock()
 	start := time.Now()
-	st, err := m.rec.Apply(desired, full)
+	var st SyncStats
+	var err error
+	// Past a share of all Services, one translation of everything is
+	// cheaper than one per change (a large manifest file loaded).
+	many := pend.changes.Len() > 64 && 2*pend.changes.Len() > len(objs.Services)
+	if full || pend.all || many || m.model == nil {
+		m.model = m.newModel(objs, m.endpoints())
+		m.logDiagnostics(m.model.allDiagnostics())
+		st, err = m.rec.Apply(m.model.fes.Owners(), full)
+	} else {
+		st, err = m.syncChanged(objs, pend)
+	}
 	log := m.log.WithFields(logrus.Fields{
 		"services": st.Services, "backends": st.Backends,
 		"upserted": st.UpsertedServices, "deleted": st.DeletedServices, "duration": time.Since(start).Round(time.Microsecond),
@@ -144,14 +176,37 @@ func (m *Manager) logDiagnostics(diags []translate.Diagnostic) {
 		if m.lastDiags[d.String()] {
 			continue
 		}
-		log := m.log.WithFields(logrus.Fields{"service": d.Service, "reason": d.Reason})
-		if d.NotOurs {
-			log.Debug("Service left to another service proxy")
-		} else {
-			log.Warn("Service port not programmed")
-		}
+		m.logDiagnostic(d)
 	}
 	m.lastDiags = now
+}
+
+// logDiagnosticsDelta logs, of the diagnostics of some Services, those that
+// appeared (were not in before), and keeps track of them.
+func (m *Manager) logDiagnosticsDelta(before, after []translate.Diagnostic) {
+	if m.lastDiags == nil {
+		m.lastDiags = map[string]bool{}
+	}
+	was := make(map[string]bool, len(before))
+	for _, d := range before {
+		was[d.String()] = true
+		delete(m.lastDiags, d.String())
+	}
+	for _, d := range after {
+		if !was[d.String()] && !m.lastDiags[d.String()] {
+			m.logDiagnostic(d)
+		}
+		m.lastDiags[d.String()] = true
+	}
+}
+
+func (m *Manager) logDiagnostic(d translate.Diagnostic) {
+	log := m.log.WithFields(logrus.Fields{"service": d.Service, "reason": d.Reason})
+	if d.NotOurs {
+		log.Debug("Service left to another service proxy")
+	} else {
+		log.Warn("Service port not programmed")
+	}
 }
 
 // Desired returns the services the current objects and endpoints call for,
@@ -160,10 +215,7 @@ func (m *Manager) Desired() ([]lb.Service, []translate.Diagnostic) {
 	m.mu.Lock()
 	objs := m.objs
 	m.mu.Unlock()
-	eps, err := m.eps.List()
-	if err != nil {
-		m.log.WithError(err).Warn("List endpoints for services")
-	}
+	eps := m.endpoints()
 	in := translate.Input{
 		Services:         objs.Services,
 		EndpointSlices:   objs.EndpointSlices,
@@ -172,6 +224,15 @@ func (m *Manager) Desired() ([]lb.Service, []translate.Diagnostic) {
 		ServiceProxyName: m.cfg.ServiceProxyName,
 	}
 	return translate.TranslateWithDiagnostics(in)
+}
+
+// endpoints lists the pods wired on this node (none, logged, on an error).
+func (m *Manager) endpoints() []api.Endpoint {
+	eps, err := m.eps.List()
+	if err != nil {
+		m.log.WithError(err).Warn("List endpoints for services")
+	}
+	return eps
 }
 
 // pods joins the pods wired here (addresses from the CNI) with the Pod

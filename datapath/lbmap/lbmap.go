@@ -122,21 +122,16 @@ func (m *Map) DeleteBackend(id uint32) error {
 
 // Backends lists the backends map.
 func (m *Map) Backends() (map[uint32]Backend, error) {
-	var (
-		id  uint32
-		val bpfgen.LxcLb4Backend
-	)
 	out := make(map[uint32]Backend)
-	it := m.backends.Iterate()
-	for it.Next(&id, &val) {
+	err := maputil.Dump(m.backends, func(id uint32, val bpfgen.LxcLb4Backend) {
 		out[id] = Backend{
 			Addr:        maputil.AddrFromBe32(val.Address),
 			Port:        maputil.PortFromBe16(val.Port),
 			Proto:       val.Proto,
 			Terminating: val.Flags&lbBackendTerminating != 0,
 		}
-	}
-	if err := it.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("iterate sluice_lb4_backends_v1: %w", err)
 	}
 	return out, nil
@@ -237,25 +232,20 @@ func (m *Map) DeleteService(fe Frontend) error {
 // Services lists the services map: every master entry with the backend IDs
 // of its slots (0 for a slot that is missing).
 func (m *Map) Services() (map[Frontend]Service, error) {
-	var (
-		key bpfgen.LxcLb4Key
-		val bpfgen.LxcLb4Service
-	)
 	masters := make(map[Frontend]bpfgen.LxcLb4Service)
 	slots := make(map[Frontend]map[uint16]uint32)
-	it := m.services.Iterate()
-	for it.Next(&key, &val) {
+	err := maputil.Dump(m.services, func(key bpfgen.LxcLb4Key, val bpfgen.LxcLb4Service) {
 		fe := frontendOf(key)
 		if key.BackendSlot == 0 {
 			masters[fe] = val
-			continue
+			return
 		}
 		if slots[fe] == nil {
 			slots[fe] = make(map[uint16]uint32)
 		}
 		slots[fe][key.BackendSlot] = val.BackendId
-	}
-	if err := it.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("iterate sluice_lb4_services_v1: %w", err)
 	}
 	out := make(map[Frontend]Service, len(masters))
@@ -297,16 +287,11 @@ func (m *Map) DeleteRevNAT(id uint16) error {
 
 // RevNATs lists the reverse-NAT map.
 func (m *Map) RevNATs() (map[uint16]Frontend, error) {
-	var (
-		id  uint16
-		val bpfgen.LxcLb4ReverseNat
-	)
 	out := make(map[uint16]Frontend)
-	it := m.revNAT.Iterate()
-	for it.Next(&id, &val) {
+	err := maputil.Dump(m.revNAT, func(id uint16, val bpfgen.LxcLb4ReverseNat) {
 		out[id] = Frontend{Addr: maputil.AddrFromBe32(val.Address), Port: maputil.PortFromBe16(val.Port), Proto: val.Proto}
-	}
-	if err := it.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("iterate sluice_lb4_reverse_nat_v1: %w", err)
 	}
 	return out, nil

@@ -13,4 +13,7 @@
 // to another service proxy (the service.kubernetes.io/service-proxy-name
 // label, matched against Input.ServiceProxyName as kube-proxy and Cilium do)
 // and Services labelled service.kubernetes.io/headless.
+//
+// Service and Frontends give the same result one Service at a time, for the
+// service manager's incremental updates.
 package translate

@@ -70,10 +70,12 @@ func TranslateWithDiagnostics(in Input) ([]lb.Service, []Diagnostic) {
 		t.service(svc)
 	}
 	out := t.dedupeFrontends()
-	slices.SortStableFunc(t.diags, func(a, b Diagnostic) int {
-		return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Reason, b.Reason))
-	})
+	slices.SortStableFunc(t.diags, compareDiagnostics)
 	return out, slices.Compact(t.diags)
+}
+
+func compareDiagnostics(a, b Diagnostic) int {
+	return cmp.Or(cmp.Compare(a.Service, b.Service), cmp.Compare(a.Reason, b.Reason))
 }
 
 type translator struct {
@@ -190,15 +192,12 @@ func affinityTimeout(svc *corev1.Service) time.Duration {
 // earlier one (in service name order) already uses: the BPF service map has
 // one entry per frontend.
 func (t *translator) dedupeFrontends() []lb.Service {
-	slices.SortStableFunc(t.out, compareServices)
+	slices.SortStableFunc(t.out, CompareServices)
 	owner := make(map[lb.Frontend]lb.ServiceName, len(t.out))
 	out := t.out[:0]
 	for _, s := range t.out {
 		if prev, ok := owner[s.Frontend]; ok {
-			t.diags = append(t.diags, Diagnostic{
-				Service: nsName{s.Name.Namespace, s.Name.Name}.String(),
-				Reason:  fmt.Sprintf("%s frontend %s of port %q already used by %s, skipped", s.Kind, s.Frontend, s.Name.Port, prev),
-			})
+			t.diags = append(t.diags, duplicate(s, prev))
 			continue
 		}
 		owner[s.Frontend] = s.Name
@@ -209,6 +208,10 @@ func (t *translator) dedupeFrontends() []lb.Service {
 	}
 	return out
 }
+
+// CompareServices orders load-balancing services the way Translate returns
+// them: by name, kind and frontend.
+func CompareServices(a, b lb.Service) int { return compareServices(a, b) }
 
 func compareServices(a, b lb.Service) int {
 	return cmp.Or(

@@ -66,10 +66,13 @@ type Source struct {
 
 	trigger chan struct{}
 
-	mu       sync.Mutex
-	node     NodeInfo
-	nodeSeen chan struct{} // closed and replaced on every change of node
-	isSynced bool
+	mu        sync.Mutex
+	changes   source.ChangeSet // Services, EndpointSlices, Pods changed since the last snapshot
+	lost      bool             // a snapshot failed: the next one's changes are unknown
+	node      NodeInfo
+	nodeSeen  chan struct{} // closed and replaced on every change of node
+	isSynced  bool
+	sentFirst bool // a snapshot went out (the first has no Changes)
 }
 
 // New sets the informers up; nothing talks to the API server before Run.
@@ -128,9 +131,9 @@ func New(cfg Config) (*Source, error) {
 	}{
 		{core.Nodes(), nodeHandler},
 		{core.Namespaces(), handler},
-		{core.Pods(), handler},
-		{core.Services(), handler},
-		{disc.EndpointSlices(), handler},
+		{core.Pods(), s.recordingHandler(source.KindPod)},
+		{core.Services(), s.recordingHandler(source.KindService)},
+		{disc.EndpointSlices(), s.recordingHandler(source.KindEndpointSlice)},
 	} {
 		if err := add(x.i.Informer(), x.h); err != nil {
 			return nil, err
@@ -180,11 +183,16 @@ func (s *Source) Run(ctx context.Context, onChange func(source.Snapshot)) error 
 			case <-s.trigger:
 			default:
 			}
+			changes := s.takeChanges() // taken first: a later event is in the next snapshot's
 			snap, err := s.Snapshot()
 			if err != nil {
+				s.mu.Lock()
+				s.lost = true
+				s.mu.Unlock()
 				s.log.WithError(err).Warn("Snapshot from the informer caches failed")
 				continue
 			}
+			snap.Changes = changes
 			onChange(snap)
 		}
 	}
@@ -221,6 +229,44 @@ func (s *Source) WaitNode(ctx context.Context) (NodeInfo, error) {
 		case <-ch:
 		}
 	}
+}
+
+// recordingHandler notes the name of every changed object of kind for the
+// next snapshot's Changes and pokes the snapshot loop.
+func (s *Source) recordingHandler(kind string) cache.ResourceEventHandler {
+	record := func(o any) {
+		if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
+			o = t.Obj
+		}
+		if m, ok := o.(metav1.Object); ok {
+			s.mu.Lock()
+			s.changes.Add(kind, m.GetNamespace(), m.GetName())
+			s.mu.Unlock()
+		} else {
+			s.mu.Lock()
+			s.lost = true
+			s.mu.Unlock()
+		}
+		s.poke()
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    record,
+		UpdateFunc: func(_, o any) { record(o) },
+		DeleteFunc: record,
+	}
+}
+
+// takeChanges returns the changes recorded since the last call, nil for the
+// first snapshot and after a failed one (changes unknown).
+func (s *Source) takeChanges() *source.Changes {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.changes.Take()
+	if !s.sentFirst || s.lost {
+		s.sentFirst, s.lost = true, false
+		return nil
+	}
+	return c
 }
 
 func (s *Source) poke() {

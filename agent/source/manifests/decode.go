@@ -153,9 +153,12 @@ type typeMeta struct {
 }
 
 func parseDocument(file string, d document) ([]object, error) {
-	j, err := yaml.YAMLToJSONStrict(d.data)
-	if err != nil {
-		return nil, fileLines(err, d.line)
+	j, ok := fastYAMLToJSON(d.data)
+	if !ok {
+		var err error
+		if j, err = yaml.YAMLToJSONStrict(d.data); err != nil {
+			return nil, fileLines(err, d.line)
+		}
 	}
 	j = bytes.TrimSpace(j)
 	if len(j) == 0 || bytes.Equal(j, []byte("null")) {

@@ -11,5 +11,10 @@
 // its last good objects are kept, so that a typo never withdraws services.
 // Changes are picked up incrementally (inotify, with a periodic rescan as
 // the fallback): only files whose size, mtime or content changed are
-// re-parsed, and a burst of changes yields one callback.
+// re-parsed, only their objects are re-merged, a burst of changes yields one
+// callback, and the snapshot names the Services, EndpointSlices and Pods of
+// the changed files (source.Changes) so that the service manager updates
+// only those. Plain YAML (block and one-line flow style, unambiguous
+// scalars) is converted to JSON by a fast path; anything else goes through
+// sigs.k8s.io/yaml, which also words the errors.
 package manifests

@@ -1,7 +1,6 @@
 package manifests
 
 import (
-	"bytes"
 	"cmp"
 	"slices"
 
@@ -22,6 +21,12 @@ type placed struct {
 // lexical order; an object defined again (later in a file, or in a later
 // file) replaces the earlier definition, with a warning.
 func merge(files map[string]*fileState, log logrus.FieldLogger) source.Snapshot {
+	s, _ := mergeIndexed(files, log)
+	return s
+}
+
+// mergeIndexed is merge that also returns the winning definitions by key.
+func mergeIndexed(files map[string]*fileState, log logrus.FieldLogger) (source.Snapshot, map[objectKey]placed) {
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)
@@ -39,23 +44,23 @@ func merge(files map[string]*fileState, log logrus.FieldLogger) source.Snapshot 
 			byKey[o.key] = placed{o, n}
 		}
 	}
+	// The snapshot shares the parsed objects, which nothing modifies (a
+	// changed file gets new ones); callers get deep copies (publish).
 	var s source.Snapshot
 	for _, p := range byKey {
 		switch {
 		case p.svc != nil:
-			s.Services = append(s.Services, p.svc.DeepCopy())
+			s.Services = append(s.Services, p.svc)
 		case p.slice != nil:
-			s.EndpointSlices = append(s.EndpointSlices, p.slice.DeepCopy())
+			s.EndpointSlices = append(s.EndpointSlices, p.slice)
 		case p.pod != nil:
-			s.Pods = append(s.Pods, p.pod.DeepCopy())
+			s.Pods = append(s.Pods, p.pod)
 		case p.ns != nil:
-			s.Namespaces = append(s.Namespaces, p.ns.DeepCopy())
+			s.Namespaces = append(s.Namespaces, p.ns)
 		case p.node != nil:
-			s.Nodes = append(s.Nodes, p.node.DeepCopy())
+			s.Nodes = append(s.Nodes, p.node)
 		case p.raw != nil:
-			r := *p.raw
-			r.JSON = bytes.Clone(r.JSON)
-			s.Others = append(s.Others, r)
+			s.Others = append(s.Others, *p.raw)
 		}
 	}
 	sortByName(s.Services, func(o *corev1.Service) (string, string) { return o.Namespace, o.Name })
@@ -63,11 +68,8 @@ func merge(files map[string]*fileState, log logrus.FieldLogger) source.Snapshot 
 	sortByName(s.Pods, func(o *corev1.Pod) (string, string) { return o.Namespace, o.Name })
 	sortByName(s.Namespaces, func(o *corev1.Namespace) (string, string) { return o.Namespace, o.Name })
 	sortByName(s.Nodes, func(o *corev1.Node) (string, string) { return "", o.Name })
-	slices.SortFunc(s.Others, func(a, b source.Raw) int {
-		return cmp.Or(cmp.Compare(a.APIVersion, b.APIVersion), cmp.Compare(a.Kind, b.Kind),
-			cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-	})
-	return s
+	slices.SortFunc(s.Others, compareRaw)
+	return s, byKey
 }
 
 func sortByName[T any](s []T, key func(T) (string, string)) {

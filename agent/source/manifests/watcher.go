@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,20 @@ type fileState struct {
 	hash    [sha256.Size]byte
 	objects []object // the last good parse
 	bad     bool     // the current content failed to parse
+	// byKey indexes objects by key (built when first needed, dropped when
+	// objects change).
+	byKey map[objectKey][]int
+}
+
+// definitions returns the indexes in st.objects of the objects with key k.
+func (st *fileState) definitions(k objectKey) []int {
+	if st.byKey == nil {
+		st.byKey = make(map[objectKey][]int, len(st.objects))
+		for i, o := range st.objects {
+			st.byKey[o.key] = append(st.byKey[o.key], i)
+		}
+	}
+	return st.byKey[k]
 }
 
 // Watcher watches one directory of manifests.
@@ -50,6 +65,10 @@ type Watcher struct {
 
 	files  map[string]*fileState // by base name; only touched by Run
 	parses int                   // files parsed, for tests
+
+	changes source.ChangeSet   // Services, EndpointSlices, Pods of the files changed since the last publish
+	dirty   map[objectKey]bool // every object of those files
+	merged  *merged            // the merged state since the first publish
 
 	mu   sync.Mutex
 	snap source.Snapshot
@@ -127,11 +146,26 @@ func (w *Watcher) Run(ctx context.Context, onChange func(source.Snapshot)) error
 // publish merges the per-file state into a new snapshot, stores it and
 // returns a copy for the callback.
 func (w *Watcher) publish() source.Snapshot {
-	s := merge(w.files, w.log)
+	changes := w.changes.Take()
 	w.mu.Lock()
-	w.snap = s
-	w.mu.Unlock()
-	return s.DeepCopy()
+	defer w.mu.Unlock()
+	// Past a share of all objects, a full merge is cheaper than one per
+	// object (a large file loaded or rewritten).
+	if w.merged == nil || len(w.dirty) > 64 && 2*len(w.dirty) > len(w.merged.byKey) {
+		if w.merged == nil {
+			changes = nil // the first snapshot
+		}
+		s, byKey := mergeIndexed(w.files, w.log)
+		w.merged = newMerged(w.files, s, byKey)
+	} else {
+		for k := range w.dirty {
+			w.merged.remerge(w.files, k, w.log)
+		}
+	}
+	w.dirty = nil
+	w.snap = w.merged.snap // its lists change only under w.mu
+	w.snap.Changes = changes
+	return w.snap.DeepCopy()
 }
 
 // isManifest reports whether a directory entry name is a manifest file.
@@ -175,6 +209,7 @@ func (w *Watcher) scan() bool {
 	for name, st := range w.files {
 		if !seen[name] {
 			delete(w.files, name)
+			w.record(name, st.objects, nil)
 			w.log.WithField("file", name).Info("Manifest file removed")
 			changed = changed || len(st.objects) > 0
 		}
@@ -216,8 +251,34 @@ func (w *Watcher) update(name string, fi os.FileInfo, now time.Time) bool {
 	st.bad = false
 	log.WithField("objects", len(objs)).Debug("Manifest file loaded")
 	changed := !sameObjects(st.objects, objs)
-	st.objects = objs
+	if changed {
+		w.record(name, st.objects, objs)
+	}
+	st.objects, st.byKey = objs, nil
 	return changed
+}
+
+// record notes that file defines objs instead of old: for the next
+// snapshot's merge and its Changes, the file's old and new objects,
+// whichever file's definition wins.
+func (w *Watcher) record(file string, old, objs []object) {
+	if w.merged != nil {
+		w.merged.define(file, old, objs)
+	}
+	if w.dirty == nil {
+		w.dirty = map[objectKey]bool{}
+	}
+	for _, o := range slices.Concat(old, objs) {
+		w.dirty[o.key] = true
+		switch {
+		case o.svc != nil:
+			w.changes.Add(source.KindService, o.key.namespace, o.key.name)
+		case o.slice != nil:
+			w.changes.Add(source.KindEndpointSlice, o.key.namespace, o.key.name)
+		case o.pod != nil:
+			w.changes.Add(source.KindPod, o.key.namespace, o.key.name)
+		}
+	}
 }
 
 // sameObjects reports whether two parses define the same objects (so that
