@@ -15,7 +15,12 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
+
+// tempSuffix precedes the random digits os.CreateTemp puts at the end of a
+// temporary name.
+const tempSuffix = ".tmp"
 
 // WriteFile replaces path with data, mode perm.
 func WriteFile(path string, data []byte, perm os.FileMode) error {
@@ -29,7 +34,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 // exist. On any failure path is left as it was and the temporary file is
 // removed.
 func Write(path string, perm os.FileMode, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+tempSuffix+"*")
 	if err != nil {
 		return fmt.Errorf("create temp file for %s: %w", path, err)
 	}
@@ -54,6 +59,31 @@ func Write(path string, perm os.FileMode, write func(io.Writer) error) (err erro
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("rename %s to %s: %w", tmp, path, err)
+	}
+	return nil
+}
+
+// IsTemp reports whether name (a base name) is one of Write's temporary
+// files: a write in progress, or one a crash left behind.
+func IsTemp(name string) bool {
+	i := strings.LastIndex(name, tempSuffix)
+	if !strings.HasPrefix(name, ".") || i < 1 {
+		return false
+	}
+	digits := name[i+len(tempSuffix):]
+	return digits != "" && strings.Trim(digits, "0123456789") == ""
+}
+
+// SyncDir flushes dir itself to disk, making the creations, renames and
+// removals of its entries durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
 }

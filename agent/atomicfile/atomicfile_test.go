@@ -82,3 +82,24 @@ func TestWriteOverDirectoryFails(t *testing.T) {
 	require.Error(t, atomicfile.WriteFile(p, []byte("x"), 0o600))
 	assert.Equal(t, []string{"d"}, entries(t, dir), "temporary file removed")
 }
+
+func TestIsTemp(t *testing.T) {
+	dir := t.TempDir()
+	var seen []string
+	require.NoError(t, atomicfile.Write(filepath.Join(dir, "f.json"), 0o600, func(io.Writer) error {
+		seen = entries(t, dir)
+		return nil
+	}))
+	require.Len(t, seen, 1, "the temporary file, while writing")
+	assert.True(t, atomicfile.IsTemp(seen[0]), seen[0])
+
+	for _, name := range []string{"f.json", ".f.json", ".f.json.tmp", "f.json.tmp12", ".f.json.tmp12x", ".f.json.bad", ".tmp12"} {
+		assert.False(t, atomicfile.IsTemp(name), name)
+	}
+	assert.True(t, atomicfile.IsTemp(".f.tmp.tmp7"))
+}
+
+func TestSyncDir(t *testing.T) {
+	require.NoError(t, atomicfile.SyncDir(t.TempDir()))
+	require.ErrorIs(t, atomicfile.SyncDir(filepath.Join(t.TempDir(), "missing")), os.ErrNotExist)
+}

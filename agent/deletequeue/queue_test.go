@@ -1,9 +1,12 @@
 package deletequeue_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -67,4 +70,106 @@ func TestEnqueueAndList(t *testing.T) {
 	}
 	assert.Equal(t, 1, bad)
 	assert.ElementsMatch(t, []deletequeue.Entry{a, b}, good)
+}
+
+// TestEnqueueConcurrent: many DELs of the same and of different pods at once,
+// with a reader listing all along, as the agent's resync does. The reader
+// never sees a partial entry; in the end there is one entry per pod and no
+// temporary file.
+func TestEnqueueConcurrent(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	const pods, dels = 16, 8
+	var want []deletequeue.Entry
+	for p := 0; p < pods; p++ {
+		want = append(want, deletequeue.Entry{ContainerID: fmt.Sprintf("pod%d", p), IfName: "eth0"})
+	}
+
+	stop := make(chan struct{})
+	readerDone := make(chan []error)
+	go func() {
+		var bad []error
+		for {
+			items, err := deletequeue.List(dir)
+			if err != nil {
+				bad = append(bad, err)
+			}
+			for _, it := range items {
+				if it.Err != nil {
+					bad = append(bad, it.Err)
+				}
+			}
+			select {
+			case <-stop:
+				readerDone <- bad
+				return
+			default:
+			}
+		}
+	}()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, pods*dels)
+	for d := 0; d < dels; d++ {
+		for _, e := range want {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs <- deletequeue.Enqueue(dir, e)
+			}()
+		}
+	}
+	wg.Wait()
+	close(stop)
+	assert.Empty(t, <-readerDone, "the reader saw only complete entries")
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+
+	items, err := deletequeue.List(dir)
+	require.NoError(t, err)
+	var got []deletequeue.Entry
+	for _, it := range items {
+		require.NoError(t, it.Err)
+		got = append(got, it.Entry)
+	}
+	assert.ElementsMatch(t, want, got)
+	files, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, files, pods, "no temporary file left")
+}
+
+// TestRemoveStale: a temporary file a crash left (old) is removed, one being
+// written (young) stays; entries and other files are not touched.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	removed, err := deletequeue.RemoveStale(filepath.Join(dir, "missing"), time.Now())
+	require.NoError(t, err)
+	assert.Empty(t, removed)
+
+	require.NoError(t, deletequeue.Enqueue(dir, deletequeue.Entry{ContainerID: "a", IfName: "eth0"}))
+	entry, err := deletequeue.List(dir)
+	require.NoError(t, err)
+	require.Len(t, entry, 1)
+	crashed := filepath.Join(dir, "."+filepath.Base(entry[0].Path)+".tmp123")
+	writing := filepath.Join(dir, ".0123.json.tmp456")
+	other := filepath.Join(dir, ".keep")
+	for _, p := range []string{crashed, writing, other} {
+		require.NoError(t, os.WriteFile(p, []byte(`{"containerID":"b","ifName":"eth0"}`), 0o600))
+	}
+	old := time.Now().Add(-2 * deletequeue.StaleAfter)
+	for _, p := range []string{crashed, other, entry[0].Path} {
+		require.NoError(t, os.Chtimes(p, old, old))
+	}
+
+	removed, err = deletequeue.RemoveStale(dir, time.Now().Add(-deletequeue.StaleAfter))
+	require.NoError(t, err)
+	assert.Equal(t, []string{crashed}, removed)
+	assert.NoFileExists(t, crashed)
+	for _, p := range []string{writing, other, entry[0].Path} {
+		assert.FileExists(t, p)
+	}
+	items, err := deletequeue.List(dir)
+	require.NoError(t, err)
+	assert.Equal(t, entry, items, "temporary files are never listed as entries")
 }

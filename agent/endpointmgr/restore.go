@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/sirupsen/logrus"
 
@@ -75,13 +76,18 @@ func (m *Manager) dropState(id uint16, log logrus.FieldLogger) {
 // ProcessDeleteQueue deletes the endpoints named in dir's queue files and
 // removes the files. Unparsable files are removed with a warning; a file
 // whose deletion failed stays for the next run. Unknown endpoints are fine
-// (DEL is idempotent).
+// (DEL is idempotent). Temporary files older than deletequeue.StaleAfter,
+// writes a crash interrupted, are removed unread.
 func (m *Manager) ProcessDeleteQueue(dir string) error {
+	stale, serr := deletequeue.RemoveStale(dir, time.Now().Add(-deletequeue.StaleAfter))
+	for _, p := range stale {
+		m.log.WithField("file", p).Warn("Removed an interrupted delete-queue write")
+	}
 	items, err := deletequeue.List(dir)
 	if err != nil {
-		return err
+		return errors.Join(serr, err)
 	}
-	var errs []error
+	errs := []error{serr}
 	for _, it := range items {
 		log := m.log.WithField("file", it.Path)
 		if it.Err != nil {
