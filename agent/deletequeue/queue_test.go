@@ -3,6 +3,7 @@ package deletequeue_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -172,4 +173,48 @@ func TestRemoveStale(t *testing.T) {
 	items, err := deletequeue.List(dir)
 	require.NoError(t, err)
 	assert.Equal(t, entry, items, "temporary files are never listed as entries")
+}
+
+// helperDirEnv makes TestEnqueueHelperProcess enqueue pods 0..7 into the
+// directory it names; unset, that test does nothing.
+const helperDirEnv = "DELETEQUEUE_TEST_ENQUEUE_DIR"
+
+func TestEnqueueHelperProcess(t *testing.T) {
+	dir := os.Getenv(helperDirEnv)
+	if dir == "" {
+		return
+	}
+	for p := 0; p < 8; p++ {
+		require.NoError(t, deletequeue.Enqueue(dir, deletequeue.Entry{ContainerID: fmt.Sprintf("pod%d", p), IfName: "eth0"}))
+	}
+}
+
+// TestEnqueueProcesses: several processes (as several sluice-cni DELs) queue
+// the same pods at once; every pod ends up queued once, nothing else left.
+func TestEnqueueProcesses(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	var cmds []*exec.Cmd
+	for i := 0; i < 6; i++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestEnqueueHelperProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), helperDirEnv+"="+dir)
+		require.NoError(t, cmd.Start())
+		cmds = append(cmds, cmd)
+	}
+	for _, cmd := range cmds {
+		require.NoError(t, cmd.Wait())
+	}
+	items, err := deletequeue.List(dir)
+	require.NoError(t, err)
+	var got, want []deletequeue.Entry
+	for p := 0; p < 8; p++ {
+		want = append(want, deletequeue.Entry{ContainerID: fmt.Sprintf("pod%d", p), IfName: "eth0"})
+	}
+	for _, it := range items {
+		require.NoError(t, it.Err)
+		got = append(got, it.Entry)
+	}
+	assert.ElementsMatch(t, want, got)
+	files, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, files, len(want), "no temporary file left")
 }
