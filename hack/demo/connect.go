@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -35,14 +36,13 @@ spec:
 		out, err := p.CommandInCgroup(r, exfil, "-c", script).CombinedOutput()
 		return strings.TrimSpace(string(out)), err == nil
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// Before the policy is in the kernel, pod c's connect would go to a
+	// backend, and protect-b drops c → b: wait for the rules and the
+	// scope of pod c rather than probe with connects.
+	waitConnectRules(r, node, "no-exfil")
 	out, ok := run(c)
-	for ok && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-		out, ok = run(c)
-	}
-	if ok {
-		r.Fatalf("exfil in pod c was not denied: %s", out)
+	if ok || !strings.Contains(out, "Operation not permitted") {
+		r.Fatalf("exfil in pod c was not denied with EPERM: %s", out)
 	}
 	fmt.Printf("$ nsenter --net=<pod c> %s -c '%s'\n%s\n", exfil, script, out)
 	if out, ok := run(a); !ok {
@@ -52,6 +52,24 @@ spec:
 	}
 	fmt.Println("\n$ sluice events --policy no-exfil -o compact")
 	fmt.Print(waitEvents(r, node, "no-exfil"))
+}
+
+// waitConnectRules waits until policy is accepted and its connect rules
+// and pod scopes are in the kernel (within 10 s).
+func waitConnectRules(r *harness.Runner, node *harness.Node, policy string) {
+	ctx := context.Background()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p, err := node.Client().TracingPolicy(ctx, "", policy)
+		es, eerr := node.Client().TracingRuleEntries(ctx)
+		if err == nil && eerr == nil && p.Accepted && es["connect.slots"] > 0 && es["connect.scope"] > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.Fatalf("policy %s not in the kernel within 10s: %+v %v %v %v", policy, p, err, es, eerr)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // waitEvents returns the compact lines of policy's events, once there is
