@@ -67,8 +67,11 @@ image:
 	hack/k8s/mkimage.sh $(IMAGE) $(IMAGE_TAR) $(BIN)/image /usr/bin/sluice-agent
 
 # Runs test/e2e against the node `hack/local-cluster.sh up` started (SLUICE_E2E=1; skipped otherwise).
+# Fails also when no e2e test passed or one was skipped (hack/check-test-log.sh): a run that tested nothing is no pass.
 e2e:
-	SLUICE_E2E=1 $(GO) test -count=1 -timeout 20m -v ./test/e2e/...
+	@bash -c 'set -o pipefail; log=$$(mktemp /tmp/sluice-e2e.XXXXXX.log); echo "e2e log: $$log"; \
+		SLUICE_E2E=1 $(GO) test -count=1 -timeout 20m -v ./test/e2e/... 2>&1 | tee "$$log"; rc=$$?; \
+		hack/check-test-log.sh e2e "$$log" || rc=1; exit $$rc'
 
 # --- CRDs: generated from the policy/ Go types with controller-gen (a go.mod tool) into the chart's crds/ ---
 CRD_DIR := install/helm/sluice/crds

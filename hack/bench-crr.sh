@@ -14,6 +14,8 @@
 # Output: a table, then one line per measurement:
 #   RESULT config=<name> services=<n> tps=<median> ratio_direct=<x.xx>
 #   RESULT config=program-<iptables|sluice> services=<n> seconds=<x>
+# The exit status is 1 when a measurement that was available failed, or when
+# no Sluice configuration asked for produced a number (all unavailable or failed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for a in "$@"; do [[ $a == --cluster ]] && exec hack/k8s/bench-crr-cluster.sh "$@"; done

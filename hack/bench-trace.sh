@@ -21,8 +21,9 @@
 #          [received=<n> execs=<m> [exported=<k>] bpf_ns_per_exec=<x>] [agent_cpu_s_per_1k_execs=<x>]
 #   RESULT workload=open config=<name> ops_per_s=<median> ratio_baseline=<x> lost=<events lost>
 #          [received=<n> ops=<m>] [bpf_ns_per_op=<x>] [agent_cpu_s_per_1k_ops=<x>]
-# The exit status is 1 when a sample failed or an event the workload caused
-# never reached the agent's API (or the export file).
+# The exit status is 1 when a sample failed, an event the workload caused
+# never reached the agent's API (or the export file), or no Sluice (sensor)
+# configuration asked for produced a number (all unavailable or failed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

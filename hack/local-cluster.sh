@@ -85,7 +85,9 @@ up() {
 		exit 1
 	fi
 	# 1. build (cached) and the Sluice image
-	CACHE=$CACHE "$REPO/hack/k8s/build.sh" | grep -E '^(TIME|build total)' || true
+	# A failed build is fatal (pipefail: build.sh's status is the pipeline's), or stale binaries from the cache would run;
+	# only the filter's "no line matched" is forgiven.
+	CACHE=$CACHE "$REPO/hack/k8s/build.sh" | { grep -E '^(TIME|build total)' || true; }
 	make -C "$REPO" -s image IMAGE=sluice.local/sluice:dev IMAGE_TAR="$CACHE/images/sluice.tar"
 	rm -rf "$R/etcd" "$R/containerd" "$R/kubelet" "$R/pod-logs" "$R/apiserver-certs" "$P"
 	mkdir -p "$R/pids" "$L" "$R/conf"

@@ -139,7 +139,12 @@ func runAll(ctx context.Context, o Options, w io.Writer) bool {
 		fmt.Fprintln(w, "interrupted: reporting what was measured")
 		allOK = false
 	}
-	writeReport(w, header, summarize(cases, samples, unavailable), cps)
+	sums := summarize(cases, samples, unavailable)
+	if err := sluiceMeasured(sums); err != nil {
+		fmt.Fprintf(w, "FAILED: %v\n", err)
+		allOK = false
+	}
+	writeReport(w, header, sums, cps)
 	return allOK
 }
 

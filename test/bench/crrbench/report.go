@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/sluicenet/sluice/test/bench/benchrun"
 	"github.com/sluicenet/sluice/test/bench/stats"
 )
 
@@ -48,6 +49,17 @@ func summarize(cases []case_, samples []sample, unavailable map[string]string) [
 		out = append(out, cs)
 	}
 	return out
+}
+
+// sluiceMeasured fails a run in which Sluice configurations were asked for
+// and none produced a number (benchrun.CheckSluiceMeasured).
+func sluiceMeasured(sums []caseSummary) error {
+	var outs []benchrun.Outcome
+	for _, s := range sums {
+		outs = append(outs, benchrun.Outcome{Case: s.Case.String(), Sluice: s.Case.Config == cfgSluiceSocket || s.Case.Config == cfgSluiceTC,
+			Measured: s.OK > 0, Reason: firstNonEmpty(s.Unavailable, s.Failure, "not measured")})
+	}
+	return benchrun.CheckSluiceMeasured(outs)
 }
 
 func directTPS(sums []caseSummary) float64 {

@@ -74,3 +74,31 @@ func TestReport(t *testing.T) {
 		t.Errorf("last line is not a RESULT line: %q", lines[len(lines)-1])
 	}
 }
+
+// TestSluiceMeasured: a run whose Sluice configurations all came out NA
+// (unavailable or failed in every round) fails; one Sluice number, or no
+// Sluice configuration asked for, passes.
+func TestSluiceMeasured(t *testing.T) {
+	d, sock, tc := case_{cfgDirect, 0}, case_{cfgSluiceSocket, 1}, case_{cfgSluiceTC, 1}
+	ok := tcpcrr.Result{TPS: 1000, Transactions: 1}
+	unavailable := map[string]string{cfgSluiceSocket: "unavailable: no flags", cfgSluiceTC: "unavailable: no flags"}
+
+	sums := summarize([]case_{d, sock, tc}, []sample{{Case: d, Round: 1, Result: ok}}, unavailable)
+	err := sluiceMeasured(sums)
+	if err == nil || !strings.Contains(err.Error(), "sluice-tc/1 (unavailable: no flags)") {
+		t.Errorf("every Sluice configuration unavailable: %v", err)
+	}
+	sums = summarize([]case_{d, sock, tc}, []sample{{Case: d, Round: 1, Result: ok},
+		{Case: sock, Round: 1, Err: errors.New("boom")}, {Case: tc, Round: 1, Err: errors.New("boom")}}, nil)
+	if sluiceMeasured(sums) == nil {
+		t.Error("every Sluice configuration failed: no error")
+	}
+	sums = summarize([]case_{d, sock, tc}, []sample{{Case: d, Round: 1, Result: ok},
+		{Case: sock, Round: 1, Err: errors.New("boom")}, {Case: tc, Round: 1, Result: ok}}, nil)
+	if err := sluiceMeasured(sums); err != nil {
+		t.Errorf("sluice-tc measured: %v", err)
+	}
+	if err := sluiceMeasured(summarize([]case_{d}, []sample{{Case: d, Round: 1, Result: ok}}, nil)); err != nil {
+		t.Errorf("no Sluice configuration asked for: %v", err)
+	}
+}

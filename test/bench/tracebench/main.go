@@ -134,8 +134,12 @@ func runAll(ctx context.Context, o Options, bins binaries, w io.Writer) bool {
 		fmt.Fprintln(w, "interrupted: reporting what was measured")
 		allOK = false
 	}
-	writeReport(w, header+", at end: "+loadAvg()+" (other work on the machine shares the CPUs with the storm)",
-		summarize(o.Workload, o.Configs, samples, unavailable))
+	sums := summarize(o.Workload, o.Configs, samples, unavailable)
+	if err := sluiceMeasured(sums); err != nil {
+		fmt.Fprintf(w, "FAILED: %v\n", err)
+		allOK = false
+	}
+	writeReport(w, header+", at end: "+loadAvg()+" (other work on the machine shares the CPUs with the storm)", sums)
 	return allOK
 }
 

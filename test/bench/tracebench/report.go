@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/sluicenet/sluice/test/bench/benchrun"
 	"github.com/sluicenet/sluice/test/bench/stats"
 )
 
@@ -108,6 +109,20 @@ func summarize(workload string, configs []string, samples []sample, unavailable 
 		out = append(out, sum)
 	}
 	return out
+}
+
+// sluiceMeasured fails a run in which Sluice configurations (the sensor's)
+// were asked for and none produced a number (benchrun.CheckSluiceMeasured).
+func sluiceMeasured(sums []summary) error {
+	var outs []benchrun.Outcome
+	for _, s := range sums {
+		why := strings.TrimSpace(s.Unavailable + " " + s.Failure)
+		if why == "" {
+			why = "not measured"
+		}
+		outs = append(outs, benchrun.Outcome{Case: s.Config, Sluice: sensorOn(s.Config), Measured: s.OK > 0, Reason: why})
+	}
+	return benchrun.CheckSluiceMeasured(outs)
 }
 
 func baselineRate(sums []summary) float64 {

@@ -150,3 +150,27 @@ func TestReportOpen(t *testing.T) {
 	assert.Contains(t, got, "RESULT workload=open config=sluice-policy-match ops_per_s=10000 ratio_baseline=0.100 lost=0 received=11000 ops=11000 bpf_ns_per_op=0")
 	assert.NotContains(t, got, "never reached")
 }
+
+// TestSluiceMeasured: a run whose sensor configurations all came out NA
+// (unavailable or failed in every round) fails, whatever the baseline
+// measured; one of them with a number passes.
+func TestSluiceMeasured(t *testing.T) {
+	base := sample{Config: cfgBaseline, Round: 1, Storm: stormResult{Execs: 10, OpsPerSec: 100}}
+	configs := []string{cfgBaseline, cfgSluice, cfgSluicePolicy}
+
+	err := sluiceMeasured(summarize(workloadExec, configs, []sample{base},
+		map[string]string{cfgSluice: "unavailable: no --process-sensor", cfgSluicePolicy: "unavailable: no --process-sensor"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "sluice-policy (unavailable: no --process-sensor)")
+
+	failed := sample{Config: cfgSluicePolicy, Round: 1, Err: errors.New("boom")}
+	err = sluiceMeasured(summarize(workloadExec, configs, []sample{base, failed},
+		map[string]string{cfgSluice: "unavailable: no --process-sensor"}))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "sluice-policy (round 1: boom)")
+
+	measured := sample{Config: cfgSluice, Round: 1, Storm: stormResult{Execs: 10, OpsPerSec: 90}}
+	require.NoError(t, sluiceMeasured(summarize(workloadExec, configs, []sample{base, failed, measured}, nil)))
+	// The agent without the sensor is not a Sluice configuration of this benchmark.
+	require.NoError(t, sluiceMeasured(summarize(workloadExec, []string{cfgBaseline, cfgAgent}, []sample{base}, nil)))
+}
