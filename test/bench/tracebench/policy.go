@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -113,12 +110,12 @@ func writePolicy(dir string, o Options, config string, bins binaries) (string, e
 
 // waitPolicy waits until the agent reports policy name accepted.
 func waitPolicy(ctx context.Context, socket, name string) error {
-	hc := unixClient(socket)
+	client := api.NewClient(socket)
 	deadline := time.Now().Add(policyAcceptWait)
 	last := "not listed"
 	for ctx.Err() == nil && time.Now().Before(deadline) {
-		var pols []api.TracingPolicy
-		if err := getJSON(ctx, hc, "/v1/tracingpolicies", &pols); err != nil {
+		pols, err := client.TracingPolicies(ctx)
+		if err != nil {
 			last = err.Error()
 		}
 		for _, p := range pols {
@@ -133,31 +130,6 @@ func waitPolicy(ctx context.Context, socket, name string) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("tracing policy %s not accepted within %v: %s", name, policyAcceptWait, last)
-}
-
-func unixClient(socket string) *http.Client {
-	return &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-	}}
-}
-
-func getJSON(ctx context.Context, hc *http.Client, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://sluice-agent"+path, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // postTally counts the distinct process_tracepoint events of a policy.
