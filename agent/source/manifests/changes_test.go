@@ -32,8 +32,9 @@ metadata: {name: other}
 	r := startWatcher(t, dir, func(w *Watcher) { w.debounce = 0 })
 	assert.Nil(t, r.next(t).Changes, "the first snapshot")
 
-	// b.yaml: the Service renamed; the slice and the namespace stay.
-	write(t, dir, "b.yaml", svcYAML("c", "10.96.0.2", 80)+`---
+	// b.yaml: the Service renamed; the slice stays, the namespace goes. Written
+	// atomically: with no debounce a reader could see half of a plain write.
+	writeAtomic(t, dir, "b.yaml", svcYAML("c", "10.96.0.2", 80)+`---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: {name: b-1, labels: {kubernetes.io/service-name: b}}
