@@ -12,8 +12,10 @@
 #
 # Every flag is passed to the driver (test/bench/crrbench); see --help.
 # Output: a table, then one line per measurement:
-#   RESULT config=<name> services=<n> tps=<median> ratio_direct=<x.xx>
+#   RESULT config=<name> services=<n> tps=<median> ratio_direct=<median over rounds of tps / that round's direct> ratio_min=.. ratio_max=..
+#   RESULT config=direct services=0 tps=<median> ratio_direct=1.00 self_ratio=<direct's 2nd sample / its 1st, median> self_min=.. self_max=..
 #   RESULT config=program-<iptables|sluice> services=<n> seconds=<x>
+# Direct is measured twice per round (first and mid-round), every configuration runs the same agent flags.
 # The exit status is 1 when a measurement that was available failed, or when
 # no Sluice configuration asked for produced a number (all unavailable or failed).
 set -euo pipefail

@@ -116,23 +116,53 @@ func parseInts(s string) ([]int, error) {
 }
 
 // case_ is one cell of the matrix: a configuration at a service count
-// (0 for direct).
+// (0 for direct). Direct is measured twice per round (Rep 0 and 1): the
+// ratios of a round are taken against the mean of its two direct samples,
+// and their ratio to each other is the noise floor of the method.
 type case_ struct {
 	Config   string
 	Services int
+	Rep      int
 }
 
-func (c case_) String() string { return fmt.Sprintf("%s/%d", c.Config, c.Services) }
+func (c case_) String() string {
+	if c.Rep > 0 {
+		return fmt.Sprintf("%s#%d/%d", c.Config, c.Rep+1, c.Services)
+	}
+	return fmt.Sprintf("%s/%d", c.Config, c.Services)
+}
 
+// cell is c without the repetition: what the report has one row for.
+func (c case_) cell() case_ { return case_{Config: c.Config, Services: c.Services} }
+
+// cases is the order of one round (rotated by one each round): with direct
+// asked for, its first measurement opens the list and its second sits in
+// the middle, so that every round brackets the service configurations.
 func (o Options) cases() []case_ {
 	var out []case_
+	direct := false
 	for _, c := range o.Configs {
 		if c == cfgDirect {
-			out = append(out, case_{c, 0})
+			direct = true
 			continue
 		}
 		for _, n := range o.Services {
-			out = append(out, case_{c, n})
+			out = append(out, case_{Config: c, Services: n})
+		}
+	}
+	if !direct {
+		return out
+	}
+	mid := len(out) / 2
+	return append(append(append([]case_{{Config: cfgDirect}}, out[:mid]...), case_{Config: cfgDirect, Rep: 1}), out[mid:]...)
+}
+
+// cells is the report's rows: cases without the repetitions.
+func cells(cases []case_) []case_ {
+	var out []case_
+	for _, c := range cases {
+		if c.Rep == 0 {
+			out = append(out, c)
 		}
 	}
 	return out

@@ -47,7 +47,7 @@ func TestPrivilegedCRRBenchSmoke(t *testing.T) {
 	if err != nil || !ok {
 		t.Fatalf("run: ok=%v err=%v", ok, err)
 	}
-	tps := regexp.MustCompile(`(?m)^RESULT config=(\S+) services=(\d+) tps=([0-9.]+) ratio_direct=([0-9.]+)$`)
+	tps := regexp.MustCompile(`(?m)^RESULT config=(\S+) services=(\d+) tps=([0-9.]+) ratio_direct=([0-9.]+)(?: \S+=\S+)*$`)
 	got := map[string]float64{}
 	for _, m := range tps.FindAllStringSubmatch(out.String(), -1) {
 		v, _ := strconv.ParseFloat(m[3], 64)
@@ -57,6 +57,10 @@ func TestPrivilegedCRRBenchSmoke(t *testing.T) {
 		if got[k] <= 0 {
 			t.Errorf("no RESULT line with tps > 0 for %s", k)
 		}
+	}
+	// Direct twice in the round: its self-ratio is a number.
+	if !regexp.MustCompile(`(?m)^RESULT config=direct .* self_ratio=[0-9.]+ `).MatchString(out.String()) {
+		t.Error("no self_ratio for direct")
 	}
 	cp := regexp.MustCompile(`(?m)^RESULT config=(program|change)-iptables services=(\d+) seconds=([0-9.]+)$`)
 	if n := len(cp.FindAllString(out.String(), -1)); n != 3 {

@@ -59,17 +59,15 @@ func newTopology(r *harness.Runner, o Options, c case_) *topology {
 	}
 	t := &topology{crr: crr}
 	t.node = harness.NewNode(r, harness.NodeOptions{Index: 1})
-	switch c.Config {
-	case cfgSluiceSocket, cfgSluiceTC:
-		t.manifest = filepath.Join(r.TempDir(), "manifests")
-		if err := os.Mkdir(t.manifest, 0o755); err != nil {
-			r.Fatal(err)
-		}
-		t.node.StartAgentArgs(r, "--manifests-dir", t.manifest, "--cgroup-root", t.node.Cgroup,
-			fmt.Sprintf("--socket-lb=%v", c.Config == cfgSluiceSocket), "--log-level", "info")
-	default:
-		t.node.StartAgent(r)
+	// Every configuration runs the same agent, flags and log level (only the
+	// socket LB differs), so that direct and iptables are not measured next
+	// to a differently configured agent than the Sluice configurations.
+	t.manifest = filepath.Join(r.TempDir(), "manifests")
+	if err := os.Mkdir(t.manifest, 0o755); err != nil {
+		r.Fatal(err)
 	}
+	t.node.StartAgentArgs(r, "--manifests-dir", t.manifest, "--cgroup-root", t.node.Cgroup,
+		fmt.Sprintf("--socket-lb=%v", c.Config == cfgSluiceSocket), "--log-level", "info")
 	t.client = t.node.AddPod(r, "client")
 	setSysctls(r, t.client.NS, clientSysctls)
 	for i := range 2 {
