@@ -21,19 +21,23 @@
 #                     translation is per packet on the pods' veths (from_container, packets a pod sends) and on the
 #                     NodePort device, neither of which this host-network client's packets cross. Before kube-proxy
 #                     starts, the script checks that the measured ClusterIP does not answer (nobody translates it).
-# Per service count, once the Services exist, every EndpointSlice too, and the machine is quiet again (settle: under
-# --quiet percent CPU busy over 3 s, twice running; the 2-core node's control plane digests 10 000 Service creates for
-# minutes): direct (the two pod IPs, a backend at random per connection) and sluice, round by round; then switch to
-# iptables, settle, direct again (`direct-kp`) and iptables round by round, switch back. ratio_direct divides by the
-# median direct of the same count measured without kube-proxy. direct-kp is not a baseline: with kube-proxy running,
-# every new connection from the host, service or not, walks the nat OUTPUT chain's KUBE-SERVICES list (a direct
-# connection matches no rule, so it walks all of them), which is a cost of kube-proxy the table shows. At the end (also on failure or ^C):
-# kube-proxy stopped and `kube-proxy --cleanup`, the normal agent manifest applied, the benchmark namespace deleted.
+# Per service count, once the Services exist: --rounds rounds, each with a Sluice phase and a kube-proxy phase whose
+# order alternates (odd rounds Sluice first, even rounds kube-proxy first), so neither always runs first. Every phase
+# waits for its implementation to answer, for every EndpointSlice and for the machine to be quiet (settle: under --quiet
+# percent CPU busy over 3 s, twice running; the 2-core node's control plane digests 10 000 Service creates for minutes),
+# then measures direct (the two pod IPs, a backend at random per connection), the implementation, and direct again.
+# A configuration's ratio is its sample over the mean of the two directs of its own phase, median over the rounds; the
+# directs' second-over-first is the method's noise (self_ratio). Direct in the kube-proxy phase is `direct-kp`: with
+# kube-proxy running, every new connection from the host, service or not, walks the nat OUTPUT chain's KUBE-SERVICES
+# list (a direct connection matches no rule, so it walks all of them); iptables is therefore also given over the Sluice
+# phase's direct of the same round (ratio_nokp), which charges kube-proxy that walk.
+# At the end (also on failure or ^C): kube-proxy stopped and `kube-proxy --cleanup`, the normal agent manifest applied, the benchmark namespace deleted.
 #
-# Output: a table, then `RESULT config=<direct|sluice|direct-kp|iptables> services=<n> tps=<median> ratio_direct=<x.xx>` lines and
+# Output: a table, then `RESULT config=<sluice|iptables> services=<n> tps=<median> ratio_direct=<x.xx> ratio_min= ratio_max=`
+# (iptables also ratio_nokp=), `RESULT config=<direct|direct-kp> services=<n> tps=<median> self_ratio= self_min= self_max=` and
 # `RESULT config=program-<sluice|iptables> services=<n> seconds=<x>`: Sluice, from the return of the last Service create
 # until that Service answers (how far the agent lags the API); kube-proxy, from its start until the last Service answers
-# (a full sync of n Services). `SETTLE` lines say how long the machine took to be quiet.
+# (a full sync of n Services; median over its starts). `SETTLE` lines say how long the machine took to be quiet.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 CACHE=${CACHE:-/var/cache/sluice-k8s}
@@ -53,7 +57,7 @@ while [ $# -gt 0 ]; do
 	--workers) WORKERS=$2 && shift ;;
 	--quiet) QUIET=$2 && shift ;;
 	--settle-max) SETTLE_MAX=$2 && shift ;;
-	-h | --help) sed -n '2,30p' "$0" && exit 0 ;;
+	-h | --help) sed -n '2,40p' "$0" && exit 0 ;;
 	*) echo "bench-crr --cluster: unknown flag $1" >&2 && exit 2 ;;
 	esac
 	shift
@@ -269,11 +273,10 @@ measure() { # config services targets: one round, a target at random per connect
 	[ "$errs" = 0 ] || echo "  ($cfg: first error $(jq -r '.first_error' <<<"$out"))"
 	TPS[$cfg/$n]="${TPS[$cfg/$n]:-} $tps"
 }
-interleaved() { # config services targets direct-label: ROUNDS rounds of direct then config (drift shared)
-	for _ in $(seq "$ROUNDS"); do
-		measure "$4" "$2" "$S1:$PORT,$S2:$PORT"
-		measure "$1" "$2" "$3"
-	done
+phase_round() { # config services targets direct-label: direct, config, direct again (both directs pair with config)
+	measure "$4" "$2" "$S1:$PORT,$S2:$PORT"
+	measure "$1" "$2" "$3"
+	measure "$4" "$2" "$S1:$PORT,$S2:$PORT"
 }
 median() { python3 -c "import statistics,sys; print('%.0f' % statistics.median(map(float, sys.argv[1:])))" $1; }
 declare -A PROG CREATE
@@ -281,9 +284,34 @@ declare -A PROG CREATE
 T0=$(date +%s)
 echo "--- TCP_CRR on $(hostname): $WORKERS workers, $ROUNDS x $DURATION (warmup $WARMUP), services $SERVICES"
 [ "$(crr ask --target "$S1:$PORT")" = server-1 ] && [ "$(crr ask --target "$S2:$PORT")" = server-2 ]
+MODE=sluice
+to_sluice() { # kube-proxy stopped and cleaned up, the agent back to --socket-lb=true
+	[ $MODE = sluice ] && return 0
+	stop_kube_proxy
+	agent_mode true
+	MODE=sluice
+}
+to_iptables() { # n last: the agent without socket LB, then kube-proxy; records its sync time
+	local n=$1 last=$2 s
+	[ $MODE = iptables ] && return 0
+	agent_mode false
+	if answers "$(vip 0):80"; then
+		echo "bench-crr --cluster: $(vip 0):80 still answers with --socket-lb=false and no kube-proxy" >&2
+		exit 1
+	fi
+	s=$(now)
+	start_kube_proxy
+	MODE=iptables
+	waitfor "crr-$((n - 1)) via kube-proxy" 600 answers "$last:80"
+	PROG[iptables/$n]="${PROG[iptables/$n]:-} $(since "$s")"
+	seen_both "$(vip 0):80"
+	echo "iptables: kube-proxy answers for crr-$((n - 1)) $(since "$s")s after its start; KUBE-* rules: $(kube_rules)"
+	echo "KUBE-SERVICES positions of the measured Services: $(rule_positions "$TARGETS") of $(iptables-save -t nat | grep -c '^-A KUBE-SERVICES ')"
+}
 for n in ${SERVICES//,/ }; do
-	# sluice: normal cluster. Every Service selects the two servers; the measured ones are up to 16 spread evenly over
-	# the creation order (a connection picks one at random), so no configuration is measured on a lucky rule position.
+	# Every Service selects the two servers; the measured ones are up to 16 spread evenly over the creation order (a
+	# connection picks one at random), so no configuration is measured on a lucky rule position.
+	to_sluice
 	s=$(now)
 	create_services "$n"
 	CREATE[$n]=$(since "$s")
@@ -295,42 +323,79 @@ for n in ${SERVICES//,/ }; do
 	seen_both "$(vip 0):80"
 	echo "sluice: $n services (created in ${CREATE[$n]}s); the last answers ${PROG[sluice/$n]}s after its create returned; KUBE-* rules: $(kube_rules)"
 	echo "measured Services: $(tr ',' ' ' <<<"$TARGETS" | wc -w) ($TARGETS)" | cut -c1-200
-	settle sluice "$n"
-	interleaved sluice "$n" "$TARGETS" direct
-	# iptables: the agent without socket LB, then kube-proxy
-	agent_mode false
-	if answers "$(vip 0):80"; then
-		echo "bench-crr --cluster: $(vip 0):80 still answers with --socket-lb=false and no kube-proxy" >&2
-		exit 1
-	fi
-	s=$(now)
-	start_kube_proxy
-	waitfor "crr-$((n - 1)) via kube-proxy" 600 answers "$last:80"
-	PROG[iptables/$n]=$(since "$s")
-	seen_both "$(vip 0):80"
-	echo "iptables: kube-proxy answers for crr-$((n - 1)) ${PROG[iptables/$n]}s after its start; KUBE-* rules: $(kube_rules)"
-	echo "KUBE-SERVICES positions of the measured Services: $(rule_positions "$TARGETS") of $(iptables-save -t nat | grep -c '^-A KUBE-SERVICES ')"
-	settle iptables "$n"
-	interleaved iptables "$n" "$TARGETS" direct-kp
-	stop_kube_proxy
-	agent_mode true
-done
-
-TABLE=() RESULTS=()
-for n in ${SERVICES//,/ }; do
-	D=$(median "${TPS[direct/$n]}")
-	for cfg in direct sluice direct-kp iptables; do
-		m=$(median "${TPS[$cfg/$n]}")
-		ratio=$(python3 -c "print('%.2f' % ($m/$D))")
-		TABLE+=("$(printf '%-10s %9s %10s %8s' $cfg "$n" "$m" "$ratio")")
-		RESULTS+=("RESULT config=$cfg services=$n tps=$m ratio_direct=$ratio")
+	# Round by round, the two implementations alternate which goes first (odd rounds Sluice, even rounds kube-proxy);
+	# each phase is direct, the configuration, direct again, and its ratio is over the directs of that phase.
+	for r in $(seq "$ROUNDS"); do
+		order="sluice iptables"
+		[ $((r % 2)) = 0 ] && order="iptables sluice"
+		for mode in $order; do
+			if [ $mode = sluice ]; then
+				to_sluice
+				waitfor "crr-$((n - 1)) via Sluice" 300 answers "$last:80"
+				seen_both "$(vip 0):80"
+				settle "sluice round $r" "$n"
+				phase_round sluice "$n" "$TARGETS" direct
+			else
+				to_iptables "$n" "$last"
+				settle "iptables round $r" "$n"
+				phase_round iptables "$n" "$TARGETS" direct-kp
+			fi
+		done
 	done
 done
-printf '\n%-10s %9s %10s %8s\n' config services tps ratio
+to_sluice
+
+# Ratios per phase: a configuration's i-th sample over the mean of the two directs measured around it (same phase),
+# then the median over the rounds; direct's self-ratio is its second sample of a phase over its first. iptables is also
+# given over Sluice's phase direct of the same round (ratio_nokp): direct-kp pays kube-proxy's nat OUTPUT walk too.
+ratios() { # config-samples direct-samples: "median min max" of paired ratios
+	python3 - "$1" "$2" <<'PY'
+import statistics, sys
+c = [float(x) for x in sys.argv[1].split()]
+d = [float(x) for x in sys.argv[2].split()]
+r = [c[i] / ((d[2 * i] + d[2 * i + 1]) / 2) for i in range(min(len(c), len(d) // 2))]
+print('%.2f %.2f %.2f' % (statistics.median(r), min(r), max(r)) if r else 'NA NA NA')
+PY
+}
+self_ratios() { # direct-samples (pairs): "median min max" of second/first
+	python3 - "$1" <<'PY'
+import statistics, sys
+d = [float(x) for x in sys.argv[1].split()]
+r = [d[i + 1] / d[i] for i in range(0, len(d) - 1, 2)]
+print('%.2f %.2f %.2f' % (statistics.median(r), min(r), max(r)) if r else 'NA NA NA')
+PY
+}
+TABLE=() RESULTS=()
+for n in ${SERVICES//,/ }; do
+	for cfg in direct sluice direct-kp iptables; do
+		m=$(median "${TPS[$cfg/$n]}")
+		case $cfg in
+		direct | direct-kp)
+			read -r rm rmin rmax <<<"$(self_ratios "${TPS[$cfg/$n]}")"
+			extra="self_ratio=$rm self_min=$rmin self_max=$rmax"
+			TABLE+=("$(printf '%-10s %9s %10s %22s' $cfg "$n" "$m" "self $rm [$rmin-$rmax]")")
+			;;
+		sluice)
+			read -r rm rmin rmax <<<"$(ratios "${TPS[sluice/$n]}" "${TPS[direct/$n]}")"
+			extra="ratio_direct=$rm ratio_min=$rmin ratio_max=$rmax"
+			TABLE+=("$(printf '%-10s %9s %10s %22s' $cfg "$n" "$m" "$rm [$rmin-$rmax]")")
+			;;
+		iptables)
+			read -r rm rmin rmax <<<"$(ratios "${TPS[iptables/$n]}" "${TPS[direct-kp/$n]}")"
+			read -r nk _ _ <<<"$(ratios "${TPS[iptables/$n]}" "${TPS[direct/$n]}")"
+			extra="ratio_direct=$rm ratio_min=$rmin ratio_max=$rmax ratio_nokp=$nk"
+			TABLE+=("$(printf '%-10s %9s %10s %22s  (over Sluice phase direct: %s)' $cfg "$n" "$m" "$rm [$rmin-$rmax]" "$nk")")
+			;;
+		esac
+		RESULTS+=("RESULT config=$cfg services=$n tps=$m $extra")
+	done
+done
+printf '\n%-10s %9s %10s %22s\n' config services tps 'vs own phase direct'
 printf '%s\n' "${TABLE[@]}"
 echo
 printf '%s\n' "${RESULTS[@]}"
 for n in ${SERVICES//,/ }; do
-	for cfg in sluice iptables; do echo "RESULT config=program-$cfg services=$n seconds=${PROG[$cfg/$n]}"; done
+	echo "RESULT config=program-sluice services=$n seconds=${PROG[sluice/$n]}"
+	echo "RESULT config=program-iptables services=$n seconds=$(python3 -c "import statistics,sys; print('%.3f' % statistics.median(map(float, sys.argv[1:])))" ${PROG[iptables/$n]})"
 done
 echo "benchmark took $(($(date +%s) - T0))s"
