@@ -48,7 +48,7 @@ func (d *Datapath) setHandles() {
 	d.ct = ctmap.New(m.SluiceCt4V1, d.host.SluiceSnat4V1)
 	d.endpoints = endpointmap.New(m.SluiceEndpointsV1)
 	d.ipcache = ipcachemap.New(m.SluiceIpcache4V1)
-	d.metrics = metricsmap.New(m.SluiceMetricsV1)
+	d.metrics = metricsmap.New(m.SluiceMetricsV1, m.SluiceMetricsFastV1)
 	d.sockMetrics = metricsmap.NewSock(d.sock.SluiceSockMetricsV1)
 	d.flows = monitor.New(m.SluiceFlowsV1, m.SluiceFlowConfigV1, m.SluiceFlowsLostV1)
 	progs := d.programs()

@@ -69,7 +69,7 @@ func loadBefore(t *testing.T) *podProgs {
 		pol: policymap.New(m(bpfgen.LxcMapSluicePolicyV1), m(bpfgen.LxcMapSluicePolicyAddrV1), m(bpfgen.LxcMapSluicePolicyConfigV1)),
 		lb: lbmap.New(m(bpfgen.LxcMapSluiceLb4ServicesV1), m(bpfgen.LxcMapSluiceLb4BackendsV1),
 			m(bpfgen.LxcMapSluiceLb4ReverseNatV1), m(bpfgen.LxcMapSluiceNodeAddrsV1)),
-		metrics: metricsmap.New(m(bpfgen.LxcMapSluiceMetricsV1)),
+		metrics: metricsmap.New(m(bpfgen.LxcMapSluiceMetricsV1), nil), // before the fast slots
 		flows:   r,
 	}
 }

@@ -58,4 +58,30 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_metrics_v1 SEC(".maps");
 
+/* A per-CPU front of sluice_metrics_v1 for the forwarding reasons, the
+ * counters every packet of an established flow bumps: a direct-mapped cache of
+ * METRICS_FAST_SLOTS (key, counts) slots per CPU, indexed by a mix of the key.
+ * An array lookup is inlined by the verifier where the hash lookup costs a
+ * jhash and a bucket walk. A slot belongs to the first key that lands in it on
+ * that CPU; other keys landing there use sluice_metrics_v1. A key's count is
+ * the sum of its hash entry and of every CPU's slot that holds it. */
+#define METRICS_FAST_SLOTS 1024
+struct metrics_fast_slot {
+	__u32 ifindex;		/* 0: free */
+	__u8  reason;
+	__u8  dir;
+	__u16 pad;
+	__u64 packets;
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct metrics_fast_slot) == 24, "metrics_fast_slot size");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct metrics_fast_slot);
+	__uint(max_entries, METRICS_FAST_SLOTS);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_metrics_fast_v1 SEC(".maps");
+
 #endif /* SLUICE_MAPS_H */

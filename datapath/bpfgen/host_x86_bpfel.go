@@ -120,6 +120,16 @@ type HostLb4Service struct {
 	Pad             uint32
 }
 
+type HostMetricsFastSlot struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Reason  uint8
+	Dir     uint8
+	Pad     uint16
+	Packets uint64
+	Bytes   uint64
+}
+
 type HostMetricsKey struct {
 	_       structs.HostLayout
 	Ifindex uint32
@@ -230,6 +240,7 @@ const (
 	HostMapSluiceLb4BackendsV1   = "sluice_lb4_backends_v1"
 	HostMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
 	HostMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
+	HostMapSluiceMetricsFastV1   = "sluice_metrics_fast_v1"
 	HostMapSluiceMetricsV1       = "sluice_metrics_v1"
 	HostMapSluiceNodeAddrsV1     = "sluice_node_addrs_v1"
 	HostMapSluicePolicyAddrV1    = "sluice_policy_addr_v1"
@@ -311,6 +322,7 @@ type HostMapSpecs struct {
 	SluiceLb4BackendsV1   *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
+	SluiceMetricsFastV1   *ebpf.MapSpec `ebpf:"sluice_metrics_fast_v1"`
 	SluiceMetricsV1       *ebpf.MapSpec `ebpf:"sluice_metrics_v1"`
 	SluiceNodeAddrsV1     *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
 	SluicePolicyAddrV1    *ebpf.MapSpec `ebpf:"sluice_policy_addr_v1"`
@@ -366,6 +378,7 @@ type HostMaps struct {
 	SluiceLb4BackendsV1   *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
+	SluiceMetricsFastV1   *ebpf.Map `ebpf:"sluice_metrics_fast_v1"`
 	SluiceMetricsV1       *ebpf.Map `ebpf:"sluice_metrics_v1"`
 	SluiceNodeAddrsV1     *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
 	SluicePolicyAddrV1    *ebpf.Map `ebpf:"sluice_policy_addr_v1"`
@@ -386,6 +399,7 @@ func (m *HostMaps) Close() error {
 		m.SluiceLb4BackendsV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
+		m.SluiceMetricsFastV1,
 		m.SluiceMetricsV1,
 		m.SluiceNodeAddrsV1,
 		m.SluicePolicyAddrV1,

@@ -148,6 +148,16 @@ type LxcLb4Service struct {
 	Pad             uint32
 }
 
+type LxcMetricsFastSlot struct {
+	_       structs.HostLayout
+	Ifindex uint32
+	Reason  uint8
+	Dir     uint8
+	Pad     uint16
+	Packets uint64
+	Bytes   uint64
+}
+
 type LxcMetricsKey struct {
 	_       structs.HostLayout
 	Ifindex uint32
@@ -269,6 +279,7 @@ const (
 	LxcMapSluiceLb4NodeportFilterV1 = "sluice_lb4_nodeport_filter_v1"
 	LxcMapSluiceLb4ReverseNatV1     = "sluice_lb4_reverse_nat_v1"
 	LxcMapSluiceLb4ServicesV1       = "sluice_lb4_services_v1"
+	LxcMapSluiceMetricsFastV1       = "sluice_metrics_fast_v1"
 	LxcMapSluiceMetricsV1           = "sluice_metrics_v1"
 	LxcMapSluiceNodeAddrsV1         = "sluice_node_addrs_v1"
 	LxcMapSluicePolicyAddrV1        = "sluice_policy_addr_v1"
@@ -359,6 +370,7 @@ type LxcMapSpecs struct {
 	SluiceLb4NodeportFilterV1 *ebpf.MapSpec `ebpf:"sluice_lb4_nodeport_filter_v1"`
 	SluiceLb4ReverseNatV1     *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1       *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
+	SluiceMetricsFastV1       *ebpf.MapSpec `ebpf:"sluice_metrics_fast_v1"`
 	SluiceMetricsV1           *ebpf.MapSpec `ebpf:"sluice_metrics_v1"`
 	SluiceNodeAddrsV1         *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
 	SluicePolicyAddrV1        *ebpf.MapSpec `ebpf:"sluice_policy_addr_v1"`
@@ -423,6 +435,7 @@ type LxcMaps struct {
 	SluiceLb4NodeportFilterV1 *ebpf.Map `ebpf:"sluice_lb4_nodeport_filter_v1"`
 	SluiceLb4ReverseNatV1     *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1       *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
+	SluiceMetricsFastV1       *ebpf.Map `ebpf:"sluice_metrics_fast_v1"`
 	SluiceMetricsV1           *ebpf.Map `ebpf:"sluice_metrics_v1"`
 	SluiceNodeAddrsV1         *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
 	SluicePolicyAddrV1        *ebpf.Map `ebpf:"sluice_policy_addr_v1"`
@@ -447,6 +460,7 @@ func (m *LxcMaps) Close() error {
 		m.SluiceLb4NodeportFilterV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
+		m.SluiceMetricsFastV1,
 		m.SluiceMetricsV1,
 		m.SluiceNodeAddrsV1,
 		m.SluicePolicyAddrV1,

@@ -1,10 +1,13 @@
 // Package metricsmap is the datapath's counters: packets and bytes per
-// interface, reason and direction (sluice_metrics_v1), and the socket-LB
-// hooks' counters per reason (sluice_sock_metrics_v1), both per CPU.
+// interface, reason and direction (sluice_metrics_v1, with its per-CPU front
+// sluice_metrics_fast_v1 for the forwarding reasons), and the socket-LB
+// hooks' counters per reason (sluice_sock_metrics_v1), all per CPU.
 package metricsmap
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/cilium/ebpf"
@@ -17,11 +20,16 @@ import (
 // Name is the pinned name of the counters map.
 const Name = "sluice_metrics_v1"
 
-// Map is the counters map of a loaded datapath.
-type Map struct{ m *ebpf.Map }
+// FastName is the pinned name of the per-CPU front of Name (bpf/lib/maps.h):
+// slots of (key, counts) that a key's count is also spread over.
+const FastName = "sluice_metrics_fast_v1"
 
-// New returns the handle of sluice_metrics_v1.
-func New(m *ebpf.Map) *Map { return &Map{m: m} }
+// Map is the counters maps of a loaded datapath.
+type Map struct{ m, fast *ebpf.Map }
+
+// New returns the handle of sluice_metrics_v1 and sluice_metrics_fast_v1
+// (nil for programs built before it existed).
+func New(m, fast *ebpf.Map) *Map { return &Map{m: m, fast: fast} }
 
 // Reason says why a packet was forwarded or dropped (mirrors enum sluice_reason).
 type Reason uint8
@@ -114,10 +122,17 @@ type Counter struct {
 	Bytes     uint64
 }
 
-// Counters reads sluice_metrics_v1, summing the per-CPU values.
-func (m *Map) Counters() ([]Counter, error) { return counters(m.m) }
+// Counters reads sluice_metrics_v1 and its fast slots, summing the per-CPU
+// values: one Counter per key.
+func (m *Map) Counters() ([]Counter, error) {
+	cs, err := counters(m.m)
+	if err != nil || m.fast == nil {
+		return cs, err
+	}
+	return addFast(cs, m.fast)
+}
 
-// PinnedCounters reads sluice_metrics_v1 as pinned under root by a running
+// PinnedCounters reads the counters as pinned under root by a running
 // agent, without loading anything (for tests and tools).
 func PinnedCounters(root string) ([]Counter, error) {
 	m, err := ebpf.LoadPinnedMap(filepath.Join(pin.MapsDir(root), Name), nil)
@@ -125,7 +140,54 @@ func PinnedCounters(root string) ([]Counter, error) {
 		return nil, fmt.Errorf("open pinned %s: %w", Name, err)
 	}
 	defer m.Close()
-	return counters(m)
+	fast, err := ebpf.LoadPinnedMap(filepath.Join(pin.MapsDir(root), FastName), nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return counters(m) // pinned by an agent from before the fast slots
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open pinned %s: %w", FastName, err)
+	}
+	defer fast.Close()
+	return New(m, fast).Counters()
+}
+
+type counterKey struct {
+	ifindex uint32
+	reason  Reason
+	dir     Direction
+}
+
+// addFast adds every CPU's claimed fast slot to the Counter of its key.
+func addFast(cs []Counter, fast *ebpf.Map) ([]Counter, error) {
+	index := make(map[counterKey]int, len(cs))
+	for i, c := range cs {
+		index[counterKey{c.Ifindex, c.Reason, c.Direction}] = i
+	}
+	var (
+		slot  uint32
+		slots []bpfgen.LxcMetricsFastSlot
+	)
+	it := fast.Iterate()
+	for it.Next(&slot, &slots) {
+		for _, v := range slots {
+			if v.Ifindex == 0 {
+				continue
+			}
+			k := counterKey{v.Ifindex, Reason(v.Reason), Direction(v.Dir)}
+			i, ok := index[k]
+			if !ok {
+				i = len(cs)
+				index[k] = i
+				cs = append(cs, Counter{Ifindex: k.ifindex, Reason: k.reason, Direction: k.dir})
+			}
+			cs[i].Packets += v.Packets
+			cs[i].Bytes += v.Bytes
+		}
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("iterate %s: %w", FastName, err)
+	}
+	return cs, nil
 }
 
 func counters(m *ebpf.Map) ([]Counter, error) {
@@ -168,6 +230,47 @@ func (m *Map) DeleteCounters(ifindex uint32) error {
 	for i := range del {
 		if err := maputil.Delete(m.m, &del[i]); err != nil {
 			return fmt.Errorf("delete counters of ifindex %d: %w", ifindex, err)
+		}
+	}
+	if m.fast == nil {
+		return nil
+	}
+	return freeFast(m.fast, ifindex)
+}
+
+// freeFast frees every CPU's fast slot that ifindex holds. The slot's value
+// is written for all CPUs at once, so a packet another CPU counts in the same
+// slot index for another key between the read and the write is lost: the
+// interface is gone, and a collision on one of 1024 slots is rare.
+func freeFast(fast *ebpf.Map, ifindex uint32) error {
+	var (
+		slot  uint32
+		slots []bpfgen.LxcMetricsFastSlot
+		dirty []uint32
+	)
+	it := fast.Iterate()
+	for it.Next(&slot, &slots) {
+		for _, v := range slots {
+			if v.Ifindex == ifindex {
+				dirty = append(dirty, slot)
+				break
+			}
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("iterate %s: %w", FastName, err)
+	}
+	for _, k := range dirty {
+		if err := fast.Lookup(&k, &slots); err != nil {
+			return fmt.Errorf("read %s slot %d: %w", FastName, k, err)
+		}
+		for i := range slots {
+			if slots[i].Ifindex == ifindex {
+				slots[i] = bpfgen.LxcMetricsFastSlot{}
+			}
+		}
+		if err := fast.Put(&k, slots); err != nil {
+			return fmt.Errorf("free %s slot %d of ifindex %d: %w", FastName, k, ifindex, err)
 		}
 	}
 	return nil
