@@ -23,7 +23,7 @@ import (
 // cgroup (socket hooks run only for processes in the cgroup). The child reads
 // its job from the environment and prints one JSON sockResult per attempt.
 const (
-	sockClientEnv   = "SLUICE_SOCKLB_CLIENT" // "tcp", "udp" (sendto) or "udpconn" (connect, send)
+	sockClientEnv   = "SLUICE_SOCKLB_CLIENT" // "tcp", "udp" (sendto), "udpconn" (connect, send) or "connect" (timed connect only)
 	sockClientAddr  = "SLUICE_SOCKLB_ADDR"   // ip:port to reach
 	sockClientCount = "SLUICE_SOCKLB_COUNT"  // attempts
 	sockClientGate  = "SLUICE_SOCKLB_GATE"   // set: read a line from stdin before the first attempt
@@ -35,7 +35,7 @@ type sockResult struct {
 	Peer     string `json:"peer,omitempty"`     // getpeername (TCP) or recvfrom source (UDP)
 	Errno    int    `json:"errno,omitempty"`    // errno of the failed call
 	Call     string `json:"call,omitempty"`     // which call failed
-	Duration int64  `json:"duration,omitempty"` // ns from socket to reply or failure
+	Duration int64  `json:"duration,omitempty"` // ns from socket to reply or failure ("connect": of connect() alone)
 }
 
 func sockClientMain() int {
@@ -59,10 +59,14 @@ func sockClientMain() int {
 			r = udpAttempt(ap)
 		case "udpconn":
 			r = udpConnAttempt(ap)
+		case "connect":
+			r = connectAttempt(ap) // times connect() alone
 		default:
 			r = tcpAttempt(ap)
 		}
-		r.Duration = int64(time.Since(start))
+		if r.Duration == 0 {
+			r.Duration = int64(time.Since(start))
+		}
 		if err := enc.Encode(r); err != nil {
 			return 2
 		}
@@ -191,7 +195,7 @@ func udpConnAttempt(ap netip.AddrPort) sockResult {
 
 // runSockClient runs count attempts of the client (network "tcp", "udp"
 // or "udpconn") to addr inside ns and the cgroup cgroupPath.
-func runSockClient(t *testing.T, ns *harness.NetNS, cgroupPath, network, addr string, count int) []sockResult {
+func runSockClient(t testing.TB, ns *harness.NetNS, cgroupPath, network, addr string, count int) []sockResult {
 	t.Helper()
 	res, err := runSockClientGated(t, ns, cgroupPath, network, addr, count, nil)
 	if err != nil {
@@ -203,7 +207,7 @@ func runSockClient(t *testing.T, ns *harness.NetNS, cgroupPath, network, addr st
 // runSockClientGated is runSockClient with before, when not nil, called
 // with the client's pid before its first attempt. The client's own failure
 // (it was killed, say) is returned.
-func runSockClientGated(t *testing.T, ns *harness.NetNS, cgroupPath, network, addr string, count int, before func(pid int)) ([]sockResult, error) {
+func runSockClientGated(t testing.TB, ns *harness.NetNS, cgroupPath, network, addr string, count int, before func(pid int)) ([]sockResult, error) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
