@@ -8,6 +8,9 @@
 //
 // Client: `echo tcp|udp|http ADDR [MSG]` sends one request and prints the reply; `echo stream ADDR` keeps one TCP
 // connection and relays stdin lines to it, printing each reply (a long-lived connection driven by the test).
+// `echo crr ADDR` connects, sends one line, reads the reply and closes, again and again until stdin closes, then prints
+// one JSON line: attempts, failures (with the first error) and replies per backend name (a connection-rate load whose
+// every reply is checked).
 // `echo https ADDR [PATH]` GETs https://ADDR/PATH (default /version) verifying the server against the pod's
 // service-account CA with its token, and prints "HTTP <code>" and the body (the kubernetes Service test).
 package main
@@ -16,6 +19,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -126,6 +130,8 @@ func client(mode, addr, msg string) error {
 		return err
 	case "https":
 		return httpsGet(addr, msg)
+	case "crr":
+		return crrLoop(addr)
 	case "stream":
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
@@ -146,9 +152,63 @@ func client(mode, addr, msg string) error {
 			fmt.Print(line)
 		}
 	default:
-		return fmt.Errorf("unknown mode %q (tcp, udp, http, https, stream)", mode)
+		return fmt.Errorf("unknown mode %q (tcp, udp, http, https, stream, crr)", mode)
 	}
 	return nil
+}
+
+// crrResult is what `echo crr` prints when stdin closes.
+type crrResult struct {
+	Attempts   int            `json:"attempts"`
+	Failed     int            `json:"failed"`
+	FirstError string         `json:"first_error,omitempty"`
+	Backends   map[string]int `json:"backends"`
+}
+
+// crrLoop runs connect-request-reply-close transactions against addr until
+// stdin reaches EOF and prints a crrResult. A transaction fails on a dial,
+// write or read error or a reply that does not echo its line.
+func crrLoop(addr string) error {
+	stop := make(chan struct{})
+	go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+	res := crrResult{Backends: map[string]int{}}
+	fail := func(err error) {
+		res.Failed++
+		if res.FirstError == "" {
+			res.FirstError = fmt.Sprintf("attempt %d at %s: %v", res.Attempts, time.Now().Format(time.RFC3339Nano), err)
+		}
+	}
+	for {
+		select {
+		case <-stop:
+			return json.NewEncoder(os.Stdout).Encode(res)
+		default:
+		}
+		res.Attempts++
+		msg := fmt.Sprintf("crr-%d", res.Attempts)
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			fail(err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		_, err = fmt.Fprintln(c, msg)
+		var line string
+		if err == nil {
+			line, err = bufio.NewReader(c).ReadString('\n')
+		}
+		c.Close()
+		name, got, _ := strings.Cut(strings.TrimSpace(line), " ")
+		switch {
+		case err != nil:
+			fail(err)
+		case got != msg:
+			fail(fmt.Errorf("reply %q to %q", line, msg))
+		default:
+			res.Backends[name]++
+		}
+	}
 }
 
 const saDir = "/var/run/secrets/kubernetes.io/serviceaccount"
