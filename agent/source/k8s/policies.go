@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
@@ -57,34 +58,53 @@ func NewDynamicClient(kubeconfig string) (dynamic.Interface, error) {
 	return dc, nil
 }
 
-// addPolicyInformers registers the policy informers on the dynamic factory.
-// The Sluice CRDs must be installed (install/ installs them before the
-// agent): the caches never sync otherwise.
+// addPolicyInformers creates the dynamic factory and registers the
+// informer of the built-in NetworkPolicies; the Sluice CRDs' informers are
+// registered by Run for the CRDs the API server serves (crds.go).
 func (s *Source) addPolicyInformers(add func(cache.SharedIndexInformer, cache.ResourceEventHandler) error,
 	h cache.ResourceEventHandler) error {
 	s.dynFactory = dynamicinformer.NewFilteredDynamicSharedInformerFactory(s.cfg.Dynamic, s.cfg.Resync, "", nil)
+	s.policyHandler = h
 	for _, gvr := range policyGVRs {
-		gi := s.dynFactory.ForResource(gvr)
-		if err := gi.Informer().SetTransform(stripManagedFields); err != nil {
-			return fmt.Errorf("k8s source: %s transform: %w", gvr.Resource, err)
+		r := &policyResource{gvr: gvr, builtin: gvr == NetworkPolicyGVR}
+		s.policyRes = append(s.policyRes, r)
+		if !r.builtin {
+			continue
 		}
-		if err := add(gi.Informer(), h); err != nil {
+		inf, err := s.policyInformer(gvr)
+		if err != nil {
 			return err
 		}
-		s.policyListers = append(s.policyListers, gi.Lister())
-		s.policyInformers = append(s.policyInformers, gi.Informer())
+		if err := add(inf.Informer(), h); err != nil {
+			return err
+		}
+		r.lister = inf.Lister()
 	}
 	return nil
 }
 
+// policyInformer returns the dynamic informer of gvr with the transform set.
+func (s *Source) policyInformer(gvr schema.GroupVersionResource) (informers.GenericInformer, error) {
+	gi := s.dynFactory.ForResource(gvr)
+	if err := gi.Informer().SetTransform(stripManagedFields); err != nil {
+		return nil, fmt.Errorf("k8s source: %s transform: %w", gvr.Resource, err)
+	}
+	return gi, nil
+}
+
 // listPolicies returns every cached policy object as a source.Raw, sorted
-// like the manifests source sorts Others.
+// like the manifests source sorts Others. A CRD the API server does not
+// serve has no objects.
 func (s *Source) listPolicies() ([]source.Raw, error) {
 	var out []source.Raw
-	for i, l := range s.policyListers {
+	for _, r := range s.policyRes {
+		l := s.listerOf(r)
+		if l == nil {
+			continue
+		}
 		objs, err := l.List(labels.Everything())
 		if err != nil {
-			return nil, fmt.Errorf("list %s: %w", policyGVRs[i].Resource, err)
+			return nil, fmt.Errorf("list %s: %w", r.gvr.Resource, err)
 		}
 		for _, o := range objs {
 			r, err := rawFrom(o)

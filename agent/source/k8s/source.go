@@ -32,9 +32,12 @@ type Config struct {
 	// Client talks to the API server (NewClientset).
 	Client kubernetes.Interface
 	// Dynamic (NewDynamicClient), when set, also watches NetworkPolicies
-	// and the Sluice policy CRDs into Snapshot.Others; the CRDs must be
-	// installed.
+	// and the Sluice policy CRDs into Snapshot.Others. A CRD the API server
+	// does not serve (yet) is watched from when it does (crds.go).
 	Dynamic dynamic.Interface
+	// CRDPoll is how often a CRD that is not served is looked for again; 0
+	// uses DefaultCRDPoll.
+	CRDPoll time.Duration
 	// NodeName is this node's Node object (the kubelet's --hostname-override
 	// or hostname; in a DaemonSet the downward API's spec.nodeName).
 	NodeName string
@@ -60,9 +63,10 @@ type Source struct {
 	slices     discoverylisters.EndpointSliceLister
 	synced     []cache.InformerSynced
 
-	dynFactory      dynamicinformer.DynamicSharedInformerFactory
-	policyListers   []cache.GenericLister
-	policyInformers []cache.SharedIndexInformer
+	dynFactory    dynamicinformer.DynamicSharedInformerFactory
+	policyRes     []*policyResource // in policyGVRs order; lister under mu
+	policyHandler cache.ResourceEventHandler
+	addInformer   func(cache.SharedIndexInformer, cache.ResourceEventHandler) error
 
 	trigger chan struct{}
 
@@ -85,6 +89,9 @@ func New(cfg Config) (*Source, error) {
 	}
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = DefaultDebounce
+	}
+	if cfg.CRDPoll <= 0 {
+		cfg.CRDPoll = DefaultCRDPoll
 	}
 	if cfg.Log == nil {
 		cfg.Log = logrus.StandardLogger()
@@ -140,6 +147,7 @@ func New(cfg Config) (*Source, error) {
 		}
 	}
 	if cfg.Dynamic != nil {
+		s.addInformer = add
 		if err := s.addPolicyInformers(add, handler); err != nil {
 			return nil, err
 		}
@@ -157,8 +165,17 @@ func (s *Source) Run(ctx context.Context, onChange func(source.Snapshot)) error 
 		s.dynFactory.Start(ctx.Done())
 		defer s.dynFactory.Shutdown()
 	}
+	if s.dynFactory != nil {
+		if err := s.startServedCRDs(ctx); err != nil {
+			return err
+		}
+	}
 	if !cache.WaitForCacheSync(ctx.Done(), s.synced...) {
 		return fmt.Errorf("k8s source: caches not synced: %w", context.Cause(ctx))
+	}
+	s.markCRDsSynced()
+	if s.dynFactory != nil && len(s.MissingCRDs()) > 0 {
+		go s.watchMissingCRDs(ctx)
 	}
 	s.mu.Lock()
 	s.isSynced = true

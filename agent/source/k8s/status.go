@@ -101,18 +101,22 @@ func sluiceGVR(kind string) (schema.GroupVersionResource, bool) {
 
 // cachedPolicy returns the informer's copy of a Sluice policy (nil if absent).
 func (s *Source) cachedPolicy(gvr schema.GroupVersionResource, ns, name string) (*unstructured.Unstructured, error) {
-	for i, g := range policyGVRs {
-		if g != gvr {
+	for _, r := range s.policyRes {
+		if r.gvr != gvr {
 			continue
+		}
+		l := s.listerOf(r)
+		if l == nil {
+			return nil, fmt.Errorf("%s is not served by the API server (CRD not installed)", gvr.Resource)
 		}
 		var (
 			o   runtime.Object
 			err error
 		)
 		if ns == "" {
-			o, err = s.policyListers[i].Get(name)
+			o, err = l.Get(name)
 		} else {
-			o, err = s.policyListers[i].ByNamespace(ns).Get(name)
+			o, err = l.ByNamespace(ns).Get(name)
 		}
 		if err != nil {
 			return nil, err
