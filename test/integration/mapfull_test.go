@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"io"
 	"regexp"
 	"strconv"
 	"strings"
@@ -32,15 +31,7 @@ func metricValue(metrics, series string) (float64, bool) {
 // inside the node.
 func readyz(t *testing.T, node *harness.Node) string {
 	t.Helper()
-	conn, err := harness.Dial(node.NS, "tcp4", "", "127.0.0.1:9879", time.Second)
-	require.NoError(t, err)
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	_, err = io.WriteString(conn, "GET /readyz HTTP/1.0\r\nHost: agent\r\n\r\n")
-	require.NoError(t, err)
-	b, err := io.ReadAll(conn)
-	require.NoError(t, err)
-	return string(b)
+	return httpGetIn(t, node, "127.0.0.1:9879", "/readyz")
 }
 
 // With a services map too small for the desired services, the ones that
@@ -52,13 +43,22 @@ func TestPrivilegedMapFullServices(t *testing.T) {
 	// A service with one backend takes two entries (master and slot 1):
 	// two services fit in four, the third does not.
 	node.StartAgentWith(t, harness.AgentOptions{Args: []string{"--map-max-entries", "sluice_lb4_services_v1=4"}})
-	var manifest strings.Builder
+	svcYAML := map[string]string{}
 	for i := 1; i <= 3; i++ {
 		name := fmt.Sprintf("full-%d", i)
-		manifest.WriteString(plainServiceYAML(name, fmt.Sprintf("10.96.7.%d", i), "") + "---\n" +
-			sliceYAML(name, [5]string{fmt.Sprintf("10.244.9.%d", i), node.Name, "true", "true", "false"}) + "---\n")
+		svcYAML[fmt.Sprintf("10.96.7.%d:80", i)] = plainServiceYAML(name, fmt.Sprintf("10.96.7.%d", i), "") + "---\n" +
+			sliceYAML(name, [5]string{fmt.Sprintf("10.244.9.%d", i), node.Name, "true", "true", "false"}) + "---\n"
 	}
-	writeManifest(t, node, "full.yaml", manifest.String())
+	manifest := func(skip string) string {
+		var b strings.Builder
+		for fe, y := range svcYAML {
+			if fe != skip {
+				b.WriteString(y)
+			}
+		}
+		return b.String()
+	}
+	writeManifest(t, node, "full.yaml", manifest(""))
 
 	var svcs []api.Service
 	require.Eventually(t, func() bool {
@@ -66,13 +66,14 @@ func TestPrivilegedMapFullServices(t *testing.T) {
 		svcs, err = node.Client().ListServices(context.Background())
 		return err == nil && len(svcs) == 3 && programmedCount(svcs) == 2
 	}, 10*time.Second, 50*time.Millisecond, "three services, two programmed: %+v", svcs)
-	var failed api.Service
+	var failed, fitted api.Service
 	for _, s := range svcs {
 		if s.Error != "" {
 			failed = s
+		} else {
+			fitted = s
 		}
 	}
-	assert.Equal(t, "10.96.7.3:80", failed.Frontend, "the last one did not fit")
 	assert.Contains(t, failed.Error, "sluice_lb4_services_v1: bpf map is full")
 
 	// What the list calls programmed is what the kernel holds.
@@ -97,12 +98,12 @@ func TestPrivilegedMapFullServices(t *testing.T) {
 
 	out, err := node.NS.Command(harness.Bin(t, "sluice"), "--socket", node.Socket(), "service", "list").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-	assert.Contains(t, string(out), "NOT-PROGRAMMED default/full-3:http 10.96.7.3:80/TCP: ")
+	assert.Contains(t, string(out), "NOT-PROGRAMMED "+failed.Name+" "+failed.Frontend+"/TCP: ")
 	assert.Contains(t, string(out), "bpf map is full")
 	assert.Contains(t, readyz(t, node), "1 of 3 service frontends not programmed")
 
-	// Room comes back: the third is programmed.
-	writeManifest(t, node, "full.yaml", strings.SplitN(manifest.String(), "---\n", 3)[2])
+	// Room comes back (a programmed service goes): the other is programmed.
+	writeManifest(t, node, "full.yaml", manifest(fitted.Frontend))
 	require.Eventually(t, func() bool {
 		var err error
 		svcs, err = node.Client().ListServices(context.Background())
@@ -129,7 +130,7 @@ func TestPrivilegedMapFullEndpoints(t *testing.T) {
 	a := node.AddPod(t, "a")
 	_, err := node.TryAddPod(t, "b")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "full")
+	assert.Contains(t, err.Error(), "update sluice_endpoints_v1: bpf map is full")
 	assert.Equal(t, []string{a.IP.String()}, ipamAllocations(t, node), "the failed ADD released its IP")
 	assert.Equal(t, []string{a.HostIfName}, linkPins(t, node), "the failed ADD left no link")
 	eps, err := node.Client().ListEndpoints(context.Background())
@@ -137,4 +138,61 @@ func TestPrivilegedMapFullEndpoints(t *testing.T) {
 	assert.Len(t, eps, 1)
 	v, ok := metricValue(scrapeMetrics(t, node), `sluice_map_full_total{map="sluice_endpoints_v1"}`)
 	assert.True(t, ok && v >= 1, "sluice_map_full_total names the endpoint map")
+}
+
+// A policy map too small for a pod's policy: the CNI ADD, which answers
+// only once the policy is in the kernel, fails closed with the map named,
+// and the counter names the map.
+func TestPrivilegedMapFullPolicy(t *testing.T) {
+	node := harness.NewNode(t, harness.NodeOptions{})
+	node.StartAgentWith(t, harness.AgentOptions{Args: []string{"--map-max-entries", "sluice_policy_v1=2"}})
+	writeManifest(t, node, "web.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: default, labels: {app: web}}
+spec: {containers: [{name: app, image: none}]}
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-ports, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {}}]
+    ports: [{port: 81}, {port: 82}, {port: 83}, {port: 84}, {port: 85}]
+`)
+	require.Eventually(t, func() bool {
+		st, err := node.Client().PolicyStatus(context.Background())
+		return err == nil && len(st) == 1 && st[0].Accepted
+	}, 10*time.Second, 20*time.Millisecond)
+	_, err := node.TryAddPod(t, "web")
+	require.Error(t, err, "ADD fails closed: the pod's policy does not fit")
+	assert.Contains(t, err.Error(), "update sluice_policy_v1: bpf map is full")
+	v, ok := metricValue(scrapeMetrics(t, node), `sluice_map_full_total{map="sluice_policy_v1"}`)
+	assert.True(t, ok && v >= 1, "sluice_map_full_total names the policy map")
+	eps, err := node.Client().ListEndpoints(context.Background())
+	require.NoError(t, err)
+	assert.Empty(t, eps, "no endpoint left of the failed ADD")
+}
+
+// The IP cache (an LPM trie: ENOSPC when full) too small for the pods: the
+// ADD that does not fit fails closed naming the map, and the counter names
+// it.
+func TestPrivilegedMapFullIPCache(t *testing.T) {
+	node := harness.NewNode(t, harness.NodeOptions{})
+	node.StartAgentWith(t, harness.AgentOptions{Args: []string{"--map-max-entries", "sluice_ipcache4_v1=4"}})
+	var err error
+	added := 0
+	for i := 0; i < 8 && err == nil; i++ {
+		if _, err = node.TryAddPod(t, fmt.Sprintf("p-%d", i)); err == nil {
+			added++
+		}
+	}
+	require.Error(t, err, "an ADD finds the IP cache full")
+	assert.Contains(t, err.Error(), "update sluice_ipcache4_v1: bpf map is full")
+	v, ok := metricValue(scrapeMetrics(t, node), `sluice_map_full_total{map="sluice_ipcache4_v1"}`)
+	assert.True(t, ok && v >= 1, "sluice_map_full_total names the IP cache")
+	eps, err := node.Client().ListEndpoints(context.Background())
+	require.NoError(t, err)
+	assert.Len(t, eps, added, "no endpoint left of the failed ADD")
 }
