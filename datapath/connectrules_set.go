@@ -390,7 +390,7 @@ func (d *Datapath) SetConnectScope(netns uint32, slots uint64) error {
 		return ErrConnectRulesOff
 	}
 	if err := d.sock.SluiceConnectScopeV1.Put(netns, slots); err != nil {
-		return maputil.UpdateError(fmt.Sprintf("%s (netns %d)", connectScopeMap, netns), err)
+		return fmt.Errorf("netns %d: %w", netns, maputil.UpdateError(connectScopeMap, err))
 	}
 	return nil
 }

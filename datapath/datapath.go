@@ -20,6 +20,11 @@ import (
 // room for a new entry.
 var ErrMapFull = maputil.ErrMapFull
 
+// MapFullCounts returns, by map name, how many writes of this process found
+// a map full (ErrMapFull): every map the agent writes counts here, whatever
+// family or sensor owns it.
+func MapFullCounts() map[string]uint64 { return maputil.FullCounts() }
+
 // Datapath holds the loaded pod, socket-LB and host device programs, their
 // shared maps and the handles of each map family.
 type Datapath struct {

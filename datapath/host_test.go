@@ -54,8 +54,15 @@ type hostEnv struct {
 
 func newHostEnv(t testing.TB) *hostEnv {
 	t.Helper()
+	return newHostEnvWith(t, datapath.Options{Host: datapath.HostOptions{SNATAddr: hostExtIP}})
+}
+
+// newHostEnvWith is newHostEnv with the datapath loaded with opts (whose
+// Host.SNATAddr should be hostExtIP).
+func newHostEnvWith(t testing.TB, opts datapath.Options) *hostEnv {
+	t.Helper()
 	harness.RequirePrivileged(t)
-	d := progtest.Load(t, harness.BPFFS(t), datapath.Options{Host: datapath.HostOptions{SNATAddr: hostExtIP}})
+	d := progtest.Load(t, harness.BPFFS(t), opts)
 	e := &hostEnv{d: d, ns: harness.NewNetNS(t, "sl-host-"), nextRevNAT: 1}
 	for _, args := range [][]string{
 		{"sysctl", "-qw", "net.ipv4.ip_forward=1"},

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -180,7 +182,7 @@ func TestPrivilegedPolicyFlowEvents(t *testing.T) {
 	done := make(chan error, 1)
 	r.r.SetDeadline(time.Time{})
 	go func() { _, err := r.r.Read(); done <- err }()
-	time.Sleep(50 * time.Millisecond)
+	require.Eventually(t, blockedInRead, 5*time.Second, time.Millisecond, "a goroutine waits in Read's epoll_wait")
 	require.NoError(t, r.r.Close())
 	select {
 	case err := <-done:
@@ -233,4 +235,18 @@ func (f *flowReader) drain() []monitor.Flow {
 		require.NoError(f.t, err)
 		out = append(out, fl)
 	}
+}
+
+// blockedInRead reports whether a goroutine is inside the epoll_wait system
+// call of a monitor.Reader's Read (so a Close now must wake it, not merely
+// fail a later Read).
+func blockedInRead() bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, " [syscall") && strings.Contains(g, "EpollWait") && strings.Contains(g, "monitor.(*Reader).Read(") {
+			return true
+		}
+	}
+	return false
 }

@@ -20,6 +20,10 @@ type Service struct {
 	Backends  []ServiceBackend `json:"backends"`
 	Affinity  int              `json:"sessionAffinitySeconds,omitempty"`
 	LocalOnly bool             `json:"localOnly,omitempty"` // traffic policy Local
+	// Error, when set, says why the service is not programmed: the
+	// load-balancing maps hold none of it or an older version (a map full,
+	// for example). Empty: every entry of it is in the maps.
+	Error string `json:"error,omitempty"`
 }
 
 // ServiceBackend is one backend of a Service.

@@ -91,6 +91,9 @@ func WriteServiceTable(w io.Writer, svcs []api.Service) error {
 		if s.LocalOnly {
 			flags = append(flags, "local-only")
 		}
+		if s.Error != "" {
+			flags = append(flags, "NOT-PROGRAMMED")
+		}
 		fl := strings.Join(flags, ",")
 		if fl == "" {
 			fl = "-"
@@ -112,7 +115,17 @@ func WriteServiceTable(w io.Writer, svcs []api.Service) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, kind, f, b.Address, state, fl)
 		}
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, s := range svcs {
+		if s.Error != "" {
+			if _, err := fmt.Fprintf(w, "NOT-PROGRAMMED %s %s/%s: %s\n", s.Name, s.Frontend, s.Protocol, s.Error); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // WriteLBMaps prints the three load-balancing maps.

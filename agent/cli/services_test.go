@@ -27,6 +27,13 @@ func TestWriteServiceTable(t *testing.T) {
 		"                                                10.244.1.3:8080  terminating   affinity=10800s\n" +
 		"default/empty     NodePort   0.0.0.0:30080/UDP  (none)           -             local-only\n"
 	assert.Equal(t, want, buf.String())
+
+	// A service the maps do not hold is marked, with the error.
+	svcs[1].Error = "service 0.0.0.0:30080/UDP (default/empty): update sluice_lb4_services_v1: bpf map is full"
+	buf.Reset()
+	require.NoError(t, WriteServiceTable(&buf, svcs))
+	assert.Contains(t, buf.String(), "default/empty     NodePort   0.0.0.0:30080/UDP  (none)           -             local-only,NOT-PROGRAMMED\n")
+	assert.Contains(t, buf.String(), "\nNOT-PROGRAMMED default/empty 0.0.0.0:30080/UDP: service 0.0.0.0:30080/UDP (default/empty): update sluice_lb4_services_v1: bpf map is full\n")
 }
 
 func TestWriteLBMapsAndCT(t *testing.T) {

@@ -99,6 +99,10 @@ type Config struct {
 	HealthAddr string
 	// FlowCapacity is how many flows the agent keeps (default 8192).
 	FlowCapacity int
+	// MapMaxEntries overrides the size of BPF maps by name (tests and fault
+	// campaigns fill maps with it; a pinned map of another size is refused
+	// at load).
+	MapMaxEntries map[string]uint32
 
 	// Process is the process-tracing sensor's configuration.
 	Process ProcessConfig

@@ -126,7 +126,7 @@ func (d *Daemon) loadDatapath() error {
 	if d.hostOpts, err = d.cfg.hostOptions(); err != nil {
 		return err
 	}
-	if d.dp, err = datapath.Load(d.cfg.BPFRoot, datapath.Options{Host: d.hostOpts, ProcessEvents: d.cfg.Process.Sensor}); err != nil {
+	if d.dp, err = datapath.Load(d.cfg.BPFRoot, datapath.Options{Host: d.hostOpts, ProcessEvents: d.cfg.Process.Sensor, MaxEntries: d.cfg.MapMaxEntries}); err != nil {
 		return fmt.Errorf("load datapath: %w", err)
 	}
 	d.log.WithField("bpfRoot", d.cfg.BPFRoot).Info("Datapath loaded, pinned links adopted")

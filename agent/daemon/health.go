@@ -102,12 +102,14 @@ func (d *Daemon) readiness(context.Context) error {
 }
 
 // servicesProgrammed reports whether every desired service frontend is in
-// the load-balancing maps.
+// the load-balancing maps (translated from the current objects, and written).
 func (d *Daemon) servicesProgrammed() error {
 	desired, _ := d.svcs.Desired()
 	have := make(map[string]bool)
 	for _, s := range d.svcs.Services() {
-		have[s.Name+" "+s.Frontend+" "+s.Protocol] = true
+		if s.Error == "" {
+			have[s.Name+" "+s.Frontend+" "+s.Protocol] = true
+		}
 	}
 	missing := 0
 	for _, s := range desired {

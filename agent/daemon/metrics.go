@@ -10,6 +10,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/datapath"
 )
 
 // datapathCollector exports sluice_metrics_v1 and the policy maps' pressure at
@@ -83,8 +86,8 @@ func (d *Daemon) newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), newDatapathCollector(d))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "sluice_services_programmed", Help: "Service frontends programmed into the load-balancing maps.",
-	}, func() float64 { return float64(len(d.svcs.Services())) }))
+		Name: "sluice_services_programmed", Help: "Service frontends whose entries are all in the load-balancing maps.",
+	}, func() float64 { return float64(programmed(d.svcs.Services())) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sluice_identities", Help: "Security identities known to the agent (reserved included).",
 	}, func() float64 { return float64(len(d.ids.Identities())) }))
@@ -97,12 +100,24 @@ func (d *Daemon) newRegistry() *prometheus.Registry {
 		n, _, _ = d.svcs.Errors()
 		ch <- prometheus.MustNewConstMetric(errs, prometheus.CounterValue, float64(n), "services")
 	}})
-	full := prometheus.NewDesc("sluice_map_full_total", "Reconciliation passes that found a BPF map full, by map owner.", []string{"owner"}, nil)
+	full := prometheus.NewDesc("sluice_map_full_total", "Writes of the agent that found a BPF map full, by map.", []string{"map"}, nil)
 	reg.MustRegister(&funcCollector{desc: full, collect: func(ch chan<- prometheus.Metric) {
-		_, n, _ := d.svcs.Errors()
-		ch <- prometheus.MustNewConstMetric(full, prometheus.CounterValue, float64(n), "services")
+		for name, n := range datapath.MapFullCounts() {
+			ch <- prometheus.MustNewConstMetric(full, prometheus.CounterValue, float64(n), name)
+		}
 	}})
 	return reg
+}
+
+// programmed counts the services with every entry in the maps.
+func programmed(svcs []api.Service) int {
+	n := 0
+	for _, s := range svcs {
+		if s.Error == "" {
+			n++
+		}
+	}
+	return n
 }
 
 type funcCollector struct {

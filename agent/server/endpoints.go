@@ -116,8 +116,9 @@ func (h *endpointHandler) fail(w http.ResponseWriter, what string, err error) {
 	case errors.Is(err, endpointmgr.ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
 	case errors.Is(err, datapath.ErrMapFull):
-		h.log.WithError(err).Error("Endpoint map is full: " + what + " failed")
-		writeError(w, http.StatusInternalServerError, "endpoint map is full: "+err.Error())
+		// The error names the map (endpoints, policy, IP cache, ...).
+		h.log.WithError(err).Error("BPF map is full: " + what + " failed")
+		writeError(w, http.StatusInternalServerError, "bpf map full: "+err.Error())
 	case errors.Is(err, endpointmgr.ErrNoFreeID):
 		h.log.WithError(err).Error(what + " failed")
 		writeError(w, http.StatusInternalServerError, "no free endpoint id: "+err.Error())

@@ -10,7 +10,9 @@ import (
 	"github.com/sluicenet/sluice/datapath/lbmap"
 )
 
-// Services returns the programmed services in API form (GET /v1/services).
+// Services returns the desired services in API form (GET /v1/services);
+// those not in the load-balancing maps as desired carry the error of their
+// last write.
 func (m *Manager) Services() []api.Service {
 	desired := m.rec.Desired()
 	out := make([]api.Service, 0, len(desired))
@@ -23,6 +25,9 @@ func (m *Manager) Services() []api.Service {
 			Affinity:  int(s.Affinity.Seconds()),
 			LocalOnly: s.LocalOnly,
 			Backends:  []api.ServiceBackend{},
+		}
+		if err := m.rec.Failed(s.Frontend); err != nil {
+			as.Error = err.Error()
 		}
 		for _, b := range s.Backends {
 			id, _ := m.rec.BackendID(b.Addr, s.Frontend.Proto)

@@ -54,6 +54,7 @@ type lbSync struct {
 	wRevNAT  map[uint16]lbmap.Frontend        // last written reverse-NAT entries
 	desired  map[lb.Frontend]lb.Service       // by frontend
 	refs     map[backendKey]int               // desired services using each backend
+	failed   map[lb.Frontend]error            // desired services whose last write failed
 
 	nextBackend, nextRevNAT uint32 // next IDs to hand out
 }
@@ -65,7 +66,7 @@ type backendKey struct {
 
 // newLBSync returns an LB sync that adopts the IDs already in the maps.
 func newLBSync(maps Maps) (*lbSync, error) {
-	r := &lbSync{maps: maps, desired: map[lb.Frontend]lb.Service{}, refs: map[backendKey]int{}}
+	r := &lbSync{maps: maps, desired: map[lb.Frontend]lb.Service{}, refs: map[backendKey]int{}, failed: map[lb.Frontend]error{}}
 	if err := r.adopt(); err != nil {
 		return nil, err
 	}
@@ -126,6 +127,14 @@ func (r *lbSync) Desired() []lb.Service {
 	r.mu.Unlock()
 	slices.SortFunc(out, translate.CompareServices)
 	return out
+}
+
+// Failed returns why a desired service is not in the maps as desired (its
+// last write failed), or nil when it is.
+func (r *lbSync) Failed(fe lb.Frontend) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failed[fe]
 }
 
 // Backend returns the backend last written with id.
@@ -191,6 +200,11 @@ func (r *lbSync) Apply(desired []lb.Service, full bool) (SyncStats, error) {
 		}
 	}
 	r.deleteServices(p, desired)
+	for fe := range r.failed {
+		if _, ok := r.desired[fe]; !ok {
+			delete(r.failed, fe)
+		}
+	}
 	for _, s := range desired {
 		r.writeService(p, s)
 	}
@@ -224,61 +238,66 @@ func (r *lbSync) deleteServices(p *applyPass, desired []lb.Service) {
 
 // writeService writes the reverse-NAT entry, the backends and then the
 // service entry of one desired service, backends before the service entry
-// pointing at them.
+// pointing at them, and records whether the service is in the maps now.
 func (r *lbSync) writeService(p *applyPass, s lb.Service) {
+	if err := r.writeServiceEntries(p, s); err != nil {
+		p.fail(err)
+		r.failed[s.Frontend] = err
+		return
+	}
+	delete(r.failed, s.Frontend)
+}
+
+func (r *lbSync) writeServiceEntries(p *applyPass, s lb.Service) error {
 	fe := fromFrontend(s.Frontend)
 	revID, err := r.revNATID(s.Frontend)
 	if err != nil {
-		p.fail(err)
-		return
+		return err
 	}
 	p.wantRevNAT[revID] = true
 	if cur, seen := r.wRevNAT[revID]; !seen || cur != fe {
 		if err := r.maps.UpsertRevNAT(revID, fe); err != nil {
-			p.fail(fmt.Errorf("reverse NAT %d for %s: %w", revID, s.Frontend, err))
-			return
+			return fmt.Errorf("reverse NAT %d for %s: %w", revID, s.Frontend, err)
 		}
 		r.wRevNAT[revID] = fe
 	}
-	ids, ok := r.writeBackends(p, s)
-	if !ok {
-		return
+	ids, err := r.writeBackends(p, s)
+	if err != nil {
+		return err
 	}
 	want := lbmap.Service{RevNATID: revID, Flags: flags(s), AffinityTimeout: s.Affinity, Backends: ids}
 	if cur, seen := r.written[fe]; seen && sameService(cur, want) {
-		return
+		return nil
 	}
 	if err := r.maps.UpsertService(fe, want); err != nil {
-		p.fail(fmt.Errorf("service %s (%s): %w", s.Frontend, s.Name, err))
-		return
+		return fmt.Errorf("service %s (%s): %w", s.Frontend, s.Name, err)
 	}
 	r.written[fe] = want
 	p.st.UpsertedServices++
+	return nil
 }
 
 // writeBackends writes the backends of s that are not current and returns
-// their IDs in order; false after the first failure.
-func (r *lbSync) writeBackends(p *applyPass, s lb.Service) ([]uint32, bool) {
+// their IDs in order, or the first failure.
+func (r *lbSync) writeBackends(p *applyPass, s lb.Service) ([]uint32, error) {
 	ids := make([]uint32, 0, len(s.Backends))
 	for _, b := range s.Backends {
 		id, err := r.backendID(b.Addr, s.Frontend.Proto)
 		if err != nil {
-			p.fail(err)
-			return nil, false
+			return nil, err
 		}
 		p.wantBE[id] = true
 		want := lbmap.Backend{Addr: b.Addr.Addr(), Port: b.Addr.Port(), Proto: uint8(s.Frontend.Proto), Terminating: b.State == lb.Terminating}
 		if cur, seen := r.wBackend[id]; !seen || cur != want {
 			if err := r.maps.UpsertBackend(id, want); err != nil {
-				p.fail(fmt.Errorf("backend %s: %w", b.Addr, err))
-				return nil, false
+				return nil, fmt.Errorf("backend %s: %w", b.Addr, err)
 			}
 			r.wBackend[id] = want
 			p.st.UpsertedBackends++
 		}
 		ids = append(ids, id)
 	}
-	return ids, true
+	return ids, nil
 }
 
 // pruneRevNATs deletes the reverse-NAT entries no longer desired.

@@ -34,6 +34,7 @@ func (r *lbSync) ApplyChanged(upserts []lb.Service, gone []lb.Frontend) (SyncSta
 	for _, fe := range gone {
 		release(fe)
 		delete(r.desired, fe)
+		delete(r.failed, fe)
 		lfe := fromFrontend(fe)
 		if _, ok := r.written[lfe]; !ok {
 			continue

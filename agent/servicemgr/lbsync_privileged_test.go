@@ -173,6 +173,17 @@ func TestPrivilegedLBSyncMapFull(t *testing.T) {
 	assert.True(t, st.MapFull)
 	assert.Equal(t, 3, st.UpsertedServices, "the services that fit are programmed")
 	assert.Equal(t, 1, st.Failed)
+	// Failed names exactly the service the maps do not hold, with the error.
+	inMap, err := dp.Services()
+	require.NoError(t, err)
+	for _, s := range desired {
+		_, ok := inMap[fromFrontend(s.Frontend)]
+		if ferr := r.Failed(s.Frontend); ok {
+			assert.NoError(t, ferr, "%s is in the map", s.Frontend)
+		} else {
+			assert.ErrorIs(t, ferr, datapath.ErrMapFull, "%s is not in the map", s.Frontend)
+		}
+	}
 
 	// Room again (one service removed): the next pass programs the rest.
 	st, err = r.Apply(desired[1:], false)
@@ -180,4 +191,7 @@ func TestPrivilegedLBSyncMapFull(t *testing.T) {
 	svcs, err := dp.Services()
 	require.NoError(t, err)
 	assert.Len(t, svcs, 3)
+	for _, s := range desired {
+		assert.NoError(t, r.Failed(s.Frontend), "%s: programmed or no longer desired", s.Frontend)
+	}
 }

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sort"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -68,6 +71,10 @@ func command() *cobra.Command {
 	f.BoolVar(&cfg.PolicyAudit, "policy-audit", false, "audit mode: report policy drops as AUDIT flows and let the packets pass")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address to serve Prometheus /metrics on (empty disables)")
 	f.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "address to serve GET /healthz (liveness) and /readyz (readiness) on (empty disables)")
+	f.Var(mapSizes{&cfg.MapMaxEntries}, "map-max-entries", "testing: override BPF map sizes, NAME=ENTRIES,... (a pinned map of another size is refused)")
+	if err := f.MarkHidden("map-max-entries"); err != nil {
+		panic(err)
+	}
 	pf := &cfg.Process
 	f.BoolVar(&pf.Sensor, "process-sensor", pf.Sensor, "load the process-tracing sensor: exec, exit, fork and connect events with ancestry and pods (sluice events)")
 	f.IntVar(&pf.CacheSize, "process-cache-size", pf.CacheSize, "bound of the process cache (entries)")
@@ -91,3 +98,36 @@ func run(ctx context.Context, cfg daemon.Config) error {
 	}
 	return d.Run(ctx)
 }
+
+// mapSizes is the --map-max-entries flag: NAME=ENTRIES pairs, comma-separated
+// or repeated.
+type mapSizes struct{ m *map[string]uint32 }
+
+func (s mapSizes) String() string {
+	if s.m == nil || *s.m == nil {
+		return ""
+	}
+	var parts []string
+	for k, v := range *s.m {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ",")
+}
+
+func (s mapSizes) Set(v string) error {
+	if *s.m == nil {
+		*s.m = map[string]uint32{}
+	}
+	for _, kv := range strings.Split(v, ",") {
+		name, n, ok := strings.Cut(kv, "=")
+		size, err := strconv.ParseUint(n, 10, 32)
+		if !ok || name == "" || err != nil || size == 0 {
+			return fmt.Errorf("%q is not NAME=ENTRIES with ENTRIES > 0", kv)
+		}
+		(*s.m)[name] = uint32(size)
+	}
+	return nil
+}
+
+func (mapSizes) Type() string { return "NAME=ENTRIES,..." }

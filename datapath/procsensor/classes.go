@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/sluicenet/sluice/datapath/bpfgen"
+	"github.com/sluicenet/sluice/datapath/internal/maputil"
 )
 
 // Binary class maps (bpf/lib/process_class.h), pinned by name: bpf/sock.c's
@@ -173,7 +174,7 @@ func (s *Sensor) seedProcClasses() error {
 		}
 		err = s.maps[procClassMap].Update(uint32(tgid), e, ebpf.UpdateNoExist)
 		if err != nil && !errors.Is(err, ebpf.ErrKeyExist) {
-			return fmt.Errorf("seed %s %d: %w", procClassMap, tgid, err)
+			return fmt.Errorf("seed process %d: %w", tgid, maputil.UpdateError(procClassMap, err))
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/sluicenet/sluice/datapath/bpfgen"
+	"github.com/sluicenet/sluice/datapath/internal/maputil"
 )
 
 // Exec rule maps (bpf/lib/process_rules.h). Not pinned: the rules live and
@@ -255,7 +256,7 @@ func (s *Sensor) putPaths(name string, cur, want map[string]uint64, key func(str
 			continue
 		}
 		if err := s.maps[name].Put(key(p), want[p]); err != nil {
-			return fmt.Errorf("write %s %q: %w", name, p, err)
+			return fmt.Errorf("write %q: %w", p, maputil.UpdateError(name, err))
 		}
 		cur[p] = want[p]
 	}
@@ -361,7 +362,7 @@ func (s *Sensor) DeleteExecScope(netns uint32) error {
 // setScope writes the slots of a network namespace into a scope map.
 func (s *Sensor) setScope(name, kind string, netns uint32, slots uint64) error {
 	if err := s.maps[name].Put(netns, slots); err != nil {
-		return fmt.Errorf("write %s scope of netns %d: %w", kind, netns, err)
+		return fmt.Errorf("write %s scope of netns %d: %w", kind, netns, maputil.UpdateError(name, err))
 	}
 	return nil
 }

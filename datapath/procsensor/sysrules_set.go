@@ -11,6 +11,7 @@ import (
 	"github.com/cilium/ebpf/link"
 
 	"github.com/sluicenet/sluice/datapath/bpfgen"
+	"github.com/sluicenet/sluice/datapath/internal/maputil"
 )
 
 // Syscall rule maps (bpf/lib/syscall_types.h). Not pinned: the rules live
@@ -291,7 +292,7 @@ func (s *Sensor) seedSysFollow(byslot map[uint8]SyscallRule) error {
 				return fmt.Errorf("read %s: %w", sysFollowMap, err)
 			}
 			if err := m.Put(pid, v|1<<slot); err != nil {
-				return fmt.Errorf("write %s: %w", sysFollowMap, err)
+				return maputil.UpdateError(sysFollowMap, err)
 			}
 		}
 	}

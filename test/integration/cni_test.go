@@ -5,16 +5,22 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/deletequeue"
+	"github.com/sluicenet/sluice/cni"
+	"github.com/sluicenet/sluice/datapath/endpointmap"
 	"github.com/sluicenet/sluice/datapath/pin"
 	"github.com/sluicenet/sluice/test/harness"
 )
@@ -127,6 +133,7 @@ func TestPrivilegedCNIAgentDown(t *testing.T) {
 	agent := node.StartAgent(t)
 	a := node.AddPod(t, "a")
 	servePods(t, a)
+	hostIfIndex := endpointOf(t, a).HostIfIndex
 	agent.Stop(t)
 
 	// Programs pinned, agent gone.
@@ -143,9 +150,40 @@ func TestPrivilegedCNIAgentDown(t *testing.T) {
 
 	// DEL with the agent down succeeds and is queued for the agent.
 	require.NoError(t, a.Del())
+	queue := cni.DeleteQueueDir(node.RunDir)
+	items, err := deletequeue.List(queue)
+	require.NoError(t, err)
+	require.Len(t, items, 1, "one deletion queued")
+	require.NoError(t, items[0].Err)
+	assert.Equal(t, deletequeue.Entry{ContainerID: a.ContainerID, IfName: "eth0"}, items[0].Entry)
+
+	// An interface with the gone veth's name and index makes the restored
+	// endpoint look alive to the agent's start-up check: only the queued
+	// deletion can remove it from the agent and the endpoint map now.
+	node.NS.Run(t, "ip", "link", "add", "name", a.HostIfName, "index", strconv.Itoa(hostIfIndex), "type", "veth", "peer", "name", "sl-standin")
 	node.StartAgent(t)
+	node.NS.Run(t, "ip", "link", "del", a.HostIfName)
 	require.NoError(t, node.Status())
+	items, err = deletequeue.List(queue)
+	require.NoError(t, err)
+	assert.Empty(t, items, "the agent consumed the queue")
+	assert.NotContains(t, endpointMapIPs(t, node), a.IP, "the queued deletion removed the endpoint map entry")
 	requireNothingLeft(t, node, true)
+}
+
+// endpointMapIPs lists the addresses in the node's pinned endpoint map.
+func endpointMapIPs(t *testing.T, node *harness.Node) []netip.Addr {
+	t.Helper()
+	m, err := ebpf.LoadPinnedMap(filepath.Join(pin.MapsDir(node.BPFRoot), "sluice_endpoints_v1"), &ebpf.LoadPinOptions{ReadOnly: true})
+	require.NoError(t, err)
+	defer m.Close()
+	eps, err := endpointmap.New(m).List()
+	require.NoError(t, err)
+	var ips []netip.Addr
+	for _, ep := range eps {
+		ips = append(ips, ep.IP)
+	}
+	return ips
 }
 
 func TestPrivilegedCNIGC(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -180,10 +181,22 @@ func (c *twoNodes) restartKeepsRoutes(t *testing.T, want string) {
 	c.n1.Agent().Stop(t)
 	require.Equal(t, want, routeTo(t, c.n1, c.n2.PodCIDR.String()), "route kept while the agent is down")
 	c.requirePodToPod(t)
+	applied := routesApplied(t, c.n1)
 	c.n1.StartAgentWith(t, harness.AgentOptions{Args: c.agentArgs(c.n1)})
-	time.Sleep(500 * time.Millisecond) // the new agent has read its manifests and synced
+	require.Eventually(t, func() bool { return routesApplied(t, c.n1) > applied }, 10*time.Second, 50*time.Millisecond,
+		"the new agent synced its node routes from its manifests")
 	require.Equal(t, want, routeTo(t, c.n1, c.n2.PodCIDR.String()), "route adopted after restart")
 	c.requirePodToPod(t)
+}
+
+// routesApplied counts the node route syncs that changed the node manager's
+// applied set in n's agent log (every agent, restarts included: the first
+// sync of a new agent with peers always does).
+func routesApplied(t *testing.T, n *harness.Node) int {
+	t.Helper()
+	b, err := os.ReadFile(n.AgentLog())
+	require.NoError(t, err)
+	return strings.Count(string(b), `msg="Node routes applied"`)
 }
 
 func TestPrivilegedCrossNodeNative(t *testing.T) {

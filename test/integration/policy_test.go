@@ -366,11 +366,18 @@ spec:
 // scrapeMetrics reads the agent's /metrics from inside the node.
 func scrapeMetrics(t *testing.T, node *harness.Node) string {
 	t.Helper()
-	conn, err := harness.Dial(node.NS, "tcp4", "", "127.0.0.1:9962", time.Second)
+	return httpGetIn(t, node, "127.0.0.1:9962", "/metrics")
+}
+
+// httpGetIn returns the whole HTTP/1.0 answer (status line, headers, body)
+// of GET path at addr, asked from inside the node.
+func httpGetIn(t *testing.T, node *harness.Node, addr, path string) string {
+	t.Helper()
+	conn, err := harness.Dial(node.NS, "tcp4", "", addr, time.Second)
 	require.NoError(t, err)
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	_, err = io.WriteString(conn, "GET /metrics HTTP/1.0\r\nHost: agent\r\n\r\n")
+	_, err = io.WriteString(conn, "GET "+path+" HTTP/1.0\r\nHost: agent\r\n\r\n")
 	require.NoError(t, err)
 	b, err := io.ReadAll(conn)
 	require.NoError(t, err)

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
+	"sync/atomic"
 
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
@@ -52,12 +54,30 @@ func CheckV4(what string, a netip.Addr) error {
 }
 
 // UpdateError wraps a failed update of map name, as ErrMapFull when the
-// kernel found the map full (E2BIG).
+// kernel found the map full (E2BIG from a hash map, ENOSPC from an LPM
+// trie), and counts that in FullCounts under name.
 func UpdateError(name string, err error) error {
-	if errors.Is(err, unix.E2BIG) {
+	if errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOSPC) {
+		v, _ := fullCounts.LoadOrStore(name, new(atomic.Uint64))
+		v.(*atomic.Uint64).Add(1)
 		return fmt.Errorf("update %s: %w", name, ErrMapFull)
 	}
 	return fmt.Errorf("update %s: %w", name, err)
+}
+
+// fullCounts maps a map name to the *atomic.Uint64 of its writes that
+// found it full.
+var fullCounts sync.Map
+
+// FullCounts returns, by map name, how many writes of this process found
+// the map full (maps never found full are absent).
+func FullCounts() map[string]uint64 {
+	out := map[string]uint64{}
+	fullCounts.Range(func(k, v any) bool {
+		out[k.(string)] = v.(*atomic.Uint64).Load()
+		return true
+	})
+	return out
 }
 
 // BootSeconds reads CLOCK_BOOTTIME in whole seconds, the clock the programs
