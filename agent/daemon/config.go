@@ -24,8 +24,11 @@ const (
 	DefaultResyncInterval = 30 * time.Second
 	// DefaultPodFetchTimeout bounds the GET of a pod unknown at CNI ADD.
 	DefaultPodFetchTimeout = 5 * time.Second
-	DefaultCgroupRoot     = "/sys/fs/cgroup/unified"
-	DefaultMetricsAddr    = "127.0.0.1:9962"
+	// MaxPodFetchTimeout leaves the ADD time for the rest within the CNI's
+	// 20s wait for the agent.
+	MaxPodFetchTimeout = 15 * time.Second
+	DefaultCgroupRoot  = "/sys/fs/cgroup/unified"
+	DefaultMetricsAddr = "127.0.0.1:9962"
 )
 
 // Config is the agent's configuration.
@@ -197,8 +200,8 @@ func (c Config) Validate() error {
 	if _, err := policymgr.ParseRejectedMode(c.RejectedPolicy); err != nil {
 		errs = append(errs, err)
 	}
-	if c.PodFetchTimeout < 0 {
-		errs = append(errs, fmt.Errorf("pod fetch timeout %s is negative", c.PodFetchTimeout))
+	if c.PodFetchTimeout < 0 || c.PodFetchTimeout > MaxPodFetchTimeout {
+		errs = append(errs, fmt.Errorf("pod fetch timeout %s is not within 0-%s (the CNI waits 20s for the agent)", c.PodFetchTimeout, MaxPodFetchTimeout))
 	}
 	mode, err := nodemgr.ParseMode(c.Routing)
 	if err != nil {
