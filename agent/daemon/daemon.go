@@ -63,6 +63,7 @@ type Daemon struct {
 	ready      readiness
 	source     source.Source // state source: a manifests directory or the Kubernetes API
 	k8s        *k8s.Source
+	manifests  *manifests.Watcher // the standalone state source, if any
 	ln         net.Listener
 	srv        *http.Server
 	closeOnce  sync.Once
@@ -189,7 +190,8 @@ func (d *Daemon) setupSource() error {
 		}
 		d.source = d.k8s
 	case d.cfg.ManifestsDir != "":
-		d.source = manifests.New(d.cfg.ManifestsDir, d.log.WithField("subsys", "manifests"))
+		d.manifests = manifests.New(d.cfg.ManifestsDir, d.log.WithField("subsys", "manifests"))
+		d.source = d.manifests
 	}
 	return nil
 }

@@ -17,21 +17,27 @@ import (
 // pod's labels its identity would miss every label-selected policy when ADD
 // returns; the kubelet retries the ADD.
 //
-// Without Kubernetes it returns nil: a standalone agent's pods are the
-// manifests directory's, and an endpoint without a Pod manifest is a pod
-// with its namespace's labels only. Nothing can be asked there, and the
-// embedded uses (demo, tests, plain hosts) add pods without a manifest on
-// purpose; whoever writes a Pod manifest before the ADD has it applied
-// once the agent reports the manifest's objects (see README).
+// A standalone agent's pods are the manifests directory's: it reads the
+// directory now (manifests.Watcher.Flush), so that a Pod manifest written
+// before the ADD is applied when ADD returns, and returns nil. An endpoint
+// without a Pod manifest is a pod with its namespace's labels only, as
+// before: there is no API server to ask, and the embedded uses (demo,
+// tests, plain hosts) add pods without manifests on purpose.
 func (d *Daemon) lookupPod(ep api.Endpoint) (*corev1.Pod, *corev1.Namespace, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.PodFetchTimeout)
+	defer cancel()
+	if d.manifests != nil {
+		if err := d.manifests.Flush(ctx); err != nil {
+			return nil, nil, fmt.Errorf("endpoint %s not added: %w", ep.Key(), err)
+		}
+		return nil, nil, nil
+	}
 	if d.k8s == nil {
 		return nil, nil, nil
 	}
 	if ep.PodName == "" {
 		return nil, nil, fmt.Errorf("endpoint %s names no pod (CNI_ARGS K8S_POD_NAME): its labels cannot be known", ep.Key())
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.PodFetchTimeout)
-	defer cancel()
 	pod, ns, err := d.k8s.LookupPod(ctx, cmp.Or(ep.PodNamespace, "default"), ep.PodName)
 	if err != nil {
 		return nil, nil, fmt.Errorf("endpoint %s not added: its pod's labels are unknown, so its policy could not be enforced: %w", ep.Key(), err)

@@ -53,3 +53,37 @@ spec:
 	harness.ServeTCP(t, client.NS, client.Addr(podPort), client.Name)
 	requireReply(t, node.NS, client.Addr(podPort), "client")
 }
+
+// Standalone mode: a Pod manifest written right before the pod's ADD, with
+// no wait for the agent to read it, is applied when ADD returns (the agent
+// reads the manifests directory before it answers an ADD): the pod is
+// never reachable through the deny-all policy selecting its labels.
+func TestPrivilegedPolicyInPlaceForPodManifestJustWritten(t *testing.T) {
+	node := harness.NewNode(t, harness.NodeOptions{})
+	node.StartAgent(t)
+	client := node.AddPod(t, "client")
+	writeManifest(t, node, "policy.yaml", `apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: deny-locked
+  namespace: default
+spec:
+  podSelector:
+    matchLabels: {app: locked}
+  policyTypes: [Ingress]
+`)
+	require.Eventually(t, func() bool {
+		st, err := node.Client().PolicyStatus(context.Background())
+		return err == nil && len(st) == 1 && st[0].Accepted
+	}, 10*time.Second, 20*time.Millisecond)
+
+	for i := range 5 {
+		name := fmt.Sprintf("locked-%d", i)
+		writeManifest(t, node, name+".yaml", fmt.Sprintf("apiVersion: v1\nkind: Pod\nmetadata:\n  name: %s\n  namespace: default\n"+
+			"  labels: {app: locked}\nspec:\n  containers: [{name: app, image: none}]\n", name))
+		p := node.AddPod(t, name)
+		harness.ServeTCP(t, p.NS, p.Addr(podPort), p.Name)
+		_, err := harness.Ask(client.NS, p.Addr(podPort), 500*time.Millisecond)
+		require.Error(t, err, "%s reachable right after ADD: its policy was not in place", p.Name)
+	}
+}
