@@ -4,6 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sluicenet/sluice/identity"
 )
 
 // Sections of the rules a RejectedFallback policy holds (RuleRef.Section):
@@ -13,14 +18,17 @@ const (
 	SectionRejectedEgress  = "rejected-egress"
 )
 
-// RejectedFallback is the fail-closed stand-in of a rejected
-// SluiceNetworkPolicy or SluiceClusterwideNetworkPolicy: for every rule of
-// the object whose endpointSelector compiles, the endpoints it selects are
-// put into default deny in the directions the rule covers, with nothing
-// allowed, exactly as an empty allow list in that direction would (ingress:
-// []). A direction is covered when the rule has an allow or deny list for it
-// or enables its default deny; a rule that names no direction (because the
-// field that named it was what failed to decode, say "ingres") covers both.
+// RejectedFallback is the fail-closed stand-in of a rejected policy
+// object: for every rule of it whose subject selector compiles, the
+// endpoints it selects are put into default deny in the directions the rule
+// covers, with nothing allowed, exactly as an empty allow list in that
+// direction would (ingress: []).
+//
+// In a SluiceNetworkPolicy or SluiceClusterwideNetworkPolicy a rule covers
+// a direction when it has an allow or deny list for it or enables its
+// default deny; in a Kubernetes NetworkPolicy the directions are its
+// policyTypes (or their default). Where no direction can be read (the field
+// that named it is what failed to decode, say "ingres"), both are covered.
 //
 // key names the object (its namespace is the one the subject is restricted
 // to); doc is the object as JSON. It is decoded leniently, since what made
@@ -33,97 +41,115 @@ func RejectedFallback(key Ref, doc []byte) (*Policy, []Direction) {
 		Spec  json.RawMessage
 		Specs []json.RawMessage
 	}
+	if json.Unmarshal(doc, &obj) != nil || key.Name == "" {
+		return nil, nil
+	}
+	f := fallback{pol: &Policy{Key: key}}
 	switch {
-	case json.Unmarshal(doc, &obj) != nil, key.Name == "":
-		return nil, nil
-	case key.Kind == KindNetworkPolicy && key.Namespace != "":
-	case key.Kind == KindClusterwidePolicy && key.Namespace == "":
-	default:
-		return nil, nil
-	}
-	pol := &Policy{Key: key}
-	var covered [2]bool
-	add := func(specIdx int, raw json.RawMessage) {
-		r, ok := decodeRuleLeniently(raw)
-		if !ok || r.EndpointSelector == nil {
-			return
+	case key.Kind == KindKubernetesPolicy && key.Namespace != "":
+		f.networkPolicy(obj.Spec)
+	case key.Kind == KindNetworkPolicy && key.Namespace != "", key.Kind == KindClusterwidePolicy && key.Namespace == "":
+		if len(obj.Spec) > 0 {
+			f.sluiceRule(0, obj.Spec)
 		}
-		subject, err := compileSelector(r.EndpointSelector, true, "", "")
-		if err != nil {
-			return
-		}
-		if key.Namespace != "" {
-			subject = subject.inNamespace(key.Namespace)
-		}
-		in := r.Ingress != nil || r.IngressDeny != nil || isTrue(r.EnableDefaultDeny.Ingress)
-		eg := r.Egress != nil || r.EgressDeny != nil || isTrue(r.EnableDefaultDeny.Egress)
-		if !in && !eg {
-			in, eg = true, true
-		}
-		for _, d := range []struct {
-			on      bool
-			dir     Direction
-			section string
-		}{{in, Ingress, SectionRejectedIngress}, {eg, Egress, SectionRejectedEgress}} {
-			if !d.on {
-				continue
-			}
-			covered[d.dir] = true
-			ref := RuleRef{Kind: key.Kind, Namespace: key.Namespace, Name: key.Name, Spec: specIdx, Section: d.section}
-			pol.rules = append(pol.rules, &rule{ref: ref, subject: subject, dir: d.dir, enforce: true})
+		for i, s := range obj.Specs {
+			f.sluiceRule(i, s)
 		}
 	}
-	if len(obj.Spec) > 0 {
-		add(0, obj.Spec)
-	}
-	for i, s := range obj.Specs {
-		add(i, s)
-	}
-	if len(pol.rules) == 0 {
+	if len(f.pol.rules) == 0 {
 		return nil, nil
 	}
 	var dirs []Direction
 	for _, d := range []Direction{Ingress, Egress} {
-		if covered[d] {
+		if f.covered[d] {
 			dirs = append(dirs, d)
 		}
 	}
-	return pol, dirs
+	return f.pol, dirs
 }
 
-// decodeRuleLeniently decodes what it can of a rule: the selector and
-// whether each direction field is present (its entries are not decoded, so
-// an unsupported or invalid entry does not hide the direction).
-func decodeRuleLeniently(raw json.RawMessage) (Rule, bool) {
+// fallback builds a RejectedFallback policy.
+type fallback struct {
+	pol     *Policy
+	covered [2]bool
+}
+
+// add puts the subject into default deny in the directions in and eg (both
+// when neither).
+func (f *fallback) add(specIdx int, subject labelSelector, in, eg bool) {
+	if !in && !eg {
+		in, eg = true, true
+	}
+	for _, d := range []struct {
+		on      bool
+		dir     Direction
+		section string
+	}{{in, Ingress, SectionRejectedIngress}, {eg, Egress, SectionRejectedEgress}} {
+		if !d.on {
+			continue
+		}
+		f.covered[d.dir] = true
+		k := f.pol.Key
+		ref := RuleRef{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name, Spec: specIdx, Section: d.section}
+		f.pol.rules = append(f.pol.rules, &rule{ref: ref, subject: subject, dir: d.dir, enforce: true})
+	}
+}
+
+// present reports whether a raw field is set.
+func present(v json.RawMessage) bool { return len(v) > 0 && string(v) != "null" }
+
+// sluiceRule adds a SluiceNetworkPolicy rule: its endpointSelector (in the
+// policy's namespace, if any) and whether each direction field is present
+// (the entries are not decoded, so an unsupported or invalid entry does not
+// hide the direction).
+func (f *fallback) sluiceRule(specIdx int, raw json.RawMessage) {
 	var r struct {
 		EndpointSelector, Ingress, IngressDeny, Egress, EgressDeny, EnableDefaultDeny json.RawMessage
 	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return Rule{}, false
+	var sel *metav1.LabelSelector
+	if json.Unmarshal(raw, &r) != nil || !present(r.EndpointSelector) || json.Unmarshal(r.EndpointSelector, &sel) != nil {
+		return
 	}
-	var out Rule
+	subject, err := compileSelector(sel, true, "", "")
+	if err != nil {
+		return
+	}
+	if ns := f.pol.Key.Namespace; ns != "" {
+		subject = subject.inNamespace(ns)
+	}
 	// A mistyped enableDefaultDeny must not hide the selector.
-	_ = json.Unmarshal(r.EnableDefaultDeny, &out.EnableDefaultDeny)
-	present := func(v json.RawMessage) bool { return len(v) > 0 && string(v) != "null" }
-	if !present(r.EndpointSelector) {
-		return out, true
+	var dd DefaultDenyConfig
+	_ = json.Unmarshal(r.EnableDefaultDeny, &dd)
+	f.add(specIdx, subject, present(r.Ingress) || present(r.IngressDeny) || isTrue(dd.Ingress),
+		present(r.Egress) || present(r.EgressDeny) || isTrue(dd.Egress))
+}
+
+// networkPolicy adds a Kubernetes NetworkPolicy's spec: its podSelector
+// (absent: every pod of the namespace) and its policyTypes (absent:
+// Ingress, and Egress when it has egress rules).
+func (f *fallback) networkPolicy(raw json.RawMessage) {
+	var spec struct {
+		PodSelector, PolicyTypes, Egress json.RawMessage
 	}
-	if err := json.Unmarshal(r.EndpointSelector, &out.EndpointSelector); err != nil {
-		return out, false
+	var sel metav1.LabelSelector
+	if json.Unmarshal(raw, &spec) != nil || present(spec.PodSelector) && json.Unmarshal(spec.PodSelector, &sel) != nil {
+		return
 	}
-	if present(r.Ingress) {
-		out.Ingress = []IngressRule{}
+	subject, err := compileSelector(&sel, false, identity.SourceK8s, "")
+	if err != nil {
+		return
 	}
-	if present(r.IngressDeny) {
-		out.IngressDeny = []IngressRule{}
+	in, eg := true, present(spec.Egress)
+	var types []string
+	if present(spec.PolicyTypes) {
+		in, eg = false, false
+		_ = json.Unmarshal(spec.PolicyTypes, &types)
 	}
-	if present(r.Egress) {
-		out.Egress = []EgressRule{}
+	for _, t := range types {
+		in = in || t == string(networkingv1.PolicyTypeIngress)
+		eg = eg || t == string(networkingv1.PolicyTypeEgress)
 	}
-	if present(r.EgressDeny) {
-		out.EgressDeny = []EgressRule{}
-	}
-	return out, true
+	f.add(0, subject.inNamespace(f.pol.Key.Namespace), in, eg)
 }
 
 func isTrue(b *bool) bool { return b != nil && *b }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -42,6 +43,19 @@ specs:
 			return c.all(true).set("*", "x/c", false).set("*", "y/c", false).set("*", "z/c", false).
 				set("*", "z/b", false).set("z/b", "*", false)
 		}},
+		{name: "kubernetes, misspelt field: its policyTypes", kind: KindKubernetesPolicy, ns: "x", doc: `
+metadata: {name: knp, namespace: x}
+spec:
+  podSelector: {matchLabels: {pod: b}}
+  policyTypes: [Egress]
+  egres: [{}]
+`, dirs: []Direction{Egress}, want: func(c *cluster) reach { return c.all(true).set("x/b", "*", false) }},
+		{name: "kubernetes, no policyTypes: ingress (and egress with egress rules)", kind: KindKubernetesPolicy, ns: "z", doc: `
+metadata: {name: knp, namespace: z}
+spec:
+  podSelector: {}
+  egress: [{ports: [{port: 80, protocol: XTP}]}]
+`, dirs: []Direction{Ingress, Egress}, want: func(c *cluster) reach { return c.all(true).set("z/*", "*", false).set("*", "z/*", false) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,14 +76,14 @@ specs:
 
 func TestRejectedFallbackNothingSelectable(t *testing.T) {
 	for name, doc := range map[string]string{
-		"no selector":            `{"metadata":{"name":"a","namespace":"x"},"spec":{"ingress":[{}]}}`,
-		"bad selector":           `{"metadata":{"name":"a","namespace":"x"},"spec":{"endpointSelector":{"matchExpressions":[{"key":"a","operator":"Bogus"}]}}}`,
-		"not JSON":               `{`,
-		"kubernetes policy":      `{"metadata":{"name":"a","namespace":"x"},"spec":{"podSelector":{}}}`,
-		"selector not an object": `{"metadata":{"name":"a","namespace":"x"},"spec":{"endpointSelector":[]}}`,
+		"no selector":              `{"metadata":{"name":"a","namespace":"x"},"spec":{"ingress":[{}]}}`,
+		"bad selector":             `{"metadata":{"name":"a","namespace":"x"},"spec":{"endpointSelector":{"matchExpressions":[{"key":"a","operator":"Bogus"}]}}}`,
+		"not JSON":                 `{`,
+		"kubernetes, bad selector": `{"spec":{"podSelector":{"matchLabels":{"a":1}}}}`,
+		"selector not an object":   `{"metadata":{"name":"a","namespace":"x"},"spec":{"endpointSelector":[]}}`,
 	} {
 		key := Ref{Kind: KindNetworkPolicy, Namespace: "x", Name: "a"}
-		if name == "kubernetes policy" {
+		if strings.HasPrefix(name, "kubernetes") {
 			key.Kind = KindKubernetesPolicy
 		}
 		p, dirs := RejectedFallback(key, []byte(doc))

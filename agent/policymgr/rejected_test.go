@@ -34,6 +34,7 @@ func TestRejectedPolicyFailsClosed(t *testing.T) {
 	const misspelt = `{"endpointSelector":{"matchLabels":{"app":"web"}},"ingres":[{}]}`
 	tests := []struct {
 		name, spec  string
+		raw         *source.Raw // instead of spec
 		mode        policymgr.RejectedMode
 		in, eg      bool
 		defaultDeny []string
@@ -47,6 +48,9 @@ func TestRejectedPolicyFailsClosed(t *testing.T) {
 			msg: "enforcing default deny for egress", selectedBy: []string{"x/p[rejected-egress:0]"}},
 		{name: "misspelt direction: both", spec: misspelt, in: true, eg: true, defaultDeny: []string{"ingress", "egress"},
 			msg: "unknown field \"ingres\"; enforcing default deny for ingress and egress"},
+		{name: "kubernetes v1beta1: its policyTypes", raw: &source.Raw{APIVersion: "networking.k8s.io/v1beta1", Kind: "NetworkPolicy", Namespace: "x", Name: "p",
+			JSON: []byte(`{"metadata":{"name":"p","namespace":"x"},"spec":{"podSelector":{"matchLabels":{"app":"web"}},"policyTypes":["Egress"]}}`)},
+			eg: true, defaultDeny: []string{"egress"}, msg: "apiVersion: networking.k8s.io/v1beta1 is not supported", selectedBy: []string{"x/p[rejected-egress:0]"}},
 		{name: "ignore", spec: l7, mode: policymgr.RejectedIgnore,
 			msg: "; not enforced (rejected-policy=ignore)", selectedBy: []string{}},
 	}
@@ -58,7 +62,11 @@ func TestRejectedPolicyFailsClosed(t *testing.T) {
 				2: {Endpoint: api.Endpoint{ID: 2, IPv4: "10.244.0.2"}, Identity: 301, Labels: identity.PodLabels("x", map[string]string{"app": "db"}, nil)},
 			}}
 			m := policymgr.New(policymgr.Config{Rejected: tc.mode}, dp, ids, logrus.New())
-			m.SetObjects([]source.Raw{snp("p", tc.spec)})
+			rejected := snp("p", tc.spec)
+			if tc.raw != nil {
+				rejected = *tc.raw
+			}
+			m.SetObjects([]source.Raw{rejected})
 			_, err := m.Sync(false)
 			require.NoError(t, err)
 
@@ -94,7 +102,7 @@ func TestRejectedPolicyFailsClosed(t *testing.T) {
 			assert.Equal(t, "accepted", st[0].Message)
 
 			// Rejected again, then deleted: nothing stays.
-			m.SetObjects([]source.Raw{snp("p", tc.spec)})
+			m.SetObjects([]source.Raw{rejected})
 			_, err = m.Sync(false)
 			require.NoError(t, err)
 			assert.Equal(t, policymap.Config{IngressEnforced: tc.in, EgressEnforced: tc.eg}, dp.cfg[1])
