@@ -83,7 +83,7 @@ func createPod(t *testing.T, cs kubernetes.Interface, nodeName, name, app string
 	t.Helper()
 	_, err := cs.CoreV1().Pods("default").Create(context.Background(), &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"app": app}},
-		Spec: corev1.PodSpec{NodeName: nodeName, Containers: []corev1.Container{{Name: "app", Image: "none"}}},
+		Spec:       corev1.PodSpec{NodeName: nodeName, Containers: []corev1.Container{{Name: "app", Image: "none"}}},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
 }
