@@ -22,13 +22,16 @@ import (
 const (
 	DefaultRunDir         = "/var/run/sluice"
 	DefaultResyncInterval = 30 * time.Second
-	// DefaultPodFetchTimeout bounds the GET of a pod unknown at CNI ADD.
+	DefaultCgroupRoot     = "/sys/fs/cgroup/unified"
+	DefaultMetricsAddr    = "127.0.0.1:9962"
+)
+
+// Bounds of the lookup of a pod unknown at CNI ADD (Config.PodFetchTimeout):
+// the maximum leaves the ADD time for the rest within the CNI's 20s wait
+// for the agent.
+const (
 	DefaultPodFetchTimeout = 5 * time.Second
-	// MaxPodFetchTimeout leaves the ADD time for the rest within the CNI's
-	// 20s wait for the agent.
-	MaxPodFetchTimeout = 15 * time.Second
-	DefaultCgroupRoot  = "/sys/fs/cgroup/unified"
-	DefaultMetricsAddr = "127.0.0.1:9962"
+	MaxPodFetchTimeout     = 15 * time.Second
 )
 
 // Config is the agent's configuration.

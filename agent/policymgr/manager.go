@@ -52,11 +52,11 @@ type Identities interface {
 
 // Config tunes the manager.
 type Config struct {
-	Mode policy.EnforcementMode
-	// Rejected says what a rejected policy enforces (default RejectedDeny).
-	Rejected       RejectedMode
+	Mode           policy.EnforcementMode
 	Audit          bool
 	ResyncInterval time.Duration // full resync against the kernel (default 30s)
+	// Rejected says what a rejected policy enforces (default RejectedDeny).
+	Rejected RejectedMode
 }
 
 // Manager owns the resolver and the per-endpoint policy maps.
