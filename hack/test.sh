@@ -16,6 +16,13 @@ if [[ ${SLUICE_PRIVILEGED_TESTS:-0} == 1 && -z ${SLUICE_PREV_BIN_DIR:-} ]]; then
 	hack/build-prev.sh "$SLUICE_PREV_BIN_DIR" || { echo "test: building the previous release failed" >&2; exit 1; }
 fi
 
+# The Kubernetes-mode integration tests run the agent against a real etcd and kube-apiserver (test/harness
+# StartAPIServer), from hack/k8s/build.sh's cache (the e2e stage needs the same build; cached, seconds when warm).
+if [[ ${SLUICE_PRIVILEGED_TESTS:-0} == 1 && -z ${SLUICE_K8S_BIN_DIR:-} ]] &&
+	! [[ -x /var/cache/sluice-k8s/bin/etcd && -x /var/cache/sluice-k8s/bin/kube-apiserver ]]; then
+	SKIP_APT=1 hack/k8s/build.sh || { echo "test: building etcd and kube-apiserver failed" >&2; exit 1; }
+fi
+
 log=${TEST_LOG:-$(mktemp /tmp/sluice-test.XXXXXX.log)}
 pkgs=${TEST_PKGS:-./...}
 echo "test: go test $pkgs (SLUICE_PRIVILEGED_TESTS=${SLUICE_PRIVILEGED_TESTS:-0}), log: $log"

@@ -18,6 +18,14 @@ type PolicyStatus struct {
 	Accepted  bool     `json:"accepted"`
 	Reason    string   `json:"reason,omitempty"` // why it was rejected, naming the field
 	Warnings  []string `json:"warnings,omitempty"`
+	// DefaultDeny lists the directions (ingress, egress) in which the
+	// endpoints a rejected policy selects get default deny instead
+	// (--rejected-policy=deny, the default: fail closed).
+	DefaultDeny []string `json:"defaultDeny,omitempty"`
+	// Message is the status in one line, as the policy's status condition
+	// says it: "accepted", or "rejected: <reason>; enforcing default deny
+	// for ingress and egress".
+	Message string `json:"message,omitempty"`
 	// Endpoints counts the local endpoints the policy selects.
 	Endpoints int `json:"endpoints"`
 }

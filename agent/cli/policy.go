@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -84,7 +85,8 @@ func WritePolicyStatus(w io.Writer, st []api.PolicyStatus) error {
 		}
 		status, reason := "accepted", strings.Join(s.Warnings, "; ")
 		if !s.Accepted {
-			status, reason = "rejected", s.Reason
+			// The message says what is enforced instead (default deny).
+			status, reason = "rejected", cmp.Or(strings.TrimPrefix(s.Message, "rejected: "), s.Reason)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", s.Kind, name, status, s.Endpoints, orDash(reason))
 	}

@@ -34,3 +34,20 @@ egress     10.244.0.9/32  -           no rule: except
 	require.NoError(t, WriteEndpointPolicy(&b, ep))
 	assert.NotContains(t, b.String(), "Address entries")
 }
+
+// A rejected policy's row says what is enforced instead; a status without
+// a message (an older agent) shows the bare reason.
+func TestWritePolicyStatusRejected(t *testing.T) {
+	var b bytes.Buffer
+	require.NoError(t, WritePolicyStatus(&b, []api.PolicyStatus{
+		{Kind: "SluiceNetworkPolicy", Namespace: "x", Name: "l7", Reason: "spec.ingress[0].toPorts[0].rules: L7", DefaultDeny: []string{"ingress"},
+			Message: "rejected: spec.ingress[0].toPorts[0].rules: L7; enforcing default deny for ingress", Endpoints: 2},
+		{Kind: "SluiceNetworkPolicy", Namespace: "x", Name: "old", Reason: "bad"},
+		{Kind: "NetworkPolicy", Namespace: "y", Name: "ok", Accepted: true, Message: "accepted", Endpoints: 3},
+	}))
+	assert.Equal(t, `KIND                 POLICY  STATUS    ENDPOINTS  REASON
+SluiceNetworkPolicy  x/l7    rejected  2          spec.ingress[0].toPorts[0].rules: L7; enforcing default deny for ingress
+SluiceNetworkPolicy  x/old   rejected  0          bad
+NetworkPolicy        y/ok    accepted  3          -
+`, b.String())
+}

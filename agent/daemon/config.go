@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicenet/sluice/agent/endpointmgr"
 	"github.com/sluicenet/sluice/agent/nodemgr"
+	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
 	"github.com/sluicenet/sluice/datapath/pin"
 	"github.com/sluicenet/sluice/policy"
@@ -23,6 +24,14 @@ const (
 	DefaultResyncInterval = 30 * time.Second
 	DefaultCgroupRoot     = "/sys/fs/cgroup/unified"
 	DefaultMetricsAddr    = "127.0.0.1:9962"
+)
+
+// Bounds of the lookup of a pod unknown at CNI ADD (Config.PodFetchTimeout):
+// the maximum leaves the ADD time for the rest within the CNI's 20s wait
+// for the agent.
+const (
+	DefaultPodFetchTimeout = 5 * time.Second
+	MaxPodFetchTimeout     = 15 * time.Second
 )
 
 // Config is the agent's configuration.
@@ -92,6 +101,14 @@ type Config struct {
 	// PolicyAudit reports policy drops as audit flows and lets the
 	// packets pass.
 	PolicyAudit bool
+	// RejectedPolicy is what the endpoints a rejected policy selects get:
+	// deny (default deny in its directions: fail closed) or ignore
+	// (nothing of it); empty: deny.
+	RejectedPolicy string
+	// PodFetchTimeout bounds, in Kubernetes mode, how long an endpoint PUT
+	// (CNI ADD) of a pod the informers have not seen yet retries to GET the
+	// Pod from the API server before it fails (default 5s).
+	PodFetchTimeout time.Duration
 	// MetricsAddr is where /metrics is served; empty disables it.
 	MetricsAddr string
 	// HealthAddr is where GET /healthz (liveness) and GET /readyz
@@ -187,6 +204,12 @@ func (c Config) Validate() error {
 	if _, err := policy.ParseEnforcementMode(c.PolicyEnforcement); err != nil {
 		errs = append(errs, err)
 	}
+	if _, err := policymgr.ParseRejectedMode(c.RejectedPolicy); err != nil {
+		errs = append(errs, err)
+	}
+	if c.PodFetchTimeout < 0 || c.PodFetchTimeout > MaxPodFetchTimeout {
+		errs = append(errs, fmt.Errorf("pod fetch timeout %s is not within 0-%s (the CNI waits 20s for the agent)", c.PodFetchTimeout, MaxPodFetchTimeout))
+	}
 	mode, err := nodemgr.ParseMode(c.Routing)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("routing: %w", err))
@@ -212,6 +235,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ResyncInterval <= 0 {
 		c.ResyncInterval = DefaultResyncInterval
+	}
+	if c.PodFetchTimeout == 0 {
+		c.PodFetchTimeout = DefaultPodFetchTimeout
 	}
 	if c.LinkExists == nil {
 		c.LinkExists = LinkExists

@@ -50,6 +50,9 @@ func TestConfigValidate(t *testing.T) {
 		{"routing", func(c *Config) { c.Routing = "bgp" }, []string{`routing: routing mode "bgp": want native, vxlan or none`}},
 		{"node IP", func(c *Config) { c.NodeIP = netip.MustParseAddr("fd00::1") }, []string{"node IP fd00::1 is not IPv4"}},
 		{"pod MTU", func(c *Config) { c.MTU = 70000 }, []string{"mtu: pod MTU 70000 is out of range"}},
+		{"rejected policy ignore", func(c *Config) { c.RejectedPolicy = "ignore" }, nil},
+		{"rejected policy", func(c *Config) { c.RejectedPolicy = "allow" }, []string{`rejected policy mode "allow": want deny or ignore`}},
+		{"pod fetch timeout", func(c *Config) { c.PodFetchTimeout = 16 * time.Second }, []string{"pod fetch timeout 16s is not within 0-15s"}},
 		{"all reported", func(c *Config) { c.K8s, c.ManifestsDir, c.Routing = true, "/m", "bgp" }, []string{"choose one state source", "routing mode"}},
 	}
 	for _, tt := range tests {

@@ -63,6 +63,7 @@ type Daemon struct {
 	ready      readiness
 	source     source.Source // state source: a manifests directory or the Kubernetes API
 	k8s        *k8s.Source
+	manifests  *manifests.Watcher // the standalone state source, if any
 	ln         net.Listener
 	srv        *http.Server
 	closeOnce  sync.Once
@@ -189,7 +190,8 @@ func (d *Daemon) setupSource() error {
 		}
 		d.source = d.k8s
 	case d.cfg.ManifestsDir != "":
-		d.source = manifests.New(d.cfg.ManifestsDir, d.log.WithField("subsys", "manifests"))
+		d.manifests = manifests.New(d.cfg.ManifestsDir, d.log.WithField("subsys", "manifests"))
+		d.source = d.manifests
 	}
 	return nil
 }
@@ -316,6 +318,10 @@ func (d *Daemon) setupPolicy() error {
 	if err != nil {
 		return err
 	}
+	rejected, err := policymgr.ParseRejectedMode(d.cfg.RejectedPolicy)
+	if err != nil {
+		return err
+	}
 	var pols *policymgr.Manager
 	store, cluster, err := d.identityStore()
 	if err != nil {
@@ -323,7 +329,7 @@ func (d *Daemon) setupPolicy() error {
 	}
 	d.ids = identitymgr.New(identitymgr.Config{ResyncInterval: d.cfg.ResyncInterval, HostAddrs: hostAddrs, Store: store, Cluster: cluster},
 		d.eps, d.dp.IPCache(), func(ev identity.Event) { pols.IdentityEvent(ev) }, d.log.WithField("subsys", "identity"))
-	pols = policymgr.New(policymgr.Config{Mode: mode, Audit: d.cfg.PolicyAudit, ResyncInterval: d.cfg.ResyncInterval},
+	pols = policymgr.New(policymgr.Config{Mode: mode, Audit: d.cfg.PolicyAudit, Rejected: rejected, ResyncInterval: d.cfg.ResyncInterval},
 		d.dp.Policy(), d.ids, d.log.WithField("subsys", "policy"))
 	d.pols = pols
 	d.ids.OnSynced(pols.Changed)
@@ -337,7 +343,7 @@ func (d *Daemon) setupPolicy() error {
 			return fmt.Errorf("listen for metrics on %s: %w", d.cfg.MetricsAddr, err)
 		}
 	}
-	d.log.WithFields(logrus.Fields{"enforcement": d.cfg.PolicyEnforcement, "audit": d.cfg.PolicyAudit, "metrics": d.cfg.MetricsAddr}).Info("Policy enforcement configured")
+	d.log.WithFields(logrus.Fields{"enforcement": d.cfg.PolicyEnforcement, "audit": d.cfg.PolicyAudit, "rejectedPolicy": rejected, "metrics": d.cfg.MetricsAddr}).Info("Policy enforcement configured")
 	return nil
 }
 

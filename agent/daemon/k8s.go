@@ -94,7 +94,7 @@ func (d *Daemon) policyStatusLoop(ctx context.Context, src *k8s.Source) {
 		}
 		var vs []k8s.PolicyVerdict
 		for _, st := range d.pols.Status() {
-			msg := st.Reason
+			msg := st.Message
 			if st.Accepted {
 				msg = strings.Join(st.Warnings, "; ")
 			}

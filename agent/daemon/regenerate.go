@@ -18,18 +18,32 @@ const regenerateTimeout = 20 * time.Second
 // pod ever sends or receives a packet before its policy is enforced (the
 // CNI's ADD waits for this answer). A failure fails the PUT, and the CNI
 // plugin then removes the endpoint again: fail closed.
+//
+// In Kubernetes mode the pod's labels must be known: the Pod is looked up
+// first (lookupPod), and the answer requires that the identity was
+// computed with it (requirePodKnown).
 type regeneratingEndpoints struct {
 	*endpointmgr.Manager
 	d *Daemon
 }
 
 func (r regeneratingEndpoints) Put(ep api.Endpoint) (api.Endpoint, error) {
+	pod, ns, err := r.d.lookupPod(ep)
+	if err != nil {
+		return api.Endpoint{}, err
+	}
 	out, err := r.Manager.Put(ep)
 	if err != nil {
 		return out, err
 	}
+	if pod != nil {
+		r.d.ids.AddPod(pod, ns)
+	}
 	if err := r.d.regenerate(); err != nil {
 		return out, fmt.Errorf("endpoint %s stored, but its identity and policy are not in place: %w", ep.Key(), err)
+	}
+	if err := r.d.requirePodKnown(out); err != nil {
+		return out, err
 	}
 	return out, nil
 }

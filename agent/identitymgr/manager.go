@@ -50,11 +50,14 @@ type Config struct {
 
 // EndpointIdentity is a local endpoint's identity.
 type EndpointIdentity struct {
-	Endpoint     api.Endpoint
-	Identity     identity.NumericIdentity
-	Labels       identity.Labels
-	NamedPorts   map[string]NamedPort
-	PodKnown     bool // a Pod object named the endpoint's pod
+	Endpoint   api.Endpoint
+	Identity   identity.NumericIdentity
+	Labels     identity.Labels
+	NamedPorts map[string]NamedPort
+	// PodKnown says a Pod object named the endpoint's pod (from the state
+	// source or AddPod): its labels are in Labels. Without it the identity
+	// has the namespace's labels only, which a label-selected policy misses.
+	PodKnown     bool
 	PodNamespace string
 }
 
@@ -86,6 +89,7 @@ type Manager struct {
 
 	mu        sync.Mutex
 	objs      Objects
+	fetched   fetchedPods
 	prefixes  []netip.Prefix
 	held      map[string]identity.NumericIdentity // owner key -> identity referenced
 	endpoints map[uint16]EndpointIdentity
@@ -156,6 +160,7 @@ func (m *Manager) OnSynced(fn func()) {
 func (m *Manager) SetObjects(o Objects) {
 	m.mu.Lock()
 	m.objs = o
+	m.fetched.caughtUp(o)
 	m.mu.Unlock()
 	m.Changed()
 }

@@ -19,6 +19,12 @@ import (
 func (m *Manager) Sync(ctx context.Context) error {
 	m.syncMu.Lock()
 	defer m.syncMu.Unlock()
+	// The looked-up pods are read before the endpoints: one added after
+	// this read is not pruned below for want of its endpoint (AddPod comes
+	// after the endpoint's Put).
+	m.mu.Lock()
+	fetched := m.fetched.copy()
+	m.mu.Unlock()
 	eps, err := m.eps.List()
 	if err != nil {
 		return fmt.Errorf("list endpoints: %w", err)
@@ -27,8 +33,11 @@ func (m *Manager) Sync(ctx context.Context) error {
 	objs, prefixes := m.objs, m.prefixes
 	m.mu.Unlock()
 
-	p := newSyncPass(ctx, m, objs)
+	p := newSyncPass(ctx, m, fetched.merge(objs))
 	local, localIPs := p.localEndpoints(eps)
+	m.mu.Lock()
+	m.fetched.prune(fetched, endpointPods(eps))
+	m.mu.Unlock()
 	remote := p.remotePods(local)
 	cidrs := p.cidrs(prefixes)
 	hosts := p.hosts()

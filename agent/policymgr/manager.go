@@ -55,6 +55,8 @@ type Config struct {
 	Mode           policy.EnforcementMode
 	Audit          bool
 	ResyncInterval time.Duration // full resync against the kernel (default 30s)
+	// Rejected says what a rejected policy enforces (default RejectedDeny).
+	Rejected RejectedMode
 }
 
 // Manager owns the resolver and the per-endpoint policy maps.
@@ -167,19 +169,10 @@ func (m *Manager) update() {
 		st := api.PolicyStatus{Kind: key.Kind, Namespace: key.Namespace, Name: key.Name, File: r.File}
 		p, err := compile(r)
 		if err != nil {
-			st.Reason = err.Error()
-			m.log.WithFields(logrus.Fields{"policy": key.String(), "file": r.File}).WithError(err).Warn("Policy rejected; nothing of it applies")
-			// A rejected new version removes the old one: nothing of the
-			// object applies, as its status says.
-			if _, ok := m.applied[key]; ok {
-				m.res.DeletePolicy(key)
-				delete(m.applied, key)
-			}
-			m.status[key] = st
-			m.rejected(key, r.JSON)
+			m.reject(key, r, st, err)
 			continue
 		}
-		st.Accepted, st.Warnings = true, p.Warnings
+		st.Accepted, st.Warnings, st.Message = true, p.Warnings, "accepted"
 		m.res.UpsertPolicy(p)
 		m.applied[key] = r.JSON
 		m.status[key] = st
@@ -236,11 +229,40 @@ func samePorts(a, b map[string]identitymgr.NamedPort) bool {
 	return true
 }
 
-func (m *Manager) rejected(key policy.Ref, js []byte) {
+// reject records a rejected policy object. Nothing of it applies; what the
+// old version enforced goes. With RejectedDeny (the default) the endpoints
+// it selects get default deny in the directions it covers instead
+// (policy.RejectedFallback): fail closed, as whoever wrote a restrictive
+// rule expects. Called with mu held.
+func (m *Manager) reject(key policy.Ref, r source.Raw, st api.PolicyStatus, err error) {
+	st.Reason = err.Error()
+	var fb *policy.Policy
+	var dirs []policy.Direction
+	failClosed := m.cfg.Rejected != RejectedIgnore
+	if failClosed {
+		fb, dirs = policy.RejectedFallback(key, r.JSON)
+	}
+	for _, d := range dirs {
+		st.DefaultDeny = append(st.DefaultDeny, d.String())
+	}
+	st.Message = policy.RejectedMessage(st.Reason, dirs, failClosed)
+	log := m.log.WithFields(logrus.Fields{"policy": key.String(), "file": r.File}).WithError(err)
+	if fb != nil {
+		m.res.UpsertPolicy(fb)
+		m.applied[key] = r.JSON
+		log.WithField("defaultDeny", st.DefaultDeny).Warn("Policy rejected; its endpoints get default deny in its directions")
+	} else {
+		log.Warn("Policy rejected; nothing of it applies")
+		if _, ok := m.applied[key]; ok {
+			m.res.DeletePolicy(key)
+			delete(m.applied, key)
+		}
+	}
+	m.status[key] = st
 	if m.rejectedRaw == nil {
 		m.rejectedRaw = map[policy.Ref][]byte{}
 	}
-	m.rejectedRaw[key] = js
+	m.rejectedRaw[key] = r.JSON
 }
 
 func (m *Manager) rejectedJSON(key policy.Ref) []byte { return m.rejectedRaw[key] }

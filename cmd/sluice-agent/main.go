@@ -69,6 +69,8 @@ func command() *cobra.Command {
 	f.IntVar(&cfg.MTU, "mtu", cfg.MTU, "MTU of pod interfaces (0: auto, the MTU of the device holding the node IP, less 50 bytes of VXLAN overhead with --routing=vxlan)")
 	f.StringVar(&cfg.PolicyEnforcement, "policy-enforcement", "default", "policy enforcement mode: default (enforce a direction once a policy selects the endpoint), always, never")
 	f.BoolVar(&cfg.PolicyAudit, "policy-audit", false, "audit mode: report policy drops as AUDIT flows and let the packets pass")
+	f.StringVar(&cfg.RejectedPolicy, "rejected-policy", "deny", "what the endpoints a rejected policy (unsupported field such as L7 or FQDN, invalid value) selects get: deny (default deny in the directions it covers: fail closed) or ignore (nothing of it is enforced)")
+	f.DurationVar(&cfg.PodFetchTimeout, "pod-fetch-timeout", 5*time.Second, "--k8s: how long a CNI ADD of a pod the agent has not seen yet retries to GET the Pod from the API server before the ADD fails (fail closed)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address to serve Prometheus /metrics on (empty disables)")
 	f.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "address to serve GET /healthz (liveness) and /readyz (readiness) on (empty disables)")
 	f.Var(mapSizes{&cfg.MapMaxEntries}, "map-max-entries", "testing: override BPF map sizes, NAME=ENTRIES,... (a pinned map of another size is refused)")

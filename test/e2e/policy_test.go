@@ -167,14 +167,16 @@ func TestE2ESluiceNetworkPolicyEnforcedThenRemoved(t *testing.T) {
 }
 
 // TestE2EInvalidSluicePolicyRejected: a SluiceNetworkPolicy with an L7 rule
-// is rejected, not half-applied: its status names the reason and no client
-// is cut off by it.
+// is rejected, not half-applied: its status names the reason and says that
+// the pod it selects gets default deny for ingress instead (fail closed,
+// --rejected-policy=deny): every client is cut off, the one its rule would
+// have let through included.
 func TestE2EInvalidSluicePolicyRejected(t *testing.T) {
 	c := connect(t)
 	dc, err := dynamic.NewForConfig(c.cfg)
 	require.NoError(t, err)
 	ns := c.namespace(t)
-	srv, _, denied := policyPods(t, c, ns)
+	srv, allowed, denied := policyPods(t, c, ns)
 
 	l7 := map[string]any{"rules": map[string]any{"http": []any{map[string]any{"method": "GET", "path": "/"}}}}
 	_, err = dc.Resource(k8s.SluiceNetworkPolicyGVR).Namespace(ns).Create(ctxT(t, 10*time.Second),
@@ -185,9 +187,9 @@ func TestE2EInvalidSluicePolicyRejected(t *testing.T) {
 	msg, _ := cond["message"].(string)
 	require.Contains(t, msg, "L7 policy", "rejection reason: %q", msg)
 	require.True(t, strings.Contains(msg, "rules"), "the reason names the field: %q", msg)
+	require.True(t, strings.HasSuffix(msg, "; enforcing default deny for ingress"), "the status says what is enforced: %q", msg)
 	t.Logf("rejected with: %s", msg)
-	// Rejected means not enforced: the client the rule would have cut off still gets through.
-	out, err := c.ask(t, denied, "tcp", srv.Status.PodIP+":9000", "x")
-	require.NoError(t, err)
-	require.Equal(t, "srv x", out)
+	// Rejected fails closed: default deny for ingress on srv.
+	c.eventually(t, denied, srv, false, "rejected L7 policy")
+	c.eventually(t, allowed, srv, false, "rejected L7 policy")
 }

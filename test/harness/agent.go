@@ -35,10 +35,15 @@ type AgentOptions struct {
 	// Binary is the sluice-agent to run (default: this build's, from BinDir);
 	// the upgrade test runs the previous release's.
 	Binary string
+	// Kubeconfig, when set, runs the agent in Kubernetes mode against that
+	// API server (StartAPIServer) instead of the manifests directory; its
+	// CNI conflist goes to the node's directory.
+	Kubeconfig string
 }
 
-// StartAgentWith is StartAgent with options. The agent always watches the
-// node's manifests directory and names itself after the node.
+// StartAgentWith is StartAgent with options. The agent watches the node's
+// manifests directory (or the API server of opts.Kubeconfig) and names
+// itself after the node.
 func (n *Node) StartAgentWith(tb T, opts AgentOptions) *Agent {
 	tb.Helper()
 	logPath := filepath.Join(n.Dir, "agent.log")
@@ -47,9 +52,12 @@ func (n *Node) StartAgentWith(tb T, opts AgentOptions) *Agent {
 		tb.Fatal(err)
 	}
 	defer logf.Close()
-	args := []string{"--bpf-root", n.BPFRoot, "--run-dir", n.RunDir, "--log-level", "debug",
-		"--manifests-dir", n.ManifestsDir, "--node-name", n.Name, "--cgroup-root", n.Cgroup,
-		fmt.Sprintf("--socket-lb=%t", opts.SocketLB)}
+	source := []string{"--manifests-dir", n.ManifestsDir}
+	if opts.Kubeconfig != "" {
+		source = []string{"--k8s", "--kubeconfig", opts.Kubeconfig, "--cni-conflist", filepath.Join(n.Dir, "k8s.conflist")}
+	}
+	args := append([]string{"--bpf-root", n.BPFRoot, "--run-dir", n.RunDir, "--log-level", "debug",
+		"--node-name", n.Name, "--cgroup-root", n.Cgroup, fmt.Sprintf("--socket-lb=%t", opts.SocketLB)}, source...)
 	bin := opts.Binary
 	if bin == "" {
 		bin = Bin(tb, "sluice-agent")

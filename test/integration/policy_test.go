@@ -343,8 +343,11 @@ spec:
   podSelector: {}
   policyTypes: [Ingress]
 `)
-		// Nothing of the L7 policy applies (x stays open); y's deny-all does.
-		c.requireTruthTable(t, func(_, to *harness.Pod, _ int) bool { return to.Namespace != "y" })
+		// The L7 policy is rejected and fails closed: every pod of x (its
+		// endpointSelector {}) gets default deny for ingress, the direction
+		// it covers (TestPrivilegedRejectedPolicyFailsClosed has the
+		// details); y's deny-all applies.
+		c.requireTruthTable(t, func(_, to *harness.Pod, _ int) bool { return to.Namespace != "y" && to.Namespace != "x" })
 		st, err := c.node.Client().PolicyStatus(ctx)
 		require.NoError(t, err)
 		var found bool
@@ -353,6 +356,8 @@ spec:
 				found = true
 				assert.False(t, s.Accepted)
 				assert.Contains(t, s.Reason, "spec.ingress[0].toPorts[0].rules", "reason names the field")
+				assert.Contains(t, s.Message, "; enforcing default deny for ingress")
+				assert.Equal(t, 3, s.Endpoints)
 			}
 			if s.Name == "deny-all" {
 				assert.True(t, s.Accepted)

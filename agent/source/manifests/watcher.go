@@ -72,6 +72,9 @@ type Watcher struct {
 
 	mu   sync.Mutex
 	snap source.Snapshot
+
+	// flush carries Flush's requests to Run; each is closed when served.
+	flush chan chan struct{}
 }
 
 // New returns a watcher of dir. Nothing happens until Run.
@@ -83,6 +86,27 @@ func New(dir string, log logrus.FieldLogger) *Watcher {
 		rescan:   rescanInterval,
 		inotify:  true,
 		files:    make(map[string]*fileState),
+		flush:    make(chan chan struct{}),
+	}
+}
+
+// Flush makes Run read the directory now, without waiting for quiet, and
+// returns once the snapshot of what it read went to onChange (when
+// anything changed), or when ctx ends. The agent flushes before it answers
+// a CNI ADD, so that a Pod manifest written before the ADD gives the pod
+// its labels.
+func (w *Watcher) Flush(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case w.flush <- done:
+	case <-ctx.Done():
+		return fmt.Errorf("flush manifests: %w", context.Cause(ctx))
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("flush manifests: %w", context.Cause(ctx))
 	}
 }
 
@@ -135,6 +159,12 @@ func (w *Watcher) Run(ctx context.Context, onChange func(source.Snapshot)) error
 			continue
 		case <-ticker.C:
 		case <-quiet.C:
+		case done := <-w.flush:
+			if w.scan() {
+				onChange(w.publish())
+			}
+			close(done)
+			continue
 		}
 		first = time.Time{}
 		if w.scan() {
