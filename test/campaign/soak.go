@@ -13,7 +13,8 @@ import (
 	"github.com/sluicenet/sluice/test/harness"
 )
 
-// soakOpts size the churn campaign; zero values take the mode's default.
+// soakOpts size the churn campaign; zero values (a negative kills) take
+// the mode's default.
 type soakOpts struct {
 	pods, wave, services, policies, apps, kills, parallel int
 	settle                                                time.Duration
@@ -25,7 +26,7 @@ func soakFlags(fs *flag.FlagSet) *soakOpts {
 	fs.IntVar(&o.wave, "wave", 0, "pods per wave (default 50, quick 20)")
 	fs.IntVar(&o.services, "services", 0, "Services changing underneath (default 200, quick 20)")
 	fs.IntVar(&o.policies, "policies", 0, "policies changing underneath (default 50, quick 5)")
-	fs.IntVar(&o.kills, "kills", 0, "waves that start by killing the agent and deleting pods while it is down (default 5, quick 2)")
+	fs.IntVar(&o.kills, "kills", -1, "waves that start by killing the agent and deleting pods while it is down (default 5, quick 2)")
 	fs.IntVar(&o.parallel, "parallel", 4, "concurrent CNI ADDs, and as many concurrent DELs")
 	fs.DurationVar(&o.settle, "settle", 45*time.Second, "how long leaks may take to go after the last DEL (conntrack entries of closed connections live 10s)")
 	return o
@@ -44,7 +45,12 @@ func (o *soakOpts) finish(quick bool) {
 	def(&o.wave, 50, 20)
 	def(&o.services, 200, 20)
 	def(&o.policies, 50, 5)
-	def(&o.kills, 5, 2)
+	if o.kills < 0 {
+		o.kills = 5
+		if quick {
+			o.kills = 2
+		}
+	}
 	o.apps = 10
 }
 
