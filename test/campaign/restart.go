@@ -16,7 +16,7 @@ import (
 type restartOpts struct {
 	kills, roundTrips, workers, streams int
 	between                             time.Duration
-	prevDir                             string
+	prevDir, releaseDir                 string
 }
 
 func restartFlags(fs *flag.FlagSet) *restartOpts {
@@ -26,7 +26,8 @@ func restartFlags(fs *flag.FlagSet) *restartOpts {
 	fs.IntVar(&o.workers, "workers", 3, "TCP_CRR workers")
 	fs.IntVar(&o.streams, "streams", 20, "long-lived streams")
 	fs.DurationVar(&o.between, "between", 0, "load time before the first and after every agent event (default 3s, quick 2s)")
-	fs.StringVar(&o.prevDir, "prev-bin-dir", "bin/prev", "the previous release's sluice-agent (hack/build-prev.sh)")
+	fs.StringVar(&o.releaseDir, "release-bin-dir", "bin/prev", "the previous release's sluice-agent and sluice-cni (hack/build-prev.sh DIR): they wire the node, then the agent is upgraded to this build under load (empty: start on this build)")
+	fs.StringVar(&o.prevDir, "prev-bin-dir", "bin/prev-commit", "the previous commit's sluice-agent (hack/build-prev.sh DIR HEAD^1), switched to and back from in each round trip")
 	return o
 }
 
@@ -63,23 +64,23 @@ type event struct {
 	what string
 }
 
-// restart runs TCP_CRR through a ClusterIP (every transaction checks the
-// name of the backend that answered) and long-lived streams (every byte
-// echoed and compared) while the agent is SIGKILLed and started again
-// o.kills times, then stopped and replaced by the previous release's agent
-// and back o.roundTrips times. It returns false if a transaction failed or
-// a stream broke.
+// restart wires a node with the previous release (o.releaseDir), then runs
+// TCP_CRR through a ClusterIP (every transaction checks the name of the
+// backend that answered) and long-lived streams (every byte echoed and
+// compared) while the agent is upgraded to this build, SIGKILLed and
+// started again o.kills times, then stopped and replaced by the previous
+// commit's agent and back o.roundTrips times. It returns false if a
+// transaction failed or a stream broke.
 func restart(r *harness.Runner, o *restartOpts) bool {
-	prevAgent, err := filepath.Abs(filepath.Join(o.prevDir, "sluice-agent"))
-	if err == nil {
-		_, err = os.Stat(prevAgent)
-	}
-	if err != nil {
-		r.Fatalf("the previous release's agent (hack/build-prev.sh %s): %v", o.prevDir, err)
-	}
+	prevAgent := agentIn(r, o.prevDir)
 	node := harness.NewNode(r, harness.NodeOptions{})
 	current := harness.AgentOptions{SocketLB: true}
-	agent := node.StartAgentWith(r, current)
+	first := current
+	if o.releaseDir != "" {
+		first = harness.AgentOptions{SocketLB: true, Binary: agentIn(r, o.releaseDir)}
+		node.UseCNIFrom(filepath.Dir(first.Binary), harness.BinDir(r)) // the release's sluice-cni, host-local of this build
+	}
+	agent := node.StartAgentWith(r, first)
 	check(r, writeManifest(node, "00-namespace.yaml", namespaceYAML("load")))
 	names := map[string]bool{}
 	var yaml strings.Builder
@@ -124,6 +125,20 @@ func restart(r *harness.Runner, o *restartOpts) bool {
 	}
 	logf("node %s: %d TCP_CRR workers on %s, %d streams on %s", node.NS.Name, o.workers, crrFront, len(streams), streamFont)
 	time.Sleep(o.between)
+	upgrades := 0
+	switchTo := func(what string, opts harness.AgentOptions) {
+		agent.Stop(r)
+		note(fmt.Sprintf("%s: agent pid %d stopped (SIGTERM)", what, agent.PID()))
+		agent = node.StartAgentWith(r, opts)
+		ready()
+		upgrades++
+		note(fmt.Sprintf("%s: agent pid %d up and programmed", what, agent.PID()))
+		time.Sleep(o.between)
+	}
+	if o.releaseDir != "" {
+		switchTo("upgrade from the previous release", current)
+		node.UseCNIFrom(harness.BinDir(r))
+	}
 	for i := 1; i <= o.kills; i++ {
 		agent.Kill(r)
 		note(fmt.Sprintf("kill %d: agent pid %d SIGKILLed", i, agent.PID()))
@@ -132,20 +147,9 @@ func restart(r *harness.Runner, o *restartOpts) bool {
 		note(fmt.Sprintf("kill %d: agent pid %d up and programmed", i, agent.PID()))
 		time.Sleep(o.between)
 	}
-	upgrades := 0
 	for i := 1; i <= o.roundTrips; i++ {
-		for _, to := range []struct {
-			what string
-			opts harness.AgentOptions
-		}{{"previous release", harness.AgentOptions{SocketLB: true, Binary: prevAgent}}, {"this build", current}} {
-			agent.Stop(r)
-			note(fmt.Sprintf("round trip %d: agent pid %d stopped (SIGTERM)", i, agent.PID()))
-			agent = node.StartAgentWith(r, to.opts)
-			ready()
-			upgrades++
-			note(fmt.Sprintf("round trip %d: %s's agent pid %d up and programmed", i, to.what, agent.PID()))
-			time.Sleep(o.between)
-		}
+		switchTo(fmt.Sprintf("round trip %d: to the previous commit", i), harness.AgentOptions{SocketLB: true, Binary: prevAgent})
+		switchTo(fmt.Sprintf("round trip %d: back to this build", i), current)
 	}
 	attempts, failed := load.stop()
 	var broken []failure
@@ -162,7 +166,24 @@ func restart(r *harness.Runner, o *restartOpts) bool {
 		time.Since(start).Seconds(), attempts, float64(attempts)/time.Since(start).Seconds(), len(streams), moved/1024)
 	fmt.Printf("RESULT restart kills=%d upgrades=%d conn_attempts=%d conn_failed=%d streams_broken=%d\n",
 		o.kills, upgrades, attempts, len(failed), len(broken))
-	return len(failed) == 0 && len(broken) == 0 && attempts > 0
+	if len(failed) > 0 || len(broken) > 0 || attempts == 0 {
+		r.Errorf("%d of %d transactions failed, %d of %d streams broke", len(failed), attempts, len(broken), len(streams)) // the harness prints the agent's log
+		return false
+	}
+	return true
+}
+
+// agentIn returns the absolute path of the sluice-agent in dir; it stops
+// the campaign if there is none.
+func agentIn(r *harness.Runner, dir string) string {
+	p, err := filepath.Abs(filepath.Join(dir, "sluice-agent"))
+	if err == nil {
+		_, err = os.Stat(p)
+	}
+	if err != nil {
+		r.Fatalf("sluice-agent of an earlier build (hack/build-prev.sh %s): %v", dir, err)
+	}
+	return p
 }
 
 // check stops the campaign on an error of its own machinery.
