@@ -39,29 +39,37 @@ type crrLoad struct {
 	failures []failure
 }
 
-// startCRR starts workers in each client's netns.
+// startCRR starts workers in the clients' netns, spread over them (no
+// clients: in the process's netns).
 func startCRR(clients []*harness.Pod, workers int, target string, names map[string]bool) *crrLoad {
 	l := &crrLoad{target: target, names: names}
 	for w := range workers {
+		var ns *harness.NetNS
+		if len(clients) > 0 {
+			ns = clients[w%len(clients)].NS
+		}
 		l.wg.Add(1)
-		go l.worker(clients[w%len(clients)].NS)
+		go l.worker(ns)
 	}
 	return l
 }
 
+// worker runs transactions in ns (nil: the process's own netns).
 func (l *crrLoad) worker(ns *harness.NetNS) {
 	defer l.wg.Done()
-	// The thread stays in the pod's netns and is never unlocked: Go ends
-	// it with the goroutine instead of reusing it.
-	runtime.LockOSThread()
-	h, err := netns.GetFromPath(ns.Path())
-	if err == nil {
-		err = netns.Set(h)
-		h.Close()
-	}
-	if err != nil {
-		l.fail(fmt.Errorf("enter netns %s: %w", ns.Name, err))
-		return
+	if ns != nil {
+		// The thread stays in the pod's netns and is never unlocked: Go
+		// ends it with the goroutine instead of reusing it.
+		runtime.LockOSThread()
+		h, err := netns.GetFromPath(ns.Path())
+		if err == nil {
+			err = netns.Set(h)
+			h.Close()
+		}
+		if err != nil {
+			l.fail(fmt.Errorf("enter netns %s: %w", ns.Name, err))
+			return
+		}
 	}
 	for !l.stopped.Load() {
 		l.attempts.Add(1)

@@ -26,6 +26,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == crrClientCmd {
+		crrClientMain(os.Args[2:])
+		return
+	}
 	if len(os.Args) < 2 || (os.Args[1] != "soak" && os.Args[1] != "restart") {
 		fmt.Fprintln(os.Stderr, "usage: campaign soak|restart [--quick] [--bin-dir DIR] [flags]")
 		os.Exit(2)

@@ -15,6 +15,7 @@ import (
 // duration take the mode's default.
 type restartOpts struct {
 	kills, roundTrips, workers, streams int
+	sockWorkers                         int
 	between                             time.Duration
 	prevDir, releaseDir                 string
 }
@@ -23,7 +24,8 @@ func restartFlags(fs *flag.FlagSet) *restartOpts {
 	o := &restartOpts{}
 	fs.IntVar(&o.kills, "kills", -1, "SIGKILL and restart cycles of the agent (default 10, quick 3)")
 	fs.IntVar(&o.roundTrips, "round-trips", -1, "switches to the previous release's agent and back to this build's (default 2, quick 1)")
-	fs.IntVar(&o.workers, "workers", 3, "TCP_CRR workers")
+	fs.IntVar(&o.workers, "workers", 2, "TCP_CRR workers in this process (outside the node's cgroup: services translated per packet at the pod's veth)")
+	fs.IntVar(&o.sockWorkers, "sock-workers", 2, "TCP_CRR workers in a client process inside the node's cgroup (services translated at connect by the socket-LB hooks)")
 	fs.IntVar(&o.streams, "streams", 20, "long-lived streams")
 	fs.DurationVar(&o.between, "between", 0, "load time before the first and after every agent event (default 3s, quick 2s)")
 	fs.StringVar(&o.releaseDir, "release-bin-dir", "bin/prev", "the previous release's sluice-agent and sluice-cni (hack/build-prev.sh DIR): they wire the node, then the agent is upgraded to this build under load (empty: start on this build)")
@@ -97,8 +99,11 @@ func restart(r *harness.Runner, o *restartOpts) bool {
 		serveCRR(r, p)
 		harness.ServeTCP(r, p.NS, p.Addr(streamPort), p.Name)
 	}
+	// client-1 and client-2 carry the per-packet LB's load and the streams;
+	// client-3 the socket LB's: one client address never mixes both paths
+	// (see sockClient).
 	var clients []*harness.Pod
-	for i := 1; i <= 2; i++ {
+	for i := 1; i <= 3; i++ {
 		p, err := addPod(r, node, "load", fmt.Sprintf("client-%d", i))
 		check(r, err)
 		r.Cleanup(func() { delPod(r, p) })
@@ -116,14 +121,18 @@ func restart(r *harness.Runner, o *restartOpts) bool {
 		events = append(events, event{time.Now(), what})
 		logf("%s", what)
 	}
+	sockLoad := startSockClient(r, clients[2], crrFront, names, o.sockWorkers)
+	clients = clients[:2]
 	load := startCRR(clients, o.workers, crrFront, names)
+	translated0, err := sockTranslated(node)
+	check(r, err)
 	var streams []*stream
 	for i := range o.streams {
 		s, err := startStream(clients[i%len(clients)].NS, streamFont, names)
 		check(r, err)
 		streams = append(streams, s)
 	}
-	logf("node %s: %d TCP_CRR workers on %s, %d streams on %s", node.NS.Name, o.workers, crrFront, len(streams), streamFont)
+	logf("node %s: %d+%d TCP_CRR workers (per-packet LB + socket LB) on %s, %d streams on %s", node.NS.Name, o.workers, o.sockWorkers, crrFront, len(streams), streamFont)
 	time.Sleep(o.between)
 	upgrades := 0
 	switchTo := func(what string, opts harness.AgentOptions) {
@@ -152,6 +161,16 @@ func restart(r *harness.Runner, o *restartOpts) bool {
 		switchTo(fmt.Sprintf("round trip %d: back to this build", i), current)
 	}
 	attempts, failed := load.stop()
+	sockAttempts, sockFailed, err := sockLoad.stop()
+	check(r, err)
+	translated, err := sockTranslated(node)
+	check(r, err)
+	fmt.Printf("restart: socket LB translated %d connects of the cgroup client's %d transactions\n", translated-translated0, sockAttempts)
+	if translated-translated0 < uint64(sockAttempts)/2 {
+		r.Errorf("the socket-LB hooks translated %d connects of %d: the cgroup client's load did not take the socket path", translated-translated0, sockAttempts)
+	}
+	attempts += sockAttempts
+	failed = append(failed, sockFailed...)
 	var broken []failure
 	var moved int64
 	for _, s := range streams {
