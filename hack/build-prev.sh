@@ -6,14 +6,19 @@
 # --detach` in a temporary directory that is removed afterwards. It fails
 # loudly when the commit is not in the repository.
 #
-# usage: hack/build-prev.sh DIR
+# With COMMIT (any revision, e.g. HEAD^1), it builds that commit instead
+# (hack/restart-under-load.sh switches between the previous commit and this
+# build).
+#
+# usage: hack/build-prev.sh DIR [COMMIT]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-out=${1:?usage: hack/build-prev.sh DIR}
-commit=$(tr -d '[:space:]' <hack/upgrade-from)
-if ! git cat-file -e "${commit}^{commit}" 2>/dev/null; then
-	echo "build-prev: commit $commit (hack/upgrade-from) is not in this repository; fetch it" >&2
+out=${1:?usage: hack/build-prev.sh DIR [COMMIT]}
+rev=${2:-$(tr -d '[:space:]' <hack/upgrade-from)}
+if ! commit=$(git rev-parse --verify --quiet "${rev}^{commit}"); then
+	src=${2:+given as an argument}
+	echo "build-prev: commit $rev (${src:-from hack/upgrade-from}) is not in this repository; fetch it" >&2
 	exit 1
 fi
 mkdir -p "$out"

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
@@ -39,7 +40,7 @@ func deviceAddrs(name string) ([]netip.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("device %s: %w", name, err)
 	}
-	list, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	list, err := netlinksafe.AddrList(l, netlink.FAMILY_V4)
 	if err != nil {
 		return nil, fmt.Errorf("addresses of %s: %w", name, err)
 	}
@@ -72,7 +73,7 @@ func (d *Daemon) setupDevices() error {
 // its network namespace, as kube-proxy's default nodePortAddresses) and the
 // SNAT address into the node address map.
 func (d *Daemon) syncNodeAddrs() error {
-	list, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	list, err := netlinksafe.AddrList(nil, netlink.FAMILY_V4)
 	if err != nil {
 		return fmt.Errorf("list node addresses: %w", err)
 	}

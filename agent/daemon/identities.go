@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/vishvananda/netlink"
 
 	"github.com/sluicenet/sluice/agent/identitymgr"
@@ -103,7 +104,7 @@ func (c *clusterIdentities) run(ctx context.Context, d *Daemon) {
 // hostAddrs lists the IPv4 addresses of the agent's network namespace: they
 // are reserved:host in the IP cache.
 func hostAddrs() ([]netip.Addr, error) {
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	addrs, err := netlinksafe.AddrList(nil, netlink.FAMILY_V4)
 	if err != nil {
 		return nil, fmt.Errorf("list addresses: %w", err)
 	}

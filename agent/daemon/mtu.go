@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
 
@@ -52,7 +53,7 @@ func underlayMTU(addr netip.Addr) (string, int, error) {
 	if !addr.IsValid() {
 		return "", 0, nil
 	}
-	list, err := netlink.AddrList(nil, netlink.FAMILY_ALL)
+	list, err := netlinksafe.AddrList(nil, netlink.FAMILY_ALL)
 	if err != nil {
 		return "", 0, fmt.Errorf("list addresses: %w", err)
 	}

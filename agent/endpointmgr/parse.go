@@ -15,7 +15,9 @@ import (
 var (
 	ErrInvalid  = errors.New("invalid endpoint")
 	ErrConflict = errors.New("endpoint conflict")
-	ErrNotFound = errors.New("endpoint not found")
+	// ErrNotFound is the API's sentinel, so that callers that know only
+	// the api package (the identity manager) can tell a gone endpoint.
+	ErrNotFound = api.ErrNotFound
 	ErrNoFreeID = errors.New("no free endpoint id")
 )
 

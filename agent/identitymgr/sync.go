@@ -139,6 +139,11 @@ func (p *syncPass) localEndpoints(eps []api.Endpoint) (map[string]bool, map[neti
 			ls, _ = p.m.alloc.Lookup(id) // still referenced, so known
 		}
 		if err := p.m.eps.SetIdentity(ep.ContainerID, ep.IfName, uint32(id)); err != nil {
+			if errors.Is(err, api.ErrNotFound) {
+				// Deleted since List (a concurrent CNI DEL): not an error
+				// of this pass, which an ADD waiting on it would fail with.
+				continue
+			}
 			p.errs = append(p.errs, err)
 		}
 		ei := EndpointIdentity{Endpoint: ep, Identity: id, Labels: ls, PodKnown: pod != nil, PodNamespace: ns}
