@@ -97,6 +97,8 @@ static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifind
 	/* Neither: a NodePort on a node address. */
 	if (ret == 0 && port_filter_has(&sluice_lb4_nodeport_filter_v1, f->dport))
 		ret = lb4_xlate_nodeport(skb, f);
+	if (ret == 0)
+		lb4_ct_reopen_direct(f);
 	if (ret > 0)
 		update_metrics(ifindex, ret, DIR_EGRESS, skb->len);
 	return ret;

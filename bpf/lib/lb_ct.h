@@ -117,6 +117,27 @@ static __always_inline int lb4_local(const struct ipv4_flow *f, const struct lb4
 	return 0;
 }
 
+/* A new TCP connection that no service translated, reusing the tuple of a
+ * load-balanced flow that is over (closing, or expired and not yet collected
+ * by the agent's GC), is a direct connection to the backend: the old flow's
+ * backend entry would have its replies reverse-NATed to the old frontend and
+ * pass its packets as established. The entry is removed, so the connection
+ * is tracked afresh (policy marks a new plain entry). Runs for new SYNs only. */
+static __always_inline void lb4_ct_reopen_direct(const struct ipv4_flow *f)
+{
+	struct ct4_tuple t = {
+		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
+		.proto = f->proto,
+	};
+	struct ct4_entry *e;
+
+	if (!ct_is_new_syn(f->proto, f->tcp_flags))
+		return;
+	e = ct4_lookup(&t);
+	if (e && ct4_is_backend_entry(e) && ((e->flags & CT_E_CLOSING) || e->lifetime < ct_now_sec()))
+		bpf_map_delete_elem(&sluice_ct4_v1, &t);
+}
+
 /* Accounts a reply (backend -> client) of a load-balanced flow to its backend
  * entry e and to its service entry, client caddr:cport -> frontend
  * fe_addr:fe_port. Returns the flow's lifetime. */
