@@ -45,6 +45,12 @@ type APIServer struct {
 	// inside the namespace).
 	Config *rest.Config
 	Client kubernetes.Interface
+
+	tb        T
+	ns        *NetNS
+	dir, path string
+	args      []string
+	apiserver *daemon // the running kube-apiserver (nil while stopped)
 }
 
 // StartAPIServer starts etcd and kube-apiserver in ns, waits until the API
@@ -75,15 +81,23 @@ func StartAPIServer(tb T, ns *NetNS) *APIServer {
 		"--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
 		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
 		"--initial-cluster", "default=http://127.0.0.1:2380")
+	a := &APIServer{Kubeconfig: filepath.Join(dir, "kubeconfig"), tb: tb, ns: ns, dir: dir,
+		path: filepath.Join(bin, "kube-apiserver"), args: []string{"--etcd-servers=http://127.0.0.1:2379",
+			"--advertise-address=127.0.0.1", "--bind-address=127.0.0.1", "--secure-port=6443",
+			"--cert-dir=" + filepath.Join(dir, "certs"), "--token-auth-file=" + tokens, "--authorization-mode=AlwaysAllow",
+			"--service-account-issuer=https://kubernetes.default.svc", "--service-account-key-file=" + keyFile,
+			"--service-account-signing-key-file=" + keyFile, "--service-cluster-ip-range=10.96.0.0/16",
+			"--disable-admission-plugins=ServiceAccount"}}
 	// Started second, stopped first: it does not exit while etcd is away.
-	startDaemon(tb, ns, dir, filepath.Join(bin, "kube-apiserver"), "--etcd-servers=http://127.0.0.1:2379",
-		"--advertise-address=127.0.0.1", "--bind-address=127.0.0.1", "--secure-port=6443",
-		"--cert-dir="+filepath.Join(dir, "certs"), "--token-auth-file="+tokens, "--authorization-mode=AlwaysAllow",
-		"--service-account-issuer=https://kubernetes.default.svc", "--service-account-key-file="+keyFile,
-		"--service-account-signing-key-file="+keyFile, "--service-cluster-ip-range=10.96.0.0/16",
-		"--disable-admission-plugins=ServiceAccount")
-
-	a := &APIServer{Kubeconfig: filepath.Join(dir, "kubeconfig")}
+	a.apiserver = startDaemon(tb, ns, dir, a.path, a.args...)
+	tb.Cleanup(func() {
+		if a.apiserver != nil {
+			a.apiserver.stop()
+		}
+		if tb.Failed() {
+			tb.Logf("kube-apiserver log (tail):\n%s", tail(filepath.Join(dir, "kube-apiserver.log")))
+		}
+	})
 	writeFile(tb, a.Kubeconfig, []byte(`apiVersion: v1
 kind: Config
 clusters: [{name: test, cluster: {server: "https://127.0.0.1:6443", insecure-skip-tls-verify: true}}]
@@ -100,31 +114,79 @@ current-context: test
 	if a.Client, err = kubernetes.NewForConfig(a.Config); err != nil {
 		tb.Fatal(err)
 	}
+	a.waitReady(tb)
+	a.installCRDs(tb)
+	return a
+}
+
+// waitReady waits up to 60 s for the API server's /readyz.
+func (a *APIServer) waitReady(tb T) {
+	tb.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err := a.Client.CoreV1().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		cancel()
 		if err == nil {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("kube-apiserver not ready after 60s: %v\n%s", err, tail(filepath.Join(dir, "kube-apiserver.log")))
+			tb.Fatalf("kube-apiserver not ready after 60s: %v\n%s", err, tail(filepath.Join(a.dir, "kube-apiserver.log")))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	a.installCRDs(tb)
-	return a
 }
+
+// StopAPIServer stops kube-apiserver (etcd keeps running): clients see
+// connection refused until StartAgain.
+func (a *APIServer) StopAPIServer() {
+	if a.apiserver != nil {
+		a.apiserver.stop()
+		a.apiserver = nil
+	}
+}
+
+// StartAgain starts kube-apiserver again after StopAPIServer, with the
+// same flags and certificates, and waits until it is ready.
+func (a *APIServer) StartAgain(tb T) {
+	tb.Helper()
+	if a.apiserver != nil {
+		tb.Fatal("kube-apiserver is running")
+	}
+	a.apiserver = startDaemonNoCleanup(tb, a.ns, a.dir, a.path, a.args...)
+	a.waitReady(tb)
+}
+
+// daemon is a process startDaemon started.
+type daemon struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (d *daemon) stop() { stopProcess(d.cmd, d.done) }
 
 // startDaemon runs path in ns with its output in dir/<name>.log; cleanup
 // sends SIGTERM, then SIGKILL after 5s, and waits. The log is printed when
 // tb failed.
-func startDaemon(tb T, ns *NetNS, dir, path string, args ...string) {
+func startDaemon(tb T, ns *NetNS, dir, path string, args ...string) *daemon {
+	tb.Helper()
+	d := startDaemonNoCleanup(tb, ns, dir, path, args...)
+	name := filepath.Base(path)
+	tb.Cleanup(func() {
+		d.stop()
+		if tb.Failed() {
+			tb.Logf("%s log (tail):\n%s", name, tail(filepath.Join(dir, name+".log")))
+		}
+	})
+	return d
+}
+
+// startDaemonNoCleanup is startDaemon whose caller stops the process; the
+// log is appended to.
+func startDaemonNoCleanup(tb T, ns *NetNS, dir, path string, args ...string) *daemon {
 	tb.Helper()
 	name := filepath.Base(path)
-	logPath := filepath.Join(dir, name+".log")
-	logf, err := os.Create(logPath)
+	logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -134,17 +196,12 @@ func startDaemon(tb T, ns *NetNS, dir, path string, args ...string) {
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", name, err)
 	}
-	done := make(chan struct{})
+	d := &daemon{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		cmd.Wait()
-		close(done)
+		close(d.done)
 	}()
-	tb.Cleanup(func() {
-		stopProcess(cmd, done)
-		if tb.Failed() {
-			tb.Logf("%s log (tail):\n%s", name, tail(logPath))
-		}
-	})
+	return d
 }
 
 func stopProcess(cmd *exec.Cmd, done chan struct{}) {
