@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -58,6 +59,14 @@ type APIServer struct {
 // Both are stopped in cleanup. It fails tb when the binaries are missing
 // (build them with hack/k8s/build.sh, or set SLUICE_K8S_BIN_DIR).
 func StartAPIServer(tb T, ns *NetNS) *APIServer {
+	tb.Helper()
+	return StartAPIServerWithout(tb, ns)
+}
+
+// StartAPIServerWithout is StartAPIServer without the CRDs named in skip
+// (e.g. "sluicetracingpolicies.sluice.io"), as on a cluster whose CRDs come
+// from an earlier release; InstallCRDs adds them later.
+func StartAPIServerWithout(tb T, ns *NetNS, skip ...string) *APIServer {
 	tb.Helper()
 	bin := os.Getenv(K8sBinDirEnv)
 	if bin == "" {
@@ -115,7 +124,7 @@ current-context: test
 		tb.Fatal(err)
 	}
 	a.waitReady(tb)
-	a.installCRDs(tb)
+	a.installCRDs(tb, func(name string) bool { return !slices.Contains(skip, name) })
 	return a
 }
 
@@ -216,7 +225,15 @@ func stopProcess(cmd *exec.Cmd, done chan struct{}) {
 }
 
 // installCRDs creates the chart's CRDs and waits until they are served.
-func (a *APIServer) installCRDs(tb T) {
+// InstallCRDs creates the chart's CRDs named (e.g.
+// "sluicetracingpolicies.sluice.io") and waits until they are established.
+func (a *APIServer) InstallCRDs(tb T, names ...string) {
+	tb.Helper()
+	a.installCRDs(tb, func(name string) bool { return slices.Contains(names, name) })
+}
+
+// installCRDs creates the chart's CRDs whose name keep accepts.
+func (a *APIServer) installCRDs(tb T, keep func(name string) bool) {
 	tb.Helper()
 	root, err := moduleRoot()
 	if err != nil {
@@ -240,6 +257,9 @@ func (a *APIServer) installCRDs(tb T) {
 		var crd apiextensionsv1.CustomResourceDefinition
 		if err := yaml.UnmarshalStrict(b, &crd); err != nil {
 			tb.Fatalf("%s: %v", f, err)
+		}
+		if !keep(crd.Name) {
+			continue
 		}
 		if _, err := cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{}); err != nil {
 			tb.Fatalf("create CRD %s: %v", crd.Name, err)
