@@ -56,7 +56,7 @@ func TestPrivilegedK8sAgentWithoutTracingCRDs(t *testing.T) {
 	_, err = dc.Resource(gvr).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "sluice.io/v1alpha1", "kind": "SluiceTracingPolicy",
 		"metadata": map[string]any{"name": "fd-install"},
-		"spec": map[string]any{"kprobes": []any{map[string]any{"call": "fd_install", "syscall": false}}},
+		"spec":     map[string]any{"kprobes": []any{map[string]any{"call": "fd_install", "syscall": false}}},
 	}}, metav1.CreateOptions{})
 	require.NoError(t, err)
 	deadline := time.Now().Add(60 * time.Second)
