@@ -380,3 +380,30 @@ func srcOf(pkt []byte) netip.Addr { return netip.AddrFrom4([4]byte(pkt[14+12 : 1
 func dstOf(pkt []byte) netip.Addr { return netip.AddrFrom4([4]byte(pkt[14+16 : 14+20])) }
 
 func describe(pkt []byte) string { return fmt.Sprintf("%d bytes % x", len(pkt), pkt) }
+
+// TestPrivilegedPolicyDropLeavesNoServiceState: a new flow to a service
+// whose translation the sender's egress policy denies leaves no conntrack
+// entry (found by FuzzPacket: the service and backend entries stayed until
+// they expired, so a pod could fill the table with forbidden flows), while
+// an allowed one keeps its two.
+func TestPrivilegedPolicyDropLeavesNoServiceState(t *testing.T) {
+	e := newPacketFuzzEnv(t)
+	for _, c := range []struct {
+		name    string
+		dst     netip.Addr
+		verdict uint32
+		entries int
+	}{
+		{"ExternalIP, remote backend denied", hostExtIP2, progtest.ActShot, 0},
+		{"ClusterIP, local backend allowed", fzVIP, progtest.ActRedirect, 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e.stateEntries(t, true)
+			pkt := progtest.Packet{SrcMAC: aMAC, DstMAC: aNodeMAC, Src: aIP, Dst: c.dst, SrcPort: 40000, DstPort: 80, TCPFlags: progtest.TCPSyn}.IPv4()
+			res, ok := e.runFuzz(t, progFromContainer, pkt)
+			require.True(t, ok)
+			require.Equal(t, c.verdict, res.Verdict)
+			require.Equal(t, c.entries, e.stateEntries(t, false))
+		})
+	}
+}

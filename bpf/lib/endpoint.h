@@ -102,6 +102,28 @@ static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifind
 	return ret;
 }
 
+/* A new flow that policy dropped after service translation leaves no state:
+ * its service and backend conntrack entries (lb4_local) and a NodePort's
+ * recorded frontend (lb4_xlate_nodeport) go, as if the packet never came.
+ * Otherwise every denied connection attempt to a service would hold
+ * conntrack entries until they expire, and a pod could fill the table with
+ * flows its policy forbids. */
+static __always_inline void lb4_forget_denied(struct policy_pkt *p)
+{
+	struct ct4_tuple se = {
+		.saddr = p->saddr, .daddr = p->orig_daddr, .sport = p->sport, .dport = p->orig_dport,
+		.proto = p->proto, .flags = CT_F_SERVICE,
+	};
+	struct snat4_tuple rd = {
+		.saddr = p->ct.daddr, .daddr = p->ct.saddr, .sport = p->ct.dport, .dport = p->ct.sport,
+		.proto = p->proto, .flags = SNAT_F_REV_DNAT,
+	};
+
+	bpf_map_delete_elem(&sluice_ct4_v1, &se);
+	bpf_map_delete_elem(&sluice_ct4_v1, &p->ct);
+	bpf_map_delete_elem(&sluice_snat4_v1, &rd);
+}
+
 /* Handles an IPv4 packet leaving a pod: anti-spoofing, service translation,
  * the sender's egress policy and, for a local destination, the receiver's
  * ingress policy. On local delivery it rewrites the MACs, decrements the TTL
@@ -116,7 +138,7 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 	struct policy_pkt p = {};
 	struct ipv4_flow f = {};
 	__u8 dmac[6], smac[6];
-	int ret, parsed, local;
+	int ret, parsed, local, lb_ret = 0;
 
 	if (!ip || ip->version != 4 || ip->ihl < 5)
 		return -DROP_INVALID;
@@ -135,6 +157,7 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 		ret = lb4_from_container(skb, ifindex, &f, &p.ct_rev, &p.ct_rev_known);
 		if (ret < 0)
 			return ret;
+		lb_ret = ret;
 		if (ret > 0) {
 			p.ct_rev_known = 0; /* the tuple changed */
 			policy_pkt_translated(&p, &f, ret);
@@ -155,8 +178,11 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 	if (!policy_established(&p)) {
 		ret = policy_enforce(&p, src, dst, peer_identity(ip->saddr, src), peer_identity(ip->daddr, dst),
 				     ifindex, local ? REASON_FWD_LOCAL : REASON_FWD_STACK, drop_dir);
-		if (ret < 0)
+		if (ret < 0) {
+			if (lb_ret == REASON_LB_TRANSLATED)
+				lb4_forget_denied(&p);
 			return ret;
+		}
 	}
 	if (!local)
 		return REASON_FWD_STACK;
