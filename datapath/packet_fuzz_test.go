@@ -36,7 +36,7 @@ var (
 	fzVIP     = netip.MustParseAddr("10.96.0.10") // TCP 80 → b:8080, UDP 53 → b:5353, UDP 54 → none
 	fuzzAddrs = []netip.Addr{aIP, bIP, gwIP, polC, polC2, polWorld, hostExtIP, hostRmtIP, hostClient, hostRemote,
 		fzVIP, hostExtIP2, netip.IPv4Unspecified(), netip.AddrFrom4([4]byte{255, 255, 255, 255}), netip.AddrFrom4([4]byte{127, 0, 0, 1})}
-	fuzzPorts = []uint16{80, 8080, 53, 54, 5353, 22, hostNodePort, 9000, 443}
+	fuzzPorts = []uint16{80, 8080, 53, 54, 5353, 22, hostNodePort, 9000, 443, fzNodePortLocal, fzNodePortRemote}
 	// Identities of local endpoints (the endpoint map) and of prefixes (the IP cache).
 	fzEndpointIDs = map[netip.Addr]identity.NumericIdentity{aIP: idA, bIP: idB}
 	fzPrefixIDs   = map[netip.Prefix]identity.NumericIdentity{
@@ -70,8 +70,10 @@ func fuzzPolicies() map[uint16]*policy.EndpointPolicy {
 }
 
 const (
-	fzEpB = 1 // the host topology's local backend pod (hostPod is bIP)
-	fzEpA = 2
+	fzEpB            = 1 // the host topology's local backend pod (hostPod is bIP)
+	fzEpA            = 2
+	fzNodePortLocal  = hostNodePort + 1 // a NodePort whose only backend is b
+	fzNodePortRemote = hostNodePort + 2 // and one whose only backend is remote
 )
 
 type packetFuzzEnv struct {
@@ -98,6 +100,8 @@ func newPacketFuzzEnv(t testing.TB) *packetFuzzEnv {
 	e.service(t, lbmap.Frontend{Addr: fzVIP, Port: 53, Proto: protoUDP}, lbmap.FlagAffinity, 3)
 	e.service(t, lbmap.Frontend{Addr: fzVIP, Port: 54, Proto: protoUDP}, 0)
 	e.service(t, nodePortFE(hostNodePort), lbmap.FlagNodePort, beLocal, beRemote)
+	e.service(t, nodePortFE(fzNodePortLocal), lbmap.FlagNodePort, beLocal)
+	e.service(t, nodePortFE(fzNodePortRemote), lbmap.FlagNodePort, beRemote)
 	e.service(t, lbmap.Frontend{Addr: hostExtIP2, Port: 80, Proto: protoTCP}, lbmap.FlagExternal, beRemote)
 	for _, name := range []string{"sluice_ct4_v1", "sluice_snat4_v1", "sluice_lb4_affinity_v1"} {
 		m, err := ebpf.LoadPinnedMap(filepath.Join(pin.MapsDir(d.Root()), name), nil)
@@ -144,7 +148,8 @@ func (e *packetFuzzEnv) stateEntries(t *testing.T, clear bool) int {
 //     and MAC (the rejection it answers with ICMP goes back to the pod);
 //   - a forwarded new flow is one the policies allow: the sender's egress
 //     and, for local delivery, the receiver's ingress (from_container), the
-//     receiver's ingress (to_container), checked in Go with
+//     receiver's ingress (to_container, and from_netdev delivering to a
+//     local backend), checked in Go with
 //     policy.LookupMostSpecific on the translated packet;
 //   - an IPv4 frame that left a program (and had valid checksums) has a
 //     valid IPv4 header checksum and, for unfragmented TCP and UDP, a valid
@@ -292,12 +297,11 @@ func (e *packetFuzzEnv) checkChecksums(t *testing.T, in fuzzFrame, out []byte, i
 
 // checkPolicy checks that a forwarded new flow is allowed by the policies.
 func (e *packetFuzzEnv) checkPolicy(t *testing.T, prog uint8, verdict uint32, in fuzzFrame, out []byte) {
-	if prog != progFromContainer && prog != progToContainer {
-		return
+	if prog == progToNetdev || !isIPv4(out, 14) {
+		return // to_container passes what is not IPv4 unfiltered: its policy is IPv4 only
 	}
-	if !isIPv4(out, 14) {
-		require.Equal(t, progToContainer, int(prog), "only to_container passes what is not IPv4 (its policy is IPv4 only)")
-		return
+	if prog == progFromNetdev && verdict != progtest.ActRedirect {
+		return // to the stack, or to a remote backend: no local receiver
 	}
 	proto, port := policyPort(out)
 	src, dst := srcOf(out), dstOf(out)
@@ -382,25 +386,37 @@ func dstOf(pkt []byte) netip.Addr { return netip.AddrFrom4([4]byte(pkt[14+16 : 1
 func describe(pkt []byte) string { return fmt.Sprintf("%d bytes % x", len(pkt), pkt) }
 
 // TestPrivilegedPolicyDropLeavesNoServiceState: a new flow to a service
-// whose translation the sender's egress policy denies leaves no conntrack
-// entry (found by FuzzPacket: the service and backend entries stayed until
-// they expired, so a pod could fill the table with forbidden flows), while
-// an allowed one keeps its two.
+// whose translation a policy denies (the sender's egress in from_container,
+// a local backend's ingress in from_netdev) leaves no conntrack or NAT entry,
+// while an allowed one keeps its (service and backend entries, and the
+// NodePort's recorded frontend). Found by FuzzPacket: the service and
+// backend entries stayed until they expired, so a pod or a client could fill
+// the table with flows that policy forbids.
 func TestPrivilegedPolicyDropLeavesNoServiceState(t *testing.T) {
 	e := newPacketFuzzEnv(t)
+	fromPod := func(dst netip.Addr, dport uint16) []byte {
+		return progtest.Packet{SrcMAC: aMAC, DstMAC: aNodeMAC, Src: aIP, Dst: dst, SrcPort: 40000, DstPort: dport, TCPFlags: progtest.TCPSyn}.IPv4()
+	}
+	fromClient := func(src netip.Addr) []byte {
+		return progtest.Packet{SrcMAC: hostClientMA, DstMAC: e.extMAC, Src: src, Dst: hostExtIP, SrcPort: 40000,
+			DstPort: fzNodePortLocal, TCPFlags: progtest.TCPSyn}.IPv4()
+	}
 	for _, c := range []struct {
 		name    string
-		dst     netip.Addr
+		prog    uint8
+		pkt     []byte
 		verdict uint32
 		entries int
 	}{
-		{"ExternalIP, remote backend denied", hostExtIP2, progtest.ActShot, 0},
-		{"ClusterIP, local backend allowed", fzVIP, progtest.ActRedirect, 2},
+		{"pod to ExternalIP, remote backend denied", progFromContainer, fromPod(hostExtIP2, 80), progtest.ActShot, 0},
+		{"pod to ClusterIP, local backend allowed", progFromContainer, fromPod(fzVIP, 80), progtest.ActRedirect, 2},
+		{"pod to NodePort, remote backend denied", progFromContainer, fromPod(hostExtIP, fzNodePortRemote), progtest.ActShot, 0},
+		{"NodePort, local backend denies the client", progFromNetdev, fromClient(polC2), progtest.ActShot, 0},
+		{"NodePort, local backend allows the client", progFromNetdev, fromClient(hostClient), progtest.ActRedirect, 3},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e.stateEntries(t, true)
-			pkt := progtest.Packet{SrcMAC: aMAC, DstMAC: aNodeMAC, Src: aIP, Dst: c.dst, SrcPort: 40000, DstPort: 80, TCPFlags: progtest.TCPSyn}.IPv4()
-			res, ok := e.runFuzz(t, progFromContainer, pkt)
+			res, ok := e.runFuzz(t, c.prog, c.pkt)
 			require.True(t, ok)
 			require.Equal(t, c.verdict, res.Verdict)
 			require.Equal(t, c.entries, e.stateEntries(t, false))

@@ -102,28 +102,6 @@ static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifind
 	return ret;
 }
 
-/* A new flow that policy dropped after service translation leaves no state:
- * its service and backend conntrack entries (lb4_local) and a NodePort's
- * recorded frontend (lb4_xlate_nodeport) go, as if the packet never came.
- * Otherwise every denied connection attempt to a service would hold
- * conntrack entries until they expire, and a pod could fill the table with
- * flows its policy forbids. */
-static __always_inline void lb4_forget_denied(struct policy_pkt *p)
-{
-	struct ct4_tuple se = {
-		.saddr = p->saddr, .daddr = p->orig_daddr, .sport = p->sport, .dport = p->orig_dport,
-		.proto = p->proto, .flags = CT_F_SERVICE,
-	};
-	struct snat4_tuple rd = {
-		.saddr = p->ct.daddr, .daddr = p->ct.saddr, .sport = p->ct.dport, .dport = p->ct.sport,
-		.proto = p->proto, .flags = SNAT_F_REV_DNAT,
-	};
-
-	bpf_map_delete_elem(&sluice_ct4_v1, &se);
-	bpf_map_delete_elem(&sluice_ct4_v1, &p->ct);
-	bpf_map_delete_elem(&sluice_snat4_v1, &rd);
-}
-
 /* Handles an IPv4 packet leaving a pod: anti-spoofing, service translation,
  * the sender's egress policy and, for a local destination, the receiver's
  * ingress policy. On local delivery it rewrites the MACs, decrements the TTL
@@ -180,7 +158,7 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 				     ifindex, local ? REASON_FWD_LOCAL : REASON_FWD_STACK, drop_dir);
 		if (ret < 0) {
 			if (lb_ret == REASON_LB_TRANSLATED)
-				lb4_forget_denied(&p);
+				policy_forget_denied(&p);
 			return ret;
 		}
 	}
