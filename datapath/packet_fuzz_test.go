@@ -423,3 +423,32 @@ func TestPrivilegedPolicyDropLeavesNoServiceState(t *testing.T) {
 		})
 	}
 }
+
+// TestPrivilegedTruncatedL4LeavesNoState: a TCP packet to a service whose
+// header ends before its checksum field is not load-balanced (found by
+// FuzzPacket: the translation made the flow's conntrack entries, then could
+// not rewrite the checksum and dropped the packet, leaving them): the host
+// device leaves it to the stack, the pod program drops it as invalid.
+func TestPrivilegedTruncatedL4LeavesNoState(t *testing.T) {
+	e := newPacketFuzzEnv(t)
+	cut := func(p progtest.Packet) []byte { return p.IPv4()[:14+20+15] }
+	for _, c := range []struct {
+		name    string
+		prog    uint8
+		pkt     []byte
+		verdict uint32
+	}{
+		{"client to NodePort", progFromNetdev, cut(progtest.Packet{SrcMAC: hostClientMA, DstMAC: e.extMAC, Src: hostClient, Dst: hostExtIP,
+			SrcPort: 40000, DstPort: fzNodePortLocal, TCPFlags: progtest.TCPSyn}), progtest.ActOK},
+		{"pod to ClusterIP", progFromContainer, cut(progtest.Packet{SrcMAC: aMAC, DstMAC: aNodeMAC, Src: aIP, Dst: fzVIP,
+			SrcPort: 40000, DstPort: 80, TCPFlags: progtest.TCPSyn}), progtest.ActShot},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e.stateEntries(t, true)
+			res, ok := e.runFuzz(t, c.prog, c.pkt)
+			require.True(t, ok)
+			require.Equal(t, c.verdict, res.Verdict)
+			require.Zero(t, e.stateEntries(t, false))
+		})
+	}
+}
