@@ -7,7 +7,7 @@ SLUICE_PRIVILEGED_TESTS ?= $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 export SLUICE_PRIVILEGED_TESTS
 export SLUICE_BIN_DIR := $(BIN)
 
-.PHONY: all build deps generate test lint demo clean help check-generate
+.PHONY: all build deps generate test lint demo clean help check-generate fuzz
 
 all: build
 
@@ -16,6 +16,7 @@ help:
 	@echo "make demo       install what is missing, build, run the standalone demo"
 	@echo "make test       install what is missing, build, run unit and privileged tests"
 	@echo "make lint       gofmt, go vet, staticcheck"
+	@echo "make fuzz       run every Go fuzz target for FUZZTIME (default 10s) each"
 	@echo "make generate   recompile bpf/ with clang-19 and regenerate the Go mirrors"
 
 deps:
@@ -40,6 +41,30 @@ check-generate: generate
 
 test: deps build
 	@hack/test.sh
+
+# Go fuzz targets as package:Target; `go test -fuzz` takes one target per run, so
+# `make fuzz` runs them one after the other, each for FUZZTIME. Their seed corpora
+# (f.Add and testdata/fuzz/) run as plain tests in `make test`. FuzzPacket is
+# privileged (BPF) and skips without SLUICE_PRIVILEGED_TESTS=1.
+FUZZTIME  ?= 10s
+FUZZFLAGS ?= -parallel 1
+FUZZ_TARGETS := \
+	./policy:FuzzPolicyTranslation \
+	./agent/source/manifests:FuzzParseFile \
+	./agent/source/manifests:FuzzFastYAMLToJSON \
+	./cni:FuzzParseConfig \
+	./cni:FuzzParseArgs \
+	./agent/server:FuzzPutEndpoint \
+	./datapath:FuzzPacket
+
+fuzz:
+	@missing=$$(git grep -h -o '^func Fuzz[A-Za-z0-9_]*' -- '*_test.go' | sed 's/^func //' | sort -u | \
+		while read -r f; do case " $(FUZZ_TARGETS) " in *":$$f "*) ;; *) echo "$$f";; esac; done); \
+		test -z "$$missing" || { echo "fuzz targets not in FUZZ_TARGETS (Makefile): $$missing" >&2; exit 1; }
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "=== fuzz $${t##*:} ($${t%%:*}) for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $${t%%:*}; \
+	done
 
 lint: deps
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed" >&2; exit 1; }

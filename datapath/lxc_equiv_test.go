@@ -32,6 +32,14 @@ import (
 // reference the current programs are compared with. Work that only makes
 // the programs faster keeps it; a deliberate change of behaviour replaces it
 // with the object of the commit before that change, and says so.
+//
+// Replaced for issue 13: the object is b92ee0b's bpf/ with one deliberate
+// change applied, built with hack/bpf-generate.sh (byte for byte; b92ee0b
+// unchanged rebuilds the previous object exactly): a new service flow that
+// policy drops leaves no conntrack entry (policy_forget_denied in
+// bpf/lib/policy.h, called from handle_ipv4_from_container). Without it a
+// denied flow's next packet found the backend the dropped one had been
+// given, where the current programs choose again.
 const beforeObject = "testdata/lxc_before_issue17.o"
 
 // podProgs is one copy of the pod programs with its own maps.

@@ -82,7 +82,7 @@ func TestPrivilegedHostNodePortIngressPolicy(t *testing.T) {
 		Ingress: true, Src: client, Dst: backend, OrigDst: frontend, Proto: protoTCP,
 		SrcIdentity: world, DstIdentity: npPolID, EndpointID: npPolEP, Ifindex: uint32(e.ext), RuleID: 41}, fs[0])
 	assert.Empty(t, natEntries(t, e.d, ctmap.NATRevDNAT), "no reply translation for a dropped flow")
-	assert.False(t, ctFlow(t, e.d, client, backend, protoTCP).PolicyAllowed)
+	assert.Empty(t, ctEntries(t, e.d), "no conntrack entry (so none marked allowed) for a dropped flow")
 
 	// No entry at all: the enforced direction's default drop.
 	require.NoError(t, e.d.Policy().Delete(npPolEP, with(tcpPort(8080), true, world)))

@@ -19,6 +19,7 @@ package api
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // DefaultSocket is the agent's socket path.
@@ -66,6 +67,16 @@ func (e *Endpoint) Validate() error {
 		return fmt.Errorf("hostIfIndex must be positive")
 	case e.HostMAC == "":
 		return fmt.Errorf("hostMAC is required")
+	}
+	// Text that survives the JSON state file unchanged: a name that is not
+	// valid UTF-8 would come back from it (and from the API) as another
+	// name, so a restarted agent would know the endpoint by a key no DEL
+	// can name.
+	for _, f := range []struct{ field, s string }{{"containerID", e.ContainerID}, {"ifName", e.IfName}, {"netns", e.NetNS},
+		{"podNamespace", e.PodNamespace}, {"podName", e.PodName}, {"hostIfName", e.HostIfName}} {
+		if !utf8.ValidString(f.s) {
+			return fmt.Errorf("%s %q is not valid UTF-8", f.field, f.s)
+		}
 	}
 	return nil
 }

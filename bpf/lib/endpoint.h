@@ -118,7 +118,7 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 	struct policy_pkt p = {};
 	struct ipv4_flow f = {};
 	__u8 dmac[6], smac[6];
-	int ret, parsed, local;
+	int ret, parsed, local, lb_ret = 0;
 
 	if (!ip || ip->version != 4 || ip->ihl < 5)
 		return -DROP_INVALID;
@@ -137,6 +137,7 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 		ret = lb4_from_container(skb, ifindex, &f, &p.ct_rev, &p.ct_rev_known);
 		if (ret < 0)
 			return ret;
+		lb_ret = ret;
 		if (ret > 0) {
 			p.ct_rev_known = 0; /* the tuple changed */
 			policy_pkt_translated(&p, &f, ret);
@@ -157,8 +158,11 @@ static __always_inline int handle_ipv4_from_container(struct __sk_buff *skb, __u
 	if (!policy_established(&p)) {
 		ret = policy_enforce(&p, src, dst, peer_identity(ip->saddr, src), peer_identity(ip->daddr, dst),
 				     ifindex, local ? REASON_FWD_LOCAL : REASON_FWD_STACK, drop_dir);
-		if (ret < 0)
+		if (ret < 0) {
+			if (lb_ret == REASON_LB_TRANSLATED)
+				policy_forget_denied(&p);
 			return ret;
+		}
 	}
 	if (!local)
 		return REASON_FWD_STACK;

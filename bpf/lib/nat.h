@@ -23,7 +23,10 @@ struct ipv4_flow {
 
 /* Parses the IPv4 packet at l3_off (a constant where inlined). Returns 1 for
  * an unfragmented TCP or UDP packet (f filled in), 0 for anything else (other
- * protocols, fragments), or a negative DROP_* reason for a truncated packet.
+ * protocols, fragments), or a negative DROP_* reason for a truncated packet:
+ * one whose L4 header ends before its checksum field, which a translation
+ * could not rewrite (and would drop only after load balancing had made the
+ * flow's conntrack entries).
  * Uses direct packet access: the caller revalidates its packet pointers only
  * after a rewrite. */
 static __always_inline int ipv4_parse_flow(struct __sk_buff *skb, __u32 l3_off, struct ipv4_flow *f)
@@ -31,7 +34,7 @@ static __always_inline int ipv4_parse_flow(struct __sk_buff *skb, __u32 l3_off, 
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct iphdr *ip = data + l3_off;
-	__u8 *l4, buf[14];
+	__u8 *l4, buf[18];
 	__u32 l4_len;
 
 	if ((void *)(ip + 1) > data_end)
@@ -45,9 +48,9 @@ static __always_inline int ipv4_parse_flow(struct __sk_buff *skb, __u32 l3_off, 
 	f->saddr = ip->saddr;
 	f->daddr = ip->daddr;
 	f->proto = ip->protocol;
-	l4_len = ip->protocol == IPPROTO_TCP ? 14 : 4;
+	l4_len = ip->protocol == IPPROTO_TCP ? 18 : 8; /* through the checksum */
 	l4 = (void *)(ip + 1);
-	if (ip->ihl != 5 || (void *)(l4 + 14) > data_end) {
+	if (ip->ihl != 5 || (void *)(l4 + 18) > data_end) {
 		/* IP options or a short packet: copy what is needed. */
 		if (bpf_skb_load_bytes(skb, f->l4_off, buf, l4_len) < 0)
 			return -DROP_INVALID;

@@ -185,18 +185,23 @@ static __always_inline int nodeport_rev_snat(struct __sk_buff *skb, struct ipv4_
  * f (not yet DNATed) was given, and marks the allowed flow's backend
  * conntrack entry. For a packet of a flow policy has not allowed yet (its
  * backend entry is unmarked; f goes to a frontend, so it is no reply).
+ * A dropped flow's conntrack entries are removed (policy_forget_denied).
  * Returns 0 or a negative DROP_POLICY*. */
 static __always_inline int nodeport_policy(const struct ipv4_flow *f, __be32 baddr, __be16 bport,
 					   const struct endpoint_info *ep, __u32 ifindex)
 {
 	struct ipv4_flow t = *f;
 	struct policy_pkt p = {};
+	int ret;
 
 	policy_pkt_flow(f, &p);
 	t.daddr = baddr;
 	t.dport = bport;
 	policy_pkt_translated(&p, &t, REASON_LB_TRANSLATED);
-	return policy_ingress_new(&p, ep, ifindex, REASON_FWD_LOCAL);
+	ret = policy_ingress_new(&p, ep, ifindex, REASON_FWD_LOCAL);
+	if (ret < 0)
+		policy_forget_denied(&p);
+	return ret;
 }
 
 /* Delivers f, load-balanced (st) to a backend on this node (ep: a pod;

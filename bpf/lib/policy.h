@@ -38,6 +38,7 @@
 #include "metrics.h"
 #include "conntrack.h"
 #include "nat.h"
+#include "snat.h"
 #include "identity.h"
 #include "flow.h"
 
@@ -424,6 +425,29 @@ static __always_inline void policy_pkt_translated(struct policy_pkt *p, const st
 		p->saddr = f->saddr;
 		p->sport = f->sport;
 	}
+}
+
+/* A new flow that policy dropped after service translation (p: translated,
+ * REASON_LB_TRANSLATED) leaves no state: its service and backend conntrack
+ * entries (lb4_local) and a NodePort's recorded frontend
+ * (snat4_record_rev_dnat) go, as if the packet never came.
+ * Otherwise every denied connection attempt to a service would hold
+ * conntrack entries until they expire, and a pod could fill the table with
+ * flows its policy forbids. */
+static __always_inline void policy_forget_denied(struct policy_pkt *p)
+{
+	struct ct4_tuple se = {
+		.saddr = p->saddr, .daddr = p->orig_daddr, .sport = p->sport, .dport = p->orig_dport,
+		.proto = p->proto, .flags = CT_F_SERVICE,
+	};
+	struct snat4_tuple rd = {
+		.saddr = p->ct.daddr, .daddr = p->ct.saddr, .sport = p->ct.dport, .dport = p->ct.sport,
+		.proto = p->proto, .flags = SNAT_F_REV_DNAT,
+	};
+
+	bpf_map_delete_elem(&sluice_ct4_v1, &se);
+	bpf_map_delete_elem(&sluice_ct4_v1, &p->ct);
+	bpf_map_delete_elem(&sluice_snat4_v1, &rd);
 }
 
 #endif /* SLUICE_POLICY_H */

@@ -31,6 +31,16 @@ type Result struct {
 // kernel's default, loopback); it must name a device in the caller's netns.
 func Run(tb testing.TB, prog *ebpf.Program, pkt []byte, ifindex uint32) Result {
 	tb.Helper()
+	res, err := TryRun(prog, pkt, ifindex)
+	if err != nil {
+		tb.Fatalf("BPF_PROG_TEST_RUN: %v", err)
+	}
+	return res
+}
+
+// TryRun is Run that returns the error of BPF_PROG_TEST_RUN (which refuses
+// a frame too short for the program type, for one).
+func TryRun(prog *ebpf.Program, pkt []byte, ifindex uint32) (Result, error) {
 	out := make([]byte, len(pkt)+256)
 	opts := &ebpf.RunOptions{Data: pkt, DataOut: out}
 	if ifindex != 0 {
@@ -40,9 +50,9 @@ func Run(tb testing.TB, prog *ebpf.Program, pkt []byte, ifindex uint32) Result {
 	}
 	ret, err := prog.Run(opts)
 	if err != nil {
-		tb.Fatalf("BPF_PROG_TEST_RUN: %v", err)
+		return Result{}, err
 	}
-	return Result{Verdict: ret, Packet: opts.DataOut}
+	return Result{Verdict: ret, Packet: opts.DataOut}, nil
 }
 
 // Layer offsets of struct __sk_buff (uapi/linux/bpf.h): ifindex is the 11th
