@@ -56,7 +56,7 @@ func BinDir(tb T) string {
 func Bin(tb T, name string) string { return filepath.Join(BinDir(tb), name) }
 
 func buildBinaries() (string, error) {
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
@@ -84,7 +84,9 @@ func buildBinaries() (string, error) {
 	return dir, nil
 }
 
-func moduleRoot() (string, error) {
+// ModuleRoot is the directory of the Sluice module's go.mod (go env
+// GOMOD).
+func ModuleRoot() (string, error) {
 	out, err := exec.Command("go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sluicenet/sluice/test/harness"
+	"github.com/sluicenet/sluice/test/harness/apiserver"
 )
 
 // The API server away (faults campaign, scenario apiserver_away): an agent in
@@ -27,7 +28,7 @@ func TestPrivilegedFaultAPIServerAway(t *testing.T) {
 		away = 10 * time.Second
 	}
 	node := harness.NewNode(t, harness.NodeOptions{})
-	apis := harness.StartAPIServer(t, node.NS)
+	apis := apiserver.Start(t, node.NS)
 	cs := apis.Client
 	ctx := context.Background()
 	for _, p := range []struct{ name, app string }{{"client", "client"}, {"web", "web"}, {"locked", "locked"}} {

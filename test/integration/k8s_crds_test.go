@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/sluicenet/sluice/test/harness"
+	"github.com/sluicenet/sluice/test/harness/apiserver"
 )
 
 // An agent in Kubernetes mode on a cluster whose CRDs come from an earlier
@@ -26,7 +27,7 @@ import (
 func TestPrivilegedK8sAgentWithoutTracingCRDs(t *testing.T) {
 	tracingCRDs := []string{"sluicetracingpolicies.sluice.io", "sluicetracingpoliciesnamespaced.sluice.io"}
 	node := harness.NewNode(t, harness.NodeOptions{})
-	apis := harness.StartAPIServerWithout(t, node.NS, tracingCRDs...)
+	apis := apiserver.StartWithout(t, node.NS, tracingCRDs...)
 	cs := apis.Client
 	ctx := context.Background()
 	createPod(t, cs, node.Name, "client", "client")

@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluicenet/sluice/test/harness"
+	"github.com/sluicenet/sluice/test/harness/apiserver"
 )
 
 // In Kubernetes mode a pod selected by a deny-all ingress policy is never
@@ -28,7 +29,7 @@ import (
 // ADD within the lookup's bound.
 func TestPrivilegedK8sPolicyInPlaceBeforeADDReturns(t *testing.T) {
 	node := harness.NewNode(t, harness.NodeOptions{})
-	apis := harness.StartAPIServer(t, node.NS)
+	apis := apiserver.Start(t, node.NS)
 	cs := apis.Client
 	ctx := context.Background()
 	createPod(t, cs, node.Name, "client", "client")

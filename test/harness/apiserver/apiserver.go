@@ -1,4 +1,9 @@
-package harness
+// Package apiserver runs a real etcd and kube-apiserver in a simulated
+// node's network namespace for the Kubernetes-mode integration tests. It is
+// apart from package harness so that the Kubernetes client libraries (whose
+// package initialisation opens files and starts goroutines) stay out of the
+// test binaries that trace their own process's syscalls.
+package apiserver
 
 import (
 	"context"
@@ -21,6 +26,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/sluicenet/sluice/test/harness"
 )
 
 // K8sBinDirEnv names the directory with etcd and kube-apiserver (default
@@ -39,7 +46,7 @@ const apiToken = "sluice-test-admin"
 // The Sluice CRDs are installed. There is no controller manager, scheduler
 // or kubelet: tests create Nodes and Pods themselves (pods are admitted
 // without a service account).
-type APIServer struct {
+type Server struct {
 	// Kubeconfig is a kubeconfig file for processes inside the namespace.
 	Kubeconfig string
 	// Config reaches the API server from the test process (it dials
@@ -47,26 +54,26 @@ type APIServer struct {
 	Config *rest.Config
 	Client kubernetes.Interface
 
-	tb        T
-	ns        *NetNS
+	tb        harness.T
+	ns        *harness.NetNS
 	dir, path string
 	args      []string
 	apiserver *daemon // the running kube-apiserver (nil while stopped)
 }
 
-// StartAPIServer starts etcd and kube-apiserver in ns, waits until the API
+// Start starts etcd and kube-apiserver in ns, waits until the API
 // server is ready and the CRDs of install/helm/sluice/crds are established.
 // Both are stopped in cleanup. It fails tb when the binaries are missing
 // (build them with hack/k8s/build.sh, or set SLUICE_K8S_BIN_DIR).
-func StartAPIServer(tb T, ns *NetNS) *APIServer {
+func Start(tb harness.T, ns *harness.NetNS) *Server {
 	tb.Helper()
-	return StartAPIServerWithout(tb, ns)
+	return StartWithout(tb, ns)
 }
 
-// StartAPIServerWithout is StartAPIServer without the CRDs named in skip
+// StartWithout is Start without the CRDs named in skip
 // (e.g. "sluicetracingpolicies.sluice.io"), as on a cluster whose CRDs come
 // from an earlier release; InstallCRDs adds them later.
-func StartAPIServerWithout(tb T, ns *NetNS, skip ...string) *APIServer {
+func StartWithout(tb harness.T, ns *harness.NetNS, skip ...string) *Server {
 	tb.Helper()
 	bin := os.Getenv(K8sBinDirEnv)
 	if bin == "" {
@@ -90,7 +97,7 @@ func StartAPIServerWithout(tb T, ns *NetNS, skip ...string) *APIServer {
 		"--listen-client-urls", "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
 		"--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls", "http://127.0.0.1:2380",
 		"--initial-cluster", "default=http://127.0.0.1:2380")
-	a := &APIServer{Kubeconfig: filepath.Join(dir, "kubeconfig"), tb: tb, ns: ns, dir: dir,
+	a := &Server{Kubeconfig: filepath.Join(dir, "kubeconfig"), tb: tb, ns: ns, dir: dir,
 		path: filepath.Join(bin, "kube-apiserver"), args: []string{"--etcd-servers=http://127.0.0.1:2379",
 			"--advertise-address=127.0.0.1", "--bind-address=127.0.0.1", "--secure-port=6443",
 			"--cert-dir=" + filepath.Join(dir, "certs"), "--token-auth-file=" + tokens, "--authorization-mode=AlwaysAllow",
@@ -117,7 +124,7 @@ current-context: test
 	a.Config = &rest.Config{
 		Host: "https://127.0.0.1:6443", BearerToken: apiToken, TLSClientConfig: rest.TLSClientConfig{Insecure: true},
 		Dial: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			return Dial(ns, network, "", addr, 5*time.Second)
+			return harness.Dial(ns, network, "", addr, 5*time.Second)
 		},
 	}
 	if a.Client, err = kubernetes.NewForConfig(a.Config); err != nil {
@@ -129,7 +136,7 @@ current-context: test
 }
 
 // waitReady waits up to 60 s for the API server's /readyz.
-func (a *APIServer) waitReady(tb T) {
+func (a *Server) waitReady(tb harness.T) {
 	tb.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
@@ -148,7 +155,7 @@ func (a *APIServer) waitReady(tb T) {
 
 // StopAPIServer stops kube-apiserver (etcd keeps running): clients see
 // connection refused until StartAgain.
-func (a *APIServer) StopAPIServer() {
+func (a *Server) StopAPIServer() {
 	if a.apiserver != nil {
 		a.apiserver.stop()
 		a.apiserver = nil
@@ -157,7 +164,7 @@ func (a *APIServer) StopAPIServer() {
 
 // StartAgain starts kube-apiserver again after StopAPIServer, with the
 // same flags and certificates, and waits until it is ready.
-func (a *APIServer) StartAgain(tb T) {
+func (a *Server) StartAgain(tb harness.T) {
 	tb.Helper()
 	if a.apiserver != nil {
 		tb.Fatal("kube-apiserver is running")
@@ -177,7 +184,7 @@ func (d *daemon) stop() { stopProcess(d.cmd, d.done) }
 // startDaemon runs path in ns with its output in dir/<name>.log; cleanup
 // sends SIGTERM, then SIGKILL after 5s, and waits. The log is printed when
 // tb failed.
-func startDaemon(tb T, ns *NetNS, dir, path string, args ...string) *daemon {
+func startDaemon(tb harness.T, ns *harness.NetNS, dir, path string, args ...string) *daemon {
 	tb.Helper()
 	d := startDaemonNoCleanup(tb, ns, dir, path, args...)
 	name := filepath.Base(path)
@@ -192,7 +199,7 @@ func startDaemon(tb T, ns *NetNS, dir, path string, args ...string) *daemon {
 
 // startDaemonNoCleanup is startDaemon whose caller stops the process; the
 // log is appended to.
-func startDaemonNoCleanup(tb T, ns *NetNS, dir, path string, args ...string) *daemon {
+func startDaemonNoCleanup(tb harness.T, ns *harness.NetNS, dir, path string, args ...string) *daemon {
 	tb.Helper()
 	name := filepath.Base(path)
 	logf, err := os.OpenFile(filepath.Join(dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -227,15 +234,15 @@ func stopProcess(cmd *exec.Cmd, done chan struct{}) {
 // installCRDs creates the chart's CRDs and waits until they are served.
 // InstallCRDs creates the chart's CRDs named (e.g.
 // "sluicetracingpolicies.sluice.io") and waits until they are established.
-func (a *APIServer) InstallCRDs(tb T, names ...string) {
+func (a *Server) InstallCRDs(tb harness.T, names ...string) {
 	tb.Helper()
 	a.installCRDs(tb, func(name string) bool { return slices.Contains(names, name) })
 }
 
 // installCRDs creates the chart's CRDs whose name keep accepts.
-func (a *APIServer) installCRDs(tb T, keep func(name string) bool) {
+func (a *Server) installCRDs(tb harness.T, keep func(name string) bool) {
 	tb.Helper()
-	root, err := moduleRoot()
+	root, err := harness.ModuleRoot()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -287,7 +294,7 @@ func established(ctx context.Context, cs apiextensions.Interface, name string) b
 	return false
 }
 
-func writeFile(tb T, path string, b []byte) {
+func writeFile(tb harness.T, path string, b []byte) {
 	tb.Helper()
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		tb.Fatal(err)
