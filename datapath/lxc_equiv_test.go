@@ -33,13 +33,15 @@ import (
 // the programs faster keeps it; a deliberate change of behaviour replaces it
 // with the object of the commit before that change, and says so.
 //
-// Replaced for issue 13: the object is b92ee0b's bpf/ with one deliberate
-// change applied, built with hack/bpf-generate.sh (byte for byte; b92ee0b
-// unchanged rebuilds the previous object exactly): a new service flow that
-// policy drops leaves no conntrack entry (policy_forget_denied in
-// bpf/lib/policy.h, called from handle_ipv4_from_container). Without it a
-// denied flow's next packet found the backend the dropped one had been
-// given, where the current programs choose again.
+// Replaced for issue 13: the object is b92ee0b's bpf/ with two deliberate
+// changes applied (testdata/lxc_before_issue17.patch, `git apply` in a
+// checkout of b92ee0b, then hack/bpf-generate.sh: byte for byte this file):
+// a new service flow that policy drops leaves no conntrack entry
+// (policy_forget_denied; without it a denied flow's next packet found the
+// backend the dropped one had been given, where the current programs choose
+// again), and a direct TCP connection reusing the tuple of a load-balanced
+// flow that is over gets no reverse NAT (lb4_ct_reopen_direct; without it the
+// backend's SYN-ACK was rewritten to the old frontend).
 const beforeObject = "testdata/lxc_before_issue17.o"
 
 // podProgs is one copy of the pod programs with its own maps.

@@ -120,9 +120,8 @@ static __always_inline int lb4_local(const struct ipv4_flow *f, const struct lb4
 /* A new TCP connection that no service translated, reusing the tuple of a
  * load-balanced flow that is over (closing, or expired and not yet collected
  * by the agent's GC), is a direct connection to the backend: the old flow's
- * backend entry would have its replies reverse-NATed to the old frontend and
- * pass its packets as established. The entry is removed, so the connection
- * is tracked afresh (policy marks a new plain entry). Runs for new SYNs only. */
+ * backend entry would have its replies reverse-NATed to the old frontend.
+ * The entry loses its backend and reverse-NAT ids. Runs for new SYNs only. */
 static __always_inline void lb4_ct_reopen_direct(const struct ipv4_flow *f)
 {
 	struct ct4_tuple t = {
@@ -134,8 +133,13 @@ static __always_inline void lb4_ct_reopen_direct(const struct ipv4_flow *f)
 	if (!ct_is_new_syn(f->proto, f->tcp_flags))
 		return;
 	e = ct4_lookup(&t);
-	if (e && ct4_is_backend_entry(e) && ((e->flags & CT_E_CLOSING) || e->lifetime < ct_now_sec()))
-		bpf_map_delete_elem(&sluice_ct4_v1, &t);
+	if (e && ct4_is_backend_entry(e) && ((e->flags & CT_E_CLOSING) || e->lifetime < ct_now_sec())) {
+		/* Made a plain entry in place: its flags still say what the
+		 * tuple's last flow did, so conntrack and policy treat the SYN
+		 * as they treat any SYN on that tuple. */
+		e->backend_id = 0;
+		e->rev_nat_id = 0;
+	}
 }
 
 /* Accounts a reply (backend -> client) of a load-balanced flow to its backend
