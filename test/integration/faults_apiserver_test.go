@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sluicenet/sluice/test/harness"
@@ -37,17 +36,7 @@ func TestPrivilegedFaultAPIServerAway(t *testing.T) {
 	node.StartAgentWith(t, harness.AgentOptions{Kubeconfig: apis.Kubeconfig})
 	client, web, locked := node.AddPod(t, "client"), node.AddPod(t, "web"), node.AddPod(t, "locked")
 	servePods(t, web, locked)
-	denyAll := func(name, app string) {
-		_, err := cs.NetworkingV1().NetworkPolicies("default").Create(ctx, &networkingv1.NetworkPolicy{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
-			Spec: networkingv1.NetworkPolicySpec{
-				PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": app}},
-				PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-			},
-		}, metav1.CreateOptions{})
-		require.NoError(t, err)
-	}
-	denyAll("deny-locked", "locked")
+	denyIngress(t, cs, "deny-locked", "locked")
 	reachable := func(p *harness.Pod) bool {
 		got, err := harness.Ask(client.NS, p.Addr(podPort), 300*time.Millisecond)
 		return err == nil && got == p.Name
@@ -74,7 +63,7 @@ func TestPrivilegedFaultAPIServerAway(t *testing.T) {
 	apis.StartAgain(t)
 	back := time.Now()
 	require.NoError(t, cs.NetworkingV1().NetworkPolicies("default").Delete(ctx, "deny-locked", metav1.DeleteOptions{}))
-	denyAll("deny-web", "web")
+	denyIngress(t, cs, "deny-web", "web")
 	require.Eventually(t, func() bool { return reachable(locked) && !reachable(web) }, 60*time.Second, 100*time.Millisecond,
 		"the agent caught up with the changes made after the API server came back")
 	caughtUp := time.Since(back)

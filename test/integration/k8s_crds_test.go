@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -37,14 +36,7 @@ func TestPrivilegedK8sAgentWithoutTracingCRDs(t *testing.T) {
 	servePods(t, locked)
 	requireReply(t, client.NS, locked.Addr(podPort), "locked")
 
-	_, err := cs.NetworkingV1().NetworkPolicies("default").Create(ctx, &networkingv1.NetworkPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "deny-locked", Namespace: "default"},
-		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "locked"}},
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-		},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
+	denyIngress(t, cs, "deny-locked", "locked")
 	require.Eventually(t, func() bool {
 		_, err := harness.Ask(client.NS, locked.Addr(podPort), 300*time.Millisecond)
 		return err != nil

@@ -37,14 +37,7 @@ func TestPrivilegedK8sPolicyInPlaceBeforeADDReturns(t *testing.T) {
 	client := node.AddPod(t, "client")
 	harness.ServeTCP(t, client.NS, client.Addr(podPort), client.Name)
 
-	_, err := cs.NetworkingV1().NetworkPolicies("default").Create(ctx, &networkingv1.NetworkPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: "deny-locked", Namespace: "default"},
-		Spec: networkingv1.NetworkPolicySpec{
-			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "locked"}},
-			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
-		},
-	}, metav1.CreateOptions{})
-	require.NoError(t, err)
+	denyIngress(t, cs, "deny-locked", "locked")
 	require.Eventually(t, func() bool {
 		st, err := node.Client().PolicyStatus(ctx)
 		return err == nil && len(st) == 1 && st[0].Accepted
@@ -67,7 +60,7 @@ func TestPrivilegedK8sPolicyInPlaceBeforeADDReturns(t *testing.T) {
 
 	// No Pod object at all: the ADD fails (fail closed), naming the cause.
 	start := time.Now()
-	_, err = node.TryAddPod(t, "ghost")
+	_, err := node.TryAddPod(t, "ghost")
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "its pod's labels are unknown"), "ADD error: %v", err)
 	require.Less(t, time.Since(start), 15*time.Second, "the lookup is bounded (--pod-fetch-timeout, default 5s)")
@@ -85,6 +78,20 @@ func createPod(t *testing.T, cs kubernetes.Interface, nodeName, name, app string
 	_, err := cs.CoreV1().Pods("default").Create(context.Background(), &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: map[string]string{"app": app}},
 		Spec:       corev1.PodSpec{NodeName: nodeName, Containers: []corev1.Container{{Name: "app", Image: "none"}}},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+}
+
+// denyIngress creates the NetworkPolicy default/name: no ingress to the
+// pods labelled app=<app>.
+func denyIngress(t *testing.T, cs kubernetes.Interface, name, app string) {
+	t.Helper()
+	_, err := cs.NetworkingV1().NetworkPolicies("default").Create(context.Background(), &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: networkingv1.NetworkPolicySpec{
+			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": app}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+		},
 	}, metav1.CreateOptions{})
 	require.NoError(t, err)
 }
