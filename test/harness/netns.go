@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/vishvananda/netns"
 )
@@ -109,6 +111,19 @@ func (n *NetNS) LinkMTU(tb T, name string) int {
 // only the network namespace, so bpffs and cgroup mounts stay visible).
 func (n *NetNS) Command(name string, args ...string) *exec.Cmd {
 	return exec.Command("nsenter", append([]string{"--net=" + n.Path(), "--", name}, args...)...)
+}
+
+// StopProcess ends a process NetNS.Command started (nsenter execs the
+// command in place, so the PID is the command's): SIGTERM, SIGKILL after
+// 5 s; done is closed when cmd.Wait has returned.
+func StopProcess(cmd *exec.Cmd, done <-chan struct{}) {
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		<-done
+	}
 }
 
 // Run runs a command inside the namespace and fails tb on error.

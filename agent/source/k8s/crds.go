@@ -112,7 +112,7 @@ func (s *Source) startServedCRDs(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := s.addInformer(inf.Informer(), s.policyHandler); err != nil {
+		if err := s.track(inf.Informer(), s.policyHandler); err != nil {
 			return err
 		}
 		r.pending = inf.Lister()
@@ -175,11 +175,8 @@ func (s *Source) startLate(ctx context.Context, r *policyResource) error {
 	if err != nil {
 		return err
 	}
-	if err := inf.Informer().SetWatchErrorHandlerWithContext(s.watchError); err != nil {
-		return fmt.Errorf("watch error handler: %w", err)
-	}
-	if _, err := inf.Informer().AddEventHandler(s.policyHandler); err != nil {
-		return fmt.Errorf("event handler: %w", err)
+	if err := s.handle(inf.Informer(), s.policyHandler); err != nil {
+		return err
 	}
 	s.dynFactory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.Informer().HasSynced) {

@@ -61,8 +61,7 @@ func NewDynamicClient(kubeconfig string) (dynamic.Interface, error) {
 // addPolicyInformers creates the dynamic factory and registers the
 // informer of the built-in NetworkPolicies; the Sluice CRDs' informers are
 // registered by Run for the CRDs the API server serves (crds.go).
-func (s *Source) addPolicyInformers(add func(cache.SharedIndexInformer, cache.ResourceEventHandler) error,
-	h cache.ResourceEventHandler) error {
+func (s *Source) addPolicyInformers(h cache.ResourceEventHandler) error {
 	s.dynFactory = dynamicinformer.NewFilteredDynamicSharedInformerFactory(s.cfg.Dynamic, s.cfg.Resync, "", nil)
 	s.policyHandler = h
 	for _, gvr := range policyGVRs {
@@ -75,7 +74,7 @@ func (s *Source) addPolicyInformers(add func(cache.SharedIndexInformer, cache.Re
 		if err != nil {
 			return err
 		}
-		if err := add(inf.Informer(), h); err != nil {
+		if err := s.track(inf.Informer(), h); err != nil {
 			return err
 		}
 		r.lister = inf.Lister()

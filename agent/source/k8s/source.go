@@ -66,7 +66,6 @@ type Source struct {
 	dynFactory    dynamicinformer.DynamicSharedInformerFactory
 	policyRes     []*policyResource // in policyGVRs order; lister under mu
 	policyHandler cache.ResourceEventHandler
-	addInformer   func(cache.SharedIndexInformer, cache.ResourceEventHandler) error
 
 	trigger chan struct{}
 
@@ -119,16 +118,6 @@ func New(cfg Config) (*Source, error) {
 	type informer interface {
 		Informer() cache.SharedIndexInformer
 	}
-	add := func(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
-		if err := inf.SetWatchErrorHandlerWithContext(s.watchError); err != nil {
-			return fmt.Errorf("k8s source: watch error handler: %w", err)
-		}
-		if _, err := inf.AddEventHandler(h); err != nil {
-			return fmt.Errorf("k8s source: event handler: %w", err)
-		}
-		s.synced = append(s.synced, inf.HasSynced)
-		return nil
-	}
 	core, disc := s.factory.Core().V1(), s.factory.Discovery().V1()
 	s.nodes, s.namespaces, s.pods, s.services = core.Nodes().Lister(), core.Namespaces().Lister(), core.Pods().Lister(), core.Services().Lister()
 	s.slices = disc.EndpointSlices().Lister()
@@ -142,17 +131,37 @@ func New(cfg Config) (*Source, error) {
 		{core.Services(), s.recordingHandler(source.KindService)},
 		{disc.EndpointSlices(), s.recordingHandler(source.KindEndpointSlice)},
 	} {
-		if err := add(x.i.Informer(), x.h); err != nil {
+		if err := s.track(x.i.Informer(), x.h); err != nil {
 			return nil, err
 		}
 	}
 	if cfg.Dynamic != nil {
-		s.addInformer = add
-		if err := s.addPolicyInformers(add, handler); err != nil {
+		if err := s.addPolicyInformers(handler); err != nil {
 			return nil, err
 		}
 	}
 	return s, nil
+}
+
+// handle sets inf's watch error handler and adds h.
+func (s *Source) handle(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
+	if err := inf.SetWatchErrorHandlerWithContext(s.watchError); err != nil {
+		return fmt.Errorf("k8s source: watch error handler: %w", err)
+	}
+	if _, err := inf.AddEventHandler(h); err != nil {
+		return fmt.Errorf("k8s source: event handler: %w", err)
+	}
+	return nil
+}
+
+// track is handle for an informer registered before Run waits for the
+// caches: Run waits for inf's first sync too.
+func (s *Source) track(inf cache.SharedIndexInformer, h cache.ResourceEventHandler) error {
+	if err := s.handle(inf, h); err != nil {
+		return err
+	}
+	s.synced = append(s.synced, inf.HasSynced)
+	return nil
 }
 
 // Run starts the informers, waits for their caches, then calls onChange with

@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sluicenet/sluice/test/bench/services"
@@ -125,15 +124,7 @@ func (t *topology) serve(r *harness.Runner, p *harness.Pod) {
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
-	r.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
+	r.Cleanup(func() { harness.StopProcess(cmd, done) })
 	ready := make(chan bool, 1)
 	go func() {
 		line, err := bufio.NewReader(stdout).ReadString('\n')

@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -179,7 +178,7 @@ type daemon struct {
 	done chan struct{}
 }
 
-func (d *daemon) stop() { stopProcess(d.cmd, d.done) }
+func (d *daemon) stop() { harness.StopProcess(d.cmd, d.done) }
 
 // startDaemon runs path in ns with its output in dir/<name>.log; cleanup
 // sends SIGTERM, then SIGKILL after 5s, and waits. The log is printed when
@@ -220,18 +219,6 @@ func startDaemonNoCleanup(tb harness.T, ns *harness.NetNS, dir, path string, arg
 	return d
 }
 
-func stopProcess(cmd *exec.Cmd, done chan struct{}) {
-	// nsenter execs the daemon in place, so the PID is the daemon's.
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
-}
-
-// installCRDs creates the chart's CRDs and waits until they are served.
 // InstallCRDs creates the chart's CRDs named (e.g.
 // "sluicetracingpolicies.sluice.io") and waits until they are established.
 func (a *Server) InstallCRDs(tb harness.T, names ...string) {
