@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sluicenet/sluice/agent/atomicfile"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -16,14 +17,9 @@ const (
 )
 
 // writeManifest writes a file into the node's manifests directory
-// atomically (temporary name, then rename), so the agent's watcher never
-// reads half a file.
+// atomically, so the agent's watcher never reads half a file.
 func writeManifest(node *harness.Node, name, yaml string) error {
-	tmp := filepath.Join(node.ManifestsDir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, []byte(yaml), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(node.ManifestsDir, name))
+	return atomicfile.WriteFile(filepath.Join(node.ManifestsDir, name), []byte(yaml), 0o600)
 }
 
 // removeManifest removes a file of the manifests directory.
