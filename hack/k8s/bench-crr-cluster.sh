@@ -278,7 +278,9 @@ phase_round() { # config services targets direct-label: direct, config, direct a
 	measure "$1" "$2" "$3"
 	measure "$4" "$2" "$S1:$PORT,$S2:$PORT"
 }
-median() { python3 -c "import statistics,sys; print('%.0f' % statistics.median(map(float, sys.argv[1:])))" $1; }
+median() { # values [decimals, default 0]
+	python3 -c "import statistics,sys; print('%.*f' % (int(sys.argv[1]), statistics.median(map(float, sys.argv[2:]))))" "${2:-0}" $1
+}
 declare -A PROG CREATE
 
 T0=$(date +%s)
@@ -396,6 +398,6 @@ echo
 printf '%s\n' "${RESULTS[@]}"
 for n in ${SERVICES//,/ }; do
 	echo "RESULT config=program-sluice services=$n seconds=${PROG[sluice/$n]}"
-	echo "RESULT config=program-iptables services=$n seconds=$(python3 -c "import statistics,sys; print('%.3f' % statistics.median(map(float, sys.argv[1:])))" ${PROG[iptables/$n]})"
+	echo "RESULT config=program-iptables services=$n seconds=$(median "${PROG[iptables/$n]}" 3)"
 done
 echo "benchmark took $(($(date +%s) - T0))s"
