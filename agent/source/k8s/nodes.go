@@ -17,11 +17,12 @@ func (s *Source) listNodes() ([]*corev1.Node, error) {
 	return nodes, nil
 }
 
-// snapshotNodes is the Nodes part of a snapshot: deep copies sorted by name.
+// snapshotNodes is the Nodes part of a snapshot: copies sorted by name
+// (copySorted; s.copyMu held).
 func (s *Source) snapshotNodes() ([]*corev1.Node, error) {
 	nodes, err := s.listNodes()
 	if err != nil {
 		return nil, err
 	}
-	return copySorted(nodes), nil
+	return copySorted(nodes, &s.copies.nodes), nil
 }

@@ -69,6 +69,9 @@ type Source struct {
 
 	trigger chan struct{}
 
+	copyMu sync.Mutex     // serializes Snapshot's use of copies
+	copies snapshotCopies // the objects the last snapshot handed out
+
 	mu        sync.Mutex
 	changes   source.ChangeSet // Services, EndpointSlices, Pods changed since the last snapshot
 	lost      bool             // a snapshot failed: the next one's changes are unknown
