@@ -205,7 +205,7 @@ func (d *Daemon) setupAPI() error {
 	cfg := server.Config{
 		Endpoints: regeneratingEndpoints{d.eps, d}, BPFRoot: d.cfg.BPFRoot, Health: d.health,
 		Agent:    &api.AgentConfig{PodMTU: d.mtu.Pod},
-		Services: d.svcs, Policies: d.pols, Identities: d.ids, Flows: d.flows,
+		Services: d.svcs, Policies: d.pols, Identities: d.ids, Flows: d.flows, Tracer: tracer{d},
 		Log: d.log.WithField("subsys", "api"),
 	}
 	if d.proc != nil {

@@ -214,6 +214,20 @@ func (m *Manager) PodByIP(addr netip.Addr) (PodRef, bool) {
 	return p, ok
 }
 
+// PodAddr returns the address of pod namespace/name (local or not) as the
+// last sync knew it; the lowest when it has several.
+func (m *Manager) PodAddr(namespace, name string) (netip.Addr, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var best netip.Addr
+	for addr, p := range m.byIP {
+		if p.Namespace == namespace && p.Name == name && (!best.IsValid() || addr.Less(best)) {
+			best = addr
+		}
+	}
+	return best, best.IsValid()
+}
+
 // Identities returns every known identity with its labels and local
 // reference count in API form (GET /v1/identities), sorted by number.
 func (m *Manager) Identities() []api.Identity {
