@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/reconcile"
 	"github.com/sluicenet/sluice/identity"
 )
 
@@ -77,6 +78,7 @@ type PodRef struct {
 // Manager owns identity allocation for endpoints and pods and the IP cache.
 type Manager struct {
 	cfg   Config
+	loop  reconcile.Status // the owner loop's outcomes (LoopStatus)
 	log   logrus.FieldLogger
 	eps   Endpoints
 	dp    Datapath

@@ -44,6 +44,8 @@ type Config struct {
 	// Policies serves /v1/policy/status and, with Endpoints,
 	// /v1/policy/endpoint/{containerID}/{ifName}.
 	Policies Policies
+	// Status serves GET /v1/status.
+	Status func() api.Status
 	// Tracer serves POST /v1/policy/trace.
 	Tracer Tracer
 	// Identities serves /v1/identities.
@@ -91,6 +93,9 @@ func Handler(cfg Config) http.Handler {
 		if cfg.Endpoints != nil {
 			mux.HandleFunc("GET /v1/policy/endpoint/{containerID}/{ifName}", endpointPolicy(cfg.Endpoints, p))
 		}
+	}
+	if status := cfg.Status; status != nil {
+		mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, status()) })
 	}
 	if cfg.Tracer != nil {
 		mux.HandleFunc("POST /v1/policy/trace", serveTrace(cfg.Tracer))
