@@ -126,13 +126,13 @@ func writeStatusDetails(w io.Writer, st api.Status, now time.Time) error {
 	}
 	fmt.Fprintln(w, "\nBPF maps:")
 	tw := newTabWriter(w)
-	fmt.Fprintln(tw, "  NAME\tTYPE\tENTRIES\tCAPACITY\tUSE\tFULL WRITES\t")
+	fmt.Fprintln(tw, "  NAME\tTYPE\tENTRIES\tCAPACITY\tUSE\tWARNING\tFULL WRITES")
 	for _, m := range st.Maps {
-		warn := ""
+		warn := "-"
 		if m.Warning {
 			warn = fmt.Sprintf("above %d%%", api.MapWarnPercent)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%.1f%%\t%d\t%s\n", m.Name, m.Type, m.Entries, m.Capacity, m.Percent, m.FullWrites, warn)
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%d\t%.1f%%\t%s\t%d\n", m.Name, m.Type, m.Entries, m.Capacity, m.Percent, warn, m.FullWrites)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

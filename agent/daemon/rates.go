@@ -36,15 +36,22 @@ func (r *rateMeter) observe(now time.Time, n uint64) {
 	}
 }
 
-// rate returns the rate of the total (n at now) since the oldest kept
-// sample: over the last minute, or since the first sample.
+// rate returns the rate of the total (n at now) over the last minute, or
+// since the first sample when that is younger.
 func (r *rateMeter) rate(now time.Time, n uint64) float64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.samples) == 0 {
 		return 0
 	}
+	// The last sample at or before now - rateWindow, else the oldest.
 	old := r.samples[0]
+	for _, smp := range r.samples[1:] {
+		if smp.at.After(now.Add(-rateWindow)) {
+			break
+		}
+		old = smp
+	}
 	d := now.Sub(old.at).Seconds()
 	if d <= 0 || n < old.n {
 		return 0

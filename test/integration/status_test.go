@@ -136,7 +136,7 @@ func TestPrivilegedStatus(t *testing.T) {
 	assert.Regexp(t, `Health:\s+OK\n`, text)
 	assert.Regexp(t, `Warning:\s+BPF map sluice_lb4_services_v1 is 100% full`, text)
 	assert.Regexp(t, `Services:\s+2/2 frontends programmed`, text)
-	assert.Regexp(t, `sluice_lb4_services_v1\s+Hash\s+4\s+4\s+100.0%\s+0\s+above 90%\n`, text)
+	assert.Regexp(t, `sluice_lb4_services_v1\s+Hash\s+4\s+4\s+100.0%\s+above 90%\s+0\n`, text)
 	assert.Regexp(t, `\n  services\s+\d+\s+0\s+0\s+`, text)
 
 	// A second service does not fit: the services loop fails and retries,
