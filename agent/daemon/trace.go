@@ -70,6 +70,9 @@ func (t tracer) Trace(req api.TraceRequest) (api.TraceResult, error) {
 		if err := t.decidePath(&paths[i], src, dsts[i], proto); err != nil {
 			return api.TraceResult{}, err
 		}
+		if src.EndpointID == 0 && dsts[i].EndpointID == 0 {
+			res.Notes = append(res.Notes, fmt.Sprintf("neither %s nor %s is an endpoint of this node: no policy of this node decides", src.Name, dsts[i].Name))
+		}
 		res.Paths = append(res.Paths, paths[i])
 	}
 	return res, nil
@@ -103,7 +106,11 @@ func (t tracer) verdict(ep traceEnd, ingress bool, peer traceEnd, proto uint8, p
 		return api.TraceVerdict{}, err
 	}
 	v := traceVerdict(dec, ingress)
-	v.Endpoint = ep.Name
+	// The endpoint's pod, as flows name it (EndpointPod).
+	v.Endpoint = flowNames{t.d}.EndpointPod(ep.EndpointID)
+	if v.Endpoint == "" {
+		v.Endpoint = ep.Name
+	}
 	if r, ok := t.d.pols.Rules().Lookup(dec.RuleID); ok {
 		v.Rule = policymgr.FormatRule(r)
 	}

@@ -200,6 +200,10 @@ spec:
 		lres := runTrace(t, n.node, "policy", "trace", "-o", "json", "--src-labels", "app=client", "--dst", "x/web", "--dport", port)
 		require.Len(t, lres.Paths, 1)
 		assert.Equal(t, "rule x/web-from-client[ingress:0]", lres.Paths[0].Ingress.Decision)
+		lres = runTrace(t, n.node, "policy", "trace", "-o", "json", "--src", "x/other", "--dst-labels", "app=web", "--dport", port)
+		require.Len(t, lres.Paths, 1)
+		assert.Equal(t, "default deny", lres.Paths[0].Ingress.Decision)
+		assert.Equal(t, "x/web", lres.Paths[0].Ingress.Endpoint, "the policy of the endpoint holding the labels")
 	})
 
 	t.Run("service to its backend", func(t *testing.T) {
