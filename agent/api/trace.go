@@ -140,9 +140,11 @@ type TraceResult struct {
 	Src      TraceEnd `json:"src"`
 	Protocol string   `json:"protocol"`
 	Port     uint16   `json:"port"`
-	// Service is the traced service's frontend (address:port), if any.
-	Service string      `json:"service,omitempty"`
-	Paths   []TracePath `json:"paths"`
+	// Service is the traced service's frontend (address:port) and
+	// ServiceName its namespace/name, if a service was traced.
+	Service     string      `json:"service,omitempty"`
+	ServiceName string      `json:"serviceName,omitempty"`
+	Paths       []TracePath `json:"paths"`
 	// Notes say what the trace could not take into account.
 	Notes []string `json:"notes,omitempty"`
 }

@@ -83,7 +83,7 @@ is traced to each of its backends on the backend's port.`,
 // WriteTrace prints a trace: the ends, then per path (a service's backend)
 // the verdict of each direction and the overall one.
 func WriteTrace(w io.Writer, r api.TraceResult) error {
-	dst := "service " + r.Service
+	dst := "service " + r.ServiceName + " (" + r.Service + ")"
 	if r.Service == "" && len(r.Paths) > 0 {
 		dst = traceEnd(r.Paths[0].Dst)
 	}
@@ -115,6 +115,9 @@ func WriteTrace(w io.Writer, r api.TraceResult) error {
 	return nil
 }
 
+// writeTraceVerdict writes a direction's verdict: the endpoint whose policy
+// decides, the verdict and what decided; end names a peer that is not a
+// local endpoint.
 func writeTraceVerdict(w io.Writer, dir, end string, v *api.TraceVerdict) {
 	if v == nil {
 		fmt.Fprintf(w, "  %s\t%s\tnot enforced here (not a local endpoint)\n", dir, end)

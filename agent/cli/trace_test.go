@@ -37,7 +37,7 @@ func TestTraceFlagsRequest(t *testing.T) {
 func TestWriteTrace(t *testing.T) {
 	res := api.TraceResult{
 		Src:      api.TraceEnd{Name: "x/client", Address: "10.244.1.2", Identity: 300, EndpointID: 1},
-		Protocol: "TCP", Port: 80, Service: "10.96.0.20:80",
+		Protocol: "TCP", Port: 80, Service: "10.96.0.20:80", ServiceName: "x/websvc",
 		Notes: []string{"a note"},
 		Paths: []api.TracePath{{
 			Dst: api.TraceEnd{Name: "x/web", Address: "10.244.1.3", Identity: 301, EndpointID: 2}, Port: 8080, Backend: "10.244.1.3:8080",
@@ -51,7 +51,7 @@ func TestWriteTrace(t *testing.T) {
 	}
 	var b bytes.Buffer
 	require.NoError(t, WriteTrace(&b, res))
-	assert.Equal(t, `Tracing x/client (10.244.1.2, identity 300) -> service 10.96.0.20:80 on 80/TCP
+	assert.Equal(t, `Tracing x/client (10.244.1.2, identity 300) -> service x/websvc (10.96.0.20:80) on 80/TCP
 Note: a note
 
 Backend 10.244.1.3:8080: x/web (10.244.1.3, identity 301)

@@ -20,7 +20,7 @@ func (t tracer) serviceBackends(svc string, proto uint8, port uint16, res *api.T
 	if err != nil {
 		return nil, nil, err
 	}
-	res.Service = fe
+	res.Service, res.ServiceName = fe, ns+"/"+name
 	dump, err := t.d.svcs.LBMaps()
 	if err != nil {
 		return nil, nil, err

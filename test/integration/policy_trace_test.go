@@ -213,6 +213,13 @@ spec:
 		assert.Equal(t, webAddr, res.Paths[0].Backend)
 		assert.Equal(t, uint16(podPort), res.Paths[0].Port, "policy sees the backend's port")
 		n.check(t, traceCase{name: "other to websvc", from: n.other, addr: traceVIP + ":80", args: svc, allowed: false})
+		// The text form names the backend, each direction and the verdict.
+		out, err := exec.Command(harness.Bin(t, "sluice"), append([]string{"--socket", n.node.Socket(), "policy", "trace", "--src", "x/other"}, svc...)...).Output()
+		require.NoError(t, err)
+		t.Logf("sluice policy trace --src x/other --dst-service x/websvc --dport 80/TCP:\n%s", out)
+		assert.Contains(t, string(out), "-> service x/websvc ("+traceVIP+":80) on 80/TCP\n")
+		assert.Contains(t, string(out), "\nBackend "+webAddr+": x/web (")
+		assert.Regexp(t, `\n  ingress\s+x/web\s+DROPPED\s+default deny \(drop-policy\)\nVerdict: DROPPED\n`, string(out))
 	})
 
 	writeManifest(t, n.node, "20-policy.yaml", `apiVersion: sluice.io/v1alpha1
