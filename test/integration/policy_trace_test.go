@@ -260,3 +260,27 @@ spec:
 		assert.Equal(t, "rule x/client-to-web-ip[egress:0]", res.Paths[0].Egress.Decision)
 	})
 }
+
+// In audit mode a flow policy would drop passes as an AUDIT flow: the
+// trace says so for the same flow.
+func TestPrivilegedPolicyTraceAudit(t *testing.T) {
+	harness.RequirePrivileged(t)
+	node := harness.NewNode(t, harness.NodeOptions{})
+	node.StartAgentArgs(t, "--policy-audit")
+	client, web := node.AddPodIn(t, "x", "client"), node.AddPodIn(t, "x", "web")
+	n := &traceNode{node: node, client: client, web: web}
+	harness.ServeTCP(t, web.NS, web.Addr(podPort), web.FullName())
+	writeManifest(t, node, "pods.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n"+nsPodYAML(client)+nsPodYAML(web)+
+		"---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: deny-all, namespace: x}\n"+
+		"spec: {podSelector: {matchLabels: {pod: web}}, policyTypes: [Ingress]}\n")
+	args := []string{"--dst", "x/web", "--dport", fmt.Sprintf("%d/TCP", podPort)}
+	// The flow passes with or without the policy: wait until the kernel's
+	// policy maps hold it (what the trace reads) before sending it.
+	require.Eventually(t, func() bool {
+		res := runTrace(t, node, append([]string{"policy", "trace", "-o", "json", "--src", "x/client"}, args...)...)
+		return len(res.Paths) == 1 && res.Paths[0].Ingress != nil && res.Paths[0].Ingress.Enforced
+	}, 20*time.Second, 100*time.Millisecond, "web's ingress enforced")
+	res := n.check(t, traceCase{name: "client to web, audited", from: client, addr: web.Addr(podPort), args: args, allowed: true})
+	assert.Equal(t, "AUDIT", res.Paths[0].Ingress.Verdict)
+	assert.Equal(t, "default deny", res.Paths[0].Ingress.Decision)
+}
