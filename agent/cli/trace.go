@@ -73,7 +73,7 @@ is traced to each of its backends on the backend's port.`,
 	fl.StringVar(&f.dst, "dst", "", "destination pod ([namespace/]name)")
 	fl.StringSliceVar(&f.dstLabels, "dst-labels", nil, "destination by labels (k=v,...)")
 	fl.StringVar(&f.dstCIDR, "dst-cidr", "", "destination address or CIDR")
-	fl.StringVar(&f.dstService, "dst-service", "", "destination service ([namespace/]name): each backend is traced")
+	fl.StringVar(&f.dstService, "dst-service", "", "destination service ([namespace/]name): each backend of its cluster IP on --dport is traced")
 	fl.StringVar(&f.dport, "dport", "", "destination port and protocol: 80/TCP, 53/UDP, 8/ICMP (type); TCP if omitted")
 	_ = cmd.MarkFlagRequired("dport")
 	addOutputFlag(cmd, &output)

@@ -41,11 +41,17 @@ func (t tracer) Trace(req api.TraceRequest) (api.TraceResult, error) {
 		return api.TraceResult{}, badRequest("%w", err)
 	}
 	sk, err := req.Src.Kind()
-	if err != nil || sk == "" || sk == "service" {
+	if err != nil {
+		return api.TraceResult{}, badRequest("source: %w", err)
+	}
+	if sk == "" || sk == "service" {
 		return api.TraceResult{}, badRequest("source: name a pod, labels or a CIDR")
 	}
 	dk, err := req.Dst.Kind()
-	if err != nil || dk == "" {
+	if err != nil {
+		return api.TraceResult{}, badRequest("destination: %w", err)
+	}
+	if dk == "" {
 		return api.TraceResult{}, badRequest("destination: name a pod, labels, a CIDR or a service")
 	}
 	res := api.TraceResult{Protocol: policy.ProtoName(proto), Port: req.Port, Paths: []api.TracePath{}}
