@@ -98,3 +98,23 @@ func TestTraceServiceFrontendAndBackends(t *testing.T) {
 	_, err = lbBackends(dump, "10.96.0.99:80", "TCP")
 	assert.ErrorContains(t, err, "not in the services map")
 }
+
+func TestTraceRejectsBadRequests(t *testing.T) {
+	for _, c := range []struct {
+		req  api.TraceRequest
+		want string
+	}{
+		{api.TraceRequest{Src: api.TracePeer{Pod: "x/a"}, Dst: api.TracePeer{Pod: "x/b"}, Protocol: "SCTP"}, `protocol "SCTP": want TCP, UDP or ICMP`},
+		{api.TraceRequest{Dst: api.TracePeer{Pod: "x/b"}}, "source: name a pod, labels or a CIDR"},
+		{api.TraceRequest{Src: api.TracePeer{Service: "x/web"}, Dst: api.TracePeer{Pod: "x/b"}}, "source: name a pod, labels or a CIDR"},
+		{api.TraceRequest{Src: api.TracePeer{Pod: "x/a", CIDR: "10.0.0.1"}, Dst: api.TracePeer{Pod: "x/b"}}, "source: name the peer one way, not by pod and cidr"},
+		{api.TraceRequest{Src: api.TracePeer{Pod: "x/a"}}, "destination: name a pod, labels, a CIDR or a service"},
+		{api.TraceRequest{Src: api.TracePeer{Pod: "x/a"}, Dst: api.TracePeer{Labels: []string{"app=b"}, Service: "x/web"}}, "destination: name the peer one way, not by labels and service"},
+	} {
+		// The request is checked before any state is read (no daemon).
+		_, err := tracer{}.Trace(c.req)
+		var bad server.BadRequest
+		require.True(t, errors.As(err, &bad), "%+v: %v", c.req, err)
+		assert.EqualError(t, err, c.want)
+	}
+}
