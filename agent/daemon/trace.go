@@ -113,7 +113,7 @@ func (t tracer) verdict(ep traceEnd, ingress bool, peer traceEnd, proto uint8, p
 	}
 	v := traceVerdict(dec, ingress)
 	// The endpoint's pod, as flows name it (EndpointPod).
-	v.Endpoint = flowNames{t.d}.EndpointPod(ep.EndpointID)
+	v.Endpoint = flowNames(t).EndpointPod(ep.EndpointID)
 	if v.Endpoint == "" {
 		v.Endpoint = ep.Name
 	}
