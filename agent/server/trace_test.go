@@ -50,15 +50,3 @@ func TestTraceRoute(t *testing.T) {
 	status, _ := doRaw(t, server.Handler(server.Config{Log: log}), http.MethodPost, "/v1/policy/trace", "{}")
 	assert.Equal(t, http.StatusNotFound, status, "no tracer, no route")
 }
-
-func TestStatusRoute(t *testing.T) {
-	log, _ := logtest.NewNullLogger()
-	h := server.Handler(server.Config{Log: log, Status: func() api.Status {
-		return api.Status{Version: "v1", Healthy: false, Problems: []string{"loop policy failing (1 retries): boom"}}
-	}})
-	status, body := doRaw(t, h, http.MethodGet, "/v1/status", "")
-	assert.Equal(t, http.StatusOK, status, "an unhealthy agent still answers its status")
-	assert.Contains(t, body, `"healthy":false,"problems":["loop policy failing (1 retries): boom"]`)
-	status, _ = doRaw(t, server.Handler(server.Config{Log: log}), http.MethodGet, "/v1/status", "")
-	assert.Equal(t, http.StatusNotFound, status)
-}
