@@ -74,6 +74,10 @@ func (d *Daemon) sampleRates(ctx context.Context) {
 			d.rates.process.observe(now, published)
 		}
 	}
+	// Totals were 0 when the agent started: a young agent's rate is over
+	// its lifetime.
+	d.rates.flows.observe(d.started, 0)
+	d.rates.process.observe(d.started, 0)
 	sample(time.Now())
 	t := time.NewTicker(rateSample)
 	defer t.Stop()

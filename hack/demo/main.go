@@ -317,4 +317,13 @@ func showFlows(r *harness.Runner, node *harness.Node) {
 		return
 	}
 	fmt.Printf("forwarded by %s, dropped by %s\n", fwd, drop)
+
+	// Asked before sending: the same verdict and rule from the kernel's
+	// policy maps.
+	fmt.Println("\n$ sluice policy trace --src default/c --dst default/b --dport 8080/TCP")
+	out := cli(r, node, "policy", "trace", "--src", "default/c", "--dst", "default/b", "--dport", "8080/TCP")
+	fmt.Print(out)
+	if !strings.Contains(out, "rule "+drop) {
+		r.Errorf("the trace should name %s, as the dropped flow did", drop)
+	}
 }
