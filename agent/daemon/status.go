@@ -43,8 +43,16 @@ func (d *Daemon) Status() api.Status {
 	return st
 }
 
-// version is the agent's module version and VCS revision, as built.
+// Version names the agent's build when set at link time (go build
+// -ldflags "-X github.com/sluicenet/sluice/agent/daemon.Version=v1.2.3");
+// empty: the module version and VCS revision of the build info.
+var Version string
+
+// version is Version, else the module version and VCS revision, as built.
 func version() string {
+	if Version != "" {
+		return Version
+	}
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"
