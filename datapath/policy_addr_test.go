@@ -125,6 +125,7 @@ func TestPrivilegedPolicyAddrOverlappingBlocks(t *testing.T) {
 		assert.EqualValues(t, c.rule, fs[i].RuleID, "rule of %s:%d", c.dst, c.port)
 		assert.Equal(t, netip.AddrPortFrom(c.dst, c.port), fs[i].Dst)
 	}
+	requireDecideMatchesFlows(t, e.d, fs)
 }
 
 // Deny and allow are combined across the stages: a deny from either drops,
@@ -222,6 +223,7 @@ func TestPrivilegedPolicyAddrIngress(t *testing.T) {
 		assert.EqualValues(t, rule, fs[i].RuleID, "event %d", i)
 		assert.Equal(t, rule != 0, fs[i].Verdict == monitor.VerdictForwarded, "event %d", i)
 	}
+	requireDecideMatchesFlows(t, e.d, fs)
 }
 
 // Service traffic is judged on the backend's address after translation: a

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"strconv"
 	"testing"
 
 	"github.com/google/gopacket/layers"
@@ -58,10 +59,20 @@ func randPolicy(rng *rand.Rand) *policy.EndpointPolicy {
 	return p
 }
 
+// randRuleID numbers randPolicy's rules (named by their index) from 1.
+func randRuleID(r policy.RuleRef) uint32 {
+	if r.Name == "" {
+		return 0
+	}
+	n, _ := strconv.Atoi(r.Name)
+	return uint32(n) + 1
+}
+
 // TestPrivilegedPolicyRandomAgainstGo programs random map states produced
 // from policy.EndpointPolicy (through PolicyMapState) for pod a and checks
 // the programs' verdict on random packets in both directions against
-// policy.LookupMostSpecific.
+// policy.LookupMostSpecific, and the kernel-map lookup of policymap.Decide
+// (verdict and rule) against both.
 func TestPrivilegedPolicyRandomAgainstGo(t *testing.T) {
 	e := loadPolicy(t)
 	seed := rand.Uint64()
@@ -71,7 +82,7 @@ func TestPrivilegedPolicyRandomAgainstGo(t *testing.T) {
 	checked := map[bool]int{}
 	for round := 0; round < 40; round++ {
 		p := randPolicy(rng)
-		cfg, entries := policymgr.MapState(p, nil)
+		cfg, entries := policymgr.MapState(p, randRuleID)
 		_, _, err := e.d.Policy().Sync(epA, cfg, entries)
 		require.NoError(t, err)
 		keys := p.Keys()
@@ -111,10 +122,18 @@ func TestPrivilegedPolicyRandomAgainstGo(t *testing.T) {
 				raw[14+20+4], raw[14+20+5] = uint8(sport>>8), uint8(sport) // a fresh echo id
 			}
 			got := progtest.Run(t, prog, raw, aIfindex).Verdict != progtest.ActShot
-			want, _, _ := p.LookupMostSpecific(dir, peer.id, proto, port)
+			want, rule, matched := p.LookupMostSpecific(dir, peer.id, proto, port)
 			if got != want {
 				t.Fatalf("round %d: %s peer %d proto %d port %d: BPF allowed=%v, Go allowed=%v\npolicy: ingress enforced %v, egress enforced %v\n%v",
 					round, dir, peer.id, proto, port, got, want, p.IngressEnforced, p.EgressEnforced, p.Entries)
+			}
+			// The trace's lookup in the kernel maps (sluice policy trace)
+			// decides as the program did, naming the rule Go names.
+			dec, err := e.d.Policy().Decide(epA, dir == policy.Ingress, uint32(peer.id), peer.addr, proto, port)
+			require.NoError(t, err)
+			if dec.Allowed != got || dec.Matched != matched || dec.RuleID != randRuleID(rule) {
+				t.Fatalf("round %d: %s peer %d proto %d port %d: BPF allowed=%v, Go rule %v matched=%v; Decide %+v",
+					round, dir, peer.id, proto, port, got, rule, matched, dec)
 			}
 			checked[want]++
 		}

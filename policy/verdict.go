@@ -77,8 +77,9 @@ type Trace struct {
 // Allowed decides a packet from endpoint src to endpoint dst (both local) on
 // a protocol and destination port: src's egress map state with dst's
 // identity and address as peer, and dst's ingress map state with src's
-// (VerdictAddr). This is the truth-table helper the tests and `sluice policy
-// trace` use.
+// (VerdictAddr). This is the truth-table helper of the tests; `sluice
+// policy trace` looks the kernel's maps up instead (policymap.Decide), so
+// that it shows what the datapath holds.
 func (r *Resolver) Allowed(src, dst EndpointID, proto uint8, port uint16) (Trace, error) {
 	s, ok := r.endpoints[src]
 	if !ok {

@@ -12,7 +12,8 @@
 //	DELETE /v1/endpoints/{containerID}/{ifName}   remove; a missing endpoint is 404
 //
 // The service and BPF dump routes are listed in services.go, the policy,
-// identity and flow routes in policy.go; agent/server registers them all.
+// identity and flow routes in policy.go, the policy trace in trace.go;
+// agent/server registers them all.
 // Errors are JSON {"error": "..."} with a 4xx/5xx status.
 package api
 

@@ -38,24 +38,6 @@ func NewCommand() *cobra.Command {
 	return root
 }
 
-func statusCommand(o *options) *cobra.Command {
-	var output string
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show whether the agent is up and healthy",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := o.client().Healthz(cmd.Context())
-			if err != nil {
-				return err
-			}
-			return render(cmd.OutOrStdout(), output, h, func(w io.Writer) error { return WriteHealth(w, h) })
-		},
-	}
-	addOutputFlag(cmd, &output)
-	return cmd
-}
-
 func endpointCommand(o *options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:     "endpoint",

@@ -87,15 +87,7 @@ func FlowLine(f api.Flow) string {
 	if f.OrigDest != "" {
 		to += " via " + f.OrigDest
 	}
-	rule := f.Rule
-	switch {
-	case rule != "":
-		rule = "rule " + rule
-	case f.Verdict == "DROPPED" || f.Verdict == "AUDIT":
-		rule = "default deny"
-	default:
-		rule = "no policy"
-	}
+	rule := api.Decision(f.Verdict, f.Rule)
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s  %s -> %s  %s  %s %s  %s", f.Time.Local().Format("Jan _2 15:04:05.000"), from, to,
 		f.Protocol, f.Verdict, f.Direction, rule)

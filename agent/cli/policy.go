@@ -47,7 +47,7 @@ func policyCommand(o *options) *cobra.Command {
 	}
 	get.Flags().StringVar(&ifName, "if", "eth0", "pod interface name")
 	addOutputFlag(get, &getOutput)
-	cmd.AddCommand(list, get)
+	cmd.AddCommand(list, get, policyTraceCommand(o))
 	return cmd
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"github.com/vishvananda/netlink"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/endpointmgr"
@@ -20,6 +21,7 @@ import (
 	"github.com/sluicenet/sluice/agent/identitymgr"
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
+	"github.com/sluicenet/sluice/agent/reconcile"
 	"github.com/sluicenet/sluice/agent/server"
 	"github.com/sluicenet/sluice/agent/servicemgr"
 	"github.com/sluicenet/sluice/agent/source"
@@ -68,6 +70,14 @@ type Daemon struct {
 	srv        *http.Server
 	closeOnce  sync.Once
 	proc       *processTracing // nil without --process-sensor
+
+	// For `sluice status` (status.go): when New started, the clientset
+	// (--k8s) to ask the API server, the resync loop's outcomes and the
+	// event rates.
+	started   time.Time
+	k8sClient kubernetes.Interface
+	resync    reconcile.Status
+	rates     eventRates
 }
 
 // New starts the agent up to the point where it is ready: configuration
@@ -82,7 +92,7 @@ func New(cfg Config) (_ *Daemon, err error) {
 	if cfg, err = cfg.withDefaults(); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Log}
+	d := &Daemon{cfg: cfg, log: cfg.Log, started: time.Now()}
 	defer func() {
 		if err != nil {
 			d.Close()
@@ -205,7 +215,7 @@ func (d *Daemon) setupAPI() error {
 	cfg := server.Config{
 		Endpoints: regeneratingEndpoints{d.eps, d}, BPFRoot: d.cfg.BPFRoot, Health: d.health,
 		Agent:    &api.AgentConfig{PodMTU: d.mtu.Pod},
-		Services: d.svcs, Policies: d.pols, Identities: d.ids, Flows: d.flows,
+		Services: d.svcs, Policies: d.pols, Identities: d.ids, Flows: d.flows, Tracer: tracer{d}, Status: d.Status,
 		Log: d.log.WithField("subsys", "api"),
 	}
 	if d.proc != nil {

@@ -44,6 +44,9 @@ func healthHandler(live, ready probeFunc) http.Handler {
 type readiness struct {
 	snapshot   atomic.Bool // the state source delivered its first snapshot
 	identities atomic.Bool // the identity manager synced once since
+	// lastSnapshot is when the state source last delivered a snapshot
+	// (unix nanoseconds; 0: never).
+	lastSnapshot atomic.Int64
 }
 
 // liveness reports whether the agent's API loop answers on its unix socket

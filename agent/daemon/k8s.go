@@ -25,6 +25,7 @@ func (d *Daemon) newK8sSource() (*k8s.Source, error) {
 	if err != nil {
 		return nil, err
 	}
+	d.k8sClient = cs
 	dyn, err := k8s.NewDynamicClient(d.cfg.Kubeconfig)
 	if err != nil {
 		return nil, err

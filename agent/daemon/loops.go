@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/sluicenet/sluice/agent/identitymgr"
 	"github.com/sluicenet/sluice/agent/servicemgr"
@@ -26,6 +27,7 @@ import (
 // so that its first full sync knows every endpoint.
 func (d *Daemon) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 	wg.Go(func() { d.resyncLoop(ctx) })
+	wg.Go(func() { d.sampleRates(ctx) })
 	var polsOnce sync.Once
 	d.ids.OnSynced(func() {
 		if ctx.Err() == nil {
@@ -86,6 +88,7 @@ func (d *Daemon) applySnapshot(s source.Snapshot) {
 		d.proc.policies.SetObjects(s.Others)
 	}
 	d.ready.snapshot.Store(true)
+	d.ready.lastSnapshot.Store(time.Now().UnixNano())
 	d.startSourceLoops()
 }
 

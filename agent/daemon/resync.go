@@ -19,7 +19,9 @@ func resyncSchedule(interval time.Duration) reconcile.Config {
 
 // resyncLoop runs Resync on resyncSchedule until ctx ends.
 func (d *Daemon) resyncLoop(ctx context.Context) {
-	reconcile.Loop(ctx, resyncSchedule(d.cfg.ResyncInterval), func(bool) error {
+	cfg := resyncSchedule(d.cfg.ResyncInterval)
+	cfg.Status = &d.resync
+	reconcile.Loop(ctx, cfg, func(bool) error {
 		err := d.Resync()
 		if err != nil {
 			d.log.WithError(err).Warn("Resync failed; retrying")

@@ -42,6 +42,9 @@ type Pipeline struct {
 	dropped *prometheus.CounterVec
 
 	exportFailing atomic.Bool
+	// delivered and limited count what the counters above count, in all
+	// (Counts).
+	delivered, limited atomic.Uint64
 }
 
 // NewPipeline returns the pipeline of cfg; it opens the export file.
@@ -93,6 +96,7 @@ func (p *Pipeline) Publish(ev *api.ProcessEvent) {
 		if !pass {
 			ns, _ := ev.PodName()
 			p.dropped.WithLabelValues(ns).Inc()
+			p.limited.Add(1)
 			return
 		}
 	}
@@ -103,10 +107,17 @@ func (p *Pipeline) Publish(ev *api.ProcessEvent) {
 func (p *Pipeline) deliver(ev *api.ProcessEvent) {
 	ns, _ := ev.PodName()
 	p.events.WithLabelValues(ev.Kind(), ns).Inc()
+	p.delivered.Add(1)
 	p.hub.Publish(ev)
 	if p.exporter != nil {
 		p.exported(p.exporter.Export(ev))
 	}
+}
+
+// Counts returns how many events were published (throttle events
+// included) and how many the rate limit dropped, since the start.
+func (p *Pipeline) Counts() (published, rateLimited uint64) {
+	return p.delivered.Load(), p.limited.Load()
 }
 
 // exported logs the first failure of a streak of export failures and the

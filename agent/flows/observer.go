@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
@@ -50,6 +51,7 @@ type Observer struct {
 
 	verdicts *prometheus.CounterVec
 	lost     prometheus.Counter
+	total    atomic.Uint64 // flows added (Total)
 }
 
 // New returns an observer keeping capacity flows (DefaultCapacity when <= 0)
@@ -136,8 +138,12 @@ func (o *Observer) convert(f monitor.Flow) api.Flow {
 // follower that cannot keep up loses the flow (counted).
 func (o *Observer) Add(f api.Flow) {
 	o.verdicts.WithLabelValues(f.Verdict, f.Direction, f.Reason).Inc()
+	o.total.Add(1)
 	o.ring.Add(f)
 }
+
+// Total returns how many flows were added since the start.
+func (o *Observer) Total() uint64 { return o.total.Load() }
 
 // History returns the kept flows the filter selects, oldest first, at most
 // f.Last of them when f.Last > 0.

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/sluicenet/sluice/agent/api"
+	"github.com/sluicenet/sluice/agent/reconcile"
 	"github.com/sluicenet/sluice/identity"
 )
 
@@ -77,6 +78,7 @@ type PodRef struct {
 // Manager owns identity allocation for endpoints and pods and the IP cache.
 type Manager struct {
 	cfg   Config
+	loop  reconcile.Status // the owner loop's outcomes (LoopStatus)
 	log   logrus.FieldLogger
 	eps   Endpoints
 	dp    Datapath
@@ -212,6 +214,20 @@ func (m *Manager) PodByIP(addr netip.Addr) (PodRef, bool) {
 	defer m.mu.Unlock()
 	p, ok := m.byIP[addr]
 	return p, ok
+}
+
+// PodAddr returns the address of pod namespace/name (local or not) as the
+// last sync knew it; the lowest when it has several.
+func (m *Manager) PodAddr(namespace, name string) (netip.Addr, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var best netip.Addr
+	for addr, p := range m.byIP {
+		if p.Namespace == namespace && p.Name == name && (!best.IsValid() || addr.Less(best)) {
+			best = addr
+		}
+	}
+	return best, best.IsValid()
 }
 
 // Identities returns every known identity with its labels and local

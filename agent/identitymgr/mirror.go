@@ -61,7 +61,7 @@ func (m *Manager) Mirror() (MirrorStats, error) {
 // minute, until ctx ends. onErr (may be nil) sees every failure.
 func (m *Manager) Run(ctx context.Context, onErr func(error)) {
 	cfg := reconcile.Config{
-		Trigger: m.trigger, Resync: m.cfg.ResyncInterval,
+		Trigger: m.trigger, Resync: m.cfg.ResyncInterval, Status: &m.loop,
 		Tasks: []reconcile.Task{{Every: time.Minute, Do: func() { m.collect(ctx) }}},
 	}
 	reconcile.Loop(ctx, cfg, func(full bool) error {
@@ -75,6 +75,9 @@ func (m *Manager) Run(ctx context.Context, onErr func(error)) {
 		return err
 	})
 }
+
+// LoopStatus returns the outcomes of the owner loop's passes.
+func (m *Manager) LoopStatus() reconcile.LoopStatus { return m.loop.Get() }
 
 // pass syncs identities (if sync is set) and mirrors the IP cache, and
 // records the outcome for Errors.

@@ -46,6 +46,7 @@ type Config struct {
 // sluice_vxlan device and its neighbor entries).
 type Manager struct {
 	cfg     Config
+	loop    reconcile.Status // the owner loop's outcomes (LoopStatus)
 	h       *netlink.Handle
 	ownsH   bool
 	log     logrus.FieldLogger
@@ -124,7 +125,7 @@ func (m *Manager) poke() {
 // backoff; until ctx ends. Until the first SetNodes a sync changes nothing,
 // except in mode none, where it removes what an earlier run installed.
 func (m *Manager) Run(ctx context.Context) {
-	cfg := reconcile.Config{Trigger: m.trigger, Resync: m.cfg.ResyncInterval, MaxBackoff: maxBackoff}
+	cfg := reconcile.Config{Trigger: m.trigger, Resync: m.cfg.ResyncInterval, MaxBackoff: maxBackoff, Status: &m.loop}
 	reconcile.Loop(ctx, cfg, func(bool) error {
 		m.mu.Lock()
 		ready := m.hasNodes || m.cfg.Mode == ModeNone
@@ -139,6 +140,9 @@ func (m *Manager) Run(ctx context.Context) {
 		return err
 	})
 }
+
+// LoopStatus returns the outcomes of the owner loop's syncs.
+func (m *Manager) LoopStatus() reconcile.LoopStatus { return m.loop.Get() }
 
 // Sync applies the desired state once: it is idempotent and safe to call
 // concurrently with SetNodes (not with itself; Run is the only caller in

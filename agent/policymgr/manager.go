@@ -62,6 +62,7 @@ type Config struct {
 // Manager owns the resolver and the per-endpoint policy maps.
 type Manager struct {
 	cfg   Config
+	loop  reconcile.Status // the owner loop's outcomes (LoopStatus)
 	log   logrus.FieldLogger
 	dp    Datapath
 	ids   Identities
@@ -426,7 +427,7 @@ func (m *Manager) write(id uint16, have, want written, st *SyncStats) error {
 // Run syncs on every change, fully on a timer, and retries failures with
 // exponential backoff, until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
-	reconcile.Loop(ctx, reconcile.Config{Trigger: m.trigger, Resync: m.cfg.ResyncInterval}, func(full bool) error {
+	reconcile.Loop(ctx, reconcile.Config{Trigger: m.trigger, Resync: m.cfg.ResyncInterval, Status: &m.loop}, func(full bool) error {
 		start := time.Now()
 		st, err := m.Sync(full)
 		log := m.log.WithFields(logrus.Fields{
@@ -443,6 +444,9 @@ func (m *Manager) Run(ctx context.Context) {
 		return nil
 	})
 }
+
+// LoopStatus returns the outcomes of the owner loop's syncs.
+func (m *Manager) LoopStatus() reconcile.LoopStatus { return m.loop.Get() }
 
 // Errors returns the number of failed syncs and the last sync's error.
 func (m *Manager) Errors() (uint64, error) {

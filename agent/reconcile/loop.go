@@ -37,6 +37,8 @@ type Config struct {
 	NoInitialSync bool
 	// Tasks run beside the loop until it returns.
 	Tasks []Task
+	// Status, when set, records every sync's outcome.
+	Status *Status
 }
 
 // Loop runs syncFn(true) at once (unless cfg.NoInitialSync), syncFn(false)
@@ -55,7 +57,11 @@ func Loop(ctx context.Context, cfg Config, syncFn func(full bool) error) {
 	var retry <-chan time.Time
 	backoff := Backoff{Min: cfg.MinBackoff, Max: cfg.MaxBackoff}
 	run := func(full bool) {
-		if err := syncFn(full); err != nil {
+		err := syncFn(full)
+		if cfg.Status != nil {
+			cfg.Status.Record(err, time.Now())
+		}
+		if err != nil {
 			retry = time.After(backoff.Next())
 			return
 		}

@@ -2,7 +2,7 @@
 // unix socket. Every route of the local API is registered here, in Handler,
 // from what the managers expose: the endpoint manager (endpoints, health),
 // the service manager (services, LB maps, conntrack), the policy and
-// identity managers, the flow observer, the process event hub and process
+// identity managers, the policy tracer, the flow observer, the process event hub and process
 // cache of the process sensor, and the tracing policy manager. The health probes and /metrics
 // are a separate TCP listener, served by agent/daemon.
 package server
@@ -44,6 +44,10 @@ type Config struct {
 	// Policies serves /v1/policy/status and, with Endpoints,
 	// /v1/policy/endpoint/{containerID}/{ifName}.
 	Policies Policies
+	// Status serves GET /v1/status.
+	Status func() api.Status
+	// Tracer serves POST /v1/policy/trace.
+	Tracer Tracer
 	// Identities serves /v1/identities.
 	Identities Identities
 	// Flows serves /v1/flows.
@@ -89,6 +93,12 @@ func Handler(cfg Config) http.Handler {
 		if cfg.Endpoints != nil {
 			mux.HandleFunc("GET /v1/policy/endpoint/{containerID}/{ifName}", endpointPolicy(cfg.Endpoints, p))
 		}
+	}
+	if status := cfg.Status; status != nil {
+		mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, status()) })
+	}
+	if cfg.Tracer != nil {
+		mux.HandleFunc("POST /v1/policy/trace", serveTrace(cfg.Tracer))
 	}
 	if ids := cfg.Identities; ids != nil {
 		mux.HandleFunc("GET /v1/identities", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, ids.Identities()) })

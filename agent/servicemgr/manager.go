@@ -62,6 +62,9 @@ type Manager struct {
 	eps Endpoints
 	rec *lbSync
 
+	// loop records the owner loop's outcomes (LoopStatus).
+	loop reconcile.Status
+
 	mu        sync.Mutex
 	objs      Objects
 	lastErr   error
@@ -281,10 +284,13 @@ func (m *Manager) Run(ctx context.Context) {
 		return err
 	}
 	reconcile.Loop(ctx, reconcile.Config{
-		Trigger: m.trigger, Resync: m.cfg.ResyncInterval,
+		Trigger: m.trigger, Resync: m.cfg.ResyncInterval, Status: &m.loop,
 		Tasks: []reconcile.Task{{Every: m.cfg.CTGCInterval, Do: m.ctGC}},
 	}, sync)
 }
+
+// LoopStatus returns the outcomes of the owner loop's syncs.
+func (m *Manager) LoopStatus() reconcile.LoopStatus { return m.loop.Get() }
 
 func (m *Manager) ctGC() {
 	n, err := m.ct.GC()

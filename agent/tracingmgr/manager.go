@@ -102,6 +102,7 @@ type Config struct {
 // methods are safe for concurrent use.
 type Manager struct {
 	cfg     Config
+	loop    reconcile.Status // the owner loop's outcomes (LoopStatus)
 	trigger chan struct{}
 	events  *prometheus.CounterVec
 
@@ -345,7 +346,7 @@ func (m *Manager) Changed() {
 // Run syncs on every change, fully on a timer, and retries failures with
 // exponential backoff, until ctx ends.
 func (m *Manager) Run(ctx context.Context) {
-	reconcile.Loop(ctx, reconcile.Config{Trigger: m.trigger, Resync: m.cfg.ResyncInterval}, func(full bool) error {
+	reconcile.Loop(ctx, reconcile.Config{Trigger: m.trigger, Resync: m.cfg.ResyncInterval, Status: &m.loop}, func(full bool) error {
 		if err := m.Sync(full); err != nil {
 			m.cfg.Log.WithError(err).Warn("Tracing policy rules partly written; retrying")
 			return err
@@ -353,3 +354,6 @@ func (m *Manager) Run(ctx context.Context) {
 		return nil
 	})
 }
+
+// LoopStatus returns the outcomes of the owner loop's syncs.
+func (m *Manager) LoopStatus() reconcile.LoopStatus { return m.loop.Get() }

@@ -3,6 +3,7 @@
 package endpointmap
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -122,17 +123,39 @@ func (m *Map) List() ([]Endpoint, error) {
 	)
 	it := m.m.Iterate()
 	for it.Next(&key, &val) {
-		out = append(out, Endpoint{
-			IP:       maputil.AddrFromBe32(key.Ip),
-			Ifindex:  val.Ifindex,
-			ID:       val.Id,
-			Identity: val.SecIdentity,
-			MAC:      append(net.HardwareAddr(nil), val.Mac[:]...),
-			NodeMAC:  append(net.HardwareAddr(nil), val.NodeMac[:]...),
-		})
+		out = append(out, endpointOf(key, val))
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("iterate sluice_endpoints_v1: %w", err)
 	}
 	return out, nil
+}
+
+// Lookup returns the entry of ip, as the datapath looks a local endpoint up
+// by address; ok is false when there is none.
+func (m *Map) Lookup(ip netip.Addr) (ep Endpoint, ok bool, err error) {
+	key, err := endpointKey(ip)
+	if err != nil {
+		return Endpoint{}, false, err
+	}
+	var val bpfgen.LxcEndpointInfo
+	err = m.m.Lookup(&key, &val)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return Endpoint{}, false, nil
+	}
+	if err != nil {
+		return Endpoint{}, false, fmt.Errorf("lookup sluice_endpoints_v1: %w", err)
+	}
+	return endpointOf(key, val), true, nil
+}
+
+func endpointOf(key bpfgen.LxcEndpointKey, val bpfgen.LxcEndpointInfo) Endpoint {
+	return Endpoint{
+		IP:       maputil.AddrFromBe32(key.Ip),
+		Ifindex:  val.Ifindex,
+		ID:       val.Id,
+		Identity: val.SecIdentity,
+		MAC:      append(net.HardwareAddr(nil), val.Mac[:]...),
+		NodeMAC:  append(net.HardwareAddr(nil), val.NodeMac[:]...),
+	}
 }

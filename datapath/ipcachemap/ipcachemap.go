@@ -3,6 +3,7 @@
 package ipcachemap
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 
@@ -68,4 +69,24 @@ func (m *Map) List() (map[netip.Prefix]uint32, error) {
 		return nil, fmt.Errorf("iterate sluice_ipcache4_v1: %w", err)
 	}
 	return out, nil
+}
+
+// Identity returns the identity of the longest prefix holding addr, as the
+// datapath finds it (ipcache4_identity in bpf/lib/identity.h: one LPM
+// lookup); found is false when no prefix holds it (the datapath then uses
+// world).
+func (m *Map) Identity(addr netip.Addr) (id uint32, found bool, err error) {
+	k, err := ipcacheKey(netip.PrefixFrom(addr, 32))
+	if err != nil {
+		return 0, false, err
+	}
+	var v bpfgen.LxcIpcache4Value
+	err = m.m.Lookup(&k, &v)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("lookup sluice_ipcache4_v1: %w", err)
+	}
+	return v.Identity, true, nil
 }

@@ -282,3 +282,13 @@ func (s *Sensor) Close() error {
 	}
 	return errors.Join(errs...)
 }
+
+// Maps returns the sensor's maps by name (for their usage in `sluice
+// status`: datapath.CountMaps).
+func (s *Sensor) Maps() map[string]*ebpf.Map {
+	out := make(map[string]*ebpf.Map, len(s.maps))
+	for name, m := range s.maps {
+		out[name] = m
+	}
+	return out
+}

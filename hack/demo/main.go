@@ -51,7 +51,7 @@ func demo(r *harness.Runner) {
 	step("sluice-agent loads and pins the pod programs, and the process sensor (--process-sensor)")
 	agent := node.StartAgentWith(r, harness.AgentOptions{SocketLB: true, Args: []string{"--process-sensor"}})
 	fmt.Printf("agent pid %d, programs pinned under %s; socket LB on the node's cgroup\n", agent.PID(), node.BPFRoot)
-	fmt.Print(cli(r, node, "status"))
+	fmt.Print(statusWhenReady(r, node))
 
 	step("Three pods, each wired by the sluice-cni binary (CNI ADD via libcni)")
 	pods := []*harness.Pod{node.AddPod(r, "a"), node.AddPod(r, "b"), node.AddPod(r, "c")}
@@ -178,6 +178,23 @@ func demo(r *harness.Runner) {
 	step("Cleaning up: CNI DEL for every pod, agent stopped, namespaces, bpffs and cgroup removed")
 }
 
+// statusWhenReady is `sluice status` once the agent is healthy (it exits
+// 1 until the manifests are applied), within 15 s.
+func statusWhenReady(r *harness.Runner, node *harness.Node) string {
+	var (
+		out []byte
+		err error
+	)
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		out, err = node.NS.Command(harness.Bin(r, "sluice"), "--socket", node.Socket(), "status").CombinedOutput()
+		if err == nil {
+			return string(out)
+		}
+	}
+	r.Errorf("sluice status: %v: %s", err, out)
+	return string(out)
+}
+
 func cli(r *harness.Runner, node *harness.Node, args ...string) string {
 	out, err := node.NS.Command(harness.Bin(r, "sluice"), append([]string{"--socket", node.Socket()}, args...)...).CombinedOutput()
 	if err != nil {
@@ -300,4 +317,13 @@ func showFlows(r *harness.Runner, node *harness.Node) {
 		return
 	}
 	fmt.Printf("forwarded by %s, dropped by %s\n", fwd, drop)
+
+	// Asked before sending: the same verdict and rule from the kernel's
+	// policy maps.
+	fmt.Println("\n$ sluice policy trace --src default/c --dst default/b --dport 8080/TCP")
+	out := cli(r, node, "policy", "trace", "--src", "default/c", "--dst", "default/b", "--dport", "8080/TCP")
+	fmt.Print(out)
+	if !strings.Contains(out, "rule "+drop) {
+		r.Errorf("the trace should name %s, as the dropped flow did", drop)
+	}
 }
