@@ -6,6 +6,9 @@ BINARIES := sluice-cni sluice-agent sluice
 SLUICE_PRIVILEGED_TESTS ?= $(shell [ "$$(id -u)" = 0 ] && echo 1 || echo 0)
 export SLUICE_PRIVILEGED_TESTS
 export SLUICE_BIN_DIR := $(BIN)
+# What `sluice status` reports as the agent's version.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+VERSION_LDFLAG := -X github.com/sluicenet/sluice/agent/daemon.Version=$(VERSION)
 
 .PHONY: all build deps generate test lint demo clean help check-generate fuzz
 
@@ -24,7 +27,7 @@ deps:
 
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
+	$(GO) build -ldflags "$(VERSION_LDFLAG)" -o $(BIN)/ $(addprefix ./cmd/,$(BINARIES))
 	$(GO) build -o $(BIN)/host-local github.com/containernetworking/plugins/plugins/ipam/host-local
 	$(GO) build -o $(BIN)/crr ./test/bench/crr
 
@@ -85,7 +88,7 @@ IMAGE_TAR ?= $(BIN)/sluice-image.tar
 # A docker-archive tar of static binaries, built without Docker (hack/k8s/mkimage.sh); load with `ctr images import`.
 image:
 	@rm -rf $(BIN)/image && mkdir -p $(BIN)/image/usr/bin $(BIN)/image/usr/lib/sluice/cni
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/image/usr/bin/ ./cmd/sluice-agent ./cmd/sluice ./install/cni-install
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(VERSION_LDFLAG)" -o $(BIN)/image/usr/bin/ ./cmd/sluice-agent ./cmd/sluice ./install/cni-install
 	mv $(BIN)/image/usr/bin/cni-install $(BIN)/image/usr/bin/sluice-install-cni
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/image/usr/lib/sluice/cni/ ./cmd/sluice-cni \
 		github.com/containernetworking/plugins/plugins/ipam/host-local github.com/containernetworking/plugins/plugins/main/loopback
