@@ -2,6 +2,8 @@ package endpointmgr
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/sluicenet/sluice/agent/api"
@@ -32,8 +34,13 @@ func normalizePortMappings(pms []api.PortMapping) []api.PortMapping {
 // bypasses them (another runtime, a standalone node, a stale endpoint) with
 // a message that names the pod holding the port.
 func (m *Manager) hostPortConflict(e, old *entry) error {
+	if len(e.ep.PortMappings) == 0 {
+		return nil
+	}
+	ids := slices.Sorted(maps.Keys(m.byID)) // the lowest ID is named first
 	for _, p := range e.ep.PortMappings {
-		for _, other := range m.byKey {
+		for _, id := range ids {
+			other := m.byID[id]
 			if other == old || other.ep.Key() == e.ep.Key() {
 				continue
 			}
