@@ -37,6 +37,19 @@ func (p PortMapping) Addr() netip.Addr {
 	return a.Unmap()
 }
 
+// Normalized returns p with a lower-case protocol and a canonical host
+// address ("" for every address), the form the agent stores. It is valid
+// only for a mapping Validate accepted.
+func (p PortMapping) Normalized() PortMapping {
+	p.Protocol = strings.ToLower(p.Proto())
+	if a := p.Addr(); a.IsUnspecified() {
+		p.HostIP = ""
+	} else {
+		p.HostIP = a.String()
+	}
+	return p
+}
+
 func (p PortMapping) String() string {
 	return fmt.Sprintf("hostPort %s/%s -> containerPort %d", netip.AddrPortFrom(p.Addr(), uint16(p.HostPort)), p.Proto(), p.ContainerPort)
 }
@@ -73,11 +86,11 @@ func (p PortMapping) Overlaps(q PortMapping) bool {
 	return a == b || a.IsUnspecified() || b.IsUnspecified()
 }
 
-// validatePortMappings checks every mapping and that no two of one pod use
+// ValidatePortMappings checks every mapping and that no two of one pod use
 // the same host address, port and protocol. Within a pod, one on every
 // address and one on a given address may share a port (Kubernetes' API
 // validation allows it): the given address's wins there.
-func validatePortMappings(pms []PortMapping) error {
+func ValidatePortMappings(pms []PortMapping) error {
 	for i, p := range pms {
 		if err := p.Validate(); err != nil {
 			return err

@@ -82,7 +82,7 @@ func (e *Endpoint) Validate() error {
 			return fmt.Errorf("%s %q is not valid UTF-8", f.field, f.s)
 		}
 	}
-	return validatePortMappings(e.PortMappings)
+	return ValidatePortMappings(e.PortMappings)
 }
 
 // Counter is a packet/byte count for one direction and reason of an endpoint.

@@ -4,26 +4,19 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strings"
 
 	"github.com/sluicenet/sluice/agent/api"
 )
 
-// normalizePortMappings returns pms (validated) with lower-case protocols
-// and canonical host addresses, an unspecified one as "".
+// normalizePortMappings returns pms (validated) in the form api.PortMapping
+// Normalized gives.
 func normalizePortMappings(pms []api.PortMapping) []api.PortMapping {
 	if len(pms) == 0 {
 		return nil
 	}
 	out := make([]api.PortMapping, len(pms))
 	for i, p := range pms {
-		p.Protocol = strings.ToLower(p.Proto())
-		if a := p.Addr(); a.IsUnspecified() {
-			p.HostIP = ""
-		} else {
-			p.HostIP = a.String()
-		}
-		out[i] = p
+		out[i] = p.Normalized()
 	}
 	return out
 }
