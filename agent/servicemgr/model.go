@@ -24,7 +24,7 @@ type model struct {
 	slices   map[name]map[string]*discoveryv1.EndpointSlice
 	sliceSvc map[name]name                     // EndpointSlice → the Service it is labelled with
 	pods     map[string]map[string]*corev1.Pod // by namespace, name
-	out      map[name][]lb.Service // by Service; the pods' hostPorts under hostPortsKey
+	out      map[name][]lb.Service             // by Service; the pods' hostPorts under hostPortsKey
 	diags    map[name][]translate.Diagnostic
 	fes      translate.Frontends
 }
