@@ -74,14 +74,39 @@ func askMain(args []string) error {
 	fs := flag.NewFlagSet("ask", flag.ExitOnError)
 	target := fs.String("target", "", "server address (ip:port)")
 	timeout := fs.Duration("timeout", 2*time.Second, "timeout for the whole exchange")
+	udp := fs.Bool("udp", false, "send one UDP datagram \"?\" and print the reply instead")
 	fs.Parse(args)
 	if *target == "" {
 		return errors.New("--target is required")
 	}
-	name, err := tcpcrr.Ask(*target, *timeout)
+	ask := tcpcrr.Ask
+	if *udp {
+		ask = askUDP
+	}
+	name, err := ask(*target, *timeout)
 	if err != nil {
 		return err
 	}
 	fmt.Println(name)
 	return nil
+}
+
+// askUDP sends "?" to target over UDP and returns the reply without its
+// newline (the harness's UDP servers answer "<name>\n").
+func askUDP(target string, timeout time.Duration) (string, error) {
+	c, err := net.DialTimeout("udp4", target, timeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte("?")); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 1500)
+	n, err := c.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(string(buf[:n]), "\n"), nil
 }
