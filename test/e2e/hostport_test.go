@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -54,21 +55,12 @@ func (c *cluster) hostPortFrontends(t *testing.T, ns string) map[string]string {
 	out := map[string]string{}
 	for _, s := range svcs {
 		if s.Kind == "HostPort" && len(s.Backends) == 1 && s.Backends[0].Pod != "" && s.Error == "" {
-			if pns, pod, _ := cutPod(s.Backends[0].Pod); pns == ns {
+			if pns, pod, _ := strings.Cut(s.Backends[0].Pod, "/"); pns == ns {
 				out[s.Frontend+"/"+s.Protocol] = pod
 			}
 		}
 	}
 	return out
-}
-
-func cutPod(s string) (ns, name string, ok bool) {
-	for i := range s {
-		if s[i] == '/' {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return "", s, false
 }
 
 // TestE2EHostPort is the upstream conformance test "HostPort validates that
