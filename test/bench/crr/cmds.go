@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluicenet/sluice/test/bench/tcpcrr"
+	"github.com/sluicenet/sluice/test/echoserver"
 )
 
 func serveMain(args []string) error {
@@ -91,22 +92,13 @@ func askMain(args []string) error {
 	return nil
 }
 
-// askUDP sends "?" to target over UDP and returns the reply without its
-// newline (the harness's UDP servers answer "<name>\n").
+// askUDP sends "?" to target over UDP and returns the reply (the
+// harness's UDP servers answer "<name>\n").
 func askUDP(target string, timeout time.Duration) (string, error) {
 	c, err := net.DialTimeout("udp4", target, timeout)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte("?")); err != nil {
-		return "", err
-	}
-	buf := make([]byte, 1500)
-	n, err := c.Read(buf)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSuffix(string(buf[:n]), "\n"), nil
+	return echoserver.AskUDP(c, timeout)
 }
