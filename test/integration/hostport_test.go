@@ -22,8 +22,9 @@ import (
 //	pod1  127.0.0.1:54323/TCP     pod2  <node IP>:54323/TCP
 //	pod3  <node IP>:54323/UDP     pod4  every address, 54324/TCP
 //
-// each reached from a process in the node's cgroup (socket hooks) and from
-// the ext netns through ext0 (host device programs), answering with its own
+// each reached from a process in the node's cgroup (socket hooks), from a
+// pod (its veth's program) and from the ext netns through ext0 (host device
+// programs), answering with its own
 // name; a fifth pod asking for pod2's port fails at ADD; DEL removes the
 // entry. Topology as in nodeport_test.go (ext0 192.168.250.1, client
 // 192.168.250.2).
@@ -153,6 +154,22 @@ func TestPrivilegedHostPort(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, "pod3", got)
 			name, _, err = askPeer(e.ext, npNodeIP+":"+anyPort, timeout)
+			require.NoError(t, err)
+			assert.Equal(t, "pod4", name)
+		}
+	})
+
+	t.Run("from a pod (per-packet translation at its veth)", func(t *testing.T) {
+		client := e.node.AddPod(t, "client")
+		for i := 0; i < 3; i++ {
+			name, peer, err := askPeer(client.NS, nodeAddr, timeout)
+			require.NoError(t, err)
+			assert.Equal(t, "pod2", name)
+			assert.Equal(t, client.IP.String(), peer)
+			got, err := harness.AskUDP(client.NS, nodeAddr, timeout)
+			require.NoError(t, err)
+			assert.Equal(t, "pod3", got)
+			name, _, err = askPeer(client.NS, npNodeIP+":"+anyPort, timeout)
 			require.NoError(t, err)
 			assert.Equal(t, "pod4", name)
 		}
