@@ -72,6 +72,10 @@ func (c *command) add(args *skel.CmdArgs) (types.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	portMappings, err := c.conf.portMappings()
+	if err != nil {
+		return nil, err
+	}
 	ctx := context.Background()
 
 	// Fail closed, before any allocation: no pod without the datapath.
@@ -141,6 +145,7 @@ func (c *command) add(args *skel.CmdArgs) (types.Result, error) {
 		HostIfName:   w.hostName,
 		HostIfIndex:  hostIf.Index,
 		HostMAC:      hostIf.HardwareAddr.String(),
+		PortMappings: portMappings,
 	}
 	id, err := c.registerEndpoint(ctx, w, ep)
 	if err != nil {

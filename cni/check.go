@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 
 	"github.com/containernetworking/cni/pkg/skel"
 	"github.com/containernetworking/cni/pkg/types"
@@ -131,7 +132,35 @@ func (c *command) check(args *skel.CmdArgs) error {
 		return checkFailed("sluice-agent has endpoint %s/%s on ifindex %d, %s is %d",
 			args.ContainerID, args.IfName, ep.HostIfIndex, hostName, link.Attrs().Index)
 	}
+	return c.checkPortMappings(args, ep)
+}
+
+// checkPortMappings checks that the agent serves the hostPorts the runtime
+// passes (runtimeConfig.portMappings), no more and no fewer.
+func (c *command) checkPortMappings(args *skel.CmdArgs, ep api.Endpoint) error {
+	want, err := c.conf.portMappings()
+	if err != nil {
+		return err
+	}
+	if !samePortMappings(want, ep.PortMappings) {
+		return checkFailed("sluice-agent has endpoint %s/%s with port mappings %v, the runtime passes %v",
+			args.ContainerID, args.IfName, ep.PortMappings, want)
+	}
 	return nil
+}
+
+// samePortMappings compares two sets of valid mappings in normal form.
+func samePortMappings(a, b []api.PortMapping) bool {
+	norm := func(pms []api.PortMapping) []string {
+		out := make([]string, len(pms))
+		for i, p := range pms {
+			p = p.Normalized()
+			out[i] = fmt.Sprintf("%s %d %d %s", p.HostIP, p.HostPort, p.ContainerPort, p.Protocol)
+		}
+		slices.Sort(out)
+		return out
+	}
+	return slices.Equal(norm(a), norm(b))
 }
 
 // checkPodIf runs in the pod's netns.

@@ -9,6 +9,7 @@ import (
 	"github.com/containernetworking/cni/pkg/types"
 	"github.com/containernetworking/cni/pkg/utils"
 
+	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/datapath/pin"
 )
 
@@ -43,6 +44,27 @@ type NetConf struct {
 	MTU int `json:"mtu,omitempty"`
 	// LogFile receives the plugin's logs; without it only warnings go to stderr.
 	LogFile string `json:"logFile,omitempty"`
+
+	// RuntimeConfig is what the runtime passes for the capabilities the
+	// conflist declares ("capabilities": {"portMappings": true}).
+	RuntimeConfig RuntimeConfig `json:"runtimeConfig,omitempty"`
+}
+
+// RuntimeConfig holds the capability arguments the plugin understands.
+type RuntimeConfig struct {
+	// PortMappings are the pod's hostPorts (the portmap plugin's
+	// capability): the agent serves them in BPF.
+	PortMappings []api.PortMapping `json:"portMappings,omitempty"`
+}
+
+// portMappings validates the runtime's port mappings (an invalid one is a
+// configuration error, before anything is allocated).
+func (c *NetConf) portMappings() ([]api.PortMapping, error) {
+	pms := c.RuntimeConfig.PortMappings
+	if err := api.ValidatePortMappings(pms); err != nil {
+		return nil, invalidConf("runtimeConfig: %v", err)
+	}
+	return pms, nil
 }
 
 // ipamConf is the part of the ipam section the plugin reads itself (GC).

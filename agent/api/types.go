@@ -46,6 +46,10 @@ type Endpoint struct {
 	HostMAC      string    `json:"hostMAC"`
 	Created      time.Time `json:"created,omitzero"`
 	Counters     []Counter `json:"counters,omitempty"`
+	// PortMappings are the pod's hostPorts (the runtime's
+	// runtimeConfig.portMappings); the agent serves them as load-balancing
+	// frontends of kind HostPort.
+	PortMappings []PortMapping `json:"portMappings,omitempty"`
 }
 
 // Key names the endpoint the way CNI names an attachment.
@@ -79,7 +83,7 @@ func (e *Endpoint) Validate() error {
 			return fmt.Errorf("%s %q is not valid UTF-8", f.field, f.s)
 		}
 	}
-	return nil
+	return ValidatePortMappings(e.PortMappings)
 }
 
 // Counter is a packet/byte count for one direction and reason of an endpoint.

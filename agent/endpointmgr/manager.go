@@ -118,6 +118,9 @@ func (m *Manager) Put(req api.Endpoint) (api.Endpoint, error) {
 		return api.Endpoint{}, fmt.Errorf("%w: ipv4 %s is already used by endpoint %s (id %d)",
 			ErrConflict, e.ip, other.ep.Key(), other.ep.ID)
 	}
+	if err := m.hostPortConflict(e, old); err != nil {
+		return api.Endpoint{}, err
+	}
 	if old != nil {
 		e.ep.ID, e.ep.Created, e.identity = old.ep.ID, old.ep.Created, old.identity
 	} else {

@@ -59,6 +59,7 @@ func parse(ep api.Endpoint) (*entry, error) {
 	ep.MAC = mac.String()
 	ep.HostMAC = hostMAC.String()
 	ep.Counters = nil
+	ep.PortMappings = normalizePortMappings(ep.PortMappings)
 	return &entry{ep: ep, ip: ip, mac: mac, hostMAC: hostMAC}, nil
 }
 

@@ -40,6 +40,10 @@ const (
 	NodePort
 	ExternalIP
 	LoadBalancer
+	// HostPort is a pod's hostPort (from the CNI's portMappings): its
+	// frontend is the host address, or 0.0.0.0 for every address of the
+	// node as for a NodePort, and its one backend the pod's port.
+	HostPort
 )
 
 func (k Kind) String() string {
@@ -52,6 +56,8 @@ func (k Kind) String() string {
 		return "ExternalIP"
 	case LoadBalancer:
 		return "LoadBalancer"
+	case HostPort:
+		return "HostPort"
 	}
 	return fmt.Sprintf("kind-%d", uint8(k))
 }
@@ -59,8 +65,9 @@ func (k Kind) String() string {
 // External reports whether the kind is subject to externalTrafficPolicy.
 func (k Kind) External() bool { return k != ClusterIP }
 
-// Frontend is an address clients connect to. A NodePort frontend has the
-// unspecified address 0.0.0.0: it matches every address of the node.
+// Frontend is an address clients connect to. A NodePort frontend (and a
+// HostPort one without host address) has the unspecified address 0.0.0.0:
+// it matches every address of the node.
 type Frontend struct {
 	Addr  netip.Addr
 	Port  uint16

@@ -11,7 +11,9 @@
 // the objects that changed, only the Services they concern are translated
 // again, and only the entries of the frontends they touch are written
 // (lbSync.ApplyChanged); a failed incremental sync is retried as a full one.
-// It
-// also garbage-collects expired conntrack entries and exposes the services,
-// LB maps and conntrack entries the local API serves.
+// The pods' hostPorts (the CNI's port mappings on the endpoints wired here,
+// hostport.go) are frontends of kind HostPort in the same model, recomputed
+// whenever an endpoint comes or goes.
+// It also garbage-collects expired conntrack entries and exposes the
+// services, LB maps and conntrack entries the local API serves.
 package servicemgr

@@ -25,6 +25,9 @@ type Maps interface {
 	UpsertRevNAT(id uint16, fe lbmap.Frontend) error
 	DeleteRevNAT(id uint16) error
 	RevNATs() (map[uint16]lbmap.Frontend, error)
+	// NodeAddrs lists the node's addresses (sluice_node_addrs_v1): a
+	// hostPort on a given host address is served only on one of these.
+	NodeAddrs() ([]netip.Addr, error)
 }
 
 // SyncStats says what one sync changed in the maps.
@@ -366,6 +369,14 @@ func flags(s lb.Service) lbmap.Flags {
 		f |= lbmap.FlagNodePort
 	case lb.ExternalIP, lb.LoadBalancer:
 		f |= lbmap.FlagExternal
+	case lb.HostPort:
+		// On every address of the node like a NodePort, or on one like an
+		// ExternalIP: the programs serve it as they serve those.
+		if s.Frontend.Addr.IsUnspecified() {
+			f |= lbmap.FlagNodePort
+		} else {
+			f |= lbmap.FlagExternal
+		}
 	}
 	if s.LocalOnly {
 		f |= lbmap.FlagLocalOnly

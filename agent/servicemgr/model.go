@@ -24,7 +24,7 @@ type model struct {
 	slices   map[name]map[string]*discoveryv1.EndpointSlice
 	sliceSvc map[name]name                     // EndpointSlice → the Service it is labelled with
 	pods     map[string]map[string]*corev1.Pod // by namespace, name
-	out      map[name][]lb.Service
+	out      map[name][]lb.Service             // by Service; the pods' hostPorts under hostPortsKey
 	diags    map[name][]translate.Diagnostic
 	fes      translate.Frontends
 }
@@ -77,6 +77,7 @@ func (m *Manager) newModel(objs Objects, eps []api.Endpoint) *model {
 			m.translate(md, name{Namespace: ns, Name: n}, pods[ns])
 		}
 	}
+	m.hostPorts(md, eps)
 	return md
 }
 
@@ -163,9 +164,7 @@ func (md *model) setSlice(n name, s *discoveryv1.EndpointSlice) *name {
 }
 
 // translate re-translates one Service (gone if not indexed) with pods, the
-// translator's pods of its namespace. It returns the frontends whose owner
-// may have changed, and the Service's and these frontends' diagnostics
-// before and after.
+// translator's pods of its namespace, and swaps the result into the model.
 func (m *Manager) translate(md *model, n name, pods []translate.Pod) (fes []lb.Frontend, before, after []translate.Diagnostic) {
 	var out []lb.Service
 	var diags []translate.Diagnostic
@@ -179,6 +178,13 @@ func (m *Manager) translate(md *model, n name, pods []translate.Pod) (fes []lb.F
 		}
 		out, diags = translate.Service(in, svc)
 	}
+	return md.swap(n, out, diags)
+}
+
+// swap replaces what n (a Service, or hostPortsKey) contributes with out
+// and diags, and returns the frontends whose owner may have changed, and
+// n's and these frontends' diagnostics before and after.
+func (md *model) swap(n name, out []lb.Service, diags []translate.Diagnostic) (fes []lb.Frontend, before, after []translate.Diagnostic) {
 	before = slices.Clone(md.diags[n])
 	seen := map[lb.Frontend]bool{}
 	for _, s := range slices.Concat(md.out[n], out) {

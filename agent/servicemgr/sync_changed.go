@@ -39,6 +39,16 @@ func (m *Manager) syncChanged(objs Objects, p pending) (SyncStats, error) {
 		return pods[ns]
 	}
 	touched := map[lb.Frontend]bool{}
+	if p.endpoints {
+		if !listed {
+			eps, listed = m.endpoints(), true
+		}
+		fes, before, after := m.hostPorts(md, eps)
+		m.logDiagnosticsDelta(before, after)
+		for _, fe := range fes {
+			touched[fe] = true
+		}
+	}
 	for n := range dirty {
 		var ps []translate.Pod
 		if svc := md.svcs[n.Namespace][n.Name]; svc != nil && md.usesPods(svc) {

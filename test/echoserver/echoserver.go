@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -71,4 +72,20 @@ func ServeUDP(pc net.PacketConn, reply func(payload []byte) []byte) {
 		}
 		pc.WriteTo(reply(buf[:n]), from)
 	}
+}
+
+// AskUDP is the client of a ServeUDP that names itself: it sends "?" on c
+// (a connected UDP socket) and returns the reply without its newline,
+// within timeout.
+func AskUDP(c net.Conn, timeout time.Duration) (string, error) {
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write([]byte("?")); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 1500)
+	n, err := c.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(string(buf[:n]), "\n"), nil
 }

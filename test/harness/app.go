@@ -145,16 +145,7 @@ func AskUDP(ns *NetNS, addr string, timeout time.Duration) (string, error) {
 		return "", err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
-	if _, err := c.Write([]byte("?")); err != nil {
-		return "", err
-	}
-	buf := make([]byte, 1500)
-	n, err := c.Read(buf)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSuffix(string(buf[:n]), "\n"), nil
+	return echoserver.AskUDP(c, timeout)
 }
 
 // IsTimeout reports whether err is a network timeout.

@@ -67,6 +67,8 @@ func NewNode(tb T, opts NodeOptions) *Node {
 			"runDir":  n.RunDir,
 			"bpfRoot": n.BPFRoot,
 			"logFile": filepath.Join(n.Dir, "cni.log"),
+			// As the agent's conflist: the runtime passes hostPorts.
+			"capabilities": map[string]bool{"portMappings": true},
 			"ipam": map[string]any{
 				"type":    "host-local",
 				"ranges":  [][]map[string]string{{{"subnet": n.PodCIDR.String()}}},

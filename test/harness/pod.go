@@ -11,6 +11,8 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/containernetworking/cni/pkg/types"
 	current "github.com/containernetworking/cni/pkg/types/100"
+
+	"github.com/sluicenet/sluice/agent/api"
 )
 
 // Pod is a network namespace wired into a node by sluice-cni.
@@ -25,6 +27,9 @@ type Pod struct {
 	HostIfName  string
 	HostMAC     net.HardwareAddr
 	Result      *current.Result
+	// PortMappings are the hostPorts the runtime passes on every CNI call
+	// (runtimeConfig.portMappings, the conflist declares the capability).
+	PortMappings []api.PortMapping
 }
 
 // NewContainerID returns a random 64-hex-character container ID.
@@ -38,7 +43,7 @@ func NewContainerID() string {
 
 // RuntimeConf is what libcni passes to the plugin for this pod.
 func (p *Pod) RuntimeConf() *libcni.RuntimeConf {
-	return &libcni.RuntimeConf{
+	rc := &libcni.RuntimeConf{
 		ContainerID: p.ContainerID,
 		NetNS:       p.NS.Path(),
 		IfName:      "eth0",
@@ -48,6 +53,10 @@ func (p *Pod) RuntimeConf() *libcni.RuntimeConf {
 			{"K8S_POD_NAME", p.Name},
 		},
 	}
+	if len(p.PortMappings) > 0 {
+		rc.CapabilityArgs = map[string]any{"portMappings": p.PortMappings}
+	}
+	return rc
 }
 
 // AddPod creates a pod netns and runs CNI ADD for it through the real
@@ -71,7 +80,13 @@ func (n *Node) TryAddPod(tb T, name string) (*Pod, error) {
 // TryAddPodIn is TryAddPod for a pod in a Kubernetes namespace.
 func (n *Node) TryAddPodIn(tb T, namespace, name string) (*Pod, error) {
 	tb.Helper()
-	p := &Pod{Name: name, Namespace: namespace, ContainerID: NewContainerID(), Node: n}
+	return n.TryAddPodWithPorts(tb, namespace, name)
+}
+
+// TryAddPodWithPorts is TryAddPodIn for a pod with hostPorts.
+func (n *Node) TryAddPodWithPorts(tb T, namespace, name string, pms ...api.PortMapping) (*Pod, error) {
+	tb.Helper()
+	p := &Pod{Name: name, Namespace: namespace, ContainerID: NewContainerID(), Node: n, PortMappings: pms}
 	p.NS = NewNetNS(tb, "sl-pod-")
 	res, err := n.CNI.AddNetworkList(context.Background(), n.ConfList, p.RuntimeConf())
 	if err != nil {

@@ -61,6 +61,9 @@ func (c Conflist) Render() ([]byte, error) {
 		"runDir":  c.RunDir,
 		"bpfRoot": c.BPFRoot,
 		"ipam":    ipam,
+		// The runtime passes the pods' hostPorts (runtimeConfig); the
+		// agent serves them in BPF, so no portmap plugin is chained.
+		"capabilities": map[string]bool{"portMappings": true},
 	}
 	if c.LogFile != "" {
 		plugin["logFile"] = c.LogFile

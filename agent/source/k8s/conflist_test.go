@@ -10,6 +10,7 @@ import (
 	"github.com/containernetworking/cni/libcni"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/cni"
 )
 
@@ -42,6 +43,18 @@ func TestConflistRenderIsWhatTheRuntimeAndPluginAccept(t *testing.T) {
 	require.Equal(t, "/var/log/sluice-cni.log", nc.LogFile)
 	require.Contains(t, string(list.Plugins[0].Bytes), `"subnet":"10.244.0.0/24"`)
 	require.Contains(t, string(list.Plugins[0].Bytes), `"dataDir":"/var/lib/cni/networks"`)
+
+	// libcni passes runtimeConfig.portMappings only to a plugin declaring
+	// the capability; the plugin reads them.
+	require.True(t, list.Plugins[0].Network.Capabilities["portMappings"], "portMappings capability declared")
+	entry["runtimeConfig"] = map[string]any{"portMappings": []map[string]any{
+		{"hostPort": 54323, "containerPort": 8080, "protocol": "udp", "hostIP": "192.168.1.5"}}}
+	pluginConf, err = json.Marshal(entry)
+	require.NoError(t, err)
+	nc, err = cni.ParseConfig(pluginConf)
+	require.NoError(t, err)
+	require.Equal(t, []api.PortMapping{{HostPort: 54323, ContainerPort: 8080, Protocol: "udp", HostIP: "192.168.1.5"}},
+		nc.RuntimeConfig.PortMappings)
 }
 
 func TestConflistRenderRejects(t *testing.T) {

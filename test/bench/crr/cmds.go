@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluicenet/sluice/test/bench/tcpcrr"
+	"github.com/sluicenet/sluice/test/echoserver"
 )
 
 func serveMain(args []string) error {
@@ -74,14 +75,30 @@ func askMain(args []string) error {
 	fs := flag.NewFlagSet("ask", flag.ExitOnError)
 	target := fs.String("target", "", "server address (ip:port)")
 	timeout := fs.Duration("timeout", 2*time.Second, "timeout for the whole exchange")
+	udp := fs.Bool("udp", false, "send one UDP datagram \"?\" and print the reply instead")
 	fs.Parse(args)
 	if *target == "" {
 		return errors.New("--target is required")
 	}
-	name, err := tcpcrr.Ask(*target, *timeout)
+	ask := tcpcrr.Ask
+	if *udp {
+		ask = askUDP
+	}
+	name, err := ask(*target, *timeout)
 	if err != nil {
 		return err
 	}
 	fmt.Println(name)
 	return nil
+}
+
+// askUDP sends "?" to target over UDP and returns the reply (the
+// harness's UDP servers answer "<name>\n").
+func askUDP(target string, timeout time.Duration) (string, error) {
+	c, err := net.DialTimeout("udp4", target, timeout)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return echoserver.AskUDP(c, timeout)
 }

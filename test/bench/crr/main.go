@@ -4,14 +4,15 @@
 //
 //	crr serve --listen ip:port --name N [--announce]
 //	crr run   --target ip:port[,ip:port] --workers N --duration D [--warmup D]
-//	crr ask   --target ip:port
+//	crr ask   --target ip:port [--udp]
 //
 // serve answers every 1-byte request with 1 byte, except the request '?',
 // which it answers with "<name>\n"; with --announce it first writes
 // "<name>\n" on every connection. Like netserver it then waits for the
 // client to close before closing, so TIME_WAIT stays on the client.
 // run prints one JSON object (see Result). ask prints the name the server
-// answered with: proof that a backend, not just a handshake, answered.
+// answered with: proof that a backend, not just a handshake, answered (with
+// --udp, the reply to one datagram).
 package main
 
 import (
@@ -23,7 +24,7 @@ func usage() {
 	fmt.Fprintln(os.Stderr, `usage:
   crr serve --listen ip:port --name N [--announce]
   crr run   --target ip:port[,ip:port...] --workers N --duration D [--warmup D] [--timeout D]
-  crr ask   --target ip:port [--timeout D]`)
+  crr ask   --target ip:port [--timeout D] [--udp]`)
 	os.Exit(2)
 }
 
