@@ -1,0 +1,54 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sluicenet/sluice/agent/ui"
+)
+
+func uiCommand(o *options) *cobra.Command {
+	var addr string
+	cmd := &cobra.Command{
+		Use:   "ui",
+		Short: "Serve the service map: who talks to whom from the agent's flows, on a local web page (like Hubble UI)",
+		Long: "Serve the service map on --addr (loopback by default): a live graph of the agent's flows (workloads\n" +
+			"and services grouped by namespace, world and host as their own nodes, edges coloured by verdict with\n" +
+			"counts), the flows with the `sluice observe` filters, and the process events of a selected pod.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("listen on %s: %w", addr, err)
+			}
+			if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is not a loopback address: anyone who reaches it sees this node's flows\n", ip)
+			}
+			ctx, cancel := context.WithCancel(cmd.Context())
+			defer cancel()
+			s := ui.NewServer(o.client())
+			s.EventLine = EventLine
+			go s.Run(ctx)
+			srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+			go func() {
+				<-ctx.Done()
+				sctx, c := context.WithTimeout(context.Background(), 2*time.Second)
+				defer c()
+				_ = srv.Shutdown(sctx)
+			}()
+			fmt.Fprintf(cmd.OutOrStdout(), "sluice ui: serving the service map on http://%s/\n", ln.Addr())
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&addr, "addr", ui.DefaultAddr, "address to serve on (host:port; port 0 picks a free one)")
+	return cmd
+}
