@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/ui"
 )
 
@@ -33,7 +35,12 @@ func uiCommand(o *options) *cobra.Command {
 			ctx, cancel := context.WithCancel(cmd.Context())
 			defer cancel()
 			s := ui.NewServer(o.client())
-			s.EventLine = EventLine
+			// The page's lines go without EventLine's leading emoji: a
+			// browser may have no font for them.
+			s.EventLine = func(ev *api.ProcessEvent) string {
+				_, line, _ := strings.Cut(EventLine(ev), " ")
+				return line
+			}
 			go s.Run(ctx)
 			srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 			go func() {

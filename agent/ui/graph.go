@@ -77,17 +77,25 @@ type Graph struct {
 	Nodes      []Node   `json:"nodes"`
 	Edges      []Edge   `json:"edges"`
 	Namespaces []string `json:"namespaces"`
-	Flows      int      `json:"flows"` // flows aggregated
+	Flows      int      `json:"flows"` // flows counted
 }
 
 // Build aggregates flows into the service map. services maps a frontend
 // (ip:port, as a flow's origDestination names it) to the Service's
 // "namespace/name": a flow sent to a service address becomes two edges,
-// source → service and service → backend.
-func Build(flows []api.Flow, services map[string]string) Graph {
+// source → service and service → backend. local holds the pods of this
+// node ("namespace/name"): a connection between two of them is seen twice,
+// leaving the client and entering the server, and counts once, by the
+// server's verdict (a forwarded egress flow to a local pod is skipped).
+func Build(flows []api.Flow, services map[string]string, local map[string]bool) Graph {
 	b := builder{nodes: map[string]*Node{}, edges: map[[2]string]*edgeAcc{}}
+	skipped := 0
 	for i := range flows {
 		f := &flows[i]
+		if f.Direction == "egress" && f.Verdict == "FORWARDED" && f.DstPod != "" && local[f.DstPod] {
+			skipped++
+			continue
+		}
 		src := b.node(peerNode(f.SrcPod, f.SrcLabels, f.SrcIdentity))
 		dst := b.node(peerNode(f.DstPod, f.DstLabels, f.DstIdentity))
 		port := strconv.Itoa(int(f.DstPort)) + "/" + f.Protocol
@@ -102,7 +110,7 @@ func Build(flows []api.Flow, services map[string]string) Graph {
 			b.edge(src, dst, f.Verdict, port)
 		}
 	}
-	return b.graph(len(flows))
+	return b.graph(len(flows) - skipped)
 }
 
 type edgeAcc struct {

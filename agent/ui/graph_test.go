@@ -48,7 +48,7 @@ func TestBuildGroupsPodsIntoWorkloads(t *testing.T) {
 		podFlow("x/client-2", "x/web-0", "FORWARDED", "client", "web", 8080),
 		podFlow("y/api-7d9f8c6b5d-xk2lp", "x/web-0", "FORWARDED", "", "web", 8080),
 	}
-	g := Build(flows, nil)
+	g := Build(flows, nil, nil)
 	assert.Equal(t, []string{"x/client", "x/web", "y/api"}, nodeIDs(g))
 	assert.Equal(t, []string{"x", "y"}, g.Namespaces)
 	assert.Equal(t, []string{"x/client-1", "x/client-2"}, g.Nodes[0].Pods)
@@ -73,7 +73,7 @@ func TestBuildVerdictColours(t *testing.T) {
 		podFlow("x/a", "x/c", "AUDIT", "a", "c", 81),
 		podFlow("x/a", "x/d", "FORWARDED", "a", "d", 80),
 	}
-	g := Build(flows, nil)
+	g := Build(flows, nil, nil)
 	ab := edge(t, g, "x/a", "x/b")
 	assert.Equal(t, "DROPPED", ab.Verdict)
 	assert.Equal(t, VerdictColor("DROPPED"), ab.Color)
@@ -107,7 +107,7 @@ func TestBuildWorldHostAndRemote(t *testing.T) {
 		// Identities without labels: host by number, else their number.
 		{Verdict: "FORWARDED", Protocol: "ICMP", SrcIdentity: 1, DstIdentity: 4242},
 	}
-	g := Build(flows, nil)
+	g := Build(flows, nil, nil)
 	assert.Equal(t, []string{"host", "identity:4242", "world", "x/web", "z/client"}, nodeIDs(g))
 	kinds := map[string]string{}
 	for _, n := range g.Nodes {
@@ -137,7 +137,7 @@ func TestBuildServices(t *testing.T) {
 	np := api.Flow{Verdict: "DROPPED", Protocol: "TCP", SrcIdentity: 2, DstPod: "x/web", DstLabels: []string{"k8s:app=web"},
 		DstPort: 8080, OrigDest: "192.168.1.1:30080"}
 	direct := podFlow("x/client", "x/web", "FORWARDED", "client", "web", 8080)
-	g := Build([]api.Flow{f, f, np, direct}, svcs)
+	g := Build([]api.Flow{f, f, np, direct}, svcs, nil)
 	assert.Equal(t, []string{"service:x/websvc", "world", "x/client", "x/web"}, nodeIDs(g))
 	assert.Equal(t, KindService, g.Nodes[0].Kind)
 	assert.Equal(t, "websvc", g.Nodes[0].Label)
@@ -151,8 +151,31 @@ func TestBuildServices(t *testing.T) {
 }
 
 func TestBuildEmpty(t *testing.T) {
-	g := Build(nil, nil)
+	g := Build(nil, nil, nil)
 	assert.NotNil(t, g.Nodes)
 	assert.NotNil(t, g.Edges)
 	assert.Zero(t, g.Flows)
+}
+
+func TestBuildCountsALocalConnectionOnce(t *testing.T) {
+	out := func(f api.Flow) api.Flow { f.Direction = "egress"; f.EndpointPod = f.SrcPod; return f }
+	in := func(f api.Flow) api.Flow { f.Direction = "ingress"; f.EndpointPod = f.DstPod; return f }
+	allowed := podFlow("x/a", "x/b", "FORWARDED", "a", "b", 80)
+	denied := podFlow("x/a", "x/b", "DROPPED", "a", "b", 81)
+	remote := podFlow("x/a", "y/r", "FORWARDED", "a", "r", 80)
+	flows := []api.Flow{
+		out(allowed), in(allowed), // an allowed connection, seen leaving a and entering b
+		out(allowed), in(denied), // a denied one: forwarded out of a, dropped into b
+		out(podFlow("x/a", "x/b", "DROPPED", "a", "b", 82)), // dropped on the way out: no ingress flow
+		out(remote), // to a pod of another node: only its egress flow is here
+	}
+	local := map[string]bool{"x/a": true, "x/b": true}
+	g := Build(flows, nil, local)
+	ab := edge(t, g, "x/a", "x/b")
+	assert.Equal(t, [4]int{3, 1, 2, 0}, [4]int{ab.Flows, ab.Forwarded, ab.Dropped, ab.Audit})
+	assert.Equal(t, "DROPPED", ab.Verdict)
+	assert.Equal(t, 1, edge(t, g, "x/a", "y/r").Flows)
+	assert.Equal(t, 4, g.Flows, "the two forwarded egress flows to b are not counted")
+	// Without knowing which pods are local, every flow counts.
+	assert.Equal(t, 6, Build(flows, nil, nil).Flows)
 }

@@ -38,12 +38,13 @@ type Server struct {
 	flows    []api.Flow // a ring of the last maxFlows flows, oldest first once full
 	next     int
 	services map[string]string
+	local    map[string]bool // the pods of this node
 	lastErr  string
 }
 
 // NewServer returns a server reading the agent through client.
 func NewServer(client *api.Client) *Server {
-	return &Server{client: client, services: map[string]string{}}
+	return &Server{client: client, services: map[string]string{}, local: map[string]bool{}}
 }
 
 // Run follows the agent's flow stream (its history first) and refreshes
@@ -72,12 +73,24 @@ func (s *Server) Run(ctx context.Context) {
 	}
 }
 
+// refreshServices reads the services and the pods of this node every
+// few seconds.
 func (s *Server) refreshServices(ctx context.Context) {
 	for {
-		if svcs, err := s.client.ListServices(ctx); err == nil {
-			m := ServiceFrontends(svcs)
+		svcs, err := s.client.ListServices(ctx)
+		var eps []api.Endpoint
+		if err == nil {
+			eps, err = s.client.ListEndpoints(ctx)
+		}
+		if err == nil {
+			local := make(map[string]bool, len(eps))
+			for _, ep := range eps {
+				if ep.PodName != "" {
+					local[ep.PodNamespace+"/"+ep.PodName] = true
+				}
+			}
 			s.mu.Lock()
-			s.services = m
+			s.services, s.local = ServiceFrontends(svcs), local
 			s.mu.Unlock()
 		} else if ctx.Err() == nil {
 			s.setErr(err)
@@ -109,8 +122,8 @@ func (s *Server) setErr(err error) {
 }
 
 // snapshot returns the kept flows the filter selects (Last: the newest
-// N of them) and the service frontends.
-func (s *Server) snapshot(f api.FlowFilter) ([]api.Flow, map[string]string, string) {
+// N of them), the service frontends, the local pods and the last error.
+func (s *Server) snapshot(f api.FlowFilter) ([]api.Flow, map[string]string, map[string]bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []api.Flow
@@ -123,7 +136,7 @@ func (s *Server) snapshot(f api.FlowFilter) ([]api.Flow, map[string]string, stri
 	if f.Last > 0 && len(out) > f.Last {
 		out = out[len(out)-f.Last:]
 	}
-	return out, s.services, s.lastErr
+	return out, s.services, s.local, s.lastErr
 }
 
 // GraphResponse is the answer of /api/graph.
@@ -145,8 +158,8 @@ func (s *Server) Handler() http.Handler {
 			httpError(w, http.StatusBadRequest, err)
 			return
 		}
-		flows, svcs, lastErr := s.snapshot(f)
-		writeJSON(w, GraphResponse{Graph: Build(flows, svcs), Error: lastErr})
+		flows, svcs, local, lastErr := s.snapshot(f)
+		writeJSON(w, GraphResponse{Graph: Build(flows, svcs, local), Error: lastErr})
 	})
 	mux.HandleFunc("GET /api/flows", s.serveFlows)
 	mux.HandleFunc("GET /api/processes", s.serveProcesses)

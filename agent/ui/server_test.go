@@ -22,11 +22,11 @@ func TestSnapshotKeepsTheNewestFlows(t *testing.T) {
 		}
 		s.add(api.Flow{Time: t0.Add(time.Duration(i) * time.Second), Verdict: verdict, DstPort: uint16(i % 60000)})
 	}
-	all, _, _ := s.snapshot(api.FlowFilter{})
+	all, _, _, _ := s.snapshot(api.FlowFilter{})
 	assert.Len(t, all, maxFlows)
 	assert.Equal(t, t0.Add(10*time.Second), all[0].Time, "the ten oldest flows went")
 	assert.Equal(t, t0.Add((maxFlows+9)*time.Second), all[len(all)-1].Time)
-	dropped, _, _ := s.snapshot(api.FlowFilter{Verdict: "dropped", Last: 3})
+	dropped, _, _, _ := s.snapshot(api.FlowFilter{Verdict: "dropped", Last: 3})
 	assert.Len(t, dropped, 3)
 	for i, f := range dropped {
 		assert.Equal(t, "DROPPED", f.Verdict)

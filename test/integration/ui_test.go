@@ -80,10 +80,16 @@ func (d *uiDemo) sendTraffic(t *testing.T) {
 		_, err := harness.Ask(d.scanner.NS, d.web1.Addr(podPort), 500*time.Millisecond)
 		return err != nil
 	}, 20*time.Second, 200*time.Millisecond, "the policy never dropped scanner → web-1")
-	for range 3 {
+	// Through the service until both web pods answered, three times at least.
+	answered := map[string]bool{}
+	for i := 0; i < 3 || len(answered) < 2; i++ {
+		require.Less(t, i, 50, "websvc never reached both web pods: %v", answered)
 		got, err := harness.Ask(d.client.NS, uiVIP+":80", 2*time.Second)
 		require.NoError(t, err, "client → websvc")
 		require.Contains(t, []string{d.web1.FullName(), d.web2.FullName()}, got)
+		answered[got] = true
+	}
+	for range 3 {
 		requireReply(t, d.node.NS, d.scanner.Addr(podPort), d.scanner.FullName())
 	}
 	d.probe = copyBinary(t, "/bin/true", "ui-probe")

@@ -22,19 +22,23 @@ function el(name, attrs, parent) {
 }
 
 // layout places reserved and identity nodes in the first column ("outside
-// the cluster"), then one column per namespace: services first.
+// namespaces"), then one column per namespace, each top to bottom: clients
+// (nodes nothing talks to), services, then the rest.
 function layout(g) {
+  const called = new Set(g.edges.map(e => e.target));
+  const rank = n => (n.kind === "service" ? 1 : called.has(n.id) ? 2 : 0);
+  const order = (a, b) => rank(a) - rank(b) || a.label.localeCompare(b.label);
   const cols = [];
-  const outside = g.nodes.filter(n => !n.namespace);
+  const outside = g.nodes.filter(n => !n.namespace).sort(order);
   if (outside.length) cols.push({ title: "outside namespaces", nodes: outside });
   for (const ns of g.namespaces) {
-    const nodes = g.nodes.filter(n => n.namespace === ns);
-    nodes.sort((a, b) => (a.kind === b.kind ? a.label.localeCompare(b.label) : a.kind === "service" ? -1 : 1));
-    cols.push({ title: "namespace " + ns, nodes });
+    cols.push({ title: "namespace " + ns, nodes: g.nodes.filter(n => n.namespace === ns).sort(order) });
   }
   const pos = {};
   cols.forEach((c, i) => c.nodes.forEach((n, j) => {
-    pos[n.id] = { x: i * COL_W + COL_W / 2 + 10, y: TOP + 30 + j * ROW_H };
+    // Odd columns sit half a row lower, so an edge that crosses a column
+    // passes between its nodes.
+    pos[n.id] = { x: i * COL_W + COL_W / 2 + 10, y: TOP + 40 + j * ROW_H + (i % 2) * ROW_H / 2 };
   }));
   return { cols, pos };
 }
@@ -52,7 +56,7 @@ function draw(g) {
   svg.replaceChildren();
   const { cols, pos } = layout(g);
   const rows = Math.max(1, ...cols.map(c => c.nodes.length));
-  const width = Math.max(600, cols.length * COL_W + 20), height = TOP + rows * ROW_H + 20;
+  const width = Math.max(600, cols.length * COL_W + 20), height = TOP + rows * ROW_H + ROW_H / 2 + 20;
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
   svg.style.height = height + "px";
   const defs = el("defs", {}, svg);
@@ -76,31 +80,34 @@ function draw(g) {
     el("title", {}, ng).textContent = `${n.id} (${n.kind}, ${n.flows} flows)`;
     el("circle", { r: R }, ng);
     el("text", { y: R + 15 }, ng).textContent = n.label;
+    if (n.pods && n.pods.length > 1) el("text", { class: "pods", y: 4 }, ng).textContent = n.pods.length;
     ng.addEventListener("click", () => select(n));
   }
   document.getElementById("counts").textContent = `${g.nodes.length} nodes, ${g.edges.length} edges, ${g.flows} flows`;
 }
 
-// drawEdge draws a curve from a to b that bends to its right, so a → b
-// and b → a stay apart; a loop for a node talking to itself.
+// drawEdge draws a curve from a to b that bends to its left (up for an
+// edge going right), so a → b and b → a stay apart, with its counts beside
+// the curve; a loop for a node talking to itself.
 function drawEdge(parent, e, a, b) {
   const eg = el("g", { class: "edge", "data-source": e.source, "data-target": e.target,
     "data-verdict": e.verdict, "data-flows": e.flows }, parent);
   el("title", {}, eg).textContent = `${e.source} → ${e.target}: ${edgeLabel(e)} (${(e.ports || []).join(", ")})`;
-  let d, lx, ly;
+  let d, lx, ly, anchor = "middle";
   if (e.source === e.target) {
     d = `M${a.x - 8},${a.y - R} C${a.x - 40},${a.y - 70} ${a.x + 40},${a.y - 70} ${a.x + 8},${a.y - R}`;
-    lx = a.x; ly = a.y - 58;
+    lx = a.x; ly = a.y - 62;
   } else {
     const dx = b.x - a.x, dy = b.y - a.y, len = Math.hypot(dx, dy) || 1;
-    const ux = dx / len, uy = dy / len, bend = Math.min(60, len / 4);
+    const ux = dx / len, uy = dy / len, nx = uy, ny = -ux, bend = Math.min(60, len / 4);
     const sx = a.x + ux * R, sy = a.y + uy * R, tx = b.x - ux * (R + 2), ty = b.y - uy * (R + 2);
-    const cx = (sx + tx) / 2 - uy * bend, cy = (sy + ty) / 2 + ux * bend;
+    const cx = (sx + tx) / 2 + nx * bend, cy = (sy + ty) / 2 + ny * bend;
     d = `M${sx},${sy} Q${cx},${cy} ${tx},${ty}`;
-    lx = (sx + 2 * cx + tx) / 4; ly = (sy + 2 * cy + ty) / 4;
+    lx = (sx + 2 * cx + tx) / 4 + nx * 8; ly = (sy + 2 * cy + ty) / 4 + ny * 8 + 4;
+    if (nx > 0.5) anchor = "start"; else if (nx < -0.5) anchor = "end";
   }
   el("path", { d, stroke: e.color, "marker-end": `url(#arrow-${e.color.slice(1)})` }, eg);
-  el("text", { x: lx, y: ly - 4, fill: e.color }, eg).textContent = edgeLabel(e);
+  el("text", { x: lx, y: ly, fill: e.color, "text-anchor": anchor }, eg).textContent = edgeLabel(e);
 }
 
 function select(n) {
