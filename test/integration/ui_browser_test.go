@@ -54,8 +54,15 @@ func newBrowser(t *testing.T) context.Context {
 	t.Cleanup(func() {
 		cancel()
 		cancelAlloc()
-		// The browser and its renderers are one process group of ours.
+		// The browser and its renderers are one process group of ours:
+		// kill it and wait until none of it is left.
 		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		for deadline := time.Now().Add(5 * time.Second); syscall.Kill(-pid, 0) == nil; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("chromium's process group %d outlived SIGKILL", pid)
+				return
+			}
+		}
 	})
 	return ctx
 }
