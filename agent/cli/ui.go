@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -25,14 +28,14 @@ func uiCommand(o *options) *cobra.Command {
 			"counts), the flows with the `sluice observe` filters, and the process events of a selected pod.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := loopbackAddr(addr); err != nil {
+				return err
+			}
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return fmt.Errorf("listen on %s: %w", addr, err)
 			}
-			if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
-				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s is not a loopback address: anyone who reaches it sees this node's flows\n", ip)
-			}
-			ctx, cancel := context.WithCancel(cmd.Context())
+			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer cancel()
 			s := ui.NewServer(o.client())
 			// The page's lines go without EventLine's leading emoji: a
@@ -56,6 +59,20 @@ func uiCommand(o *options) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&addr, "addr", ui.DefaultAddr, "address to serve on (host:port; port 0 picks a free one)")
+	cmd.Flags().StringVar(&addr, "addr", ui.DefaultAddr,
+		"loopback address to serve on (host:port; port 0 picks a free one); from elsewhere, forward a port to it (ssh -L, kubectl port-forward)")
 	return cmd
+}
+
+// loopbackAddr refuses an address that is not on loopback: the page shows
+// this node's flows and processes to whoever reaches it.
+func loopbackAddr(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--addr %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--addr %q: sluice ui serves on a loopback address only (127.0.0.1, ::1 or localhost); forward a port to reach it from elsewhere", addr)
+	}
+	return nil
 }
