@@ -34,7 +34,7 @@ func NewCommand() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&o.socket, "socket", api.DefaultSocket, "agent API socket")
 	root.AddCommand(statusCommand(o), endpointCommand(o), serviceCommand(o), bpfCommand(o),
-		observeCommand(o), policyCommand(o), identityCommand(o), eventsCommand(o), processCommand(o), tracingPolicyCommand(o))
+		observeCommand(o), policyCommand(o), identityCommand(o), eventsCommand(o), processCommand(o), tracingPolicyCommand(o), uiCommand(o))
 	return root
 }
 
