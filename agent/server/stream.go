@@ -83,12 +83,12 @@ func followStream[F filter[T], T any](w http.ResponseWriter, r *http.Request, en
 	}
 	hist, ch, cancel := src.Follow(f, 1024)
 	defer cancel()
+	w.WriteHeader(http.StatusOK) // before the history: a body write would send 200 itself
 	for _, v := range hist {
 		if enc.Encode(v) != nil {
 			return
 		}
 	}
-	w.WriteHeader(http.StatusOK)
 	flush()
 	for {
 		select {
