@@ -32,11 +32,13 @@ type datapathCollector struct {
 	mapCapacity *prometheus.Desc
 	// flowsLost: flow events the datapath could not send.
 	flowsLost *prometheus.Desc
+	// usage counts the maps' entries at most every mapUsageEvery.
+	usage *usageCache
 }
 
 func newDatapathCollector(d *Daemon) *datapathCollector {
 	return &datapathCollector{
-		d: d,
+		d: d, usage: &usageCache{every: mapUsageEvery, count: d.mapUsage},
 		drops: prometheus.NewDesc("sluice_drops_total", "Packets dropped by the datapath, by reason and direction.",
 			[]string{"reason", "direction"}, nil),
 		forwards: prometheus.NewDesc("sluice_forwarded_total", "Packets forwarded by the datapath, by reason and direction.",
@@ -93,8 +95,7 @@ func (c *datapathCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.addrCapacity, prometheus.GaugeValue, float64(maxEntries))
 	}
 	// A map that could not be counted is left out; the others are exported.
-	usage, _ := c.d.mapUsage()
-	for _, u := range usage {
+	for _, u := range c.usage.get(time.Now()) {
 		ch <- prometheus.MustNewConstMetric(c.mapEntries, prometheus.GaugeValue, float64(u.Entries), u.Name)
 		ch <- prometheus.MustNewConstMetric(c.mapCapacity, prometheus.GaugeValue, float64(u.Capacity), u.Name)
 	}
