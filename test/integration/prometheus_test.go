@@ -190,11 +190,11 @@ spec:
 `
 
 // The real check of the chart's dashboards and alerts: Debian's Prometheus
-// scrapes a real agent carrying allowed, denied and service traffic and
-// process events; every panel's query and every alert's expression must
-// parse and evaluate, every panel's query must return series, and so must
-// every alert's compared signal; the rules evaluate without error and none
-// fires on this healthy node.
+// scrapes a real agent carrying allowed, denied and service traffic,
+// process events and a tracing policy's events; every panel's query and
+// every alert's expression must parse and evaluate, every panel's query
+// must return series, and so must every alert's compared signal; the rules
+// evaluate without error and none fires on this healthy node.
 func TestPrivilegedPrometheusDashboardsAndAlerts(t *testing.T) {
 	harness.RequirePrivileged(t)
 	node := harness.NewNode(t, harness.NodeOptions{})
@@ -202,9 +202,12 @@ func TestPrivilegedPrometheusDashboardsAndAlerts(t *testing.T) {
 	prom := startPrometheus(t, node)
 	client, intruder, web := node.AddPod(t, "client"), node.AddPod(t, "intruder"), node.AddPod(t, "web")
 	servePods(t, web)
-	writeManifest(t, node, "pods.yaml", podYAML(client, "client")+podYAML(intruder, "intruder")+podYAML(web, "web"))
+	// intruder is labelled app=locked: the tracing policy selects it.
+	writeManifest(t, node, "pods.yaml", podYAML(client, "client")+podYAML(intruder, "locked")+podYAML(web, "web"))
 	writeManifest(t, node, "web.yaml", serviceYAML("web", vip, ""))
 	writeManifest(t, node, "policy.yaml", webPolicy)
+	nc := copyBinary(t, "/usr/bin/touch", "nc")
+	writeManifest(t, node, "no-nc.yaml", tracingPolicyYAML("no-nc", nc, "monitor"))
 	waitBackends(t, node, fmt.Sprintf("%s:%d", vip, svcPort), 1)
 	require.Eventually(t, func() bool {
 		_, err := harness.Ask(intruder.NS, web.Addr(podPort), 300*time.Millisecond)
@@ -242,6 +245,8 @@ func TestPrivilegedPrometheusDashboardsAndAlerts(t *testing.T) {
 		requireReply(t, client.NS, fmt.Sprintf("%s:%d", vip, svcPort), "web")
 		_, err := harness.Ask(intruder.NS, web.Addr(podPort), 200*time.Millisecond)
 		require.Error(t, err, "intruder → web denied")
+		_, ran := runMarked(t, intruder, nc)
+		require.True(t, ran, "monitor mode: nc runs, its exec is reported")
 		if missing = pending(); len(missing) == 0 {
 			break
 		}
@@ -285,6 +290,9 @@ func TestPrivilegedPrometheusDashboardsAndAlerts(t *testing.T) {
 	}
 	assert.True(t, allowedByRule, "flows forwarded by web-from-client: %+v", byRule)
 	assert.True(t, dropped, "dropped flows: %+v", byRule)
+	tracing, err := prom.query(`sluice_tracingpolicy_events_total{policy="no-nc",action="would_sigkill"}`)
+	require.NoError(t, err)
+	assert.Len(t, tracing, 1, "the tracing policy's would-be kills")
 	up, err := prom.query(`up{job="sluice-agent"}`)
 	require.NoError(t, err)
 	require.Len(t, up, 1)
