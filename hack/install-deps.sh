@@ -2,12 +2,13 @@
 # Installs what building, testing and the demo need on Debian 12, when missing:
 # the pinned BPF toolchain (clang-19/llvm-19 19.1.7 from Debian), kernel and
 # libbpf headers, iproute2, iptables, nsenter, headless Chromium (the service
-# map's browser test drives it), and the Go tools. Idempotent.
+# map's browser test drives it), Prometheus and promtool (the chart's alerts and
+# dashboards are checked against a real agent), and the Go tools. Idempotent.
 set -euo pipefail
 
 CLANG_VERSION=19.1.7
 STATICCHECK_VERSION=v0.8.2
-pkgs=(clang-19 llvm-19 libbpf-dev linux-libc-dev iproute2 iptables util-linux chromium)
+pkgs=(clang-19 llvm-19 libbpf-dev linux-libc-dev iproute2 iptables util-linux chromium prometheus)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -15,8 +15,8 @@ import (
 	"github.com/sluicenet/sluice/datapath"
 )
 
-// datapathCollector exports sluice_metrics_v1 and the policy maps' pressure at
-// scrape time.
+// datapathCollector exports sluice_metrics_v1, the BPF maps' pressure and
+// the flow events lost at scrape time.
 type datapathCollector struct {
 	d        *Daemon
 	drops    *prometheus.Desc
@@ -27,11 +27,18 @@ type datapathCollector struct {
 	// (sluice_policy_addr_v1).
 	addrPressure *prometheus.Desc
 	addrCapacity *prometheus.Desc
+	// mapEntries, mapCapacity: every counted BPF map (as `sluice status`).
+	mapEntries  *prometheus.Desc
+	mapCapacity *prometheus.Desc
+	// flowsLost: flow events the datapath could not send.
+	flowsLost *prometheus.Desc
+	// usage counts the maps' entries at most every mapUsageEvery.
+	usage *usageCache
 }
 
 func newDatapathCollector(d *Daemon) *datapathCollector {
 	return &datapathCollector{
-		d: d,
+		d: d, usage: &usageCache{every: mapUsageEvery, count: d.mapUsage},
 		drops: prometheus.NewDesc("sluice_drops_total", "Packets dropped by the datapath, by reason and direction.",
 			[]string{"reason", "direction"}, nil),
 		forwards: prometheus.NewDesc("sluice_forwarded_total", "Packets forwarded by the datapath, by reason and direction.",
@@ -41,6 +48,11 @@ func newDatapathCollector(d *Daemon) *datapathCollector {
 		addrPressure: prometheus.NewDesc("sluice_policy_addr_map_entries",
 			"Entries in the address policy trie (all endpoints; address rules such as ipBlock).", nil, nil),
 		addrCapacity: prometheus.NewDesc("sluice_policy_addr_map_capacity", "Capacity of the address policy trie.", nil, nil),
+		mapEntries: prometheus.NewDesc("sluice_bpf_map_entries",
+			"Entries in a BPF map whose entries come and go (hash maps and tries), by map.", []string{"map"}, nil),
+		mapCapacity: prometheus.NewDesc("sluice_bpf_map_capacity", "Capacity (max_entries) of a BPF map, by map.", []string{"map"}, nil),
+		flowsLost: prometheus.NewDesc("sluice_flow_events_lost_total",
+			"Flow events the datapath could not send (ring buffer full).", nil, nil),
 	}
 }
 
@@ -51,6 +63,9 @@ func (c *datapathCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.capacity
 	ch <- c.addrPressure
 	ch <- c.addrCapacity
+	ch <- c.mapEntries
+	ch <- c.mapCapacity
+	ch <- c.flowsLost
 }
 
 func (c *datapathCollector) Collect(ch chan<- prometheus.Metric) {
@@ -79,12 +94,21 @@ func (c *datapathCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.addrPressure, prometheus.GaugeValue, float64(used))
 		ch <- prometheus.MustNewConstMetric(c.addrCapacity, prometheus.GaugeValue, float64(maxEntries))
 	}
+	// A map that could not be counted is left out; the others are exported.
+	for _, u := range c.usage.get(time.Now()) {
+		ch <- prometheus.MustNewConstMetric(c.mapEntries, prometheus.GaugeValue, float64(u.Entries), u.Name)
+		ch <- prometheus.MustNewConstMetric(c.mapCapacity, prometheus.GaugeValue, float64(u.Capacity), u.Name)
+	}
+	if lost, err := c.d.dp.Flows().Lost(); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.flowsLost, prometheus.CounterValue, float64(lost))
+	}
 }
 
 // newRegistry returns the agent's metrics registry.
 func (d *Daemon) newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), newDatapathCollector(d))
+	reg.MustRegister(d.svcs.Collectors()...)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sluice_services_programmed", Help: "Service frontends whose entries are all in the load-balancing maps.",
 	}, func() float64 { return float64(programmed(d.svcs.Services())) }))

@@ -220,11 +220,7 @@ func (d *Daemon) serviceStatus(st *api.Status) {
 // mapStatus fills every counted BPF map's fill level (the datapath's and
 // the process sensor's) and warns above api.MapWarnPercent.
 func (d *Daemon) mapStatus(st *api.Status) {
-	usage, err := d.dp.MapUsage()
-	if d.proc != nil {
-		more, perr := datapath.CountMaps(d.proc.sensor.Maps())
-		usage, err = mergeUsage(usage, more), errors.Join(err, perr)
-	}
+	usage, err := d.mapUsage()
 	if err != nil {
 		st.Warnings = append(st.Warnings, "BPF map usage incomplete: "+err.Error())
 	}
@@ -241,6 +237,17 @@ func (d *Daemon) mapStatus(st *api.Status) {
 		}
 		st.Maps = append(st.Maps, m)
 	}
+}
+
+// mapUsage counts the entries of every counted BPF map: the datapath's
+// and the process sensor's.
+func (d *Daemon) mapUsage() ([]datapath.MapUsage, error) {
+	usage, err := d.dp.MapUsage()
+	if d.proc != nil {
+		more, perr := datapath.CountMaps(d.proc.sensor.Maps())
+		usage, err = mergeUsage(usage, more), errors.Join(err, perr)
+	}
+	return usage, err
 }
 
 // mergeUsage adds the maps of more that a are missing (shared maps are

@@ -50,8 +50,10 @@ type Observer struct {
 	pending chan pendingFlow // flows waiting for their process
 
 	verdicts *prometheus.CounterVec
-	lost     prometheus.Counter
-	total    atomic.Uint64 // flows added (Total)
+	// ruleVerdicts counts the verdicts by the rule that decided.
+	ruleVerdicts *prometheus.CounterVec
+	lost         prometheus.Counter
+	total        atomic.Uint64 // flows added (Total)
 }
 
 // New returns an observer keeping capacity flows (DefaultCapacity when <= 0)
@@ -66,6 +68,10 @@ func New(capacity int, names Names, reg prometheus.Registerer, log logrus.FieldL
 			Name: "sluice_policy_verdicts_total",
 			Help: "Policy verdicts reported by flow events, by verdict, direction and reason.",
 		}, []string{"verdict", "direction", "reason"}),
+		ruleVerdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_policy_rule_verdicts_total",
+			Help: "Policy verdicts reported by flow events, by the rule that decided (ns/name[section:i]; \"\" for default deny or no policy), verdict and direction.",
+		}, []string{"rule", "verdict", "direction"}),
 		lost: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_flows_follower_dropped_total",
 			Help: "Flows not delivered to a slow follower.",
@@ -73,7 +79,7 @@ func New(capacity int, names Names, reg prometheus.Registerer, log logrus.FieldL
 	}
 	o.ring = ring.New[api.Flow](capacity, o.lost.Inc)
 	if reg != nil {
-		reg.MustRegister(o.verdicts, o.lost)
+		reg.MustRegister(o.verdicts, o.ruleVerdicts, o.lost)
 	}
 	return o
 }
@@ -138,6 +144,7 @@ func (o *Observer) convert(f monitor.Flow) api.Flow {
 // follower that cannot keep up loses the flow (counted).
 func (o *Observer) Add(f api.Flow) {
 	o.verdicts.WithLabelValues(f.Verdict, f.Direction, f.Reason).Inc()
+	o.ruleVerdicts.WithLabelValues(f.Rule, f.Verdict, f.Direction).Inc()
 	o.total.Add(1)
 	o.ring.Add(f)
 }

@@ -114,7 +114,22 @@ func TestFollow(t *testing.T) {
 	for _, mf := range mfs {
 		registered = append(registered, mf.GetName())
 	}
-	assert.ElementsMatch(t, []string{"sluice_policy_verdicts_total", "sluice_flows_follower_dropped_total"}, registered)
+	assert.ElementsMatch(t, []string{"sluice_policy_verdicts_total", "sluice_policy_rule_verdicts_total", "sluice_flows_follower_dropped_total"}, registered)
+}
+
+// Verdicts are counted by the rule that decided; a flow no rule decided
+// counts under rule "".
+func TestRuleVerdicts(t *testing.T) {
+	o := New(4, nil, prometheus.NewRegistry(), quietLog())
+	allowed, denied := flow(0), flow(1)
+	allowed.Rule = "x/allow-a[ingress:0]"
+	denied.Verdict = "DROPPED"
+	o.Add(allowed)
+	o.Add(allowed)
+	o.Add(denied)
+	assert.Equal(t, 2.0, value(t, o.ruleVerdicts.WithLabelValues("x/allow-a[ingress:0]", allowed.Verdict, allowed.Direction)))
+	assert.Equal(t, 1.0, value(t, o.ruleVerdicts.WithLabelValues("", "DROPPED", denied.Direction)))
+	assert.Equal(t, 0.0, value(t, o.ruleVerdicts.WithLabelValues("x/allow-a[ingress:0]", "DROPPED", denied.Direction)))
 }
 
 func value(t *testing.T, c prometheus.Counter) float64 {

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -75,6 +76,10 @@ type Manager struct {
 	trigger   chan struct{}
 
 	model *model // the sync loop's; nil until the first sync
+
+	// latency observes, for each sync that programmed changes, the time
+	// from the oldest change's arrival to its entries being in the maps.
+	latency prometheus.Histogram
 }
 
 // New adopts the IDs in the maps and returns a manager; call Run.
@@ -89,8 +94,18 @@ func New(cfg Config, lbm Maps, ct Conntrack, eps Endpoints, log logrus.FieldLogg
 	if err != nil {
 		return nil, err
 	}
-	return &Manager{cfg: cfg, log: log, lb: lbm, ct: ct, eps: eps, rec: rec, trigger: make(chan struct{}, 1)}, nil
+	return &Manager{cfg: cfg, log: log, lb: lbm, ct: ct, eps: eps, rec: rec, trigger: make(chan struct{}, 1),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sluice_service_programming_latency_seconds",
+			Help: "Time from a Service, EndpointSlice, Pod or endpoint change reaching the agent to the load-balancing maps holding it.",
+			// 1 ms to ~16 s.
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+	}, nil
 }
+
+// Collectors returns the manager's metrics.
+func (m *Manager) Collectors() []prometheus.Collector { return []prometheus.Collector{m.latency} }
 
 // SetObjects replaces the state source's objects and schedules a sync.
 func (m *Manager) SetObjects(o Objects) {
@@ -105,6 +120,7 @@ func (m *Manager) SetObjects(o Objects) {
 func (m *Manager) Changed() {
 	m.mu.Lock()
 	m.pend.endpoints = true
+	m.pend.noted(time.Now())
 	m.mu.Unlock()
 	m.poke()
 }
@@ -149,6 +165,9 @@ func (m *Manager) Sync(full bool) (SyncStats, error) {
 		log.WithError(err).Warn("Services partly programmed")
 	case st.UpsertedServices+st.DeletedServices > 0:
 		log.Info("Services programmed")
+	}
+	if err == nil && !pend.since.IsZero() {
+		m.latency.Observe(time.Since(pend.since).Seconds())
 	}
 	m.mu.Lock()
 	m.lastErr = err

@@ -3,6 +3,7 @@ package servicemgr
 import (
 	"cmp"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -34,9 +35,18 @@ type pending struct {
 	all       bool // unknown changes: rebuild the model
 	endpoints bool // the CNI's endpoints changed
 	changes   source.ChangeSet
+	since     time.Time // when the oldest change came (zero: none)
+}
+
+// noted records that a change came at now (the oldest one counts).
+func (p *pending) noted(now time.Time) {
+	if p.since.IsZero() {
+		p.since = now
+	}
 }
 
 func (p *pending) add(c *source.Changes) {
+	p.noted(time.Now())
 	if c == nil {
 		p.all = true
 		return
