@@ -84,7 +84,8 @@ start_apiserver() { # the one definition of the API server's arguments (up and r
 		--token-auth-file="$P/tokens.csv" --authorization-mode=Node,RBAC \
 		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 		--service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
-		--service-cluster-ip-range=$SVC_CIDR --allow-privileged=true --cert-dir="$R/apiserver-certs"
+		--service-cluster-ip-range=$SVC_CIDR --allow-privileged=true --cert-dir="$R/apiserver-certs" \
+		--kubelet-preferred-address-types=InternalIP,Hostname
 	waitfor kube-apiserver 120 $KC get --raw /readyz
 }
 
