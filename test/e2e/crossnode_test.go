@@ -96,7 +96,9 @@ func TestE2ECrossNodeNetworkPolicy(t *testing.T) {
 			srv, allowed, denied := policyPodsOn(t, c, ns, d.srv, d.clients)
 			_, err := c.cs.NetworkingV1().NetworkPolicies(ns).Create(ctxT(t, 10*time.Second), srvFromAllowed(), metav1.CreateOptions{})
 			require.NoError(t, err)
+			start := time.Now()
 			c.eventually(t, denied, srv, false, "NetworkPolicy applied")
+			t.Logf("denied client stopped %s after the policy's creation", time.Since(start).Round(time.Second))
 			c.eventually(t, allowed, srv, true, "NetworkPolicy applied")
 		})
 	}
