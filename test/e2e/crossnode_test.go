@@ -29,18 +29,28 @@ import (
 // nodes they skip, unless SLUICE_E2E_NODES asks for two or more: then they
 // fail.
 
-// TestE2ECrossNodePodToPod: TCP, UDP and HTTP between a pod on this node and
-// a pod on the remote node, both ways, each reply naming the pod that
-// answered and HTTP seeing the client's own pod IP (no NAT between nodes);
-// this node routes the remote pod as the agents' routing mode says.
+// TestE2ECrossNodePodToPod: TCP, UDP and HTTP between pods on every pair of
+// Ready nodes, both ways, each reply naming the pod that answered and HTTP
+// seeing the client's own pod IP (no NAT between nodes); this node routes
+// every remote pod as the agents' routing mode says.
 func TestE2ECrossNodePodToPod(t *testing.T) {
 	c := connect(t)
-	host, remote := c.crossNodes(t)
+	host, _ := c.crossNodes(t)
 	ns := c.namespace(t)
-	a := c.echoPodOn(t, ns, "pod-a", host.Name, nil)
-	b := c.echoPodOn(t, ns, "pod-b", remote.Name, nil)
-	c.requirePodToPod(t, a, b)
-	c.requireRoutedTo(t, remote, netip.MustParseAddr(b.Status.PodIP))
+	nodes := c.readyNodes(t)
+	pods := make([]*corev1.Pod, len(nodes))
+	for i, n := range nodes {
+		pods[i] = c.echoPodOn(t, ns, fmt.Sprintf("pod-%d", i), n.Name, nil)
+	}
+	for i := range nodes {
+		for j := i + 1; j < len(nodes); j++ {
+			t.Logf("%s on %s <-> %s on %s", pods[i].Name, nodes[i].Name, pods[j].Name, nodes[j].Name)
+			c.requirePodToPod(t, pods[i], pods[j])
+		}
+		if nodes[i].Name != host.Name {
+			c.requireRoutedTo(t, nodes[i], netip.MustParseAddr(pods[i].Status.PodIP))
+		}
+	}
 }
 
 // TestE2ECrossNodeService: a ClusterIP Service whose backends all run on the
@@ -158,14 +168,7 @@ func TestE2ECrossNodeAgentRestart(t *testing.T) {
 func (c *cluster) crossNodes(t *testing.T) (host, remote *corev1.Node) {
 	t.Helper()
 	want, _ := strconv.Atoi(os.Getenv("SLUICE_E2E_NODES"))
-	l, err := c.cs.CoreV1().Nodes().List(ctxT(t, 10*time.Second), metav1.ListOptions{})
-	require.NoError(t, err)
-	var ready []*corev1.Node
-	for i := range l.Items {
-		if nodeReady(&l.Items[i]) {
-			ready = append(ready, &l.Items[i])
-		}
-	}
+	ready := c.readyNodes(t)
 	if len(ready) < 2 {
 		if want >= 2 {
 			t.Fatalf("SLUICE_E2E_NODES=%d but %d node(s) Ready", want, len(ready))
@@ -181,6 +184,20 @@ func (c *cluster) crossNodes(t *testing.T) (host, remote *corev1.Node) {
 	remote = ready[(i+1)%len(ready)]
 	t.Logf("node 1 %s (%s), remote node %s (%s)", host.Name, internalIP(t, host), remote.Name, internalIP(t, remote))
 	return host, remote
+}
+
+// readyNodes lists the Ready nodes.
+func (c *cluster) readyNodes(t *testing.T) []*corev1.Node {
+	t.Helper()
+	l, err := c.cs.CoreV1().Nodes().List(ctxT(t, 10*time.Second), metav1.ListOptions{})
+	require.NoError(t, err)
+	var ready []*corev1.Node
+	for i := range l.Items {
+		if nodeReady(&l.Items[i]) {
+			ready = append(ready, &l.Items[i])
+		}
+	}
+	return ready
 }
 
 func nodeReady(n *corev1.Node) bool {
