@@ -1,19 +1,41 @@
 #!/bin/bash
-# hack/local-cluster.sh up|down|status|restart-apiserver: a real single-node Kubernetes on this machine with Sluice as the CNI and no kube-proxy.
+# hack/local-cluster.sh up [--nodes N] [--routing native|vxlan] | down | status | restart-apiserver: a real Kubernetes of
+# one to three nodes on this machine with Sluice as the CNI and no kube-proxy.
 #
 # up:     builds what is missing (hack/k8s/build.sh, cached in $CACHE; ~13 min cold, seconds warm), `make image`, then starts
 #         etcd, kube-apiserver, kube-controller-manager (allocating node PodCIDRs), kube-scheduler, containerd and kubelet,
 #         each in its own process group with its PID recorded, and installs Sluice from install/helm/sluice (the agent
-#         DaemonSet writes /etc/cni/net.d/05-sluice.conflist once it is up).
+#         DaemonSet writes /etc/cni/net.d/05-sluice.conflist once it is up). --nodes N (1, the default, to 3) adds nodes
+#         2..N (hack/k8s/node.sh, layout below); --routing (default native) is the chart's routing.mode for all of them.
 # down:   deletes the workloads (CNI DEL runs), stops every recorded PID, and restores the host: mounts, netns, routes,
-#         sysctls, cgroups, pins, iptables chains, files. Safe to run twice or after a failed up.
-# status: processes, node, pods.
+#         sysctls, cgroups, pins, iptables chains, files; every further node with all of it. Safe to run twice or after a
+#         failed up.
+# status: processes of every node, nodes, pods.
 # restart-apiserver: stops kube-apiserver (by its PID) and starts it again with the same arguments; waits for /readyz.
 # Safety: the pod CIDR and the service CIDR get blackhole routes (pod /32 routes are more specific), so nothing addressed
 # to them can leave through the uplink. The socket load balancer attaches to the kubepods cgroup only.
 # NodePort: the agent's host programs attach to a dedicated test device, never to the uplink: a veth pair $EXTDEV (host,
 # $EXTNET.1) <-> eth0 in netns $EXTNS ($EXTNET.2), TEST-NET-2 addresses only (not the uplink's subnet, and not
 # TEST-NET-3: the package registry these machines use answers inside 203.0.113.0/24, and a connected /24 there would capture it); e2e clients in $EXTNS reach $EXTNET.1:nodePort.
+#
+# Layout with --nodes N >= 2 (node 1 is the host, as with one node; its InternalIP is the uplink's address $HOSTIP):
+#   underlay  $EXTDEV on the host is a bridge ($EXTNET.1/24): the L2 segment of every node and of the "external" client,
+#             as a real cluster's LAN. Its ports: sluice-extp (peer: eth0 in $EXTNS, $EXTNET.2) and sluice-nK (peer:
+#             $EXTDEV in netns sluice-nodeK, $EXTNET.1K = node K's InternalIP). A remote NodePort backend's reply thus
+#             comes back through node 1's --devices device, where the host program translates it, as on a real LAN.
+#             Node K's routes: $EXTNET.0/24 and $HOSTIP/32 on-link (the host answers ARP for its own address); no
+#             default route, nothing toward the uplink. Pod routes (native) or the VXLAN device are the agents' own.
+#   node K    (hack/k8s/node.sh) containerd and kubelet of node sluice-nodeK (hostname-override; client certificate
+#             system:node:sluice-nodeK) run in netns sluice-nodeK, in a mount namespace of their own (slave of the
+#             host's, kept in $R/nodes/sluice-nodeK/ns/mnt) and in a cgroup namespace rooted at /sluice-nodeK of every
+#             hierarchy ($R/nodes/sluice-nodeK/ns/cgroup). There: sysfs of its netns on /sys, its own bpffs on /sys/fs/bpf
+#             (shared), its cgroup hierarchies on /sys/fs/cgroup (its kubepods is /sys/fs/cgroup/unified/kubepods in its
+#             view: the chart's one --cgroup-root fits), and $R/nodes/sluice-nodeK/{run,cni-conf,cni-lib,log} over /run
+#             (/run/sluice, /run/netns, containerd's shims), /etc/cni/net.d, /var/lib/cni and /var/log. /opt/cni/bin is
+#             the host's. Its containerd socket: $R/nodes/sluice-nodeK/containerd.sock (hack/k8s/lib.sh node_sockets);
+#             the agent's API socket, from the host: $R/nodes/sluice-nodeK/run/sluice/agent.sock.
+#   Sluice    one rendered chart for all nodes (--devices=$EXTDEV exists on each; the SNAT and VXLAN address of node K
+#             is its InternalIP; node 1's SNAT address is $EXTNET.1, on the same segment).
 # Knobs (env): CACHE (default /var/cache/sluice-k8s).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +54,9 @@ NODE=$(hostname)
 
 # shellcheck source=hack/k8s/lib.sh
 . "$REPO/hack/k8s/lib.sh"
+# shellcheck source=hack/k8s/node.sh
+. "$REPO/hack/k8s/node.sh"
+NODES=1 ROUTING=native
 start() { # name cmd...
 	local n=$1
 	shift
@@ -59,7 +84,8 @@ start_apiserver() { # the one definition of the API server's arguments (up and r
 		--token-auth-file="$P/tokens.csv" --authorization-mode=Node,RBAC \
 		--service-account-issuer=https://kubernetes.default.svc.cluster.local \
 		--service-account-key-file="$P/sa.pub" --service-account-signing-key-file="$P/sa.key" \
-		--service-cluster-ip-range=$SVC_CIDR --allow-privileged=true --cert-dir="$R/apiserver-certs"
+		--service-cluster-ip-range=$SVC_CIDR --allow-privileged=true --cert-dir="$R/apiserver-certs" \
+		--kubelet-preferred-address-types=InternalIP,Hostname
 	waitfor kube-apiserver 120 $KC get --raw /readyz
 }
 
@@ -119,14 +145,20 @@ up() {
 		fi
 	done
 	ip netns add $EXTNS
-	ip link add $EXTDEV type veth peer name eth0 netns $EXTNS
+	if [ "$NODES" = 1 ]; then
+		ip link add $EXTDEV type veth peer name eth0 netns $EXTNS
+	else # the underlay bridge (see the header), with a fixed MAC (a bridge's follows its ports otherwise)
+		ip link add $EXTDEV address 02:00:c6:33:64:01 type bridge
+		ip link add sluice-extp type veth peer name eth0 netns $EXTNS
+		ip link set sluice-extp master $EXTDEV up
+	fi
 	ip addr add $EXTNET.1/24 dev $EXTDEV
 	ip link set $EXTDEV up
 	ip -n $EXTNS addr add $EXTNET.2/24 dev eth0
 	ip -n $EXTNS link set eth0 up
 	ip -n $EXTNS link set lo up
 	# 4. certs and configs
-	"$REPO/hack/k8s/pki.sh" "$P" "$NODE" "$HOSTIP"
+	"$REPO/hack/k8s/pki.sh" "$P" "$NODE" "$HOSTIP" $(for k in $(seq 2 "$NODES"); do echo "sluice-node$k"; done)
 	for f in containerd.toml kubelet.yaml; do sed "s#@RUN@#$R#g" "$REPO/hack/k8s/conf/$f.in" >"$R/conf/$f"; done
 	# 5. control plane
 	start etcd "$BIN/etcd" --name default --data-dir "$R/etcd" \
@@ -148,13 +180,20 @@ up() {
 	for t in "$CACHE"/images/*.tar; do ctr --address "$R/containerd.sock" -n k8s.io images import "$t" >/dev/null; done
 	start kubelet "$BIN/kubelet" --config="$R/conf/kubelet.yaml" --kubeconfig="$P/kubelet.kubeconfig" \
 		--root-dir="$R/kubelet" --node-ip="$HOSTIP" --hostname-override="$NODE" --v=1
-	waitfor "node $NODE registered" 60 $KC get node "$NODE"
+	# further nodes: their mount namespaces bind their own directories over these (created here, removed by down
+	# unless the host had them)
+	[ "$NODES" = 1 ] || mkdir -p /etc/cni/net.d /var/lib/cni /opt/cni/bin
+	for k in $(seq 2 "$NODES"); do node_up "$k"; done
+	for n in "$NODE" $(for k in $(seq 2 "$NODES"); do echo "sluice-node$k"; done); do
+		waitfor "node $n registered" 60 $KC get node "$n"
+	done
 	# 7. Sluice from the chart: agent on the host's API server address (no kube-proxy serves the kubernetes Service yet)
 	"$REPO/hack/k8s/render.sh" --set apiServer.host="$HOSTIP" --set image.pullPolicy=Never \
-		--set socketLB.cgroupRoot=/sys/fs/cgroup/unified/kubepods --set devices=$EXTDEV >"$R/sluice.yaml"
+		--set socketLB.cgroupRoot=/sys/fs/cgroup/unified/kubepods --set devices=$EXTDEV \
+		--set routing.mode="$ROUTING" >"$R/sluice.yaml"
 	$KC apply -f "$R/sluice.yaml" >/dev/null
 	waitfor "sluice-agent DaemonSet" 180 sh -c "$KC -n kube-system rollout status ds/sluice-agent --timeout=5s"
-	waitfor "node Ready" 120 sh -c "$KC get node $NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
+	waitfor "$NODES node(s) Ready" 120 sh -c "[ \$($KC get nodes -o jsonpath='{.items[*].status.conditions[?(@.type==\"Ready\")].status}' | grep -o True | wc -l) = $NODES ]"
 	echo "cluster up in $(($(date +%s) - t0))s; kubeconfig: $P/admin.kubeconfig"
 }
 
@@ -166,7 +205,9 @@ down() {
 		$KC delete ns -l sluice-e2e --wait=true --timeout=60s 2>/dev/null || true
 		$KC delete pod --all -n default --wait=true --timeout=60s 2>/dev/null || true
 	fi
-	# 2. leftover sandboxes (the agent's included) through CRI, then the node processes
+	# 2. further nodes, whole; then node 1's leftover sandboxes (the agent's included) through CRI and its processes
+	for n in $(node_names); do node_down "$n"; done
+	rmdir "$R/nodes" 2>/dev/null || true
 	stop kubelet
 	if alive containerd && [ -x "$BIN/crimini" ]; then CRI_ENDPOINT=unix://$R/containerd.sock "$BIN/crimini" rmp || true; fi
 	stop containerd
@@ -201,6 +242,8 @@ down() {
 	done
 	ip netns del $EXTNS 2>/dev/null || true
 	ip link del $EXTDEV 2>/dev/null || true
+	ip link del sluice-extp 2>/dev/null || true
+	ip link del sluice_vxlan 2>/dev/null || true
 	ip route del blackhole $POD_CIDR metric $METRIC 2>/dev/null || true
 	ip route del blackhole $SVC_CIDR metric $METRIC 2>/dev/null || true
 	for ipt in iptables ip6tables; do
@@ -228,7 +271,8 @@ down() {
 }
 
 status() {
-	for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet; do
+	for n in etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet \
+		$(for k in $(node_names); do echo "$k-containerd $k-kubelet"; done); do
 		if alive $n; then echo "$n: running (pid $(cat "$R/pids/$n.pid"))"; else echo "$n: not running"; fi
 	done
 	if alive kube-apiserver; then
@@ -238,13 +282,31 @@ status() {
 	ip route show | grep -E "^blackhole ($POD_CIDR|$SVC_CIDR)" || true
 }
 
+# up's flags
+flags() {
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--nodes) NODES=${2:-} && shift ;;
+		--routing) ROUTING=${2:-} && shift ;;
+		*) echo "up: unknown flag $1" >&2 && exit 2 ;;
+		esac
+		shift
+	done
+	case "$NODES" in 1 | 2 | 3) ;; *) echo "up: --nodes must be 1, 2 or 3" >&2 && exit 2 ;; esac
+	case "$ROUTING" in native | vxlan) ;; *) echo "up: --routing must be native or vxlan" >&2 && exit 2 ;; esac
+}
+
 case "${1:-}" in
-up) up ;;
+up)
+	shift
+	flags "$@"
+	up
+	;;
 down) down ;;
 status) status ;;
 restart-apiserver) restart_apiserver ;;
 *)
-	echo "usage: $0 up|down|status|restart-apiserver" >&2
+	echo "usage: $0 up [--nodes 1|2|3] [--routing native|vxlan] | down | status | restart-apiserver" >&2
 	exit 2
 	;;
 esac

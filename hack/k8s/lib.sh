@@ -19,3 +19,14 @@ waitfor() {
 	done
 	[ "${WAITFOR_QUIET:-0}" = 1 ] || echo "$w ready after $(($(date +%s) - s))s"
 }
+
+# node_sockets: the containerd socket of every node of the local cluster that is up, node 1 first, one a line (node K's
+# containerd runs in its own namespaces, but its socket is a file the host reaches). To import an image into every node:
+#   for s in $(node_sockets); do ctr --address "$s" -n k8s.io images import IMAGE.tar; done
+# (local-cluster.sh up imports every $CACHE/images/*.tar into each node by itself.)
+node_sockets() {
+	local s
+	for s in "$R/containerd.sock" "$R"/nodes/*/containerd.sock; do
+		if [ -S "$s" ]; then echo "$s"; fi
+	done
+}

@@ -1,8 +1,11 @@
 #!/bin/bash
-# pki.sh DIR NODE HOSTIP: a CA, the API server's serving cert, the service-account key pair, static tokens and a
-# kubeconfig per client of a single-node cluster.
+# pki.sh DIR NODE HOSTIP [NODE2...]: a CA, the API server's serving cert, the service-account key pair, static tokens and a
+# kubeconfig per client of the local cluster (node NODE's kubelet on a token, at 127.0.0.1). Every further node NODEk
+# (hack/k8s/node.sh) gets a client certificate of its own (CN system:node:NODEk, O system:nodes: the Node authorizer's
+# identity) and kubelet-NODEk.kubeconfig, which reaches the API server at HOSTIP (127.0.0.1 is its own loopback).
 set -euo pipefail
 P=$1 NODE=$2 HOSTIP=$3
+shift 3
 mkdir -p "$P" && cd "$P"
 APISERVER=https://127.0.0.1:6443
 openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 365 -subj /CN=sluice-local-ca 2>/dev/null
@@ -22,16 +25,16 @@ $T_KUBELET,system:node:$NODE,kubelet,"system:nodes"
 $T_PROXY,system:kube-proxy,kube-proxy
 EOT
 chmod 600 tokens.csv ca.key apiserver.key sa.key
-mkkc() { # name token
+mkkc() { # name user-fields [server]
 	cat >"$1.kubeconfig" <<EOT
 apiVersion: v1
 kind: Config
 clusters:
 - name: sluice-local
-  cluster: {server: $APISERVER, certificate-authority: $P/ca.crt}
+  cluster: {server: ${3:-$APISERVER}, certificate-authority: $P/ca.crt}
 users:
 - name: $1
-  user: {token: $2}
+  user: {$2}
 contexts:
 - name: default
   context: {cluster: sluice-local, user: $1}
@@ -39,8 +42,15 @@ current-context: default
 EOT
 	chmod 600 "$1.kubeconfig"
 }
-mkkc admin "$T_ADMIN"
-mkkc kcm "$T_KCM"
-mkkc scheduler "$T_SCHED"
-mkkc kubelet "$T_KUBELET"
-mkkc kube-proxy "$T_PROXY"
+mkkc admin "token: $T_ADMIN"
+mkkc kcm "token: $T_KCM"
+mkkc scheduler "token: $T_SCHED"
+mkkc kubelet "token: $T_KUBELET"
+mkkc kube-proxy "token: $T_PROXY"
+for n in "$@"; do
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "kubelet-$n.key" -out "kubelet-$n.crt" -days 365 \
+		-CA ca.crt -CAkey ca.key -subj "/O=system:nodes/CN=system:node:$n" \
+		-addext "extendedKeyUsage=clientAuth" -addext "basicConstraints=CA:FALSE" 2>/dev/null
+	chmod 600 "kubelet-$n.key"
+	mkkc "kubelet-$n" "client-certificate: $P/kubelet-$n.crt, client-key: $P/kubelet-$n.key" "https://$HOSTIP:6443"
+done

@@ -92,9 +92,16 @@ func (c *cluster) namespace(t *testing.T) string {
 // echoPod starts an echo pod and waits until it runs and is ready.
 func (c *cluster) echoPod(t *testing.T, ns, name string, labels map[string]string) *corev1.Pod {
 	t.Helper()
+	return c.echoPodOn(t, ns, name, "", labels)
+}
+
+// echoPodOn is echoPod on node (the scheduler's choice when empty).
+func (c *cluster) echoPodOn(t *testing.T, ns, name, node string, labels map[string]string) *corev1.Pod {
+	t.Helper()
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels},
 		Spec: corev1.PodSpec{
+			NodeName:                      node,
 			TerminationGracePeriodSeconds: new(int64),
 			Containers: []corev1.Container{{
 				Name: "echo", Image: echoImage, ImagePullPolicy: corev1.PullNever,

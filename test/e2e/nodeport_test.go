@@ -28,11 +28,18 @@ const (
 // returns the namespace, the backend names and the allocated node port.
 func (c *cluster) nodePortService(t *testing.T, prefix string) (ns string, backends []string, nodePort int32) {
 	t.Helper()
+	return c.nodePortServiceOn(t, prefix, "")
+}
+
+// nodePortServiceOn is nodePortService with both backends on node (the
+// scheduler's choice when empty).
+func (c *cluster) nodePortServiceOn(t *testing.T, prefix, node string) (ns string, backends []string, nodePort int32) {
+	t.Helper()
 	ns = c.namespace(t)
 	sel := map[string]string{"app": "echo-" + prefix}
 	backends = []string{prefix + "-1", prefix + "-2"}
 	for _, b := range backends {
-		c.echoPod(t, ns, b, sel)
+		c.echoPodOn(t, ns, b, node, sel)
 	}
 	svc, err := c.cs.CoreV1().Services(ns).Create(ctxT(t, 30*time.Second), &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "echo-" + prefix},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
@@ -42,6 +43,13 @@ func TestE2EPodToPod(t *testing.T) {
 	ns := c.namespace(t)
 	a := c.echoPod(t, ns, "pod-a", nil)
 	b := c.echoPod(t, ns, "pod-b", nil)
+	c.requirePodToPod(t, a, b)
+}
+
+// requirePodToPod: TCP, UDP and HTTP from a to b and from b to a; every reply
+// names the pod that answered, and HTTP sees the client's own pod IP.
+func (c *cluster) requirePodToPod(t *testing.T, a, b *corev1.Pod) {
+	t.Helper()
 	for _, dir := range []struct {
 		from   string
 		to     string

@@ -24,9 +24,16 @@ import (
 // before any policy exists.
 func policyPods(t *testing.T, c *cluster, ns string) (srv, allowed, denied *corev1.Pod) {
 	t.Helper()
-	srv = c.echoPod(t, ns, "srv", map[string]string{"app": "srv"})
-	allowed = c.echoPod(t, ns, "allowed", map[string]string{"role": "allowed"})
-	denied = c.echoPod(t, ns, "denied", map[string]string{"role": "other"})
+	return policyPodsOn(t, c, ns, "", "")
+}
+
+// policyPodsOn is policyPods with the server on srvNode and both clients on
+// clientNode (the scheduler's choice when empty).
+func policyPodsOn(t *testing.T, c *cluster, ns, srvNode, clientNode string) (srv, allowed, denied *corev1.Pod) {
+	t.Helper()
+	srv = c.echoPodOn(t, ns, "srv", srvNode, map[string]string{"app": "srv"})
+	allowed = c.echoPodOn(t, ns, "allowed", clientNode, map[string]string{"role": "allowed"})
+	denied = c.echoPodOn(t, ns, "denied", clientNode, map[string]string{"role": "other"})
 	for _, p := range []*corev1.Pod{allowed, denied} {
 		out, err := c.ask(t, p, "tcp", srv.Status.PodIP+":9000", "before")
 		require.NoError(t, err, "%s -> srv before any policy", p.Name)
@@ -58,9 +65,22 @@ func TestE2ENetworkPolicyEnforcedThenRemoved(t *testing.T) {
 	c := connect(t)
 	ns := c.namespace(t)
 	srv, allowed, denied := policyPods(t, c, ns)
+	np := srvFromAllowed()
+	_, err := c.cs.NetworkingV1().NetworkPolicies(ns).Create(ctxT(t, 10*time.Second), np, metav1.CreateOptions{})
+	require.NoError(t, err)
+	c.eventually(t, denied, srv, false, "NetworkPolicy applied")
+	c.eventually(t, allowed, srv, true, "NetworkPolicy applied")
+
+	require.NoError(t, c.cs.NetworkingV1().NetworkPolicies(ns).Delete(ctxT(t, 10*time.Second), np.Name, metav1.DeleteOptions{}))
+	c.eventually(t, denied, srv, true, "NetworkPolicy deleted")
+}
+
+// srvFromAllowed is a NetworkPolicy admitting only role=allowed to
+// app=srv:9000/TCP.
+func srvFromAllowed() *networkingv1.NetworkPolicy {
 	port := intstr.FromInt32(9000)
 	tcp := corev1.ProtocolTCP
-	np := &networkingv1.NetworkPolicy{
+	return &networkingv1.NetworkPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: "srv-from-allowed"},
 		Spec: networkingv1.NetworkPolicySpec{
 			PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "srv"}},
@@ -71,13 +91,6 @@ func TestE2ENetworkPolicyEnforcedThenRemoved(t *testing.T) {
 			}},
 		},
 	}
-	_, err := c.cs.NetworkingV1().NetworkPolicies(ns).Create(ctxT(t, 10*time.Second), np, metav1.CreateOptions{})
-	require.NoError(t, err)
-	c.eventually(t, denied, srv, false, "NetworkPolicy applied")
-	c.eventually(t, allowed, srv, true, "NetworkPolicy applied")
-
-	require.NoError(t, c.cs.NetworkingV1().NetworkPolicies(ns).Delete(ctxT(t, 10*time.Second), np.Name, metav1.DeleteOptions{}))
-	c.eventually(t, denied, srv, true, "NetworkPolicy deleted")
 }
 
 // sluicePolicy is a SluiceNetworkPolicy (a CiliumNetworkPolicy with only

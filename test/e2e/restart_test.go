@@ -69,16 +69,41 @@ func TestE2EAgentRestartKeepsConnection(t *testing.T) {
 	}
 	roundTrip("before")
 
-	agents, err := c.cs.CoreV1().Pods("kube-system").List(ctxT(t, 10*time.Second), metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=sluice,app.kubernetes.io/component=agent"})
+	agents, err := c.cs.CoreV1().Pods("kube-system").List(ctxT(t, 10*time.Second), metav1.ListOptions{LabelSelector: agentSelector})
 	require.NoError(t, err)
 	require.Len(t, agents.Items, 1, "one agent pod on the single node")
 	old := agents.Items[0]
-	require.NoError(t, c.cs.CoreV1().Pods("kube-system").Delete(ctxT(t, 30*time.Second), old.Name, metav1.DeleteOptions{}))
 	// Keep talking while the agent is down and coming back.
+	fresh := c.replaceAgent(t, &old, func() { roundTrip("during") })
+	t.Logf("agent pod %s replaced by %s after %d round trips", old.Name, fresh.Name, seq-1)
+	for range 3 {
+		roundTrip("after")
+	}
+	// The restarted agent still wires new pods and knows the old ones.
+	eps := c.endpoints(t)
+	require.Contains(t, eps, ns+"/"+client.Name)
+	require.Contains(t, eps, ns+"/"+server.Name)
+	late := c.echoPod(t, ns, "late", nil)
+	out, err := c.ask(t, late, "tcp", server.Status.PodIP+":9000", "late")
+	require.NoError(t, err)
+	require.Equal(t, server.Name+" late", out)
+}
+
+// agentSelector selects the agent DaemonSet's pods.
+const agentSelector = "app.kubernetes.io/name=sluice,app.kubernetes.io/component=agent"
+
+// replaceAgent deletes the agent pod old and waits up to 120 s for a new
+// Ready agent pod on its node, calling during before every look; it returns
+// the new pod.
+func (c *cluster) replaceAgent(t *testing.T, old *corev1.Pod, during func()) *corev1.Pod {
+	t.Helper()
+	require.NoError(t, c.cs.CoreV1().Pods("kube-system").Delete(ctxT(t, 30*time.Second), old.Name, metav1.DeleteOptions{}))
 	var fresh *corev1.Pod
-	err = wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, 120*time.Second, true, func(ctx context.Context) (bool, error) {
-		roundTrip("during")
-		l, err := c.cs.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=sluice,app.kubernetes.io/component=agent"})
+	err := wait.PollUntilContextTimeout(t.Context(), 500*time.Millisecond, 120*time.Second, true, func(ctx context.Context) (bool, error) {
+		during()
+		l, err := c.cs.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{
+			LabelSelector: agentSelector, FieldSelector: "spec.nodeName=" + old.Spec.NodeName,
+		})
 		if err != nil {
 			return false, nil
 		}
@@ -96,17 +121,6 @@ func TestE2EAgentRestartKeepsConnection(t *testing.T) {
 		}
 		return false, nil
 	})
-	require.NoError(t, err, "no new ready agent pod after deleting %s", old.Name)
-	t.Logf("agent pod %s replaced by %s after %d round trips", old.Name, fresh.Name, seq-1)
-	for range 3 {
-		roundTrip("after")
-	}
-	// The restarted agent still wires new pods and knows the old ones.
-	eps := c.endpoints(t)
-	require.Contains(t, eps, ns+"/"+client.Name)
-	require.Contains(t, eps, ns+"/"+server.Name)
-	late := c.echoPod(t, ns, "late", nil)
-	out, err := c.ask(t, late, "tcp", server.Status.PodIP+":9000", "late")
-	require.NoError(t, err)
-	require.Equal(t, server.Name+" late", out)
+	require.NoError(t, err, "no new ready agent pod on %s after deleting %s", old.Spec.NodeName, old.Name)
+	return fresh
 }

@@ -20,6 +20,14 @@ func TestE2EClusterIPService(t *testing.T) {
 	c.echoPod(t, ns, "backend-1", sel)
 	c.echoPod(t, ns, "backend-2", sel)
 	client := c.echoPod(t, ns, "client", nil)
+	c.requireEchoService(t, ns, sel, client, []string{"backend-1", "backend-2"})
+}
+
+// requireEchoService creates the ClusterIP Service echo (TCP 80 -> 9000, UDP
+// 53 -> 9001) of the pods sel selects in ns, and requires that client reaches
+// every one of backends over TCP and over UDP, each naming itself.
+func (c *cluster) requireEchoService(t *testing.T, ns string, sel map[string]string, client *corev1.Pod, backends []string) {
+	t.Helper()
 	svc, err := c.cs.CoreV1().Services(ns).Create(ctxT(t, 30*time.Second), &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: "echo"},
 		Spec: corev1.ServiceSpec{Selector: sel, Ports: []corev1.ServicePort{
@@ -33,7 +41,7 @@ func TestE2EClusterIPService(t *testing.T) {
 
 	for _, tc := range []struct{ mode, addr string }{{"tcp", vip + ":80"}, {"udp", vip + ":53"}} {
 		// The first replies may fail while the EndpointSlice reaches the agent.
-		requireAllBackends(t, tc.mode+" "+tc.addr, "svc", []string{"backend-1", "backend-2"},
+		requireAllBackends(t, tc.mode+" "+tc.addr, "svc", backends,
 			func() (string, error) { return c.ask(t, client, tc.mode, tc.addr, "svc") })
 	}
 }
