@@ -155,6 +155,7 @@ up() {
 	$KC apply -f "$R/sluice.yaml" >/dev/null
 	waitfor "sluice-agent DaemonSet" 180 sh -c "$KC -n kube-system rollout status ds/sluice-agent --timeout=5s"
 	waitfor "node Ready" 120 sh -c "$KC get node $NODE -o jsonpath='{.status.conditions[?(@.type==\"Ready\")].status}' | grep -q True"
+	"$REPO/hack/k8s/coredns.sh" "$P/admin.kubeconfig" # cluster DNS (kube-dns 10.96.0.10, kubelet's clusterDNS)
 	echo "cluster up in $(($(date +%s) - t0))s; kubeconfig: $P/admin.kubeconfig"
 }
 
