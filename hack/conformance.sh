@@ -37,6 +37,8 @@ for s in $socks; do
 	for t in "$E"/images/*.tar; do ctr --address "$s" -n k8s.io images import "$t" >/dev/null; done
 done
 echo "images imported into $(echo "$socks" | wc -w) node(s)"
+# tests that need N nodes read the count from --num-nodes (the local provider has no cloud to ask)
+NUM_NODES=$(kubectl --kubeconfig "$KCFG" get nodes -o name | wc -l)
 
 # The skip list: "REGEX # reason" a line; an entry without a reason is an error.
 SKIP=""
@@ -66,7 +68,7 @@ rc=0
 # shellcheck disable=SC2086 # E2E_ARGS is a list of flags
 (cd "$OUT" && "$E/bin/ginkgo" -p --procs="$PROCS" --focus="$FOCUS" --skip="$SKIP" --timeout="${TIMEOUT:-55m}" \
 	--no-color --silence-skips --output-dir="$OUT" --json-report=report.json --junit-report=junit.xml \
-	"$E/bin/e2e.test" -- --kubeconfig="$KCFG" --provider=local --kubectl-path="$E/bin/kubectl" \
+	"$E/bin/e2e.test" -- --kubeconfig="$KCFG" --provider=local --num-nodes="$NUM_NODES" --kubectl-path="$E/bin/kubectl" \
 	--e2e-output-dir="$OUT" ${E2E_ARGS:-}) >"$OUT/ginkgo.log" 2>&1 || rc=$?
 WALL=$(($(date +%s) - T0))
 

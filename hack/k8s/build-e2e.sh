@@ -31,10 +31,10 @@ t() { local s; s=$(date +%s); "$@"; echo "TIME $(($(date +%s) - s))s  $*" | cut 
 quiet() { grep -v '^go: \(downloading\|added\|upgraded\|finding\)' || true; }
 mkdir -p "$E/bin" "$E/images" "$MOD"
 
-# 1. Debian packages whose binaries go into the images.
+# 1. Debian packages whose binaries go into the images (and jq, for hack/conformance.sh's summary).
 if [ "${SKIP_APT:-0}" != 1 ]; then
 	missing=""
-	for p in busybox-static bind9-dnsutils curl wget netcat-openbsd iproute2 bash libc-bin dash coreutils grep sed mawk hostname findutils; do
+	for p in jq busybox-static bind9-dnsutils curl wget netcat-openbsd iproute2 bash libc-bin dash coreutils grep sed mawk hostname findutils; do
 		dpkg -s $p >/dev/null 2>&1 || missing="$missing $p"
 	done
 	if [ -n "$missing" ]; then
