@@ -105,6 +105,13 @@ e2e:
 e2e-multinode:
 	SLUICE_E2E=1 SLUICE_E2E_NODES=$${SLUICE_E2E_NODES:-2} $(GO) test -count=1 -timeout 20m -v -run 'TestMultiNode' ./test/e2e/...
 
+# Upstream network conformance (Kubernetes v1.33.13 e2e.test: `[sig-network] Services` and `[sig-network] .*
+# [Conformance]`, minus hack/conformance-skip.txt) against the cluster `hack/local-cluster.sh up` started; builds e2e.test,
+# ginkgo and the test images on first use (cached). PROCS=4 parallel ginkgo processes by default.
+.PHONY: conformance
+conformance:
+	@hack/conformance.sh
+
 # --- CRDs: generated from the policy/ Go types with controller-gen (a go.mod tool) into the chart's crds/ ---
 CRD_DIR := install/helm/sluice/crds
 .PHONY: generate-crds check-generate-crds

@@ -194,6 +194,7 @@ up() {
 	$KC apply -f "$R/sluice.yaml" >/dev/null
 	waitfor "sluice-agent DaemonSet" 180 sh -c "$KC -n kube-system rollout status ds/sluice-agent --timeout=5s"
 	waitfor "$NODES node(s) Ready" 120 sh -c "[ \$($KC get nodes -o jsonpath='{.items[*].status.conditions[?(@.type==\"Ready\")].status}' | grep -o True | wc -l) = $NODES ]"
+	"$REPO/hack/k8s/coredns.sh" "$P/admin.kubeconfig" # cluster DNS (kube-dns 10.96.0.10, kubelet's clusterDNS)
 	echo "cluster up in $(($(date +%s) - t0))s; kubeconfig: $P/admin.kubeconfig"
 }
 

@@ -2,8 +2,8 @@
 # hack/k8s/build.sh: build everything a local Kubernetes node needs, cached under $CACHE (default /var/cache/sluice-k8s).
 #
 # Kubernetes v1.33.13 server binaries from the Go module proxy (a scratch module requiring k8s.io/kubernetes with a replace
-# for every ./staging module), etcd 3.5.21, a tiny CRI client (crimini, for teardown), and the test images (pause, echo)
-# as docker-archive tars. Debian's containerd and runc are installed with apt when missing.
+# for every ./staging module), etcd 3.5.21, a tiny CRI client (crimini, for teardown), the test images (pause, echo) and
+# CoreDNS (hack/k8s/coredns) as docker-archive tars. Debian's containerd and runc are installed with apt when missing.
 # A second run with the same cache reuses the module and build caches and skips binaries that already exist.
 # Knobs (env): CACHE, SKIP_APT=1, FORCE=1 (rebuild binaries even when present).
 set -euo pipefail
@@ -86,5 +86,13 @@ for i in pause echo; do
 	fi
 	"$HERE/mkimage.sh" sluice.local/$i:1 "$IMAGES/$i.tar" "$CACHE/img/$i" /$i
 done
+# 5. CoreDNS for the cluster DNS (hack/k8s/coredns.yaml): hack/k8s/coredns is a module of its own whose main links only
+#    the plugins the offline Corefile uses.
+if [ "${FORCE:-0}" = 1 ] || [ ! -f "$IMAGES/coredns.tar" ] || [ "$HERE/coredns/go.sum" -nt "$IMAGES/coredns.tar" ] ||
+	[ "$HERE/coredns/main.go" -nt "$IMAGES/coredns.tar" ]; then
+	rm -rf "$CACHE/img/coredns" && mkdir -p "$CACHE/img/coredns"
+	(cd "$HERE/coredns" && t go build -trimpath -ldflags "-s -w" -o "$CACHE/img/coredns/coredns" .)
+	"$HERE/mkimage.sh" sluice.local/coredns:1 "$IMAGES/coredns.tar" "$CACHE/img/coredns" /coredns
+fi
 echo "build total $(($(date +%s) - T0))s"
 ls -la "$BIN" "$IMAGES"

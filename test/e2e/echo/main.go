@@ -11,12 +11,14 @@
 // `echo crr ADDR` connects, sends one line, reads the reply and closes, again and again until stdin closes, then prints
 // one JSON line: attempts, failures (with the first error) and replies per backend name (a connection-rate load whose
 // every reply is checked).
+// `echo lookup NAME` resolves NAME through the pod's resolver configuration (the cluster DNS) and prints its addresses.
 // `echo https ADDR [PATH]` GETs https://ADDR/PATH (default /version) verifying the server against the pod's
 // service-account CA with its token, and prints "HTTP <code>" and the body (the kubernetes Service test).
 package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -26,6 +28,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -100,6 +103,16 @@ func client(mode, addr, msg string) error {
 			return err
 		}
 		fmt.Print(line)
+	case "lookup":
+		// addr is a name, resolved as the pod's /etc/resolv.conf says (search list, ndots: the cluster DNS)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ips, err := net.DefaultResolver.LookupHost(ctx, addr)
+		if err != nil {
+			return err
+		}
+		sort.Strings(ips)
+		fmt.Println(strings.Join(ips, " "))
 	case "udp":
 		c, err := net.Dial("udp", addr)
 		if err != nil {
