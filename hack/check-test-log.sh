@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# hack/check-test-log.sh privileged|e2e LOG: the skip gate over a `go test -v` log.
+# hack/check-test-log.sh privileged|e2e|multinode LOG: the skip gate over a `go test -v` log.
 #
 # Looks at every result line of the tests of one family (TestPrivileged* for
-# privileged, TestE2E* for e2e), top-level tests and their subtests at any
+# privileged, TestE2E* for e2e, TestMultiNode* for multinode), top-level tests and their subtests at any
 # depth (a subtest's name starts with its parent's), and fails when
 #   - no test of the family passed (none ran, or the family was filtered out), or
 #   - a test or subtest of the family was skipped: CI runs them on a kernel
@@ -11,11 +11,12 @@
 # It prints the counts, and the skipped tests with their reasons.
 set -euo pipefail
 
-usage() { echo "usage: $0 privileged|e2e LOG" >&2; exit 2; }
+usage() { echo "usage: $0 privileged|e2e|multinode LOG" >&2; exit 2; }
 (($# == 2)) || usage
 case $1 in
 privileged) prefix=TestPrivileged ;;
 e2e) prefix=TestE2E ;;
+multinode) prefix=TestMultiNode ;;
 *) usage ;;
 esac
 log=$2
