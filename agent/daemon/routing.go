@@ -18,6 +18,7 @@ func (d *Daemon) setupRouting() error {
 		NodeIP:         d.cfg.NodeIP,
 		VXLANMTU:       d.mtu.VXLAN,
 		ResyncInterval: d.cfg.ResyncInterval,
+		SetTunnel:      d.dp.SetTunnelDevice,
 	}, d.log.WithField("subsys", "nodes"))
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)

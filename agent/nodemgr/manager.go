@@ -40,6 +40,10 @@ type Config struct {
 	// Handle is the netlink handle to work through; nil: the network
 	// namespace of the process.
 	Handle *netlink.Handle
+	// SetTunnel, if set, is told the ifindex of sluice_vxlan after every
+	// sync that ensured it, 0 after one that removed it (the datapath's
+	// SetTunnelDevice: NodePort flows to other nodes' pods leave through it).
+	SetTunnel func(ifindex int) error
 }
 
 // Manager owns the routes to other nodes' PodCIDRs (and in VXLAN mode the
@@ -113,6 +117,17 @@ func (m *Manager) Applied() []Peer {
 	return slices.Clone(m.applied)
 }
 
+// setTunnel hands idx to cfg.SetTunnel, if set.
+func (m *Manager) setTunnel(idx int) error {
+	if m.cfg.SetTunnel == nil {
+		return nil
+	}
+	if err := m.cfg.SetTunnel(idx); err != nil {
+		return fmt.Errorf("record tunnel device %d: %w", idx, err)
+	}
+	return nil
+}
+
 func (m *Manager) poke() {
 	select {
 	case m.trigger <- struct{}{}:
@@ -153,7 +168,7 @@ func (m *Manager) Sync() error {
 	m.mu.Unlock()
 
 	if m.cfg.Mode == ModeNone {
-		return errors.Join(m.pruneRoutes(nil), m.removeVXLAN())
+		return errors.Join(m.pruneRoutes(nil), m.removeVXLAN(), m.setTunnel(0))
 	}
 	peers, problems := Desired(m.cfg.NodeName, nodes)
 	m.logProblems(problems)
@@ -161,7 +176,7 @@ func (m *Manager) Sync() error {
 	var errs []error
 	switch m.cfg.Mode {
 	case ModeNative:
-		errs = append(errs, m.removeVXLAN())
+		errs = append(errs, m.removeVXLAN(), m.setTunnel(0))
 		for _, p := range peers {
 			r := m.route(p, 0)
 			if err := m.h.RouteReplace(r); err != nil {
@@ -180,7 +195,7 @@ func (m *Manager) Sync() error {
 		if err != nil {
 			return err
 		}
-		errs = append(errs, m.syncNeighbors(idx, peers))
+		errs = append(errs, m.setTunnel(idx), m.syncNeighbors(idx, peers))
 		for _, p := range peers {
 			if err := m.h.RouteReplace(m.route(p, idx)); err != nil {
 				errs = append(errs, fmt.Errorf("route %s via %s to node %s: %w", p.PodCIDR, VXLANDevice, p.Node, err))

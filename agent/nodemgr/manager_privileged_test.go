@@ -1,6 +1,7 @@
 package nodemgr
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -32,13 +33,21 @@ func TestPrivilegedManagerModes(t *testing.T) {
 	defer h.Close()
 
 	var managerMTU func(mode Mode, mtu int) *Manager
+	tunnel := -1 // what the last sync told SetTunnel
+	vxlanIndex := func() int {
+		l, err := h.LinkByName(VXLANDevice)
+		require.NoError(t, err)
+		return l.Attrs().Index
+	}
 	nodes := []Node{
 		{Name: "a", PodCIDRs: []netip.Prefix{pfx("10.244.1.0/24")}, InternalIP: ip("172.31.250.1")},
 		{Name: "b", PodCIDRs: []netip.Prefix{pfx("10.244.2.0/24")}, InternalIP: ip("172.31.250.2")},
 	}
 	manager := func(mode Mode) *Manager { return managerMTU(mode, 0) }
 	managerMTU = func(mode Mode, mtu int) *Manager {
-		m, err := New(Config{Mode: mode, NodeName: "a", Handle: h, VXLANMTU: mtu}, logrus.New())
+		tunnel = -1
+		setTunnel := func(idx int) error { tunnel = idx; return nil }
+		m, err := New(Config{Mode: mode, NodeName: "a", Handle: h, VXLANMTU: mtu, SetTunnel: setTunnel}, logrus.New())
 		require.NoError(t, err)
 		m.SetNodes(nodes)
 		require.NoError(t, m.Sync())
@@ -49,8 +58,10 @@ func TestPrivilegedManagerModes(t *testing.T) {
 
 	manager(ModeNative)
 	require.Equal(t, "10.244.2.0/24 via 172.31.250.2 dev ul0 \n", routes())
+	require.Zero(t, tunnel, "no tunnel device in native mode")
 
 	m := manager(ModeVXLAN)
+	require.Equal(t, vxlanIndex(), tunnel, "the tunnel device recorded")
 	require.Equal(t, []Peer{{Node: "b", PodCIDR: pfx("10.244.2.0/24"), NodeIP: ip("172.31.250.2")}}, m.Applied())
 	r := routes()
 	require.Contains(t, r, "10.244.2.0/24  encap ip id 1 src 0.0.0.0 dst 172.31.250.2")
@@ -81,7 +92,15 @@ func TestPrivilegedManagerModes(t *testing.T) {
 	require.Equal(t, "10.244.2.0/24 via 172.31.250.2 dev ul0 \n", routes())
 	manager(ModeVXLAN)
 	manager(ModeNone)
+	require.Zero(t, tunnel, "tunnel device unrecorded with mode none")
 	require.Empty(t, routes())
 	require.NotContains(t, ns.Run(t, "ip", "link"), "sluice_vxlan")
 	require.Contains(t, ns.Run(t, "ip", "route"), "10.99.0.0/24 via 172.31.250.2")
+
+	// A failure to record the tunnel device fails the sync (retried).
+	m, err = New(Config{Mode: ModeVXLAN, NodeName: "a", Handle: h,
+		SetTunnel: func(int) error { return errors.New("map gone") }}, logrus.New())
+	require.NoError(t, err)
+	m.SetNodes(nodes)
+	require.ErrorContains(t, m.Sync(), "record tunnel device")
 }

@@ -51,6 +51,17 @@ enum nodeport_fwd_mode {
 	NP_FWD_NEIGH	= 3,	/* bpf_redirect_neigh (neighbour not resolved yet) */
 };
 
+/* The tunnel device (sluice_vxlan) in VXLAN routing mode: slot 0 holds its
+ * ifindex, 0 when there is none. Written by the agent's node manager on every
+ * sync (the device may be recreated; pinned programs outlive it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_tunnel_v1 SEC(".maps");
+
 struct nodeport_fwd {
 	__u32 ifindex;
 	__u32 mode;		/* enum nodeport_fwd_mode */
@@ -99,7 +110,13 @@ static __always_inline int nodeport_dec_ttl(struct __sk_buff *skb)
 }
 
 /* Routes the (translated) packet f by FIB lookup: MACs rewritten for a
- * resolved neighbour, else left to bpf_redirect_neigh. */
+ * resolved neighbour, else left to bpf_redirect_neigh. A route with a
+ * lightweight-tunnel encap (VXLAN mode: a remote PodCIDR's "encap ip ... dev
+ * sluice_vxlan") is one the FIB helper does not resolve (UNSUPP_LWT, no
+ * ifindex): bpf_redirect_neigh without a next hop to the tunnel device makes
+ * the kernel look the route up itself and transmit with its dst, whose
+ * lwtstate carries the tunnel key the collect-metadata device encapsulates
+ * with. */
 static __always_inline int nodeport_fib(struct __sk_buff *skb, const struct ipv4_flow *f,
 					struct nodeport_fwd *fwd)
 {
@@ -125,6 +142,15 @@ static __always_inline int nodeport_fib(struct __sk_buff *skb, const struct ipv4
 		fwd->mode = NP_FWD_NEIGH;
 		fwd->ifindex = p.ifindex;
 		return 0;
+	}
+	if (ret == BPF_FIB_LKUP_RET_UNSUPP_LWT) {
+		__u32 zero = 0, *tun = bpf_map_lookup_elem(&sluice_tunnel_v1, &zero);
+
+		if (tun && *tun) {
+			fwd->mode = NP_FWD_NEIGH;
+			fwd->ifindex = *tun;
+			return 0;
+		}
 	}
 	return -DROP_NO_ROUTE;
 }

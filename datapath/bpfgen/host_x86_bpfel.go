@@ -247,6 +247,7 @@ const (
 	HostMapSluicePolicyConfigV1  = "sluice_policy_config_v1"
 	HostMapSluicePolicyV1        = "sluice_policy_v1"
 	HostMapSluiceSnat4V1         = "sluice_snat4_v1"
+	HostMapSluiceTunnelV1        = "sluice_tunnel_v1"
 	HostProgFromNetdev           = "from_netdev"
 	HostProgToNetdev             = "to_netdev"
 	HostVarCtClockCache          = "ct_clock_cache"
@@ -329,6 +330,7 @@ type HostMapSpecs struct {
 	SluicePolicyConfigV1  *ebpf.MapSpec `ebpf:"sluice_policy_config_v1"`
 	SluicePolicyV1        *ebpf.MapSpec `ebpf:"sluice_policy_v1"`
 	SluiceSnat4V1         *ebpf.MapSpec `ebpf:"sluice_snat4_v1"`
+	SluiceTunnelV1        *ebpf.MapSpec `ebpf:"sluice_tunnel_v1"`
 }
 
 // HostVariableSpecs contains global variables before they are loaded into the kernel.
@@ -385,6 +387,7 @@ type HostMaps struct {
 	SluicePolicyConfigV1  *ebpf.Map `ebpf:"sluice_policy_config_v1"`
 	SluicePolicyV1        *ebpf.Map `ebpf:"sluice_policy_v1"`
 	SluiceSnat4V1         *ebpf.Map `ebpf:"sluice_snat4_v1"`
+	SluiceTunnelV1        *ebpf.Map `ebpf:"sluice_tunnel_v1"`
 }
 
 func (m *HostMaps) Close() error {
@@ -406,6 +409,7 @@ func (m *HostMaps) Close() error {
 		m.SluicePolicyConfigV1,
 		m.SluicePolicyV1,
 		m.SluiceSnat4V1,
+		m.SluiceTunnelV1,
 	)
 }
 

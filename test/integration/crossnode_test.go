@@ -25,6 +25,7 @@ type twoNodes struct {
 	ul     *harness.Underlay
 	p1, p2 *harness.Pod
 	opts   twoNodesOptions
+	ext    *harness.NetNS // the outside client of node 1 (opts.external)
 }
 
 // twoNodesOptions configure newTwoNodesWith.
@@ -34,6 +35,11 @@ type twoNodesOptions struct {
 	// agent gets its end's address as --node-ip, so that it finds the
 	// underlay device.
 	underlayMTU int
+	// external, when set, wires an outside client netns to node 1 (ext0,
+	// npNodeIP - npClientIP) and runs node 1's host programs on the
+	// underlay and ext0 (--devices), with its underlay address as
+	// --node-ip (the SNAT address), as on a real node.
+	external bool
 }
 
 // transferSize is what the large transfers send through the echo servers.
@@ -73,6 +79,9 @@ func newTwoNodesWith(t *testing.T, opts twoNodesOptions) *twoNodes {
 	if opts.underlayMTU != 0 {
 		c.ul.SetMTU(t, opts.underlayMTU)
 	}
+	if opts.external {
+		c.ext = wire(t, c.n1, "sl-ext-", "ext0", npNodeIP, npClientIP)
+	}
 	nodes := harness.NodeYAML(c.n1, c.ul.AddrA) + harness.NodeYAML(c.n2, c.ul.AddrB)
 	for _, n := range []*harness.Node{c.n1, c.n2} {
 		writeManifest(t, n, "nodes.yaml", nodes)
@@ -96,6 +105,12 @@ func (c *twoNodes) agentArgs(n *harness.Node) []string {
 			ip = c.ul.AddrB
 		}
 		args = append(args, "--node-ip", ip.String())
+	}
+	if c.opts.external && n == c.n1 {
+		args = append(args, "--devices", c.ul.IfName+",ext0")
+		if c.opts.underlayMTU == 0 {
+			args = append(args, "--node-ip", c.ul.AddrA.String())
+		}
 	}
 	return args
 }
