@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/endpointmgr"
+	"github.com/sluicenet/sluice/agent/lb/maglev"
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
@@ -25,6 +26,21 @@ const (
 	DefaultCgroupRoot     = "/sys/fs/cgroup/unified"
 	DefaultMetricsAddr    = "127.0.0.1:9962"
 )
+
+// Load-balancing algorithms (Config.LBAlgorithm, --lb-algorithm).
+const (
+	LBAlgorithmRandom = "random"
+	LBAlgorithmMaglev = "maglev"
+)
+
+// maglevSize is the Maglev table size the datapath and the service manager
+// use: 0 with random selection.
+func (c Config) maglevSize() uint32 {
+	if c.LBAlgorithm != LBAlgorithmMaglev {
+		return 0
+	}
+	return c.MaglevTableSize
+}
 
 // Bounds of the lookup of a pod unknown at CNI ADD (Config.PodFetchTimeout):
 // the maximum leaves the ADD time for the rest within the CNI's 20s wait
@@ -95,6 +111,14 @@ type Config struct {
 	// unless its network config sets "mtu"; --k8s writes it into the
 	// conflist.
 	MTU int
+	// LBAlgorithm is how packets of a new flow pick a service backend:
+	// "random" (default) or "maglev" (a Maglev table of MaglevTableSize
+	// entries per service, the same on every node). The socket LB is
+	// random either way, as Cilium's.
+	LBAlgorithm string
+	// MaglevTableSize is the Maglev table size, a prime up to 65521
+	// (default 16381); each service's table takes 4 bytes per entry.
+	MaglevTableSize uint32
 
 	// PolicyEnforcement is default, always or never (empty: default).
 	PolicyEnforcement string
@@ -159,16 +183,18 @@ const (
 // DefaultConfig returns the production configuration.
 func DefaultConfig() Config {
 	return Config{
-		BPFRoot:        pin.DefaultRoot,
-		RunDir:         DefaultRunDir,
-		ResyncInterval: DefaultResyncInterval,
-		IPForward:      true,
-		SocketLB:       true,
-		CgroupRoot:     DefaultCgroupRoot,
-		CNIConflist:    k8s.DefaultConflistPath,
-		MetricsAddr:    DefaultMetricsAddr,
-		HealthAddr:     DefaultHealthAddr,
-		Routing:        string(nodemgr.ModeNative),
+		BPFRoot:         pin.DefaultRoot,
+		RunDir:          DefaultRunDir,
+		ResyncInterval:  DefaultResyncInterval,
+		IPForward:       true,
+		SocketLB:        true,
+		CgroupRoot:      DefaultCgroupRoot,
+		CNIConflist:     k8s.DefaultConflistPath,
+		MetricsAddr:     DefaultMetricsAddr,
+		HealthAddr:      DefaultHealthAddr,
+		Routing:         string(nodemgr.ModeNative),
+		LBAlgorithm:     LBAlgorithmRandom,
+		MaglevTableSize: maglev.DefaultTableSize,
 		Process: ProcessConfig{
 			CacheSize:        DefaultProcessCacheSize,
 			AncestorsDepth:   DefaultProcessAncestorsDepth,
@@ -221,6 +247,16 @@ func (c Config) Validate() error {
 	// MTU is checked against the bounds here.
 	if _, err := nodemgr.ComputeMTUs(mode, 0, c.MTU); err != nil {
 		errs = append(errs, fmt.Errorf("mtu: %w", err))
+	}
+	switch c.LBAlgorithm {
+	case "", LBAlgorithmRandom, LBAlgorithmMaglev:
+	default:
+		errs = append(errs, fmt.Errorf("lb algorithm %q: want random or maglev", c.LBAlgorithm))
+	}
+	if c.LBAlgorithm == LBAlgorithmMaglev || c.MaglevTableSize != maglev.DefaultTableSize {
+		if err := maglev.ValidateTableSize(c.MaglevTableSize); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	errs = append(errs, c.Process.validate()...)
 	return errors.Join(errs...)

@@ -11,3 +11,9 @@ type Services interface {
 	// Conntrack dumps the conntrack map.
 	Conntrack() ([]api.CTEntry, error)
 }
+
+// MaglevTables is what the server needs to serve /v1/bpf/lb/maglev (the
+// service manager has it).
+type MaglevTables interface {
+	MaglevTables(service string) ([]api.MaglevTable, error)
+}

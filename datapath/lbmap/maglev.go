@@ -13,6 +13,9 @@ import (
 
 const maglevMapName = "sluice_lb4_maglev_v1"
 
+// ErrNoMaglev is returned (wrapped) by Maglev for a service without table.
+var ErrNoMaglev = errors.New("no Maglev table")
+
 // SetMaglevMap gives the handle the Maglev outer map (sluice_lb4_maglev_v1,
 // bpf/lib/lb.h): a hash of maps from a service's reverse-NAT id to its
 // lookup table, an array of backend IDs.
@@ -93,8 +96,8 @@ func (m *Map) MaglevIDs() ([]uint16, error) {
 }
 
 // Maglev reads the Maglev table of service revNATID back from the kernel:
-// the backend ID of every entry. ebpf.ErrKeyNotExist (wrapped) when the
-// service has none.
+// the backend ID of every entry. ErrNoMaglev (wrapped) when the service has
+// none.
 func (m *Map) Maglev(revNATID uint16) ([]uint32, error) {
 	if m.maglev == nil {
 		return nil, fmt.Errorf("service %d: %w", revNATID, ebpf.ErrKeyNotExist)
