@@ -100,10 +100,12 @@ func (m *Map) MaglevIDs() ([]uint16, error) {
 // none.
 func (m *Map) Maglev(revNATID uint16) ([]uint32, error) {
 	if m.maglev == nil {
-		return nil, fmt.Errorf("service %d: %w", revNATID, ebpf.ErrKeyNotExist)
+		return nil, fmt.Errorf("service %d: %w", revNATID, ErrNoMaglev)
 	}
 	var innerID uint32
-	if err := m.maglev.Lookup(&revNATID, &innerID); err != nil {
+	if err := m.maglev.Lookup(&revNATID, &innerID); errors.Is(err, ebpf.ErrKeyNotExist) {
+		return nil, fmt.Errorf("service %d: %w", revNATID, ErrNoMaglev)
+	} else if err != nil {
 		return nil, fmt.Errorf("Maglev table of service %d: %w", revNATID, err)
 	}
 	inner, err := ebpf.NewMapFromID(ebpf.MapID(innerID))
