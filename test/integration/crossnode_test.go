@@ -40,6 +40,8 @@ type twoNodesOptions struct {
 	// underlay and ext0 (--devices), with its underlay address as
 	// --node-ip (the SNAT address), as on a real node.
 	external bool
+	// args are further sluice-agent flags of both nodes.
+	args []string
 }
 
 // transferSize is what the large transfers send through the echo servers.
@@ -112,7 +114,7 @@ func (c *twoNodes) agentArgs(n *harness.Node) []string {
 			args = append(args, "--node-ip", c.ul.AddrA.String())
 		}
 	}
-	return args
+	return append(args, c.opts.args...)
 }
 
 // requirePodMTU checks both ends of both pods' veths.
