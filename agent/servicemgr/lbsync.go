@@ -355,7 +355,7 @@ func (r *lbSync) writeMaglev(revID uint16, s lb.Service, ids []uint32) error {
 	}
 	idx, err := maglev.Build(bes, r.maglevSize)
 	if err != nil {
-		return fmt.Errorf("Maglev table of %s (%s): %w", s.Frontend, s.Name, err)
+		return fmt.Errorf("maglev table of %s (%s): %w", s.Frontend, s.Name, err)
 	}
 	table := make([]uint32, len(idx))
 	for i, j := range idx {
@@ -363,7 +363,7 @@ func (r *lbSync) writeMaglev(revID uint16, s lb.Service, ids []uint32) error {
 	}
 	if err := r.maps.SetMaglev(revID, table); err != nil {
 		delete(r.wMaglev, revID)
-		return fmt.Errorf("Maglev table of %s (%s): %w", s.Frontend, s.Name, err)
+		return fmt.Errorf("maglev table of %s (%s): %w", s.Frontend, s.Name, err)
 	}
 	r.wMaglev[revID] = sig
 	return nil

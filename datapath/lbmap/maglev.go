@@ -106,7 +106,7 @@ func (m *Map) Maglev(revNATID uint16) ([]uint32, error) {
 	if err := m.maglev.Lookup(&revNATID, &innerID); errors.Is(err, ebpf.ErrKeyNotExist) {
 		return nil, fmt.Errorf("service %d: %w", revNATID, ErrNoMaglev)
 	} else if err != nil {
-		return nil, fmt.Errorf("Maglev table of service %d: %w", revNATID, err)
+		return nil, fmt.Errorf("maglev table of service %d: %w", revNATID, err)
 	}
 	inner, err := ebpf.NewMapFromID(ebpf.MapID(innerID))
 	if err != nil {
@@ -117,7 +117,7 @@ func (m *Map) Maglev(revNATID uint16) ([]uint32, error) {
 	out := make([]uint32, n)
 	for i := range n {
 		if err := inner.Lookup(&i, &out[i]); err != nil {
-			return nil, fmt.Errorf("Maglev table of service %d entry %d: %w", revNATID, i, err)
+			return nil, fmt.Errorf("maglev table of service %d entry %d: %w", revNATID, i, err)
 		}
 	}
 	return out, nil
