@@ -72,10 +72,7 @@ static __always_inline int sock4_xlate_fwd(struct bpf_sock_addr *ctx, __u32 xlat
 		return 0; /* not a frontend the agent writes */
 	if (!svc)
 		return 0;
-	/* Random even for a Maglev service, as Cilium's socket LB: a
-	 * connection from a pod is this node's alone, and its packets then
-	 * carry the backend's address (no per-packet selection). */
-	ret = lb4_select_backend(&fe, svc, bpf_get_netns_cookie(ctx), 1, 0, 0, &be, &backend_id);
+	ret = lb4_select_backend(&fe, svc, bpf_get_netns_cookie(ctx), 1, &be, &backend_id);
 	if (ret < 0)
 		return ret;
 

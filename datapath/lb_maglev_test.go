@@ -171,3 +171,37 @@ func TestPrivilegedHostNodePortMaglev(t *testing.T) {
 	}
 	assert.Len(t, seen, len(ids), fmt.Sprint(seen))
 }
+
+// A Maglev service whose table is missing, or names a backend that is gone,
+// still gets a backend: random selection among its slots.
+func TestPrivilegedLBMaglevFallback(t *testing.T) {
+	d := loadLB(t, datapath.Options{MaglevTableSize: testMaglevSize})
+	ids := []uint32{10, 11, 12}
+	lbService(t, d, protoTCP, lbmap.FlagMaglev, 0, ids...)
+	members := map[netip.AddrPort]bool{lbRemoteAP(10): true, lbRemoteAP(11): true, lbRemoteAP(12): true}
+	// No table.
+	for sport := uint16(43000); sport < 43030; sport++ {
+		res, dst := runFwd(t, d, toVIP(lbClient, protoTCP, sport, progtest.TCPSyn))
+		require.Equal(t, uint32(progtest.ActOK), res.Verdict)
+		require.True(t, members[dst], "%s", dst)
+	}
+	// A table of a backend id the backends map does not hold.
+	stale := make([]uint32, testMaglevSize)
+	for i := range stale {
+		stale[i] = 4242
+	}
+	require.NoError(t, d.LB().SetMaglev(lbRevNAT, stale))
+	for sport := uint16(43100); sport < 43130; sport++ {
+		res, dst := runFwd(t, d, toVIP(lbClient, protoTCP, sport, progtest.TCPSyn))
+		require.Equal(t, uint32(progtest.ActOK), res.Verdict)
+		require.True(t, members[dst], "%s", dst)
+	}
+	// A table of the wrong size (smaller): indices past its end find
+	// nothing and fall back too.
+	require.NoError(t, d.LB().SetMaglev(lbRevNAT, maglevTable(t, 3, lbRemoteAP, ids...)))
+	for sport := uint16(43200); sport < 43230; sport++ {
+		res, dst := runFwd(t, d, toVIP(lbClient, protoTCP, sport, progtest.TCPSyn))
+		require.Equal(t, uint32(progtest.ActOK), res.Verdict)
+		require.True(t, members[dst], "%s", dst)
+	}
+}

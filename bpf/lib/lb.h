@@ -205,16 +205,13 @@ static __always_inline __u32 lb4_slot_backend_id(const struct lb4_key *fe, __u16
 
 /* Selects a backend for a new flow of a client to the frontend fe, whose
  * master entry is svc. With affinity, the client's affinity entry wins while
- * it is fresh and its backend is still where it was found (the same slot of
- * the service, or for a Maglev service the same entry of its table) and not
- * terminating. Otherwise a Maglev service (maglev set, lb4_svc_maglev) takes
- * the backend at flow_hash modulo the table size; a random slot is taken
- * without Maglev, or when the table or its backend is missing (once more if
- * that slot's backend no longer exists). Returns 0 with *be and *backend_id
- * set, or a negative DROP_* reason. */
+ * it is fresh and its backend is still in the same slot of the service and
+ * not terminating; otherwise a random slot is taken (once more if its backend
+ * no longer exists). Returns 0 with *be and *backend_id set, or a negative
+ * DROP_* reason. */
 static __always_inline int lb4_select_backend(const struct lb4_key *fe, const struct lb4_service *svc,
-					      __u64 client_id, __u8 client_is_netns, int maglev,
-					      __u32 flow_hash, struct lb4_backend **be, __u32 *backend_id)
+					      __u64 client_id, __u8 client_is_netns,
+					      struct lb4_backend **be, __u32 *backend_id)
 {
 	struct lb4_affinity_key akey = {
 		.client_id = client_id, .rev_nat_id = svc->rev_nat_id, .netns = client_is_netns,
@@ -232,9 +229,8 @@ static __always_inline int lb4_select_backend(const struct lb4_key *fe, const st
 		now = now_sec();
 		aval = bpf_map_lookup_elem(&sluice_lb4_affinity_v1, &akey);
 		if (aval && aval->last_used + svc->affinity_timeout >= now &&
-		    (maglev ? lb4_maglev_backend_id(svc->rev_nat_id, aval->slot) == aval->backend_id :
-		     aval->slot >= 1 && aval->slot <= count &&
-		     lb4_slot_backend_id(fe, aval->slot) == aval->backend_id)) {
+		    aval->slot >= 1 && aval->slot <= count &&
+		    lb4_slot_backend_id(fe, aval->slot) == aval->backend_id) {
 			b = lb4_lookup_backend(aval->backend_id);
 			if (b && !(b->flags & LB_BACKEND_TERMINATING)) {
 				aval->last_used = now;
@@ -244,15 +240,6 @@ static __always_inline int lb4_select_backend(const struct lb4_key *fe, const st
 			}
 			b = NULL;
 		}
-	}
-	if (maglev) {
-		/* The table size is below 65536: the index fits the slot. */
-		slot = flow_hash % lb_maglev_table_size;
-		id = lb4_maglev_backend_id(svc->rev_nat_id, slot);
-		if (id)
-			b = lb4_lookup_backend(id);
-		if (b)
-			goto found;
 	}
 	slot = (bpf_get_prandom_u32() % count) + 1;
 	id = lb4_slot_backend_id(fe, slot);
@@ -266,10 +253,65 @@ static __always_inline int lb4_select_backend(const struct lb4_key *fe, const st
 	}
 	if (!b)
 		return lb4_no_backend(svc);
-found:
 	if (svc->flags & LB_FLAG_AFFINITY) {
 		nval.backend_id = id;
 		nval.slot = slot;
+		nval.last_used = now;
+		bpf_map_update_elem(&sluice_lb4_affinity_v1, &akey, &nval, BPF_ANY);
+	}
+	*be = b;
+	*backend_id = id;
+	return 0;
+}
+
+/* Selects a backend for a new flow of client to the frontend fe of a Maglev
+ * service svc (lb4_svc_maglev): the entry of its table at flow_hash modulo
+ * the table size. With affinity, the client's affinity entry wins as in
+ * lb4_select_backend while it is fresh and its backend is still in the same
+ * entry of the table (the entry's index is kept in the affinity slot; an
+ * entry from random selection fails this check and the table decides). A
+ * missing table or backend falls back to lb4_select_backend (random). Kept
+ * apart from lb4_select_backend so that the random path stays what it was:
+ * with Maglev off the verifier removes this function's call. Returns 0 with
+ * *be and *backend_id set, or a negative DROP_* reason. */
+static __always_inline int lb4_select_backend_maglev(const struct lb4_key *fe, const struct lb4_service *svc,
+						     __be32 client, __u32 flow_hash,
+						     struct lb4_backend **be, __u32 *backend_id)
+{
+	struct lb4_affinity_key akey = { .client_id = client, .rev_nat_id = svc->rev_nat_id };
+	struct lb4_affinity_val *aval, nval = {};
+	struct lb4_backend *b = NULL;
+	__u64 now = 0;
+	__u16 idx;
+	__u32 id;
+
+	if (svc->backend_id == 0)
+		return lb4_no_backend(svc);
+	if (svc->flags & LB_FLAG_AFFINITY) {
+		now = now_sec();
+		aval = bpf_map_lookup_elem(&sluice_lb4_affinity_v1, &akey);
+		if (aval && aval->last_used + svc->affinity_timeout >= now &&
+		    lb4_maglev_backend_id(svc->rev_nat_id, aval->slot) == aval->backend_id) {
+			b = lb4_lookup_backend(aval->backend_id);
+			if (b && !(b->flags & LB_BACKEND_TERMINATING)) {
+				aval->last_used = now;
+				*be = b;
+				*backend_id = aval->backend_id;
+				return 0;
+			}
+			b = NULL;
+		}
+	}
+	/* The table size is below 65536: the index fits the slot. */
+	idx = flow_hash % lb_maglev_table_size;
+	id = lb4_maglev_backend_id(svc->rev_nat_id, idx);
+	if (id)
+		b = lb4_lookup_backend(id);
+	if (!b)
+		return lb4_select_backend(fe, svc, client, 0, be, backend_id);
+	if (svc->flags & LB_FLAG_AFFINITY) {
+		nval.backend_id = id;
+		nval.slot = idx;
 		nval.last_used = now;
 		bpf_map_update_elem(&sluice_lb4_affinity_v1, &akey, &nval, BPF_ANY);
 	}

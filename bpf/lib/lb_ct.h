@@ -97,10 +97,10 @@ static __always_inline int lb4_local(const struct ipv4_flow *f, const struct lb4
 	}
 	if (!be) {
 		se = NULL;
-		int maglev = lb4_svc_maglev(svc);
-
-		ret = lb4_select_backend(fe, svc, f->saddr, 0, maglev, maglev ? lb4_flow_hash(f, svc) : 0,
-					 &be, &backend_id);
+		if (lb4_svc_maglev(svc))
+			ret = lb4_select_backend_maglev(fe, svc, f->saddr, lb4_flow_hash(f, svc), &be, &backend_id);
+		else
+			ret = lb4_select_backend(fe, svc, f->saddr, 0, &be, &backend_id);
 		if (ret < 0)
 			return ret;
 	}
