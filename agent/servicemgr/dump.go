@@ -193,7 +193,14 @@ func (m *Manager) MaglevTables(service string) ([]api.MaglevTable, error) {
 			}
 			t.Backends = append(t.Backends, b)
 		}
-		sort.Slice(t.Backends, func(i, j int) bool { return t.Backends[i].Address < t.Backends[j].Address })
+		sort.Slice(t.Backends, func(i, j int) bool {
+			a, aerr := netip.ParseAddrPort(t.Backends[i].Address)
+			b, berr := netip.ParseAddrPort(t.Backends[j].Address)
+			if aerr != nil || berr != nil {
+				return t.Backends[i].Address < t.Backends[j].Address
+			}
+			return a.Compare(b) < 0
+		})
 		t.Entries = table
 		out = append(out, t)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"testing"
 	"time"
 
@@ -98,6 +99,14 @@ func TestPrivilegedMaglevTwoNodes(t *testing.T) {
 	for _, s := range svcs {
 		assert.Equal(t, "maglev", s.Algorithm, s.Name)
 	}
+	// The CLI: the algorithm column, and the table's size and shares.
+	out, err := c.n1.NS.Command(harness.Bin(t, "sluice"), "--socket", c.n1.Socket(), "service", "list").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Regexp(t, `default/mg:http +ClusterIP +10\.96\.0\.90:80/TCP +maglev `, string(out))
+	out, err = c.n1.NS.Command(harness.Bin(t, "sluice"), "--socket", c.n1.Socket(), "bpf", "lb", "maglev", "get", "default/mg").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	t.Logf("sluice bpf lb maglev get default/mg:\n%s", out)
+	assert.Regexp(t, fmt.Sprintf(`default/mg:http +10\.96\.0\.90:80/TCP +\d+ +%d +\d+ +%s:%d +\d+ +\d+\.\d\d%%`, testMaglevSize, regexp.QuoteMeta(c.p1.IP.String()), podPort), string(out))
 
 	// One backend goes on both nodes.
 	gone := eps[5][0] + ":" + fmt.Sprint(podPort)
