@@ -172,7 +172,7 @@ func (m *Manager) MaglevTables(service string) ([]api.MaglevTable, error) {
 		t.RevNATID = id
 		table, err := m.lb.Maglev(id)
 		if errors.Is(err, lbmap.ErrNoMaglev) {
-			t.Error = "no Maglev table (random selection, or no backends)"
+			t.Error = "no Maglev table (random selection, or fewer than 2 backends)"
 			out = append(out, t)
 			continue
 		}

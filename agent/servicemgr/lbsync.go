@@ -303,7 +303,10 @@ func (r *lbSync) writeServiceEntries(p *applyPass, s lb.Service) error {
 		return err
 	}
 	fl := flags(s)
-	maglevOn := r.maglevSize != 0 && len(ids) > 0
+	// One backend needs no table: any selection picks it (a hostPort, a
+	// single-replica service), and the table would cost its 4 bytes per
+	// entry for nothing.
+	maglevOn := r.maglevSize != 0 && len(ids) > 1
 	if maglevOn {
 		// The table before the master entry that points the programs at it.
 		if err := r.writeMaglev(revID, s, ids); err != nil {

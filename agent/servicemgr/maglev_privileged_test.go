@@ -72,6 +72,19 @@ func TestPrivilegedLBSyncMaglev(t *testing.T) {
 	_, err = dp.Maglev(emptyID)
 	assert.ErrorIs(t, err, dplb.ErrNoMaglev, "no table without backends")
 
+	// One backend: no table, no flag (nothing to choose).
+	one := svc("10.96.0.12", 80, lb.TCP, bes[0])
+	_, err = r.ApplyChanged([]lb.Service{one}, nil)
+	require.NoError(t, err)
+	oneID, _ := r.RevNATID(one.Frontend)
+	_, err = dp.Maglev(oneID)
+	assert.ErrorIs(t, err, dplb.ErrNoMaglev, "no table for one backend")
+	svcs, err = dp.Services()
+	require.NoError(t, err)
+	assert.Zero(t, svcs[fe("10.96.0.12", 80, lb.TCP)].Flags&dplb.FlagMaglev)
+	_, err = r.ApplyChanged(nil, []lb.Frontend{one.Frontend})
+	require.NoError(t, err)
+
 	// An unchanged service is not rewritten: the same inner map stays.
 	webID, _ := r.RevNATID(web.Frontend)
 	before := r.wMaglev[webID]
