@@ -34,6 +34,13 @@ func maglevTable(t testing.TB, m uint32, addrOf func(uint32) netip.AddrPort, ids
 	return out
 }
 
+// setMaglev swaps table in as the Maglev table of service revNAT.
+func setMaglev(t testing.TB, m *lbmap.Map, revNAT uint16, table []uint32) {
+	t.Helper()
+	_, err := m.SetMaglev(revNAT, table)
+	require.NoError(t, err)
+}
+
 func lbRemoteAP(id uint32) netip.AddrPort { return netip.AddrPortFrom(lbBackendAddr(id), 8080) }
 
 // A service packet through the pod program goes to the backend the Go table
@@ -44,7 +51,7 @@ func TestPrivilegedLBMaglevPodService(t *testing.T) {
 	ids := []uint32{10, 11, 12}
 	fe := lbService(t, d, protoTCP, lbmap.FlagMaglev, 0, ids...)
 	table := maglevTable(t, testMaglevSize, lbRemoteAP, ids...)
-	require.NoError(t, d.LB().SetMaglev(lbRevNAT, table))
+	setMaglev(t, d.LB(), lbRevNAT, table)
 
 	got, err := d.LB().Maglev(lbRevNAT)
 	require.NoError(t, err)
@@ -67,7 +74,7 @@ func TestPrivilegedLBMaglevPodService(t *testing.T) {
 	newIDs := []uint32{10, 12}
 	fe = lbService(t, d, protoTCP, lbmap.FlagMaglev, 0, newIDs...)
 	newTable := maglevTable(t, testMaglevSize, lbRemoteAP, newIDs...)
-	require.NoError(t, d.LB().SetMaglev(lbRevNAT, newTable))
+	setMaglev(t, d.LB(), lbRevNAT, newTable)
 	moved, kept := 0, 0
 	for sport := uint16(40000); sport < 40300; sport++ {
 		before := want(sport)
@@ -96,7 +103,7 @@ func TestPrivilegedLBMaglevAffinity(t *testing.T) {
 	ids := []uint32{10, 11, 12}
 	fe := lbService(t, d, protoTCP, lbmap.FlagMaglev|lbmap.FlagAffinity, 600e9, ids...)
 	table := maglevTable(t, testMaglevSize, lbRemoteAP, ids...)
-	require.NoError(t, d.LB().SetMaglev(lbRevNAT, table))
+	setMaglev(t, d.LB(), lbRevNAT, table)
 	for _, c := range []netip.Addr{lbClient, lbClient2} {
 		want := lbRemoteAP(table[maglev.FlowHash(c, fe.Addr, 0, fe.Port, protoTCP)%testMaglevSize])
 		for sport := uint16(41000); sport < 41020; sport++ {
@@ -122,7 +129,7 @@ func TestPrivilegedLBMaglevOffIsRandom(t *testing.T) {
 			ids := []uint32{10, 11, 12}
 			fe := lbService(t, d, protoTCP, tc.flags, 0, ids...)
 			table := maglevTable(t, testMaglevSize, lbRemoteAP, ids...)
-			require.NoError(t, d.LB().SetMaglev(lbRevNAT, table))
+			setMaglev(t, d.LB(), lbRevNAT, table)
 			agree, n := 0, 300
 			seen := map[netip.AddrPort]int{}
 			for sport := uint16(42000); sport < 42000+uint16(n); sport++ {
@@ -157,7 +164,7 @@ func TestPrivilegedHostNodePortMaglev(t *testing.T) {
 	e.service(t, fe, lbmap.FlagNodePort|lbmap.FlagMaglev, ids...)
 	revNAT := e.nextRevNAT - 1
 	table := maglevTable(t, testMaglevSize, func(id uint32) netip.AddrPort { return addrs[id] }, ids...)
-	require.NoError(t, e.d.LB().SetMaglev(revNAT, table))
+	setMaglev(t, e.d.LB(), revNAT, table)
 
 	seen := map[netip.AddrPort]int{}
 	for sport := uint16(40000); sport < 40200; sport++ {
@@ -190,7 +197,7 @@ func TestPrivilegedLBMaglevFallback(t *testing.T) {
 	for i := range stale {
 		stale[i] = 4242
 	}
-	require.NoError(t, d.LB().SetMaglev(lbRevNAT, stale))
+	setMaglev(t, d.LB(), lbRevNAT, stale)
 	for sport := uint16(43100); sport < 43130; sport++ {
 		res, dst := runFwd(t, d, toVIP(lbClient, protoTCP, sport, progtest.TCPSyn))
 		require.Equal(t, uint32(progtest.ActOK), res.Verdict)
@@ -198,7 +205,7 @@ func TestPrivilegedLBMaglevFallback(t *testing.T) {
 	}
 	// A table of the wrong size (smaller): indices past its end find
 	// nothing and fall back too.
-	require.NoError(t, d.LB().SetMaglev(lbRevNAT, maglevTable(t, 3, lbRemoteAP, ids...)))
+	setMaglev(t, d.LB(), lbRevNAT, maglevTable(t, 3, lbRemoteAP, ids...))
 	for sport := uint16(43200); sport < 43230; sport++ {
 		res, dst := runFwd(t, d, toVIP(lbClient, protoTCP, sport, progtest.TCPSyn))
 		require.Equal(t, uint32(progtest.ActOK), res.Verdict)

@@ -30,9 +30,9 @@ type Maps interface {
 	// SetMaglev swaps in the Maglev table of a service (backend IDs by
 	// entry), DeleteMaglev removes it, MaglevIDs lists the services that
 	// have one and Maglev reads one back.
-	SetMaglev(revNATID uint16, table []uint32) error
+	SetMaglev(revNATID uint16, table []uint32) (innerID uint32, err error)
 	DeleteMaglev(revNATID uint16) error
-	MaglevIDs() ([]uint16, error)
+	MaglevIDs() (map[uint16]uint32, error)
 	Maglev(revNATID uint16) ([]uint32, error)
 	// NodeAddrs lists the node's addresses (sluice_node_addrs_v1): a
 	// hostPort on a given host address is served only on one of these.
@@ -70,11 +70,11 @@ type lbSync struct {
 
 	// maglevSize is the Maglev table size with --lb-algorithm=maglev, 0
 	// with random selection. wMaglev holds, by reverse-NAT id, what the
-	// table last written was built from (maglevSignature); empty after a
-	// start, so the first sync rebuilds every table (the size may have
-	// changed), each swapped in whole.
+	// table last written was built from and the kernel ID of its inner
+	// map; empty after a start, so the first sync rebuilds every table
+	// (the size may have changed), each swapped in whole.
 	maglevSize uint32
-	wMaglev    map[uint16]string
+	wMaglev    map[uint16]writtenMaglev
 
 	nextBackend, nextRevNAT uint32 // next IDs to hand out
 }
@@ -87,7 +87,7 @@ type backendKey struct {
 // newLBSync returns an LB sync that adopts the IDs already in the maps.
 func newLBSync(maps Maps) (*lbSync, error) {
 	r := &lbSync{maps: maps, desired: map[lb.Frontend]lb.Service{}, refs: map[backendKey]int{}, failed: map[lb.Frontend]error{},
-		wMaglev: map[uint16]string{}}
+		wMaglev: map[uint16]writtenMaglev{}}
 	if err := r.adopt(); err != nil {
 		return nil, err
 	}
@@ -333,6 +333,12 @@ func (r *lbSync) writeServiceEntries(p *applyPass, s lb.Service) error {
 	return nil
 }
 
+// writtenMaglev is a Maglev table the LB sync wrote.
+type writtenMaglev struct {
+	sig     string // maglevSignature
+	innerID uint32 // the kernel's ID of its inner map
+}
+
 // maglevSignature says what a Maglev table is built from: the table size
 // and each backend's name (its address:port) with its ID.
 func maglevSignature(size uint32, s lb.Service, ids []uint32) string {
@@ -349,7 +355,7 @@ func maglevSignature(size uint32, s lb.Service, ids []uint32) string {
 // same backends.
 func (r *lbSync) writeMaglev(revID uint16, s lb.Service, ids []uint32) error {
 	sig := maglevSignature(r.maglevSize, s, ids)
-	if r.wMaglev[revID] == sig {
+	if r.wMaglev[revID].sig == sig {
 		return nil
 	}
 	bes := make([]maglev.Backend, len(s.Backends))
@@ -364,11 +370,12 @@ func (r *lbSync) writeMaglev(revID uint16, s lb.Service, ids []uint32) error {
 	for i, j := range idx {
 		table[i] = ids[j]
 	}
-	if err := r.maps.SetMaglev(revID, table); err != nil {
+	innerID, err := r.maps.SetMaglev(revID, table)
+	if err != nil {
 		delete(r.wMaglev, revID)
 		return fmt.Errorf("maglev table of %s (%s): %w", s.Frontend, s.Name, err)
 	}
-	r.wMaglev[revID] = sig
+	r.wMaglev[revID] = writtenMaglev{sig: sig, innerID: innerID}
 	return nil
 }
 
@@ -381,15 +388,13 @@ func (r *lbSync) deleteMaglev(revID uint16) error {
 }
 
 // forgetMissingMaglev drops what the LB sync believes written for tables
-// that are not in the map (present lists those that are), so they are
-// written again.
-func (r *lbSync) forgetMissingMaglev(present []uint16) {
-	in := make(map[uint16]bool, len(present))
-	for _, id := range present {
-		in[id] = true
-	}
-	for id := range r.wMaglev {
-		if !in[id] {
+// that are not in the map as it wrote them (present: inner map IDs by
+// service), missing or replaced by another inner map, so they are written
+// again. An entry changed inside a table it wrote goes unnoticed: reading
+// every table back on every resync would cost more than it is worth.
+func (r *lbSync) forgetMissingMaglev(present map[uint16]uint32) {
+	for id, w := range r.wMaglev {
+		if present[id] != w.innerID {
 			delete(r.wMaglev, id)
 		}
 	}
@@ -398,8 +403,8 @@ func (r *lbSync) forgetMissingMaglev(present []uint16) {
 // pruneMaglev deletes the tables of present (listed before the pass) that
 // no desired service uses: those of services gone while the agent was down,
 // or all of them after a switch back to random selection.
-func (r *lbSync) pruneMaglev(p *applyPass, present []uint16) {
-	for _, id := range present {
+func (r *lbSync) pruneMaglev(p *applyPass, present map[uint16]uint32) {
+	for id := range present {
 		if _, ok := r.wMaglev[id]; ok {
 			continue
 		}

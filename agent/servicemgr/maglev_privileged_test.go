@@ -100,7 +100,8 @@ func TestPrivilegedLBSyncMaglev(t *testing.T) {
 
 	// A restart (a new LB sync over the pinned maps) rebuilds the table the
 	// same; a table left by hand for a service no longer there is pruned.
-	require.NoError(t, dp.SetMaglev(999, make([]uint32, testMaglevSize)))
+	_, err = dp.SetMaglev(999, make([]uint32, testMaglevSize))
+	require.NoError(t, err)
 	r2, err := newLBSync(dp)
 	require.NoError(t, err)
 	r2.maglevSize = testMaglevSize
@@ -109,7 +110,19 @@ func TestPrivilegedLBSyncMaglev(t *testing.T) {
 	assert.Equal(t, goTable(t, testMaglevSize, bes[0], bes[2]), kernelTable(t, dp, r2, web.Frontend))
 	ids, err := dp.MaglevIDs()
 	require.NoError(t, err)
-	assert.Equal(t, []uint16{webID}, ids)
+	require.Len(t, ids, 1)
+	assert.Contains(t, ids, webID)
+
+	// A restart with another table size rebuilds the table at that size.
+	r4, err := newLBSync(dp)
+	require.NoError(t, err)
+	r4.maglevSize = 251
+	_, err = r4.Apply([]lb.Service{web2, empty}, true)
+	require.NoError(t, err)
+	assert.Equal(t, goTable(t, 251, bes[0], bes[2]), kernelTable(t, dp, r4, web.Frontend))
+	_, err = r2.Apply([]lb.Service{web2, empty}, true)
+	require.NoError(t, err)
+	assert.Len(t, kernelTable(t, dp, r2, web.Frontend), testMaglevSize, "a full sync rewrites a table changed behind its back")
 
 	// The service goes: its table goes with it.
 	_, err = r2.ApplyChanged(nil, []lb.Frontend{web.Frontend})

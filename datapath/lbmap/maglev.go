@@ -3,8 +3,7 @@ package lbmap
 import (
 	"errors"
 	"fmt"
-	"slices"
-
+	
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
@@ -26,13 +25,14 @@ func (m *Map) SetMaglevMap(outer *ebpf.Map) { m.maglev = outer }
 // table of service revNATID. The table is written into a new inner map
 // which then replaces the service's old one with a single update of the
 // outer map, so the programs see the old table or the new one, never a
-// partly written one.
-func (m *Map) SetMaglev(revNATID uint16, table []uint32) error {
+// partly written one. It returns the kernel's ID of the new inner map
+// (MaglevIDs lists them).
+func (m *Map) SetMaglev(revNATID uint16, table []uint32) (uint32, error) {
 	if m.maglev == nil {
-		return errors.New("no Maglev map")
+		return 0, errors.New("no Maglev map")
 	}
 	if len(table) == 0 {
-		return errors.New("empty Maglev table")
+		return 0, errors.New("empty Maglev table")
 	}
 	inner, err := ebpf.NewMap(&ebpf.MapSpec{
 		Name:       "sluice_maglev_in",
@@ -43,7 +43,7 @@ func (m *Map) SetMaglev(revNATID uint16, table []uint32) error {
 		Flags:      unix.BPF_F_INNER_MAP, // as the template in lb.h: any size fits the outer map
 	})
 	if err != nil {
-		return fmt.Errorf("create Maglev table of service %d: %w", revNATID, err)
+		return 0, fmt.Errorf("create Maglev table of service %d: %w", revNATID, err)
 	}
 	defer inner.Close() // the outer map holds its own reference
 	keys := make([]uint32, len(table))
@@ -54,14 +54,19 @@ func (m *Map) SetMaglev(revNATID uint16, table []uint32) error {
 		// Kernels without batch ops on arrays: one entry at a time.
 		for i := range table {
 			if err := inner.Update(&keys[i], &table[i], ebpf.UpdateAny); err != nil {
-				return fmt.Errorf("fill Maglev table of service %d: %w", revNATID, err)
+				return 0, fmt.Errorf("fill Maglev table of service %d: %w", revNATID, err)
 			}
 		}
 	}
-	if err := m.maglev.Update(&revNATID, inner, ebpf.UpdateAny); err != nil {
-		return fmt.Errorf("service %d: %w", revNATID, maputil.UpdateError(maglevMapName, err))
+	info, err := inner.Info()
+	if err != nil {
+		return 0, fmt.Errorf("maglev table of service %d: %w", revNATID, err)
 	}
-	return nil
+	id, _ := info.ID()
+	if err := m.maglev.Update(&revNATID, inner, ebpf.UpdateAny); err != nil {
+		return 0, fmt.Errorf("service %d: %w", revNATID, maputil.UpdateError(maglevMapName, err))
+	}
+	return uint32(id), nil
 }
 
 // DeleteMaglev removes the Maglev table of service revNATID; a missing one
@@ -76,22 +81,22 @@ func (m *Map) DeleteMaglev(revNATID uint16) error {
 	return nil
 }
 
-// MaglevIDs lists the services (reverse-NAT ids) that have a Maglev table.
-func (m *Map) MaglevIDs() ([]uint16, error) {
+// MaglevIDs lists the services (reverse-NAT ids) that have a Maglev table,
+// with the kernel's ID of each table's inner map.
+func (m *Map) MaglevIDs() (map[uint16]uint32, error) {
+	out := map[uint16]uint32{}
 	if m.maglev == nil {
-		return nil, nil
+		return out, nil
 	}
-	var out []uint16
 	var key uint16
 	var id uint32
 	it := m.maglev.Iterate()
 	for it.Next(&key, &id) {
-		out = append(out, key)
+		out[key] = id
 	}
 	if err := it.Err(); err != nil {
 		return nil, fmt.Errorf("iterate %s: %w", maglevMapName, err)
 	}
-	slices.Sort(out)
 	return out, nil
 }
 
