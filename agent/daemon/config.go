@@ -39,6 +39,9 @@ func (c Config) maglevSize() uint32 {
 	if c.LBAlgorithm != LBAlgorithmMaglev {
 		return 0
 	}
+	if c.MaglevTableSize == 0 {
+		return maglev.DefaultTableSize
+	}
 	return c.MaglevTableSize
 }
 
@@ -117,7 +120,8 @@ type Config struct {
 	// random either way, as Cilium's.
 	LBAlgorithm string
 	// MaglevTableSize is the Maglev table size, a prime up to 65521
-	// (default 16381); each service's table takes 4 bytes per entry.
+	// (0: the default, 16381); each service's table takes 4 bytes per
+	// entry.
 	MaglevTableSize uint32
 
 	// PolicyEnforcement is default, always or never (empty: default).
@@ -253,7 +257,9 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("lb algorithm %q: want random or maglev", c.LBAlgorithm))
 	}
-	if c.LBAlgorithm == LBAlgorithmMaglev || c.MaglevTableSize != maglev.DefaultTableSize {
+	// A size is checked whenever one is given, so a typo is caught before
+	// maglev is turned on (0: the default).
+	if c.MaglevTableSize != 0 {
 		if err := maglev.ValidateTableSize(c.MaglevTableSize); err != nil {
 			errs = append(errs, err)
 		}

@@ -59,6 +59,7 @@ func TestConfigValidate(t *testing.T) {
 		{"maglev not prime", func(c *Config) { c.LBAlgorithm, c.MaglevTableSize = "maglev", 16383 }, []string{"maglev table size 16383: not a prime"}},
 		{"maglev too big", func(c *Config) { c.LBAlgorithm, c.MaglevTableSize = "maglev", 131071 }, []string{"maglev table size 131071: above the maximum 65521"}},
 		{"table size without maglev", func(c *Config) { c.MaglevTableSize = 1000 }, []string{"maglev table size 1000: not a prime"}},
+		{"maglev default size", func(c *Config) { c.LBAlgorithm, c.MaglevTableSize = "maglev", 0 }, nil},
 		{"lb algorithm", func(c *Config) { c.LBAlgorithm = "roundrobin" }, []string{`lb algorithm "roundrobin": want random or maglev`}},
 		{"all reported", func(c *Config) { c.K8s, c.ManifestsDir, c.Routing = true, "/m", "bgp" }, []string{"choose one state source", "routing mode"}},
 	}

@@ -3,7 +3,7 @@ package lbmap
 import (
 	"errors"
 	"fmt"
-	
+
 	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
