@@ -199,8 +199,23 @@ func (l *Links) adoptXDP(name string) (int, error) {
 	return 0, nil
 }
 
+// unpin detaches the link pinned at path and removes the pin. Detached
+// explicitly (BPF_LINK_DETACH): a link whose last reference was its pin is
+// released asynchronously, and the hook it held would refuse the next
+// attach meanwhile (EEXIST).
 func unpin(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+	l, err := link.LoadPinnedLink(path, nil)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open pinned link %s: %w", path, err)
+	}
+	defer l.Close()
+	if err := l.Detach(); err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
+		return fmt.Errorf("detach link %s: %w", path, err)
+	}
+	if err := l.Unpin(); err != nil {
 		return fmt.Errorf("unpin %s: %w", path, err)
 	}
 	return nil
