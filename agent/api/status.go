@@ -85,7 +85,7 @@ type KubeProxyStatus struct {
 	NodePortXDP map[string]string `json:"nodePortXDP,omitempty"`
 	// LBAcceleration is the --lb-acceleration asked for.
 	LBAcceleration string `json:"lbAcceleration,omitempty"`
-	NodeIP          string   `json:"nodeIP,omitempty"`
+	NodeIP         string `json:"nodeIP,omitempty"`
 	// Algorithm is the backend selection (random).
 	Algorithm string `json:"algorithm"`
 	// ServiceProxyName is the service-proxy-name the agent answers to.
