@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/sirupsen/logrus"
+	"github.com/vishvananda/netlink"
 
 	"github.com/sluicenet/sluice/datapath/device"
 )
@@ -88,6 +89,10 @@ func (d *Daemon) syncXDP() error {
 			log.WithError(err).Error("XDP attach failed: NodePort stays on the tc path")
 		case mode != device.XDPDisabled:
 			log.Infof("XDP NodePort program attached (%s)", mode)
+			if l, err := netlink.LinkByName(dev); err == nil && l.Type() == "veth" {
+				log.Warn("Device is a veth: XDP_TX/XDP_REDIRECT frames reach its peer only when the peer runs XDP (NAPI), " +
+					"and the peer must send full checksums (TX checksum offload off)")
+			}
 		case prevMode != "" && prevMode != device.XDPDisabled:
 			log.Info("XDP NodePort program detached: NodePort on the tc path")
 		}
