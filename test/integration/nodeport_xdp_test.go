@@ -102,10 +102,16 @@ func (e *npEnv) requireXDPStatus(t *testing.T, want string) {
 }
 
 func TestPrivilegedNodePortXDP(t *testing.T) {
-	e := newNPEnvArgs(t, "--lb-acceleration", "native")
+	for _, mode := range []string{"native", "generic"} {
+		t.Run(mode, func(t *testing.T) { testNodePortXDP(t, mode) })
+	}
+}
+
+func testNodePortXDP(t *testing.T, mode string) {
+	e := newNPEnvArgs(t, "--lb-acceleration", mode)
 	e.xdpPeers(t)
 	rmt0 := e.ifindex(t, "rmt0")
-	e.requireXDPStatus(t, "xdp native")
+	e.requireXDPStatus(t, "xdp "+mode)
 	out := e.node.NS.Run(t, "ip", "link", "show", "ext0")
 	require.Contains(t, out, "xdp", "XDP attached to ext0")
 
