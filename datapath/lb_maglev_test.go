@@ -5,12 +5,15 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/google/gopacket/layers"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/agent/lb/maglev"
 	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/device"
 	"github.com/sluicenet/sluice/datapath/lbmap"
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
 )
 
@@ -211,4 +214,42 @@ func TestPrivilegedLBMaglevFallback(t *testing.T) {
 		require.Equal(t, uint32(progtest.ActOK), res.Verdict)
 		require.True(t, members[dst], "%s", dst)
 	}
+}
+
+// The XDP program picks from the same table as tc: a NodePort flow to a
+// remote backend, translated in XDP, goes to the backend the Go table names
+// for its flow hash (the tc test above expects the same of from_netdev).
+func TestPrivilegedXDPNodePortMaglev(t *testing.T) {
+	e := newHostEnvWith(t, datapath.Options{Host: datapath.HostOptions{SNATAddr: hostExtIP}, MaglevTableSize: testMaglevSize})
+	addrs := map[uint32]netip.AddrPort{beRemote: netip.AddrPortFrom(hostRemote, 8080)}
+	ids := []uint32{beRemote}
+	for i := uint32(0); i < 4; i++ {
+		id := 10 + i
+		a := netip.AddrFrom4([4]byte{192, 168, 251, byte(3 + i)})
+		// XDP forwards only to resolved neighbours.
+		e.ns.Run(t, "ip", "neigh", "replace", a.String(), "lladdr", fmt.Sprintf("02:00:00:00:fb:%02x", 3+i), "nud", "permanent", "dev", "rmt0")
+		require.NoError(t, e.d.LB().UpsertBackend(id, lbmap.Backend{Addr: a, Port: 8080, Proto: protoTCP}))
+		addrs[id] = netip.AddrPortFrom(a, 8080)
+		ids = append(ids, id)
+	}
+	e.ns.Do(t, func() {
+		for _, dev := range []string{"ext0", "rmt0"} {
+			require.NoError(t, e.d.Devices().AttachXDP(dev, device.XDPNative))
+		}
+	})
+	e.service(t, nodePortFE(hostNodePort), lbmap.FlagNodePort|lbmap.FlagMaglev, ids...)
+	table := maglevTable(t, testMaglevSize, func(id uint32) netip.AddrPort { return addrs[id] }, ids...)
+	setMaglev(t, e.d.LB(), e.nextRevNAT-1, table)
+
+	seen := map[netip.AddrPort]int{}
+	for sport := uint16(40000); sport < 40100; sport++ {
+		res := e.runXDP(t, e.clientPkt(layers.IPProtocolTCP, hostNodePort, sport, progtest.TCPSyn), e.ext)
+		require.Equal(t, uint32(progtest.XDPRedirect), res.Verdict, "sport %d: translated in XDP, redirected to rmt0", sport)
+		_, dst, _ := parsed(t, res.Packet)
+		h := maglev.FlowHash(hostClient, hostExtIP, sport, hostNodePort, protoTCP)
+		require.Equal(t, addrs[table[h%testMaglevSize]], dst, "sport %d", sport)
+		seen[dst]++
+	}
+	assert.Len(t, seen, len(ids), fmt.Sprint(seen))
+	assert.Equal(t, uint64(100), counter(t, e.d, uint32(e.ext), metricsmap.ReasonXDPLBSNAT, metricsmap.DirIngress).Packets)
 }

@@ -80,7 +80,12 @@ type KubeProxyStatus struct {
 	// (NodePort, ExternalIP, LoadBalancer); NodePortAttach how (tc).
 	NodePortDevices []string `json:"nodePortDevices"`
 	NodePortAttach  string   `json:"nodePortAttach,omitempty"`
-	NodeIP          string   `json:"nodeIP,omitempty"`
+	// NodePortXDP says per device how --lb-acceleration is served: "xdp
+	// native", "xdp generic", or "tc" with why not XDP.
+	NodePortXDP map[string]string `json:"nodePortXDP,omitempty"`
+	// LBAcceleration is the --lb-acceleration asked for.
+	LBAcceleration string `json:"lbAcceleration,omitempty"`
+	NodeIP         string `json:"nodeIP,omitempty"`
 	// Algorithm is the backend selection (random).
 	Algorithm string `json:"algorithm"`
 	// ServiceProxyName is the service-proxy-name the agent answers to.

@@ -197,6 +197,13 @@ func kubeProxyLine(k api.KubeProxyStatus) string {
 	}
 	if len(k.NodePortDevices) > 0 {
 		np := "NodePort on " + strings.Join(k.NodePortDevices, ", ") + " (" + k.NodePortAttach + ")"
+		if k.LBAcceleration != "" && k.LBAcceleration != "disabled" {
+			var xs []string
+			for _, dev := range k.NodePortDevices {
+				xs = append(xs, dev+" "+k.NodePortXDP[dev])
+			}
+			np += ", acceleration " + k.LBAcceleration + ": " + strings.Join(xs, ", ")
+		}
 		if k.NodeIP != "" {
 			np += ", SNAT to " + k.NodeIP
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
+	"github.com/sluicenet/sluice/datapath/device"
 	"github.com/sluicenet/sluice/datapath/pin"
 	"github.com/sluicenet/sluice/policy"
 )
@@ -101,6 +102,10 @@ type Config struct {
 	// Devices are the external devices the host programs (NodePort,
 	// ExternalIP, LoadBalancer) attach to; empty: none.
 	Devices []string
+	// LBAcceleration attaches the XDP NodePort program to Devices: native
+	// (in the driver), generic (XDP_FLAGS_SKB_MODE) or disabled (empty:
+	// disabled). A device without native XDP stays on tc.
+	LBAcceleration string
 	// NodeIP is the address flows to remote backends are SNATed to; unset:
 	// the first IPv4 address of the first device. It is also this node's
 	// VXLAN source address (unset: its Node object's InternalIP).
@@ -239,6 +244,9 @@ func (c Config) Validate() error {
 	}
 	if c.PodFetchTimeout < 0 || c.PodFetchTimeout > MaxPodFetchTimeout {
 		errs = append(errs, fmt.Errorf("pod fetch timeout %s is not within 0-%s (the CNI waits 20s for the agent)", c.PodFetchTimeout, MaxPodFetchTimeout))
+	}
+	if _, err := device.ParseXDPMode(c.LBAcceleration); err != nil {
+		errs = append(errs, err)
 	}
 	mode, err := nodemgr.ParseMode(c.Routing)
 	if err != nil {

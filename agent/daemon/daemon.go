@@ -44,6 +44,7 @@ type Daemon struct {
 	log      logrus.FieldLogger
 	dp       *datapath.Datapath
 	hostOpts datapath.HostOptions
+	xdp      xdpState
 	eps      *endpointmgr.Manager
 	svcs     *servicemgr.Manager
 	// startSourceLoops starts the loops that write what the state source

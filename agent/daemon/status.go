@@ -145,6 +145,7 @@ func (d *Daemon) kubeProxyStatus(st *api.Status) {
 	if len(kp.NodePortDevices) > 0 {
 		kp.NodePortAttach = "tc (tcx)"
 	}
+	kp.LBAcceleration, kp.NodePortXDP = d.xdp.status(d.cfg.Devices)
 	if d.hostOpts.SNATAddr.IsValid() {
 		kp.NodeIP = d.hostOpts.SNATAddr.String()
 	}

@@ -64,6 +64,7 @@ func command() *cobra.Command {
 	f.StringVar(&cfg.ServiceProxyName, "service-proxy-name", cfg.ServiceProxyName, "handle only Services whose service.kubernetes.io/service-proxy-name label is this name (empty: only Services without the label, as kube-proxy)")
 	f.DurationVar(&cfg.CTGCInterval, "ct-gc-interval", 30*time.Second, "period of conntrack garbage collection")
 	f.StringSliceVar(&cfg.Devices, "devices", cfg.Devices, "external devices to attach the NodePort/ExternalIP/LoadBalancer programs to (comma-separated; empty: none)")
+	f.StringVar(&cfg.LBAcceleration, "lb-acceleration", "disabled", "XDP for NodePort/ExternalIP/LoadBalancer flows to remote backends on --devices: native (in the driver; a device without it stays on tc), generic (XDP_FLAGS_SKB_MODE) or disabled (tc only)")
 	f.TextVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "IPv4 address flows to remote backends are SNATed to (default: first IPv4 address of the first device)")
 	f.StringVar(&cfg.Routing, "routing", cfg.Routing, "cross-node pod routing: native (route each node's PodCIDR via its InternalIP), vxlan (encapsulate to it, device sluice_vxlan, UDP 8472) or none")
 	f.IntVar(&cfg.MTU, "mtu", cfg.MTU, "MTU of pod interfaces (0: auto, the MTU of the device holding the node IP, less 50 bytes of VXLAN overhead with --routing=vxlan)")
