@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -131,8 +133,19 @@ spec:
 	sig, ran = runMarkedIn(t, p, sidecarCg, nc)
 	assert.True(t, ran && sig == 0, "still not in sidecar")
 
+	entries := func() api.TracingRuleEntries {
+		es, err := node.Client().TracingRuleEntries(context.Background())
+		require.NoError(t, err)
+		return es
+	}
+	es := entries()
+	assert.Equal(t, 1, es["exec.cgscope"], "one cgroup scope: the restarted container's")
+	assert.Zero(t, es["exec.scope"], "no netns scope")
+
 	// Removing the policy removes its cgroup scope entries.
 	require.NoError(t, os.Remove(filepath.Join(node.ManifestsDir, "no-nc.yaml")))
 	require.Eventually(t, func() bool { _, ran := runMarkedIn(t, p, restartedCg, nc); return ran }, 10*time.Second, 200*time.Millisecond,
 		"no policy: runs again")
+	require.Eventually(t, func() bool { es := entries(); return es["exec.cgscope"] == 0 && es["exec.slots"] == 0 },
+		5*time.Second, 100*time.Millisecond, "every exec rule entry removed")
 }
