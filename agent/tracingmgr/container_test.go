@@ -116,6 +116,14 @@ func TestContainerScopeFollowsRestarts(t *testing.T) {
 	assert.Equal(t, []string{fmt.Sprintf("cgscope %d 0x1", restarted)}, h.dp.takeCalls())
 	assert.Equal(t, map[uint64]uint64{restarted: 1}, h.dp.cgScopes)
 
+	// Terminated (its cgroup gone, the id still in the status): no scope,
+	// and no search for its cgroup.
+	done := podWith("default", "a", map[string]string{"app": "locked"}, [2]string{"web", cid("9")})
+	done.Status.ContainerStatuses[0].State.Terminated = &corev1.ContainerStateTerminated{ExitCode: 0}
+	h.m.SetPods([]*corev1.Pod{done})
+	h.sync(t, false)
+	assert.Empty(t, h.dp.cgScopes)
+
 	h.m.SetPods([]*corev1.Pod{podWith("default", "a", nil, [2]string{"web", cid("9")})})
 	h.sync(t, false)
 	assert.Empty(t, h.dp.cgScopes)

@@ -390,7 +390,7 @@ type podInfo struct {
 // containerInfo is one container of a pod's status.
 type containerInfo struct {
 	fields map[string]string // tracing.ContainerLabels: name, repo
-	id     string            // without the runtime:// prefix; "" not started
+	id     string            // without the runtime:// prefix; "" not started or terminated
 }
 
 // podContainers returns the init, regular and ephemeral containers of a
@@ -402,6 +402,9 @@ func podContainers(p *corev1.Pod) []containerInfo {
 			id := cs.ContainerID
 			if _, after, ok := strings.Cut(id, "://"); ok {
 				id = after
+			}
+			if cs.State.Terminated != nil {
+				id = "" // its cgroup is gone (a completed init container)
 			}
 			out = append(out, containerInfo{fields: tracing.ContainerLabels(cs.Name, cs.Image), id: id})
 		}
