@@ -13,12 +13,12 @@
  *
  *   applies = active & (global | scope[task netns] & ~cgroup
  *             | cgscope[cgroup]) & proto slots
- *
- * (cgscope: the slots of containerSelector policies by the process's cgroup
- * v2 id, looked up only when a candidate slot is one of them).
  *   dst(a)  = (dests[a.addr] ^ not_dests) & dests | ~dests    (LPM trie)
  *           & (ports[a.port] ^ not_ports) & ports | ~ports    (hash)
  *   cand    = applies & (dst(orig) | dst(backend))
+ *
+ * (cgscope: the slots of containerSelector policies by the process's cgroup
+ * v2 id, looked up only when a candidate slot is one of them.)
  *
  * then the candidates with a binary class filter are checked against the
  * process's classes (lib/process_class.h), and in each group the lowest
