@@ -130,7 +130,7 @@ func TestHealthCheckFromPods(t *testing.T) {
 	obj := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "g", Labels: map[string]string{"app": "web"}, DeletionTimestamp: &metav1.Time{Time: time.Now()}},
 		Spec:       corev1.PodSpec{NodeName: thisNode},
-		Status: corev1.PodStatus{PodIP: "10.0.1.10", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
+		Status:     corev1.PodStatus{PodIP: "10.0.1.10", Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}},
 	}
 	s.Spec.PublishNotReadyAddresses = false
 	got = HealthChecks(Input{NodeName: thisNode, Services: []*corev1.Service{s}, Pods: []Pod{PodFromObject(obj)}})
@@ -146,11 +146,17 @@ func TestHealthCheckWhichServices(t *testing.T) {
 		want bool
 	}{
 		{"LoadBalancer Local", lbLocal, true},
-		{"LoadBalancer Cluster", func(s *corev1.Service) { lbLocal(s); s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster }, false},
+		{"LoadBalancer Cluster", func(s *corev1.Service) {
+			lbLocal(s)
+			s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
+		}, false},
 		{"NodePort Local", func(s *corev1.Service) { lbLocal(s); s.Spec.Type = corev1.ServiceTypeNodePort }, false},
 		{"no port allocated", func(s *corev1.Service) { lbLocal(s); s.Spec.HealthCheckNodePort = 0 }, false},
 		{"headless", func(s *corev1.Service) { lbLocal(s); s.Spec.ClusterIP, s.Spec.ClusterIPs = "None", []string{"None"} }, false},
-		{"IPv6 only", func(s *corev1.Service) { lbLocal(s); s.Spec.ClusterIP, s.Spec.ClusterIPs = "fd00::10", []string{"fd00::10"} }, false},
+		{"IPv6 only", func(s *corev1.Service) {
+			lbLocal(s)
+			s.Spec.ClusterIP, s.Spec.ClusterIPs = "fd00::10", []string{"fd00::10"}
+		}, false},
 		{"no ports", func(s *corev1.Service) { lbLocal(s); s.Spec.Ports = nil }, false},
 		{"another proxy's", func(s *corev1.Service) { lbLocal(s); s.Labels = map[string]string{LabelServiceProxyName: "other"} }, false},
 	}
