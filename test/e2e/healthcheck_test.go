@@ -39,7 +39,9 @@ type hcResult struct {
 func getHC(ns *harness.NetNS, addr string) hcResult {
 	tr := &http.Transport{DisableKeepAlives: true}
 	if ns != nil {
-		tr.DialContext = func(_ context.Context, _, a string) (net.Conn, error) { return harness.Dial(ns, "tcp4", "", a, 3*time.Second) }
+		tr.DialContext = func(_ context.Context, _, a string) (net.Conn, error) {
+			return harness.Dial(ns, "tcp4", "", a, 3*time.Second)
+		}
 	}
 	c := &http.Client{Timeout: 3 * time.Second, Transport: tr}
 	var r hcResult
