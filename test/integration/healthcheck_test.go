@@ -137,9 +137,19 @@ func (e *npEnv) ingressDrops(t *testing.T) uint64 {
 // ext0, where the host programs are attached: kube-proxy's answers as the
 // node's endpoints change, the listener following the port and going with
 // the Service, a port that cannot be bound reported and not fatal, and the
-// node's proxy health on 10256.
+// node's proxy health on 10256. Once with the tc program alone on ext0,
+// once with the XDP program in front of it (--lb-acceleration native).
 func TestPrivilegedHealthCheckNodePort(t *testing.T) {
-	e := newNPEnv(t)
+	t.Run("tc", func(t *testing.T) { testHealthCheckNodePort(t, newNPEnv(t)) })
+	t.Run("xdp", func(t *testing.T) {
+		e := newNPEnvArgs(t, "--lb-acceleration", "native")
+		e.xdpPeers(t)
+		e.requireXDPStatus(t, "xdp native")
+		testHealthCheckNodePort(t, e)
+	})
+}
+
+func testHealthCheckNodePort(t *testing.T, e *npEnv) {
 	var pods strings.Builder
 	for _, p := range e.pods {
 		pods.WriteString(podYAML(p, "web"))
