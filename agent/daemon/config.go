@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/endpointmgr"
+	"github.com/sluicenet/sluice/agent/healthcheck"
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
@@ -119,6 +120,10 @@ type Config struct {
 	// HealthAddr is where GET /healthz (liveness) and GET /readyz
 	// (readiness) are served; empty disables them.
 	HealthAddr string
+	// ProxyHealthAddr is where kube-proxy's node health check (GET
+	// /healthz and /livez, JSON) is served, as kube-proxy's
+	// --healthz-bind-address; empty disables it.
+	ProxyHealthAddr string
 	// FlowCapacity is how many flows the agent keeps (default 8192).
 	FlowCapacity int
 	// MapMaxEntries overrides the size of BPF maps by name (tests and fault
@@ -164,16 +169,17 @@ const (
 // DefaultConfig returns the production configuration.
 func DefaultConfig() Config {
 	return Config{
-		BPFRoot:        pin.DefaultRoot,
-		RunDir:         DefaultRunDir,
-		ResyncInterval: DefaultResyncInterval,
-		IPForward:      true,
-		SocketLB:       true,
-		CgroupRoot:     DefaultCgroupRoot,
-		CNIConflist:    k8s.DefaultConflistPath,
-		MetricsAddr:    DefaultMetricsAddr,
-		HealthAddr:     DefaultHealthAddr,
-		Routing:        string(nodemgr.ModeNative),
+		BPFRoot:         pin.DefaultRoot,
+		RunDir:          DefaultRunDir,
+		ResyncInterval:  DefaultResyncInterval,
+		IPForward:       true,
+		SocketLB:        true,
+		CgroupRoot:      DefaultCgroupRoot,
+		CNIConflist:     k8s.DefaultConflistPath,
+		MetricsAddr:     DefaultMetricsAddr,
+		HealthAddr:      DefaultHealthAddr,
+		ProxyHealthAddr: healthcheck.DefaultNodeAddr,
+		Routing:         string(nodemgr.ModeNative),
 		Process: ProcessConfig{
 			CacheSize:        DefaultProcessCacheSize,
 			AncestorsDepth:   DefaultProcessAncestorsDepth,
