@@ -32,6 +32,7 @@ type Datapath struct {
 	objs bpfgen.LxcObjects
 	sock bpfgen.SockObjects
 	host bpfgen.HostObjects
+	xdp  bpfgen.XdpObjects
 
 	lb          *lbmap.Map
 	policy      *policymap.Map
@@ -57,7 +58,7 @@ func (d *Datapath) setHandles() {
 	d.sockMetrics = metricsmap.NewSock(d.sock.SluiceSockMetricsV1)
 	d.flows = monitor.New(m.SluiceFlowsV1, m.SluiceFlowConfigV1, m.SluiceFlowsLostV1)
 	progs := d.programs()
-	d.devices = device.New(d.root, progs)
+	d.devices = device.New(d.root, progs, d.xdp.SluiceXdpDevsV1)
 	d.sockLB = socklb.New(d.root, progs)
 }
 
@@ -104,6 +105,10 @@ func (d *Datapath) ToContainer() *ebpf.Program { return d.objs.ToContainer }
 // FromNetdev returns the program run for packets arriving at an external
 // device (tcx ingress).
 func (d *Datapath) FromNetdev() *ebpf.Program { return d.host.FromNetdev }
+
+// XDPNodePort returns the XDP program of the external devices
+// (--lb-acceleration).
+func (d *Datapath) XDPNodePort() *ebpf.Program { return d.xdp.XdpNodeport }
 
 // ToNetdev returns the program run for packets leaving through an external
 // device (tcx egress).

@@ -11,9 +11,11 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/endpointmgr"
+	"github.com/sluicenet/sluice/agent/healthcheck"
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
+	"github.com/sluicenet/sluice/datapath/device"
 	"github.com/sluicenet/sluice/datapath/pin"
 	"github.com/sluicenet/sluice/policy"
 )
@@ -82,6 +84,10 @@ type Config struct {
 	// Devices are the external devices the host programs (NodePort,
 	// ExternalIP, LoadBalancer) attach to; empty: none.
 	Devices []string
+	// LBAcceleration attaches the XDP NodePort program to Devices: native
+	// (in the driver), generic (XDP_FLAGS_SKB_MODE) or disabled (empty:
+	// disabled). A device without native XDP stays on tc.
+	LBAcceleration string
 	// NodeIP is the address flows to remote backends are SNATed to; unset:
 	// the first IPv4 address of the first device. It is also this node's
 	// VXLAN source address (unset: its Node object's InternalIP).
@@ -114,6 +120,10 @@ type Config struct {
 	// HealthAddr is where GET /healthz (liveness) and GET /readyz
 	// (readiness) are served; empty disables them.
 	HealthAddr string
+	// ProxyHealthAddr is where kube-proxy's node health check (GET
+	// /healthz and /livez, JSON) is served, as kube-proxy's
+	// --healthz-bind-address; empty disables it.
+	ProxyHealthAddr string
 	// FlowCapacity is how many flows the agent keeps (default 8192).
 	FlowCapacity int
 	// MapMaxEntries overrides the size of BPF maps by name (tests and fault
@@ -159,16 +169,17 @@ const (
 // DefaultConfig returns the production configuration.
 func DefaultConfig() Config {
 	return Config{
-		BPFRoot:        pin.DefaultRoot,
-		RunDir:         DefaultRunDir,
-		ResyncInterval: DefaultResyncInterval,
-		IPForward:      true,
-		SocketLB:       true,
-		CgroupRoot:     DefaultCgroupRoot,
-		CNIConflist:    k8s.DefaultConflistPath,
-		MetricsAddr:    DefaultMetricsAddr,
-		HealthAddr:     DefaultHealthAddr,
-		Routing:        string(nodemgr.ModeNative),
+		BPFRoot:         pin.DefaultRoot,
+		RunDir:          DefaultRunDir,
+		ResyncInterval:  DefaultResyncInterval,
+		IPForward:       true,
+		SocketLB:        true,
+		CgroupRoot:      DefaultCgroupRoot,
+		CNIConflist:     k8s.DefaultConflistPath,
+		MetricsAddr:     DefaultMetricsAddr,
+		HealthAddr:      DefaultHealthAddr,
+		ProxyHealthAddr: healthcheck.DefaultNodeAddr,
+		Routing:         string(nodemgr.ModeNative),
 		Process: ProcessConfig{
 			CacheSize:        DefaultProcessCacheSize,
 			AncestorsDepth:   DefaultProcessAncestorsDepth,
@@ -209,6 +220,9 @@ func (c Config) Validate() error {
 	}
 	if c.PodFetchTimeout < 0 || c.PodFetchTimeout > MaxPodFetchTimeout {
 		errs = append(errs, fmt.Errorf("pod fetch timeout %s is not within 0-%s (the CNI waits 20s for the agent)", c.PodFetchTimeout, MaxPodFetchTimeout))
+	}
+	if _, err := device.ParseXDPMode(c.LBAcceleration); err != nil {
+		errs = append(errs, err)
 	}
 	mode, err := nodemgr.ParseMode(c.Routing)
 	if err != nil {

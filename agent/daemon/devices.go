@@ -63,6 +63,9 @@ func (d *Daemon) setupDevices() error {
 	if err := d.dp.Devices().Set(d.cfg.Devices); err != nil {
 		return fmt.Errorf("attach host programs to devices: %w", err)
 	}
+	if err := d.syncXDP(); err != nil {
+		return err
+	}
 	if len(d.cfg.Devices) > 0 {
 		d.log.WithFields(logrus.Fields{"devices": d.cfg.Devices, "nodeIP": d.hostOpts.SNATAddr}).Info("Host device programs attached")
 	}
@@ -95,5 +98,6 @@ func (d *Daemon) syncNodeAddrs() error {
 // resyncDevices repeats setupDevices for the periodic resync (addresses
 // change, a device may have been re-created).
 func (d *Daemon) resyncDevices() error {
-	return errors.Join(d.syncNodeAddrs(), d.dp.Devices().Set(d.cfg.Devices))
+	err := errors.Join(d.syncNodeAddrs(), d.dp.Devices().Set(d.cfg.Devices))
+	return errors.Join(err, d.syncXDP())
 }

@@ -36,6 +36,7 @@ func (d *Daemon) Status() api.Status {
 	d.routingStatus(&st)
 	d.policyStatus(&st)
 	d.serviceStatus(&st)
+	d.healthCheckStatus(&st)
 	d.mapStatus(&st)
 	d.loopStatus(&st)
 	d.eventStatus(&st, now)
@@ -142,6 +143,7 @@ func (d *Daemon) kubeProxyStatus(st *api.Status) {
 	if len(kp.NodePortDevices) > 0 {
 		kp.NodePortAttach = "tc (tcx)"
 	}
+	kp.LBAcceleration, kp.NodePortXDP = d.xdp.status(d.cfg.Devices)
 	if d.hostOpts.SNATAddr.IsValid() {
 		kp.NodeIP = d.hostOpts.SNATAddr.String()
 	}

@@ -38,6 +38,9 @@ enum sluice_reason {
 	REASON_LB_REV_SNAT	= 41,	/* remote backend's reply translated back to the client */
 	DROP_NO_ROUTE		= 170,	/* no route for a translated packet (FIB lookup failed) */
 	DROP_NAT_NO_PORT	= 171,	/* no free SNAT source port (or no SNAT address) */
+	/* XDP program on the host devices (xdp.c). */
+	REASON_XDP_LB_SNAT	= 42,	/* as REASON_LB_SNAT, at XDP */
+	REASON_XDP_LB_REV_SNAT	= 43,	/* as REASON_LB_REV_SNAT, at XDP */
 };
 
 /* Direction of a packet relative to the endpoint. */

@@ -64,6 +64,7 @@ func command() *cobra.Command {
 	f.StringVar(&cfg.ServiceProxyName, "service-proxy-name", cfg.ServiceProxyName, "handle only Services whose service.kubernetes.io/service-proxy-name label is this name (empty: only Services without the label, as kube-proxy)")
 	f.DurationVar(&cfg.CTGCInterval, "ct-gc-interval", 30*time.Second, "period of conntrack garbage collection")
 	f.StringSliceVar(&cfg.Devices, "devices", cfg.Devices, "external devices to attach the NodePort/ExternalIP/LoadBalancer programs to (comma-separated; empty: none)")
+	f.StringVar(&cfg.LBAcceleration, "lb-acceleration", "disabled", "XDP for NodePort/ExternalIP/LoadBalancer flows to remote backends on --devices: native (in the driver; a device without it stays on tc), generic (XDP_FLAGS_SKB_MODE) or disabled (tc only)")
 	f.TextVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "IPv4 address flows to remote backends are SNATed to (default: first IPv4 address of the first device)")
 	f.StringVar(&cfg.Routing, "routing", cfg.Routing, "cross-node pod routing: native (route each node's PodCIDR via its InternalIP), vxlan (encapsulate to it, device sluice_vxlan, UDP 8472) or none")
 	f.IntVar(&cfg.MTU, "mtu", cfg.MTU, "MTU of pod interfaces (0: auto, the MTU of the device holding the node IP, less 50 bytes of VXLAN overhead with --routing=vxlan)")
@@ -73,6 +74,7 @@ func command() *cobra.Command {
 	f.DurationVar(&cfg.PodFetchTimeout, "pod-fetch-timeout", 5*time.Second, "--k8s: how long a CNI ADD of a pod the agent has not seen yet retries to GET the Pod from the API server before the ADD fails (fail closed)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address to serve Prometheus /metrics on (empty disables)")
 	f.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "address to serve GET /healthz (liveness) and /readyz (readiness) on (empty disables)")
+	f.StringVar(&cfg.ProxyHealthAddr, "proxy-health-addr", cfg.ProxyHealthAddr, "address to serve kube-proxy's node health check on (GET /healthz, /livez; kube-proxy's --healthz-bind-address; empty disables)")
 	f.Var(mapSizes{&cfg.MapMaxEntries}, "map-max-entries", "testing: override BPF map sizes, NAME=ENTRIES,... (a pinned map of another size is refused)")
 	if err := f.MarkHidden("map-max-entries"); err != nil {
 		panic(err)

@@ -201,6 +201,8 @@ const (
 	HostSluiceReasonREASON_LB_REV_SNAT      HostSluiceReason = 41
 	HostSluiceReasonDROP_NO_ROUTE           HostSluiceReason = 170
 	HostSluiceReasonDROP_NAT_NO_PORT        HostSluiceReason = 171
+	HostSluiceReasonREASON_XDP_LB_SNAT      HostSluiceReason = 42
+	HostSluiceReasonREASON_XDP_LB_REV_SNAT  HostSluiceReason = 43
 )
 
 type HostSnat4Entry struct {

@@ -236,6 +236,8 @@ const (
 	LxcSluiceReasonREASON_LB_REV_SNAT      LxcSluiceReason = 41
 	LxcSluiceReasonDROP_NO_ROUTE           LxcSluiceReason = 170
 	LxcSluiceReasonDROP_NAT_NO_PORT        LxcSluiceReason = 171
+	LxcSluiceReasonREASON_XDP_LB_SNAT      LxcSluiceReason = 42
+	LxcSluiceReasonREASON_XDP_LB_REV_SNAT  LxcSluiceReason = 43
 )
 
 type LxcSnat4Entry struct {

@@ -57,6 +57,8 @@ const (
 	ReasonLBRevSNAT             = Reason(bpfgen.HostSluiceReasonREASON_LB_REV_SNAT)
 	DropNoRoute                 = Reason(bpfgen.HostSluiceReasonDROP_NO_ROUTE)
 	DropNATNoPort               = Reason(bpfgen.HostSluiceReasonDROP_NAT_NO_PORT)
+	ReasonXDPLBSNAT             = Reason(bpfgen.HostSluiceReasonREASON_XDP_LB_SNAT)
+	ReasonXDPLBRevSNAT          = Reason(bpfgen.HostSluiceReasonREASON_XDP_LB_REV_SNAT)
 	firstDropReason      Reason = 128
 )
 
@@ -80,6 +82,8 @@ var reasonNames = map[Reason]string{
 	DropPolicyDeny:       "drop-policy-deny",
 	ReasonLBSNAT:         "lb-snat",
 	ReasonLBRevSNAT:      "lb-reverse-snat",
+	ReasonXDPLBSNAT:      "xdp-lb-snat",
+	ReasonXDPLBRevSNAT:   "xdp-lb-reverse-snat",
 	DropNoRoute:          "drop-no-route",
 	DropNATNoPort:        "drop-nat-no-port",
 }

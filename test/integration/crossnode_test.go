@@ -40,6 +40,8 @@ type twoNodesOptions struct {
 	// underlay and ext0 (--devices), with its underlay address as
 	// --node-ip (the SNAT address), as on a real node.
 	external bool
+	// lbAcceleration is node 1's --lb-acceleration (with external).
+	lbAcceleration string
 }
 
 // transferSize is what the large transfers send through the echo servers.
@@ -108,6 +110,9 @@ func (c *twoNodes) agentArgs(n *harness.Node) []string {
 	}
 	if c.opts.external && n == c.n1 {
 		args = append(args, "--devices", c.ul.IfName+",ext0")
+		if c.opts.lbAcceleration != "" {
+			args = append(args, "--lb-acceleration", c.opts.lbAcceleration)
+		}
 		if c.opts.underlayMTU == 0 {
 			args = append(args, "--node-ip", c.ul.AddrA.String())
 		}
