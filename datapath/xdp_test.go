@@ -320,8 +320,10 @@ func TestPrivilegedXDPPassesToTC(t *testing.T) {
 	notIPv4 := bytes.Clone(syn)
 	notIPv4[14] = 0x65
 	for name, pkt := range map[string][]byte{
-		"local backend":           e.clientPkt(layers.IPProtocolTCP, hostNodePort, 40000, progtest.TCPSyn),
-		"no service":              e.clientPkt(layers.IPProtocolTCP, 22, 40000, progtest.TCPSyn),
+		"local backend": e.clientPkt(layers.IPProtocolTCP, hostNodePort, 40000, progtest.TCPSyn),
+		"no service":    e.clientPkt(layers.IPProtocolTCP, 22, 40000, progtest.TCPSyn),
+		// A health-check node port: NodePort range, the agent's listener.
+		"health-check node port":  e.clientPkt(layers.IPProtocolTCP, 31990, 40000, progtest.TCPSyn),
 		"service without backend": e.clientPkt(layers.IPProtocolTCP, hostNodePort+2, 40000, progtest.TCPSyn),
 		"udp to a tcp nodeport":   e.clientPkt(layers.IPProtocolUDP, hostNodePort+1, 40000, 0),
 		"not a node address": progtest.Packet{SrcMAC: hostClientMA, DstMAC: e.extMAC, Src: hostClient,

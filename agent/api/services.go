@@ -29,6 +29,21 @@ type Service struct {
 	// load-balancing maps hold none of it or an older version (a map full,
 	// for example). Empty: every entry of it is in the maps.
 	Error string `json:"error,omitempty"`
+	// HealthCheck is the Service's health-check node port on this node
+	// (LoadBalancer with externalTrafficPolicy Local), nil without one.
+	HealthCheck *ServiceHealthCheck `json:"healthCheck,omitempty"`
+}
+
+// ServiceHealthCheck is a Service's health-check node port as this node
+// serves it (kube-proxy's healthCheckNodePort server).
+type ServiceHealthCheck struct {
+	Port int `json:"port"`
+	// LocalEndpoints is what the port answers: this node's ready
+	// endpoints of the Service (200 with one or more, 503 with none).
+	LocalEndpoints int `json:"localEndpoints"`
+	// Listening: the port is open; Error says why not.
+	Listening bool   `json:"listening"`
+	Error     string `json:"error,omitempty"`
 }
 
 // ServiceBackend is one backend of a Service.

@@ -139,6 +139,11 @@ type ServiceSummary struct {
 	Programmed int `json:"programmed"`
 	// Failed names frontends that are not programmed, with why.
 	Failed []string `json:"failed"`
+	// HealthCheckPorts counts the health-check node ports open
+	// (LoadBalancer Services with externalTrafficPolicy Local);
+	// HealthCheckFailed names those that could not be opened, with why.
+	HealthCheckPorts  int      `json:"healthCheckPorts"`
+	HealthCheckFailed []string `json:"healthCheckFailed,omitempty"`
 }
 
 // MapStatus is the fill level of one BPF map.

@@ -94,6 +94,16 @@ func WriteServiceTable(w io.Writer, svcs []api.Service) error {
 		if s.Error != "" {
 			flags = append(flags, "NOT-PROGRAMMED")
 		}
+		if hc := s.HealthCheck; hc != nil {
+			// The health-check node port and what it answers (or that
+			// it is not open).
+			switch {
+			case !hc.Listening:
+				flags = append(flags, fmt.Sprintf("healthcheck=%d:NOT-OPEN", hc.Port))
+			default:
+				flags = append(flags, fmt.Sprintf("healthcheck=%d:%d-local", hc.Port, hc.LocalEndpoints))
+			}
+		}
 		fl := strings.Join(flags, ",")
 		if fl == "" {
 			fl = "-"
@@ -122,10 +132,20 @@ func WriteServiceTable(w io.Writer, svcs []api.Service) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	seen := map[string]bool{}
 	for _, s := range svcs {
 		if s.Error != "" {
 			if _, err := fmt.Fprintf(w, "NOT-PROGRAMMED %s %s/%s: %s\n", s.Name, s.Frontend, s.Protocol, s.Error); err != nil {
 				return err
+			}
+		}
+		if hc := s.HealthCheck; hc != nil && !hc.Listening {
+			n, _, _ := strings.Cut(s.Name, ":")
+			if !seen[n] {
+				seen[n] = true
+				if _, err := fmt.Fprintf(w, "HEALTHCHECK-NOT-OPEN %s port %d: %s\n", n, hc.Port, hc.Error); err != nil {
+					return err
+				}
 			}
 		}
 	}

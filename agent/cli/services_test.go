@@ -72,3 +72,22 @@ func TestWriteMaglev(t *testing.T) {
 	assert.Regexp(t, `(?m)^ +2 +10\.244\.1\.3:8080 +125 +49\.80%$`, out)
 	assert.Regexp(t, `(?m)^default/web:http +0\.0\.0\.0:30080/TCP +4 +- +- +\(no Maglev table \(random selection, or fewer than 2 backends\)\) +- +-$`, out)
 }
+
+// A Service with a health-check node port shows it with what it answers,
+// or that it could not be opened, once per Service.
+func TestWriteServiceTableHealthCheck(t *testing.T) {
+	hc := &api.ServiceHealthCheck{Port: 32000, LocalEndpoints: 2, Listening: true}
+	svcs := []api.Service{
+		{Name: "default/lb:http", Kind: "NodePort", Frontend: "0.0.0.0:30080", Protocol: "TCP", LocalOnly: true, HealthCheck: hc},
+	}
+	var buf bytes.Buffer
+	require.NoError(t, WriteServiceTable(&buf, svcs))
+	assert.Contains(t, buf.String(), "local-only,healthcheck=32000:2-local\n")
+
+	svcs = append(svcs, api.Service{Name: "default/lb:https", Kind: "NodePort", Frontend: "0.0.0.0:30443", Protocol: "TCP", HealthCheck: hc})
+	*hc = api.ServiceHealthCheck{Port: 32000, Error: "listen tcp :32000: bind: address already in use"}
+	buf.Reset()
+	require.NoError(t, WriteServiceTable(&buf, svcs))
+	assert.Contains(t, buf.String(), "local-only,healthcheck=32000:NOT-OPEN\n")
+	assert.Equal(t, 1, bytes.Count(buf.Bytes(), []byte("\nHEALTHCHECK-NOT-OPEN default/lb port 32000: listen tcp :32000: bind: address already in use\n")))
+}

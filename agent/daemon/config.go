@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/endpointmgr"
+	"github.com/sluicenet/sluice/agent/healthcheck"
 	"github.com/sluicenet/sluice/agent/lb/maglev"
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
@@ -147,6 +148,10 @@ type Config struct {
 	// HealthAddr is where GET /healthz (liveness) and GET /readyz
 	// (readiness) are served; empty disables them.
 	HealthAddr string
+	// ProxyHealthAddr is where kube-proxy's node health check (GET
+	// /healthz and /livez, JSON) is served, as kube-proxy's
+	// --healthz-bind-address; empty disables it.
+	ProxyHealthAddr string
 	// FlowCapacity is how many flows the agent keeps (default 8192).
 	FlowCapacity int
 	// MapMaxEntries overrides the size of BPF maps by name (tests and fault
@@ -201,6 +206,7 @@ func DefaultConfig() Config {
 		CNIConflist:     k8s.DefaultConflistPath,
 		MetricsAddr:     DefaultMetricsAddr,
 		HealthAddr:      DefaultHealthAddr,
+		ProxyHealthAddr: healthcheck.DefaultNodeAddr,
 		Routing:         string(nodemgr.ModeNative),
 		LBAlgorithm:     LBAlgorithmRandom,
 		MaglevTableSize: maglev.DefaultTableSize,

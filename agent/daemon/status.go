@@ -36,6 +36,7 @@ func (d *Daemon) Status() api.Status {
 	d.routingStatus(&st)
 	d.policyStatus(&st)
 	d.serviceStatus(&st)
+	d.healthCheckStatus(&st)
 	d.mapStatus(&st)
 	d.loopStatus(&st)
 	d.eventStatus(&st, now)

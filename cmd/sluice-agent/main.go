@@ -76,6 +76,7 @@ func command() *cobra.Command {
 	f.DurationVar(&cfg.PodFetchTimeout, "pod-fetch-timeout", 5*time.Second, "--k8s: how long a CNI ADD of a pod the agent has not seen yet retries to GET the Pod from the API server before the ADD fails (fail closed)")
 	f.StringVar(&cfg.MetricsAddr, "metrics-addr", cfg.MetricsAddr, "address to serve Prometheus /metrics on (empty disables)")
 	f.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "address to serve GET /healthz (liveness) and /readyz (readiness) on (empty disables)")
+	f.StringVar(&cfg.ProxyHealthAddr, "proxy-health-addr", cfg.ProxyHealthAddr, "address to serve kube-proxy's node health check on (GET /healthz, /livez; kube-proxy's --healthz-bind-address; empty disables)")
 	f.Var(mapSizes{&cfg.MapMaxEntries}, "map-max-entries", "testing: override BPF map sizes, NAME=ENTRIES,... (a pinned map of another size is refused)")
 	if err := f.MarkHidden("map-max-entries"); err != nil {
 		panic(err)
