@@ -10,10 +10,8 @@ type Services interface {
 	LBMaps() (api.LBMaps, error)
 	// Conntrack dumps the conntrack map.
 	Conntrack() ([]api.CTEntry, error)
-}
-
-// MaglevTables is what the server needs to serve /v1/bpf/lb/maglev (the
-// service manager has it).
-type MaglevTables interface {
+	// MaglevTables reads back the Maglev tables of a service's frontends
+	// (namespace/name, namespace/name:port or address:port/protocol).
 	MaglevTables(service string) ([]api.MaglevTable, error)
 }
+
