@@ -14,4 +14,3 @@ type Services interface {
 	// (namespace/name, namespace/name:port or address:port/protocol).
 	MaglevTables(service string) ([]api.MaglevTable, error)
 }
-
