@@ -50,6 +50,7 @@ type Datapath struct {
 func (d *Datapath) setHandles() {
 	m := &d.objs.LxcMaps
 	d.lb = lbmap.New(m.SluiceLb4ServicesV1, m.SluiceLb4BackendsV1, m.SluiceLb4ReverseNatV1, d.host.SluiceNodeAddrsV1)
+	d.lb.SetMaglevMap(m.SluiceLb4MaglevV1)
 	d.policy = policymap.New(m.SluicePolicyV1, m.SluicePolicyAddrV1, m.SluicePolicyConfigV1)
 	d.ct = ctmap.New(m.SluiceCt4V1, d.host.SluiceSnat4V1)
 	d.endpoints = endpointmap.New(m.SluiceEndpointsV1)

@@ -22,6 +22,13 @@ type Options struct {
 	// HairpinIPv4 is the link-local address a pod's flow to itself through
 	// a service is SNATed to (lb_hairpin_ipv4; default 169.254.42.1).
 	HairpinIPv4 netip.Addr
+	// MaglevTableSize turns per-packet Maglev selection on
+	// (lb_maglev_table_size, bpf/lib/lb.h): services flagged
+	// lbmap.FlagMaglev pick the backend of their table (lbmap.SetMaglev,
+	// tables of this many entries) at the flow's hash. 0: off, every
+	// service picks at random and the Maglev code is removed at load. A
+	// prime below 65536 (agent/lb/maglev.ValidateTableSize).
+	MaglevTableSize uint32
 	// MaxEntries overrides the size of maps by name (tests use it to fill a
 	// map; a pinned map of another size is refused at load).
 	MaxEntries map[string]uint32
@@ -91,6 +98,17 @@ func (o Options) apply(spec *ebpf.CollectionSpec) error {
 		{"ct_lifetime_tcp_syn", o.CTLifetimeTCPSyn},
 		{"ct_lifetime_tcp_closing", o.CTLifetimeTCPClosing},
 		{"ct_lifetime_nontcp", o.CTLifetimeNonTCP},
+	}
+	if o.MaglevTableSize != 0 {
+		if o.MaglevTableSize > math.MaxUint16 {
+			return fmt.Errorf("maglev table size %d: above %d", o.MaglevTableSize, math.MaxUint16)
+		}
+		if err := setKnob(spec, "lb_maglev_table_size", o.MaglevTableSize); err != nil {
+			return err
+		}
+		if m := spec.Maps[bpfgen.LxcMapSluiceLb4MaglevV1]; m != nil && m.InnerMap != nil {
+			m.InnerMap.MaxEntries = o.MaglevTableSize
+		}
 	}
 	for _, k := range knobs {
 		if k.d == 0 {

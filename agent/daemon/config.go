@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicenet/sluice/agent/endpointmgr"
 	"github.com/sluicenet/sluice/agent/healthcheck"
+	"github.com/sluicenet/sluice/agent/lb/maglev"
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
@@ -27,6 +28,24 @@ const (
 	DefaultCgroupRoot     = "/sys/fs/cgroup/unified"
 	DefaultMetricsAddr    = "127.0.0.1:9962"
 )
+
+// Load-balancing algorithms (Config.LBAlgorithm, --lb-algorithm).
+const (
+	LBAlgorithmRandom = "random"
+	LBAlgorithmMaglev = "maglev"
+)
+
+// maglevSize is the Maglev table size the datapath and the service manager
+// use: 0 with random selection.
+func (c Config) maglevSize() uint32 {
+	if c.LBAlgorithm != LBAlgorithmMaglev {
+		return 0
+	}
+	if c.MaglevTableSize == 0 {
+		return maglev.DefaultTableSize
+	}
+	return c.MaglevTableSize
+}
 
 // Bounds of the lookup of a pod unknown at CNI ADD (Config.PodFetchTimeout):
 // the maximum leaves the ADD time for the rest within the CNI's 20s wait
@@ -101,6 +120,15 @@ type Config struct {
 	// unless its network config sets "mtu"; --k8s writes it into the
 	// conflist.
 	MTU int
+	// LBAlgorithm is how packets of a new flow pick a service backend:
+	// "random" (default) or "maglev" (a Maglev table of MaglevTableSize
+	// entries per service, the same on every node). The socket LB is
+	// random either way, as Cilium's.
+	LBAlgorithm string
+	// MaglevTableSize is the Maglev table size, a prime up to 65521
+	// (0: the default, 16381); each service's table takes 4 bytes per
+	// entry.
+	MaglevTableSize uint32
 
 	// PolicyEnforcement is default, always or never (empty: default).
 	PolicyEnforcement string
@@ -180,6 +208,8 @@ func DefaultConfig() Config {
 		HealthAddr:      DefaultHealthAddr,
 		ProxyHealthAddr: healthcheck.DefaultNodeAddr,
 		Routing:         string(nodemgr.ModeNative),
+		LBAlgorithm:     LBAlgorithmRandom,
+		MaglevTableSize: maglev.DefaultTableSize,
 		Process: ProcessConfig{
 			CacheSize:        DefaultProcessCacheSize,
 			AncestorsDepth:   DefaultProcessAncestorsDepth,
@@ -235,6 +265,18 @@ func (c Config) Validate() error {
 	// MTU is checked against the bounds here.
 	if _, err := nodemgr.ComputeMTUs(mode, 0, c.MTU); err != nil {
 		errs = append(errs, fmt.Errorf("mtu: %w", err))
+	}
+	switch c.LBAlgorithm {
+	case "", LBAlgorithmRandom, LBAlgorithmMaglev:
+	default:
+		errs = append(errs, fmt.Errorf("lb algorithm %q: want random or maglev", c.LBAlgorithm))
+	}
+	// A size is checked whenever one is given, so a typo is caught before
+	// maglev is turned on (0: the default).
+	if c.MaglevTableSize != 0 {
+		if err := maglev.ValidateTableSize(c.MaglevTableSize); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	errs = append(errs, c.Process.validate()...)
 	return errors.Join(errs...)

@@ -56,6 +56,14 @@ func TestConfigValidate(t *testing.T) {
 		{"rejected policy ignore", func(c *Config) { c.RejectedPolicy = "ignore" }, nil},
 		{"rejected policy", func(c *Config) { c.RejectedPolicy = "allow" }, []string{`rejected policy mode "allow": want deny or ignore`}},
 		{"pod fetch timeout", func(c *Config) { c.PodFetchTimeout = 16 * time.Second }, []string{"pod fetch timeout 16s is not within 0-15s"}},
+		{"maglev", func(c *Config) { c.LBAlgorithm = "maglev" }, nil},
+		{"maglev 65521", func(c *Config) { c.LBAlgorithm, c.MaglevTableSize = "maglev", 65521 }, nil},
+		{"maglev 251", func(c *Config) { c.LBAlgorithm, c.MaglevTableSize = "maglev", 251 }, nil},
+		{"maglev not prime", func(c *Config) { c.LBAlgorithm, c.MaglevTableSize = "maglev", 16383 }, []string{"maglev table size 16383: not a prime"}},
+		{"maglev too big", func(c *Config) { c.LBAlgorithm, c.MaglevTableSize = "maglev", 131071 }, []string{"maglev table size 131071: above the maximum 65521"}},
+		{"table size without maglev", func(c *Config) { c.MaglevTableSize = 1000 }, []string{"maglev table size 1000: not a prime"}},
+		{"maglev default size", func(c *Config) { c.LBAlgorithm, c.MaglevTableSize = "maglev", 0 }, nil},
+		{"lb algorithm", func(c *Config) { c.LBAlgorithm = "roundrobin" }, []string{`lb algorithm "roundrobin": want random or maglev`}},
 		{"all reported", func(c *Config) { c.K8s, c.ManifestsDir, c.Routing = true, "/m", "bgp" }, []string{"choose one state source", "routing mode"}},
 	}
 	for _, tt := range tests {

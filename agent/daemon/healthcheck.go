@@ -87,6 +87,9 @@ type servicesWithHealthChecks struct {
 
 func (s servicesWithHealthChecks) LBMaps() (api.LBMaps, error)       { return s.svcs.LBMaps() }
 func (s servicesWithHealthChecks) Conntrack() ([]api.CTEntry, error) { return s.svcs.Conntrack() }
+func (s servicesWithHealthChecks) MaglevTables(service string) ([]api.MaglevTable, error) {
+	return s.svcs.MaglevTables(service)
+}
 
 func (s servicesWithHealthChecks) Services() []api.Service {
 	svcs := s.svcs.Services()

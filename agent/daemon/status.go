@@ -135,7 +135,10 @@ func (d *Daemon) ipamUsage(podCIDR string) (used, free int) {
 // kubeProxyStatus fills what of kube-proxy the agent replaces.
 func (d *Daemon) kubeProxyStatus(st *api.Status) {
 	kp := &st.KubeProxy
-	kp.SocketLB, kp.PerPacketLB, kp.Algorithm = d.cfg.SocketLB, true, "random"
+	kp.SocketLB, kp.PerPacketLB, kp.Algorithm = d.cfg.SocketLB, true, LBAlgorithmRandom
+	if n := d.cfg.maglevSize(); n != 0 {
+		kp.Algorithm = fmt.Sprintf("%s (table size %d; socket LB random)", LBAlgorithmMaglev, n)
+	}
 	if d.cfg.SocketLB {
 		kp.SocketLBCgroup = d.cfg.CgroupRoot
 	}

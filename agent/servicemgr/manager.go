@@ -52,6 +52,10 @@ type Config struct {
 	// ServiceProxyName selects the Services this agent handles by their
 	// service.kubernetes.io/service-proxy-name label (translate.Input).
 	ServiceProxyName string
+	// MaglevTableSize, when not 0, makes every service pick its backends
+	// per packet by a Maglev table of this size (--lb-algorithm=maglev;
+	// the datapath must have been loaded with the same size).
+	MaglevTableSize uint32
 }
 
 // Manager owns the load-balancing maps (through its LB sync, lbsync.go).
@@ -101,6 +105,7 @@ func New(cfg Config, lbm Maps, ct Conntrack, eps Endpoints, log logrus.FieldLogg
 	if err != nil {
 		return nil, err
 	}
+	rec.maglevSize = cfg.MaglevTableSize
 	return &Manager{cfg: cfg, log: log, lb: lbm, ct: ct, eps: eps, rec: rec, trigger: make(chan struct{}, 1),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sluice_service_programming_latency_seconds",

@@ -68,6 +68,8 @@ func command() *cobra.Command {
 	f.TextVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "IPv4 address flows to remote backends are SNATed to (default: first IPv4 address of the first device)")
 	f.StringVar(&cfg.Routing, "routing", cfg.Routing, "cross-node pod routing: native (route each node's PodCIDR via its InternalIP), vxlan (encapsulate to it, device sluice_vxlan, UDP 8472) or none")
 	f.IntVar(&cfg.MTU, "mtu", cfg.MTU, "MTU of pod interfaces (0: auto, the MTU of the device holding the node IP, less 50 bytes of VXLAN overhead with --routing=vxlan)")
+	f.StringVar(&cfg.LBAlgorithm, "lb-algorithm", cfg.LBAlgorithm, "backend selection of service packets: random, or maglev (consistent hashing: every node picks the same backend for a flow; the socket LB stays random)")
+	f.Uint32Var(&cfg.MaglevTableSize, "maglev-table-size", cfg.MaglevTableSize, "entries of each service's Maglev table: a prime up to 65521 (4 bytes each per service)")
 	f.StringVar(&cfg.PolicyEnforcement, "policy-enforcement", "default", "policy enforcement mode: default (enforce a direction once a policy selects the endpoint), always, never")
 	f.BoolVar(&cfg.PolicyAudit, "policy-audit", false, "audit mode: report policy drops as AUDIT flows and let the packets pass")
 	f.StringVar(&cfg.RejectedPolicy, "rejected-policy", "deny", "what the endpoints a rejected policy (unsupported field such as L7 or FQDN, invalid value) selects get: deny (default deny in the directions it covers: fail closed) or ignore (nothing of it is enforced)")

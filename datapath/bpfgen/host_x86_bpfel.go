@@ -240,6 +240,7 @@ const (
 	HostMapSluiceIpcache4V1      = "sluice_ipcache4_v1"
 	HostMapSluiceLb4AffinityV1   = "sluice_lb4_affinity_v1"
 	HostMapSluiceLb4BackendsV1   = "sluice_lb4_backends_v1"
+	HostMapSluiceLb4MaglevV1     = "sluice_lb4_maglev_v1"
 	HostMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
 	HostMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
 	HostMapSluiceMetricsFastV1   = "sluice_metrics_fast_v1"
@@ -257,6 +258,7 @@ const (
 	HostVarCtLifetimeTcp         = "ct_lifetime_tcp"
 	HostVarCtLifetimeTcpClosing  = "ct_lifetime_tcp_closing"
 	HostVarCtLifetimeTcpSyn      = "ct_lifetime_tcp_syn"
+	HostVarLbMaglevTableSize     = "lb_maglev_table_size"
 	HostVarSnatIpv4              = "snat_ipv4"
 	HostVarSnatPortMax           = "snat_port_max"
 	HostVarSnatPortMin           = "snat_port_min"
@@ -323,6 +325,7 @@ type HostMapSpecs struct {
 	SluiceIpcache4V1      *ebpf.MapSpec `ebpf:"sluice_ipcache4_v1"`
 	SluiceLb4AffinityV1   *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1   *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4MaglevV1     *ebpf.MapSpec `ebpf:"sluice_lb4_maglev_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetricsFastV1   *ebpf.MapSpec `ebpf:"sluice_metrics_fast_v1"`
@@ -344,6 +347,7 @@ type HostVariableSpecs struct {
 	CtLifetimeTcp        *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_syn"`
+	LbMaglevTableSize    *ebpf.VariableSpec `ebpf:"lb_maglev_table_size"`
 	SnatIpv4             *ebpf.VariableSpec `ebpf:"snat_ipv4"`
 	SnatPortMax          *ebpf.VariableSpec `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.VariableSpec `ebpf:"snat_port_min"`
@@ -380,6 +384,7 @@ type HostMaps struct {
 	SluiceIpcache4V1      *ebpf.Map `ebpf:"sluice_ipcache4_v1"`
 	SluiceLb4AffinityV1   *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1   *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4MaglevV1     *ebpf.Map `ebpf:"sluice_lb4_maglev_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetricsFastV1   *ebpf.Map `ebpf:"sluice_metrics_fast_v1"`
@@ -402,6 +407,7 @@ func (m *HostMaps) Close() error {
 		m.SluiceIpcache4V1,
 		m.SluiceLb4AffinityV1,
 		m.SluiceLb4BackendsV1,
+		m.SluiceLb4MaglevV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
 		m.SluiceMetricsFastV1,
@@ -424,6 +430,7 @@ type HostVariables struct {
 	CtLifetimeTcp        *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.Variable `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.Variable `ebpf:"ct_lifetime_tcp_syn"`
+	LbMaglevTableSize    *ebpf.Variable `ebpf:"lb_maglev_table_size"`
 	SnatIpv4             *ebpf.Variable `ebpf:"snat_ipv4"`
 	SnatPortMax          *ebpf.Variable `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.Variable `ebpf:"snat_port_min"`

@@ -278,6 +278,7 @@ const (
 	LxcMapSluiceLb4BackendFilterV1  = "sluice_lb4_backend_filter_v1"
 	LxcMapSluiceLb4BackendsV1       = "sluice_lb4_backends_v1"
 	LxcMapSluiceLb4FeFilterV1       = "sluice_lb4_fe_filter_v1"
+	LxcMapSluiceLb4MaglevV1         = "sluice_lb4_maglev_v1"
 	LxcMapSluiceLb4NodeportFilterV1 = "sluice_lb4_nodeport_filter_v1"
 	LxcMapSluiceLb4ReverseNatV1     = "sluice_lb4_reverse_nat_v1"
 	LxcMapSluiceLb4ServicesV1       = "sluice_lb4_services_v1"
@@ -296,6 +297,7 @@ const (
 	LxcVarCtLifetimeTcpClosing      = "ct_lifetime_tcp_closing"
 	LxcVarCtLifetimeTcpSyn          = "ct_lifetime_tcp_syn"
 	LxcVarLbHairpinIpv4             = "lb_hairpin_ipv4"
+	LxcVarLbMaglevTableSize         = "lb_maglev_table_size"
 	LxcVarSnatIpv4                  = "snat_ipv4"
 	LxcVarSnatPortMax               = "snat_port_max"
 	LxcVarSnatPortMin               = "snat_port_min"
@@ -369,6 +371,7 @@ type LxcMapSpecs struct {
 	SluiceLb4BackendFilterV1  *ebpf.MapSpec `ebpf:"sluice_lb4_backend_filter_v1"`
 	SluiceLb4BackendsV1       *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4FeFilterV1       *ebpf.MapSpec `ebpf:"sluice_lb4_fe_filter_v1"`
+	SluiceLb4MaglevV1         *ebpf.MapSpec `ebpf:"sluice_lb4_maglev_v1"`
 	SluiceLb4NodeportFilterV1 *ebpf.MapSpec `ebpf:"sluice_lb4_nodeport_filter_v1"`
 	SluiceLb4ReverseNatV1     *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1       *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
@@ -391,6 +394,7 @@ type LxcVariableSpecs struct {
 	CtLifetimeTcpClosing *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_syn"`
 	LbHairpinIpv4        *ebpf.VariableSpec `ebpf:"lb_hairpin_ipv4"`
+	LbMaglevTableSize    *ebpf.VariableSpec `ebpf:"lb_maglev_table_size"`
 	SnatIpv4             *ebpf.VariableSpec `ebpf:"snat_ipv4"`
 	SnatPortMax          *ebpf.VariableSpec `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.VariableSpec `ebpf:"snat_port_min"`
@@ -434,6 +438,7 @@ type LxcMaps struct {
 	SluiceLb4BackendFilterV1  *ebpf.Map `ebpf:"sluice_lb4_backend_filter_v1"`
 	SluiceLb4BackendsV1       *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4FeFilterV1       *ebpf.Map `ebpf:"sluice_lb4_fe_filter_v1"`
+	SluiceLb4MaglevV1         *ebpf.Map `ebpf:"sluice_lb4_maglev_v1"`
 	SluiceLb4NodeportFilterV1 *ebpf.Map `ebpf:"sluice_lb4_nodeport_filter_v1"`
 	SluiceLb4ReverseNatV1     *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1       *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
@@ -459,6 +464,7 @@ func (m *LxcMaps) Close() error {
 		m.SluiceLb4BackendFilterV1,
 		m.SluiceLb4BackendsV1,
 		m.SluiceLb4FeFilterV1,
+		m.SluiceLb4MaglevV1,
 		m.SluiceLb4NodeportFilterV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
@@ -482,6 +488,7 @@ type LxcVariables struct {
 	CtLifetimeTcpClosing *ebpf.Variable `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.Variable `ebpf:"ct_lifetime_tcp_syn"`
 	LbHairpinIpv4        *ebpf.Variable `ebpf:"lb_hairpin_ipv4"`
+	LbMaglevTableSize    *ebpf.Variable `ebpf:"lb_maglev_table_size"`
 	SnatIpv4             *ebpf.Variable `ebpf:"snat_ipv4"`
 	SnatPortMax          *ebpf.Variable `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.Variable `ebpf:"snat_port_min"`

@@ -232,6 +232,7 @@ const (
 	SockMapSluiceConnectSlotsV1   = "sluice_connect_slots_v1"
 	SockMapSluiceLb4AffinityV1    = "sluice_lb4_affinity_v1"
 	SockMapSluiceLb4BackendsV1    = "sluice_lb4_backends_v1"
+	SockMapSluiceLb4MaglevV1      = "sluice_lb4_maglev_v1"
 	SockMapSluiceLb4ReverseNatV1  = "sluice_lb4_reverse_nat_v1"
 	SockMapSluiceLb4ServicesV1    = "sluice_lb4_services_v1"
 	SockMapSluiceNodeAddrsV1      = "sluice_node_addrs_v1"
@@ -245,6 +246,7 @@ const (
 	SockProgSockGetpeername4      = "sock_getpeername4"
 	SockProgSockRecvmsg4          = "sock_recvmsg4"
 	SockProgSockSendmsg4          = "sock_sendmsg4"
+	SockVarLbMaglevTableSize      = "lb_maglev_table_size"
 	SockVarSockProcessEvents      = "sock_process_events"
 	SockVarUnusedConnectAction    = "unused_connect_action"
 	SockVarUnusedConnectEvent     = "unused_connect_event"
@@ -316,6 +318,7 @@ type SockMapSpecs struct {
 	SluiceConnectSlotsV1   *ebpf.MapSpec `ebpf:"sluice_connect_slots_v1"`
 	SluiceLb4AffinityV1    *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1    *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4MaglevV1      *ebpf.MapSpec `ebpf:"sluice_lb4_maglev_v1"`
 	SluiceLb4ReverseNatV1  *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1    *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
 	SluiceNodeAddrsV1      *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
@@ -331,6 +334,7 @@ type SockMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SockVariableSpecs struct {
+	LbMaglevTableSize     *ebpf.VariableSpec `ebpf:"lb_maglev_table_size"`
 	SockProcessEvents     *ebpf.VariableSpec `ebpf:"sock_process_events"`
 	UnusedConnectAction   *ebpf.VariableSpec `ebpf:"unused_connect_action"`
 	UnusedConnectEvent    *ebpf.VariableSpec `ebpf:"unused_connect_event"`
@@ -370,6 +374,7 @@ type SockMaps struct {
 	SluiceConnectSlotsV1   *ebpf.Map `ebpf:"sluice_connect_slots_v1"`
 	SluiceLb4AffinityV1    *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1    *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4MaglevV1      *ebpf.Map `ebpf:"sluice_lb4_maglev_v1"`
 	SluiceLb4ReverseNatV1  *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1    *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
 	SluiceNodeAddrsV1      *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
@@ -395,6 +400,7 @@ func (m *SockMaps) Close() error {
 		m.SluiceConnectSlotsV1,
 		m.SluiceLb4AffinityV1,
 		m.SluiceLb4BackendsV1,
+		m.SluiceLb4MaglevV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
 		m.SluiceNodeAddrsV1,
@@ -411,6 +417,7 @@ func (m *SockMaps) Close() error {
 //
 // It can be passed to LoadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SockVariables struct {
+	LbMaglevTableSize     *ebpf.Variable `ebpf:"lb_maglev_table_size"`
 	SockProcessEvents     *ebpf.Variable `ebpf:"sock_process_events"`
 	UnusedConnectAction   *ebpf.Variable `ebpf:"unused_connect_action"`
 	UnusedConnectEvent    *ebpf.Variable `ebpf:"unused_connect_event"`

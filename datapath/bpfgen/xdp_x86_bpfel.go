@@ -212,6 +212,7 @@ const (
 	XdpMapSluiceIpcache4V1      = "sluice_ipcache4_v1"
 	XdpMapSluiceLb4AffinityV1   = "sluice_lb4_affinity_v1"
 	XdpMapSluiceLb4BackendsV1   = "sluice_lb4_backends_v1"
+	XdpMapSluiceLb4MaglevV1     = "sluice_lb4_maglev_v1"
 	XdpMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
 	XdpMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
 	XdpMapSluiceMetricsFastV1   = "sluice_metrics_fast_v1"
@@ -229,6 +230,7 @@ const (
 	XdpVarCtLifetimeTcp         = "ct_lifetime_tcp"
 	XdpVarCtLifetimeTcpClosing  = "ct_lifetime_tcp_closing"
 	XdpVarCtLifetimeTcpSyn      = "ct_lifetime_tcp_syn"
+	XdpVarLbMaglevTableSize     = "lb_maglev_table_size"
 	XdpVarSnatIpv4              = "snat_ipv4"
 	XdpVarSnatPortMax           = "snat_port_max"
 	XdpVarSnatPortMin           = "snat_port_min"
@@ -291,6 +293,7 @@ type XdpMapSpecs struct {
 	SluiceIpcache4V1      *ebpf.MapSpec `ebpf:"sluice_ipcache4_v1"`
 	SluiceLb4AffinityV1   *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1   *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4MaglevV1     *ebpf.MapSpec `ebpf:"sluice_lb4_maglev_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetricsFastV1   *ebpf.MapSpec `ebpf:"sluice_metrics_fast_v1"`
@@ -313,6 +316,7 @@ type XdpVariableSpecs struct {
 	CtLifetimeTcp        *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_syn"`
+	LbMaglevTableSize    *ebpf.VariableSpec `ebpf:"lb_maglev_table_size"`
 	SnatIpv4             *ebpf.VariableSpec `ebpf:"snat_ipv4"`
 	SnatPortMax          *ebpf.VariableSpec `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.VariableSpec `ebpf:"snat_port_min"`
@@ -346,6 +350,7 @@ type XdpMaps struct {
 	SluiceIpcache4V1      *ebpf.Map `ebpf:"sluice_ipcache4_v1"`
 	SluiceLb4AffinityV1   *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
 	SluiceLb4BackendsV1   *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4MaglevV1     *ebpf.Map `ebpf:"sluice_lb4_maglev_v1"`
 	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
 	SluiceMetricsFastV1   *ebpf.Map `ebpf:"sluice_metrics_fast_v1"`
@@ -369,6 +374,7 @@ func (m *XdpMaps) Close() error {
 		m.SluiceIpcache4V1,
 		m.SluiceLb4AffinityV1,
 		m.SluiceLb4BackendsV1,
+		m.SluiceLb4MaglevV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
 		m.SluiceMetricsFastV1,
@@ -392,6 +398,7 @@ type XdpVariables struct {
 	CtLifetimeTcp        *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.Variable `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.Variable `ebpf:"ct_lifetime_tcp_syn"`
+	LbMaglevTableSize    *ebpf.Variable `ebpf:"lb_maglev_table_size"`
 	SnatIpv4             *ebpf.Variable `ebpf:"snat_ipv4"`
 	SnatPortMax          *ebpf.Variable `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.Variable `ebpf:"snat_port_min"`

@@ -42,6 +42,8 @@ type twoNodesOptions struct {
 	external bool
 	// lbAcceleration is node 1's --lb-acceleration (with external).
 	lbAcceleration string
+	// args are further sluice-agent flags of both nodes.
+	args []string
 }
 
 // transferSize is what the large transfers send through the echo servers.
@@ -117,7 +119,7 @@ func (c *twoNodes) agentArgs(n *harness.Node) []string {
 			args = append(args, "--node-ip", c.ul.AddrA.String())
 		}
 	}
-	return args
+	return append(args, c.opts.args...)
 }
 
 // requirePodMTU checks both ends of both pods' veths.
