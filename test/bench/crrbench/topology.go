@@ -93,7 +93,9 @@ func (t *topology) backendNames() []string {
 	return out
 }
 
-func setSysctls(r *harness.Runner, ns *harness.NetNS, kv map[string]string) { benchrun.Sysctls(r, ns, kv) }
+func setSysctls(r *harness.Runner, ns *harness.NetNS, kv map[string]string) {
+	benchrun.Sysctls(r, ns, kv)
+}
 
 // serve starts `crr serve` in pod p (benchrun.ServeCRR).
 func (t *topology) serve(r *harness.Runner, p *harness.Pod) {
