@@ -98,7 +98,7 @@ func runAll(ctx context.Context, o Options, crr string, w io.Writer, header stri
 					continue
 				}
 				fmt.Fprintf(w, "round %d %-34s %8.0f /s  p50 %6.0fµs  p99 %7.0fµs  errors %d  answers %s%s\n", round, s.Cell,
-					s.Result.TPS, s.Result.P50Micros, s.Result.P99Micros, s.Result.Errors, s.answersString(), s.xdpString())
+					s.Result.TPS, s.Result.P50Micros, s.Result.P99Micros, s.Result.Errors, s.answersString(), s.extraString())
 			}
 		}
 	}

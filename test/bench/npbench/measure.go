@@ -23,7 +23,9 @@ type sample struct {
 	// XDPFwd and XDPRev are the packets node 1's XDP program translated
 	// during the cell (sluice-xdp only).
 	XDPFwd, XDPRev uint64
-	Err            error
+	// Drops are node 1's programs' drops during the cell, per reason.
+	Drops map[string]uint64
+	Err   error
 }
 
 // measureConfig builds the topology of config and measures its cells: for
@@ -65,7 +67,7 @@ func (t *topology) measure(ctx context.Context, o Options, c cell, round int) sa
 	s := sample{Cell: c, Round: round, Answers: map[string]int{}}
 	addr := target(c.Backend)
 	want := t.pods[c.Backend].Name
-	fwd0, rev0, err := t.xdpPackets()
+	before, err := t.counters()
 	if err != nil {
 		s.Err = fmt.Errorf("XDP counters: %w", err)
 		return s
@@ -86,11 +88,15 @@ func (t *topology) measure(ctx context.Context, o Options, c cell, round int) sa
 	if s.Err == nil && s.Result.Transactions == 0 {
 		s.Err = fmt.Errorf("no transaction completed (%d errors, first: %s)", s.Result.Errors, s.Result.FirstError)
 	}
-	fwd, rev, err := t.xdpPackets()
-	if err != nil && s.Err == nil {
-		s.Err = fmt.Errorf("XDP counters: %w", err)
+	after, err := t.counters()
+	if err != nil {
+		if s.Err == nil {
+			s.Err = fmt.Errorf("XDP counters: %w", err)
+		}
+		return s
 	}
-	s.XDPFwd, s.XDPRev = fwd-fwd0, rev-rev0
+	s.XDPFwd, s.XDPRev = t.xdpPackets(before, after)
+	s.Drops = drops(before, after)
 	// Through XDP means through XDP: the remote backend's requests and
 	// replies must have been translated there.
 	if s.Err == nil && c.Config == cfgSluiceXDP && c.Backend == backendRemote && (s.XDPFwd == 0 || s.XDPRev == 0) {
@@ -127,11 +133,21 @@ func (s sample) answersString() string {
 	return strings.Join(parts, " ")
 }
 
-func (s sample) xdpString() string {
-	if s.Cell.Config != cfgSluiceXDP {
-		return ""
+// extraString is the XDP packets (sluice-xdp) and node 1's drops.
+func (s sample) extraString() string {
+	var b strings.Builder
+	if s.Cell.Config == cfgSluiceXDP {
+		fmt.Fprintf(&b, "  xdp packets fwd %d rev %d", s.XDPFwd, s.XDPRev)
 	}
-	return fmt.Sprintf("  xdp packets fwd %d rev %d", s.XDPFwd, s.XDPRev)
+	if len(s.Drops) > 0 {
+		var parts []string
+		for r, n := range s.Drops {
+			parts = append(parts, fmt.Sprintf("%s×%d", r, n))
+		}
+		sort.Strings(parts)
+		fmt.Fprintf(&b, "  drops %s", strings.Join(parts, " "))
+	}
+	return b.String()
 }
 
 // writeAtomic writes content to dir/name (temporary file, then rename), so

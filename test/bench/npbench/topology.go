@@ -225,26 +225,49 @@ func (t *topology) ask(ctx context.Context, addr netip.AddrPort, p tcpcrr.Proto)
 	return strings.TrimSpace(string(out)), nil
 }
 
-// xdpPackets is how many packets node 1's XDP program translated: requests
-// on ext0 (DNAT+SNAT to the remote backend) and replies on the underlay
-// (reverse SNAT).
-func (t *topology) xdpPackets() (fwd, rev uint64, err error) {
+// counters is node 1's metrics map: packets per device, reason and
+// direction.
+func (t *topology) counters() (map[metricsmap.Counter]uint64, error) {
 	cs, err := metricsmap.PinnedCounters(t.n1.BPFRoot)
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
+	out := map[metricsmap.Counter]uint64{}
 	for _, c := range cs {
+		n := c.Packets
+		c.Packets, c.Bytes = 0, 0
+		out[c] += n
+	}
+	return out, nil
+}
+
+// xdpPackets is how many packets node 1's XDP program translated between
+// two readings of counters: requests on ext0 (DNAT+SNAT to the remote
+// backend) and replies on the underlay (reverse SNAT).
+func (t *topology) xdpPackets(before, after map[metricsmap.Counter]uint64) (fwd, rev uint64) {
+	for c, n := range after {
 		if c.Direction != metricsmap.DirIngress {
 			continue
 		}
 		switch {
 		case c.Ifindex == t.ext0 && c.Reason == metricsmap.ReasonXDPLBSNAT:
-			fwd += c.Packets
+			fwd += n - before[c]
 		case c.Ifindex == t.ulIndex && c.Reason == metricsmap.ReasonXDPLBRevSNAT:
-			rev += c.Packets
+			rev += n - before[c]
 		}
 	}
-	return fwd, rev, nil
+	return fwd, rev
+}
+
+// drops is what node 1's programs dropped between two readings, per reason.
+func drops(before, after map[metricsmap.Counter]uint64) map[string]uint64 {
+	out := map[string]uint64{}
+	for c, n := range after {
+		if c.Reason.IsDrop() && n > before[c] {
+			out[c.Reason.String()] += n - before[c]
+		}
+	}
+	return out
 }
 
 func podYAML(p *harness.Pod) string {
