@@ -118,8 +118,12 @@ func writeReport(w io.Writer, header string, sums []cellSummary) {
 		c := s.Cell
 		if s.OK == 0 {
 			why := s.Unavailable
-			if why == "" {
+			switch {
+			case why != "":
+			case s.Failure != "":
 				why = "FAILED: " + s.Failure
+			default:
+				why = "not measured"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t-\t-\t-\t-\t-\t-\t  %s\n", c.Config, c.Backend, c.Proto, s.OK, s.Rounds, why)
 			continue
@@ -144,6 +148,9 @@ func writeReport(w io.Writer, header string, sums []cellSummary) {
 			why := s.Unavailable
 			if why == "" {
 				why = s.Failure
+			}
+			if why == "" {
+				why = "not measured"
 			}
 			fmt.Fprintf(w, "RESULT config=%s backend=%s proto=%s rate=NA ratio_iptables=NA reason=%q\n", c.Config, c.Backend, c.Proto, why)
 			continue
