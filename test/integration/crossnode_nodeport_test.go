@@ -62,10 +62,8 @@ func TestPrivilegedCrossNodeNodePortVXLAN(t *testing.T) {
 // send full checksums (see nodeport_xdp_test.go).
 func TestPrivilegedCrossNodeNodePortXDP(t *testing.T) {
 	c := newTwoNodesWith(t, twoNodesOptions{routing: "native", external: true, lbAcceleration: "native"})
-	xdpPass(t, c.ext, "eth0")
-	txNoCsumOffload(t, c.ext, "eth0")
-	xdpPass(t, c.n2.NS, c.ul.IfName)
-	txNoCsumOffload(t, c.n2.NS, c.ul.IfName)
+	harness.XDPPeer(t, c.ext, "eth0")
+	harness.XDPPeer(t, c.n2.NS, c.ul.IfName)
 	waitRoute(t, c.n1, c.n2.PodCIDR.String(), "via "+c.ul.AddrB.String())
 	st, err := c.n1.Client().Status(t.Context())
 	require.NoError(t, err)

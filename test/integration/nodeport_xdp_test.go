@@ -5,81 +5,27 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"runtime"
 	"testing"
 	"time"
-	"unsafe"
 
-	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/asm"
-	"github.com/cilium/ebpf/link"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/sys/unix"
 
 	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
 // XDP NodePort (--lb-acceleration) in the NodePort topology of
-// nodeport_test.go: ext0 and rmt0 are veths, which run XDP natively. A veth
-// transmits an XDP_TX or XDP_REDIRECTed frame only when its peer runs NAPI,
-// i.e. has an XDP program of its own (a real NIC needs nothing of the
-// sort): the client's and the remote backend's eth0 get an XDP_PASS
-// program. And a veth hands XDP the checksum state of the sender's skb: with
-// TX checksum offload on (CHECKSUM_PARTIAL) the TCP checksum field holds
-// only the pseudo-header sum, which a frame XDP sends on keeps; a NIC gives
-// XDP what came off the wire. So the peers send with full checksums
-// (txNoCsumOffload), as a host behind a NIC does.
-
-// xdpPass attaches an XDP program returning XDP_PASS to dev in ns.
-func xdpPass(t *testing.T, ns *harness.NetNS, dev string) {
-	t.Helper()
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
-		Type:    ebpf.XDP,
-		License: "GPL",
-		Instructions: asm.Instructions{
-			asm.Mov.Imm(asm.R0, 2), // XDP_PASS
-			asm.Return(),
-		},
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { prog.Close() })
-	ns.Do(t, func() {
-		ifc, err := net.InterfaceByName(dev)
-		require.NoError(t, err)
-		l, err := link.AttachXDP(link.XDPOptions{Program: prog, Interface: ifc.Index, Flags: link.XDPDriverMode})
-		require.NoError(t, err)
-		t.Cleanup(func() { l.Close() })
-	})
-}
-
-// txNoCsumOffload turns TX checksum offload off on dev in ns (ethtool -K
-// dev tx off: the ETHTOOL_STXCSUM ioctl).
-func txNoCsumOffload(t *testing.T, ns *harness.NetNS, dev string) {
-	t.Helper()
-	ns.Do(t, func() {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-		require.NoError(t, err)
-		defer unix.Close(fd)
-		const ethtoolSTXCSUM = 0x17
-		val := struct{ cmd, data uint32 }{ethtoolSTXCSUM, 0}
-		var ifr [40]byte
-		copy(ifr[:unix.IFNAMSIZ-1], dev)
-		*(*uintptr)(unsafe.Pointer(&ifr[unix.IFNAMSIZ])) = uintptr(unsafe.Pointer(&val))
-		_, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr)))
-		runtime.KeepAlive(&val)
-		require.Zero(t, errno, "ethtool -K %s tx off", dev)
-	})
-}
+// nodeport_test.go: ext0 and rmt0 are veths, which run XDP natively; the
+// client's and the remote backend's eth0 are readied for frames XDP sends
+// them with harness.XDPPeer (see there why a veth needs it).
 
 // xdpPeers readies the client's and the remote backend's veth ends for
 // frames XDP sends them (see above).
 func (e *npEnv) xdpPeers(t *testing.T) {
 	t.Helper()
 	for _, ns := range []*harness.NetNS{e.ext, e.rmt} {
-		xdpPass(t, ns, "eth0")
-		txNoCsumOffload(t, ns, "eth0")
+		harness.XDPPeer(t, ns, "eth0")
 	}
 }
 
