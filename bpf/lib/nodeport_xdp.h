@@ -242,6 +242,8 @@ static __always_inline int xdp_xlate(struct xdp_md *ctx, struct xdp_pkt *p, stru
 	ek.ip = st.baddr;
 	if (bpf_map_lookup_elem(&sluice_endpoints_v1, &ek) || is_node_addr(st.baddr))
 		goto to_tc; /* a local backend: tc redirects into the pod */
+	if (lb_dsr(f->proto))
+		goto to_tc; /* DSR (IP-in-IP) is tc's (nodeport_dsr_fwd) */
 	/* snat4_alloc takes the flow after DNAT; its entries are what tc's
 	 * would find or make. */
 	t = *f;
