@@ -15,6 +15,7 @@ import (
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
+	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/datapath/device"
 	"github.com/sluicenet/sluice/datapath/pin"
 	"github.com/sluicenet/sluice/policy"
@@ -88,6 +89,11 @@ type Config struct {
 	// (in the driver), generic (XDP_FLAGS_SKB_MODE) or disabled (empty:
 	// disabled). A device without native XDP stays on tc.
 	LBAcceleration string
+	// LBMode is how NodePort/ExternalIP/LoadBalancer flows reach remote
+	// backends: snat (empty: snat), dsr (IP-in-IP to the backend's node,
+	// which answers the client itself) or hybrid (DSR for TCP, SNAT for
+	// UDP), as Cilium's loadBalancer.mode.
+	LBMode string
 	// NodeIP is the address flows to remote backends are SNATed to; unset:
 	// the first IPv4 address of the first device. It is also this node's
 	// VXLAN source address (unset: its Node object's InternalIP).
@@ -222,6 +228,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("pod fetch timeout %s is not within 0-%s (the CNI waits 20s for the agent)", c.PodFetchTimeout, MaxPodFetchTimeout))
 	}
 	if _, err := device.ParseXDPMode(c.LBAcceleration); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := datapath.ParseLBMode(c.LBMode); err != nil {
 		errs = append(errs, err)
 	}
 	mode, err := nodemgr.ParseMode(c.Routing)
