@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/datapath/ctmap"
+	"github.com/sluicenet/sluice/datapath/device"
 	"github.com/sluicenet/sluice/datapath/lbmap"
 	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/datapath/progtest"
@@ -267,4 +268,40 @@ func TestPrivilegedHostDSRMalformed(t *testing.T) {
 	res := e.run(t, false, other, e.ext)
 	assert.Equal(t, uint32(progtest.ActOK), res.Verdict)
 	assert.Equal(t, other, res.Packet[:len(other)])
+}
+
+// The XDP program leaves DSR flows to tc (which encapsulates): in dsr mode
+// a TCP flow to a remote backend passes untouched, and tc then sends it
+// IP-in-IP; in hybrid mode UDP is still translated at XDP (SNAT).
+func TestPrivilegedXDPPassesDSRToTC(t *testing.T) {
+	for _, mode := range []datapath.LBMode{datapath.LBModeDSR, datapath.LBModeHybrid} {
+		t.Run(string(mode), func(t *testing.T) {
+			e := newHostEnvWith(t, datapath.Options{Host: datapath.HostOptions{SNATAddr: hostExtIP, LBMode: mode}})
+			require.NoError(t, e.d.LB().UpsertBackend(beRemoteUDP, lbmap.Backend{Addr: hostRemote, Port: 8053, Proto: protoUDP}))
+			e.ns.Do(t, func() {
+				for _, dev := range []string{"ext0", "rmt0"} {
+					require.NoError(t, e.d.Devices().AttachXDP(dev, device.XDPNative))
+				}
+			})
+			e.service(t, nodePortFE(hostNodePort), lbmap.FlagNodePort, beRemote)
+			e.service(t, lbmap.Frontend{Addr: netip.IPv4Unspecified(), Port: hostNodePort, Proto: protoUDP}, lbmap.FlagNodePort, beRemoteUDP)
+
+			syn := e.clientPkt(layers.IPProtocolTCP, hostNodePort, 40000, progtest.TCPSyn)
+			res := e.runXDP(t, syn, e.ext)
+			require.Equal(t, uint32(progtest.XDPPass), res.Verdict, "DSR is tc's")
+			assert.Equal(t, syn, res.Packet, "untouched")
+			res = e.run(t, false, syn, e.ext)
+			require.Equal(t, uint32(progtest.ActRedirect), res.Verdict)
+			assert.Equal(t, layers.IPProtocolIPv4, progtest.Decode(t, res.Packet).IP.Protocol, "tc encapsulates")
+
+			udp := e.clientPkt(layers.IPProtocolUDP, hostNodePort, 40001, 0)
+			res = e.runXDP(t, udp, e.ext)
+			if mode == datapath.LBModeDSR {
+				assert.Equal(t, uint32(progtest.XDPPass), res.Verdict)
+			} else {
+				assert.NotEqual(t, uint32(progtest.XDPPass), res.Verdict, "hybrid: UDP SNATed at XDP")
+				assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), metricsmap.ReasonXDPLBSNAT, metricsmap.DirIngress).Packets)
+			}
+		})
+	}
 }

@@ -150,6 +150,7 @@ func (c *dsrNodes) requireDSRTCP(t *testing.T) {
 		nodeCounter(t, c.n2, "lan0", metricsmap.ReasonLBDSRRevNAT, metricsmap.DirEgress)
 	enc := nodeCounter(t, c.n1, "lan0", metricsmap.ReasonLBDSR, metricsmap.DirIngress)
 	peers, n1Tx, n2Tx := c.askTCP(t)
+	t.Logf("%d connections: node 1 lan0 sent %d packets, node 2 lan0 sent %d", dsrAsks, n1Tx, n2Tx)
 	assert.Equal(t, map[string]bool{npClientIP: true}, peers, "client IP preserved at the backend")
 	// Each connection's replies are at least SYN-ACK, data and FIN.
 	assert.Less(t, n1Tx, uint64(dsrAsks/2), "replies did not pass node 1's lan0 (only ARP may)")
@@ -195,7 +196,8 @@ func TestPrivilegedCrossNodeNodePortHybrid(t *testing.T) {
 // replies pass node 1's lan0 (the control for the DSR checks above).
 func TestPrivilegedCrossNodeNodePortSNATControl(t *testing.T) {
 	c := newDSRNodes(t, "snat")
-	peers, n1Tx, _ := c.askTCP(t)
+	peers, n1Tx, n2Tx := c.askTCP(t)
+	t.Logf("%d connections: node 1 lan0 sent %d packets, node 2 lan0 sent %d", dsrAsks, n1Tx, n2Tx)
 	assert.Equal(t, map[string]bool{c.ul.AddrA.String(): true}, peers, "SNAT to node 1")
 	assert.GreaterOrEqual(t, n1Tx, uint64(3*dsrAsks), "replies pass node 1's lan0")
 	assert.GreaterOrEqual(t, c.askUDP(t), uint64(dsrAsks))
