@@ -60,6 +60,10 @@ func newDSRNodes(t *testing.T, mode string) *dsrNodes {
 		end.ns.Run(t, "ip", "addr", "add", end.addr+"/24", "dev", end.dev)
 		end.ns.Run(t, "ip", "link", "set", end.dev, "up")
 	}
+	// The client sends MTU-sized segments (no TSO: no checksum offload),
+	// as over a wire, not GSO packets a veth would pass whole: node 1's
+	// encapsulation then has to fit them (the MSS clamp).
+	txNoCsumOffload(t, c.client, "eth0")
 	nodes := harness.NodeYAML(c.n1, c.ul.AddrA) + harness.NodeYAML(c.n2, c.ul.AddrB)
 	for _, n := range []*harness.Node{c.n1, c.n2} {
 		ip := c.ul.AddrA
