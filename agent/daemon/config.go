@@ -230,12 +230,16 @@ func (c Config) Validate() error {
 	if _, err := device.ParseXDPMode(c.LBAcceleration); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := datapath.ParseLBMode(c.LBMode); err != nil {
-		errs = append(errs, err)
-	}
 	mode, err := nodemgr.ParseMode(c.Routing)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("routing: %w", err))
+	}
+	if lbMode, err := datapath.ParseLBMode(c.LBMode); err != nil {
+		errs = append(errs, err)
+	} else if lbMode != datapath.LBModeSNAT && mode == nodemgr.ModeVXLAN {
+		// The IP-in-IP packet would cross in VXLAN and arrive on the
+		// tunnel device, where no host program decapsulates it.
+		errs = append(errs, fmt.Errorf("lb mode %s needs routing native or none, not vxlan", lbMode))
 	}
 	if c.NodeIP.IsValid() && !c.NodeIP.Is4() {
 		errs = append(errs, fmt.Errorf("node IP %s is not IPv4", c.NodeIP))

@@ -54,6 +54,7 @@ func TestConfigValidate(t *testing.T) {
 		{"lb mode dsr", func(c *Config) { c.LBMode = "dsr" }, nil},
 		{"lb mode hybrid", func(c *Config) { c.LBMode = "hybrid" }, nil},
 		{"lb mode", func(c *Config) { c.LBMode = "opt" }, []string{`lb mode "opt": want snat, dsr or hybrid`}},
+		{"lb mode dsr vxlan", func(c *Config) { c.LBMode, c.Routing = "dsr", "vxlan" }, []string{"lb mode dsr needs routing native or none, not vxlan"}},
 		{"node IP", func(c *Config) { c.NodeIP = netip.MustParseAddr("fd00::1") }, []string{"node IP fd00::1 is not IPv4"}},
 		{"pod MTU", func(c *Config) { c.MTU = 70000 }, []string{"mtu: pod MTU 70000 is out of range"}},
 		{"rejected policy ignore", func(c *Config) { c.RejectedPolicy = "ignore" }, nil},
