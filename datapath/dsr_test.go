@@ -270,36 +270,52 @@ func TestPrivilegedHostDSRMalformed(t *testing.T) {
 	assert.Equal(t, other, res.Packet[:len(other)])
 }
 
-// The XDP program leaves DSR flows to tc (which encapsulates): in dsr mode
-// a TCP flow to a remote backend passes untouched, and tc then sends it
-// IP-in-IP; in hybrid mode UDP is still translated at XDP (SNAT).
-func TestPrivilegedXDPPassesDSRToTC(t *testing.T) {
+// The XDP program encapsulates DSR flows itself: the frame it sends is
+// byte for byte the one the tc program sends for the same packet; in
+// hybrid mode UDP is SNATed at XDP. A frame XDP cannot send (the egress
+// device runs no XDP program) goes to tc untouched.
+func TestPrivilegedXDPDSR(t *testing.T) {
 	for _, mode := range []datapath.LBMode{datapath.LBModeDSR, datapath.LBModeHybrid} {
 		t.Run(string(mode), func(t *testing.T) {
 			e := newHostEnvWith(t, datapath.Options{Host: datapath.HostOptions{SNATAddr: hostExtIP, LBMode: mode}})
 			require.NoError(t, e.d.LB().UpsertBackend(beRemoteUDP, lbmap.Backend{Addr: hostRemote, Port: 8053, Proto: protoUDP}))
-			e.ns.Do(t, func() {
-				for _, dev := range []string{"ext0", "rmt0"} {
-					require.NoError(t, e.d.Devices().AttachXDP(dev, device.XDPNative))
-				}
-			})
 			e.service(t, nodePortFE(hostNodePort), lbmap.FlagNodePort, beRemote)
 			e.service(t, lbmap.Frontend{Addr: netip.IPv4Unspecified(), Port: hostNodePort, Proto: protoUDP}, lbmap.FlagNodePort, beRemoteUDP)
-
 			syn := e.clientPkt(layers.IPProtocolTCP, hostNodePort, 40000, progtest.TCPSyn)
-			res := e.runXDP(t, syn, e.ext)
-			require.Equal(t, uint32(progtest.XDPPass), res.Verdict, "DSR is tc's")
-			assert.Equal(t, syn, res.Packet, "untouched")
-			res = e.run(t, false, syn, e.ext)
-			require.Equal(t, uint32(progtest.ActRedirect), res.Verdict)
-			assert.Equal(t, layers.IPProtocolIPv4, progtest.Decode(t, res.Packet).IP.Protocol, "tc encapsulates")
+			xdp := func(pkt []byte) progtest.Result {
+				var res progtest.Result
+				e.ns.Do(t, func() { res = progtest.RunXDP(t, e.d.XDPNodePort(), pkt, uint32(e.ext)) })
+				return res
+			}
+
+			// rmt0 without the XDP program: XDP cannot redirect there.
+			e.ns.Do(t, func() { require.NoError(t, e.d.Devices().AttachXDP("ext0", device.XDPNative)) })
+			res := xdp(syn)
+			require.Equal(t, uint32(progtest.XDPPass), res.Verdict, "no XDP on the egress device: tc's")
+			assert.Equal(t, syn, res.Packet[:len(syn)], "untouched")
+
+			e.ns.Do(t, func() { require.NoError(t, e.d.Devices().AttachXDP("rmt0", device.XDPNative)) })
+			res = xdp(syn)
+			require.Equal(t, uint32(progtest.XDPRedirect), res.Verdict, "IP-in-IP redirected to rmt0")
+			require.Len(t, res.Packet, len(syn)+20)
+			d := progtest.Decode(t, res.Packet)
+			assert.Equal(t, layers.IPProtocolIPv4, d.IP.Protocol)
+			assert.Equal(t, hostRemote.AsSlice(), []byte(d.IP.DstIP.To4()))
+			assert.Equal(t, uint16(8080), d.IP.Id)
+			assert.True(t, progtest.IPv4HeaderChecksumOK(res.Packet), "outer header checksum")
+			checkSums(t, decapped(res.Packet))
+			assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), metricsmap.ReasonXDPLBDSR, metricsmap.DirIngress).Packets)
+			tc := e.run(t, false, syn, e.ext)
+			require.Equal(t, uint32(progtest.ActRedirect), tc.Verdict)
+			assert.Equal(t, tc.Packet[:len(syn)+20], res.Packet, "XDP and tc send the same frame")
 
 			udp := e.clientPkt(layers.IPProtocolUDP, hostNodePort, 40001, 0)
-			res = e.runXDP(t, udp, e.ext)
+			res = xdp(udp)
+			require.Equal(t, uint32(progtest.XDPRedirect), res.Verdict)
 			if mode == datapath.LBModeDSR {
-				assert.Equal(t, uint32(progtest.XDPPass), res.Verdict)
+				assert.Equal(t, layers.IPProtocolIPv4, progtest.Decode(t, res.Packet).IP.Protocol, "dsr: UDP too")
 			} else {
-				assert.NotEqual(t, uint32(progtest.XDPPass), res.Verdict, "hybrid: UDP SNATed at XDP")
+				assert.Equal(t, layers.IPProtocolUDP, progtest.Decode(t, res.Packet).IP.Protocol, "hybrid: UDP SNATed")
 				assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), metricsmap.ReasonXDPLBSNAT, metricsmap.DirIngress).Packets)
 			}
 		})

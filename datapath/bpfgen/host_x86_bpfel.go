@@ -206,6 +206,7 @@ const (
 	HostSluiceReasonREASON_LB_DSR           HostSluiceReason = 44
 	HostSluiceReasonREASON_LB_DSR_RX        HostSluiceReason = 45
 	HostSluiceReasonREASON_LB_DSR_REV_NAT   HostSluiceReason = 46
+	HostSluiceReasonREASON_XDP_LB_DSR       HostSluiceReason = 47
 	HostSluiceReasonDROP_DSR_INVALID        HostSluiceReason = 172
 )
 

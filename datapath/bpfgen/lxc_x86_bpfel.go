@@ -241,6 +241,7 @@ const (
 	LxcSluiceReasonREASON_LB_DSR           LxcSluiceReason = 44
 	LxcSluiceReasonREASON_LB_DSR_RX        LxcSluiceReason = 45
 	LxcSluiceReasonREASON_LB_DSR_REV_NAT   LxcSluiceReason = 46
+	LxcSluiceReasonREASON_XDP_LB_DSR       LxcSluiceReason = 47
 	LxcSluiceReasonDROP_DSR_INVALID        LxcSluiceReason = 172
 )
 

@@ -63,6 +63,7 @@ const (
 	ReasonLBDSRRx               = Reason(bpfgen.HostSluiceReasonREASON_LB_DSR_RX)
 	ReasonLBDSRRevNAT           = Reason(bpfgen.HostSluiceReasonREASON_LB_DSR_REV_NAT)
 	DropDSRInvalid              = Reason(bpfgen.HostSluiceReasonDROP_DSR_INVALID)
+	ReasonXDPLBDSR              = Reason(bpfgen.HostSluiceReasonREASON_XDP_LB_DSR)
 	firstDropReason      Reason = 128
 )
 
@@ -92,6 +93,7 @@ var reasonNames = map[Reason]string{
 	ReasonLBDSRRx:        "lb-dsr-receive",
 	ReasonLBDSRRevNAT:    "lb-dsr-reverse-nat",
 	DropDSRInvalid:       "drop-dsr-invalid",
+	ReasonXDPLBDSR:       "xdp-lb-dsr",
 	DropNoRoute:          "drop-no-route",
 	DropNATNoPort:        "drop-nat-no-port",
 }
