@@ -40,6 +40,13 @@ const (
 
 func newDSRNodes(t *testing.T, mode string) *dsrNodes {
 	t.Helper()
+	return newDSRNodesXDP(t, mode, "")
+}
+
+// newDSRNodesXDP is newDSRNodes with both agents' --lb-acceleration accel
+// (none when empty).
+func newDSRNodesXDP(t *testing.T, mode, accel string) *dsrNodes {
+	t.Helper()
 	c := &dsrNodes{}
 	c.n1 = harness.NewNode(t, harness.NodeOptions{Index: 1})
 	c.n2 = harness.NewNode(t, harness.NodeOptions{Index: 2})
@@ -71,8 +78,11 @@ func newDSRNodes(t *testing.T, mode string) *dsrNodes {
 			ip = c.ul.AddrB
 		}
 		writeManifest(t, n, "nodes.yaml", nodes)
-		n.StartAgentWith(t, harness.AgentOptions{Args: []string{"--routing", "native",
-			"--devices", c.ul.IfName + ",lan0", "--node-ip", ip.String(), "--lb-mode", mode}})
+		args := []string{"--routing", "native", "--devices", c.ul.IfName + ",lan0", "--node-ip", ip.String(), "--lb-mode", mode}
+		if accel != "" {
+			args = append(args, "--lb-acceleration", accel)
+		}
+		n.StartAgentWith(t, harness.AgentOptions{Args: args})
 	}
 	podA := c.n1.AddPod(t, "pod-a")
 	c.podB = c.n2.AddPod(t, "pod-b")
@@ -205,4 +215,25 @@ func TestPrivilegedCrossNodeNodePortSNATControl(t *testing.T) {
 	assert.Equal(t, map[string]bool{c.ul.AddrA.String(): true}, peers, "SNAT to node 1")
 	assert.GreaterOrEqual(t, n1Tx, uint64(3*dsrAsks), "replies pass node 1's lan0")
 	assert.GreaterOrEqual(t, c.askUDP(t), uint64(dsrAsks))
+}
+
+// With --lb-acceleration native on both nodes, node 1's XDP program
+// encapsulates (its xdp-lb-dsr counter moves) and node 2's passes the
+// IP-in-IP packets to tc: the same answers as at tc.
+func TestPrivilegedCrossNodeNodePortDSRXDP(t *testing.T) {
+	c := newDSRNodesXDP(t, "dsr", "native")
+	// A veth delivers a frame XDP sent out only to a peer running XDP:
+	// node 2's agent attached its own to its end of the underlay.
+	st, err := c.n1.Client().Status(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, "xdp native", st.KubeProxy.NodePortXDP["lan0"])
+	x := nodeCounter(t, c.n1, "lan0", metricsmap.ReasonXDPLBDSR, metricsmap.DirIngress)
+	peers, n1Tx, n2Tx := c.askTCP(t)
+	t.Logf("%d connections: node 1 lan0 sent %d packets, node 2 lan0 sent %d", dsrAsks, n1Tx, n2Tx)
+	assert.Equal(t, map[string]bool{npClientIP: true}, peers, "client IP preserved at the backend")
+	assert.Less(t, n1Tx, uint64(dsrAsks/2), "replies did not pass node 1's lan0")
+	assert.GreaterOrEqual(t, nodeCounter(t, c.n1, "lan0", metricsmap.ReasonXDPLBDSR, metricsmap.DirIngress)-x, uint64(3*dsrAsks), "node 1's XDP program encapsulated")
+	name, err := harness.Echo(c.client, fmt.Sprintf("%s:%d", npNodeIP, dsrEchoPort), transferSize, 30*time.Second)
+	require.NoError(t, err, "%d bytes through XDP DSR and back", transferSize)
+	assert.Equal(t, "pod-b", name)
 }
