@@ -321,3 +321,32 @@ func TestPrivilegedXDPDSR(t *testing.T) {
 		})
 	}
 }
+
+// An ExternalIP/LoadBalancer frontend (exact address, not the node's) is
+// decapsulated too, and the pod's replies leave from it.
+func TestPrivilegedHostDSRExternalIP(t *testing.T) {
+	e := newHostEnv(t)
+	extIP := netip.MustParseAddr("192.168.252.10")
+	e.service(t, lbmap.Frontend{Addr: extIP, Port: 80, Proto: protoTCP}, lbmap.FlagExternal, beLocal)
+	in := progtest.Packet{SrcMAC: hostRemoteMA, DstMAC: e.extMAC, Src: hostClient, Dst: extIP,
+		SrcPort: 40000, DstPort: 80, TCPFlags: progtest.TCPSyn, Payload: []byte("hello")}.IPv4()
+	res := e.run(t, false, ipip(t, in, hostRmtIP, hostPod, 8080), e.ext)
+	require.Equal(t, uint32(progtest.ActRedirect), res.Verdict)
+	src, dst, _ := addrPorts(t, res.Packet)
+	assert.Equal(t, netip.AddrPortFrom(hostClient, 40000), src)
+	assert.Equal(t, netip.AddrPortFrom(hostPod, 8080), dst)
+	checkSums(t, res.Packet)
+	rev := natEntries(t, e.d, ctmap.NATRevDNAT)
+	require.Len(t, rev, 1)
+	assert.Equal(t, netip.AddrPortFrom(extIP, 80), rev[0].Frontend)
+	res = e.run(t, true, synAck(t, netip.AddrPortFrom(hostPod, 8080), netip.AddrPortFrom(hostClient, 40000), 1460), e.ext)
+	src, _, _ = addrPorts(t, res.Packet)
+	assert.Equal(t, netip.AddrPortFrom(extIP, 80), src)
+	checkSums(t, res.Packet)
+
+	// Another port of that address is no frontend: dropped.
+	other := progtest.Packet{SrcMAC: hostRemoteMA, DstMAC: e.extMAC, Src: hostClient, Dst: extIP,
+		SrcPort: 40000, DstPort: 81}.IPv4()
+	res = e.run(t, false, ipip(t, other, hostRmtIP, hostPod, 8080), e.ext)
+	assert.Equal(t, uint32(progtest.ActShot), res.Verdict)
+}
