@@ -23,7 +23,10 @@
  * MTU: the outer header costs 20 bytes on the client -> backend direction
  * only. The backend's SYN-ACK has its MSS option lowered to the device MTU
  * - 60 (IPv4 + TCP + outer IPv4) where it leaves the backend's node, so
- * the client's full-size segments still fit after encapsulation. */
+ * the client's full-size segments still fit after encapsulation.
+ *
+ * The XDP program encapsulates the same way (xdp_dsr_fwd in
+ * nodeport_xdp.h); decapsulation is tc's only. */
 #ifndef SLUICE_DSR_H
 #define SLUICE_DSR_H
 

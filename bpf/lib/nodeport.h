@@ -12,7 +12,11 @@
  *   remote backend               DNAT + SNAT to the node IP and a NAT port,
  *                                forwarded by FIB lookup; the reply, arriving
  *                                for node IP:port, is translated back to the
- *                                client and forwarded by FIB lookup.
+ *                                client and forwarded by FIB lookup;
+ *   remote backend, --lb-mode    no SNAT: IP-in-IP to the backend
+ *   dsr (hybrid: TCP)            (nodeport_dsr_fwd, dsr.h); the backend's
+ *                                node decapsulates (nodeport_dsr_rx) and its
+ *                                reply leaves from there.
  * The conntrack backend entry of a NodePort flow carries no reverse-NAT id:
  * the pod programs leave its replies alone (a NodePort's reverse-NAT address
  * is the wildcard) and the NAT map knows the frontend instead.
