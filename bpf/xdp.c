@@ -5,7 +5,7 @@
  * skb is built (bpf/lib/nodeport_xdp.h). Everything else, local backends
  * included, goes on to the device's tc program (host.c) untouched.
  * Translations count in sluice_metrics_v1 under the device's ifindex as
- * REASON_XDP_LB_SNAT / REASON_XDP_LB_REV_SNAT (ingress).
+ * REASON_XDP_LB_SNAT / REASON_XDP_LB_REV_SNAT / REASON_XDP_LB_DSR (ingress).
  */
 #include "lib/common.h"
 #include "lib/maps.h"
@@ -23,6 +23,7 @@ int xdp_nodeport(struct xdp_md *ctx)
 	struct lb4_service *svc;
 	struct lb4_key fe = {};
 	struct xdp_pkt p = {};
+	__u32 reason = 0;
 	int ret;
 
 	if (!xdp_parse(ctx, &p, &f))
@@ -35,9 +36,9 @@ int xdp_nodeport(struct xdp_md *ctx)
 	svc = nodeport_lookup(&f, &fe);
 	if (!svc)
 		return XDP_PASS;
-	ret = xdp_xlate(ctx, &p, &f, &fe, svc);
+	ret = xdp_xlate(ctx, &p, &f, &fe, svc, &reason);
 	if (ret < 0)
 		return XDP_PASS;
-	update_metrics(ifindex, REASON_XDP_LB_SNAT, DIR_INGRESS, len);
+	update_metrics(ifindex, reason, DIR_INGRESS, len);
 	return ret;
 }

@@ -161,9 +161,55 @@ type HostOptions struct {
 	// SNATPortMin and SNATPortMax bound the SNAT source ports (default
 	// 61000-65535, above Linux's ephemeral port range).
 	SNATPortMin, SNATPortMax uint16
+	// LBMode is how flows to remote backends are forwarded (--lb-mode;
+	// lb_mode in bpf/lib/dsr.h): LBModeSNAT (default), LBModeDSR or
+	// LBModeHybrid.
+	LBMode LBMode
+}
+
+// LBMode is --lb-mode: SNAT, DSR (IP-in-IP to the backend's node, which
+// answers the client itself) or hybrid (DSR for TCP, SNAT for UDP), with
+// Cilium's names.
+type LBMode string
+
+// The --lb-mode values.
+const (
+	LBModeSNAT   LBMode = "snat"
+	LBModeDSR    LBMode = "dsr"
+	LBModeHybrid LBMode = "hybrid"
+)
+
+// ParseLBMode checks s ("" is snat).
+func ParseLBMode(s string) (LBMode, error) {
+	switch LBMode(s) {
+	case "", LBModeSNAT:
+		return LBModeSNAT, nil
+	case LBModeDSR, LBModeHybrid:
+		return LBMode(s), nil
+	}
+	return "", fmt.Errorf("lb mode %q: want snat, dsr or hybrid", s)
+}
+
+// knob is the value of lb_mode.
+func (m LBMode) knob() uint8 {
+	switch m {
+	case LBModeDSR:
+		return 1
+	case LBModeHybrid:
+		return 2
+	}
+	return 0
 }
 
 func (o HostOptions) apply(spec *ebpf.CollectionSpec) error {
+	if _, err := ParseLBMode(string(o.LBMode)); err != nil {
+		return err
+	}
+	if k := o.LBMode.knob(); k != 0 {
+		if err := setKnob(spec, "lb_mode", k); err != nil {
+			return err
+		}
+	}
 	if o.SNATAddr.IsValid() {
 		if err := maputil.CheckV4("SNAT", o.SNATAddr); err != nil {
 			return err

@@ -85,7 +85,9 @@ type KubeProxyStatus struct {
 	NodePortXDP map[string]string `json:"nodePortXDP,omitempty"`
 	// LBAcceleration is the --lb-acceleration asked for.
 	LBAcceleration string `json:"lbAcceleration,omitempty"`
-	NodeIP         string `json:"nodeIP,omitempty"`
+	// LBMode is --lb-mode (snat, dsr or hybrid).
+	LBMode string `json:"lbMode,omitempty"`
+	NodeIP string `json:"nodeIP,omitempty"`
 	// Algorithm is the backend selection (random).
 	Algorithm string `json:"algorithm"`
 	// ServiceProxyName is the service-proxy-name the agent answers to.

@@ -214,6 +214,9 @@ func kubeProxyLine(k api.KubeProxyStatus) string {
 			}
 			np += ", acceleration " + k.LBAcceleration + ": " + strings.Join(xs, ", ")
 		}
+		if k.LBMode != "" && k.LBMode != "snat" {
+			np += ", mode " + k.LBMode
+		}
 		if k.NodeIP != "" {
 			np += ", SNAT to " + k.NodeIP
 		}

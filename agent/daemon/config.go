@@ -16,6 +16,7 @@ import (
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
+	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/datapath/device"
 	"github.com/sluicenet/sluice/datapath/pin"
 	"github.com/sluicenet/sluice/policy"
@@ -107,6 +108,11 @@ type Config struct {
 	// (in the driver), generic (XDP_FLAGS_SKB_MODE) or disabled (empty:
 	// disabled). A device without native XDP stays on tc.
 	LBAcceleration string
+	// LBMode is how NodePort/ExternalIP/LoadBalancer flows reach remote
+	// backends: snat (empty: snat), dsr (IP-in-IP to the backend's node,
+	// which answers the client itself) or hybrid (DSR for TCP, SNAT for
+	// UDP), as Cilium's loadBalancer.mode.
+	LBMode string
 	// NodeIP is the address flows to remote backends are SNATed to; unset:
 	// the first IPv4 address of the first device. It is also this node's
 	// VXLAN source address (unset: its Node object's InternalIP).
@@ -257,6 +263,13 @@ func (c Config) Validate() error {
 	mode, err := nodemgr.ParseMode(c.Routing)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("routing: %w", err))
+	}
+	if lbMode, err := datapath.ParseLBMode(c.LBMode); err != nil {
+		errs = append(errs, err)
+	} else if lbMode != datapath.LBModeSNAT && mode == nodemgr.ModeVXLAN {
+		// The IP-in-IP packet would cross in VXLAN and arrive on the
+		// tunnel device, where no host program decapsulates it.
+		errs = append(errs, fmt.Errorf("lb mode %s needs routing native or none, not vxlan", lbMode))
 	}
 	if c.NodeIP.IsValid() && !c.NodeIP.Is4() {
 		errs = append(errs, fmt.Errorf("node IP %s is not IPv4", c.NodeIP))

@@ -13,8 +13,18 @@ import (
 )
 
 // hostOptions resolves the host device programs' knobs: the SNAT address is
-// --node-ip, else the first IPv4 address of the first device.
+// --node-ip, else the first IPv4 address of the first device; the mode
+// --lb-mode.
 func (c Config) hostOptions() (datapath.HostOptions, error) {
+	o, err := c.hostAddrOptions()
+	if err != nil {
+		return o, err
+	}
+	o.LBMode, err = datapath.ParseLBMode(c.LBMode)
+	return o, err
+}
+
+func (c Config) hostAddrOptions() (datapath.HostOptions, error) {
 	if c.NodeIP.IsValid() {
 		if !c.NodeIP.Is4() {
 			return datapath.HostOptions{}, fmt.Errorf("node IP %s is not IPv4", c.NodeIP)

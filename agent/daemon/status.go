@@ -150,6 +150,9 @@ func (d *Daemon) kubeProxyStatus(st *api.Status) {
 	if d.hostOpts.SNATAddr.IsValid() {
 		kp.NodeIP = d.hostOpts.SNATAddr.String()
 	}
+	if len(kp.NodePortDevices) > 0 {
+		kp.LBMode = string(d.hostOpts.LBMode)
+	}
 	kp.ServiceProxyName = d.cfg.ServiceProxyName
 }
 

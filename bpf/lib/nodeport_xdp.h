@@ -221,11 +221,73 @@ static __always_inline int xdp_rev_snat(struct xdp_md *ctx, struct xdp_pkt *p, s
 	return xdp_send(ctx, p, &fib);
 }
 
+/* DSR at XDP (--lb-mode dsr|hybrid): the frame p, TTL decremented, goes
+ * IP-in-IP to the backend st as nodeport_dsr_fwd sends it. Returns an XDP
+ * action, or -1 (nothing changed) when XDP cannot send it: tc does. */
+static __always_inline int xdp_dsr_fwd(struct xdp_md *ctx, struct xdp_pkt *p, const struct lb4_state *st)
+{
+	struct ipv4_flow o = { .proto = IPPROTO_IPIP };
+	struct bpf_fib_lookup fib = {};
+	struct iphdr out = {};
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	void *data, *data_end;
+	__u16 tot_len = bpf_ntohs(p->ip->tot_len);
+	__u32 c;
+
+	if (!snat_ipv4 || tot_len > 0xffff - DSR_ENCAP_LEN)
+		return -1;
+	if (xdp_fib(ctx, &o, snat_ipv4, 0, st->baddr, 0, tot_len + DSR_ENCAP_LEN, &fib) < 0)
+		return -1;
+	out.version = 4;
+	out.ihl = 5;
+	out.tos = p->ip->tos;
+	out.tot_len = bpf_htons(tot_len + DSR_ENCAP_LEN);
+	out.id = st->bport;
+	out.frag_off = bpf_htons(IPV4_DF);
+	out.ttl = 64;
+	out.protocol = IPPROTO_IPIP;
+	out.saddr = snat_ipv4;
+	out.daddr = st->baddr;
+	out.check = csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)&out, sizeof(out), 0));
+	/* The inner TTL (ip_decrease_ttl), before the pointers move. */
+	ip = p->ip;
+	c = (__u32)ip->check + (__u32)bpf_htons(0x0100);
+	ip->check = (__sum16)(c + (c >= 0xffff));
+	ip->ttl--;
+	if (bpf_xdp_adjust_head(ctx, -DSR_ENCAP_LEN) < 0) {
+		/* Nothing moved, but the pointers are stale: undo the TTL
+		 * for tc. */
+		data = (void *)(long)ctx->data;
+		data_end = (void *)(long)ctx->data_end;
+		ip = data + ETH_HLEN;
+		if ((void *)(ip + 1) > data_end)
+			return XDP_ABORTED;
+		ip->ttl++;
+		c = (__u32)ip->check + (__u32)(__u16)~bpf_htons(0x0100);
+		ip->check = (__sum16)(c + (c >> 16));
+		return -1;
+	}
+	data = (void *)(long)ctx->data;
+	data_end = (void *)(long)ctx->data_end;
+	eth = data;
+	if (data + ETH_HLEN + DSR_ENCAP_LEN > data_end)
+		return XDP_ABORTED;
+	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+	eth->h_proto = bpf_htons(ETH_P_IP);
+	__builtin_memcpy(data + ETH_HLEN, &out, sizeof(out));
+	if (fib.ifindex == ctx->ingress_ifindex)
+		return XDP_TX;
+	return bpf_redirect_map(&sluice_xdp_devs_v1, fib.ifindex, 0);
+}
+
 /* A packet to the frontend fe (master entry svc): translated and sent when
- * lb4_local gives its flow a remote backend, as nodeport_xlate. Returns an
- * XDP action, or -1 to hand the packet to tc unchanged. */
+ * lb4_local gives its flow a remote backend, as nodeport_xlate (SNAT, or
+ * IP-in-IP in DSR mode). Returns an XDP action with *reason set to the
+ * counter it goes to, or -1 to hand the packet to tc unchanged. */
 static __always_inline int xdp_xlate(struct xdp_md *ctx, struct xdp_pkt *p, struct ipv4_flow *f,
-				     const struct lb4_key *fe, const struct lb4_service *svc)
+				     const struct lb4_key *fe, const struct lb4_service *svc, __u32 *reason)
 {
 	__be32 fe_addr = f->daddr;
 	__be16 fe_port = f->dport, nat_port = 0;
@@ -242,6 +304,14 @@ static __always_inline int xdp_xlate(struct xdp_md *ctx, struct xdp_pkt *p, stru
 	ek.ip = st.baddr;
 	if (bpf_map_lookup_elem(&sluice_endpoints_v1, &ek) || is_node_addr(st.baddr))
 		goto to_tc; /* a local backend: tc redirects into the pod */
+	if (lb_dsr(f->proto)) {
+		/* IP-in-IP to the backend, as nodeport_dsr_fwd. */
+		ret = xdp_dsr_fwd(ctx, p, &st);
+		if (ret < 0)
+			goto to_tc;
+		*reason = REASON_XDP_LB_DSR;
+		return ret;
+	}
 	/* snat4_alloc takes the flow after DNAT; its entries are what tc's
 	 * would find or make. */
 	t = *f;
@@ -252,6 +322,7 @@ static __always_inline int xdp_xlate(struct xdp_md *ctx, struct xdp_pkt *p, stru
 	if (xdp_fib(ctx, f, snat_ipv4, nat_port, st.baddr, st.bport, bpf_ntohs(p->ip->tot_len), &fib) < 0)
 		goto to_tc;
 	xdp_nat4(p, f, snat_ipv4, nat_port, st.baddr, st.bport);
+	*reason = REASON_XDP_LB_SNAT;
 	return xdp_send(ctx, p, &fib);
 to_tc:
 	xdp_ct_unaccount(f, fe_addr, fe_port, &st);

@@ -34,6 +34,9 @@ volatile const __u16 snat_port_max = 65535;
 #define SNAT_F_IN	(1 << 1)
 #define SNAT_F_REV_DNAT	(1 << 2)
 
+/* snat4_entry.flags */
+#define SNAT_E_DSR	(1 << 0)	/* a DSR flow's backend: its SYN-ACK's MSS is clamped */
+
 #define SNAT_ALLOC_TRIES 16
 
 /* Key of sluice_snat4_v1, addresses and ports in network byte order. */
@@ -52,7 +55,7 @@ _Static_assert(sizeof(struct snat4_tuple) == 16, "snat4_tuple size");
 struct snat4_entry {
 	__be32 addr;		/* OUT: SNAT address; IN: client address; REV_DNAT: 0 */
 	__be16 port;		/* OUT: SNAT port; IN: client port; REV_DNAT: 0 */
-	__u16  pad1;
+	__u16  flags;		/* REV_DNAT: SNAT_E_*; 0 otherwise (was padding) */
 	__be32 fe_addr;		/* IN, REV_DNAT: frontend replies come from */
 	__be16 fe_port;
 	__u16  pad2;

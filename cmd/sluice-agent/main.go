@@ -64,6 +64,7 @@ func command() *cobra.Command {
 	f.StringVar(&cfg.ServiceProxyName, "service-proxy-name", cfg.ServiceProxyName, "handle only Services whose service.kubernetes.io/service-proxy-name label is this name (empty: only Services without the label, as kube-proxy)")
 	f.DurationVar(&cfg.CTGCInterval, "ct-gc-interval", 30*time.Second, "period of conntrack garbage collection")
 	f.StringSliceVar(&cfg.Devices, "devices", cfg.Devices, "external devices to attach the NodePort/ExternalIP/LoadBalancer programs to (comma-separated; empty: none)")
+	f.StringVar(&cfg.LBMode, "lb-mode", "snat", "how NodePort/ExternalIP/LoadBalancer flows reach a backend on another node: snat (replies return through this node), dsr (IP-in-IP to the backend's node, which answers the client directly from the frontend) or hybrid (DSR for TCP, SNAT for UDP)")
 	f.StringVar(&cfg.LBAcceleration, "lb-acceleration", "disabled", "XDP for NodePort/ExternalIP/LoadBalancer flows to remote backends on --devices: native (in the driver; a device without it stays on tc), generic (XDP_FLAGS_SKB_MODE) or disabled (tc only)")
 	f.TextVar(&cfg.NodeIP, "node-ip", cfg.NodeIP, "IPv4 address flows to remote backends are SNATed to (default: first IPv4 address of the first device)")
 	f.StringVar(&cfg.Routing, "routing", cfg.Routing, "cross-node pod routing: native (route each node's PodCIDR via its InternalIP), vxlan (encapsulate to it, device sluice_vxlan, UDP 8472) or none")

@@ -238,13 +238,18 @@ const (
 	LxcSluiceReasonDROP_NAT_NO_PORT        LxcSluiceReason = 171
 	LxcSluiceReasonREASON_XDP_LB_SNAT      LxcSluiceReason = 42
 	LxcSluiceReasonREASON_XDP_LB_REV_SNAT  LxcSluiceReason = 43
+	LxcSluiceReasonREASON_LB_DSR           LxcSluiceReason = 44
+	LxcSluiceReasonREASON_LB_DSR_RX        LxcSluiceReason = 45
+	LxcSluiceReasonREASON_LB_DSR_REV_NAT   LxcSluiceReason = 46
+	LxcSluiceReasonREASON_XDP_LB_DSR       LxcSluiceReason = 47
+	LxcSluiceReasonDROP_DSR_INVALID        LxcSluiceReason = 172
 )
 
 type LxcSnat4Entry struct {
 	_        structs.HostLayout
 	Addr     uint32
 	Port     uint16
-	Pad1     uint16
+	Flags    uint16
 	FeAddr   uint32
 	FePort   uint16
 	Pad2     uint16

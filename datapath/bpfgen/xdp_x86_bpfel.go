@@ -181,7 +181,7 @@ type XdpSnat4Entry struct {
 	_        structs.HostLayout
 	Addr     uint32
 	Port     uint16
-	Pad1     uint16
+	Flags    uint16
 	FeAddr   uint32
 	FePort   uint16
 	Pad2     uint16
@@ -204,36 +204,42 @@ type XdpSnat4Tuple struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	XdpMapSluiceCt4V1           = "sluice_ct4_v1"
-	XdpMapSluiceEndpointsV1     = "sluice_endpoints_v1"
-	XdpMapSluiceFlowConfigV1    = "sluice_flow_config_v1"
-	XdpMapSluiceFlowsLostV1     = "sluice_flows_lost_v1"
-	XdpMapSluiceFlowsV1         = "sluice_flows_v1"
-	XdpMapSluiceIpcache4V1      = "sluice_ipcache4_v1"
-	XdpMapSluiceLb4AffinityV1   = "sluice_lb4_affinity_v1"
-	XdpMapSluiceLb4BackendsV1   = "sluice_lb4_backends_v1"
-	XdpMapSluiceLb4MaglevV1     = "sluice_lb4_maglev_v1"
-	XdpMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
-	XdpMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
-	XdpMapSluiceMetricsFastV1   = "sluice_metrics_fast_v1"
-	XdpMapSluiceMetricsV1       = "sluice_metrics_v1"
-	XdpMapSluiceNodeAddrsV1     = "sluice_node_addrs_v1"
-	XdpMapSluicePolicyAddrV1    = "sluice_policy_addr_v1"
-	XdpMapSluicePolicyConfigV1  = "sluice_policy_config_v1"
-	XdpMapSluicePolicyV1        = "sluice_policy_v1"
-	XdpMapSluiceSnat4V1         = "sluice_snat4_v1"
-	XdpMapSluiceTunnelV1        = "sluice_tunnel_v1"
-	XdpMapSluiceXdpDevsV1       = "sluice_xdp_devs_v1"
-	XdpProgXdpNodeport          = "xdp_nodeport"
-	XdpVarCtClockCache          = "ct_clock_cache"
-	XdpVarCtLifetimeNontcp      = "ct_lifetime_nontcp"
-	XdpVarCtLifetimeTcp         = "ct_lifetime_tcp"
-	XdpVarCtLifetimeTcpClosing  = "ct_lifetime_tcp_closing"
-	XdpVarCtLifetimeTcpSyn      = "ct_lifetime_tcp_syn"
-	XdpVarLbMaglevTableSize     = "lb_maglev_table_size"
-	XdpVarSnatIpv4              = "snat_ipv4"
-	XdpVarSnatPortMax           = "snat_port_max"
-	XdpVarSnatPortMin           = "snat_port_min"
+	XdpMapSluiceCt4V1               = "sluice_ct4_v1"
+	XdpMapSluiceEndpointsFilterV1   = "sluice_endpoints_filter_v1"
+	XdpMapSluiceEndpointsV1         = "sluice_endpoints_v1"
+	XdpMapSluiceFlowConfigV1        = "sluice_flow_config_v1"
+	XdpMapSluiceFlowsLostV1         = "sluice_flows_lost_v1"
+	XdpMapSluiceFlowsV1             = "sluice_flows_v1"
+	XdpMapSluiceIpcache4V1          = "sluice_ipcache4_v1"
+	XdpMapSluiceLb4AffinityV1       = "sluice_lb4_affinity_v1"
+	XdpMapSluiceLb4BackendFilterV1  = "sluice_lb4_backend_filter_v1"
+	XdpMapSluiceLb4BackendsV1       = "sluice_lb4_backends_v1"
+	XdpMapSluiceLb4FeFilterV1       = "sluice_lb4_fe_filter_v1"
+	XdpMapSluiceLb4MaglevV1         = "sluice_lb4_maglev_v1"
+	XdpMapSluiceLb4NodeportFilterV1 = "sluice_lb4_nodeport_filter_v1"
+	XdpMapSluiceLb4ReverseNatV1     = "sluice_lb4_reverse_nat_v1"
+	XdpMapSluiceLb4ServicesV1       = "sluice_lb4_services_v1"
+	XdpMapSluiceMetricsFastV1       = "sluice_metrics_fast_v1"
+	XdpMapSluiceMetricsV1           = "sluice_metrics_v1"
+	XdpMapSluiceNodeAddrsV1         = "sluice_node_addrs_v1"
+	XdpMapSluicePolicyAddrV1        = "sluice_policy_addr_v1"
+	XdpMapSluicePolicyConfigV1      = "sluice_policy_config_v1"
+	XdpMapSluicePolicyV1            = "sluice_policy_v1"
+	XdpMapSluiceSnat4V1             = "sluice_snat4_v1"
+	XdpMapSluiceTunnelV1            = "sluice_tunnel_v1"
+	XdpMapSluiceXdpDevsV1           = "sluice_xdp_devs_v1"
+	XdpProgXdpNodeport              = "xdp_nodeport"
+	XdpVarCtClockCache              = "ct_clock_cache"
+	XdpVarCtLifetimeNontcp          = "ct_lifetime_nontcp"
+	XdpVarCtLifetimeTcp             = "ct_lifetime_tcp"
+	XdpVarCtLifetimeTcpClosing      = "ct_lifetime_tcp_closing"
+	XdpVarCtLifetimeTcpSyn          = "ct_lifetime_tcp_syn"
+	XdpVarLbHairpinIpv4             = "lb_hairpin_ipv4"
+	XdpVarLbMaglevTableSize         = "lb_maglev_table_size"
+	XdpVarLbMode                    = "lb_mode"
+	XdpVarSnatIpv4                  = "snat_ipv4"
+	XdpVarSnatPortMax               = "snat_port_max"
+	XdpVarSnatPortMin               = "snat_port_min"
 )
 
 // LoadXdp returns the embedded CollectionSpec for Xdp.
@@ -285,26 +291,30 @@ type XdpProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type XdpMapSpecs struct {
-	SluiceCt4V1           *ebpf.MapSpec `ebpf:"sluice_ct4_v1"`
-	SluiceEndpointsV1     *ebpf.MapSpec `ebpf:"sluice_endpoints_v1"`
-	SluiceFlowConfigV1    *ebpf.MapSpec `ebpf:"sluice_flow_config_v1"`
-	SluiceFlowsLostV1     *ebpf.MapSpec `ebpf:"sluice_flows_lost_v1"`
-	SluiceFlowsV1         *ebpf.MapSpec `ebpf:"sluice_flows_v1"`
-	SluiceIpcache4V1      *ebpf.MapSpec `ebpf:"sluice_ipcache4_v1"`
-	SluiceLb4AffinityV1   *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
-	SluiceLb4BackendsV1   *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
-	SluiceLb4MaglevV1     *ebpf.MapSpec `ebpf:"sluice_lb4_maglev_v1"`
-	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
-	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
-	SluiceMetricsFastV1   *ebpf.MapSpec `ebpf:"sluice_metrics_fast_v1"`
-	SluiceMetricsV1       *ebpf.MapSpec `ebpf:"sluice_metrics_v1"`
-	SluiceNodeAddrsV1     *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
-	SluicePolicyAddrV1    *ebpf.MapSpec `ebpf:"sluice_policy_addr_v1"`
-	SluicePolicyConfigV1  *ebpf.MapSpec `ebpf:"sluice_policy_config_v1"`
-	SluicePolicyV1        *ebpf.MapSpec `ebpf:"sluice_policy_v1"`
-	SluiceSnat4V1         *ebpf.MapSpec `ebpf:"sluice_snat4_v1"`
-	SluiceTunnelV1        *ebpf.MapSpec `ebpf:"sluice_tunnel_v1"`
-	SluiceXdpDevsV1       *ebpf.MapSpec `ebpf:"sluice_xdp_devs_v1"`
+	SluiceCt4V1               *ebpf.MapSpec `ebpf:"sluice_ct4_v1"`
+	SluiceEndpointsFilterV1   *ebpf.MapSpec `ebpf:"sluice_endpoints_filter_v1"`
+	SluiceEndpointsV1         *ebpf.MapSpec `ebpf:"sluice_endpoints_v1"`
+	SluiceFlowConfigV1        *ebpf.MapSpec `ebpf:"sluice_flow_config_v1"`
+	SluiceFlowsLostV1         *ebpf.MapSpec `ebpf:"sluice_flows_lost_v1"`
+	SluiceFlowsV1             *ebpf.MapSpec `ebpf:"sluice_flows_v1"`
+	SluiceIpcache4V1          *ebpf.MapSpec `ebpf:"sluice_ipcache4_v1"`
+	SluiceLb4AffinityV1       *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
+	SluiceLb4BackendFilterV1  *ebpf.MapSpec `ebpf:"sluice_lb4_backend_filter_v1"`
+	SluiceLb4BackendsV1       *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4FeFilterV1       *ebpf.MapSpec `ebpf:"sluice_lb4_fe_filter_v1"`
+	SluiceLb4MaglevV1         *ebpf.MapSpec `ebpf:"sluice_lb4_maglev_v1"`
+	SluiceLb4NodeportFilterV1 *ebpf.MapSpec `ebpf:"sluice_lb4_nodeport_filter_v1"`
+	SluiceLb4ReverseNatV1     *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
+	SluiceLb4ServicesV1       *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
+	SluiceMetricsFastV1       *ebpf.MapSpec `ebpf:"sluice_metrics_fast_v1"`
+	SluiceMetricsV1           *ebpf.MapSpec `ebpf:"sluice_metrics_v1"`
+	SluiceNodeAddrsV1         *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
+	SluicePolicyAddrV1        *ebpf.MapSpec `ebpf:"sluice_policy_addr_v1"`
+	SluicePolicyConfigV1      *ebpf.MapSpec `ebpf:"sluice_policy_config_v1"`
+	SluicePolicyV1            *ebpf.MapSpec `ebpf:"sluice_policy_v1"`
+	SluiceSnat4V1             *ebpf.MapSpec `ebpf:"sluice_snat4_v1"`
+	SluiceTunnelV1            *ebpf.MapSpec `ebpf:"sluice_tunnel_v1"`
+	SluiceXdpDevsV1           *ebpf.MapSpec `ebpf:"sluice_xdp_devs_v1"`
 }
 
 // XdpVariableSpecs contains global variables before they are loaded into the kernel.
@@ -316,7 +326,9 @@ type XdpVariableSpecs struct {
 	CtLifetimeTcp        *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_syn"`
+	LbHairpinIpv4        *ebpf.VariableSpec `ebpf:"lb_hairpin_ipv4"`
 	LbMaglevTableSize    *ebpf.VariableSpec `ebpf:"lb_maglev_table_size"`
+	LbMode               *ebpf.VariableSpec `ebpf:"lb_mode"`
 	SnatIpv4             *ebpf.VariableSpec `ebpf:"snat_ipv4"`
 	SnatPortMax          *ebpf.VariableSpec `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.VariableSpec `ebpf:"snat_port_min"`
@@ -342,39 +354,47 @@ func (o *XdpObjects) Close() error {
 //
 // It can be passed to LoadXdpObjects or ebpf.CollectionSpec.LoadAndAssign.
 type XdpMaps struct {
-	SluiceCt4V1           *ebpf.Map `ebpf:"sluice_ct4_v1"`
-	SluiceEndpointsV1     *ebpf.Map `ebpf:"sluice_endpoints_v1"`
-	SluiceFlowConfigV1    *ebpf.Map `ebpf:"sluice_flow_config_v1"`
-	SluiceFlowsLostV1     *ebpf.Map `ebpf:"sluice_flows_lost_v1"`
-	SluiceFlowsV1         *ebpf.Map `ebpf:"sluice_flows_v1"`
-	SluiceIpcache4V1      *ebpf.Map `ebpf:"sluice_ipcache4_v1"`
-	SluiceLb4AffinityV1   *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
-	SluiceLb4BackendsV1   *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
-	SluiceLb4MaglevV1     *ebpf.Map `ebpf:"sluice_lb4_maglev_v1"`
-	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
-	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
-	SluiceMetricsFastV1   *ebpf.Map `ebpf:"sluice_metrics_fast_v1"`
-	SluiceMetricsV1       *ebpf.Map `ebpf:"sluice_metrics_v1"`
-	SluiceNodeAddrsV1     *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
-	SluicePolicyAddrV1    *ebpf.Map `ebpf:"sluice_policy_addr_v1"`
-	SluicePolicyConfigV1  *ebpf.Map `ebpf:"sluice_policy_config_v1"`
-	SluicePolicyV1        *ebpf.Map `ebpf:"sluice_policy_v1"`
-	SluiceSnat4V1         *ebpf.Map `ebpf:"sluice_snat4_v1"`
-	SluiceTunnelV1        *ebpf.Map `ebpf:"sluice_tunnel_v1"`
-	SluiceXdpDevsV1       *ebpf.Map `ebpf:"sluice_xdp_devs_v1"`
+	SluiceCt4V1               *ebpf.Map `ebpf:"sluice_ct4_v1"`
+	SluiceEndpointsFilterV1   *ebpf.Map `ebpf:"sluice_endpoints_filter_v1"`
+	SluiceEndpointsV1         *ebpf.Map `ebpf:"sluice_endpoints_v1"`
+	SluiceFlowConfigV1        *ebpf.Map `ebpf:"sluice_flow_config_v1"`
+	SluiceFlowsLostV1         *ebpf.Map `ebpf:"sluice_flows_lost_v1"`
+	SluiceFlowsV1             *ebpf.Map `ebpf:"sluice_flows_v1"`
+	SluiceIpcache4V1          *ebpf.Map `ebpf:"sluice_ipcache4_v1"`
+	SluiceLb4AffinityV1       *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
+	SluiceLb4BackendFilterV1  *ebpf.Map `ebpf:"sluice_lb4_backend_filter_v1"`
+	SluiceLb4BackendsV1       *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4FeFilterV1       *ebpf.Map `ebpf:"sluice_lb4_fe_filter_v1"`
+	SluiceLb4MaglevV1         *ebpf.Map `ebpf:"sluice_lb4_maglev_v1"`
+	SluiceLb4NodeportFilterV1 *ebpf.Map `ebpf:"sluice_lb4_nodeport_filter_v1"`
+	SluiceLb4ReverseNatV1     *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
+	SluiceLb4ServicesV1       *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
+	SluiceMetricsFastV1       *ebpf.Map `ebpf:"sluice_metrics_fast_v1"`
+	SluiceMetricsV1           *ebpf.Map `ebpf:"sluice_metrics_v1"`
+	SluiceNodeAddrsV1         *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
+	SluicePolicyAddrV1        *ebpf.Map `ebpf:"sluice_policy_addr_v1"`
+	SluicePolicyConfigV1      *ebpf.Map `ebpf:"sluice_policy_config_v1"`
+	SluicePolicyV1            *ebpf.Map `ebpf:"sluice_policy_v1"`
+	SluiceSnat4V1             *ebpf.Map `ebpf:"sluice_snat4_v1"`
+	SluiceTunnelV1            *ebpf.Map `ebpf:"sluice_tunnel_v1"`
+	SluiceXdpDevsV1           *ebpf.Map `ebpf:"sluice_xdp_devs_v1"`
 }
 
 func (m *XdpMaps) Close() error {
 	return _XdpClose(
 		m.SluiceCt4V1,
+		m.SluiceEndpointsFilterV1,
 		m.SluiceEndpointsV1,
 		m.SluiceFlowConfigV1,
 		m.SluiceFlowsLostV1,
 		m.SluiceFlowsV1,
 		m.SluiceIpcache4V1,
 		m.SluiceLb4AffinityV1,
+		m.SluiceLb4BackendFilterV1,
 		m.SluiceLb4BackendsV1,
+		m.SluiceLb4FeFilterV1,
 		m.SluiceLb4MaglevV1,
+		m.SluiceLb4NodeportFilterV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
 		m.SluiceMetricsFastV1,
@@ -398,7 +418,9 @@ type XdpVariables struct {
 	CtLifetimeTcp        *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.Variable `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.Variable `ebpf:"ct_lifetime_tcp_syn"`
+	LbHairpinIpv4        *ebpf.Variable `ebpf:"lb_hairpin_ipv4"`
 	LbMaglevTableSize    *ebpf.Variable `ebpf:"lb_maglev_table_size"`
+	LbMode               *ebpf.Variable `ebpf:"lb_mode"`
 	SnatIpv4             *ebpf.Variable `ebpf:"snat_ipv4"`
 	SnatPortMax          *ebpf.Variable `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.Variable `ebpf:"snat_port_min"`
