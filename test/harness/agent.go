@@ -136,8 +136,16 @@ func (a *Agent) signal(tb T, sig syscall.Signal) {
 	case err := <-a.done:
 		a.done <- err
 	case <-time.After(10 * time.Second):
-		a.cmd.Process.Kill()
-		tb.Errorf("sluice-agent did not exit within 10s of %v", sig)
-		a.done <- <-a.done
+		// SIGQUIT: the Go runtime writes every goroutine's stack to the
+		// agent's log (printed on failure) and exits, showing what hung.
+		a.cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case err := <-a.done:
+			a.done <- err
+		case <-time.After(3 * time.Second):
+			a.cmd.Process.Kill()
+			a.done <- <-a.done
+		}
+		tb.Errorf("sluice-agent did not exit within 10s of %v (goroutine dump in its log)", sig)
 	}
 }
