@@ -17,8 +17,12 @@ type ConnectRule struct {
 	PolicyID uint32
 	Group    uint64 // slots of the same spec.connects entry: lowest match decides
 	// Global: every process in the socket LB's cgroup; else processes in
-	// the network namespaces given to SetConnectScope.
+	// the network namespaces given to SetConnectScope, or with Cgroup, in
+	// the cgroups given to SetConnectCgroupScope.
 	Global bool
+	// Cgroup: scoped by the process's cgroup v2 id (containerSelector)
+	// instead of its network namespace.
+	Cgroup bool
 	Binary procsensor.ClassFilter
 	Parent procsensor.ClassFilter
 	// Dests: the destination is (NotDests: is not) in one of the prefixes

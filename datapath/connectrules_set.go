@@ -19,11 +19,12 @@ import (
 // Connect rule maps (bpf/lib/connect_rules.h), pinned by name when
 // Options.ProcessEvents is on.
 const (
-	connectConfigMap = bpfgen.SockMapSluiceConnectConfigV1
+	connectConfigMap = bpfgen.SockMapSluiceConnectConfigV2
 	connectSlotsMap  = bpfgen.SockMapSluiceConnectSlotsV1
 	connectDestsMap  = bpfgen.SockMapSluiceConnectDestsV1
 	connectPortsMap  = bpfgen.SockMapSluiceConnectPortsV1
 	connectScopeMap  = bpfgen.SockMapSluiceConnectScopeV1
+	connectCgMap     = bpfgen.SockMapSluiceConnectCgscopeV1
 )
 
 // Limits of the connect rule maps, over all rules: distinct destination
@@ -123,7 +124,7 @@ func (d *Datapath) SetConnectRules(rules []ConnectRule) error {
 }
 
 func (d *Datapath) putConnectConfig(cfg bpfgen.SockConnectConfig) error {
-	if err := d.sock.SluiceConnectConfigV1.Put(uint32(0), cfg); err != nil {
+	if err := d.sock.SluiceConnectConfigV2.Put(uint32(0), cfg); err != nil {
 		return fmt.Errorf("write connect rule config: %w", err)
 	}
 	d.connect.cfg = cfg
@@ -175,7 +176,7 @@ func (d *Datapath) adoptConnect() error {
 	m := &d.sock.SockMaps
 	st.slots = map[uint8]bpfgen.SockConnectSlot{}
 	st.dests, st.ports = map[netip.Prefix]uint64{}, map[uint16]uint64{}
-	if err := m.SluiceConnectConfigV1.Lookup(uint32(0), &st.cfg); err != nil {
+	if err := m.SluiceConnectConfigV2.Lookup(uint32(0), &st.cfg); err != nil {
 		return fmt.Errorf("read %s: %w", connectConfigMap, err)
 	}
 	var (
@@ -334,6 +335,7 @@ func addConnectMasks(cfg *bpfgen.SockConnectConfig, r ConnectRule) {
 		mask *uint64
 	}{
 		{r.Global, &cfg.Global},
+		{r.Cgroup, &cfg.Cgroup},
 		{r.Protocol != protoUDP, &cfg.Tcp},
 		{r.Protocol != protoTCP, &cfg.Udp},
 		{len(r.Dests) > 0, &cfg.Dests},
@@ -407,6 +409,49 @@ func (d *Datapath) DeleteConnectScope(netns uint32) error {
 	return nil
 }
 
+// SetConnectCgroupScope makes the Cgroup connect rule slots in the bit set
+// slots apply to the processes of the cgroup v2 with id cgroup (a
+// container's), replacing what it had.
+func (d *Datapath) SetConnectCgroupScope(cgroup uint64, slots uint64) error {
+	if !d.connect.enabled {
+		return ErrConnectRulesOff
+	}
+	if err := d.sock.SluiceConnectCgscopeV1.Put(cgroup, slots); err != nil {
+		return fmt.Errorf("cgroup %d: %w", cgroup, maputil.UpdateError(connectCgMap, err))
+	}
+	return nil
+}
+
+// DeleteConnectCgroupScope removes the scope of a cgroup (no error when it
+// had none).
+func (d *Datapath) DeleteConnectCgroupScope(cgroup uint64) error {
+	if !d.connect.enabled {
+		return ErrConnectRulesOff
+	}
+	if err := maputil.Delete(d.sock.SluiceConnectCgscopeV1, cgroup); err != nil {
+		return fmt.Errorf("delete connect scope of cgroup %d: %w", cgroup, err)
+	}
+	return nil
+}
+
+// ConnectCgroupScopes returns the cgroup scopes in the kernel (cgroup id ->
+// slots), for an agent to prune those of containers gone while it was down.
+func (d *Datapath) ConnectCgroupScopes() (map[uint64]uint64, error) {
+	if !d.connect.enabled {
+		return nil, ErrConnectRulesOff
+	}
+	out := map[uint64]uint64{}
+	var k, v uint64
+	it := d.sock.SluiceConnectCgscopeV1.Iterate()
+	for it.Next(&k, &v) {
+		out[k] = v
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", connectCgMap, err)
+	}
+	return out, nil
+}
+
 // ConnectScopes returns the scopes in the kernel (netns inode -> slots),
 // for an agent to prune those of pods gone while it was down.
 func (d *Datapath) ConnectScopes() (map[uint32]uint64, error) {
@@ -430,7 +475,7 @@ func (d *Datapath) ConnectScopes() (map[uint32]uint64, error) {
 
 // ConnectEntries counts the entries of the connect rule maps.
 type ConnectEntries struct {
-	Slots, Dests, Ports, Scope int
+	Slots, Dests, Ports, Scope, CgroupScope int
 }
 
 // ConnectEntries returns how many entries each connect rule map holds
@@ -442,14 +487,15 @@ func (d *Datapath) ConnectEntries() (ConnectEntries, error) {
 	}
 	m := &d.sock.SockMaps
 	var cfg bpfgen.SockConnectConfig
-	if err := m.SluiceConnectConfigV1.Lookup(uint32(0), &cfg); err != nil {
+	if err := m.SluiceConnectConfigV2.Lookup(uint32(0), &cfg); err != nil {
 		return out, fmt.Errorf("read %s: %w", connectConfigMap, err)
 	}
 	out.Slots = bits.OnesCount64(cfg.Active)
 	for _, c := range []struct {
 		m *ebpf.Map
 		n *int
-	}{{m.SluiceConnectDestsV1, &out.Dests}, {m.SluiceConnectPortsV1, &out.Ports}, {m.SluiceConnectScopeV1, &out.Scope}} {
+	}{{m.SluiceConnectDestsV1, &out.Dests}, {m.SluiceConnectPortsV1, &out.Ports}, {m.SluiceConnectScopeV1, &out.Scope},
+		{m.SluiceConnectCgscopeV1, &out.CgroupScope}} {
 		var k, v []byte
 		it := c.m.Iterate()
 		for it.Next(&k, &v) {

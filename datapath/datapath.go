@@ -32,6 +32,7 @@ type Datapath struct {
 	objs bpfgen.LxcObjects
 	sock bpfgen.SockObjects
 	host bpfgen.HostObjects
+	xdp  bpfgen.XdpObjects
 
 	lb          *lbmap.Map
 	policy      *policymap.Map
@@ -49,6 +50,7 @@ type Datapath struct {
 func (d *Datapath) setHandles() {
 	m := &d.objs.LxcMaps
 	d.lb = lbmap.New(m.SluiceLb4ServicesV1, m.SluiceLb4BackendsV1, m.SluiceLb4ReverseNatV1, d.host.SluiceNodeAddrsV1)
+	d.lb.SetMaglevMap(m.SluiceLb4MaglevV1)
 	d.policy = policymap.New(m.SluicePolicyV1, m.SluicePolicyAddrV1, m.SluicePolicyConfigV1)
 	d.ct = ctmap.New(m.SluiceCt4V1, d.host.SluiceSnat4V1)
 	d.endpoints = endpointmap.New(m.SluiceEndpointsV1)
@@ -57,7 +59,7 @@ func (d *Datapath) setHandles() {
 	d.sockMetrics = metricsmap.NewSock(d.sock.SluiceSockMetricsV1)
 	d.flows = monitor.New(m.SluiceFlowsV1, m.SluiceFlowConfigV1, m.SluiceFlowsLostV1)
 	progs := d.programs()
-	d.devices = device.New(d.root, progs)
+	d.devices = device.New(d.root, progs, d.xdp.SluiceXdpDevsV1)
 	d.sockLB = socklb.New(d.root, progs)
 }
 
@@ -104,6 +106,10 @@ func (d *Datapath) ToContainer() *ebpf.Program { return d.objs.ToContainer }
 // FromNetdev returns the program run for packets arriving at an external
 // device (tcx ingress).
 func (d *Datapath) FromNetdev() *ebpf.Program { return d.host.FromNetdev }
+
+// XDPNodePort returns the XDP program of the external devices
+// (--lb-acceleration).
+func (d *Datapath) XDPNodePort() *ebpf.Program { return d.xdp.XdpNodeport }
 
 // ToNetdev returns the program run for packets leaving through an external
 // device (tcx egress).

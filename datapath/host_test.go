@@ -346,6 +346,11 @@ func TestPrivilegedHostPassesOtherTraffic(t *testing.T) {
 	e.service(t, nodePortFE(hostNodePort), lbmap.FlagNodePort, beLocal)
 	for name, pkt := range map[string][]byte{
 		"tcp to another port": e.fromClient(hostExtIP, 22, 40000, progtest.TCPSyn),
+		// A Service's health-check node port: in the NodePort range, served
+		// by the agent's listener, never a frontend.
+		"tcp to a health-check node port": e.fromClient(hostExtIP, 31990, 40000, progtest.TCPSyn),
+		"health-check answer": progtest.Packet{SrcMAC: e.extMAC, DstMAC: hostClientMA, Src: hostExtIP, Dst: hostClient,
+			SrcPort: 31990, DstPort: 40000, TCPFlags: progtest.TCPSyn | progtest.TCPAck}.IPv4(),
 		"udp on the node port": progtest.Packet{SrcMAC: hostClientMA, DstMAC: e.extMAC, Src: hostClient, Dst: hostExtIP,
 			Proto: layers.IPProtocolUDP, SrcPort: 40000, DstPort: hostNodePort}.IPv4(),
 		"icmp": progtest.Packet{SrcMAC: hostClientMA, DstMAC: e.extMAC, Src: hostClient, Dst: hostExtIP,

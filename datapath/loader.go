@@ -122,6 +122,24 @@ func (d *Datapath) load(opts Options) error {
 		d.objs.Close()
 		return err
 	}
+	// The XDP program shares the host programs' knobs (conntrack
+	// lifetimes, SNAT address and ports) and every map.
+	xspec, err := bpfgen.LoadXdp()
+	if err == nil {
+		err = opts.apply(xspec)
+	}
+	if err == nil {
+		err = opts.Host.apply(xspec)
+	}
+	if err == nil {
+		err = loadSpecShared(xspec, &d.xdp, pinPath, podMaps, "XDP")
+	}
+	if err != nil {
+		d.host.Close()
+		d.sock.Close()
+		d.objs.Close()
+		return err
+	}
 	return nil
 }
 
@@ -175,6 +193,7 @@ func (d *Datapath) programs() map[string]*ebpf.Program {
 		pin.ProgSockGetpeername4: d.sock.SockGetpeername4,
 		pin.ProgFromNetdev:       d.host.FromNetdev,
 		pin.ProgToNetdev:         d.host.ToNetdev,
+		pin.ProgXDPNodePort:      d.xdp.XdpNodeport,
 	}
 }
 
@@ -235,7 +254,7 @@ func (d *Datapath) AdoptLinks() (int, error) {
 func (d *Datapath) Close() error { return d.closeObjects() }
 
 func (d *Datapath) closeObjects() error {
-	return errors.Join(d.host.Close(), d.sock.Close(), d.objs.Close())
+	return errors.Join(d.xdp.Close(), d.host.Close(), d.sock.Close(), d.objs.Close())
 }
 
 // Unpin removes every pin under root (programs, maps and pod links): the

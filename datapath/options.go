@@ -22,6 +22,13 @@ type Options struct {
 	// HairpinIPv4 is the link-local address a pod's flow to itself through
 	// a service is SNATed to (lb_hairpin_ipv4; default 169.254.42.1).
 	HairpinIPv4 netip.Addr
+	// MaglevTableSize turns per-packet Maglev selection on
+	// (lb_maglev_table_size, bpf/lib/lb.h): services flagged
+	// lbmap.FlagMaglev pick the backend of their table (lbmap.SetMaglev,
+	// tables of this many entries) at the flow's hash. 0: off, every
+	// service picks at random and the Maglev code is removed at load. A
+	// prime below 65536 (agent/lb/maglev.ValidateTableSize).
+	MaglevTableSize uint32
 	// MaxEntries overrides the size of maps by name (tests use it to fill a
 	// map; a pinned map of another size is refused at load).
 	MaxEntries map[string]uint32
@@ -92,6 +99,17 @@ func (o Options) apply(spec *ebpf.CollectionSpec) error {
 		{"ct_lifetime_tcp_closing", o.CTLifetimeTCPClosing},
 		{"ct_lifetime_nontcp", o.CTLifetimeNonTCP},
 	}
+	if o.MaglevTableSize != 0 {
+		if o.MaglevTableSize > math.MaxUint16 {
+			return fmt.Errorf("maglev table size %d: above %d", o.MaglevTableSize, math.MaxUint16)
+		}
+		if err := setKnob(spec, "lb_maglev_table_size", o.MaglevTableSize); err != nil {
+			return err
+		}
+		if m := spec.Maps[bpfgen.LxcMapSluiceLb4MaglevV1]; m != nil && m.InnerMap != nil {
+			m.InnerMap.MaxEntries = o.MaglevTableSize
+		}
+	}
 	for _, k := range knobs {
 		if k.d == 0 {
 			continue
@@ -143,9 +161,55 @@ type HostOptions struct {
 	// SNATPortMin and SNATPortMax bound the SNAT source ports (default
 	// 61000-65535, above Linux's ephemeral port range).
 	SNATPortMin, SNATPortMax uint16
+	// LBMode is how flows to remote backends are forwarded (--lb-mode;
+	// lb_mode in bpf/lib/dsr.h): LBModeSNAT (default), LBModeDSR or
+	// LBModeHybrid.
+	LBMode LBMode
+}
+
+// LBMode is --lb-mode: SNAT, DSR (IP-in-IP to the backend's node, which
+// answers the client itself) or hybrid (DSR for TCP, SNAT for UDP), with
+// Cilium's names.
+type LBMode string
+
+// The --lb-mode values.
+const (
+	LBModeSNAT   LBMode = "snat"
+	LBModeDSR    LBMode = "dsr"
+	LBModeHybrid LBMode = "hybrid"
+)
+
+// ParseLBMode checks s ("" is snat).
+func ParseLBMode(s string) (LBMode, error) {
+	switch LBMode(s) {
+	case "", LBModeSNAT:
+		return LBModeSNAT, nil
+	case LBModeDSR, LBModeHybrid:
+		return LBMode(s), nil
+	}
+	return "", fmt.Errorf("lb mode %q: want snat, dsr or hybrid", s)
+}
+
+// knob is the value of lb_mode.
+func (m LBMode) knob() uint8 {
+	switch m {
+	case LBModeDSR:
+		return 1
+	case LBModeHybrid:
+		return 2
+	}
+	return 0
 }
 
 func (o HostOptions) apply(spec *ebpf.CollectionSpec) error {
+	if _, err := ParseLBMode(string(o.LBMode)); err != nil {
+		return err
+	}
+	if k := o.LBMode.knob(); k != 0 {
+		if err := setKnob(spec, "lb_mode", k); err != nil {
+			return err
+		}
+	}
 	if o.SNATAddr.IsValid() {
 		if err := maputil.CheckV4("SNAT", o.SNATAddr); err != nil {
 			return err

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/agent/policymgr"
+	"github.com/sluicenet/sluice/datapath/device"
 	"github.com/sluicenet/sluice/datapath/endpointmap"
 	"github.com/sluicenet/sluice/datapath/lbmap"
 	"github.com/sluicenet/sluice/datapath/pin"
@@ -20,13 +21,13 @@ import (
 	"github.com/sluicenet/sluice/policy"
 )
 
-// The programs the packet fuzzer runs (its prog knob). The product has no
-// XDP program yet, so there is none to fuzz.
+// The programs the packet fuzzer runs (its prog knob).
 const (
 	progFromContainer = iota
 	progToContainer
 	progFromNetdev
 	progToNetdev
+	progXDP // xdp_nodeport on ext0
 	numFuzzProgs
 )
 
@@ -103,6 +104,12 @@ func newPacketFuzzEnv(t testing.TB) *packetFuzzEnv {
 	e.service(t, nodePortFE(fzNodePortLocal), lbmap.FlagNodePort, beLocal)
 	e.service(t, nodePortFE(fzNodePortRemote), lbmap.FlagNodePort, beRemote)
 	e.service(t, lbmap.Frontend{Addr: hostExtIP2, Port: 80, Proto: protoTCP}, lbmap.FlagExternal, beRemote)
+	// Both devices run the XDP program, so it may redirect between them.
+	e.ns.Do(t, func() {
+		for _, dev := range []string{"ext0", "rmt0"} {
+			require.NoError(t, d.Devices().AttachXDP(dev, device.XDPNative))
+		}
+	})
 	for _, name := range []string{"sluice_ct4_v1", "sluice_snat4_v1", "sluice_lb4_affinity_v1"} {
 		m, err := ebpf.LoadPinnedMap(filepath.Join(pin.MapsDir(d.Root()), name), nil)
 		require.NoError(t, err)
@@ -154,7 +161,11 @@ func (e *packetFuzzEnv) stateEntries(t *testing.T, clear bool) int {
 //   - an IPv4 frame that left a program (and had valid checksums) has a
 //     valid IPv4 header checksum and, for unfragmented TCP and UDP, a valid
 //     L4 checksum; an ICMP error the program built has a valid checksum;
-//   - a dropped frame leaves no conntrack, NAT or affinity entry.
+//   - a dropped frame leaves no conntrack, NAT or affinity entry;
+//   - the XDP program passes a frame unchanged, or sends it (XDP_TX,
+//     XDP_REDIRECT) only when it was an unfragmented IPv4 TCP/UDP packet
+//     without options and with a TTL above 1, translated to the remote
+//     backend with the checksums as valid as they came; it never drops.
 //
 // Privileged (BPF): skipped unless SLUICE_PRIVILEGED_TESTS=1.
 func FuzzPacket(f *testing.F) {
@@ -182,6 +193,13 @@ func FuzzPacket(f *testing.F) {
 		{progFromNetdev, mutTruncate, []byte{8, 6, 1, 6, 6, 64, 0x02, 0, 0, 40}},
 		{progToNetdev, 0, []byte{1, 8, 1, 6, 6, 64, 0x12}}, // reply leaving the node
 		{progFromNetdev, mutQinQ | mutIHL, []byte{8, 6, 1, 6, 6, 64, 0x02, 0, 3}},
+		{progXDP, 0, []byte{8, 6, 1, 10, 6, 64, 0x02}}, // client → NodePort, remote backend
+		{progXDP, 0, []byte{8, 6, 1, 10, 17, 64, 0}},   // the same in UDP: no such service
+		{progXDP, 0, []byte{8, 6, 1, 9, 6, 64, 0x02}},  // client → NodePort, local backend
+		{progXDP, 0, []byte{8, 11, 1, 0, 6, 64, 0x02}}, // client → ExternalIP, remote backend
+		{progXDP, mutTruncate, []byte{8, 6, 1, 10, 6, 64, 0x02, 0, 0, 40}},
+		{progXDP, mutOptions, []byte{8, 6, 1, 10, 6, 64, 0x02, 0, 0, 3, 1, 1, 1, 1}},
+		{progXDP, mutFragOff | mutMoreFrags, []byte{8, 6, 1, 10, 6, 64, 0x02, 0, 8, 3}},
 	} {
 		f.Add(s.prog, s.mut, s.data)
 	}
@@ -193,6 +211,10 @@ func FuzzPacket(f *testing.F) {
 		fr := buildFrame(spec, mut, r)
 		res, ok := e.runFuzz(t, prog, fr.raw)
 		if !ok {
+			return
+		}
+		if prog == progXDP {
+			e.checkXDP(t, fr, res)
 			return
 		}
 		left := e.stateEntries(t, false)
@@ -248,7 +270,7 @@ func (e *packetFuzzEnv) spec(prog uint8, r *fuzzReader) frameSpec {
 		}
 	case progToContainer:
 		s.srcMAC, s.dstMAC = aNodeMAC, aMAC
-	case progFromNetdev:
+	case progFromNetdev, progXDP:
 		s.srcMAC, s.dstMAC = hostClientMA, e.extMAC
 	default:
 		s.srcMAC, s.dstMAC = e.extMAC, hostClientMA
@@ -268,12 +290,42 @@ func (e *packetFuzzEnv) runFuzz(t *testing.T, prog uint8, frame []byte) (progtes
 		res progtest.Result
 		err error
 	)
+	if prog == progXDP {
+		e.ns.Do(t, func() { res, err = progtest.TryRunXDP(e.d.XDPNodePort(), frame, uint32(e.ext)) })
+		if err != nil && len(frame) < 14 {
+			return res, false
+		}
+		require.NoError(t, err, "BPF_PROG_TEST_RUN\n%s", describe(frame))
+		return res, true
+	}
 	e.ns.Do(t, func() { res, err = progtest.TryRun(p, frame, ifindex) })
 	if err != nil && len(frame) < 14+20 {
 		return res, false
 	}
 	require.NoError(t, err, "BPF_PROG_TEST_RUN\n%s", describe(frame))
 	return res, true
+}
+
+// checkXDP checks what the XDP program did with a frame.
+func (e *packetFuzzEnv) checkXDP(t *testing.T, in fuzzFrame, res progtest.Result) {
+	out := res.Packet[:len(in.raw)]
+	switch res.Verdict {
+	case progtest.XDPPass:
+		require.Equal(t, describe(in.raw), describe(out), "XDP_PASS leaves the frame unchanged")
+		return
+	case progtest.XDPTx, progtest.XDPRedirect:
+	default:
+		t.Fatalf("XDP verdict %d\n%s", res.Verdict, describe(in.raw))
+	}
+	raw := in.raw
+	require.True(t, isIPv4(raw, 14) && raw[14] == 0x45, "XDP sent a frame that is no IPv4 without options\n%s", describe(raw))
+	require.Contains(t, []byte{6, 17}, raw[14+9], "XDP sent a frame that is no TCP/UDP\n%s", describe(raw))
+	require.Zero(t, binary.BigEndian.Uint16(raw[14+6:])&0x3fff, "XDP sent a fragment\n%s", describe(raw))
+	require.Greater(t, raw[14+8], uint8(1), "XDP sent a frame whose TTL expires\n%s", describe(raw))
+	require.Equal(t, raw[14+8]-1, out[14+8], "TTL decremented")
+	require.Equal(t, hostRemote, dstOf(out), "XDP sends only to the remote backend here\n%s", describe(out))
+	require.Equal(t, hostExtIP, srcOf(out), "from the SNAT address")
+	e.checkChecksums(t, in, out, false)
 }
 
 // checkChecksums checks the checksums of an output frame.

@@ -1,5 +1,5 @@
 #!/bin/bash
-# hack/local-cluster.sh up [--nodes N] [--routing native|vxlan] | down | status | restart-apiserver: a real Kubernetes of
+# hack/local-cluster.sh up [--nodes N] [--routing native|vxlan] [--lb-acceleration MODE] | down | status | restart-apiserver: a real Kubernetes of
 # one to three nodes on this machine with Sluice as the CNI and no kube-proxy.
 #
 # up:     builds what is missing (hack/k8s/build.sh, cached in $CACHE; ~13 min cold, seconds warm), `make image`, then starts
@@ -7,6 +7,12 @@
 #         each in its own process group with its PID recorded, and installs Sluice from install/helm/sluice (the agent
 #         DaemonSet writes /etc/cni/net.d/05-sluice.conflist once it is up). --nodes N (1, the default, to 3) adds nodes
 #         2..N (hack/k8s/node.sh, layout below); --routing (default native) is the chart's routing.mode for all of them.
+#         --lb-acceleration (native|generic|disabled) is the chart's loadBalancer.acceleration: XDP NodePort on $EXTDEV.
+#         Default: generic with one node, disabled with more. Generic because $EXTDEV is a veth whose peer is the outside
+#         client's eth0: native XDP_TX onto a veth is delivered only if the peer runs an XDP program (or veth GRO/NAPI)
+#         and sends full checksums (TX checksum offload off), which would need ethtool or a BPF loader here; generic XDP
+#         transmits through the ordinary xmit path and needs neither (test/e2e/nodeport_xdp_test.go runs against it).
+#         With more nodes $EXTDEV is a bridge (no native XDP) whose ports lead to veths: not exercised yet, so off.
 # down:   deletes the workloads (CNI DEL runs), stops every recorded PID, and restores the host: mounts, netns, routes,
 #         sysctls, cgroups, pins, iptables chains, files; every further node with all of it. Safe to run twice or after a
 #         failed up.
@@ -59,7 +65,7 @@ NODE=$(hostname)
 . "$REPO/hack/k8s/lib.sh"
 # shellcheck source=hack/k8s/node.sh
 . "$REPO/hack/k8s/node.sh"
-NODES=1 ROUTING=native
+NODES=1 ROUTING=native LBACCEL=
 start() { # name cmd...
 	local n=$1
 	shift
@@ -193,7 +199,7 @@ up() {
 	# 7. Sluice from the chart: agent on the host's API server address (no kube-proxy serves the kubernetes Service yet)
 	"$REPO/hack/k8s/render.sh" --set apiServer.host="$HOSTIP" --set image.pullPolicy=Never \
 		--set socketLB.cgroupRoot=/sys/fs/cgroup/unified/kubepods --set devices=$EXTDEV \
-		--set routing.mode="$ROUTING" >"$R/sluice.yaml"
+		--set routing.mode="$ROUTING" --set loadBalancer.acceleration="$LBACCEL" >"$R/sluice.yaml"
 	$KC apply -f "$R/sluice.yaml" >/dev/null
 	waitfor "sluice-agent DaemonSet" 180 sh -c "$KC -n kube-system rollout status ds/sluice-agent --timeout=5s"
 	waitfor "$NODES node(s) Ready" 120 sh -c "[ \$($KC get nodes -o jsonpath='{.items[*].status.conditions[?(@.type==\"Ready\")].status}' | grep -o True | wc -l) = $NODES ]"
@@ -292,12 +298,17 @@ flags() {
 		case "$1" in
 		--nodes) NODES=${2:-} && shift ;;
 		--routing) ROUTING=${2:-} && shift ;;
+		--lb-acceleration) LBACCEL=${2:-} && shift ;;
 		*) echo "up: unknown flag $1" >&2 && exit 2 ;;
 		esac
 		shift
 	done
 	case "$NODES" in 1 | 2 | 3) ;; *) echo "up: --nodes must be 1, 2 or 3" >&2 && exit 2 ;; esac
 	case "$ROUTING" in native | vxlan) ;; *) echo "up: --routing must be native or vxlan" >&2 && exit 2 ;; esac
+	if [ -z "$LBACCEL" ]; then
+		if [ "$NODES" = 1 ]; then LBACCEL=generic; else LBACCEL=disabled; fi
+	fi
+	case "$LBACCEL" in native | generic | disabled) ;; *) echo "up: --lb-acceleration must be native, generic or disabled" >&2 && exit 2 ;; esac
 }
 
 case "${1:-}" in
@@ -310,7 +321,7 @@ down) down ;;
 status) status ;;
 restart-apiserver) restart_apiserver ;;
 *)
-	echo "usage: $0 up [--nodes 1|2|3] [--routing native|vxlan] | down | status | restart-apiserver" >&2
+	echo "usage: $0 up [--nodes 1|2|3] [--routing native|vxlan] [--lb-acceleration native|generic|disabled] | down | status | restart-apiserver" >&2
 	exit 2
 	;;
 esac

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"net/url"
 )
 
 // Service is one frontend of a service port as the agent programs it.
@@ -12,6 +13,7 @@ import (
 //	GET /v1/services   the desired services with their backends
 //	GET /v1/bpf/lb     the load-balancing maps as the kernel holds them
 //	GET /v1/bpf/ct     the conntrack table
+//	GET /v1/bpf/lb/maglev?service=S  the Maglev tables of a service, from the kernel
 type Service struct {
 	Name      string           `json:"name"`     // namespace/name[:port]
 	Kind      string           `json:"kind"`     // ClusterIP, NodePort, ExternalIP, LoadBalancer
@@ -20,10 +22,28 @@ type Service struct {
 	Backends  []ServiceBackend `json:"backends"`
 	Affinity  int              `json:"sessionAffinitySeconds,omitempty"`
 	LocalOnly bool             `json:"localOnly,omitempty"` // traffic policy Local
+	// Algorithm is how packets of a new flow pick a backend: random or
+	// maglev (--lb-algorithm).
+	Algorithm string `json:"algorithm,omitempty"`
 	// Error, when set, says why the service is not programmed: the
 	// load-balancing maps hold none of it or an older version (a map full,
 	// for example). Empty: every entry of it is in the maps.
 	Error string `json:"error,omitempty"`
+	// HealthCheck is the Service's health-check node port on this node
+	// (LoadBalancer with externalTrafficPolicy Local), nil without one.
+	HealthCheck *ServiceHealthCheck `json:"healthCheck,omitempty"`
+}
+
+// ServiceHealthCheck is a Service's health-check node port as this node
+// serves it (kube-proxy's healthCheckNodePort server).
+type ServiceHealthCheck struct {
+	Port int `json:"port"`
+	// LocalEndpoints is what the port answers: this node's ready
+	// endpoints of the Service (200 with one or more, 503 with none).
+	LocalEndpoints int `json:"localEndpoints"`
+	// Listening: the port is open; Error says why not.
+	Listening bool   `json:"listening"`
+	Error     string `json:"error,omitempty"`
 }
 
 // ServiceBackend is one backend of a Service.
@@ -93,6 +113,35 @@ func (c *Client) ListServices(ctx context.Context) ([]Service, error) {
 func (c *Client) LBMaps(ctx context.Context) (LBMaps, error) {
 	var out LBMaps
 	err := c.do(ctx, http.MethodGet, "/v1/bpf/lb", nil, &out)
+	return out, err
+}
+
+// MaglevTable is a Maglev lookup table as the kernel holds it.
+type MaglevTable struct {
+	Service  string          `json:"service"`  // namespace/name[:port]
+	Frontend string          `json:"frontend"` // address:port/protocol
+	RevNATID uint16          `json:"revNATID,omitempty"`
+	Size     int             `json:"size"` // entries
+	Backends []MaglevBackend `json:"backends,omitempty"`
+	// Entries are the backend IDs of the table, entry by entry.
+	Entries []uint32 `json:"entries,omitempty"`
+	Error   string   `json:"error,omitempty"` // why there is no table
+}
+
+// MaglevBackend is one backend's part of a Maglev table.
+type MaglevBackend struct {
+	ID      uint32  `json:"id"`
+	Address string  `json:"address"` // ip:port, from the kernel's backends map
+	Entries int     `json:"entries"`
+	Share   float64 `json:"share"` // entries / size
+}
+
+// Maglev returns the Maglev tables of a service's frontends, read back from
+// the kernel (service: namespace/name, namespace/name:port or
+// address:port/protocol).
+func (c *Client) Maglev(ctx context.Context, service string) ([]MaglevTable, error) {
+	var out []MaglevTable
+	err := c.do(ctx, http.MethodGet, "/v1/bpf/lb/maglev?service="+url.QueryEscape(service), nil, &out)
 	return out, err
 }
 

@@ -80,7 +80,14 @@ type KubeProxyStatus struct {
 	// (NodePort, ExternalIP, LoadBalancer); NodePortAttach how (tc).
 	NodePortDevices []string `json:"nodePortDevices"`
 	NodePortAttach  string   `json:"nodePortAttach,omitempty"`
-	NodeIP          string   `json:"nodeIP,omitempty"`
+	// NodePortXDP says per device how --lb-acceleration is served: "xdp
+	// native", "xdp generic", or "tc" with why not XDP.
+	NodePortXDP map[string]string `json:"nodePortXDP,omitempty"`
+	// LBAcceleration is the --lb-acceleration asked for.
+	LBAcceleration string `json:"lbAcceleration,omitempty"`
+	// LBMode is --lb-mode (snat, dsr or hybrid).
+	LBMode string `json:"lbMode,omitempty"`
+	NodeIP string `json:"nodeIP,omitempty"`
 	// Algorithm is the backend selection (random).
 	Algorithm string `json:"algorithm"`
 	// ServiceProxyName is the service-proxy-name the agent answers to.
@@ -134,6 +141,11 @@ type ServiceSummary struct {
 	Programmed int `json:"programmed"`
 	// Failed names frontends that are not programmed, with why.
 	Failed []string `json:"failed"`
+	// HealthCheckPorts counts the health-check node ports open
+	// (LoadBalancer Services with externalTrafficPolicy Local);
+	// HealthCheckFailed names those that could not be opened, with why.
+	HealthCheckPorts  int      `json:"healthCheckPorts"`
+	HealthCheckFailed []string `json:"healthCheckFailed,omitempty"`
 }
 
 // MapStatus is the fill level of one BPF map.

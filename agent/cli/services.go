@@ -54,7 +54,7 @@ func bpfCommand(o *options) *cobra.Command {
 		},
 	}
 	addOutputFlag(lbList, &lbOutput)
-	lbCmd.AddCommand(lbList)
+	lbCmd.AddCommand(lbList, maglevCommand(o))
 
 	ctCmd := &cobra.Command{Use: "ct", Short: "Conntrack table"}
 	var ctOutput string
@@ -82,7 +82,7 @@ func bpfCommand(o *options) *cobra.Command {
 // WriteServiceTable prints one row per backend of each frontend.
 func WriteServiceTable(w io.Writer, svcs []api.Service) error {
 	tw := newTabWriter(w)
-	fmt.Fprintln(tw, "SERVICE\tKIND\tFRONTEND\tBACKEND\tSTATE\tFLAGS")
+	fmt.Fprintln(tw, "SERVICE\tKIND\tFRONTEND\tALGORITHM\tBACKEND\tSTATE\tFLAGS")
 	for _, s := range svcs {
 		var flags []string
 		if s.Affinity > 0 {
@@ -94,38 +94,104 @@ func WriteServiceTable(w io.Writer, svcs []api.Service) error {
 		if s.Error != "" {
 			flags = append(flags, "NOT-PROGRAMMED")
 		}
+		if hc := s.HealthCheck; hc != nil {
+			// The health-check node port and what it answers (or that
+			// it is not open).
+			switch {
+			case !hc.Listening:
+				flags = append(flags, fmt.Sprintf("healthcheck=%d:NOT-OPEN", hc.Port))
+			default:
+				flags = append(flags, fmt.Sprintf("healthcheck=%d:%d-local", hc.Port, hc.LocalEndpoints))
+			}
+		}
 		fl := strings.Join(flags, ",")
 		if fl == "" {
 			fl = "-"
 		}
 		fe := s.Frontend + "/" + s.Protocol
+		alg := s.Algorithm
+		if alg == "" {
+			alg = "random"
+		}
 		if len(s.Backends) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t(none)\t-\t%s\n", s.Name, s.Kind, fe, fl)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t(none)\t-\t%s\n", s.Name, s.Kind, fe, alg, fl)
 			continue
 		}
 		for i, b := range s.Backends {
-			name, kind, f := s.Name, s.Kind, fe
+			name, kind, f, a := s.Name, s.Kind, fe, alg
 			if i > 0 {
-				name, kind, f = "", "", ""
+				name, kind, f, a = "", "", "", ""
 			}
 			state := b.State
 			if b.Local {
 				state += ",local"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", name, kind, f, b.Address, state, fl)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, kind, f, a, b.Address, state, fl)
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	seen := map[string]bool{}
 	for _, s := range svcs {
 		if s.Error != "" {
 			if _, err := fmt.Fprintf(w, "NOT-PROGRAMMED %s %s/%s: %s\n", s.Name, s.Frontend, s.Protocol, s.Error); err != nil {
 				return err
 			}
 		}
+		if hc := s.HealthCheck; hc != nil && !hc.Listening {
+			n, _, _ := strings.Cut(s.Name, ":")
+			if !seen[n] {
+				seen[n] = true
+				if _, err := fmt.Fprintf(w, "HEALTHCHECK-NOT-OPEN %s port %d: %s\n", n, hc.Port, hc.Error); err != nil {
+					return err
+				}
+			}
+		}
 	}
 	return nil
+}
+
+func maglevCommand(o *options) *cobra.Command {
+	cmd := &cobra.Command{Use: "maglev", Short: "Maglev lookup tables (--lb-algorithm=maglev)"}
+	var output string
+	get := &cobra.Command{
+		Use:   "get SERVICE",
+		Short: "Dump the Maglev tables of a service as the kernel holds them: size and each backend's share",
+		Long: "SERVICE is namespace/name (every port and frontend), namespace/name:port, or a frontend address:port/protocol.\n" +
+			"The tables are read back from the kernel's maps; -o json adds every entry's backend ID.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tables, err := o.client().Maglev(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return render(cmd.OutOrStdout(), output, tables, func(w io.Writer) error { return WriteMaglev(w, tables) })
+		},
+	}
+	addOutputFlag(get, &output)
+	cmd.AddCommand(get)
+	return cmd
+}
+
+// WriteMaglev prints each table's size and every backend's share of it.
+func WriteMaglev(w io.Writer, tables []api.MaglevTable) error {
+	tw := newTabWriter(w)
+	fmt.Fprintln(tw, "SERVICE\tFRONTEND\tREVNAT\tSIZE\tBACKEND ID\tBACKEND\tENTRIES\tSHARE")
+	for _, t := range tables {
+		if t.Error != "" {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t-\t-\t(%s)\t-\t-\n", t.Service, t.Frontend, t.RevNATID, t.Error)
+			continue
+		}
+		for i, b := range t.Backends {
+			svc, fe, rev, size := t.Service, t.Frontend, fmt.Sprint(t.RevNATID), fmt.Sprint(t.Size)
+			if i > 0 {
+				svc, fe, rev, size = "", "", "", ""
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%d\t%.2f%%\n", svc, fe, rev, size, b.ID, b.Address, b.Entries, 100*b.Share)
+		}
+	}
+	return tw.Flush()
 }
 
 // WriteLBMaps prints the three load-balancing maps.

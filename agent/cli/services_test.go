@@ -17,22 +17,22 @@ func TestWriteServiceTable(t *testing.T) {
 				{ID: 1, Address: "10.244.1.2:8080", State: "active", Local: true},
 				{ID: 2, Address: "10.244.1.3:8080", State: "terminating"},
 			}},
-		{Name: "default/empty", Kind: "NodePort", Frontend: "0.0.0.0:30080", Protocol: "UDP", LocalOnly: true},
+		{Name: "default/empty", Kind: "NodePort", Frontend: "0.0.0.0:30080", Protocol: "UDP", LocalOnly: true, Algorithm: "maglev"},
 	}
 	var buf bytes.Buffer
 	require.NoError(t, WriteServiceTable(&buf, svcs))
 	want := "" +
-		"SERVICE           KIND       FRONTEND           BACKEND          STATE         FLAGS\n" +
-		"default/web:http  ClusterIP  10.96.0.10:80/TCP  10.244.1.2:8080  active,local  affinity=10800s\n" +
-		"                                                10.244.1.3:8080  terminating   affinity=10800s\n" +
-		"default/empty     NodePort   0.0.0.0:30080/UDP  (none)           -             local-only\n"
+		"SERVICE           KIND       FRONTEND           ALGORITHM  BACKEND          STATE         FLAGS\n" +
+		"default/web:http  ClusterIP  10.96.0.10:80/TCP  random     10.244.1.2:8080  active,local  affinity=10800s\n" +
+		"                                                           10.244.1.3:8080  terminating   affinity=10800s\n" +
+		"default/empty     NodePort   0.0.0.0:30080/UDP  maglev     (none)           -             local-only\n"
 	assert.Equal(t, want, buf.String())
 
 	// A service the maps do not hold is marked, with the error.
 	svcs[1].Error = "service 0.0.0.0:30080/UDP (default/empty): update sluice_lb4_services_v1: bpf map is full"
 	buf.Reset()
 	require.NoError(t, WriteServiceTable(&buf, svcs))
-	assert.Contains(t, buf.String(), "default/empty     NodePort   0.0.0.0:30080/UDP  (none)           -             local-only,NOT-PROGRAMMED\n")
+	assert.Contains(t, buf.String(), "default/empty     NodePort   0.0.0.0:30080/UDP  maglev     (none)           -             local-only,NOT-PROGRAMMED\n")
 	assert.Contains(t, buf.String(), "\nNOT-PROGRAMMED default/empty 0.0.0.0:30080/UDP: service 0.0.0.0:30080/UDP (default/empty): update sluice_lb4_services_v1: bpf map is full\n")
 }
 
@@ -55,4 +55,39 @@ func TestWriteLBMapsAndCT(t *testing.T) {
 	buf.Reset()
 	require.NoError(t, WriteCT(&buf, []api.CTEntry{{Protocol: "UDP", Source: "10.244.1.2:5353", Destination: "10.244.1.3:53", PolicyAllowed: true, ExpiresIn: 30, Packets: 2}}))
 	assert.Contains(t, buf.String(), "flow,policy")
+}
+
+func TestWriteMaglev(t *testing.T) {
+	var buf bytes.Buffer
+	require.NoError(t, WriteMaglev(&buf, []api.MaglevTable{
+		{Service: "default/web:http", Frontend: "10.96.0.10:80/TCP", RevNATID: 3, Size: 251, Backends: []api.MaglevBackend{
+			{ID: 1, Address: "10.244.1.2:8080", Entries: 126, Share: 126.0 / 251},
+			{ID: 2, Address: "10.244.1.3:8080", Entries: 125, Share: 125.0 / 251},
+		}},
+		{Service: "default/web:http", Frontend: "0.0.0.0:30080/TCP", RevNATID: 4, Error: "no Maglev table (random selection, or fewer than 2 backends)"},
+	}))
+	out := buf.String()
+	assert.Regexp(t, `(?m)^SERVICE +FRONTEND +REVNAT +SIZE +BACKEND ID +BACKEND +ENTRIES +SHARE$`, out)
+	assert.Regexp(t, `(?m)^default/web:http +10\.96\.0\.10:80/TCP +3 +251 +1 +10\.244\.1\.2:8080 +126 +50\.20%$`, out)
+	assert.Regexp(t, `(?m)^ +2 +10\.244\.1\.3:8080 +125 +49\.80%$`, out)
+	assert.Regexp(t, `(?m)^default/web:http +0\.0\.0\.0:30080/TCP +4 +- +- +\(no Maglev table \(random selection, or fewer than 2 backends\)\) +- +-$`, out)
+}
+
+// A Service with a health-check node port shows it with what it answers,
+// or that it could not be opened, once per Service.
+func TestWriteServiceTableHealthCheck(t *testing.T) {
+	hc := &api.ServiceHealthCheck{Port: 32000, LocalEndpoints: 2, Listening: true}
+	svcs := []api.Service{
+		{Name: "default/lb:http", Kind: "NodePort", Frontend: "0.0.0.0:30080", Protocol: "TCP", LocalOnly: true, HealthCheck: hc},
+	}
+	var buf bytes.Buffer
+	require.NoError(t, WriteServiceTable(&buf, svcs))
+	assert.Contains(t, buf.String(), "local-only,healthcheck=32000:2-local\n")
+
+	svcs = append(svcs, api.Service{Name: "default/lb:https", Kind: "NodePort", Frontend: "0.0.0.0:30443", Protocol: "TCP", HealthCheck: hc})
+	*hc = api.ServiceHealthCheck{Port: 32000, Error: "listen tcp :32000: bind: address already in use"}
+	buf.Reset()
+	require.NoError(t, WriteServiceTable(&buf, svcs))
+	assert.Contains(t, buf.String(), "local-only,healthcheck=32000:NOT-OPEN\n")
+	assert.Equal(t, 1, bytes.Count(buf.Bytes(), []byte("\nHEALTHCHECK-NOT-OPEN default/lb port 32000: listen tcp :32000: bind: address already in use\n")))
 }

@@ -92,7 +92,11 @@ func WriteStatus(w io.Writer, st api.Status, verbose bool, now time.Time) error 
 	p := st.Policies
 	line("Policies", "%d accepted, %d rejected; %d endpoints enforced, %d in audit (enforcement %s%s)",
 		p.Accepted, len(p.Rejected), p.Enforced, p.AuditEndpoints, p.Enforcement, map[bool]string{true: ", audit mode"}[p.Audit])
-	line("Services", "%d/%d frontends programmed", st.Services.Programmed, st.Services.Desired)
+	svcLine := fmt.Sprintf("%d/%d frontends programmed", st.Services.Programmed, st.Services.Desired)
+	if n, bad := st.Services.HealthCheckPorts, len(st.Services.HealthCheckFailed); n+bad > 0 {
+		svcLine += fmt.Sprintf("; %d/%d health-check node ports open", n, n+bad)
+	}
+	line("Services", "%s", svcLine)
 	line("BPF maps", "%s", mapsLine(st.Maps))
 	line("Owner loops", "%s", loopsLine(st.Loops))
 	line("Flows", "%s", eventsLine(st.Flows))
@@ -121,6 +125,12 @@ func writeStatusDetails(w io.Writer, st api.Status, now time.Time) error {
 	if len(st.Services.Failed) > 0 {
 		fmt.Fprintln(w, "\nServices not programmed:")
 		for _, f := range st.Services.Failed {
+			fmt.Fprintf(w, "  %s\n", f)
+		}
+	}
+	if len(st.Services.HealthCheckFailed) > 0 {
+		fmt.Fprintln(w, "\nHealth-check node ports not open:")
+		for _, f := range st.Services.HealthCheckFailed {
 			fmt.Fprintf(w, "  %s\n", f)
 		}
 	}
@@ -197,6 +207,16 @@ func kubeProxyLine(k api.KubeProxyStatus) string {
 	}
 	if len(k.NodePortDevices) > 0 {
 		np := "NodePort on " + strings.Join(k.NodePortDevices, ", ") + " (" + k.NodePortAttach + ")"
+		if k.LBAcceleration != "" && k.LBAcceleration != "disabled" {
+			var xs []string
+			for _, dev := range k.NodePortDevices {
+				xs = append(xs, dev+" "+k.NodePortXDP[dev])
+			}
+			np += ", acceleration " + k.LBAcceleration + ": " + strings.Join(xs, ", ")
+		}
+		if k.LBMode != "" && k.LBMode != "snat" {
+			np += ", mode " + k.LBMode
+		}
 		if k.NodeIP != "" {
 			np += ", SNAT to " + k.NodeIP
 		}

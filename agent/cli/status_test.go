@@ -148,3 +148,27 @@ func TestStatusCommandUnreachable(t *testing.T) {
 	err := cmd.Execute()
 	assert.ErrorIs(t, err, api.ErrUnreachable)
 }
+
+func TestWriteStatusLBAcceleration(t *testing.T) {
+	st := sampleStatus()
+	st.KubeProxy.NodePortDevices = []string{"eth0", "eth1"}
+	st.KubeProxy.LBAcceleration = "native"
+	st.KubeProxy.NodePortXDP = map[string]string{"eth0": "xdp native", "eth1": "tc (no native XDP)"}
+	var b bytes.Buffer
+	require.NoError(t, WriteStatus(&b, st, false, statusNow))
+	assert.Contains(t, b.String(), "KubeProxyReplacement:  socket LB (cgroup /sys/fs/cgroup/unified), per-packet LB (pod tc), "+
+		"NodePort on eth0, eth1 (tc (tcx)), acceleration native: eth0 xdp native, eth1 tc (no native XDP), SNAT to 192.168.1.10, algorithm random\n")
+}
+
+func TestWriteStatusLBMode(t *testing.T) {
+	st := sampleStatus()
+	st.KubeProxy.NodePortDevices = []string{"eth0"}
+	st.KubeProxy.LBMode = "dsr"
+	var b bytes.Buffer
+	require.NoError(t, WriteStatus(&b, st, false, statusNow))
+	assert.Contains(t, b.String(), "NodePort on eth0 (tc (tcx)), mode dsr, SNAT to 192.168.1.10")
+	st.KubeProxy.LBMode = "snat"
+	b.Reset()
+	require.NoError(t, WriteStatus(&b, st, false, statusNow))
+	assert.NotContains(t, b.String(), "mode snat")
+}

@@ -11,9 +11,13 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/endpointmgr"
+	"github.com/sluicenet/sluice/agent/healthcheck"
+	"github.com/sluicenet/sluice/agent/lb/maglev"
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
+	"github.com/sluicenet/sluice/datapath"
+	"github.com/sluicenet/sluice/datapath/device"
 	"github.com/sluicenet/sluice/datapath/pin"
 	"github.com/sluicenet/sluice/policy"
 )
@@ -25,6 +29,24 @@ const (
 	DefaultCgroupRoot     = "/sys/fs/cgroup/unified"
 	DefaultMetricsAddr    = "127.0.0.1:9962"
 )
+
+// Load-balancing algorithms (Config.LBAlgorithm, --lb-algorithm).
+const (
+	LBAlgorithmRandom = "random"
+	LBAlgorithmMaglev = "maglev"
+)
+
+// maglevSize is the Maglev table size the datapath and the service manager
+// use: 0 with random selection.
+func (c Config) maglevSize() uint32 {
+	if c.LBAlgorithm != LBAlgorithmMaglev {
+		return 0
+	}
+	if c.MaglevTableSize == 0 {
+		return maglev.DefaultTableSize
+	}
+	return c.MaglevTableSize
+}
 
 // Bounds of the lookup of a pod unknown at CNI ADD (Config.PodFetchTimeout):
 // the maximum leaves the ADD time for the rest within the CNI's 20s wait
@@ -82,6 +104,15 @@ type Config struct {
 	// Devices are the external devices the host programs (NodePort,
 	// ExternalIP, LoadBalancer) attach to; empty: none.
 	Devices []string
+	// LBAcceleration attaches the XDP NodePort program to Devices: native
+	// (in the driver), generic (XDP_FLAGS_SKB_MODE) or disabled (empty:
+	// disabled). A device without native XDP stays on tc.
+	LBAcceleration string
+	// LBMode is how NodePort/ExternalIP/LoadBalancer flows reach remote
+	// backends: snat (empty: snat), dsr (IP-in-IP to the backend's node,
+	// which answers the client itself) or hybrid (DSR for TCP, SNAT for
+	// UDP), as Cilium's loadBalancer.mode.
+	LBMode string
 	// NodeIP is the address flows to remote backends are SNATed to; unset:
 	// the first IPv4 address of the first device. It is also this node's
 	// VXLAN source address (unset: its Node object's InternalIP).
@@ -95,6 +126,15 @@ type Config struct {
 	// unless its network config sets "mtu"; --k8s writes it into the
 	// conflist.
 	MTU int
+	// LBAlgorithm is how packets of a new flow pick a service backend:
+	// "random" (default) or "maglev" (a Maglev table of MaglevTableSize
+	// entries per service, the same on every node). The socket LB is
+	// random either way, as Cilium's.
+	LBAlgorithm string
+	// MaglevTableSize is the Maglev table size, a prime up to 65521
+	// (0: the default, 16381); each service's table takes 4 bytes per
+	// entry.
+	MaglevTableSize uint32
 
 	// PolicyEnforcement is default, always or never (empty: default).
 	PolicyEnforcement string
@@ -114,6 +154,10 @@ type Config struct {
 	// HealthAddr is where GET /healthz (liveness) and GET /readyz
 	// (readiness) are served; empty disables them.
 	HealthAddr string
+	// ProxyHealthAddr is where kube-proxy's node health check (GET
+	// /healthz and /livez, JSON) is served, as kube-proxy's
+	// --healthz-bind-address; empty disables it.
+	ProxyHealthAddr string
 	// FlowCapacity is how many flows the agent keeps (default 8192).
 	FlowCapacity int
 	// MapMaxEntries overrides the size of BPF maps by name (tests and fault
@@ -159,16 +203,19 @@ const (
 // DefaultConfig returns the production configuration.
 func DefaultConfig() Config {
 	return Config{
-		BPFRoot:        pin.DefaultRoot,
-		RunDir:         DefaultRunDir,
-		ResyncInterval: DefaultResyncInterval,
-		IPForward:      true,
-		SocketLB:       true,
-		CgroupRoot:     DefaultCgroupRoot,
-		CNIConflist:    k8s.DefaultConflistPath,
-		MetricsAddr:    DefaultMetricsAddr,
-		HealthAddr:     DefaultHealthAddr,
-		Routing:        string(nodemgr.ModeNative),
+		BPFRoot:         pin.DefaultRoot,
+		RunDir:          DefaultRunDir,
+		ResyncInterval:  DefaultResyncInterval,
+		IPForward:       true,
+		SocketLB:        true,
+		CgroupRoot:      DefaultCgroupRoot,
+		CNIConflist:     k8s.DefaultConflistPath,
+		MetricsAddr:     DefaultMetricsAddr,
+		HealthAddr:      DefaultHealthAddr,
+		ProxyHealthAddr: healthcheck.DefaultNodeAddr,
+		Routing:         string(nodemgr.ModeNative),
+		LBAlgorithm:     LBAlgorithmRandom,
+		MaglevTableSize: maglev.DefaultTableSize,
 		Process: ProcessConfig{
 			CacheSize:        DefaultProcessCacheSize,
 			AncestorsDepth:   DefaultProcessAncestorsDepth,
@@ -210,9 +257,19 @@ func (c Config) Validate() error {
 	if c.PodFetchTimeout < 0 || c.PodFetchTimeout > MaxPodFetchTimeout {
 		errs = append(errs, fmt.Errorf("pod fetch timeout %s is not within 0-%s (the CNI waits 20s for the agent)", c.PodFetchTimeout, MaxPodFetchTimeout))
 	}
+	if _, err := device.ParseXDPMode(c.LBAcceleration); err != nil {
+		errs = append(errs, err)
+	}
 	mode, err := nodemgr.ParseMode(c.Routing)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("routing: %w", err))
+	}
+	if lbMode, err := datapath.ParseLBMode(c.LBMode); err != nil {
+		errs = append(errs, err)
+	} else if lbMode != datapath.LBModeSNAT && mode == nodemgr.ModeVXLAN {
+		// The IP-in-IP packet would cross in VXLAN and arrive on the
+		// tunnel device, where no host program decapsulates it.
+		errs = append(errs, fmt.Errorf("lb mode %s needs routing native or none, not vxlan", lbMode))
 	}
 	if c.NodeIP.IsValid() && !c.NodeIP.Is4() {
 		errs = append(errs, fmt.Errorf("node IP %s is not IPv4", c.NodeIP))
@@ -221,6 +278,18 @@ func (c Config) Validate() error {
 	// MTU is checked against the bounds here.
 	if _, err := nodemgr.ComputeMTUs(mode, 0, c.MTU); err != nil {
 		errs = append(errs, fmt.Errorf("mtu: %w", err))
+	}
+	switch c.LBAlgorithm {
+	case "", LBAlgorithmRandom, LBAlgorithmMaglev:
+	default:
+		errs = append(errs, fmt.Errorf("lb algorithm %q: want random or maglev", c.LBAlgorithm))
+	}
+	// A size is checked whenever one is given, so a typo is caught before
+	// maglev is turned on (0: the default).
+	if c.MaglevTableSize != 0 {
+		if err := maglev.ValidateTableSize(c.MaglevTableSize); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	errs = append(errs, c.Process.validate()...)
 	return errors.Join(errs...)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,6 +19,7 @@ import (
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/endpointmgr"
 	"github.com/sluicenet/sluice/agent/flows"
+	"github.com/sluicenet/sluice/agent/healthcheck"
 	"github.com/sluicenet/sluice/agent/identitymgr"
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
@@ -44,8 +46,13 @@ type Daemon struct {
 	log      logrus.FieldLogger
 	dp       *datapath.Datapath
 	hostOpts datapath.HostOptions
+	xdp      xdpState
 	eps      *endpointmgr.Manager
 	svcs     *servicemgr.Manager
+	// hc serves the health-check node ports; nodeEligible is false while
+	// this node is being deleted (the node's proxy health check).
+	hc           *healthcheck.Manager
+	nodeEligible atomic.Bool
 	// startSourceLoops starts the loops that write what the state source
 	// says (once): at Run without a state source, else at its first
 	// snapshot (startLoops); sourceLoops is closed when they started.
@@ -137,7 +144,7 @@ func (d *Daemon) loadDatapath() error {
 	if d.hostOpts, err = d.cfg.hostOptions(); err != nil {
 		return err
 	}
-	if d.dp, err = datapath.Load(d.cfg.BPFRoot, datapath.Options{Host: d.hostOpts, ProcessEvents: d.cfg.Process.Sensor, MaxEntries: d.cfg.MapMaxEntries}); err != nil {
+	if d.dp, err = datapath.Load(d.cfg.BPFRoot, datapath.Options{Host: d.hostOpts, ProcessEvents: d.cfg.Process.Sensor, MaxEntries: d.cfg.MapMaxEntries, MaglevTableSize: d.cfg.maglevSize()}); err != nil {
 		return fmt.Errorf("load datapath: %w", err)
 	}
 	d.log.WithField("bpfRoot", d.cfg.BPFRoot).Info("Datapath loaded, pinned links adopted")
@@ -172,11 +179,12 @@ func (d *Daemon) setupServices() error {
 	var err error
 	d.svcs, err = servicemgr.New(servicemgr.Config{
 		NodeName: d.cfg.NodeName, ResyncInterval: d.cfg.ResyncInterval, CTGCInterval: d.cfg.CTGCInterval,
-		ServiceProxyName: d.cfg.ServiceProxyName,
+		ServiceProxyName: d.cfg.ServiceProxyName, MaglevTableSize: d.cfg.maglevSize(),
 	}, d.dp.LB(), d.dp.CT(), d.eps, d.log.WithField("subsys", "services"))
 	if err != nil {
 		return fmt.Errorf("adopt load-balancing maps: %w", err)
 	}
+	d.setupHealthChecks()
 	return nil
 }
 
@@ -215,7 +223,7 @@ func (d *Daemon) setupAPI() error {
 	cfg := server.Config{
 		Endpoints: regeneratingEndpoints{d.eps, d}, BPFRoot: d.cfg.BPFRoot, Health: d.health,
 		Agent:    &api.AgentConfig{PodMTU: d.mtu.Pod},
-		Services: d.svcs, Policies: d.pols, Identities: d.ids, Flows: d.flows, Tracer: tracer{d}, Status: d.Status,
+		Services: servicesWithHealthChecks{d.svcs, d.hc}, Policies: d.pols, Identities: d.ids, Flows: d.flows, Tracer: tracer{d}, Status: d.Status,
 		Log: d.log.WithField("subsys", "api"),
 	}
 	if d.proc != nil {

@@ -13,8 +13,18 @@ import (
 )
 
 // hostOptions resolves the host device programs' knobs: the SNAT address is
-// --node-ip, else the first IPv4 address of the first device.
+// --node-ip, else the first IPv4 address of the first device; the mode
+// --lb-mode.
 func (c Config) hostOptions() (datapath.HostOptions, error) {
+	o, err := c.hostAddrOptions()
+	if err != nil {
+		return o, err
+	}
+	o.LBMode, err = datapath.ParseLBMode(c.LBMode)
+	return o, err
+}
+
+func (c Config) hostAddrOptions() (datapath.HostOptions, error) {
 	if c.NodeIP.IsValid() {
 		if !c.NodeIP.Is4() {
 			return datapath.HostOptions{}, fmt.Errorf("node IP %s is not IPv4", c.NodeIP)
@@ -63,6 +73,9 @@ func (d *Daemon) setupDevices() error {
 	if err := d.dp.Devices().Set(d.cfg.Devices); err != nil {
 		return fmt.Errorf("attach host programs to devices: %w", err)
 	}
+	if err := d.syncXDP(); err != nil {
+		return err
+	}
 	if len(d.cfg.Devices) > 0 {
 		d.log.WithFields(logrus.Fields{"devices": d.cfg.Devices, "nodeIP": d.hostOpts.SNATAddr}).Info("Host device programs attached")
 	}
@@ -95,5 +108,6 @@ func (d *Daemon) syncNodeAddrs() error {
 // resyncDevices repeats setupDevices for the periodic resync (addresses
 // change, a device may have been re-created).
 func (d *Daemon) resyncDevices() error {
-	return errors.Join(d.syncNodeAddrs(), d.dp.Devices().Set(d.cfg.Devices))
+	err := errors.Join(d.syncNodeAddrs(), d.dp.Devices().Set(d.cfg.Devices))
+	return errors.Join(err, d.syncXDP())
 }

@@ -46,6 +46,7 @@ func (d *Daemon) startLoops(ctx context.Context, wg *sync.WaitGroup) {
 		d.startSourceLoops()
 	}
 	wg.Go(func() { d.nodes.Run(ctx) })
+	d.runHealthChecks(ctx, wg)
 	logErr := func(msg string, run func() error) func() {
 		return func() {
 			if err := run(); err != nil && ctx.Err() == nil {
@@ -81,6 +82,7 @@ func (d *Daemon) applySnapshot(s source.Snapshot) {
 	d.ids.SetObjects(identitymgr.Objects{Pods: s.Pods, Namespaces: s.Namespaces})
 	d.pols.SetObjects(s.Others)
 	d.setNodes(s)
+	d.recordNodeEligible(s)
 	d.clusterIDs.recordSnapshot(s)
 	if d.proc != nil {
 		d.proc.assoc.SetPods(s.Pods)

@@ -109,6 +109,7 @@ func (d *Daemon) newRegistry() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), newDatapathCollector(d))
 	reg.MustRegister(d.svcs.Collectors()...)
+	reg.MustRegister(d.hc.Collectors()...)
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "sluice_services_programmed", Help: "Service frontends whose entries are all in the load-balancing maps.",
 	}, func() float64 { return float64(programmed(d.svcs.Services())) }))

@@ -67,6 +67,9 @@ func (d *Daemon) setupProcess() error {
 	})
 	tcfg := tracingmgr.Config{
 		Rules: pt.sensor, Syscalls: pt.sensor, Compile: tracing.Compile, Endpoints: d.eps,
+		// Containers' cgroups are under the cgroup root (the socket LB's:
+		// the kubelet's pods cgroup in the chart).
+		Cgroups:        process.NewCgroupFinder(d.cfg.CgroupRoot),
 		ResyncInterval: d.cfg.ResyncInterval, Log: d.log.WithField("subsys", "tracingpolicy"),
 	}
 	// Connect rules run in the socket-LB hooks, loaded with the sensor's

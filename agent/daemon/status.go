@@ -36,6 +36,7 @@ func (d *Daemon) Status() api.Status {
 	d.routingStatus(&st)
 	d.policyStatus(&st)
 	d.serviceStatus(&st)
+	d.healthCheckStatus(&st)
 	d.mapStatus(&st)
 	d.loopStatus(&st)
 	d.eventStatus(&st, now)
@@ -134,7 +135,10 @@ func (d *Daemon) ipamUsage(podCIDR string) (used, free int) {
 // kubeProxyStatus fills what of kube-proxy the agent replaces.
 func (d *Daemon) kubeProxyStatus(st *api.Status) {
 	kp := &st.KubeProxy
-	kp.SocketLB, kp.PerPacketLB, kp.Algorithm = d.cfg.SocketLB, true, "random"
+	kp.SocketLB, kp.PerPacketLB, kp.Algorithm = d.cfg.SocketLB, true, LBAlgorithmRandom
+	if n := d.cfg.maglevSize(); n != 0 {
+		kp.Algorithm = fmt.Sprintf("%s (table size %d; socket LB random)", LBAlgorithmMaglev, n)
+	}
 	if d.cfg.SocketLB {
 		kp.SocketLBCgroup = d.cfg.CgroupRoot
 	}
@@ -142,8 +146,12 @@ func (d *Daemon) kubeProxyStatus(st *api.Status) {
 	if len(kp.NodePortDevices) > 0 {
 		kp.NodePortAttach = "tc (tcx)"
 	}
+	kp.LBAcceleration, kp.NodePortXDP = d.xdp.status(d.cfg.Devices)
 	if d.hostOpts.SNATAddr.IsValid() {
 		kp.NodeIP = d.hostOpts.SNATAddr.String()
+	}
+	if len(kp.NodePortDevices) > 0 {
+		kp.LBMode = string(d.hostOpts.LBMode)
 	}
 	kp.ServiceProxyName = d.cfg.ServiceProxyName
 }

@@ -28,9 +28,10 @@ func (t tracingRules) RuleEntries() (api.TracingRuleEntries, error) {
 		return nil, err
 	}
 	for k, v := range map[string]int{
-		"exec.slots": ex.Slots, "exec.exact": ex.Exact, "exec.prefix": ex.Prefix, "exec.scope": ex.Scope, "exec.follow": ex.Follow,
+		"exec.slots": ex.Slots, "exec.exact": ex.Exact, "exec.prefix": ex.Prefix, "exec.scope": ex.Scope,
+		"exec.cgscope": ex.CgroupScope, "exec.follow": ex.Follow,
 		"syscall.slots": sy.Slots, "syscall.nrs": sy.Nrs, "syscall.strings": sy.Strings, "syscall.postfixes": sy.Postfixes,
-		"syscall.scope": sy.Scope, "syscall.follow": sy.Follow, "syscall.rate": sy.Rate,
+		"syscall.scope": sy.Scope, "syscall.cgscope": sy.CgroupScope, "syscall.follow": sy.Follow, "syscall.rate": sy.Rate,
 		"class.exact": cl.Exact, "class.prefix": cl.Prefix, "class.procs": cl.Procs,
 	} {
 		out[k] = v
@@ -46,5 +47,6 @@ func (t tracingRules) RuleEntries() (api.TracingRuleEntries, error) {
 		return nil, err
 	}
 	out["connect.slots"], out["connect.dests"], out["connect.ports"], out["connect.scope"] = co.Slots, co.Dests, co.Ports, co.Scope
+	out["connect.cgscope"] = co.CgroupScope
 	return out, nil
 }

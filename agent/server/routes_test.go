@@ -46,6 +46,14 @@ func (s services) Conntrack() ([]api.CTEntry, error) {
 	return []api.CTEntry{}, nil
 }
 
+func (s services) MaglevTables(service string) ([]api.MaglevTable, error) {
+	if service != "default/web" {
+		return nil, errors.New(`no service "` + service + `"`)
+	}
+	return []api.MaglevTable{{Service: "default/web", Frontend: "10.96.0.10:80/TCP", RevNATID: 1, Size: 3,
+		Backends: []api.MaglevBackend{{ID: 1, Address: "10.244.1.2:8080", Entries: 3, Share: 1}}, Entries: []uint32{1, 1, 1}}}, nil
+}
+
 type policies struct{}
 
 func (policies) Status() []api.PolicyStatus {
@@ -95,6 +103,9 @@ func TestRoutes(t *testing.T) {
 		{"GET", "/v1/services", 200, `[{"name":"default/web","kind":"ClusterIP","frontend":"10.96.0.10:80","protocol":"TCP","backends":[{"id":1,"address":"10.244.1.2:8080","state":"active","local":true,"pod":"default/web"}]}]` + "\n"},
 		{"GET", "/v1/bpf/lb", 200, `{"services":[{"frontend":"10.96.0.10:80","protocol":"TCP","revNATID":1,"backendIDs":[1]}],"backends":[],"revNAT":[]}` + "\n"},
 		{"GET", "/v1/bpf/ct", 200, "[]\n"},
+		{"GET", "/v1/bpf/lb/maglev?service=default%2Fweb", 200, `[{"service":"default/web","frontend":"10.96.0.10:80/TCP","revNATID":1,"size":3,"backends":[{"id":1,"address":"10.244.1.2:8080","entries":3,"share":1}],"entries":[1,1,1]}]` + "\n"},
+		{"GET", "/v1/bpf/lb/maglev?service=default%2Fnope", 404, `{"error":"no service \"default/nope\""}` + "\n"},
+		{"GET", "/v1/bpf/lb/maglev", 400, ""},
 		{"GET", "/v1/policy/status", 200, `[{"kind":"NetworkPolicy","namespace":"default","name":"deny","accepted":true,"endpoints":1}]` + "\n"},
 		{"GET", "/v1/policy/endpoint/c1/eth0", 200, `{"containerID":"c1","ifName":"eth0","endpointID":1,"pod":"default/web","identity":1234,"labels":[],"ingressEnforced":false,"egressEnforced":false,"audit":false,"selectedBy":[],"rules":[],"mapEntries":0}` + "\n"},
 		{"GET", "/v1/policy/endpoint/c2/eth0", 503, `{"error":"endpoint c2/eth0 has no resolved policy yet"}` + "\n"},

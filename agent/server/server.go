@@ -87,6 +87,19 @@ func Handler(cfg Config) http.Handler {
 		mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, s.Services()) })
 		mux.HandleFunc("GET /v1/bpf/lb", serveDump(s.LBMaps))
 		mux.HandleFunc("GET /v1/bpf/ct", serveDump(s.Conntrack))
+		mux.HandleFunc("GET /v1/bpf/lb/maglev", func(w http.ResponseWriter, r *http.Request) {
+			svc := r.URL.Query().Get("service")
+			if svc == "" {
+				writeError(w, http.StatusBadRequest, "service query parameter missing")
+				return
+			}
+			out, err := s.MaglevTables(svc)
+			if err != nil {
+				writeError(w, http.StatusNotFound, err.Error())
+				return
+			}
+			writeJSON(w, http.StatusOK, out)
+		})
 	}
 	if p := cfg.Policies; p != nil {
 		mux.HandleFunc("GET /v1/policy/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, p.Status()) })

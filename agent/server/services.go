@@ -10,4 +10,7 @@ type Services interface {
 	LBMaps() (api.LBMaps, error)
 	// Conntrack dumps the conntrack map.
 	Conntrack() ([]api.CTEntry, error)
+	// MaglevTables reads back the Maglev tables of a service's frontends
+	// (namespace/name, namespace/name:port or address:port/protocol).
+	MaglevTables(service string) ([]api.MaglevTable, error)
 }

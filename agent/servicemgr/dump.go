@@ -1,9 +1,11 @@
 package servicemgr
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"sort"
+	"strings"
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/lb"
@@ -24,6 +26,7 @@ func (m *Manager) Services() []api.Service {
 			Protocol:  s.Frontend.Proto.String(),
 			Affinity:  int(s.Affinity.Seconds()),
 			LocalOnly: s.LocalOnly,
+			Algorithm: m.Algorithm(),
 			Backends:  []api.ServiceBackend{},
 		}
 		if err := m.rec.Failed(s.Frontend); err != nil {
@@ -106,6 +109,7 @@ func flagNames(f lbmap.Flags) []string {
 		{lbmap.FlagExternal, "external"},
 		{lbmap.FlagLocalOnly, "local-only"},
 		{lbmap.FlagAffinity, "affinity"},
+		{lbmap.FlagMaglev, "maglev"},
 	} {
 		if f&n.flag != 0 {
 			out = append(out, n.name)
@@ -128,6 +132,80 @@ func (m *Manager) Conntrack() ([]api.CTEntry, error) {
 			ExpiresIn: int(e.Expires.Seconds()), Closing: e.Closing,
 			PolicyAllowed: e.PolicyAllowed, Packets: e.Packets,
 		})
+	}
+	return out, nil
+}
+
+// Algorithm names how the per-packet load balancer picks a new flow's
+// backend: "maglev" or "random" (the socket LB is random either way).
+func (m *Manager) Algorithm() string {
+	if m.cfg.MaglevTableSize != 0 {
+		return "maglev"
+	}
+	return "random"
+}
+
+// MaglevTables reads back from the kernel the Maglev tables of the
+// frontends of a service (GET /v1/bpf/lb/maglev): service is
+// "namespace/name" (every port), "namespace/name:port" or a frontend
+// "address:port/protocol". Each table gives every backend's share of
+// entries, the backends named by the kernel's backends map.
+func (m *Manager) MaglevTables(service string) ([]api.MaglevTable, error) {
+	var out []api.MaglevTable
+	bes, err := m.lb.Backends()
+	if err != nil {
+		return nil, fmt.Errorf("dump backends: %w", err)
+	}
+	for _, s := range m.rec.Desired() {
+		fe := netip.AddrPortFrom(s.Frontend.Addr, s.Frontend.Port).String() + "/" + s.Frontend.Proto.String()
+		name := s.Name.String()
+		if service != name && service != s.Name.Namespace+"/"+s.Name.Name && !strings.EqualFold(service, fe) {
+			continue
+		}
+		t := api.MaglevTable{Service: name, Frontend: fe}
+		id, ok := m.rec.RevNATID(s.Frontend)
+		if !ok {
+			t.Error = "not programmed"
+			out = append(out, t)
+			continue
+		}
+		t.RevNATID = id
+		table, err := m.lb.Maglev(id)
+		if errors.Is(err, lbmap.ErrNoMaglev) {
+			t.Error = "no Maglev table (random selection, or fewer than 2 backends)"
+			out = append(out, t)
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		t.Size = len(table)
+		count := map[uint32]int{}
+		for _, bid := range table {
+			count[bid]++
+		}
+		for bid, n := range count {
+			b := api.MaglevBackend{ID: bid, Entries: n, Share: float64(n) / float64(len(table))}
+			if kb, ok := bes[bid]; ok {
+				b.Address = netip.AddrPortFrom(kb.Addr, kb.Port).String()
+			} else {
+				b.Address = "(missing)"
+			}
+			t.Backends = append(t.Backends, b)
+		}
+		sort.Slice(t.Backends, func(i, j int) bool {
+			a, aerr := netip.ParseAddrPort(t.Backends[i].Address)
+			b, berr := netip.ParseAddrPort(t.Backends[j].Address)
+			if aerr != nil || berr != nil {
+				return t.Backends[i].Address < t.Backends[j].Address
+			}
+			return a.Compare(b) < 0
+		})
+		t.Entries = table
+		out = append(out, t)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no service %q (give namespace/name, namespace/name:port or address:port/protocol)", service)
 	}
 	return out, nil
 }

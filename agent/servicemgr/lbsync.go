@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/sluicenet/sluice/agent/lb"
+	"github.com/sluicenet/sluice/agent/lb/maglev"
 	"github.com/sluicenet/sluice/agent/lb/translate"
 	"github.com/sluicenet/sluice/datapath"
 	"github.com/sluicenet/sluice/datapath/lbmap"
@@ -25,6 +27,13 @@ type Maps interface {
 	UpsertRevNAT(id uint16, fe lbmap.Frontend) error
 	DeleteRevNAT(id uint16) error
 	RevNATs() (map[uint16]lbmap.Frontend, error)
+	// SetMaglev swaps in the Maglev table of a service (backend IDs by
+	// entry), DeleteMaglev removes it, MaglevIDs lists the services that
+	// have one and Maglev reads one back.
+	SetMaglev(revNATID uint16, table []uint32) (innerID uint32, err error)
+	DeleteMaglev(revNATID uint16) error
+	MaglevIDs() (map[uint16]uint32, error)
+	Maglev(revNATID uint16) ([]uint32, error)
 	// NodeAddrs lists the node's addresses (sluice_node_addrs_v1): a
 	// hostPort on a given host address is served only on one of these.
 	NodeAddrs() ([]netip.Addr, error)
@@ -59,6 +68,14 @@ type lbSync struct {
 	refs     map[backendKey]int               // desired services using each backend
 	failed   map[lb.Frontend]error            // desired services whose last write failed
 
+	// maglevSize is the Maglev table size with --lb-algorithm=maglev, 0
+	// with random selection. wMaglev holds, by reverse-NAT id, what the
+	// table last written was built from and the kernel ID of its inner
+	// map; empty after a start, so the first sync rebuilds every table
+	// (the size may have changed), each swapped in whole.
+	maglevSize uint32
+	wMaglev    map[uint16]writtenMaglev
+
 	nextBackend, nextRevNAT uint32 // next IDs to hand out
 }
 
@@ -69,7 +86,8 @@ type backendKey struct {
 
 // newLBSync returns an LB sync that adopts the IDs already in the maps.
 func newLBSync(maps Maps) (*lbSync, error) {
-	r := &lbSync{maps: maps, desired: map[lb.Frontend]lb.Service{}, refs: map[backendKey]int{}, failed: map[lb.Frontend]error{}}
+	r := &lbSync{maps: maps, desired: map[lb.Frontend]lb.Service{}, refs: map[backendKey]int{}, failed: map[lb.Frontend]error{},
+		wMaglev: map[uint16]writtenMaglev{}}
 	if err := r.adopt(); err != nil {
 		return nil, err
 	}
@@ -156,6 +174,14 @@ func (r *lbSync) ServiceName(fe lb.Frontend) (lb.ServiceName, bool) {
 	return s.Name, ok
 }
 
+// RevNATID returns the reverse-NAT ID of a frontend, if allocated.
+func (r *lbSync) RevNATID(fe lb.Frontend) (uint16, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	id, ok := r.revNATs[fe]
+	return id, ok
+}
+
 // BackendID returns the ID of a backend, if allocated.
 func (r *lbSync) BackendID(addr netip.AddrPort, proto lb.Proto) (uint32, bool) {
 	r.mu.Lock()
@@ -202,6 +228,13 @@ func (r *lbSync) Apply(desired []lb.Service, full bool) (SyncStats, error) {
 			return p.st, err
 		}
 	}
+	maglevIDs, err := r.maps.MaglevIDs()
+	if err != nil {
+		return p.st, fmt.Errorf("read Maglev tables: %w", err)
+	}
+	if full {
+		r.forgetMissingMaglev(maglevIDs)
+	}
 	r.deleteServices(p, desired)
 	for fe := range r.failed {
 		if _, ok := r.desired[fe]; !ok {
@@ -213,6 +246,7 @@ func (r *lbSync) Apply(desired []lb.Service, full bool) (SyncStats, error) {
 	}
 	p.st.Backends = len(p.wantBE)
 	r.pruneRevNATs(p)
+	r.pruneMaglev(p, maglevIDs)
 	r.pruneBackends(p)
 	return p.st, errors.Join(p.errs...)
 }
@@ -268,16 +302,116 @@ func (r *lbSync) writeServiceEntries(p *applyPass, s lb.Service) error {
 	if err != nil {
 		return err
 	}
-	want := lbmap.Service{RevNATID: revID, Flags: flags(s), AffinityTimeout: s.Affinity, Backends: ids}
-	if cur, seen := r.written[fe]; seen && sameService(cur, want) {
+	fl := flags(s)
+	// One backend needs no table: any selection picks it (a hostPort, a
+	// single-replica service), and the table would cost its 4 bytes per
+	// entry for nothing.
+	maglevOn := r.maglevSize != 0 && len(ids) > 1
+	if maglevOn {
+		// The table before the master entry that points the programs at it.
+		if err := r.writeMaglev(revID, s, ids); err != nil {
+			return err
+		}
+		fl |= lbmap.FlagMaglev
+	}
+	want := lbmap.Service{RevNATID: revID, Flags: fl, AffinityTimeout: s.Affinity, Backends: ids}
+	if cur, seen := r.written[fe]; !seen || !sameService(cur, want) {
+		if err := r.maps.UpsertService(fe, want); err != nil {
+			return fmt.Errorf("service %s (%s): %w", s.Frontend, s.Name, err)
+		}
+		r.written[fe] = want
+		p.st.UpsertedServices++
+	}
+	if !maglevOn {
+		// After the master entry that no longer points at it.
+		if _, ok := r.wMaglev[revID]; ok {
+			if err := r.deleteMaglev(revID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// writtenMaglev is a Maglev table the LB sync wrote.
+type writtenMaglev struct {
+	sig     string // maglevSignature
+	innerID uint32 // the kernel's ID of its inner map
+}
+
+// maglevSignature says what a Maglev table is built from: the table size
+// and each backend's name (its address:port) with its ID.
+func maglevSignature(size uint32, s lb.Service, ids []uint32) string {
+	var b strings.Builder
+	fmt.Fprint(&b, size)
+	for i, be := range s.Backends {
+		fmt.Fprintf(&b, " %s=%d", be.Addr, ids[i])
+	}
+	return b.String()
+}
+
+// writeMaglev builds the Maglev table of s (whose backends have ids) and
+// swaps it in for service revID, unless the table there is built from the
+// same backends.
+func (r *lbSync) writeMaglev(revID uint16, s lb.Service, ids []uint32) error {
+	sig := maglevSignature(r.maglevSize, s, ids)
+	if r.wMaglev[revID].sig == sig {
 		return nil
 	}
-	if err := r.maps.UpsertService(fe, want); err != nil {
-		return fmt.Errorf("service %s (%s): %w", s.Frontend, s.Name, err)
+	bes := make([]maglev.Backend, len(s.Backends))
+	for i, b := range s.Backends {
+		bes[i] = maglev.Backend{Name: b.Addr.String()}
 	}
-	r.written[fe] = want
-	p.st.UpsertedServices++
+	idx, err := maglev.Build(bes, r.maglevSize)
+	if err != nil {
+		return fmt.Errorf("maglev table of %s (%s): %w", s.Frontend, s.Name, err)
+	}
+	table := make([]uint32, len(idx))
+	for i, j := range idx {
+		table[i] = ids[j]
+	}
+	innerID, err := r.maps.SetMaglev(revID, table)
+	if err != nil {
+		delete(r.wMaglev, revID)
+		return fmt.Errorf("maglev table of %s (%s): %w", s.Frontend, s.Name, err)
+	}
+	r.wMaglev[revID] = writtenMaglev{sig: sig, innerID: innerID}
 	return nil
+}
+
+func (r *lbSync) deleteMaglev(revID uint16) error {
+	if err := r.maps.DeleteMaglev(revID); err != nil {
+		return err
+	}
+	delete(r.wMaglev, revID)
+	return nil
+}
+
+// forgetMissingMaglev drops what the LB sync believes written for tables
+// that are not in the map as it wrote them (present: inner map IDs by
+// service), missing or replaced by another inner map, so they are written
+// again. An entry changed inside a table it wrote goes unnoticed: reading
+// every table back on every resync would cost more than it is worth.
+func (r *lbSync) forgetMissingMaglev(present map[uint16]uint32) {
+	for id, w := range r.wMaglev {
+		if present[id] != w.innerID {
+			delete(r.wMaglev, id)
+		}
+	}
+}
+
+// pruneMaglev deletes the tables of present (listed before the pass) that
+// no desired service uses: those of services gone while the agent was down,
+// or all of them after a switch back to random selection.
+func (r *lbSync) pruneMaglev(p *applyPass, present map[uint16]uint32) {
+	for id := range present {
+		if _, ok := r.wMaglev[id]; ok {
+			continue
+		}
+		if err := r.maps.DeleteMaglev(id); err != nil {
+			p.fail(fmt.Errorf("delete Maglev table %d: %w", id, err))
+		}
+	}
 }
 
 // writeBackends writes the backends of s that are not current and returns
@@ -307,6 +441,10 @@ func (r *lbSync) writeBackends(p *applyPass, s lb.Service) ([]uint32, error) {
 func (r *lbSync) pruneRevNATs(p *applyPass) {
 	for f, id := range r.revNATs {
 		if p.wantRevNAT[id] {
+			continue
+		}
+		if err := r.deleteMaglev(id); err != nil {
+			p.fail(fmt.Errorf("delete Maglev table %d: %w", id, err))
 			continue
 		}
 		if err := r.maps.DeleteRevNAT(id); err != nil {

@@ -60,6 +60,10 @@ func (r *lbSync) ApplyChanged(upserts []lb.Service, gone []lb.Frontend) (SyncSta
 		if !ok {
 			continue
 		}
+		if err := r.deleteMaglev(id); err != nil {
+			p.fail(fmt.Errorf("delete Maglev table %d: %w", id, err))
+			continue
+		}
 		if err := r.maps.DeleteRevNAT(id); err != nil {
 			p.fail(fmt.Errorf("delete reverse NAT %d: %w", id, err))
 			continue

@@ -52,6 +52,10 @@ type Config struct {
 	// ServiceProxyName selects the Services this agent handles by their
 	// service.kubernetes.io/service-proxy-name label (translate.Input).
 	ServiceProxyName string
+	// MaglevTableSize, when not 0, makes every service pick its backends
+	// per packet by a Maglev table of this size (--lb-algorithm=maglev;
+	// the datapath must have been loaded with the same size).
+	MaglevTableSize uint32
 }
 
 // Manager owns the load-balancing maps (through its LB sync, lbsync.go).
@@ -77,6 +81,13 @@ type Manager struct {
 
 	model *model // the sync loop's; nil until the first sync
 
+	// healthChecks receives the health-check node ports after every sync
+	// (OnHealthChecks); nil: nobody serves them.
+	healthChecks func([]translate.HealthCheck)
+	// queued is when the oldest change not yet programmed came (zero:
+	// none); updated when a sync last programmed every change (ProxyState).
+	queued, updated time.Time
+
 	// latency observes, for each sync that programmed changes, the time
 	// from the oldest change's arrival to its entries being in the maps.
 	latency prometheus.Histogram
@@ -94,6 +105,7 @@ func New(cfg Config, lbm Maps, ct Conntrack, eps Endpoints, log logrus.FieldLogg
 	if err != nil {
 		return nil, err
 	}
+	rec.maglevSize = cfg.MaglevTableSize
 	return &Manager{cfg: cfg, log: log, lb: lbm, ct: ct, eps: eps, rec: rec, trigger: make(chan struct{}, 1),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sluice_service_programming_latency_seconds",
@@ -112,6 +124,7 @@ func (m *Manager) SetObjects(o Objects) {
 	m.mu.Lock()
 	m.objs = o
 	m.pend.add(o.Changes)
+	m.queue(m.pend.since)
 	m.mu.Unlock()
 	m.poke()
 }
@@ -121,8 +134,31 @@ func (m *Manager) Changed() {
 	m.mu.Lock()
 	m.pend.endpoints = true
 	m.pend.noted(time.Now())
+	m.queue(m.pend.since)
 	m.mu.Unlock()
 	m.poke()
+}
+
+// queue records that a change came at t (m.mu held).
+func (m *Manager) queue(t time.Time) {
+	if m.queued.IsZero() {
+		m.queued = t
+	}
+}
+
+// OnHealthChecks makes fn receive, after every sync, the health-check node
+// ports the Services call for with their local endpoint counts (the
+// healthcheck manager's Set). Call it before Run.
+func (m *Manager) OnHealthChecks(fn func([]translate.HealthCheck)) { m.healthChecks = fn }
+
+// ProxyHealth is the service proxy's health as kube-proxy defines it for
+// its health checks: unhealthy once a change has waited longer than
+// timeout without being programmed; LastUpdated is when a sync last
+// programmed every change (zero: never).
+func (m *Manager) ProxyHealth(timeout time.Duration) (lastUpdated time.Time, healthy bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.updated, m.queued.IsZero() || time.Since(m.queued) < timeout
 }
 
 func (m *Manager) poke() {
@@ -154,6 +190,9 @@ func (m *Manager) Sync(full bool) (SyncStats, error) {
 	} else {
 		st, err = m.syncChanged(objs, pend)
 	}
+	if m.healthChecks != nil {
+		m.healthChecks(m.model.healthChecks())
+	}
 	log := m.log.WithFields(logrus.Fields{
 		"services": st.Services, "backends": st.Backends,
 		"upserted": st.UpsertedServices, "deleted": st.DeletedServices, "duration": time.Since(start).Round(time.Microsecond),
@@ -173,6 +212,10 @@ func (m *Manager) Sync(full bool) (SyncStats, error) {
 	m.lastErr = err
 	if err != nil {
 		m.errCount++
+		m.queue(pend.since)
+	} else {
+		// Programmed: what waits now came during this sync.
+		m.updated, m.queued = time.Now(), m.pend.since
 	}
 	if st.MapFull {
 		m.fullCount++

@@ -28,6 +28,7 @@ type model struct {
 	out      map[name][]lb.Service             // by Service; the pods' hostPorts under hostPortsKey
 	diags    map[name][]translate.Diagnostic
 	fes      translate.Frontends
+	hcs      map[name]translate.HealthCheck // the health-check node ports
 }
 
 // pending is what changed since the last sync.
@@ -68,6 +69,7 @@ func (m *Manager) newModel(objs Objects, eps []api.Endpoint) *model {
 		svcs: map[string]map[string]*corev1.Service{}, slices: map[name]map[string]*discoveryv1.EndpointSlice{},
 		sliceSvc: map[name]name{}, pods: map[string]map[string]*corev1.Pod{},
 		out: map[name][]lb.Service{}, diags: map[name][]translate.Diagnostic{},
+		hcs: map[name]translate.HealthCheck{},
 	}
 	for _, s := range objs.Services {
 		md.setService(name{Namespace: s.Namespace, Name: s.Name}, s)
@@ -187,6 +189,13 @@ func (m *Manager) translate(md *model, n name, pods []translate.Pod) (fes []lb.F
 			in.Pods = pods
 		}
 		out, diags = translate.Service(in, svc)
+		if hc, ok := translate.ServiceHealthCheck(in, svc); ok {
+			md.hcs[n] = hc
+		} else {
+			delete(md.hcs, n)
+		}
+	} else {
+		delete(md.hcs, n)
 	}
 	return md.swap(n, out, diags)
 }
@@ -219,6 +228,19 @@ func (md *model) swap(n name, out []lb.Service, diags []translate.Diagnostic) (f
 		md.diags[n] = diags
 	}
 	return fes, before, after
+}
+
+// healthChecks returns the health-check node ports of the model's
+// Services, sorted by namespace and name.
+func (md *model) healthChecks() []translate.HealthCheck {
+	out := make([]translate.HealthCheck, 0, len(md.hcs))
+	for _, hc := range md.hcs {
+		out = append(out, hc)
+	}
+	slices.SortFunc(out, func(a, b translate.HealthCheck) int {
+		return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+	})
+	return out
 }
 
 // allDiagnostics returns every diagnostic of the model.

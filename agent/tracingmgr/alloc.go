@@ -175,20 +175,20 @@ func (p *plan) assignClassIDs(keys []classKey, oldIDs map[classKey]uint8) {
 // addRules appends the rules of one accepted policy in its slots.
 func (p *plan) addRules(a *allocation) {
 	e := a.e
-	enforce, global := e.mode() == tracing.ModeEnforce, e.global()
+	enforce, global, byCgroup := e.mode() == tracing.ModeEnforce, e.global(), e.byCgroup()
 	slot := bits.TrailingZeros64(a.slots)
 	for _, r := range e.rules {
 		p.exec = append(p.exec, procsensor.ExecRule{
 			Slot: uint8(slot), PolicyID: e.id,
 			Exact: r.exact, Prefixes: r.prefixes, NotIn: r.notIn, FollowChildren: r.followChildren,
-			Action: r.action, Signal: r.signal, Enforce: enforce, Global: global,
+			Action: r.action, Signal: r.signal, Enforce: enforce, Global: global, Cgroup: byCgroup,
 		})
 		slot++
 	}
 	p.sys = append(p.sys, place(e.sys, a.sysSlots, func(r sysRule) int { return r.tp },
 		func(r sysRule, slot uint8, group uint64) procsensor.SyscallRule {
 			sr := r.rule
-			sr.Slot, sr.PolicyID, sr.Group, sr.Global, sr.Enforce = slot, e.id, group, global, enforce
+			sr.Slot, sr.PolicyID, sr.Group, sr.Global, sr.Enforce, sr.Cgroup = slot, e.id, group, global, enforce, byCgroup
 			sr.Binary, sr.Parent = r.binary.filter(p.classIDs), r.parent.filter(p.classIDs)
 			a.classes |= classBits(sr.Binary, sr.Parent)
 			p.hooks[slotRef{e.id, slot}] = e.hook(r.tp)
@@ -197,7 +197,7 @@ func (p *plan) addRules(a *allocation) {
 	p.conn = append(p.conn, place(e.conn, a.connSlots, func(r connRule) int { return r.entry },
 		func(r connRule, slot uint8, group uint64) datapath.ConnectRule {
 			cr := r.rule
-			cr.Slot, cr.PolicyID, cr.Group, cr.Global, cr.Enforce = slot, e.id, group, global, enforce
+			cr.Slot, cr.PolicyID, cr.Group, cr.Global, cr.Enforce, cr.Cgroup = slot, e.id, group, global, enforce, byCgroup
 			cr.Binary, cr.Parent = r.binary.filter(p.classIDs), r.parent.filter(p.classIDs)
 			a.classes |= classBits(cr.Binary, cr.Parent)
 			return cr

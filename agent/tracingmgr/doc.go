@@ -9,7 +9,11 @@
 // allocates the slots of each table and the class ids across the accepted
 // policies in a stable order (a policy that does not fit is refused whole),
 // and scopes the rules of pod-selecting policies to the network namespaces
-// of the selected pods' endpoints. It names and counts the policies' events
-// for the process event pipeline (PolicyEvent, SyscallHook) and serves the
-// tracingpolicy API (List, Get, SetMode).
+// of the selected pods' endpoints — or, for a policy with a
+// containerSelector, to the cgroup v2 ids of the selected containers of
+// those pods (Pod status names each container's id; CgroupFinder finds its
+// cgroup), recomputed when a pod's status changes, so a restarted
+// container's new cgroup takes over its predecessor's scope. It names and
+// counts the policies' events for the process event pipeline (PolicyEvent,
+// SyscallHook) and serves the tracingpolicy API (List, Get, SetMode).
 package tracingmgr

@@ -25,8 +25,34 @@ type fakeSensor struct {
 	classes    []procsensor.BinaryClass
 	sys        []procsensor.SyscallRule
 	sysScopes  map[uint32]uint64
+	sysCg      map[uint64]uint64
 	conn       []datapath.ConnectRule
 	connScopes map[uint32]uint64
+	connCg     map[uint64]uint64
+}
+
+func (f *fakeSensor) SetSyscallCgroupScope(cg, slots uint64) error {
+	f.record(fmt.Sprintf("sys cgscope %d %#x", cg, slots))
+	f.sysCg[cg] = slots
+	return nil
+}
+
+func (f *fakeSensor) DeleteSyscallCgroupScope(cg uint64) error {
+	f.record(fmt.Sprintf("sys cgdelete %d", cg))
+	delete(f.sysCg, cg)
+	return nil
+}
+
+func (f *fakeSensor) SetConnectCgroupScope(cg, slots uint64) error {
+	f.record(fmt.Sprintf("conn cgscope %d %#x", cg, slots))
+	f.connCg[cg] = slots
+	return nil
+}
+
+func (f *fakeSensor) DeleteConnectCgroupScope(cg uint64) error {
+	f.record(fmt.Sprintf("conn cgdelete %d", cg))
+	delete(f.connCg, cg)
+	return nil
 }
 
 func (f *fakeSensor) record(s string) {
@@ -93,8 +119,9 @@ type fullHarness struct {
 
 func newFullHarness(t testing.TB, c compiler, withConnects bool) *fullHarness {
 	t.Helper()
-	h := &harness{dp: newFakeRules(), eps: &fakeEndpoints{}, reg: prometheus.NewRegistry()}
-	f := &fullHarness{harness: h, s: &fakeSensor{log: &h.dp.calls, sysScopes: map[uint32]uint64{}, connScopes: map[uint32]uint64{}}}
+	h := &harness{dp: newFakeRules(), eps: &fakeEndpoints{}, reg: prometheus.NewRegistry(), cgRoot: t.TempDir()}
+	f := &fullHarness{harness: h, s: &fakeSensor{log: &h.dp.calls, sysScopes: map[uint32]uint64{}, connScopes: map[uint32]uint64{},
+		sysCg: map[uint64]uint64{}, connCg: map[uint64]uint64{}}}
 	f.proc = t.TempDir()
 	nsDir := filepath.Join(f.proc, "1", "ns")
 	require.NoError(t, os.MkdirAll(nsDir, 0o755))
@@ -110,7 +137,8 @@ func newFullHarness(t testing.TB, c compiler, withConnects bool) *fullHarness {
 	}
 	log := logrus.New()
 	log.SetOutput(testWriter{t})
-	cfg := Config{Rules: h.dp, Syscalls: f.s, Compile: c.compile, Endpoints: h.eps, ProcRoot: f.proc, Log: log}
+	cfg := Config{Rules: h.dp, Syscalls: f.s, Compile: c.compile, Endpoints: h.eps, ProcRoot: f.proc,
+		Cgroups: process.NewCgroupFinder(h.cgRoot), Log: log}
 	if withConnects {
 		cfg.Connects = f.s
 	}

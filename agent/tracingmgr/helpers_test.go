@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -25,14 +26,33 @@ import (
 // fakeRules records what the manager writes, in order, and holds the table
 // the way the sensor would.
 type fakeRules struct {
-	mu     sync.Mutex
-	calls  []string
-	rules  []procsensor.ExecRule
-	scopes map[uint32]uint64
-	fail   error
+	mu       sync.Mutex
+	calls    []string
+	rules    []procsensor.ExecRule
+	scopes   map[uint32]uint64
+	cgScopes map[uint64]uint64
+	fail     error
 }
 
-func newFakeRules() *fakeRules { return &fakeRules{scopes: map[uint32]uint64{}} }
+func newFakeRules() *fakeRules {
+	return &fakeRules{scopes: map[uint32]uint64{}, cgScopes: map[uint64]uint64{}}
+}
+
+func (f *fakeRules) SetExecCgroupScope(cg, slots uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("cgscope %d %#x", cg, slots))
+	f.cgScopes[cg] = slots
+	return nil
+}
+
+func (f *fakeRules) DeleteExecCgroupScope(cg uint64) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf("cgdelete %d", cg))
+	delete(f.cgScopes, cg)
+	return nil
+}
 
 func (f *fakeRules) SetExecRules(rs []procsensor.ExecRule) error {
 	f.mu.Lock()
@@ -134,15 +154,43 @@ type harness struct {
 	dp  *fakeRules
 	eps *fakeEndpoints
 	reg *prometheus.Registry
+	// cgRoot is where the manager's CgroupFinder looks for containers'
+	// cgroup directories (containerCgroup makes them).
+	cgRoot string
 }
 
 func newHarness(t testing.TB, c compiler) *harness {
 	t.Helper()
-	h := &harness{dp: newFakeRules(), eps: &fakeEndpoints{}, reg: prometheus.NewRegistry()}
+	h := &harness{dp: newFakeRules(), eps: &fakeEndpoints{}, reg: prometheus.NewRegistry(), cgRoot: t.TempDir()}
 	log := logrus.New()
 	log.SetOutput(testWriter{t})
-	h.m = New(Config{Rules: h.dp, Compile: c.compile, Endpoints: h.eps, Log: log}, h.reg)
+	h.m = New(Config{Rules: h.dp, Compile: c.compile, Endpoints: h.eps, Cgroups: process.NewCgroupFinder(h.cgRoot), Log: log}, h.reg)
 	return h
+}
+
+// containerCgroup makes the cgroup directory of container id (in the
+// systemd layout) and returns its id (inode).
+func (h *harness) containerCgroup(t testing.TB, id string) uint64 {
+	t.Helper()
+	dir := filepath.Join(h.cgRoot, "kubepods.slice", "cri-containerd-"+id+".scope")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	var st unix.Stat_t
+	require.NoError(t, unix.Stat(dir, &st))
+	return st.Ino
+}
+
+// podWith is a pod with the containers of its status, each a name and a
+// container id ("" not started).
+func podWith(ns, name string, lbls map[string]string, containers ...[2]string) *corev1.Pod {
+	p := pod(ns, name, lbls)
+	for _, c := range containers {
+		cs := corev1.ContainerStatus{Name: c[0], Image: "docker.io/library/busybox:1.36"}
+		if c[1] != "" {
+			cs.ContainerID = "containerd://" + c[1]
+		}
+		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, cs)
+	}
+	return p
 }
 
 func (h *harness) sync(t testing.TB, full bool) {

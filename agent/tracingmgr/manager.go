@@ -37,6 +37,10 @@ type Rules interface {
 	// processes in network namespace netns.
 	SetExecScope(netns uint32, slots uint64) error
 	DeleteExecScope(netns uint32) error
+	// SetExecCgroupScope makes the cgroup-scoped rules of slots apply to
+	// the processes in cgroup (v2 id).
+	SetExecCgroupScope(cgroup, slots uint64) error
+	DeleteExecCgroupScope(cgroup uint64) error
 }
 
 // SyscallRules is the process sensor's syscall rule table and the binary
@@ -50,6 +54,10 @@ type SyscallRules interface {
 	// processes in network namespace netns.
 	SetSyscallScope(netns uint32, slots uint64) error
 	DeleteSyscallScope(netns uint32) error
+	// SetSyscallCgroupScope makes the cgroup-scoped rules of slots apply
+	// to the processes in cgroup (v2 id).
+	SetSyscallCgroupScope(cgroup, slots uint64) error
+	DeleteSyscallCgroupScope(cgroup uint64) error
 }
 
 // ConnectRules is the socket load balancer's connect rule table
@@ -61,12 +69,26 @@ type ConnectRules interface {
 	// processes in network namespace netns.
 	SetConnectScope(netns uint32, slots uint64) error
 	DeleteConnectScope(netns uint32) error
+	// SetConnectCgroupScope makes the cgroup-scoped rules of slots apply
+	// to the processes in cgroup (v2 id).
+	SetConnectCgroupScope(cgroup, slots uint64) error
+	DeleteConnectCgroupScope(cgroup uint64) error
 }
 
 // scopeLister is a ConnectRules whose scopes outlive the agent (pinned
 // maps: *datapath.Datapath) and can be read back.
 type scopeLister interface {
 	ConnectScopes() (map[uint32]uint64, error)
+	ConnectCgroupScopes() (map[uint64]uint64, error)
+}
+
+// CgroupFinder resolves container ids (as Pod status gives them, without
+// the runtime:// prefix) to the ids of their cgroup v2 directories
+// (*process.CgroupFinder).
+type CgroupFinder interface {
+	// ContainerCgroups returns the cgroup id of each container of ids it
+	// finds; the others (not started yet, or gone) are left out.
+	ContainerCgroups(ids []string) map[string]uint64
 }
 
 // CompileFunc validates and compiles a tracing policy object
@@ -89,6 +111,9 @@ type Config struct {
 	Connects  ConnectRules
 	Compile   CompileFunc
 	Endpoints EndpointLister
+	// Cgroups finds the cgroups of the containers a containerSelector
+	// selects (nil: policies with a containerSelector are rejected).
+	Cgroups CgroupFinder
 	// ProcRoot is where the host's namespaces are read for matchNamespaces
 	// host_ns (/proc when empty).
 	ProcRoot string
@@ -110,7 +135,7 @@ type Manager struct {
 	entries map[tracing.Ref]*entry
 	byID    map[uint32]*entry
 	nextID  uint32
-	pods    map[types.NamespacedName]labels.Set
+	pods    map[types.NamespacedName]podInfo
 	// What the kernel holds (after the last successful calls); sys and
 	// conn are nil without their Config field.
 	exec         *table[procsensor.ExecRule]
@@ -152,7 +177,14 @@ func (e *entry) mode() tracing.Mode {
 
 // global reports whether the policy's rules apply everywhere.
 func (e *entry) global() bool {
-	return e.ref.Kind == tracing.KindTracingPolicy && e.compiled.PodSelector == nil
+	return e.ref.Kind == tracing.KindTracingPolicy && e.compiled.PodSelector == nil && e.compiled.ContainerSelector == nil
+}
+
+// byCgroup reports whether the policy's rules are scoped by the cgroups of
+// the containers its containerSelector selects (not by the pods' network
+// namespaces).
+func (e *entry) byCgroup() bool {
+	return e.compiled.ContainerSelector != nil
 }
 
 // New returns a manager with no policies; call Run.
@@ -173,25 +205,49 @@ func New(cfg Config, reg prometheus.Registerer) *Manager {
 			Help: "Events of tracing policies by action (post, sigkill, signal, deny; would_sigkill, would_signal, would_deny in monitor mode).",
 		}, []string{"policy", "action"}),
 		entries: map[tracing.Ref]*entry{}, byID: map[uint32]*entry{},
-		pods: map[types.NamespacedName]labels.Set{}, classIDs: map[classKey]uint8{},
+		pods: map[types.NamespacedName]podInfo{}, classIDs: map[classKey]uint8{},
 	}
-	m.exec = newTable("exec", cfg.Rules.SetExecRules, cfg.Rules.SetExecScope, cfg.Rules.DeleteExecScope,
+	r := cfg.Rules
+	m.exec = newTable("exec", r.SetExecRules,
+		scopeFuncs{r.SetExecScope, r.DeleteExecScope, r.SetExecCgroupScope, r.DeleteExecCgroupScope},
 		func(r procsensor.ExecRule) (uint8, uint64) { return r.Slot, 0 })
 	if s := cfg.Syscalls; s != nil {
-		m.sys = newTable("syscall", s.SetSyscallRules, s.SetSyscallScope, s.DeleteSyscallScope,
+		m.sys = newTable("syscall", s.SetSyscallRules,
+			scopeFuncs{s.SetSyscallScope, s.DeleteSyscallScope, s.SetSyscallCgroupScope, s.DeleteSyscallCgroupScope},
 			func(r procsensor.SyscallRule) (uint8, uint64) { return r.Slot, classBits(r.Binary, r.Parent) })
 	}
 	if c := cfg.Connects; c != nil {
-		m.conn = newTable("connect", c.SetConnectRules, c.SetConnectScope, c.DeleteConnectScope,
+		m.conn = newTable("connect", c.SetConnectRules,
+			scopeFuncs{c.SetConnectScope, c.DeleteConnectScope, c.SetConnectCgroupScope, c.DeleteConnectCgroupScope},
 			func(r datapath.ConnectRule) (uint8, uint64) { return r.Slot, classBits(r.Binary, r.Parent) })
 		if l, ok := c.(scopeLister); ok {
-			m.conn.kernelScopes = l.ConnectScopes
+			m.conn.kernelScopes = func() (map[scopeKey]uint64, error) { return kernelScopes(l) }
 		}
 	}
 	if reg != nil {
 		reg.MustRegister(m.events)
 	}
 	return m
+}
+
+// kernelScopes reads the scopes of both kinds the kernel holds.
+func kernelScopes(l scopeLister) (map[scopeKey]uint64, error) {
+	out := map[scopeKey]uint64{}
+	ns, err := l.ConnectScopes()
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range ns {
+		out[netnsKey(k)] = v
+	}
+	cg, err := l.ConnectCgroupScopes()
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range cg {
+		out[cgroupKey(k)] = v
+	}
+	return out, nil
 }
 
 // isTracing reports whether a raw object is a tracing policy.
@@ -312,6 +368,8 @@ func (m *Manager) build(c *tracing.Compiled) (built, error) {
 		return b, err
 	}
 	switch {
+	case c.ContainerSelector != nil && m.cfg.Cgroups == nil:
+		return b, errors.New("spec.containerSelector: this agent cannot find containers' cgroups")
 	case len(b.sys) > 0 && m.sys == nil:
 		return b, errors.New("spec.tracepoints: this agent's process sensor has no syscall hooks")
 	case len(b.conn) > 0 && m.conn == nil:
@@ -322,12 +380,46 @@ func (m *Manager) build(c *tracing.Compiled) (built, error) {
 	return b, nil
 }
 
-// SetPods replaces the Pod objects whose labels pod selectors match, and
-// schedules a sync.
+// podInfo is what the scopes need of a Pod: the labels pod selectors
+// match, and its containers (of its status) for container selectors.
+type podInfo struct {
+	labels     labels.Set
+	containers []containerInfo
+}
+
+// containerInfo is one container of a pod's status.
+type containerInfo struct {
+	fields map[string]string // tracing.ContainerLabels: name, repo
+	id     string            // without the runtime:// prefix; "" not started or terminated
+}
+
+// podContainers returns the init, regular and ephemeral containers of a
+// pod's status (as Tetragon's containerSelector sees them).
+func podContainers(p *corev1.Pod) []containerInfo {
+	var out []containerInfo
+	for _, sts := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses, p.Status.EphemeralContainerStatuses} {
+		for _, cs := range sts {
+			id := cs.ContainerID
+			if _, after, ok := strings.Cut(id, "://"); ok {
+				id = after
+			}
+			if cs.State.Terminated != nil {
+				id = "" // its cgroup is gone (a completed init container)
+			}
+			out = append(out, containerInfo{fields: tracing.ContainerLabels(cs.Name, cs.Image), id: id})
+		}
+	}
+	return out
+}
+
+// SetPods replaces the Pod objects whose labels pod selectors match and
+// whose container statuses container selectors match, and schedules a sync:
+// a restarted container (a new container id in the status) gets the scope
+// of its predecessor, whose cgroup scope goes.
 func (m *Manager) SetPods(pods []*corev1.Pod) {
-	byName := make(map[types.NamespacedName]labels.Set, len(pods))
+	byName := make(map[types.NamespacedName]podInfo, len(pods))
 	for _, p := range pods {
-		byName[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}] = labels.Set(p.Labels)
+		byName[types.NamespacedName{Namespace: p.Namespace, Name: p.Name}] = podInfo{labels: labels.Set(p.Labels), containers: podContainers(p)}
 	}
 	m.mu.Lock()
 	m.pods = byName

@@ -3,10 +3,10 @@ package tracingmgr
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sluicenet/sluice/agent/api"
@@ -17,7 +17,8 @@ import (
 
 // Sync writes the rules, binary classes and scopes the policies want: the
 // rules of the accepted policies in their slots of each table, and for
-// every network namespace of a selected pod's endpoint the union of the
+// every network namespace of a selected pod's endpoint (every cgroup of a
+// selected container, for containerSelector policies) the union of the
 // slots of the policies selecting it. Slots whose rule changes are first
 // taken out of every scope, so a pod never runs under a rule meant for
 // others while a table is replaced; new classes are written before the
@@ -143,24 +144,51 @@ func (m *Manager) accepted() []*entry {
 	return out
 }
 
-// scopes are the slots of each table per network namespace inode.
+// scopes are the slots of each table per network namespace inode and per
+// cgroup id.
 type scopes struct {
-	exec, sys, conn map[uint32]uint64
+	exec, sys, conn map[scopeKey]uint64
 }
 
-// scopesFor returns, per table and network namespace inode, the slots of
-// the non-global policies that select the pod of an endpoint there.
-// Endpoints whose namespace cannot be read any more are skipped (the pod is
-// going). Called with mu held.
+// add adds the slots of a to key's scope in each table.
+func (s scopes) add(key scopeKey, a allocation) {
+	for _, t := range []struct {
+		to    map[scopeKey]uint64
+		slots uint64
+	}{{s.exec, a.slots}, {s.sys, a.sysSlots}, {s.conn, a.connSlots}} {
+		if t.slots != 0 {
+			t.to[key] |= t.slots
+		}
+	}
+}
+
+// scopesFor returns, per table, the slots of the non-global policies that
+// select the pod of an endpoint: those without a containerSelector by the
+// endpoint's network namespace inode, those with one by the cgroup id of
+// each container of the pod's status it selects. Endpoints whose namespace
+// cannot be read any more are skipped (the pod is going), and so are
+// containers whose cgroup is not found (not started yet, or gone). Called
+// with mu held.
 func (m *Manager) scopesFor(allocs []allocation, eps []api.Endpoint) scopes {
-	out := scopes{exec: map[uint32]uint64{}, sys: map[uint32]uint64{}, conn: map[uint32]uint64{}}
+	out := scopes{exec: map[scopeKey]uint64{}, sys: map[scopeKey]uint64{}, conn: map[scopeKey]uint64{}}
+	byContainer := map[string]allocation{} // container id -> slots
 	for _, ep := range eps {
 		var sel allocation
+		pod := m.pods[types.NamespacedName{Namespace: ep.PodNamespace, Name: ep.PodName}]
 		for _, a := range allocs {
-			if !a.e.global() && m.selects(a.e, ep) {
-				sel.slots |= a.slots
-				sel.sysSlots |= a.sysSlots
-				sel.connSlots |= a.connSlots
+			if a.e.global() || !m.selects(a.e, ep, pod) {
+				continue
+			}
+			if !a.e.byCgroup() {
+				sel.add(a)
+				continue
+			}
+			for _, c := range pod.containers {
+				if c.id != "" && tracing.ContainerMatches(a.e.compiled.ContainerSelector, c.fields) {
+					cs := byContainer[c.id]
+					cs.add(a)
+					byContainer[c.id] = cs
+				}
 			}
 		}
 		if sel.slots|sel.sysSlots|sel.connSlots == 0 || ep.NetNS == "" {
@@ -171,28 +199,40 @@ func (m *Manager) scopesFor(allocs []allocation, eps []api.Endpoint) scopes {
 			m.cfg.Log.WithError(err).WithField("endpoint", ep.Key()).Debug("Endpoint's network namespace not readable; no scope")
 			continue
 		}
-		for _, s := range []struct {
-			to    map[uint32]uint64
-			slots uint64
-		}{{out.exec, sel.slots}, {out.sys, sel.sysSlots}, {out.conn, sel.connSlots}} {
-			if s.slots != 0 {
-				s.to[ino] |= s.slots
-			}
+		out.add(netnsKey(ino), sel)
+	}
+	if len(byContainer) == 0 {
+		return out
+	}
+	ids := slices.Sorted(maps.Keys(byContainer))
+	found := m.cfg.Cgroups.ContainerCgroups(ids)
+	for _, id := range ids {
+		cg, ok := found[id]
+		if !ok {
+			m.cfg.Log.WithField("container", id).Debug("Container's cgroup not found; no scope")
+			continue
 		}
+		out.add(cgroupKey(cg), byContainer[id])
 	}
 	return out
+}
+
+// add adds the slots of b to a.
+func (a *allocation) add(b allocation) {
+	a.slots |= b.slots
+	a.sysSlots |= b.sysSlots
+	a.connSlots |= b.connSlots
 }
 
 // selects reports whether a pod-scoped policy applies to the pod of ep: of
 // the policy's namespace for the namespaced kind, with labels its pod
 // selector matches (every pod when it has none).
-func (m *Manager) selects(e *entry, ep api.Endpoint) bool {
+func (m *Manager) selects(e *entry, ep api.Endpoint, pod podInfo) bool {
 	if e.ref.Kind == tracing.KindTracingPolicyNamespaced && ep.PodNamespace != e.ref.Namespace {
 		return false
 	}
 	if e.selector == nil {
 		return true
 	}
-	lbls := m.pods[types.NamespacedName{Namespace: ep.PodNamespace, Name: ep.PodName}]
-	return e.selector.Matches(labels.Set(lbls))
+	return e.selector.Matches(pod.labels)
 }

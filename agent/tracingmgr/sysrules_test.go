@@ -386,10 +386,12 @@ func TestConnectRuleRejections(t *testing.T) {
 // pinnedConnects is a ConnectRules whose scopes survived an agent restart.
 type pinnedConnects struct {
 	*fakeSensor
-	kernel map[uint32]uint64
+	kernel   map[uint32]uint64
+	kernelCg map[uint64]uint64
 }
 
-func (p pinnedConnects) ConnectScopes() (map[uint32]uint64, error) { return p.kernel, nil }
+func (p pinnedConnects) ConnectScopes() (map[uint32]uint64, error)       { return p.kernel, nil }
+func (p pinnedConnects) ConnectCgroupScopes() (map[uint64]uint64, error) { return p.kernelCg, nil }
 
 func TestStaleConnectScopesOfAnEarlierRunAreDeleted(t *testing.T) {
 	c := compiler{"deny": {PodSelector: locked, Connects: [][]tracing.ConnectSelector{{{Ports: []uint16{80}, Action: tracing.ActionOverride}}}}}
@@ -398,10 +400,12 @@ func TestStaleConnectScopesOfAnEarlierRunAreDeleted(t *testing.T) {
 	h.eps.eps = []api.Endpoint{endpoint(1, path, "default", "a")}
 	h.m.SetPods([]*corev1.Pod{pod("default", "a", map[string]string{"app": "locked"})})
 	h.s.connScopes = map[uint32]uint64{999: 0b10, ino: 0b11}
-	h.m = New(Config{Rules: h.dp, Syscalls: h.s, Connects: pinnedConnects{h.s, maps.Clone(h.s.connScopes)}, Compile: c.compile,
+	h.s.connCg = map[uint64]uint64{4242: 0b1}
+	h.m = New(Config{Rules: h.dp, Syscalls: h.s, Connects: pinnedConnects{h.s, maps.Clone(h.s.connScopes), maps.Clone(h.s.connCg)}, Compile: c.compile,
 		Endpoints: h.eps, ProcRoot: h.proc}, nil)
 	h.m.SetPods([]*corev1.Pod{pod("default", "a", map[string]string{"app": "locked"})})
 	h.m.SetObjects([]source.Raw{cluster(t, "deny", "deny")})
 	h.sync(t, false)
 	assert.Equal(t, map[uint32]uint64{ino: 0b1}, h.s.connScopes, "the pod's scope rewritten, the gone pod's deleted")
+	assert.Empty(t, h.s.connCg, "the gone container's cgroup scope deleted")
 }

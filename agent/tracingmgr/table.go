@@ -6,34 +6,59 @@ import (
 	"reflect"
 )
 
-// table is one kernel rule table with its per-network-namespace scopes
-// (exec, syscall or connect rules), and what it holds after the last
-// successful calls.
+// scopeKey is what a scope entry is keyed by: a network namespace inode (a
+// pod's: the slots of pod-scoped policies) or, with cgroup, a cgroup v2 id
+// (a container's: the slots of containerSelector policies).
+type scopeKey struct {
+	cgroup bool
+	id     uint64
+}
+
+func (k scopeKey) String() string {
+	if k.cgroup {
+		return fmt.Sprintf("cgroup %d", k.id)
+	}
+	return fmt.Sprintf("netns %d", k.id)
+}
+
+func netnsKey(ino uint32) scopeKey { return scopeKey{id: uint64(ino)} }
+func cgroupKey(id uint64) scopeKey { return scopeKey{cgroup: true, id: id} }
+
+// scopeFuncs write one table's scopes of both kinds.
+type scopeFuncs struct {
+	set       func(netns uint32, slots uint64) error
+	del       func(netns uint32) error
+	setCgroup func(cgroup, slots uint64) error
+	delCgroup func(cgroup uint64) error
+}
+
+// table is one kernel rule table with its scopes (per network namespace and
+// per cgroup) (exec, syscall or connect rules), and what it holds after the
+// last successful calls.
 type table[R any] struct {
-	name     string // in errors: "set exec rules"
-	set      func([]R) error
-	setScope func(netns uint32, slots uint64) error
-	delScope func(netns uint32) error
+	name   string // in errors: "set exec rules"
+	set    func([]R) error
+	scopeF scopeFuncs
 	// info returns a rule's slot and the binary class ids it tests.
 	info func(R) (slot uint8, classes uint64)
 	// kernelScopes, when set, reads the scopes the kernel holds (pinned
 	// maps that outlive the agent): the first sync takes them in, so that
-	// those of pods gone while the agent was down are deleted.
-	kernelScopes func() (map[uint32]uint64, error)
+	// those of pods and containers gone while the agent was down are
+	// deleted.
+	kernelScopes func() (map[scopeKey]uint64, error)
 	adopted      bool
 
 	rules  []R
 	known  bool
-	scopes map[uint32]uint64
+	scopes map[scopeKey]uint64
 	// Of the sync in progress: the slots whose rule changes, and whether
 	// writing the rules failed.
 	changed uint64
 	failed  bool
 }
 
-func newTable[R any](name string, set func([]R) error, setScope func(uint32, uint64) error, delScope func(uint32) error,
-	info func(R) (uint8, uint64)) *table[R] {
-	return &table[R]{name: name, set: set, setScope: setScope, delScope: delScope, info: info, scopes: map[uint32]uint64{}}
+func newTable[R any](name string, set func([]R) error, sf scopeFuncs, info func(R) (uint8, uint64)) *table[R] {
+	return &table[R]{name: name, set: set, scopeF: sf, info: info, scopes: map[scopeKey]uint64{}}
 }
 
 // unscope starts a sync towards rules: the slots whose rule differs from
@@ -84,7 +109,7 @@ func (t *table[R]) write(rules []R, full bool) error {
 
 // rescope writes the scopes want holds and deletes the others (nothing when
 // write failed: the next sync starts again).
-func (t *table[R]) rescope(want map[uint32]uint64, full bool) []error {
+func (t *table[R]) rescope(want map[scopeKey]uint64, full bool) []error {
 	if t.failed {
 		return nil
 	}
@@ -102,21 +127,33 @@ func (t *table[R]) rescope(want map[uint32]uint64, full bool) []error {
 	return errs
 }
 
-// scope writes one namespace's slots (0: deletes it) and records what the
-// kernel holds.
-func (t *table[R]) scope(ns uint32, slots uint64) error {
+// scope writes one namespace's or cgroup's slots (0: deletes it) and
+// records what the kernel holds.
+func (t *table[R]) scope(k scopeKey, slots uint64) error {
 	if slots == 0 {
-		if err := t.delScope(ns); err != nil {
-			return fmt.Errorf("delete %s scope of netns %d: %w", t.name, ns, err)
+		var err error
+		if k.cgroup {
+			err = t.scopeF.delCgroup(k.id)
+		} else {
+			err = t.scopeF.del(uint32(k.id))
 		}
-		delete(t.scopes, ns)
+		if err != nil {
+			return fmt.Errorf("delete %s scope of %s: %w", t.name, k, err)
+		}
+		delete(t.scopes, k)
 		return nil
 	}
-	if err := t.setScope(ns, slots); err != nil {
-		delete(t.scopes, ns) // unknown: rewritten at the next sync
-		return fmt.Errorf("set %s scope of netns %d: %w", t.name, ns, err)
+	var err error
+	if k.cgroup {
+		err = t.scopeF.setCgroup(k.id, slots)
+	} else {
+		err = t.scopeF.set(uint32(k.id), slots)
 	}
-	t.scopes[ns] = slots
+	if err != nil {
+		delete(t.scopes, k) // unknown: rewritten at the next sync
+		return fmt.Errorf("set %s scope of %s: %w", t.name, k, err)
+	}
+	t.scopes[k] = slots
 	return nil
 }
 

@@ -38,6 +38,15 @@ enum sluice_reason {
 	REASON_LB_REV_SNAT	= 41,	/* remote backend's reply translated back to the client */
 	DROP_NO_ROUTE		= 170,	/* no route for a translated packet (FIB lookup failed) */
 	DROP_NAT_NO_PORT	= 171,	/* no free SNAT source port (or no SNAT address) */
+	/* XDP program on the host devices (xdp.c). */
+	REASON_XDP_LB_SNAT	= 42,	/* as REASON_LB_SNAT, at XDP */
+	REASON_XDP_LB_REV_SNAT	= 43,	/* as REASON_LB_REV_SNAT, at XDP */
+	/* Direct server return (--lb-mode dsr|hybrid, bpf/lib/dsr.h). */
+	REASON_LB_DSR		= 44,	/* to a remote backend, IP-in-IP to its node (no SNAT) */
+	REASON_LB_DSR_RX	= 45,	/* a DSR packet decapsulated and DNATed into a local backend */
+	REASON_LB_DSR_REV_NAT	= 46,	/* a DSR backend's reply sent to the client from the frontend */
+	REASON_XDP_LB_DSR	= 47,	/* as REASON_LB_DSR, at XDP */
+	DROP_DSR_INVALID	= 172,	/* malformed IP-in-IP to a local pod, or to no service frontend */
 };
 
 /* Direction of a packet relative to the endpoint. */

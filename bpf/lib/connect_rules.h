@@ -11,10 +11,14 @@
  * Rules are slots 0..63 (datapath.SetConnectRules); a slot set is a u64 of
  * slot bits, and each filter is one lookup for every slot at once:
  *
- *   applies = active & (global | scope[task netns]) & proto slots
+ *   applies = active & (global | scope[task netns] & ~cgroup
+ *             | cgscope[cgroup]) & proto slots
  *   dst(a)  = (dests[a.addr] ^ not_dests) & dests | ~dests    (LPM trie)
  *           & (ports[a.port] ^ not_ports) & ports | ~ports    (hash)
  *   cand    = applies & (dst(orig) | dst(backend))
+ *
+ * (cgscope: the slots of containerSelector policies by the process's cgroup
+ * v2 id, looked up only when a candidate slot is one of them.)
  *
  * then the candidates with a binary class filter are checked against the
  * process's classes (lib/process_class.h), and in each group the lowest
@@ -67,8 +71,9 @@ struct connect_config {
 	__u64 ports;		/* slots with ports */
 	__u64 not_ports;
 	__u64 classes;		/* slots with a binary or parent class filter */
+	__u64 cgroup;		/* slots scoped by cgroup (cgscope) */
 };
-_Static_assert(sizeof(struct connect_config) == 72, "connect_config size");
+_Static_assert(sizeof(struct connect_config) == 80, "connect_config size");
 
 struct connect_slot {
 	__u32 policy_id;
@@ -114,7 +119,7 @@ struct {
 	__type(value, struct connect_config);
 	__uint(max_entries, 1);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} sluice_connect_config_v1 SEC(".maps");
+} sluice_connect_config_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -152,6 +157,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_connect_scope_v1 SEC(".maps");
 
+/* Cgroup v2 id -> slots that apply to its processes (containerSelector). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, __u64);
+	__uint(max_entries, 8192);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_connect_cgscope_v1 SEC(".maps");
+
 static __always_inline __u64 connect_bits(void *map, const void *key)
 {
 	__u64 *v = bpf_map_lookup_elem(map, key);
@@ -159,17 +173,19 @@ static __always_inline __u64 connect_bits(void *map, const void *key)
 	return v ? *v : 0;
 }
 
-/* Index of the one set bit of bit. */
+/* Index of the one set bit of bit, without a branch: (x | -x) >> 63 is 1
+ * for x != 0, 0 for x == 0. Branches here would multiply the states the
+ * verifier walks in the slot loop by up to 64. */
 static __always_inline __u32 connect_slot_of(__u64 bit)
 {
-	__u32 n = 0;
+	__u64 x, n = 0;
 
-	if (bit & 0xffffffff00000000ULL) n += 32;
-	if (bit & 0xffff0000ffff0000ULL) n += 16;
-	if (bit & 0xff00ff00ff00ff00ULL) n += 8;
-	if (bit & 0xf0f0f0f0f0f0f0f0ULL) n += 4;
-	if (bit & 0xccccccccccccccccULL) n += 2;
-	if (bit & 0xaaaaaaaaaaaaaaaaULL) n += 1;
+	x = bit & 0xffffffff00000000ULL; n |= ((x | -x) >> 63) << 5;
+	x = bit & 0xffff0000ffff0000ULL; n |= ((x | -x) >> 63) << 4;
+	x = bit & 0xff00ff00ff00ff00ULL; n |= ((x | -x) >> 63) << 3;
+	x = bit & 0xf0f0f0f0f0f0f0f0ULL; n |= ((x | -x) >> 63) << 2;
+	x = bit & 0xccccccccccccccccULL; n |= ((x | -x) >> 63) << 1;
+	x = bit & 0xaaaaaaaaaaaaaaaaULL; n |= (x | -x) >> 63;
 	return n;
 }
 
@@ -246,12 +262,12 @@ static __always_inline void connect_rule_emit(struct task_struct *t, struct conn
 static __always_inline int connect_rules(struct bpf_sock_addr *ctx, struct sock_dst *orig, __u8 proto)
 {
 	__u32 zero = 0, netns, slot;
-	struct connect_config *cfg = bpf_map_lookup_elem(&sluice_connect_config_v1, &zero);
+	struct connect_config *cfg = bpf_map_lookup_elem(&sluice_connect_config_v2, &zero);
 	struct sock_dst now = { .addr = ctx->user_ip4, .port = ctx->user_port };
 	struct connect_classes classes = {};
 	struct task_struct *t;
 	struct connect_slot *s;
-	__u64 cand, bit, refuse = 0;
+	__u64 cand, bit, applies, cgid, refuse = 0;
 	__u8 enforced;
 
 	if (!cfg || !cfg->active)
@@ -262,10 +278,14 @@ static __always_inline int connect_rules(struct bpf_sock_addr *ctx, struct sock_
 	cand = proto == IPPROTO_TCP ? cfg->tcp : proto == IPPROTO_UDP ? cfg->udp : 0;
 	cand &= cfg->active;
 	netns = t->nsproxy->net_ns->ns.inum;
-	if (cand & ~cfg->global)
-		cand &= cfg->global | connect_bits(&sluice_connect_scope_v1, &netns);
-	else
-		cand &= cfg->global;
+	if (cand & ~cfg->global) {
+		applies = cfg->global | (connect_bits(&sluice_connect_scope_v1, &netns) & ~cfg->cgroup);
+		if (cand & cfg->cgroup) {
+			cgid = bpf_get_current_cgroup_id();
+			applies |= connect_bits(&sluice_connect_cgscope_v1, &cgid);
+		}
+		cand &= applies;
+	}
 	if (!cand)
 		return CONNECT_ALLOW;
 	if (now.addr != orig->addr || now.port != orig->port)

@@ -17,6 +17,7 @@
 #define LB_FLAG_EXTERNAL	(1 << 1)	/* ExternalIP or LoadBalancer frontend */
 #define LB_FLAG_LOCAL_ONLY	(1 << 2)	/* traffic policy Local: slots hold local backends only */
 #define LB_FLAG_AFFINITY	(1 << 3)	/* sessionAffinity ClientIP */
+#define LB_FLAG_MAGLEV		(1 << 4)	/* per-packet selection by the Maglev table */
 
 /* Backend flags (lb4_backend.flags). */
 #define LB_BACKEND_TERMINATING	(1 << 0)
@@ -116,6 +117,59 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_lb4_affinity_v1 SEC(".maps");
 
+/* Maglev (--lb-algorithm=maglev): the agent builds a lookup table of
+ * lb_maglev_table_size backend ids per service (agent/lb/maglev, as in the
+ * Maglev paper, from the backends' addresses, so every node with the same
+ * backends has the same table) and puts it in an inner array map stored in
+ * sluice_lb4_maglev_v1 under the service's reverse-NAT id. A change is a new
+ * inner map swapped in with one update of the outer map: a reader sees the
+ * old table or the new one, never a half-written one. BPF_F_INNER_MAP lets
+ * inner maps of another size than the template in (a restart with another
+ * --maglev-table-size rebuilds every table; an index beyond a table's end
+ * finds nothing and the packet falls back to random selection).
+ * lb_maglev_table_size is 0 with maglev off: the verifier then removes the
+ * Maglev code, so the random path costs what it did. */
+volatile const __u32 lb_maglev_table_size = 0;
+
+struct sluice_lb4_maglev_inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);		/* backend id */
+	__uint(max_entries, 16381);
+	__uint(map_flags, BPF_F_INNER_MAP);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__type(key, __u16);		/* reverse-NAT id of the service */
+	__type(value, __u32);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct sluice_lb4_maglev_inner);
+} sluice_lb4_maglev_v1 SEC(".maps");
+
+/* The backend id at index idx of the Maglev table of service rev_nat_id, or
+ * 0 (no table, or idx beyond its end). */
+static __always_inline __u32 lb4_maglev_backend_id(__u16 rev_nat_id, __u32 idx)
+{
+	__u32 *id;
+	void *tbl;
+
+	tbl = bpf_map_lookup_elem(&sluice_lb4_maglev_v1, &rev_nat_id);
+	if (!tbl)
+		return 0;
+	id = bpf_map_lookup_elem(tbl, &idx);
+	return id ? *id : 0;
+}
+
+/* Whether the backend choice of svc follows its Maglev table (for packets;
+ * the socket hooks stay random, as Cilium's). */
+static __always_inline int lb4_svc_maglev(const struct lb4_service *svc)
+{
+	return lb_maglev_table_size && (svc->flags & LB_FLAG_MAGLEV);
+}
+
 /* The master entry of the frontend fe (its backend_slot must be 0), or NULL:
  * the one lookup of a frontend, for every program. */
 static __always_inline struct lb4_service *lb4_lookup_service(const struct lb4_key *fe)
@@ -202,6 +256,62 @@ static __always_inline int lb4_select_backend(const struct lb4_key *fe, const st
 	if (svc->flags & LB_FLAG_AFFINITY) {
 		nval.backend_id = id;
 		nval.slot = slot;
+		nval.last_used = now;
+		bpf_map_update_elem(&sluice_lb4_affinity_v1, &akey, &nval, BPF_ANY);
+	}
+	*be = b;
+	*backend_id = id;
+	return 0;
+}
+
+/* Selects a backend for a new flow of client to the frontend fe of a Maglev
+ * service svc (lb4_svc_maglev): the entry of its table at flow_hash modulo
+ * the table size. With affinity, the client's affinity entry wins as in
+ * lb4_select_backend while it is fresh and its backend is still in the same
+ * entry of the table (the entry's index is kept in the affinity slot; an
+ * entry from random selection fails this check and the table decides). A
+ * missing table or backend falls back to lb4_select_backend (random). Kept
+ * apart from lb4_select_backend so that the random path stays what it was:
+ * with Maglev off the verifier removes this function's call. Returns 0 with
+ * *be and *backend_id set, or a negative DROP_* reason. */
+static __always_inline int lb4_select_backend_maglev(const struct lb4_key *fe, const struct lb4_service *svc,
+						     __be32 client, __u32 flow_hash,
+						     struct lb4_backend **be, __u32 *backend_id)
+{
+	struct lb4_affinity_key akey = { .client_id = client, .rev_nat_id = svc->rev_nat_id };
+	struct lb4_affinity_val *aval, nval = {};
+	struct lb4_backend *b = NULL;
+	__u64 now = 0;
+	__u16 idx;
+	__u32 id;
+
+	if (svc->backend_id == 0)
+		return lb4_no_backend(svc);
+	if (svc->flags & LB_FLAG_AFFINITY) {
+		now = now_sec();
+		aval = bpf_map_lookup_elem(&sluice_lb4_affinity_v1, &akey);
+		if (aval && aval->last_used + svc->affinity_timeout >= now &&
+		    lb4_maglev_backend_id(svc->rev_nat_id, aval->slot) == aval->backend_id) {
+			b = lb4_lookup_backend(aval->backend_id);
+			if (b && !(b->flags & LB_BACKEND_TERMINATING)) {
+				aval->last_used = now;
+				*be = b;
+				*backend_id = aval->backend_id;
+				return 0;
+			}
+			b = NULL;
+		}
+	}
+	/* The table size is below 65536: the index fits the slot. */
+	idx = flow_hash % lb_maglev_table_size;
+	id = lb4_maglev_backend_id(svc->rev_nat_id, idx);
+	if (id)
+		b = lb4_lookup_backend(id);
+	if (!b)
+		return lb4_select_backend(fe, svc, client, 0, be, backend_id);
+	if (svc->flags & LB_FLAG_AFFINITY) {
+		nval.backend_id = id;
+		nval.slot = idx;
 		nval.last_used = now;
 		bpf_map_update_elem(&sluice_lb4_affinity_v1, &akey, &nval, BPF_ANY);
 	}

@@ -17,6 +17,7 @@
 #include "lb.h"
 #include "conntrack.h"
 #include "nat.h"
+#include "jhash.h"
 
 /* Who translates the replies of a flow lb4_local load-balanced. */
 enum lb4_rev_nat_by {
@@ -36,6 +37,23 @@ struct lb4_state {
 	__be32 saddr;		/* the flow's source towards the backend: the client, or the hairpin address */
 	__u32  lifetime;	/* the flow's expiry */
 };
+
+/* The hash of f that picks its entry of a Maglev table: lookup3 of the
+ * 5-tuple as Cilium's hash_from_tuple_v4, so a client's connections spread
+ * over the backends and every node computes the same hash for the same
+ * packet. With session affinity the source port is left out (as Cilium
+ * does), so a client's new connections land on the same backend even on a
+ * node that has no affinity entry for it. Addresses and ports are taken as
+ * the bytes are in the packet (loaded little-endian); agent/lb/maglev.FlowHash
+ * is the same function. */
+static __always_inline __u32 lb4_flow_hash(const struct ipv4_flow *f, const struct lb4_service *svc)
+{
+	__u32 ports = ((__u32)f->dport << 16) | f->sport;
+
+	if (svc->flags & LB_FLAG_AFFINITY)
+		ports = (__u32)f->dport << 16;
+	return jhash_3words(f->saddr, f->daddr, ports, f->proto);
+}
 
 /* The service entry follows the backend entry, which sees both directions of
  * the flow and so knows its state. */
@@ -79,7 +97,10 @@ static __always_inline int lb4_local(const struct ipv4_flow *f, const struct lb4
 	}
 	if (!be) {
 		se = NULL;
-		ret = lb4_select_backend(fe, svc, f->saddr, 0, &be, &backend_id);
+		if (lb4_svc_maglev(svc))
+			ret = lb4_select_backend_maglev(fe, svc, f->saddr, lb4_flow_hash(f, svc), &be, &backend_id);
+		else
+			ret = lb4_select_backend(fe, svc, f->saddr, 0, &be, &backend_id);
 		if (ret < 0)
 			return ret;
 	}

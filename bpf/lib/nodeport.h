@@ -12,7 +12,11 @@
  *   remote backend               DNAT + SNAT to the node IP and a NAT port,
  *                                forwarded by FIB lookup; the reply, arriving
  *                                for node IP:port, is translated back to the
- *                                client and forwarded by FIB lookup.
+ *                                client and forwarded by FIB lookup;
+ *   remote backend, --lb-mode    no SNAT: IP-in-IP to the backend
+ *   dsr (hybrid: TCP)            (nodeport_dsr_fwd, dsr.h); the backend's
+ *                                node decapsulates (nodeport_dsr_rx) and its
+ *                                reply leaves from there.
  * The conntrack backend entry of a NodePort flow carries no reverse-NAT id:
  * the pod programs leave its replies alone (a NodePort's reverse-NAT address
  * is the wildcard) and the NAT map knows the frontend instead.
@@ -37,6 +41,7 @@
 #include "snat.h"
 #include "policy.h"
 #include "node_addrs.h"
+#include "dsr.h"
 
 
 #ifndef AF_INET
@@ -274,6 +279,94 @@ static __always_inline int nodeport_xlate_local(struct __sk_buff *skb, struct ip
 	return REASON_LB_TRANSLATED;
 }
 
+/* DSR to the remote backend st: the packet, unchanged but for its TTL, goes
+ * IP-in-IP to the backend (its node decapsulates it, dsr.h). Returns
+ * REASON_LB_DSR or a negative DROP_*. */
+static __always_inline int nodeport_dsr_fwd(struct __sk_buff *skb, const struct lb4_state *st,
+					    struct nodeport_fwd *fwd)
+{
+	struct ipv4_flow o = {
+		.saddr = snat_ipv4, .daddr = st->baddr, .proto = IPPROTO_IPIP,
+	};
+	int ret;
+
+	if (!snat_ipv4)
+		return -DROP_NAT_NO_PORT;
+	ret = nodeport_dec_ttl(skb);
+	if (ret < 0)
+		return ret;
+	ret = dsr_encap(skb, snat_ipv4, st->baddr, st->bport);
+	if (ret < 0)
+		return ret;
+	ret = nodeport_fib(skb, &o, fwd);
+	if (ret < 0)
+		return ret;
+	return REASON_LB_DSR;
+}
+
+/* An IP-in-IP packet at an external device: DSR to a pod of this node is
+ * decapsulated and delivered as to a local backend, its replies to leave
+ * from the frontend in the inner destination. Returns 0 (not DSR),
+ * REASON_LB_DSR_RX or a negative DROP_*. */
+static __always_inline int nodeport_dsr_rx(struct __sk_buff *skb, struct nodeport_fwd *fwd)
+{
+	struct snat4_tuple rt = { .flags = SNAT_F_REV_DNAT };
+	struct ct4_tuple t = {};
+	struct endpoint_key ek = {};
+	struct endpoint_info *ep;
+	struct lb4_service *svc = NULL;
+	struct lb4_state st = {};
+	struct lb4_key fe = {};
+	struct ipv4_flow f = {};
+	struct snat4_entry *re;
+	struct ct4_entry *e;
+	__u64 now = now_sec();
+	__be32 baddr = 0;
+	__be16 bport = 0;
+	int ret;
+
+	ret = dsr_decap(skb, &baddr, &bport, &f, &svc, &fe);
+	if (ret <= 0)
+		return ret;
+	ek.ip = baddr;
+	ep = bpf_map_lookup_elem(&sluice_endpoints_v1, &ek);
+	if (!ep)
+		return -DROP_DSR_INVALID;
+	/* The backend entry (client -> backend) as lb4_local makes it on
+	 * the receiving node: policy marks it, the replies account to it. */
+	t.saddr = f.saddr;
+	t.daddr = baddr;
+	t.sport = f.sport;
+	t.dport = bport;
+	t.proto = f.proto;
+	e = ct4_lookup(&t);
+	if (!e || ((e->flags & CT_E_CLOSING) && ct_is_new_syn(f.proto, f.tcp_flags))) {
+		ret = ct4_create(&t, 0, 0, 0, now);
+		if (ret < 0)
+			return ret;
+		e = ct4_lookup(&t);
+	} else {
+		ct4_update(e, f.proto, f.tcp_flags, 0, now);
+	}
+	st.baddr = baddr;
+	st.bport = bport;
+	st.saddr = f.saddr;
+	st.lifetime = e ? e->lifetime : now + ct_lifetime(f.proto, 0);
+	st.ct_flags = e ? e->flags : 0;
+	rt.saddr = baddr;
+	rt.daddr = f.saddr;
+	rt.sport = bport;
+	rt.dport = f.sport;
+	rt.proto = f.proto;
+	ret = nodeport_xlate_local(skb, &f, &st, ep, f.daddr, f.dport, fwd);
+	if (ret < 0)
+		return ret;
+	re = snat4_lookup(&rt);
+	if (re && !(re->flags & SNAT_E_DSR))
+		re->flags |= SNAT_E_DSR;
+	return REASON_LB_DSR_RX;
+}
+
 /* Translates f, whose destination is the frontend fe (master entry svc), to
  * a backend and says how to forward it. Returns REASON_LB_TRANSLATED (local
  * or host backend), REASON_LB_SNAT (remote backend) or a negative DROP_*. */
@@ -296,6 +389,9 @@ static __always_inline int nodeport_xlate(struct __sk_buff *skb, struct ipv4_flo
 	ep = bpf_map_lookup_elem(&sluice_endpoints_v1, &ek);
 	if (ep || is_node_addr(st.baddr))
 		return nodeport_xlate_local(skb, f, &st, ep, fe_addr, fe_port, fwd);
+
+	if (lb_dsr(f->proto))
+		return nodeport_dsr_fwd(skb, &st, fwd);
 
 	ret = ipv4_nat(skb, f, 0, st.baddr, st.bport);
 	if (ret < 0)
@@ -325,6 +421,8 @@ static __always_inline int nodeport_from_netdev(struct __sk_buff *skb, struct no
 	/* TTL 1 would expire here: the stack answers with time exceeded. */
 	if (ip->ttl <= 1)
 		return 0;
+	if (ip->protocol == IPPROTO_IPIP)
+		return nodeport_dsr_rx(skb, fwd);
 	ret = ipv4_parse_flow(skb, ETH_HLEN, &f);
 	if (ret <= 0)
 		return 0; /* not TCP/UDP, a fragment, or truncated: the stack's */
@@ -368,6 +466,18 @@ static __always_inline int nodeport_to_netdev(struct __sk_buff *skb)
 	fe_port = e->fe_port;
 	snat4_touch(e, nodeport_ct_reply(f.saddr, f.sport, f.daddr, f.dport, f.proto, f.tcp_flags,
 					 fe_addr, fe_port, now_sec()));
+	if (e->flags & SNAT_E_DSR) {
+		/* The client's segments reach this backend IP-in-IP. */
+		__u32 mtu = 0;
+
+		if (f.proto == IPPROTO_TCP && (f.tcp_flags & TCP_FLAG_SYN) &&
+		    bpf_check_mtu(skb, 0, &mtu, 0, 0) >= 0 && mtu > 60 + 536)
+			dsr_clamp_mss(skb, &f, mtu - 40 - DSR_ENCAP_LEN);
+		ret = ipv4_nat(skb, &f, 1, fe_addr, fe_port);
+		if (ret < 0)
+			return ret;
+		return REASON_LB_DSR_REV_NAT;
+	}
 	ret = ipv4_nat(skb, &f, 1, fe_addr, fe_port);
 	if (ret < 0)
 		return ret;

@@ -5,7 +5,8 @@
  * SetExecRules); a slot set is a u64 of slot bits. At exec:
  *
  *   match     = exact[path] | prefix[path], NotIn slots inverted
- *   applies   = global slots | scope[task netns] | follow[tgid]
+ *   applies   = global slots | scope[task netns] & ~cgroup slots
+ *               | follow[tgid] | cgscope[task cgroup] (when match & cgroup)
  *   candidate = match & applies & active
  *
  * and the lowest candidate slot decides: Post reports, NoPost does nothing,
@@ -13,6 +14,12 @@
  * with followChildren add their children slots to follow[tgid], which a fork
  * copies to the child and an exit deletes. Without rules the cost is one
  * array lookup per exec (and per fork/exit without followChildren rules).
+ *
+ * Slots of a policy with a containerSelector are scoped by the cgroup v2 id
+ * of the process (its container's), not by its network namespace (every
+ * container of a pod shares it): the agent writes them to cgscope, never
+ * to scope (which cannot carry them), and marks them in exec_config.cgroup,
+ * so the cgroup id is read and looked up only when such a slot could match.
  *
  * The path is bprm->filename, as given to execve (see docs: a relative path
  * or a symlink does not match the rule of its target). The maps are not
@@ -75,8 +82,9 @@ struct exec_config {
 	__u64 follow;			/* slots with followChildren */
 	__u32 flags;			/* enum exec_config_flag */
 	__u32 pad;
+	__u64 cgroup;			/* slots scoped by cgroup (cgscope) */
 };
-_Static_assert(sizeof(struct exec_config) == 40, "exec_config size");
+_Static_assert(sizeof(struct exec_config) == 48, "exec_config size");
 
 /* PROCESS_ENFORCE: an exec rule matched. */
 struct process_enforce {
@@ -98,7 +106,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct exec_config);
 	__uint(max_entries, 1);
-} sluice_exec_config_v1 SEC(".maps");
+} sluice_exec_config_v2 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -130,6 +138,14 @@ struct {
 	__uint(max_entries, 4096);
 } sluice_exec_scope_v1 SEC(".maps");
 
+/* Cgroup v2 id -> slots that apply to its processes (containerSelector). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, __u64);
+	__uint(max_entries, 8192);
+} sluice_exec_cgscope_v1 SEC(".maps");
+
 /* tgid -> slots inherited through followChildren. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -148,7 +164,7 @@ struct {
 
 static __always_inline struct exec_config *exec_config(void)
 {
-	return map_first(&sluice_exec_config_v1);
+	return map_first(&sluice_exec_config_v2);
 }
 
 /* Index of the lowest set bit of x (x != 0). */
@@ -236,7 +252,7 @@ static __always_inline void exec_rules(struct task_struct *p, const char *filena
 	struct exec_prefix_key *k;
 	struct exec_slot *s;
 	__u32 zero = 0, tgid, netns, slot;
-	__u64 match, inherited, cand;
+	__u64 match, inherited, applies, cand, cgid;
 	__u8 enforced = 0;
 	long len;
 
@@ -249,7 +265,12 @@ static __always_inline void exec_rules(struct task_struct *p, const char *filena
 	tgid = p->tgid;
 	netns = p->nsproxy ? p->nsproxy->net_ns->ns.inum : 0;
 	inherited = cfg->follow ? exec_lookup_bits(&sluice_exec_follow_v1, &tgid) : 0;
-	cand = match & cfg->active & (cfg->global | inherited | exec_lookup_bits(&sluice_exec_scope_v1, &netns));
+	applies = cfg->global | inherited | (exec_lookup_bits(&sluice_exec_scope_v1, &netns) & ~cfg->cgroup);
+	if (match & cfg->active & cfg->cgroup) {
+		cgid = bpf_get_current_cgroup_id();
+		applies |= exec_lookup_bits(&sluice_exec_cgscope_v1, &cgid);
+	}
+	cand = match & cfg->active & applies;
 	if (!cand)
 		return;
 	if (cand & cfg->follow)

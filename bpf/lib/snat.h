@@ -10,11 +10,16 @@
  *   SNAT_F_REV_DNAT B:bp -> C:cp      the frontend (F:fp) replies of a local
  *                                     backend leave the node as
  * Lifetimes follow the flow's conntrack entry; the LRU evicts under pressure.
- * An SNAT_F_IN entry holds its port until it expires. */
+ * An SNAT_F_IN entry holds its port until it expires, or until a new TCP
+ * connection needs a port while the entry's flow is over (its conntrack
+ * entry closing or gone): as Linux's NAT reuses the tuple of a connection in
+ * TIME_WAIT/CLOSE, so a high connection rate to one backend is not limited
+ * to the range's size per closing lifetime (snat4_port_reusable). */
 #ifndef SLUICE_SNAT_H
 #define SLUICE_SNAT_H
 
 #include "common.h"
+#include "conntrack.h"
 #include "nat.h"
 
 /* SNAT address (network order; 0: no SNAT, remote backends are dropped) and
@@ -28,6 +33,9 @@ volatile const __u16 snat_port_max = 65535;
 #define SNAT_F_OUT	(1 << 0)
 #define SNAT_F_IN	(1 << 1)
 #define SNAT_F_REV_DNAT	(1 << 2)
+
+/* snat4_entry.flags */
+#define SNAT_E_DSR	(1 << 0)	/* a DSR flow's backend: its SYN-ACK's MSS is clamped */
 
 #define SNAT_ALLOC_TRIES 16
 
@@ -47,7 +55,7 @@ _Static_assert(sizeof(struct snat4_tuple) == 16, "snat4_tuple size");
 struct snat4_entry {
 	__be32 addr;		/* OUT: SNAT address; IN: client address; REV_DNAT: 0 */
 	__be16 port;		/* OUT: SNAT port; IN: client port; REV_DNAT: 0 */
-	__u16  pad1;
+	__u16  flags;		/* REV_DNAT: SNAT_E_*; 0 otherwise (was padding) */
 	__be32 fe_addr;		/* IN, REV_DNAT: frontend replies come from */
 	__be16 fe_port;
 	__u16  pad2;
@@ -96,6 +104,27 @@ static __always_inline int snat4_record_rev_dnat(const struct ipv4_flow *f, __be
 	return 0;
 }
 
+/* Whether the port the SNAT_F_IN entry in (backend -> SNAT address:port)
+ * holds for the flow ie names may go to the new flow f: f opens a TCP
+ * connection and ie's connection is over — its backend entry (client ->
+ * backend, conntrack.h) says closing (RST, or FIN both ways), or is gone. A
+ * late packet of the old flow then no longer matches the entry (its client
+ * differs) and gets no translation to the new client. */
+static __always_inline int snat4_port_reusable(const struct ipv4_flow *f, const struct snat4_tuple *in,
+					       const struct snat4_entry *ie)
+{
+	struct ct4_tuple t = {
+		.saddr = ie->addr, .daddr = in->saddr, .sport = ie->port, .dport = in->sport,
+		.proto = in->proto,
+	};
+	struct ct4_entry *e;
+
+	if (!ct_is_new_syn(f->proto, f->tcp_flags))
+		return 0;
+	e = ct4_lookup(&t);
+	return !e || (e->flags & CT_E_CLOSING);
+}
+
 /* Finds or allocates the SNAT port of the flow f (already DNATed: client ->
  * backend) to the frontend fe_addr:fe_port. Returns the port (network order)
  * in *port, and 0 or a negative DROP_* reason. */
@@ -133,7 +162,8 @@ static __always_inline int snat4_alloc(const struct ipv4_flow *f, __be32 fe_addr
 		ie = snat4_lookup(&in);
 		flags = BPF_NOEXIST;
 		if (ie) {
-			if (ie->lifetime >= now && !(ie->addr == f->saddr && ie->port == f->sport))
+			if (ie->lifetime >= now && !(ie->addr == f->saddr && ie->port == f->sport) &&
+			    !snat4_port_reusable(f, &in, ie))
 				continue; /* in use by another flow */
 			flags = BPF_ANY;
 		}

@@ -4,9 +4,12 @@
  * attaches only while some rule of their hook exists. Rules are slots
  * 0..63 (datapath/procsensor SetSyscallRules). Per syscall:
  *
- *   cand = nr[nr].enter (or .exit) & active & (global | scope[netns])
+ *   cand = nr[nr].enter (or .exit) & active & (global
+ *          | scope[netns] & ~cgroup | cgscope[cgroup])
  *
- * which costs one array lookup for a syscall no rule names. Then each
+ * which costs one array lookup for a syscall no rule names. cgscope holds
+ * the slots of containerSelector policies by cgroup v2 id; it is looked up
+ * only when a candidate slot is one of them (sys_config.cgroup). Then each
  * candidate slot, lowest first, whose group has not decided yet, runs its
  * filters (syscall_match.h); the first that passes decides for its group
  * (a tracepoint's selectors): Post reports (rate-limited per process),
@@ -154,7 +157,7 @@ static __always_inline void syscall_rules(struct pt_regs *regs, __u64 nr, long r
 	struct task_struct *t;
 	struct sys_nr *n;
 	__u32 key = nr, netns;
-	__u64 bits;
+	__u64 bits, applies, cgid;
 
 	if (nr >= SYS_NR_MAX)
 		return;
@@ -172,10 +175,14 @@ static __always_inline void syscall_rules(struct pt_regs *regs, __u64 nr, long r
 	if (!bits || t->flags & PF_KTHREAD)
 		return;
 	netns = t->nsproxy ? t->nsproxy->net_ns->ns.inum : 0;
-	if (bits & ~cfg->global)
-		bits &= cfg->global | exec_lookup_bits(&sluice_sys_scope_v1, &netns);
-	else
-		bits &= cfg->global;
+	if (bits & ~cfg->global) {
+		applies = cfg->global | (exec_lookup_bits(&sluice_sys_scope_v1, &netns) & ~cfg->cgroup);
+		if (bits & cfg->cgroup) {
+			cgid = bpf_get_current_cgroup_id();
+			applies |= exec_lookup_bits(&sluice_sys_cgscope_v1, &cgid);
+		}
+		bits &= applies;
+	}
 	sc = sys_scratch();
 	if (!bits || !sc)
 		return;

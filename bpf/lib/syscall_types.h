@@ -136,7 +136,7 @@ struct sys_config {
 	__u64 active;
 	__u64 global;
 	__u64 follow;		/* slots with SYS_PID_FOLLOW */
-	__u64 pad;
+	__u64 cgroup;		/* slots scoped by cgroup (sluice_sys_cgscope_v1) */
 };
 _Static_assert(sizeof(struct sys_config) == 32, "sys_config size");
 
@@ -217,6 +217,14 @@ struct {
 	__type(value, __u64);
 	__uint(max_entries, 4096);
 } sluice_sys_scope_v1 SEC(".maps");
+
+/* Cgroup v2 id -> slots that apply to its processes (containerSelector). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, __u64);
+	__uint(max_entries, 8192);
+} sluice_sys_cgscope_v1 SEC(".maps");
 
 /* tgid -> slots whose pid filter it passes through followForks. */
 struct {

@@ -201,13 +201,20 @@ const (
 	HostSluiceReasonREASON_LB_REV_SNAT      HostSluiceReason = 41
 	HostSluiceReasonDROP_NO_ROUTE           HostSluiceReason = 170
 	HostSluiceReasonDROP_NAT_NO_PORT        HostSluiceReason = 171
+	HostSluiceReasonREASON_XDP_LB_SNAT      HostSluiceReason = 42
+	HostSluiceReasonREASON_XDP_LB_REV_SNAT  HostSluiceReason = 43
+	HostSluiceReasonREASON_LB_DSR           HostSluiceReason = 44
+	HostSluiceReasonREASON_LB_DSR_RX        HostSluiceReason = 45
+	HostSluiceReasonREASON_LB_DSR_REV_NAT   HostSluiceReason = 46
+	HostSluiceReasonREASON_XDP_LB_DSR       HostSluiceReason = 47
+	HostSluiceReasonDROP_DSR_INVALID        HostSluiceReason = 172
 )
 
 type HostSnat4Entry struct {
 	_        structs.HostLayout
 	Addr     uint32
 	Port     uint16
-	Pad1     uint16
+	Flags    uint16
 	FeAddr   uint32
 	FePort   uint16
 	Pad2     uint16
@@ -230,37 +237,45 @@ type HostSnat4Tuple struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	HostMapSluiceCt4V1           = "sluice_ct4_v1"
-	HostMapSluiceEndpointsV1     = "sluice_endpoints_v1"
-	HostMapSluiceFlowConfigV1    = "sluice_flow_config_v1"
-	HostMapSluiceFlowsLostV1     = "sluice_flows_lost_v1"
-	HostMapSluiceFlowsV1         = "sluice_flows_v1"
-	HostMapSluiceIpcache4V1      = "sluice_ipcache4_v1"
-	HostMapSluiceLb4AffinityV1   = "sluice_lb4_affinity_v1"
-	HostMapSluiceLb4BackendsV1   = "sluice_lb4_backends_v1"
-	HostMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
-	HostMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
-	HostMapSluiceMetricsFastV1   = "sluice_metrics_fast_v1"
-	HostMapSluiceMetricsV1       = "sluice_metrics_v1"
-	HostMapSluiceNodeAddrsV1     = "sluice_node_addrs_v1"
-	HostMapSluicePolicyAddrV1    = "sluice_policy_addr_v1"
-	HostMapSluicePolicyConfigV1  = "sluice_policy_config_v1"
-	HostMapSluicePolicyV1        = "sluice_policy_v1"
-	HostMapSluiceSnat4V1         = "sluice_snat4_v1"
-	HostMapSluiceTunnelV1        = "sluice_tunnel_v1"
-	HostProgFromNetdev           = "from_netdev"
-	HostProgToNetdev             = "to_netdev"
-	HostVarCtClockCache          = "ct_clock_cache"
-	HostVarCtLifetimeNontcp      = "ct_lifetime_nontcp"
-	HostVarCtLifetimeTcp         = "ct_lifetime_tcp"
-	HostVarCtLifetimeTcpClosing  = "ct_lifetime_tcp_closing"
-	HostVarCtLifetimeTcpSyn      = "ct_lifetime_tcp_syn"
-	HostVarSnatIpv4              = "snat_ipv4"
-	HostVarSnatPortMax           = "snat_port_max"
-	HostVarSnatPortMin           = "snat_port_min"
-	HostVarUnusedReason          = "unused_reason"
-	HostVarUnusedSnat4Entry      = "unused_snat4_entry"
-	HostVarUnusedSnat4Tuple      = "unused_snat4_tuple"
+	HostMapSluiceCt4V1               = "sluice_ct4_v1"
+	HostMapSluiceEndpointsFilterV1   = "sluice_endpoints_filter_v1"
+	HostMapSluiceEndpointsV1         = "sluice_endpoints_v1"
+	HostMapSluiceFlowConfigV1        = "sluice_flow_config_v1"
+	HostMapSluiceFlowsLostV1         = "sluice_flows_lost_v1"
+	HostMapSluiceFlowsV1             = "sluice_flows_v1"
+	HostMapSluiceIpcache4V1          = "sluice_ipcache4_v1"
+	HostMapSluiceLb4AffinityV1       = "sluice_lb4_affinity_v1"
+	HostMapSluiceLb4BackendFilterV1  = "sluice_lb4_backend_filter_v1"
+	HostMapSluiceLb4BackendsV1       = "sluice_lb4_backends_v1"
+	HostMapSluiceLb4FeFilterV1       = "sluice_lb4_fe_filter_v1"
+	HostMapSluiceLb4MaglevV1         = "sluice_lb4_maglev_v1"
+	HostMapSluiceLb4NodeportFilterV1 = "sluice_lb4_nodeport_filter_v1"
+	HostMapSluiceLb4ReverseNatV1     = "sluice_lb4_reverse_nat_v1"
+	HostMapSluiceLb4ServicesV1       = "sluice_lb4_services_v1"
+	HostMapSluiceMetricsFastV1       = "sluice_metrics_fast_v1"
+	HostMapSluiceMetricsV1           = "sluice_metrics_v1"
+	HostMapSluiceNodeAddrsV1         = "sluice_node_addrs_v1"
+	HostMapSluicePolicyAddrV1        = "sluice_policy_addr_v1"
+	HostMapSluicePolicyConfigV1      = "sluice_policy_config_v1"
+	HostMapSluicePolicyV1            = "sluice_policy_v1"
+	HostMapSluiceSnat4V1             = "sluice_snat4_v1"
+	HostMapSluiceTunnelV1            = "sluice_tunnel_v1"
+	HostProgFromNetdev               = "from_netdev"
+	HostProgToNetdev                 = "to_netdev"
+	HostVarCtClockCache              = "ct_clock_cache"
+	HostVarCtLifetimeNontcp          = "ct_lifetime_nontcp"
+	HostVarCtLifetimeTcp             = "ct_lifetime_tcp"
+	HostVarCtLifetimeTcpClosing      = "ct_lifetime_tcp_closing"
+	HostVarCtLifetimeTcpSyn          = "ct_lifetime_tcp_syn"
+	HostVarLbHairpinIpv4             = "lb_hairpin_ipv4"
+	HostVarLbMaglevTableSize         = "lb_maglev_table_size"
+	HostVarLbMode                    = "lb_mode"
+	HostVarSnatIpv4                  = "snat_ipv4"
+	HostVarSnatPortMax               = "snat_port_max"
+	HostVarSnatPortMin               = "snat_port_min"
+	HostVarUnusedReason              = "unused_reason"
+	HostVarUnusedSnat4Entry          = "unused_snat4_entry"
+	HostVarUnusedSnat4Tuple          = "unused_snat4_tuple"
 )
 
 // LoadHost returns the embedded CollectionSpec for Host.
@@ -313,24 +328,29 @@ type HostProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type HostMapSpecs struct {
-	SluiceCt4V1           *ebpf.MapSpec `ebpf:"sluice_ct4_v1"`
-	SluiceEndpointsV1     *ebpf.MapSpec `ebpf:"sluice_endpoints_v1"`
-	SluiceFlowConfigV1    *ebpf.MapSpec `ebpf:"sluice_flow_config_v1"`
-	SluiceFlowsLostV1     *ebpf.MapSpec `ebpf:"sluice_flows_lost_v1"`
-	SluiceFlowsV1         *ebpf.MapSpec `ebpf:"sluice_flows_v1"`
-	SluiceIpcache4V1      *ebpf.MapSpec `ebpf:"sluice_ipcache4_v1"`
-	SluiceLb4AffinityV1   *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
-	SluiceLb4BackendsV1   *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
-	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
-	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
-	SluiceMetricsFastV1   *ebpf.MapSpec `ebpf:"sluice_metrics_fast_v1"`
-	SluiceMetricsV1       *ebpf.MapSpec `ebpf:"sluice_metrics_v1"`
-	SluiceNodeAddrsV1     *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
-	SluicePolicyAddrV1    *ebpf.MapSpec `ebpf:"sluice_policy_addr_v1"`
-	SluicePolicyConfigV1  *ebpf.MapSpec `ebpf:"sluice_policy_config_v1"`
-	SluicePolicyV1        *ebpf.MapSpec `ebpf:"sluice_policy_v1"`
-	SluiceSnat4V1         *ebpf.MapSpec `ebpf:"sluice_snat4_v1"`
-	SluiceTunnelV1        *ebpf.MapSpec `ebpf:"sluice_tunnel_v1"`
+	SluiceCt4V1               *ebpf.MapSpec `ebpf:"sluice_ct4_v1"`
+	SluiceEndpointsFilterV1   *ebpf.MapSpec `ebpf:"sluice_endpoints_filter_v1"`
+	SluiceEndpointsV1         *ebpf.MapSpec `ebpf:"sluice_endpoints_v1"`
+	SluiceFlowConfigV1        *ebpf.MapSpec `ebpf:"sluice_flow_config_v1"`
+	SluiceFlowsLostV1         *ebpf.MapSpec `ebpf:"sluice_flows_lost_v1"`
+	SluiceFlowsV1             *ebpf.MapSpec `ebpf:"sluice_flows_v1"`
+	SluiceIpcache4V1          *ebpf.MapSpec `ebpf:"sluice_ipcache4_v1"`
+	SluiceLb4AffinityV1       *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
+	SluiceLb4BackendFilterV1  *ebpf.MapSpec `ebpf:"sluice_lb4_backend_filter_v1"`
+	SluiceLb4BackendsV1       *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4FeFilterV1       *ebpf.MapSpec `ebpf:"sluice_lb4_fe_filter_v1"`
+	SluiceLb4MaglevV1         *ebpf.MapSpec `ebpf:"sluice_lb4_maglev_v1"`
+	SluiceLb4NodeportFilterV1 *ebpf.MapSpec `ebpf:"sluice_lb4_nodeport_filter_v1"`
+	SluiceLb4ReverseNatV1     *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
+	SluiceLb4ServicesV1       *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
+	SluiceMetricsFastV1       *ebpf.MapSpec `ebpf:"sluice_metrics_fast_v1"`
+	SluiceMetricsV1           *ebpf.MapSpec `ebpf:"sluice_metrics_v1"`
+	SluiceNodeAddrsV1         *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
+	SluicePolicyAddrV1        *ebpf.MapSpec `ebpf:"sluice_policy_addr_v1"`
+	SluicePolicyConfigV1      *ebpf.MapSpec `ebpf:"sluice_policy_config_v1"`
+	SluicePolicyV1            *ebpf.MapSpec `ebpf:"sluice_policy_v1"`
+	SluiceSnat4V1             *ebpf.MapSpec `ebpf:"sluice_snat4_v1"`
+	SluiceTunnelV1            *ebpf.MapSpec `ebpf:"sluice_tunnel_v1"`
 }
 
 // HostVariableSpecs contains global variables before they are loaded into the kernel.
@@ -342,6 +362,9 @@ type HostVariableSpecs struct {
 	CtLifetimeTcp        *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_syn"`
+	LbHairpinIpv4        *ebpf.VariableSpec `ebpf:"lb_hairpin_ipv4"`
+	LbMaglevTableSize    *ebpf.VariableSpec `ebpf:"lb_maglev_table_size"`
+	LbMode               *ebpf.VariableSpec `ebpf:"lb_mode"`
 	SnatIpv4             *ebpf.VariableSpec `ebpf:"snat_ipv4"`
 	SnatPortMax          *ebpf.VariableSpec `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.VariableSpec `ebpf:"snat_port_min"`
@@ -370,36 +393,46 @@ func (o *HostObjects) Close() error {
 //
 // It can be passed to LoadHostObjects or ebpf.CollectionSpec.LoadAndAssign.
 type HostMaps struct {
-	SluiceCt4V1           *ebpf.Map `ebpf:"sluice_ct4_v1"`
-	SluiceEndpointsV1     *ebpf.Map `ebpf:"sluice_endpoints_v1"`
-	SluiceFlowConfigV1    *ebpf.Map `ebpf:"sluice_flow_config_v1"`
-	SluiceFlowsLostV1     *ebpf.Map `ebpf:"sluice_flows_lost_v1"`
-	SluiceFlowsV1         *ebpf.Map `ebpf:"sluice_flows_v1"`
-	SluiceIpcache4V1      *ebpf.Map `ebpf:"sluice_ipcache4_v1"`
-	SluiceLb4AffinityV1   *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
-	SluiceLb4BackendsV1   *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
-	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
-	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
-	SluiceMetricsFastV1   *ebpf.Map `ebpf:"sluice_metrics_fast_v1"`
-	SluiceMetricsV1       *ebpf.Map `ebpf:"sluice_metrics_v1"`
-	SluiceNodeAddrsV1     *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
-	SluicePolicyAddrV1    *ebpf.Map `ebpf:"sluice_policy_addr_v1"`
-	SluicePolicyConfigV1  *ebpf.Map `ebpf:"sluice_policy_config_v1"`
-	SluicePolicyV1        *ebpf.Map `ebpf:"sluice_policy_v1"`
-	SluiceSnat4V1         *ebpf.Map `ebpf:"sluice_snat4_v1"`
-	SluiceTunnelV1        *ebpf.Map `ebpf:"sluice_tunnel_v1"`
+	SluiceCt4V1               *ebpf.Map `ebpf:"sluice_ct4_v1"`
+	SluiceEndpointsFilterV1   *ebpf.Map `ebpf:"sluice_endpoints_filter_v1"`
+	SluiceEndpointsV1         *ebpf.Map `ebpf:"sluice_endpoints_v1"`
+	SluiceFlowConfigV1        *ebpf.Map `ebpf:"sluice_flow_config_v1"`
+	SluiceFlowsLostV1         *ebpf.Map `ebpf:"sluice_flows_lost_v1"`
+	SluiceFlowsV1             *ebpf.Map `ebpf:"sluice_flows_v1"`
+	SluiceIpcache4V1          *ebpf.Map `ebpf:"sluice_ipcache4_v1"`
+	SluiceLb4AffinityV1       *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
+	SluiceLb4BackendFilterV1  *ebpf.Map `ebpf:"sluice_lb4_backend_filter_v1"`
+	SluiceLb4BackendsV1       *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4FeFilterV1       *ebpf.Map `ebpf:"sluice_lb4_fe_filter_v1"`
+	SluiceLb4MaglevV1         *ebpf.Map `ebpf:"sluice_lb4_maglev_v1"`
+	SluiceLb4NodeportFilterV1 *ebpf.Map `ebpf:"sluice_lb4_nodeport_filter_v1"`
+	SluiceLb4ReverseNatV1     *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
+	SluiceLb4ServicesV1       *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
+	SluiceMetricsFastV1       *ebpf.Map `ebpf:"sluice_metrics_fast_v1"`
+	SluiceMetricsV1           *ebpf.Map `ebpf:"sluice_metrics_v1"`
+	SluiceNodeAddrsV1         *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
+	SluicePolicyAddrV1        *ebpf.Map `ebpf:"sluice_policy_addr_v1"`
+	SluicePolicyConfigV1      *ebpf.Map `ebpf:"sluice_policy_config_v1"`
+	SluicePolicyV1            *ebpf.Map `ebpf:"sluice_policy_v1"`
+	SluiceSnat4V1             *ebpf.Map `ebpf:"sluice_snat4_v1"`
+	SluiceTunnelV1            *ebpf.Map `ebpf:"sluice_tunnel_v1"`
 }
 
 func (m *HostMaps) Close() error {
 	return _HostClose(
 		m.SluiceCt4V1,
+		m.SluiceEndpointsFilterV1,
 		m.SluiceEndpointsV1,
 		m.SluiceFlowConfigV1,
 		m.SluiceFlowsLostV1,
 		m.SluiceFlowsV1,
 		m.SluiceIpcache4V1,
 		m.SluiceLb4AffinityV1,
+		m.SluiceLb4BackendFilterV1,
 		m.SluiceLb4BackendsV1,
+		m.SluiceLb4FeFilterV1,
+		m.SluiceLb4MaglevV1,
+		m.SluiceLb4NodeportFilterV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
 		m.SluiceMetricsFastV1,
@@ -422,6 +455,9 @@ type HostVariables struct {
 	CtLifetimeTcp        *ebpf.Variable `ebpf:"ct_lifetime_tcp"`
 	CtLifetimeTcpClosing *ebpf.Variable `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.Variable `ebpf:"ct_lifetime_tcp_syn"`
+	LbHairpinIpv4        *ebpf.Variable `ebpf:"lb_hairpin_ipv4"`
+	LbMaglevTableSize    *ebpf.Variable `ebpf:"lb_maglev_table_size"`
+	LbMode               *ebpf.Variable `ebpf:"lb_mode"`
 	SnatIpv4             *ebpf.Variable `ebpf:"snat_ipv4"`
 	SnatPortMax          *ebpf.Variable `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.Variable `ebpf:"snat_port_min"`

@@ -236,13 +236,20 @@ const (
 	LxcSluiceReasonREASON_LB_REV_SNAT      LxcSluiceReason = 41
 	LxcSluiceReasonDROP_NO_ROUTE           LxcSluiceReason = 170
 	LxcSluiceReasonDROP_NAT_NO_PORT        LxcSluiceReason = 171
+	LxcSluiceReasonREASON_XDP_LB_SNAT      LxcSluiceReason = 42
+	LxcSluiceReasonREASON_XDP_LB_REV_SNAT  LxcSluiceReason = 43
+	LxcSluiceReasonREASON_LB_DSR           LxcSluiceReason = 44
+	LxcSluiceReasonREASON_LB_DSR_RX        LxcSluiceReason = 45
+	LxcSluiceReasonREASON_LB_DSR_REV_NAT   LxcSluiceReason = 46
+	LxcSluiceReasonREASON_XDP_LB_DSR       LxcSluiceReason = 47
+	LxcSluiceReasonDROP_DSR_INVALID        LxcSluiceReason = 172
 )
 
 type LxcSnat4Entry struct {
 	_        structs.HostLayout
 	Addr     uint32
 	Port     uint16
-	Pad1     uint16
+	Flags    uint16
 	FeAddr   uint32
 	FePort   uint16
 	Pad2     uint16
@@ -276,6 +283,7 @@ const (
 	LxcMapSluiceLb4BackendFilterV1  = "sluice_lb4_backend_filter_v1"
 	LxcMapSluiceLb4BackendsV1       = "sluice_lb4_backends_v1"
 	LxcMapSluiceLb4FeFilterV1       = "sluice_lb4_fe_filter_v1"
+	LxcMapSluiceLb4MaglevV1         = "sluice_lb4_maglev_v1"
 	LxcMapSluiceLb4NodeportFilterV1 = "sluice_lb4_nodeport_filter_v1"
 	LxcMapSluiceLb4ReverseNatV1     = "sluice_lb4_reverse_nat_v1"
 	LxcMapSluiceLb4ServicesV1       = "sluice_lb4_services_v1"
@@ -294,6 +302,7 @@ const (
 	LxcVarCtLifetimeTcpClosing      = "ct_lifetime_tcp_closing"
 	LxcVarCtLifetimeTcpSyn          = "ct_lifetime_tcp_syn"
 	LxcVarLbHairpinIpv4             = "lb_hairpin_ipv4"
+	LxcVarLbMaglevTableSize         = "lb_maglev_table_size"
 	LxcVarSnatIpv4                  = "snat_ipv4"
 	LxcVarSnatPortMax               = "snat_port_max"
 	LxcVarSnatPortMin               = "snat_port_min"
@@ -367,6 +376,7 @@ type LxcMapSpecs struct {
 	SluiceLb4BackendFilterV1  *ebpf.MapSpec `ebpf:"sluice_lb4_backend_filter_v1"`
 	SluiceLb4BackendsV1       *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4FeFilterV1       *ebpf.MapSpec `ebpf:"sluice_lb4_fe_filter_v1"`
+	SluiceLb4MaglevV1         *ebpf.MapSpec `ebpf:"sluice_lb4_maglev_v1"`
 	SluiceLb4NodeportFilterV1 *ebpf.MapSpec `ebpf:"sluice_lb4_nodeport_filter_v1"`
 	SluiceLb4ReverseNatV1     *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1       *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
@@ -389,6 +399,7 @@ type LxcVariableSpecs struct {
 	CtLifetimeTcpClosing *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.VariableSpec `ebpf:"ct_lifetime_tcp_syn"`
 	LbHairpinIpv4        *ebpf.VariableSpec `ebpf:"lb_hairpin_ipv4"`
+	LbMaglevTableSize    *ebpf.VariableSpec `ebpf:"lb_maglev_table_size"`
 	SnatIpv4             *ebpf.VariableSpec `ebpf:"snat_ipv4"`
 	SnatPortMax          *ebpf.VariableSpec `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.VariableSpec `ebpf:"snat_port_min"`
@@ -432,6 +443,7 @@ type LxcMaps struct {
 	SluiceLb4BackendFilterV1  *ebpf.Map `ebpf:"sluice_lb4_backend_filter_v1"`
 	SluiceLb4BackendsV1       *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
 	SluiceLb4FeFilterV1       *ebpf.Map `ebpf:"sluice_lb4_fe_filter_v1"`
+	SluiceLb4MaglevV1         *ebpf.Map `ebpf:"sluice_lb4_maglev_v1"`
 	SluiceLb4NodeportFilterV1 *ebpf.Map `ebpf:"sluice_lb4_nodeport_filter_v1"`
 	SluiceLb4ReverseNatV1     *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
 	SluiceLb4ServicesV1       *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
@@ -457,6 +469,7 @@ func (m *LxcMaps) Close() error {
 		m.SluiceLb4BackendFilterV1,
 		m.SluiceLb4BackendsV1,
 		m.SluiceLb4FeFilterV1,
+		m.SluiceLb4MaglevV1,
 		m.SluiceLb4NodeportFilterV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
@@ -480,6 +493,7 @@ type LxcVariables struct {
 	CtLifetimeTcpClosing *ebpf.Variable `ebpf:"ct_lifetime_tcp_closing"`
 	CtLifetimeTcpSyn     *ebpf.Variable `ebpf:"ct_lifetime_tcp_syn"`
 	LbHairpinIpv4        *ebpf.Variable `ebpf:"lb_hairpin_ipv4"`
+	LbMaglevTableSize    *ebpf.Variable `ebpf:"lb_maglev_table_size"`
 	SnatIpv4             *ebpf.Variable `ebpf:"snat_ipv4"`
 	SnatPortMax          *ebpf.Variable `ebpf:"snat_port_max"`
 	SnatPortMin          *ebpf.Variable `ebpf:"snat_port_min"`

@@ -63,6 +63,7 @@ type ProcessExecConfig struct {
 	Follow uint64
 	Flags  uint32
 	Pad    uint32
+	Cgroup uint64
 }
 
 type ProcessExecConfigFlag uint32
@@ -308,7 +309,7 @@ type ProcessSysConfig struct {
 	Active uint64
 	Global uint64
 	Follow uint64
-	Pad    uint64
+	Cgroup uint64
 }
 
 type ProcessSysNr struct {
@@ -466,7 +467,8 @@ const (
 	ProcessMapSluiceClassExactV1     = "sluice_class_exact_v1"
 	ProcessMapSluiceClassPrefixV1    = "sluice_class_prefix_v1"
 	ProcessMapSluiceClassScratch     = "sluice_class_scratch"
-	ProcessMapSluiceExecConfigV1     = "sluice_exec_config_v1"
+	ProcessMapSluiceExecCgscopeV1    = "sluice_exec_cgscope_v1"
+	ProcessMapSluiceExecConfigV2     = "sluice_exec_config_v2"
 	ProcessMapSluiceExecExactV1      = "sluice_exec_exact_v1"
 	ProcessMapSluiceExecFollowV1     = "sluice_exec_follow_v1"
 	ProcessMapSluiceExecPrefixV1     = "sluice_exec_prefix_v1"
@@ -480,6 +482,7 @@ const (
 	ProcessMapSluiceProcessSkV1      = "sluice_process_sk_v1"
 	ProcessMapSluiceSock4RevNatV1    = "sluice_sock4_rev_nat_v1"
 	ProcessMapSluiceSockMetricsV1    = "sluice_sock_metrics_v1"
+	ProcessMapSluiceSysCgscopeV1     = "sluice_sys_cgscope_v1"
 	ProcessMapSluiceSysConfigV1      = "sluice_sys_config_v1"
 	ProcessMapSluiceSysFollowV1      = "sluice_sys_follow_v1"
 	ProcessMapSluiceSysNrV1          = "sluice_sys_nr_v1"
@@ -578,7 +581,8 @@ type ProcessMapSpecs struct {
 	SluiceClassExactV1    *ebpf.MapSpec `ebpf:"sluice_class_exact_v1"`
 	SluiceClassPrefixV1   *ebpf.MapSpec `ebpf:"sluice_class_prefix_v1"`
 	SluiceClassScratch    *ebpf.MapSpec `ebpf:"sluice_class_scratch"`
-	SluiceExecConfigV1    *ebpf.MapSpec `ebpf:"sluice_exec_config_v1"`
+	SluiceExecCgscopeV1   *ebpf.MapSpec `ebpf:"sluice_exec_cgscope_v1"`
+	SluiceExecConfigV2    *ebpf.MapSpec `ebpf:"sluice_exec_config_v2"`
 	SluiceExecExactV1     *ebpf.MapSpec `ebpf:"sluice_exec_exact_v1"`
 	SluiceExecFollowV1    *ebpf.MapSpec `ebpf:"sluice_exec_follow_v1"`
 	SluiceExecPrefixV1    *ebpf.MapSpec `ebpf:"sluice_exec_prefix_v1"`
@@ -592,6 +596,7 @@ type ProcessMapSpecs struct {
 	SluiceProcessSkV1     *ebpf.MapSpec `ebpf:"sluice_process_sk_v1"`
 	SluiceSock4RevNatV1   *ebpf.MapSpec `ebpf:"sluice_sock4_rev_nat_v1"`
 	SluiceSockMetricsV1   *ebpf.MapSpec `ebpf:"sluice_sock_metrics_v1"`
+	SluiceSysCgscopeV1    *ebpf.MapSpec `ebpf:"sluice_sys_cgscope_v1"`
 	SluiceSysConfigV1     *ebpf.MapSpec `ebpf:"sluice_sys_config_v1"`
 	SluiceSysFollowV1     *ebpf.MapSpec `ebpf:"sluice_sys_follow_v1"`
 	SluiceSysNrV1         *ebpf.MapSpec `ebpf:"sluice_sys_nr_v1"`
@@ -652,7 +657,8 @@ type ProcessMaps struct {
 	SluiceClassExactV1    *ebpf.Map `ebpf:"sluice_class_exact_v1"`
 	SluiceClassPrefixV1   *ebpf.Map `ebpf:"sluice_class_prefix_v1"`
 	SluiceClassScratch    *ebpf.Map `ebpf:"sluice_class_scratch"`
-	SluiceExecConfigV1    *ebpf.Map `ebpf:"sluice_exec_config_v1"`
+	SluiceExecCgscopeV1   *ebpf.Map `ebpf:"sluice_exec_cgscope_v1"`
+	SluiceExecConfigV2    *ebpf.Map `ebpf:"sluice_exec_config_v2"`
 	SluiceExecExactV1     *ebpf.Map `ebpf:"sluice_exec_exact_v1"`
 	SluiceExecFollowV1    *ebpf.Map `ebpf:"sluice_exec_follow_v1"`
 	SluiceExecPrefixV1    *ebpf.Map `ebpf:"sluice_exec_prefix_v1"`
@@ -666,6 +672,7 @@ type ProcessMaps struct {
 	SluiceProcessSkV1     *ebpf.Map `ebpf:"sluice_process_sk_v1"`
 	SluiceSock4RevNatV1   *ebpf.Map `ebpf:"sluice_sock4_rev_nat_v1"`
 	SluiceSockMetricsV1   *ebpf.Map `ebpf:"sluice_sock_metrics_v1"`
+	SluiceSysCgscopeV1    *ebpf.Map `ebpf:"sluice_sys_cgscope_v1"`
 	SluiceSysConfigV1     *ebpf.Map `ebpf:"sluice_sys_config_v1"`
 	SluiceSysFollowV1     *ebpf.Map `ebpf:"sluice_sys_follow_v1"`
 	SluiceSysNrV1         *ebpf.Map `ebpf:"sluice_sys_nr_v1"`
@@ -683,7 +690,8 @@ func (m *ProcessMaps) Close() error {
 		m.SluiceClassExactV1,
 		m.SluiceClassPrefixV1,
 		m.SluiceClassScratch,
-		m.SluiceExecConfigV1,
+		m.SluiceExecCgscopeV1,
+		m.SluiceExecConfigV2,
 		m.SluiceExecExactV1,
 		m.SluiceExecFollowV1,
 		m.SluiceExecPrefixV1,
@@ -697,6 +705,7 @@ func (m *ProcessMaps) Close() error {
 		m.SluiceProcessSkV1,
 		m.SluiceSock4RevNatV1,
 		m.SluiceSockMetricsV1,
+		m.SluiceSysCgscopeV1,
 		m.SluiceSysConfigV1,
 		m.SluiceSysFollowV1,
 		m.SluiceSysNrV1,

@@ -60,6 +60,7 @@ type SockConnectConfig struct {
 	Ports    uint64
 	NotPorts uint64
 	Classes  uint64
+	Cgroup   uint64
 }
 
 type SockConnectDestKey struct {
@@ -219,35 +220,38 @@ type SockSockDst struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	SockMapSluiceClassConfigV1   = "sluice_class_config_v1"
-	SockMapSluiceClassExactV1    = "sluice_class_exact_v1"
-	SockMapSluiceClassPrefixV1   = "sluice_class_prefix_v1"
-	SockMapSluiceClassScratch    = "sluice_class_scratch"
-	SockMapSluiceConnectConfigV1 = "sluice_connect_config_v1"
-	SockMapSluiceConnectDestsV1  = "sluice_connect_dests_v1"
-	SockMapSluiceConnectPortsV1  = "sluice_connect_ports_v1"
-	SockMapSluiceConnectScopeV1  = "sluice_connect_scope_v1"
-	SockMapSluiceConnectSlotsV1  = "sluice_connect_slots_v1"
-	SockMapSluiceLb4AffinityV1   = "sluice_lb4_affinity_v1"
-	SockMapSluiceLb4BackendsV1   = "sluice_lb4_backends_v1"
-	SockMapSluiceLb4ReverseNatV1 = "sluice_lb4_reverse_nat_v1"
-	SockMapSluiceLb4ServicesV1   = "sluice_lb4_services_v1"
-	SockMapSluiceNodeAddrsV1     = "sluice_node_addrs_v1"
-	SockMapSluiceProcClassV1     = "sluice_proc_class_v1"
-	SockMapSluiceProcessEventsV1 = "sluice_process_events_v1"
-	SockMapSluiceProcessLostV1   = "sluice_process_lost_v1"
-	SockMapSluiceProcessUdpV1    = "sluice_process_udp_v1"
-	SockMapSluiceSock4RevNatV1   = "sluice_sock4_rev_nat_v1"
-	SockMapSluiceSockMetricsV1   = "sluice_sock_metrics_v1"
-	SockProgSockConnect4         = "sock_connect4"
-	SockProgSockGetpeername4     = "sock_getpeername4"
-	SockProgSockRecvmsg4         = "sock_recvmsg4"
-	SockProgSockSendmsg4         = "sock_sendmsg4"
-	SockVarSockProcessEvents     = "sock_process_events"
-	SockVarUnusedConnectAction   = "unused_connect_action"
-	SockVarUnusedConnectEvent    = "unused_connect_event"
-	SockVarUnusedConnectSlotFlag = "unused_connect_slot_flag"
-	SockVarUnusedSockReason      = "unused_sock_reason"
+	SockMapSluiceClassConfigV1    = "sluice_class_config_v1"
+	SockMapSluiceClassExactV1     = "sluice_class_exact_v1"
+	SockMapSluiceClassPrefixV1    = "sluice_class_prefix_v1"
+	SockMapSluiceClassScratch     = "sluice_class_scratch"
+	SockMapSluiceConnectCgscopeV1 = "sluice_connect_cgscope_v1"
+	SockMapSluiceConnectConfigV2  = "sluice_connect_config_v2"
+	SockMapSluiceConnectDestsV1   = "sluice_connect_dests_v1"
+	SockMapSluiceConnectPortsV1   = "sluice_connect_ports_v1"
+	SockMapSluiceConnectScopeV1   = "sluice_connect_scope_v1"
+	SockMapSluiceConnectSlotsV1   = "sluice_connect_slots_v1"
+	SockMapSluiceLb4AffinityV1    = "sluice_lb4_affinity_v1"
+	SockMapSluiceLb4BackendsV1    = "sluice_lb4_backends_v1"
+	SockMapSluiceLb4MaglevV1      = "sluice_lb4_maglev_v1"
+	SockMapSluiceLb4ReverseNatV1  = "sluice_lb4_reverse_nat_v1"
+	SockMapSluiceLb4ServicesV1    = "sluice_lb4_services_v1"
+	SockMapSluiceNodeAddrsV1      = "sluice_node_addrs_v1"
+	SockMapSluiceProcClassV1      = "sluice_proc_class_v1"
+	SockMapSluiceProcessEventsV1  = "sluice_process_events_v1"
+	SockMapSluiceProcessLostV1    = "sluice_process_lost_v1"
+	SockMapSluiceProcessUdpV1     = "sluice_process_udp_v1"
+	SockMapSluiceSock4RevNatV1    = "sluice_sock4_rev_nat_v1"
+	SockMapSluiceSockMetricsV1    = "sluice_sock_metrics_v1"
+	SockProgSockConnect4          = "sock_connect4"
+	SockProgSockGetpeername4      = "sock_getpeername4"
+	SockProgSockRecvmsg4          = "sock_recvmsg4"
+	SockProgSockSendmsg4          = "sock_sendmsg4"
+	SockVarLbMaglevTableSize      = "lb_maglev_table_size"
+	SockVarSockProcessEvents      = "sock_process_events"
+	SockVarUnusedConnectAction    = "unused_connect_action"
+	SockVarUnusedConnectEvent     = "unused_connect_event"
+	SockVarUnusedConnectSlotFlag  = "unused_connect_slot_flag"
+	SockVarUnusedSockReason       = "unused_sock_reason"
 )
 
 // LoadSock returns the embedded CollectionSpec for Sock.
@@ -302,32 +306,35 @@ type SockProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SockMapSpecs struct {
-	SluiceClassConfigV1   *ebpf.MapSpec `ebpf:"sluice_class_config_v1"`
-	SluiceClassExactV1    *ebpf.MapSpec `ebpf:"sluice_class_exact_v1"`
-	SluiceClassPrefixV1   *ebpf.MapSpec `ebpf:"sluice_class_prefix_v1"`
-	SluiceClassScratch    *ebpf.MapSpec `ebpf:"sluice_class_scratch"`
-	SluiceConnectConfigV1 *ebpf.MapSpec `ebpf:"sluice_connect_config_v1"`
-	SluiceConnectDestsV1  *ebpf.MapSpec `ebpf:"sluice_connect_dests_v1"`
-	SluiceConnectPortsV1  *ebpf.MapSpec `ebpf:"sluice_connect_ports_v1"`
-	SluiceConnectScopeV1  *ebpf.MapSpec `ebpf:"sluice_connect_scope_v1"`
-	SluiceConnectSlotsV1  *ebpf.MapSpec `ebpf:"sluice_connect_slots_v1"`
-	SluiceLb4AffinityV1   *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
-	SluiceLb4BackendsV1   *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
-	SluiceLb4ReverseNatV1 *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
-	SluiceLb4ServicesV1   *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
-	SluiceNodeAddrsV1     *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
-	SluiceProcClassV1     *ebpf.MapSpec `ebpf:"sluice_proc_class_v1"`
-	SluiceProcessEventsV1 *ebpf.MapSpec `ebpf:"sluice_process_events_v1"`
-	SluiceProcessLostV1   *ebpf.MapSpec `ebpf:"sluice_process_lost_v1"`
-	SluiceProcessUdpV1    *ebpf.MapSpec `ebpf:"sluice_process_udp_v1"`
-	SluiceSock4RevNatV1   *ebpf.MapSpec `ebpf:"sluice_sock4_rev_nat_v1"`
-	SluiceSockMetricsV1   *ebpf.MapSpec `ebpf:"sluice_sock_metrics_v1"`
+	SluiceClassConfigV1    *ebpf.MapSpec `ebpf:"sluice_class_config_v1"`
+	SluiceClassExactV1     *ebpf.MapSpec `ebpf:"sluice_class_exact_v1"`
+	SluiceClassPrefixV1    *ebpf.MapSpec `ebpf:"sluice_class_prefix_v1"`
+	SluiceClassScratch     *ebpf.MapSpec `ebpf:"sluice_class_scratch"`
+	SluiceConnectCgscopeV1 *ebpf.MapSpec `ebpf:"sluice_connect_cgscope_v1"`
+	SluiceConnectConfigV2  *ebpf.MapSpec `ebpf:"sluice_connect_config_v2"`
+	SluiceConnectDestsV1   *ebpf.MapSpec `ebpf:"sluice_connect_dests_v1"`
+	SluiceConnectPortsV1   *ebpf.MapSpec `ebpf:"sluice_connect_ports_v1"`
+	SluiceConnectScopeV1   *ebpf.MapSpec `ebpf:"sluice_connect_scope_v1"`
+	SluiceConnectSlotsV1   *ebpf.MapSpec `ebpf:"sluice_connect_slots_v1"`
+	SluiceLb4AffinityV1    *ebpf.MapSpec `ebpf:"sluice_lb4_affinity_v1"`
+	SluiceLb4BackendsV1    *ebpf.MapSpec `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4MaglevV1      *ebpf.MapSpec `ebpf:"sluice_lb4_maglev_v1"`
+	SluiceLb4ReverseNatV1  *ebpf.MapSpec `ebpf:"sluice_lb4_reverse_nat_v1"`
+	SluiceLb4ServicesV1    *ebpf.MapSpec `ebpf:"sluice_lb4_services_v1"`
+	SluiceNodeAddrsV1      *ebpf.MapSpec `ebpf:"sluice_node_addrs_v1"`
+	SluiceProcClassV1      *ebpf.MapSpec `ebpf:"sluice_proc_class_v1"`
+	SluiceProcessEventsV1  *ebpf.MapSpec `ebpf:"sluice_process_events_v1"`
+	SluiceProcessLostV1    *ebpf.MapSpec `ebpf:"sluice_process_lost_v1"`
+	SluiceProcessUdpV1     *ebpf.MapSpec `ebpf:"sluice_process_udp_v1"`
+	SluiceSock4RevNatV1    *ebpf.MapSpec `ebpf:"sluice_sock4_rev_nat_v1"`
+	SluiceSockMetricsV1    *ebpf.MapSpec `ebpf:"sluice_sock_metrics_v1"`
 }
 
 // SockVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type SockVariableSpecs struct {
+	LbMaglevTableSize     *ebpf.VariableSpec `ebpf:"lb_maglev_table_size"`
 	SockProcessEvents     *ebpf.VariableSpec `ebpf:"sock_process_events"`
 	UnusedConnectAction   *ebpf.VariableSpec `ebpf:"unused_connect_action"`
 	UnusedConnectEvent    *ebpf.VariableSpec `ebpf:"unused_connect_event"`
@@ -355,26 +362,28 @@ func (o *SockObjects) Close() error {
 //
 // It can be passed to LoadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SockMaps struct {
-	SluiceClassConfigV1   *ebpf.Map `ebpf:"sluice_class_config_v1"`
-	SluiceClassExactV1    *ebpf.Map `ebpf:"sluice_class_exact_v1"`
-	SluiceClassPrefixV1   *ebpf.Map `ebpf:"sluice_class_prefix_v1"`
-	SluiceClassScratch    *ebpf.Map `ebpf:"sluice_class_scratch"`
-	SluiceConnectConfigV1 *ebpf.Map `ebpf:"sluice_connect_config_v1"`
-	SluiceConnectDestsV1  *ebpf.Map `ebpf:"sluice_connect_dests_v1"`
-	SluiceConnectPortsV1  *ebpf.Map `ebpf:"sluice_connect_ports_v1"`
-	SluiceConnectScopeV1  *ebpf.Map `ebpf:"sluice_connect_scope_v1"`
-	SluiceConnectSlotsV1  *ebpf.Map `ebpf:"sluice_connect_slots_v1"`
-	SluiceLb4AffinityV1   *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
-	SluiceLb4BackendsV1   *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
-	SluiceLb4ReverseNatV1 *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
-	SluiceLb4ServicesV1   *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
-	SluiceNodeAddrsV1     *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
-	SluiceProcClassV1     *ebpf.Map `ebpf:"sluice_proc_class_v1"`
-	SluiceProcessEventsV1 *ebpf.Map `ebpf:"sluice_process_events_v1"`
-	SluiceProcessLostV1   *ebpf.Map `ebpf:"sluice_process_lost_v1"`
-	SluiceProcessUdpV1    *ebpf.Map `ebpf:"sluice_process_udp_v1"`
-	SluiceSock4RevNatV1   *ebpf.Map `ebpf:"sluice_sock4_rev_nat_v1"`
-	SluiceSockMetricsV1   *ebpf.Map `ebpf:"sluice_sock_metrics_v1"`
+	SluiceClassConfigV1    *ebpf.Map `ebpf:"sluice_class_config_v1"`
+	SluiceClassExactV1     *ebpf.Map `ebpf:"sluice_class_exact_v1"`
+	SluiceClassPrefixV1    *ebpf.Map `ebpf:"sluice_class_prefix_v1"`
+	SluiceClassScratch     *ebpf.Map `ebpf:"sluice_class_scratch"`
+	SluiceConnectCgscopeV1 *ebpf.Map `ebpf:"sluice_connect_cgscope_v1"`
+	SluiceConnectConfigV2  *ebpf.Map `ebpf:"sluice_connect_config_v2"`
+	SluiceConnectDestsV1   *ebpf.Map `ebpf:"sluice_connect_dests_v1"`
+	SluiceConnectPortsV1   *ebpf.Map `ebpf:"sluice_connect_ports_v1"`
+	SluiceConnectScopeV1   *ebpf.Map `ebpf:"sluice_connect_scope_v1"`
+	SluiceConnectSlotsV1   *ebpf.Map `ebpf:"sluice_connect_slots_v1"`
+	SluiceLb4AffinityV1    *ebpf.Map `ebpf:"sluice_lb4_affinity_v1"`
+	SluiceLb4BackendsV1    *ebpf.Map `ebpf:"sluice_lb4_backends_v1"`
+	SluiceLb4MaglevV1      *ebpf.Map `ebpf:"sluice_lb4_maglev_v1"`
+	SluiceLb4ReverseNatV1  *ebpf.Map `ebpf:"sluice_lb4_reverse_nat_v1"`
+	SluiceLb4ServicesV1    *ebpf.Map `ebpf:"sluice_lb4_services_v1"`
+	SluiceNodeAddrsV1      *ebpf.Map `ebpf:"sluice_node_addrs_v1"`
+	SluiceProcClassV1      *ebpf.Map `ebpf:"sluice_proc_class_v1"`
+	SluiceProcessEventsV1  *ebpf.Map `ebpf:"sluice_process_events_v1"`
+	SluiceProcessLostV1    *ebpf.Map `ebpf:"sluice_process_lost_v1"`
+	SluiceProcessUdpV1     *ebpf.Map `ebpf:"sluice_process_udp_v1"`
+	SluiceSock4RevNatV1    *ebpf.Map `ebpf:"sluice_sock4_rev_nat_v1"`
+	SluiceSockMetricsV1    *ebpf.Map `ebpf:"sluice_sock_metrics_v1"`
 }
 
 func (m *SockMaps) Close() error {
@@ -383,13 +392,15 @@ func (m *SockMaps) Close() error {
 		m.SluiceClassExactV1,
 		m.SluiceClassPrefixV1,
 		m.SluiceClassScratch,
-		m.SluiceConnectConfigV1,
+		m.SluiceConnectCgscopeV1,
+		m.SluiceConnectConfigV2,
 		m.SluiceConnectDestsV1,
 		m.SluiceConnectPortsV1,
 		m.SluiceConnectScopeV1,
 		m.SluiceConnectSlotsV1,
 		m.SluiceLb4AffinityV1,
 		m.SluiceLb4BackendsV1,
+		m.SluiceLb4MaglevV1,
 		m.SluiceLb4ReverseNatV1,
 		m.SluiceLb4ServicesV1,
 		m.SluiceNodeAddrsV1,
@@ -406,6 +417,7 @@ func (m *SockMaps) Close() error {
 //
 // It can be passed to LoadSockObjects or ebpf.CollectionSpec.LoadAndAssign.
 type SockVariables struct {
+	LbMaglevTableSize     *ebpf.Variable `ebpf:"lb_maglev_table_size"`
 	SockProcessEvents     *ebpf.Variable `ebpf:"sock_process_events"`
 	UnusedConnectAction   *ebpf.Variable `ebpf:"unused_connect_action"`
 	UnusedConnectEvent    *ebpf.Variable `ebpf:"unused_connect_event"`

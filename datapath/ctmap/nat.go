@@ -38,6 +38,9 @@ func (k NATKind) String() string {
 	return fmt.Sprintf("nat-kind-%d", uint8(k))
 }
 
+// snatEntryDSR is SNAT_E_DSR (bpf/lib/snat.h).
+const snatEntryDSR = 1
+
 // NATEntry is one sluice_snat4_v1 entry.
 type NATEntry struct {
 	Kind     NATKind
@@ -46,6 +49,9 @@ type NATEntry struct {
 	To       netip.AddrPort // Out: SNAT address; In: client; RevDNAT: invalid
 	Frontend netip.AddrPort // In, RevDNAT: where replies come from
 	Expires  time.Duration  // remaining lifetime; negative once expired
+	// DSR: a RevDNAT entry of a flow that came IP-in-IP (--lb-mode dsr):
+	// its SYN-ACK's MSS is clamped for the encapsulation.
+	DSR bool
 }
 
 // NATEntries lists the NodePort NAT map.
@@ -74,6 +80,7 @@ func (m *Map) NATEntries() ([]NATEntry, error) {
 		if e.Kind != NATOut {
 			e.Frontend = maputil.AddrPort(val.FeAddr, val.FePort)
 		}
+		e.DSR = e.Kind == NATRevDNAT && val.Flags&snatEntryDSR != 0
 		out = append(out, e)
 	}
 	if err := it.Err(); err != nil {

@@ -22,12 +22,15 @@ import (
 type Links struct {
 	root  string
 	progs map[string]*ebpf.Program // by pinned program name
+	xdpTx *ebpf.Map                // sluice_xdp_devs_v1: devices XDP may redirect to
 }
 
 // New returns the device links under the bpffs root, running progs (by
-// pinned program name: pin.ProgFromNetdev, pin.ProgToNetdev).
-func New(root string, progs map[string]*ebpf.Program) *Links {
-	return &Links{root: root, progs: progs}
+// pinned program name: pin.ProgFromNetdev, pin.ProgToNetdev,
+// pin.ProgXDPNodePort); xdpDevs is the XDP program's map of the devices it
+// may redirect to (sluice_xdp_devs_v1).
+func New(root string, progs map[string]*ebpf.Program, xdpDevs *ebpf.Map) *Links {
+	return &Links{root: root, progs: progs, xdpTx: xdpDevs}
 }
 
 // Attach attaches the host device programs to the external device ifname (in
@@ -137,6 +140,11 @@ func (l *Links) Adopt() (int, error) {
 	var errs []error
 	for _, name := range names {
 		k, err := attach.AdoptTCXDir(pin.DeviceLinkDir(l.root, name), pin.DeviceHooks, l.progs)
+		n += k
+		if err != nil {
+			errs = append(errs, err)
+		}
+		k, err = l.adoptXDP(name)
 		n += k
 		if err != nil {
 			errs = append(errs, err)

@@ -22,6 +22,7 @@ import (
 // Map is the load-balancing maps of a loaded datapath.
 type Map struct {
 	services, backends, revNAT, nodeAddrs *ebpf.Map
+	maglev                                *ebpf.Map // nil: no Maglev tables (SetMaglevMap)
 
 	mu            sync.Mutex         // writes that set filter bits against filter rebuilds
 	filter        *addrfilter.Filter // nil: no frontend filters (SetFrontendFilter)
@@ -57,6 +58,7 @@ const (
 	FlagExternal  Flags = 1 << 1 // ExternalIP or LoadBalancer frontend
 	FlagLocalOnly Flags = 1 << 2 // traffic policy Local: Backends are node-local ones
 	FlagAffinity  Flags = 1 << 3 // sessionAffinity ClientIP for AffinityTimeout
+	FlagMaglev    Flags = 1 << 4 // packets pick from the service's Maglev table (SetMaglev)
 )
 
 // Service is what a frontend is translated to.

@@ -57,6 +57,13 @@ const (
 	ReasonLBRevSNAT             = Reason(bpfgen.HostSluiceReasonREASON_LB_REV_SNAT)
 	DropNoRoute                 = Reason(bpfgen.HostSluiceReasonDROP_NO_ROUTE)
 	DropNATNoPort               = Reason(bpfgen.HostSluiceReasonDROP_NAT_NO_PORT)
+	ReasonXDPLBSNAT             = Reason(bpfgen.HostSluiceReasonREASON_XDP_LB_SNAT)
+	ReasonXDPLBRevSNAT          = Reason(bpfgen.HostSluiceReasonREASON_XDP_LB_REV_SNAT)
+	ReasonLBDSR                 = Reason(bpfgen.HostSluiceReasonREASON_LB_DSR)
+	ReasonLBDSRRx               = Reason(bpfgen.HostSluiceReasonREASON_LB_DSR_RX)
+	ReasonLBDSRRevNAT           = Reason(bpfgen.HostSluiceReasonREASON_LB_DSR_REV_NAT)
+	DropDSRInvalid              = Reason(bpfgen.HostSluiceReasonDROP_DSR_INVALID)
+	ReasonXDPLBDSR              = Reason(bpfgen.HostSluiceReasonREASON_XDP_LB_DSR)
 	firstDropReason      Reason = 128
 )
 
@@ -80,6 +87,13 @@ var reasonNames = map[Reason]string{
 	DropPolicyDeny:       "drop-policy-deny",
 	ReasonLBSNAT:         "lb-snat",
 	ReasonLBRevSNAT:      "lb-reverse-snat",
+	ReasonXDPLBSNAT:      "xdp-lb-snat",
+	ReasonXDPLBRevSNAT:   "xdp-lb-reverse-snat",
+	ReasonLBDSR:          "lb-dsr",
+	ReasonLBDSRRx:        "lb-dsr-receive",
+	ReasonLBDSRRevNAT:    "lb-dsr-reverse-nat",
+	DropDSRInvalid:       "drop-dsr-invalid",
+	ReasonXDPLBDSR:       "xdp-lb-dsr",
 	DropNoRoute:          "drop-no-route",
 	DropNATNoPort:        "drop-nat-no-port",
 }

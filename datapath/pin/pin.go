@@ -5,7 +5,7 @@
 //	<root>/progs/<program name>        programs the CNI plugin attaches
 //	<root>/links/<host ifname>/<hook>  TCX links of one pod interface
 //	<root>/links/cgroup/<hook>         socket-LB cgroup links (connect4, ...)
-//	<root>/links/devices/<ifname>/<hook> host device links (NodePort)
+//	<root>/links/devices/<ifname>/<hook> host device links (NodePort; xdp-<mode>: XDP)
 //
 // It also holds the map renames a loader applies to an earlier agent's pins
 // (MapRenames, RenameMaps).
@@ -42,6 +42,16 @@ const (
 	ProgFromNetdev = "from_netdev"
 	ProgToNetdev   = "to_netdev"
 )
+
+// ProgXDPNodePort is the XDP program of the external devices
+// (--lb-acceleration), pinned under progs/ by its C function name. Its link
+// is pinned as links/devices/<ifname>/<XDPHook(mode)>.
+const ProgXDPNodePort = "xdp_nodeport"
+
+// XDPHook returns the name the XDP link of a device is pinned under for
+// mode ("native" or "generic"): the name says the mode, which a link's
+// info does not.
+func XDPHook(mode string) string { return "xdp-" + mode }
 
 // Hook is a link pinned under the name Hook, running the program pinned as
 // Prog.

@@ -46,8 +46,12 @@ type ExecRule struct {
 	// what would have been done.
 	Enforce bool
 	// Global: applies to every process (host included); otherwise only to
-	// processes in network namespaces given to SetExecScope.
+	// processes in network namespaces given to SetExecScope, or with
+	// Cgroup, only to processes in cgroups given to SetExecCgroupScope.
 	Global bool
+	// Cgroup: the rule is scoped by the process's cgroup v2 id (a
+	// containerSelector's containers) instead of its network namespace.
+	Cgroup bool
 }
 
 // Enforcement is the event of a matching exec rule.

@@ -17,11 +17,12 @@ import (
 // Exec rule maps (bpf/lib/process_rules.h). Not pinned: the rules live and
 // die with the Sensor, like its links.
 const (
-	execConfigMap = bpfgen.ProcessMapSluiceExecConfigV1
+	execConfigMap = bpfgen.ProcessMapSluiceExecConfigV2
 	execSlotsMap  = bpfgen.ProcessMapSluiceExecSlotsV1
 	execExactMap  = bpfgen.ProcessMapSluiceExecExactV1
 	execPrefixMap = bpfgen.ProcessMapSluiceExecPrefixV1
 	execScopeMap  = bpfgen.ProcessMapSluiceExecScopeV1
+	execCgMap     = bpfgen.ProcessMapSluiceExecCgscopeV1
 	execFollowMap = bpfgen.ProcessMapSluiceExecFollowV1
 )
 
@@ -81,6 +82,9 @@ func (s *Sensor) SetExecRules(rules []ExecRule) error {
 		cfg.Active |= bit
 		if r.Global {
 			cfg.Global |= bit
+		}
+		if r.Cgroup {
+			cfg.Cgroup |= bit
 		}
 		if r.NotIn {
 			cfg.Notin |= bit
@@ -359,6 +363,35 @@ func (s *Sensor) DeleteExecScope(netns uint32) error {
 	return s.deleteScope(execScopeMap, "exec", netns)
 }
 
+// SetExecCgroupScope makes the Cgroup slots in the bit set slots apply to
+// the processes of the cgroup v2 with id cgroup (a container's), replacing
+// what it had.
+func (s *Sensor) SetExecCgroupScope(cgroup uint64, slots uint64) error {
+	return s.setCgroupScope(execCgMap, "exec", cgroup, slots)
+}
+
+// DeleteExecCgroupScope removes the scope of a cgroup (no error when it had
+// none).
+func (s *Sensor) DeleteExecCgroupScope(cgroup uint64) error {
+	return s.deleteCgroupScope(execCgMap, "exec", cgroup)
+}
+
+// setCgroupScope writes the slots of a cgroup into a cgroup scope map.
+func (s *Sensor) setCgroupScope(name, kind string, cgroup, slots uint64) error {
+	if err := s.maps[name].Put(cgroup, slots); err != nil {
+		return fmt.Errorf("write %s scope of cgroup %d: %w", kind, cgroup, maputil.UpdateError(name, err))
+	}
+	return nil
+}
+
+// deleteCgroupScope removes a cgroup from a cgroup scope map.
+func (s *Sensor) deleteCgroupScope(name, kind string, cgroup uint64) error {
+	if err := s.maps[name].Delete(cgroup); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return fmt.Errorf("delete %s scope of cgroup %d: %w", kind, cgroup, err)
+	}
+	return nil
+}
+
 // setScope writes the slots of a network namespace into a scope map.
 func (s *Sensor) setScope(name, kind string, netns uint32, slots uint64) error {
 	if err := s.maps[name].Put(netns, slots); err != nil {
@@ -377,7 +410,7 @@ func (s *Sensor) deleteScope(name, kind string, netns uint32) error {
 
 // ExecEntries counts the entries of the exec rule maps.
 type ExecEntries struct {
-	Slots, Exact, Prefix, Scope, Follow int
+	Slots, Exact, Prefix, Scope, CgroupScope, Follow int
 }
 
 // ExecEntries returns how many entries each exec rule map holds (Slots:
@@ -391,5 +424,5 @@ func (s *Sensor) ExecEntries() (ExecEntries, error) {
 	}
 	out.Slots = bits.OnesCount64(cfg.Active)
 	return out, s.countEntries(map[string]*int{execExactMap: &out.Exact, execPrefixMap: &out.Prefix,
-		execScopeMap: &out.Scope, execFollowMap: &out.Follow})
+		execScopeMap: &out.Scope, execCgMap: &out.CgroupScope, execFollowMap: &out.Follow})
 }

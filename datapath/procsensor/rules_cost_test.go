@@ -12,7 +12,7 @@ import (
 
 // The exec program's run time per exec (kernel BPF statistics) without
 // rules, with 64 rules that do not match (the scope is the test netns, the
-// execs run on the host) and with a Global Post rule on the exec'd copy of
+// execs run on the host), the same scoped by cgroup, and with a Global Post rule on the exec'd copy of
 // /bin/true that matches every exec. Logged, not asserted.
 func TestPrivilegedExecRuleCost(t *testing.T) {
 	r := newRuleEnv(t)
@@ -41,9 +41,20 @@ func TestPrivilegedExecRuleCost(t *testing.T) {
 			t.Logf("%-22s %-28s runs %6d  %v/run", name, hook, d.RunCount, d.PerRun())
 		}
 	}
+	// The same rules scoped by cgroup (containerSelector): slot 63's path
+	// matches true, so each exec reads its cgroup id and looks it up (the
+	// scope is a cgroup id no process has).
+	var cgMiss []procsensor.ExecRule
+	for _, r := range miss {
+		r.Cgroup = true
+		cgMiss = append(cgMiss, r)
+	}
+	require.NoError(t, r.s.SetExecCgroupScope(1<<62, ^uint64(0)))
+	t.Cleanup(func() { require.NoError(t, r.s.DeleteExecCgroupScope(1<<62)) })
 	for round := 0; round < 2; round++ {
 		measure("no rules", nil)
 		measure("64 rules, no match", miss)
+		measure("64 cgroup rules, none", cgMiss)
 		measure("global Post match", match)
 	}
 }

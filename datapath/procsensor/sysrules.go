@@ -150,8 +150,12 @@ type SyscallRule struct {
 	// Syscalls the rule applies to (nil: every syscall).
 	Syscalls []uint32
 	// Global: every process (host included); else processes in the network
-	// namespaces given to SetSyscallScope.
+	// namespaces given to SetSyscallScope, or with Cgroup, in the cgroups
+	// given to SetSyscallCgroupScope.
 	Global bool
+	// Cgroup: scoped by the process's cgroup v2 id (containerSelector)
+	// instead of its network namespace.
+	Cgroup bool
 	Binary ClassFilter
 	Parent ClassFilter
 	// PIDs: the process's tgid is (PIDNotIn: is not) one of PIDs (as seen

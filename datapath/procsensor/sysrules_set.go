@@ -21,6 +21,7 @@ const (
 	sysNrMap      = bpfgen.ProcessMapSluiceSysNrV1
 	sysSlotsMap   = bpfgen.ProcessMapSluiceSysSlotsV1
 	sysScopeMap   = bpfgen.ProcessMapSluiceSysScopeV1
+	sysCgMap      = bpfgen.ProcessMapSluiceSysCgscopeV1
 	sysFollowMap  = bpfgen.ProcessMapSluiceSysFollowV1
 	sysStrMap     = bpfgen.ProcessMapSluiceSysStrV1
 	sysPostfixMap = bpfgen.ProcessMapSluiceSysPostfixV1
@@ -135,6 +136,9 @@ func (s *Sensor) SetSyscallRules(rules []SyscallRule) error {
 		cfg.Active |= bit
 		if r.Global {
 			cfg.Global |= bit
+		}
+		if r.Cgroup {
+			cfg.Cgroup |= bit
 		}
 		if r.FollowForks && len(r.PIDs) > 0 {
 			cfg.Follow |= bit
@@ -331,6 +335,18 @@ func (s *Sensor) SetSyscallScope(netns uint32, slots uint64) error {
 	return s.setScope(sysScopeMap, "syscall", netns, slots)
 }
 
+// SetSyscallCgroupScope makes the Cgroup slots in the bit set slots apply
+// to the processes of the cgroup v2 with id cgroup, replacing what it had.
+func (s *Sensor) SetSyscallCgroupScope(cgroup uint64, slots uint64) error {
+	return s.setCgroupScope(sysCgMap, "syscall", cgroup, slots)
+}
+
+// DeleteSyscallCgroupScope removes the syscall scope of a cgroup (no error
+// when it had none).
+func (s *Sensor) DeleteSyscallCgroupScope(cgroup uint64) error {
+	return s.deleteCgroupScope(sysCgMap, "syscall", cgroup)
+}
+
 // DeleteSyscallScope removes the syscall scope of a network namespace (no
 // error when it had none).
 func (s *Sensor) DeleteSyscallScope(netns uint32) error {
@@ -339,7 +355,7 @@ func (s *Sensor) DeleteSyscallScope(netns uint32) error {
 
 // SyscallEntries counts the entries of the syscall rule maps.
 type SyscallEntries struct {
-	Slots, Nrs, Strings, Postfixes, Scope, Follow, Rate int
+	Slots, Nrs, Strings, Postfixes, Scope, CgroupScope, Follow, Rate int
 }
 
 // SyscallEntries returns how many entries each syscall rule map holds
@@ -366,7 +382,7 @@ func (s *Sensor) SyscallEntries() (SyscallEntries, error) {
 		return out, fmt.Errorf("read %s: %w", sysNrMap, err)
 	}
 	return out, s.countEntries(map[string]*int{sysStrMap: &out.Strings, sysPostfixMap: &out.Postfixes,
-		sysScopeMap: &out.Scope, sysFollowMap: &out.Follow, sysRateMap: &out.Rate})
+		sysScopeMap: &out.Scope, sysCgMap: &out.CgroupScope, sysFollowMap: &out.Follow, sysRateMap: &out.Rate})
 }
 
 // countEntries counts the entries of each named map into its counter.

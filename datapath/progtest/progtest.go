@@ -269,3 +269,45 @@ func L4Checksum(pkt []byte) uint16 {
 	}
 	return uint16(pkt[off])<<8 | uint16(pkt[off+1])
 }
+
+// XDP actions as returned by XDP programs.
+const (
+	XDPAborted  = 0
+	XDPDrop     = 1
+	XDPPass     = 2
+	XDPTx       = 3
+	XDPRedirect = 4
+)
+
+// RunXDP runs the XDP program prog once on pkt as received on ifindex
+// (xdp_md->ingress_ifindex; 0: loopback). ifindex must name a device in the
+// caller's netns.
+func RunXDP(tb testing.TB, prog *ebpf.Program, pkt []byte, ifindex uint32) Result {
+	tb.Helper()
+	res, err := TryRunXDP(prog, pkt, ifindex)
+	if err != nil {
+		tb.Fatalf("BPF_PROG_TEST_RUN (xdp): %v", err)
+	}
+	return res
+}
+
+// TryRunXDP is RunXDP that returns the error of BPF_PROG_TEST_RUN.
+func TryRunXDP(prog *ebpf.Program, pkt []byte, ifindex uint32) (Result, error) {
+	out := make([]byte, len(pkt)+256)
+	opts := &ebpf.RunOptions{Data: pkt, DataOut: out, Context: XDPContext(len(pkt), ifindex)}
+	ret, err := prog.Run(opts)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Verdict: ret, Packet: opts.DataOut}, nil
+}
+
+// XDPContext is a struct xdp_md for a frame of n bytes received on ifindex:
+// data 0, data_end n, data_meta 0, ingress_ifindex, rx_queue_index 0,
+// egress_ifindex 0 (six __u32).
+func XDPContext(n int, ifindex uint32) []byte {
+	ctx := make([]byte, 24)
+	ctx[4], ctx[5], ctx[6], ctx[7] = byte(n), byte(n>>8), byte(n>>16), byte(n>>24)
+	ctx[12], ctx[13], ctx[14], ctx[15] = byte(ifindex), byte(ifindex>>8), byte(ifindex>>16), byte(ifindex>>24)
+	return ctx
+}

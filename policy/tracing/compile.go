@@ -154,7 +154,7 @@ func (c *compiler) spec(s *TracingPolicySpec) {
 	c.notYet("spec.", []field{
 		{"uprobes", len(s.UProbes) > 0}, {"usdts", len(s.Usdts) > 0}, {"loader", s.Loader},
 		{"selectorsMacros", s.SelectorsMacros != nil},
-		{"containerSelector", s.ContainerSelector != nil}, {"hostSelector", s.HostSelector != nil},
+		{"hostSelector", s.HostSelector != nil},
 	})
 	c.options(s.Options)
 	if s.PodSelector != nil {
@@ -162,6 +162,9 @@ func (c *compiler) spec(s *TracingPolicySpec) {
 			c.add("spec.podSelector", err)
 		}
 		c.out.PodSelector = s.PodSelector.DeepCopy()
+	}
+	if s.ContainerSelector != nil {
+		c.containerSelector(s.ContainerSelector)
 	}
 	c.lists = c.compileLists(s.Lists)
 	for i := range s.Tracepoints {

@@ -88,7 +88,12 @@ type Compiled struct {
 	// the host for the cluster-scoped kind; every pod of Ref.Namespace for
 	// the namespaced kind).
 	PodSelector *metav1.LabelSelector
-	Execs       []ExecSelector
+	// ContainerSelector, when set, narrows the policy to the containers of
+	// the selected pods whose fields (ContainerLabels: name, repo) it
+	// matches: the processes in those containers' cgroups. Set (even
+	// empty), the policy applies to no host process.
+	ContainerSelector *metav1.LabelSelector
+	Execs             []ExecSelector
 	// Tracepoints are spec.tracepoints compiled to the syscall hooks.
 	Tracepoints []Tracepoint
 	// Connects are spec.connects (Sluice extension): selectors evaluated

@@ -11,7 +11,8 @@ import (
 // TracingPolicy schema (a Tetragon policy whose hooks exist here applies
 // after changing apiVersion and kind) plus the Sluice extensions spec.execs
 // and spec.connects.
-// Without a podSelector it applies to every process, the host's included.
+// Without a podSelector or containerSelector it applies to every process,
+// the host's included.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=stp
@@ -74,6 +75,13 @@ type TracingPolicySpec struct {
 	// PodSelector selects the pods the policy applies to.
 	// +optional
 	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
+	// ContainerSelector selects, as Tetragon's, the containers of the
+	// selected pods the policy applies to: a label selector over the
+	// container fields name (the container's name) and repo (its image
+	// without tag and digest), ANDed with podSelector. Processes are
+	// matched by their cgroup (the container's).
+	// +optional
+	ContainerSelector *metav1.LabelSelector `json:"containerSelector,omitempty"`
 	// Execs are the Sluice extension: selectors evaluated when a process
 	// execs a binary (sched_process_exec), before the new image runs.
 	// +optional
@@ -97,9 +105,6 @@ type TracingPolicySpec struct {
 
 	// Tetragon fields this agent rejects (see Compile for each reason).
 
-	// ContainerSelector selects containers (Tetragon); not supported yet.
-	// +optional
-	ContainerSelector *metav1.LabelSelector `json:"containerSelector,omitempty"`
 	// HostSelector selects hosts (Tetragon); not supported yet.
 	// +optional
 	HostSelector *metav1.LabelSelector `json:"hostSelector,omitempty"`

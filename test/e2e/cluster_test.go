@@ -147,9 +147,14 @@ func podState(p *corev1.Pod) any {
 
 // exec runs cmd in the pod's first container and returns stdout; stderr is in the error.
 func (c *cluster) exec(ctx context.Context, pod *corev1.Pod, stdin io.Reader, stdout io.Writer, cmd ...string) error {
+	return c.execIn(ctx, pod, pod.Spec.Containers[0].Name, stdin, stdout, cmd...)
+}
+
+// execIn is exec in the named container of pod (kubectl exec -c).
+func (c *cluster) execIn(ctx context.Context, pod *corev1.Pod, container string, stdin io.Reader, stdout io.Writer, cmd ...string) error {
 	req := c.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(pod.Namespace).Name(pod.Name).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{
-			Container: pod.Spec.Containers[0].Name, Command: cmd,
+			Container: container, Command: cmd,
 			Stdin: stdin != nil, Stdout: true, Stderr: true,
 		}, scheme.ParameterCodec)
 	ex, err := remotecommand.NewSPDYExecutor(c.cfg, "POST", req.URL())

@@ -44,3 +44,26 @@ func Cgroup(tb T) string {
 	})
 	return dir
 }
+
+// SubCgroup creates the cgroup v2 directory name under parent (a test's
+// own cgroup) and removes it in cleanup (before parent, whose cleanup was
+// registered first). It returns the directory and its cgroup id (the
+// directory's inode: what bpf_get_current_cgroup_id returns for its
+// processes).
+func SubCgroup(tb T, parent, name string) (dir string, id uint64) {
+	tb.Helper()
+	dir = filepath.Join(parent, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		tb.Fatalf("create cgroup: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := os.Remove(dir); err != nil {
+			tb.Errorf("remove cgroup %s: %v", dir, err)
+		}
+	})
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		tb.Fatalf("stat cgroup: %v", err)
+	}
+	return dir, st.Ino
+}

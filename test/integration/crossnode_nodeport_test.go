@@ -2,10 +2,12 @@ package integration
 
 import (
 	"fmt"
+	"net"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -51,4 +53,41 @@ func TestPrivilegedCrossNodeNodePortVXLAN(t *testing.T) {
 	c.n1.Agent().Stop(t)
 	c.n1.StartAgentWith(t, harness.AgentOptions{Args: c.agentArgs(c.n1)})
 	c.requireNodePortToRemoteBackend(t)
+}
+
+// With --lb-acceleration native on node 1, its XDP program translates the
+// NodePort flow to pod-b on node 2 and pod-b's replies: the same answers,
+// and the XDP counters of node 1's ext0 (requests) and underlay (replies)
+// move. The outside client's and node 2's veth ends run an XDP program and
+// send full checksums (see nodeport_xdp_test.go).
+func TestPrivilegedCrossNodeNodePortXDP(t *testing.T) {
+	c := newTwoNodesWith(t, twoNodesOptions{routing: "native", external: true, lbAcceleration: "native"})
+	harness.XDPPeer(t, c.ext, "eth0")
+	harness.XDPPeer(t, c.n2.NS, c.ul.IfName)
+	waitRoute(t, c.n1, c.n2.PodCIDR.String(), "via "+c.ul.AddrB.String())
+	st, err := c.n1.Client().Status(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, map[string]string{"ext0": "xdp native", c.ul.IfName: "xdp native"}, st.KubeProxy.NodePortXDP)
+
+	counter := func(dev string, r metricsmap.Reason) uint64 {
+		var idx uint32
+		c.n1.NS.Do(t, func() {
+			ifc, err := net.InterfaceByName(dev)
+			require.NoError(t, err)
+			idx = uint32(ifc.Index)
+		})
+		cs, err := metricsmap.PinnedCounters(c.n1.BPFRoot)
+		require.NoError(t, err)
+		var n uint64
+		for _, x := range cs {
+			if x.Ifindex == idx && x.Reason == r && x.Direction == metricsmap.DirIngress {
+				n += x.Packets
+			}
+		}
+		return n
+	}
+	fwd, rev := counter("ext0", metricsmap.ReasonXDPLBSNAT), counter(c.ul.IfName, metricsmap.ReasonXDPLBRevSNAT)
+	c.requireNodePortToRemoteBackend(t)
+	require.GreaterOrEqual(t, counter("ext0", metricsmap.ReasonXDPLBSNAT)-fwd, uint64(10), "requests translated by XDP on ext0")
+	require.GreaterOrEqual(t, counter(c.ul.IfName, metricsmap.ReasonXDPLBRevSNAT)-rev, uint64(10), "replies translated by XDP on the underlay")
 }

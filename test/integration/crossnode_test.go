@@ -40,6 +40,10 @@ type twoNodesOptions struct {
 	// underlay and ext0 (--devices), with its underlay address as
 	// --node-ip (the SNAT address), as on a real node.
 	external bool
+	// lbAcceleration is node 1's --lb-acceleration (with external).
+	lbAcceleration string
+	// args are further sluice-agent flags of both nodes.
+	args []string
 }
 
 // transferSize is what the large transfers send through the echo servers.
@@ -108,11 +112,14 @@ func (c *twoNodes) agentArgs(n *harness.Node) []string {
 	}
 	if c.opts.external && n == c.n1 {
 		args = append(args, "--devices", c.ul.IfName+",ext0")
+		if c.opts.lbAcceleration != "" {
+			args = append(args, "--lb-acceleration", c.opts.lbAcceleration)
+		}
 		if c.opts.underlayMTU == 0 {
 			args = append(args, "--node-ip", c.ul.AddrA.String())
 		}
 	}
-	return args
+	return append(args, c.opts.args...)
 }
 
 // requirePodMTU checks both ends of both pods' veths.

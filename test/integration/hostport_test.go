@@ -70,18 +70,32 @@ func newHPEnv(t *testing.T) *hpEnv {
 // backend pod).
 func (e *hpEnv) hostPorts(t *testing.T) map[string]string {
 	t.Helper()
-	svcs, err := e.node.Client().ListServices(context.Background())
+	out, err := e.listHostPorts()
 	require.NoError(t, err)
+	return out
+}
+
+// listHostPorts is hostPorts for a condition polled by require.Eventually
+// (which runs it on another goroutine, where require cannot stop the test).
+func (e *hpEnv) listHostPorts() (map[string]string, error) {
+	svcs, err := e.node.Client().ListServices(context.Background())
+	if err != nil {
+		return nil, err
+	}
 	out := map[string]string{}
 	for _, s := range svcs {
 		if s.Kind != "HostPort" {
 			continue
 		}
-		require.Len(t, s.Backends, 1, "%s", s.Name)
-		require.Empty(t, s.Error, "%s programmed", s.Name)
+		if len(s.Backends) != 1 {
+			return nil, fmt.Errorf("%s: %d backends, want 1", s.Name, len(s.Backends))
+		}
+		if s.Error != "" {
+			return nil, fmt.Errorf("%s not programmed: %s", s.Name, s.Error)
+		}
 		out[s.Frontend+"/"+s.Protocol] = s.Backends[0].Pod
 	}
-	return out
+	return out, nil
 }
 
 // fromNode asks addr from a host process in the node's cgroup.
@@ -110,7 +124,10 @@ func TestPrivilegedHostPort(t *testing.T) {
 		fmt.Sprintf("%s:%d/UDP", npNodeIP, hpPort): "default/pod3",
 		fmt.Sprintf("0.0.0.0:%d/TCP", hpPort+1):    "default/pod4",
 	}
-	require.Eventually(t, func() bool { return len(e.hostPorts(t)) == 4 }, 10*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool {
+		got, err := e.listHostPorts()
+		return err == nil && len(got) == 4
+	}, 10*time.Second, 50*time.Millisecond)
 	require.Equal(t, wantAll, e.hostPorts(t), "sluice service list: kind HostPort")
 	nodeAddr := fmt.Sprintf("%s:%d", npNodeIP, hpPort)
 	anyPort := fmt.Sprintf("%d", hpPort+1)
@@ -200,6 +217,12 @@ func TestPrivilegedHostPort(t *testing.T) {
 			name, _, err := askPeer(e.ext, nodeAddr, time.Second)
 			return err == nil && name == "pod2"
 		}, 20*time.Second, 100*time.Millisecond)
+		// The pinned entries answered above before the restarted agent's
+		// first sync; its service list shows them once it has synced.
+		require.Eventually(t, func() bool {
+			got, err := e.listHostPorts()
+			return err == nil && assert.ObjectsAreEqual(wantAll, got)
+		}, 20*time.Second, 100*time.Millisecond)
 		assert.Equal(t, wantAll, e.hostPorts(t))
 	})
 
@@ -211,7 +234,10 @@ func TestPrivilegedHostPort(t *testing.T) {
 				want[k] = v
 			}
 		}
-		require.Eventually(t, func() bool { return len(e.hostPorts(t)) == 3 }, 10*time.Second, 50*time.Millisecond)
+		require.Eventually(t, func() bool {
+			got, err := e.listHostPorts()
+			return err == nil && len(got) == 3
+		}, 10*time.Second, 50*time.Millisecond)
 		assert.Equal(t, want, e.hostPorts(t))
 		_, _, err := askPeer(e.ext, nodeAddr, time.Second)
 		assert.Error(t, err, "pod2's port is closed")

@@ -102,6 +102,12 @@ func wire(t *testing.T, node *harness.Node, prefix, dev, nodeAddr, peerAddr stri
 
 func newNPEnv(t *testing.T) *npEnv {
 	t.Helper()
+	return newNPEnvArgs(t)
+}
+
+// newNPEnvArgs is newNPEnv with extra agent arguments.
+func newNPEnvArgs(t *testing.T, agentArgs ...string) *npEnv {
+	t.Helper()
 	e := &npEnv{node: harness.NewNode(t, harness.NodeOptions{})}
 	// The external netns and the veths die with the namespaces (cleanup).
 	e.ext = wire(t, e.node, "sl-ext-", "ext0", npNodeIP, npClientIP)
@@ -114,7 +120,7 @@ func newNPEnv(t *testing.T) *npEnv {
 	})
 	// Socket LB on the node's cgroup: host processes there reach NodePorts
 	// at the node's own addresses (the ext/rmt clients are outside it).
-	e.node.StartAgentArgs(t, "--devices", "ext0,rmt0", "--socket-lb=true")
+	e.node.StartAgentArgs(t, append([]string{"--devices", "ext0,rmt0", "--socket-lb=true"}, agentArgs...)...)
 	for _, name := range []string{"web-1", "web-2"} {
 		p := e.node.AddPod(t, name)
 		servePeer(t, p.NS, p.Addr(podPort), p.Name)

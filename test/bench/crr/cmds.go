@@ -22,6 +22,7 @@ func serveMain(args []string) error {
 	listen := fs.String("listen", "", "address to listen on (ip:port)")
 	name := fs.String("name", "", "name answered to '?' requests (and written first, with --announce)")
 	announce := fs.Bool("announce", false, "write \"<name>\\n\" first on every connection")
+	udp := fs.Bool("udp", false, "also answer UDP_RR (and '?' with the name) on the same address")
 	fs.Parse(args)
 	if *listen == "" || *name == "" {
 		return errors.New("--listen and --name are required")
@@ -30,11 +31,22 @@ func serveMain(args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", *listen, err)
 	}
+	var pc net.PacketConn
+	if *udp {
+		if pc, err = net.ListenPacket("udp4", *listen); err != nil {
+			ln.Close()
+			return fmt.Errorf("listen udp %s: %w", *listen, err)
+		}
+		go tcpcrr.ServeUDP(pc, *name)
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() {
 		<-sig
 		ln.Close()
+		if pc != nil {
+			pc.Close()
+		}
 	}()
 	// Readiness line for whoever started us.
 	fmt.Printf("listening %s\n", ln.Addr())
@@ -49,11 +61,12 @@ func runMain(args []string) error {
 	duration := fs.Duration("duration", 5*time.Second, "measured duration")
 	warmup := fs.Duration("warmup", 0, "load before the measured duration, not counted")
 	timeout := fs.Duration("timeout", 2*time.Second, "connect and read timeout of one transaction")
+	proto := fs.String("proto", string(tcpcrr.TCPCRR), "transaction: tcp_crr or udp_rr")
 	fs.Parse(args)
 	if *target == "" {
 		return errors.New("--target is required")
 	}
-	o := tcpcrr.Options{Workers: *workers, Duration: *duration, Warmup: *warmup, Timeout: *timeout, Pick: tcpcrr.Pick(*pick)}
+	o := tcpcrr.Options{Workers: *workers, Duration: *duration, Warmup: *warmup, Timeout: *timeout, Pick: tcpcrr.Pick(*pick), Proto: tcpcrr.Proto(*proto)}
 	if o.Pick != tcpcrr.PickWorker && o.Pick != tcpcrr.PickRandom {
 		return fmt.Errorf("--pick: %q is neither worker nor random", *pick)
 	}

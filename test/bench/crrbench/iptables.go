@@ -2,23 +2,16 @@ package main
 
 import (
 	"fmt"
-	"os/exec"
 	"strings"
 	"time"
 
+	"github.com/sluicenet/sluice/test/bench/benchrun"
 	"github.com/sluicenet/sluice/test/bench/services"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
-// iptablesVersion is `iptables --version`, e.g. "iptables v1.8.9
-// (nf_tables)": which backend the machine's iptables uses.
-func iptablesVersion() string {
-	out, err := exec.Command("iptables", "--version").Output()
-	if err != nil {
-		return fmt.Sprintf("unknown (%v)", err)
-	}
-	return strings.TrimSpace(string(out))
-}
+// iptablesVersion is benchrun.IPTablesVersion.
+func iptablesVersion() string { return benchrun.IPTablesVersion() }
 
 // ipOptions are the kube-proxy flags the iptables configuration emulates.
 //
@@ -34,22 +27,9 @@ func ipOptions(o Options) services.IPTablesOptions {
 	return services.IPTablesOptions{ClusterCIDR: mustPrefix(harness.PodCIDR), MasqueradeAll: o.MasqueradeAll}
 }
 
-// restore feeds rules to iptables-restore inside ns and returns how long it
-// took. noflush keeps what is there (a partial sync).
+// restore is benchrun.IPTablesRestore.
 func restore(ns *harness.NetNS, rules string, noflush bool) (time.Duration, error) {
-	args := []string{}
-	if noflush {
-		args = append(args, "--noflush")
-	}
-	cmd := ns.Command("iptables-restore", args...)
-	cmd.Stdin = strings.NewReader(rules)
-	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	d := time.Since(start)
-	if err != nil {
-		return d, fmt.Errorf("iptables-restore in %s: %v: %s", ns.Name, err, firstLines(string(out), 5))
-	}
-	return d, nil
+	return benchrun.IPTablesRestore(ns, rules, noflush)
 }
 
 // countNATRules counts the rules of the nat table in ns (iptables -S).
@@ -59,12 +39,4 @@ func countNATRules(ns *harness.NetNS) (int, error) {
 		return 0, fmt.Errorf("iptables -t nat -S in %s: %w", ns.Name, err)
 	}
 	return strings.Count(string(out), "\n-A "), nil
-}
-
-func firstLines(s string, n int) string {
-	lines := strings.SplitN(s, "\n", n+1)
-	if len(lines) > n {
-		lines = lines[:n]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,8 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"time"
 
+	"github.com/sluicenet/sluice/test/bench/benchrun"
 	"github.com/sluicenet/sluice/test/bench/services"
 	"github.com/sluicenet/sluice/test/bench/tcpcrr"
 	"github.com/sluicenet/sluice/test/harness"
@@ -94,51 +93,13 @@ func (t *topology) backendNames() []string {
 	return out
 }
 
-// setSysctls writes /proc/sys entries inside ns (they are per network
-// namespace).
 func setSysctls(r *harness.Runner, ns *harness.NetNS, kv map[string]string) {
-	ns.Do(r, func() {
-		for k, v := range kv {
-			if err := os.WriteFile(filepath.Join("/proc/sys", k), []byte(v), 0o644); err != nil {
-				r.Errorf("sysctl %s=%s in %s: %v", k, v, ns.Name, err)
-			}
-		}
-	})
-	if r.Failed() {
-		r.Fatalf("sysctls in %s failed", ns.Name)
-	}
+	benchrun.Sysctls(r, ns, kv)
 }
 
-// serve starts `crr serve` in pod p, waits for its readiness line and stops
-// it (SIGTERM, then SIGKILL) in cleanup.
+// serve starts `crr serve` in pod p (benchrun.ServeCRR).
 func (t *topology) serve(r *harness.Runner, p *harness.Pod) {
-	cmd := p.NS.Command(t.crr, "serve", "--listen", p.Addr(backendPort), "--name", p.Name)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		r.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		r.Fatalf("start crr serve in %s: %v", p.Name, err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	r.Cleanup(func() { harness.StopProcess(cmd, done) })
-	ready := make(chan bool, 1)
-	go func() {
-		line, err := bufio.NewReader(stdout).ReadString('\n')
-		ready <- err == nil && strings.HasPrefix(line, "listening ")
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			<-done
-			r.Fatalf("crr serve in %s did not start: %s", p.Name, stderr.String())
-		}
-	case <-time.After(10 * time.Second):
-		r.Fatalf("crr serve in %s: no readiness line in 10s", p.Name)
-	}
+	benchrun.ServeCRR(r, p.NS, t.crr, p.Addr(backendPort), p.Name)
 }
 
 // clientCmd runs crr in the client pod's netns, cloned into the node's

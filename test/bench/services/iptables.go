@@ -26,11 +26,14 @@ func chainName(prefix, id string) string {
 }
 
 // SVCChain is the KUBE-SVC-* chain of s.
-func SVCChain(s Service) string { return chainName("KUBE-SVC-", s.ID()+"tcp") }
+func SVCChain(s Service) string { return chainName("KUBE-SVC-", s.ID()+s.Proto()) }
+
+// EXTChain is the KUBE-EXT-* chain of s (NodePort services).
+func EXTChain(s Service) string { return chainName("KUBE-EXT-", s.ID()+s.Proto()) }
 
 // SEPChain is the KUBE-SEP-* chain of backend b of s.
 func SEPChain(s Service, b netip.AddrPort) string {
-	return chainName("KUBE-SEP-", s.ID()+"tcp"+b.String())
+	return chainName("KUBE-SEP-", s.ID()+s.Proto()+b.String())
 }
 
 // IPTablesRestore renders svcs as kube-proxy's iptables mode lays them out in
@@ -39,7 +42,9 @@ func SEPChain(s Service, b netip.AddrPort) string {
 // last service is matched last), then the nodeports rule; KUBE-SVC-* picks a
 // KUBE-SEP-* with statistic-random probabilities 1/n, 1/(n-1), …; KUBE-SEP-*
 // DNATs; KUBE-MARK-MASQ marks and KUBE-POSTROUTING masquerades only marked
-// packets.
+// packets. A NodePort service gets kube-proxy's KUBE-NODEPORTS rule to its
+// KUBE-EXT-* chain, which marks for masquerade (externalTrafficPolicy
+// Cluster) and jumps to KUBE-SVC-*.
 func IPTablesRestore(svcs []Service, o IPTablesOptions) string {
 	var b strings.Builder
 	b.WriteString("*nat\n")
@@ -82,6 +87,9 @@ func IPTablesUpdate(svcs []Service, extra Service, o IPTablesOptions) string {
 
 func writeChainDecls(b *strings.Builder, s Service) {
 	fmt.Fprintf(b, ":%s - [0:0]\n", SVCChain(s))
+	if s.NodePort != 0 {
+		fmt.Fprintf(b, ":%s - [0:0]\n", EXTChain(s))
+	}
 	for _, be := range s.Backends {
 		fmt.Fprintf(b, ":%s - [0:0]\n", SEPChain(s, be))
 	}
@@ -89,21 +97,33 @@ func writeChainDecls(b *strings.Builder, s Service) {
 
 func writeServicesChain(b *strings.Builder, svcs []Service) {
 	for _, s := range svcs {
-		fmt.Fprintf(b, "-A KUBE-SERVICES -d %s/32 -p tcp -m comment --comment \"%s cluster IP\" -m tcp --dport %d -j %s\n",
-			s.VIP, s.ID(), s.Port, SVCChain(s))
+		fmt.Fprintf(b, "-A KUBE-SERVICES -d %s/32 -p %s -m comment --comment \"%s cluster IP\" -m %s --dport %d -j %s\n",
+			s.VIP, s.Proto(), s.ID(), s.Proto(), s.Port, SVCChain(s))
+	}
+	for _, s := range svcs {
+		if s.NodePort != 0 {
+			fmt.Fprintf(b, "-A KUBE-NODEPORTS -p %s -m comment --comment \"%s\" -m %s --dport %d -j %s\n",
+				s.Proto(), s.ID(), s.Proto(), s.NodePort, EXTChain(s))
+		}
 	}
 	b.WriteString(`-A KUBE-SERVICES -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS` + "\n")
 }
 
 func writeServiceChains(b *strings.Builder, s Service, o IPTablesOptions) {
 	svc := SVCChain(s)
+	if s.NodePort != 0 {
+		ext := EXTChain(s)
+		fmt.Fprintf(b, "-A %s -m comment --comment \"masquerade traffic for %s external destinations\" -j KUBE-MARK-MASQ\n", ext, s.ID())
+		fmt.Fprintf(b, "-A %s -j %s\n", ext, svc)
+	}
+	p := s.Proto()
 	switch {
 	case o.MasqueradeAll:
-		fmt.Fprintf(b, "-A %s -d %s/32 -p tcp -m comment --comment \"%s cluster IP\" -m tcp --dport %d -j KUBE-MARK-MASQ\n",
-			svc, s.VIP, s.ID(), s.Port)
+		fmt.Fprintf(b, "-A %s -d %s/32 -p %s -m comment --comment \"%s cluster IP\" -m %s --dport %d -j KUBE-MARK-MASQ\n",
+			svc, s.VIP, p, s.ID(), p, s.Port)
 	case o.ClusterCIDR.IsValid():
-		fmt.Fprintf(b, "-A %s ! -s %s -d %s/32 -p tcp -m comment --comment \"%s cluster IP\" -m tcp --dport %d -j KUBE-MARK-MASQ\n",
-			svc, o.ClusterCIDR, s.VIP, s.ID(), s.Port)
+		fmt.Fprintf(b, "-A %s ! -s %s -d %s/32 -p %s -m comment --comment \"%s cluster IP\" -m %s --dport %d -j KUBE-MARK-MASQ\n",
+			svc, o.ClusterCIDR, s.VIP, p, s.ID(), p, s.Port)
 	}
 	n := len(s.Backends)
 	for i, be := range s.Backends {
@@ -118,6 +138,6 @@ func writeServiceChains(b *strings.Builder, s Service, o IPTablesOptions) {
 	for _, be := range s.Backends {
 		sep := SEPChain(s, be)
 		fmt.Fprintf(b, "-A %s -s %s/32 -m comment --comment \"%s\" -j KUBE-MARK-MASQ\n", sep, be.Addr(), s.ID())
-		fmt.Fprintf(b, "-A %s -p tcp -m comment --comment \"%s\" -m tcp -j DNAT --to-destination %s\n", sep, s.ID(), be)
+		fmt.Fprintf(b, "-A %s -p %s -m comment --comment \"%s\" -m %s -j DNAT --to-destination %s\n", sep, p, s.ID(), p, be)
 	}
 }

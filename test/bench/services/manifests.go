@@ -7,12 +7,16 @@ import (
 )
 
 // WriteManifests writes svcs as multi-document Kubernetes YAML: for each, a
-// selector-less ClusterIP Service and one EndpointSlice (label
+// selector-less ClusterIP (or NodePort) Service and one EndpointSlice (label
 // kubernetes.io/service-name) with its backends ready.
 func WriteManifests(w io.Writer, svcs []Service) error {
 	var b strings.Builder
 	for _, s := range svcs {
 		b.Reset()
+		typ, proto := "ClusterIP", strings.ToUpper(s.Proto())
+		if s.NodePort != 0 {
+			typ = "NodePort"
+		}
 		fmt.Fprintf(&b, `---
 apiVersion: v1
 kind: Service
@@ -20,15 +24,18 @@ metadata:
   name: %[1]s
   namespace: %[2]s
 spec:
-  type: ClusterIP
+  type: %[6]s
   clusterIP: %[3]s
   clusterIPs:
   - %[3]s
   ports:
   - name: %[4]s
-    protocol: TCP
+    protocol: %[7]s
     port: %[5]d
-`, s.Name, s.Namespace, s.VIP, s.PortName, s.Port)
+`, s.Name, s.Namespace, s.VIP, s.PortName, s.Port, typ, proto)
+		if s.NodePort != 0 {
+			fmt.Fprintf(&b, "    nodePort: %d\n", s.NodePort)
+		}
 		if len(s.Backends) > 0 {
 			fmt.Fprintf(&b, "    targetPort: %d\n", s.Backends[0].Port())
 		}
@@ -43,8 +50,8 @@ metadata:
 addressType: IPv4
 ports:
 - name: %[3]s
-  protocol: TCP
-`, s.Name, s.Namespace, s.PortName)
+  protocol: %[4]s
+`, s.Name, s.Namespace, s.PortName, proto)
 		if len(s.Backends) > 0 {
 			fmt.Fprintf(&b, "  port: %d\n", s.Backends[0].Port())
 		}

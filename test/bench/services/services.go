@@ -7,9 +7,11 @@ package services
 import (
 	"fmt"
 	"net/netip"
+	"strings"
 )
 
-// Service is one ClusterIP service with one TCP port.
+// Service is one ClusterIP (or, with NodePort set, NodePort) service with
+// one port.
 type Service struct {
 	Namespace string
 	Name      string
@@ -17,6 +19,19 @@ type Service struct {
 	VIP       netip.Addr
 	Port      uint16
 	Backends  []netip.AddrPort
+	// Protocol is "tcp" (the default when empty) or "udp".
+	Protocol string
+	// NodePort, when not zero, makes the service type NodePort on that
+	// port (externalTrafficPolicy Cluster).
+	NodePort uint16
+}
+
+// Proto is s's protocol in lower case, "tcp" when unset.
+func (s Service) Proto() string {
+	if s.Protocol == "" {
+		return "tcp"
+	}
+	return strings.ToLower(s.Protocol)
 }
 
 // ID is kube-proxy's service port name: namespace/name:port.

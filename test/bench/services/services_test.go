@@ -234,3 +234,39 @@ endpoints:
 		t.Errorf("service without backends:\n%s", b.String())
 	}
 }
+
+// A UDP NodePort service: kube-proxy's KUBE-NODEPORTS rule to KUBE-EXT-*,
+// which marks for masquerade and jumps to KUBE-SVC-*, all for UDP; the
+// manifest is type NodePort with the node port and protocol UDP.
+func TestNodePortUDP(t *testing.T) {
+	s := Service{Namespace: "default", Name: "np", PortName: "udp", VIP: FirstVIP, Port: 80, Protocol: "udp", NodePort: 30080,
+		Backends: []netip.AddrPort{be1}}
+	got := IPTablesRestore([]Service{s}, IPTablesOptions{})
+	ext, svc := EXTChain(s), SVCChain(s)
+	for _, want := range []string{
+		":" + ext + " - [0:0]\n",
+		`-A KUBE-NODEPORTS -p udp -m comment --comment "default/np:udp" -m udp --dport 30080 -j ` + ext + "\n",
+		"-A " + ext + ` -m comment --comment "masquerade traffic for default/np:udp external destinations" -j KUBE-MARK-MASQ` + "\n",
+		"-A " + ext + " -j " + svc + "\n",
+		"-A KUBE-SERVICES -d 10.96.0.16/32 -p udp ",
+		"-m udp -j DNAT --to-destination 10.244.1.3:8080\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("ruleset lacks %q:\n%s", want, got)
+		}
+	}
+	tcp := s
+	tcp.Protocol = ""
+	if SVCChain(tcp) == svc || EXTChain(tcp) == ext {
+		t.Error("TCP and UDP services of one port share chains")
+	}
+	var b bytes.Buffer
+	if err := WriteManifests(&b, []Service{s}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"type: NodePort\n", "    protocol: UDP\n    port: 80\n    nodePort: 30080\n", "  protocol: UDP\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("manifest lacks %q:\n%s", want, b.String())
+		}
+	}
+}

@@ -23,7 +23,21 @@ type Options struct {
 	Duration time.Duration
 	// Timeout bounds connect and read of one transaction (default 2s).
 	Timeout time.Duration
+	// Proto is the transaction: TCPCRR (the default when empty) or UDPRR.
+	Proto Proto
 }
+
+// Proto is a kind of transaction.
+type Proto string
+
+const (
+	// TCPCRR is netperf's TCP_CRR: connect, 1-byte request, 1-byte
+	// response, close.
+	TCPCRR Proto = "tcp_crr"
+	// UDPRR is netperf's UDP_RR: a 1-byte datagram and its 1-byte answer,
+	// on one connected socket per worker and target.
+	UDPRR Proto = "udp_rr"
+)
 
 // Pick is how transactions choose among several targets.
 type Pick string
@@ -39,6 +53,7 @@ const (
 
 // Result is what `crr run` prints as JSON.
 type Result struct {
+	Proto        Proto    `json:"proto"`
 	Targets      []string `json:"targets"`
 	Pick         Pick     `json:"pick,omitempty"`
 	Workers      int      `json:"workers"`
@@ -51,8 +66,8 @@ type Result struct {
 	FirstError   string   `json:"first_error,omitempty"`
 }
 
-// Run drives the load: Workers goroutines, each doing transactions back to
-// back with blocking sockets until Warmup+Duration has passed. Only
+// Run drives the load: Workers goroutines, each doing transactions (o.Proto)
+// back to back with blocking sockets until Warmup+Duration has passed. Only
 // transactions that start after the warm-up are counted. It is bounded: a
 // transaction can outlast the end by at most 2×Timeout.
 func Run(o Options) (Result, error) {
@@ -61,6 +76,13 @@ func Run(o Options) (Result, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 2 * time.Second
+	}
+	switch o.Proto {
+	case "":
+		o.Proto = TCPCRR
+	case TCPCRR, UDPRR:
+	default:
+		return Result{}, fmt.Errorf("unknown transaction %q", o.Proto)
 	}
 	start := time.Now()
 	measureFrom := start.Add(o.Warmup)
@@ -78,6 +100,12 @@ func Run(o Options) (Result, error) {
 			defer wg.Done()
 			a := &accs[w]
 			target := o.Targets[w%len(o.Targets)]
+			do := func(target netip.AddrPort) error { return transact(target, o.Timeout) }
+			if o.Proto == UDPRR {
+				u := newUDPRR(o.Timeout)
+				defer u.close()
+				do = u.transact
+			}
 			for {
 				if o.Pick == PickRandom {
 					target = o.Targets[rand.IntN(len(o.Targets))]
@@ -86,7 +114,7 @@ func Run(o Options) (Result, error) {
 				if !t0.Before(end) {
 					return
 				}
-				err := transact(target, o.Timeout)
+				err := do(target)
 				if t0.Before(measureFrom) {
 					continue
 				}
@@ -102,7 +130,7 @@ func Run(o Options) (Result, error) {
 		}()
 	}
 	wg.Wait()
-	res := Result{Workers: o.Workers, DurationSec: o.Duration.Seconds()}
+	res := Result{Proto: o.Proto, Workers: o.Workers, DurationSec: o.Duration.Seconds()}
 	res.Pick = o.Pick
 	for _, t := range o.Targets {
 		res.Targets = append(res.Targets, t.String())

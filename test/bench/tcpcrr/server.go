@@ -1,6 +1,7 @@
 // Package tcpcrr implements netperf's TCP_CRR transaction (connect, 1-byte
-// request, 1-byte response, close) as a server, a bounded load generator
-// and a name query, for the crr command and the benchmark driver.
+// request, 1-byte response, close) and UDP_RR transaction (a 1-byte
+// datagram and its answer) as servers, a bounded load generator and a name
+// query, for the crr command and the benchmark drivers.
 package tcpcrr
 
 import (

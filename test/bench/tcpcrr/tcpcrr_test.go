@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sluicenet/sluice/test/echoserver"
 )
 
 // Loopback only: a server and the load generator in this process.
@@ -105,5 +107,43 @@ func TestRunPick(t *testing.T) {
 	res, err = Run(Options{Targets: targets, Pick: PickRandom, Workers: 1, Duration: 200 * time.Millisecond})
 	if err != nil || res.Errors == 0 || res.Transactions == 0 {
 		t.Fatalf("random pick: %+v, %v; want both targets used", res, err)
+	}
+}
+
+// UDP_RR against two ServeUDP servers on loopback; a closed target shows up
+// as errors, not transactions.
+func TestRunUDP(t *testing.T) {
+	var addrs []netip.AddrPort
+	for _, name := range []string{"a", "b"} {
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { pc.Close() })
+		go ServeUDP(pc, name)
+		addrs = append(addrs, netip.MustParseAddrPort(pc.LocalAddr().String()))
+	}
+	res, err := Run(Options{Proto: UDPRR, Targets: addrs, Workers: 2, Duration: 200 * time.Millisecond})
+	if err != nil || res.Transactions == 0 || res.Errors != 0 || res.Proto != UDPRR {
+		t.Fatalf("UDP_RR: %+v, %v", res, err)
+	}
+	c, err := net.Dial("udp4", addrs[1].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if name, err := echoserver.AskUDP(c, time.Second); err != nil || name != "b" {
+		t.Errorf("AskUDP = %q, %v; want b", name, err)
+	}
+
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := netip.MustParseAddrPort(pc.LocalAddr().String())
+	pc.Close()
+	res, err = Run(Options{Proto: UDPRR, Targets: []netip.AddrPort{closed}, Workers: 1, Duration: 100 * time.Millisecond, Timeout: 50 * time.Millisecond})
+	if err != nil || res.Transactions != 0 || res.Errors == 0 {
+		t.Errorf("UDP_RR to a closed port: %+v, %v", res, err)
 	}
 }
