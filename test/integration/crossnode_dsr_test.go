@@ -70,7 +70,7 @@ func newDSRNodesXDP(t *testing.T, mode, accel string) *dsrNodes {
 	// The client sends MTU-sized segments (no TSO: no checksum offload),
 	// as over a wire, not GSO packets a veth would pass whole: node 1's
 	// encapsulation then has to fit them (the MSS clamp).
-	txNoCsumOffload(t, c.client, "eth0")
+	harness.TxNoCsumOffload(t, c.client, "eth0")
 	nodes := harness.NodeYAML(c.n1, c.ul.AddrA) + harness.NodeYAML(c.n2, c.ul.AddrB)
 	for _, n := range []*harness.Node{c.n1, c.n2} {
 		ip := c.ul.AddrA
