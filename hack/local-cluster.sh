@@ -31,10 +31,13 @@
 #             comes back through node 1's --devices device, where the host program translates it, as on a real LAN.
 #             Node K's routes: $EXTNET.0/24 and $HOSTIP/32 on-link (the host answers ARP for its own address); no
 #             default route, nothing toward the uplink. Pod routes (native) or the VXLAN device are the agents' own.
+#             The host's route to node K is $EXTNET.1K/32 dev $EXTDEV src $HOSTIP: node 1 reaches the other nodes from
+#             its InternalIP, as nodes of a real cluster do (source-IP checks, externalTrafficPolicy=Local).
 #   node K    (hack/k8s/node.sh) containerd and kubelet of node sluice-nodeK (hostname-override; client certificate
 #             system:node:sluice-nodeK) run in netns sluice-nodeK, in a mount namespace of their own (slave of the
-#             host's, kept in $R/nodes/sluice-nodeK/ns/mnt) and in a cgroup namespace rooted at /sluice-nodeK of every
-#             hierarchy ($R/nodes/sluice-nodeK/ns/cgroup). There: sysfs of its netns on /sys, its own bpffs on /sys/fs/bpf
+#             host's, kept in $R/nodes/sluice-nodeK/ns/mnt), in a cgroup namespace rooted at /sluice-nodeK of every
+#             hierarchy ($R/nodes/sluice-nodeK/ns/cgroup) and in a UTS namespace with hostname sluice-nodeK
+#             ($R/nodes/sluice-nodeK/ns/uts; its hostNetwork pods report it, as on a real node). There: sysfs of its netns on /sys, its own bpffs on /sys/fs/bpf
 #             (shared), its cgroup hierarchies on /sys/fs/cgroup (its kubepods is /sys/fs/cgroup/unified/kubepods in its
 #             view: the chart's one --cgroup-root fits), and $R/nodes/sluice-nodeK/{run,cni-conf,cni-lib,log} over /run
 #             (/run/sluice, /run/netns, containerd's shims), /etc/cni/net.d, /var/lib/cni and /var/log. /opt/cni/bin is

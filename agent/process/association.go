@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -42,11 +43,14 @@ type AssociationConfig struct {
 type Association struct {
 	cfg AssociationConfig
 
-	mu        sync.Mutex
-	byUID     map[types.UID]*corev1.Pod
-	byName    map[types.NamespacedName]*corev1.Pod
-	netns     map[uint32]types.NamespacedName
-	stale     bool
+	mu     sync.Mutex
+	byUID  map[types.UID]*corev1.Pod
+	byName map[types.NamespacedName]*corev1.Pod
+	netns  map[uint32]types.NamespacedName
+	// stale: the endpoints changed since netns was read. Atomic, not under
+	// mu: EndpointsChanged is called with the endpoint manager's lock held,
+	// and refresh lists the endpoints (that lock) with mu held.
+	stale     atomic.Bool
 	refreshed time.Time
 	cgroups   map[uint64]cgroupResult
 }
@@ -70,7 +74,9 @@ func NewAssociation(cfg AssociationConfig) *Association {
 	if cfg.Log == nil {
 		cfg.Log = logrus.StandardLogger()
 	}
-	return &Association{cfg: cfg, stale: true, cgroups: map[uint64]cgroupResult{}}
+	a := &Association{cfg: cfg, cgroups: map[uint64]cgroupResult{}}
+	a.stale.Store(true)
+	return a
 }
 
 // SetPods replaces the Pod objects (labels, containers, owners).
@@ -87,11 +93,12 @@ func (a *Association) SetPods(pods []*corev1.Pod) {
 }
 
 // EndpointsChanged says an endpoint was added or removed: the namespace
-// inodes are read again at the next lookup.
+// inodes are read again at the next lookup. It never blocks: the endpoint
+// manager calls it with its lock held, which a lookup that lists the
+// endpoints waits for while holding the association's (lock order
+// association -> endpoints only).
 func (a *Association) EndpointsChanged() {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.stale = true
+	a.stale.Store(true)
 }
 
 // PodFor returns the pod of the process pid whose cgroup is cgroupID and
@@ -125,7 +132,7 @@ func (a *Association) endpointIn(netns uint32) (types.NamespacedName, bool) {
 	if netns == 0 || netns == a.cfg.HostNetNS || a.cfg.Endpoints == nil {
 		return types.NamespacedName{}, false
 	}
-	if a.stale {
+	if a.stale.Load() {
 		a.refresh()
 	}
 	name, ok := a.netns[netns]
@@ -138,7 +145,8 @@ func (a *Association) endpointIn(netns uint32) (types.NamespacedName, bool) {
 
 // refresh reads the namespace inode of every endpoint's NetNS path.
 func (a *Association) refresh() {
-	a.stale, a.refreshed = false, time.Now()
+	a.stale.Store(false)
+	a.refreshed = time.Now()
 	eps, err := a.cfg.Endpoints.List()
 	if err != nil {
 		a.cfg.Log.WithError(err).Warn("Listing endpoints for process association failed")

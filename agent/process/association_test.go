@@ -6,6 +6,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -172,4 +173,41 @@ func TestNSInodeFallsBackToHostRoot(t *testing.T) {
 	assert.Equal(t, uint32(fi.Sys().(*syscall.Stat_t).Ino), ino)
 	_, err = NSInode("/var/run/netns/absent-too")
 	assert.Error(t, err)
+}
+
+// The endpoint manager calls EndpointsChanged with its lock held (Put and
+// Delete, through OnChange), while a lookup that refreshes holds the
+// association's lock and lists the endpoints (that lock). EndpointsChanged
+// must not wait for the association's lock: the two deadlocked the agent
+// (its API, service and policy syncs all wait for the endpoint manager) on
+// the real two-node cluster under load, until the liveness probe killed it.
+func TestAssociationEndpointsChangedDuringRefresh(t *testing.T) {
+	l := &endpointList{}
+	a := NewAssociation(AssociationConfig{Endpoints: l, HostNetNS: 1})
+	l.mu.Lock() // the endpoint manager in Put, about to call OnChange
+	looked := make(chan struct{})
+	go func() { a.PodFor(0, 0, 4242); close(looked) }() // refresh: a.mu held, List waits for l.mu
+	require.Eventually(t, func() bool {
+		if a.mu.TryLock() {
+			a.mu.Unlock()
+			return false
+		}
+		return true
+	}, 5*time.Second, time.Millisecond, "the lookup holds the association's lock")
+	changed := make(chan struct{})
+	go func() { a.EndpointsChanged(); close(changed) }()
+	select {
+	case <-changed:
+	case <-time.After(3 * time.Second):
+		l.mu.Unlock()
+		<-looked
+		t.Fatal("EndpointsChanged waited for the association's lock while the endpoint manager's was held: deadlock")
+	}
+	l.mu.Unlock()
+	<-looked
+	// The change came during the refresh: the next lookup lists again.
+	a.PodFor(0, 0, 4242)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	assert.Equal(t, 2, l.lists)
 }

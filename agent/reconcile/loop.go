@@ -44,7 +44,8 @@ type Config struct {
 // Loop runs syncFn(true) at once (unless cfg.NoInitialSync), syncFn(false)
 // on every trigger, syncFn(true) every resync period, and retries a failed
 // sync as a full sync after a backoff that doubles from MinBackoff to
-// MaxBackoff and resets on success. It returns when ctx ends, after the
+// MaxBackoff and resets on a full sync's success (an incremental sync that
+// succeeds meanwhile does not cancel the retry). It returns when ctx ends, after the
 // tasks stopped.
 func Loop(ctx context.Context, cfg Config, syncFn func(full bool) error) {
 	var wg sync.WaitGroup
@@ -65,8 +66,13 @@ func Loop(ctx context.Context, cfg Config, syncFn func(full bool) error) {
 			retry = time.After(backoff.Next())
 			return
 		}
-		retry = nil
-		backoff.Reset()
+		// Only a full sync repairs what a failed one left: an incremental
+		// success in between (a trigger before the retry fired) wrote
+		// only its own changes, so the retry stays due.
+		if full {
+			retry = nil
+			backoff.Reset()
+		}
 	}
 	if !cfg.NoInitialSync {
 		run(true)

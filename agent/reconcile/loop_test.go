@@ -94,3 +94,29 @@ func TestLoopNoInitialSync(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// A failed sync is repaired by a full sync even when an incremental sync
+// succeeds before the retry is due: the incremental sync wrote only its own
+// changes, not what the failed one left undone.
+func TestLoopIncrementalSuccessKeepsFullRetry(t *testing.T) {
+	r := &recorder{}
+	trigger := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		Loop(ctx, Config{Trigger: trigger, Resync: time.Hour, MinBackoff: 300 * time.Millisecond}, r.sync)
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+	require.Eventually(t, func() bool { return len(r.snapshot()) == 1 }, 5*time.Second, time.Millisecond)
+	r.mu.Lock()
+	r.fail = 1
+	r.mu.Unlock()
+	trigger <- struct{}{} // fails: a full retry is due after 300ms
+	require.Eventually(t, func() bool { return len(r.snapshot()) == 2 }, 5*time.Second, time.Millisecond)
+	trigger <- struct{}{} // succeeds before the retry
+	require.Eventually(t, func() bool { return len(r.snapshot()) == 3 }, 5*time.Second, time.Millisecond)
+	require.Eventually(t, func() bool { return len(r.snapshot()) == 4 }, 5*time.Second, time.Millisecond,
+		"the failed sync's full retry must still run")
+	assert.Equal(t, []bool{true, false, false, true}, r.snapshot())
+}

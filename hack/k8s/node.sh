@@ -2,7 +2,7 @@
 # hack/k8s/node.sh: the further nodes (k = 2, 3) of `hack/local-cluster.sh up --nodes N`; the layout is in that script's
 # header. Sourced by local-cluster.sh for node_up and node_down (they use its variables and start/stop); executed as
 #   node.sh enter NODEDIR CMD...   runs CMD as a process of the node whose directory is NODEDIR ($R/nodes/NAME): in its
-#                                  cgroups, then (nsenter) its network, mount and cgroup namespaces;
+#                                  cgroups, then (nsenter) its network, mount, cgroup and UTS namespaces;
 #   node.sh mount-setup NODEDIR    (node_up, inside the node's new mount namespace) mounts the node's own filesystems.
 
 # node_up K: creates node sluice-nodeK and starts its containerd (with the cached images) and kubelet.
@@ -18,6 +18,9 @@ node_up() {
 	ip -n "$n" addr add "$ip/24" dev $EXTDEV
 	ip -n "$n" link set $EXTDEV up
 	ip -n "$n" route add "$HOSTIP/32" dev $EXTDEV
+	# the host reaches node K from its InternalIP, as a real node from its own address (the connected /24 route's
+	# source would be $EXTNET.1, which source-IP checks such as externalTrafficPolicy=Local's see as a stranger)
+	ip route replace "$ip/32" dev $EXTDEV src "$HOSTIP"
 	ip netns exec "$n" sysctl -qw net.ipv4.ip_forward=1
 	# cgroups: /NAME in every hierarchy (cpuset needs its cpus and mems before a process may join)
 	for h in /sys/fs/cgroup/*/; do mkdir -p "$h$n"; done
@@ -29,10 +32,11 @@ node_up() {
 	findmnt -rn -t cgroup,cgroup2 -o TARGET,FSTYPE,FS-OPTIONS | grep '^/sys/fs/cgroup/' >"$nr/cgroup-mounts"
 	mount --bind "$nr/ns" "$nr/ns"
 	mount --make-private "$nr/ns"
-	touch "$nr/ns/mnt" "$nr/ns/cgroup"
+	touch "$nr/ns/mnt" "$nr/ns/cgroup" "$nr/ns/uts"
 	(
 		node_join_cgroups "$n" "$BASHPID"
-		exec nsenter --net=/run/netns/"$n" unshare --mount="$nr/ns/mnt" --cgroup="$nr/ns/cgroup" --propagation slave \
+		exec nsenter --net=/run/netns/"$n" unshare --mount="$nr/ns/mnt" --cgroup="$nr/ns/cgroup" --uts="$nr/ns/uts" \
+			--propagation slave \
 			"$REPO/hack/k8s/node.sh" mount-setup "$nr"
 	)
 	# containerd and kubelet from the same templates as node 1's
@@ -62,6 +66,7 @@ node_down() {
 	# the namespaces go with their last process and the bind mounts of their files
 	for m in $(awk '{print $5}' /proc/self/mountinfo | grep -E "^$nr/" | sort -r); do umount "$m" 2>/dev/null || umount -l "$m"; done
 	ip netns del "$n" 2>/dev/null || true
+	ip route del "$EXTNET.1${n#sluice-node}/32" dev $EXTDEV 2>/dev/null || true
 	ip link del "sluice-n${n#sluice-node}" 2>/dev/null || true
 	for h in /sys/fs/cgroup/*/; do
 		if [ -d "$h$n" ]; then find "$h$n" -depth -type d -exec rmdir {} \; 2>/dev/null || true; fi
@@ -104,6 +109,7 @@ mount_setup() {
 	mount --bind "$nr/cni-conf" /etc/cni/net.d
 	mount --bind "$nr/cni-lib" /var/lib/cni
 	mount --bind "$nr/log" /var/log
+	hostname "${nr##*/}" # its own UTS namespace: hostNetwork pods of node K report sluice-nodeK
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
@@ -113,7 +119,7 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
 		nr=$2
 		shift 2
 		node_join_cgroups "${nr##*/}" $$
-		exec nsenter --net=/run/netns/"${nr##*/}" --mount="$nr/ns/mnt" --cgroup="$nr/ns/cgroup" "$@"
+		exec nsenter --net=/run/netns/"${nr##*/}" --mount="$nr/ns/mnt" --cgroup="$nr/ns/cgroup" --uts="$nr/ns/uts" "$@"
 		;;
 	mount-setup) mount_setup "$2" ;;
 	*)
