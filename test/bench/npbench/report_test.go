@@ -34,7 +34,7 @@ func TestReport(t *testing.T) {
 	require.Contains(t, out, "RESULT config=sluice-xdp backend=remote proto=udp_rr rate=2050 ratio_iptables=1.40\n")
 	require.Contains(t, out, "RESULT config=iptables backend=remote proto=udp_rr rate=1500 ratio_iptables=1.00\n")
 	require.Contains(t, out, `RESULT config=sluice-xdp backend=local proto=tcp_crr rate=NA ratio_iptables=NA reason="round 1: boom"`)
-	require.Contains(t, out, `RESULT config=sluice-xdp-dsr backend=remote proto=udp_rr rate=NA ratio_iptables=NA reason="unavailable (DSR not built)"`)
+	require.Contains(t, out, `RESULT config=sluice-xdp-dsr backend=remote proto=udp_rr rate=NA ratio_iptables=NA reason="unavailable (DSR needs the backend's node to reach the client; this topology does not)"`)
 	require.Equal(t, 12, strings.Count(out, "RESULT "), "a line per cell")
 
 	// Only the baseline measured, the DSR configuration unavailable: no
