@@ -358,15 +358,28 @@ func startCapture(t *testing.T, ns *harness.NetNS, ifName string) *capture {
 		seen := captured{vxlanTo: map[netip.Addr]int{}}
 		buf := make([]byte, 65536)
 		pods := netip.MustParsePrefix(harness.PodCIDR)
+		halted := false
 		for {
-			select {
-			case <-c.halt:
-				c.done <- seen
-				return
-			default:
+			flags := 0
+			if !halted {
+				select {
+				case <-c.halt:
+					// Read what is queued before reporting: on a busy
+					// machine this goroutine may not have run while the
+					// traffic passed.
+					halted = true
+				default:
+				}
 			}
-			n, _, rerr := unix.Recvfrom(c.fd, buf, 0)
+			if halted {
+				flags = unix.MSG_DONTWAIT
+			}
+			n, _, rerr := unix.Recvfrom(c.fd, buf, flags)
 			if rerr != nil {
+				if halted {
+					c.done <- seen
+					return
+				}
 				continue
 			}
 			hdr, l4, ok := ipv4(buf[:n])
