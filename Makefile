@@ -66,7 +66,7 @@ fuzz:
 		test -z "$$missing" || { echo "fuzz targets not in FUZZ_TARGETS (Makefile): $$missing" >&2; exit 1; }
 	@set -e; for t in $(FUZZ_TARGETS); do \
 		echo "=== fuzz $${t##*:} ($${t%%:*}) for $(FUZZTIME)"; \
-		$(GO) test -run '^$$' -fuzz "^$${t##*:}\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $${t%%:*}; \
+		hack/fuzz-one.sh $(GO) "$${t%%:*}" "$${t##*:}" $(FUZZTIME) $(FUZZFLAGS); \
 	done
 
 lint: deps
