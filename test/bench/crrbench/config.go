@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,7 +80,7 @@ func (o Options) validate() error {
 		return fmt.Errorf("--direct-pick %q: want random or worker", o.DirectPick)
 	}
 	for _, c := range o.Configs {
-		if !contains(allConfigs, c) {
+		if !slices.Contains(allConfigs, c) {
 			return fmt.Errorf("unknown configuration %q (have %s)", c, strings.Join(allConfigs, ", "))
 		}
 	}
@@ -92,15 +93,6 @@ func (o Options) validate() error {
 		return errors.New("no binary directory")
 	}
 	return nil
-}
-
-func contains[T comparable](s []T, v T) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func parseInts(s string) ([]int, error) {

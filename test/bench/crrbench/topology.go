@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/sluicenet/sluice/test/bench/benchrun"
@@ -139,7 +140,7 @@ func (t *topology) check(ctx context.Context, r *harness.Runner, target netip.Ad
 		if err != nil {
 			return seen, err
 		}
-		if !contains(want, name) {
+		if !slices.Contains(want, name) {
 			return seen, fmt.Errorf("%s answered by %q, want one of %v", target, name, want)
 		}
 		seen[name]++

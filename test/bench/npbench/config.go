@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -77,7 +78,7 @@ func (o Options) validate() error {
 		return fmt.Errorf("%d samples of %v: more than an hour of load", cells, o.Duration+o.Warmup)
 	}
 	for _, c := range o.Configs {
-		if !contains(allConfigs, c) {
+		if !slices.Contains(allConfigs, c) {
 			return fmt.Errorf("unknown configuration %q (have %s)", c, strings.Join(allConfigs, ", "))
 		}
 	}
@@ -85,15 +86,6 @@ func (o Options) validate() error {
 		return errors.New("no binary directory")
 	}
 	return nil
-}
-
-func contains[T comparable](s []T, v T) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // cell is one row of the report: a configuration, a backend placement and

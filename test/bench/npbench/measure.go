@@ -107,19 +107,10 @@ func (t *topology) measure(ctx context.Context, o Options, c cell, round int) sa
 
 // load runs `crr run` in the client namespace, killed when ctx ends.
 func (t *topology) load(ctx context.Context, o Options, addr fmt.Stringer, p tcpcrr.Proto) (tcpcrr.Result, error) {
-	cmd := t.client.Command(t.crr, "run", "--target", addr.String(), "--proto", string(p), "--workers", fmt.Sprint(o.Workers),
+	out, err := t.crrOutput(ctx, "run", "--target", addr.String(), "--proto", string(p), "--workers", fmt.Sprint(o.Workers),
 		"--duration", o.Duration.String(), "--warmup", o.Warmup.String())
-	stop := context.AfterFunc(ctx, func() {
-		if cmd.Process != nil {
-			cmd.Process.Kill()
-		}
-	})
-	defer stop()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
 	if err != nil {
-		return tcpcrr.Result{}, fmt.Errorf("crr run: %v: %s", err, strings.TrimSpace(stderr.String()))
+		return tcpcrr.Result{}, fmt.Errorf("crr run: %w", err)
 	}
 	return parseResult(out)
 }

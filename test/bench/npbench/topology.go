@@ -209,6 +209,17 @@ func (t *topology) ask(ctx context.Context, addr netip.AddrPort, p tcpcrr.Proto)
 	if p == tcpcrr.UDPRR {
 		args = append(args, "--udp")
 	}
+	out, err := t.crrOutput(ctx, args...)
+	if err != nil {
+		return "", fmt.Errorf("crr ask %s %s: %w", p, addr, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// crrOutput runs the crr tool with args in the client namespace, killed
+// when ctx ends, and returns its standard output; a failure carries its
+// standard error.
+func (t *topology) crrOutput(ctx context.Context, args ...string) ([]byte, error) {
 	cmd := t.client.Command(t.crr, args...)
 	stop := context.AfterFunc(ctx, func() {
 		if cmd.Process != nil {
@@ -220,9 +231,9 @@ func (t *topology) ask(ctx context.Context, addr netip.AddrPort, p tcpcrr.Proto)
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("crr ask %s %s: %v: %s", p, addr, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
 	}
-	return strings.TrimSpace(string(out)), nil
+	return out, nil
 }
 
 // counters is node 1's metrics map: packets per device, reason and
