@@ -151,7 +151,7 @@ func (p *EndpointPolicy) Verdict(d Direction, peer identity.NumericIdentity, pro
 // otherwise the truth rule: any matching deny wins, then the most specific
 // allow.
 func (p *EndpointPolicy) stage(d Direction, peer identity.NumericIdentity, exact bool, proto uint8, port uint16, mostSpecific bool) (allowed bool, rule RuleRef, matched bool) {
-	best, bestS := Entry{}, -1
+	best, bestK, bestS := Entry{}, Key{}, -1
 	for k, e := range p.Entries {
 		if !keyMatches(k, d, peer, proto, port) || (exact && k.PeerIdentity != peer) {
 			continue
@@ -159,9 +159,13 @@ func (p *EndpointPolicy) stage(d Direction, peer identity.NumericIdentity, exact
 		if e.Deny && !mostSpecific {
 			return false, e.Rule, true
 		}
+		// Equally specific entries share the datapath's map key; the
+		// agent keeps the deny, else the first in key order (MapState),
+		// so the rule named here is the one the datapath names.
 		s := specificity(k, port)
-		if s > bestS || (s == bestS && e.Deny && !best.Deny) {
-			best, bestS = e, s
+		if s > bestS || (s == bestS && e.Deny && !best.Deny) ||
+			(s == bestS && e.Deny == best.Deny && compareKeys(k, bestK) < 0) {
+			best, bestK, bestS = e, k, s
 		}
 	}
 	if bestS < 0 {
@@ -211,11 +215,11 @@ func (p *EndpointPolicy) Keys() []Key {
 	return ks
 }
 
-func sortKeys(ks []Key) {
-	slices.SortFunc(ks, func(a, b Key) int {
-		return cmp.Or(cmp.Compare(a.Direction, b.Direction), cmp.Compare(a.PeerIdentity, b.PeerIdentity),
-			cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.PortLo, b.PortLo), cmp.Compare(a.PortHi, b.PortHi))
-	})
+func sortKeys(ks []Key) { slices.SortFunc(ks, compareKeys) }
+
+func compareKeys(a, b Key) int {
+	return cmp.Or(cmp.Compare(a.Direction, b.Direction), cmp.Compare(a.PeerIdentity, b.PeerIdentity),
+		cmp.Compare(a.Proto, b.Proto), cmp.Compare(a.PortLo, b.PortLo), cmp.Compare(a.PortHi, b.PortHi))
 }
 
 // equal reports whether two policies hold the same flags and entries.
