@@ -83,6 +83,8 @@ type Daemon struct {
 	// event rates.
 	started   time.Time
 	k8sClient kubernetes.Interface
+	// k8sEvents records Events on Kubernetes objects (Kubernetes mode).
+	k8sEvents *k8sEvents
 	resync    reconcile.Status
 	rates     eventRates
 }
@@ -286,6 +288,9 @@ func (d *Daemon) Close() error {
 		}
 		if d.nodes != nil {
 			d.nodes.Close()
+		}
+		if d.k8sEvents != nil {
+			d.k8sEvents.close()
 		}
 		if d.dp != nil {
 			err = d.dp.Close()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/agent/healthcheck"
@@ -33,6 +34,12 @@ func (d *Daemon) setupHealthChecks() {
 		ProxyHealthy: func() bool {
 			_, ok := d.svcs.ProxyHealth(d.proxyHealthTimeout())
 			return ok
+		},
+		// Set up before the Kubernetes source; runs only after it.
+		ListenFailed: func(n types.NamespacedName, port uint16, err error) {
+			if d.k8sEvents != nil {
+				d.k8sEvents.healthCheckFailed(n, port, err)
+			}
 		},
 	}, d.log.WithField("subsys", "healthcheck"))
 	d.svcs.OnHealthChecks(d.hc.Set)

@@ -26,6 +26,7 @@ func (d *Daemon) newK8sSource() (*k8s.Source, error) {
 		return nil, err
 	}
 	d.k8sClient = cs
+	d.k8sEvents = newK8sEvents(cs, d.cfg.NodeName, d.log.WithField("subsys", "k8s-events"))
 	dyn, err := k8s.NewDynamicClient(d.cfg.Kubeconfig)
 	if err != nil {
 		return nil, err

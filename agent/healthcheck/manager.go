@@ -31,6 +31,11 @@ type Config struct {
 	// ProxyHealthy reports the service proxy's health for the answers;
 	// nil: always healthy.
 	ProxyHealthy func() bool
+	// ListenFailed, when set, hears of each new reason a Service's port
+	// could not be opened (not of every retry with the same error): the
+	// agent records it as a Kubernetes Event on the Service, as
+	// kube-proxy does.
+	ListenFailed func(svc types.NamespacedName, port uint16, err error)
 }
 
 // Status is one health-check port as the manager serves it.
@@ -168,13 +173,16 @@ func (m *Manager) Sync() error {
 		if _, ok := m.open[n]; ok {
 			continue
 		}
-		ln, err := m.cfg.Listen(port)
-		if err != nil {
+		ln, lerr := m.cfg.Listen(port)
+		if lerr != nil {
 			m.listenErrors.Inc()
-			err = fmt.Errorf("health-check node port %d of %s: %w", port, n, err)
+			err := fmt.Errorf("health-check node port %d of %s: %w", port, n, lerr)
 			errs = append(errs, err)
 			if prev, ok := m.failed[n]; !ok || prev.port != port || prev.err.Error() != err.Error() {
 				m.log.WithError(err).WithFields(logrus.Fields{"service": n.String(), "port": port}).Error("Health-check node port cannot be opened; retrying")
+				if m.cfg.ListenFailed != nil {
+					m.cfg.ListenFailed(n, port, lerr)
+				}
 			}
 			failed[n] = failure{port: port, err: err}
 			continue

@@ -2,6 +2,7 @@ package healthcheck
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sluicenet/sluice/agent/lb/translate"
 )
@@ -125,7 +127,10 @@ func hc(name string, port uint16, n int) translate.HealthCheck {
 func TestManagerListeners(t *testing.T) {
 	var healthy atomic.Bool
 	healthy.Store(true)
-	m := New(Config{Listen: loopbackListen, ProxyHealthy: healthy.Load}, logrus.New())
+	var failed []string
+	m := New(Config{Listen: loopbackListen, ProxyHealthy: healthy.Load, ListenFailed: func(n types.NamespacedName, port uint16, err error) {
+		failed = append(failed, fmt.Sprintf("%s %d", n, port))
+	}}, logrus.New())
 	t.Cleanup(m.closeAll)
 	p1, p2 := freePort(t), freePort(t)
 
@@ -168,6 +173,8 @@ func TestManagerListeners(t *testing.T) {
 	assert.True(t, st[1].Listening, "the other Service's port unaffected")
 	code, _ = get(t, p2)
 	assert.Equal(t, 200, code)
+	require.Error(t, m.Sync(), "still taken")
+	assert.Equal(t, []string{fmt.Sprintf("default/db %d", p1)}, failed, "told once, not on every retry")
 
 	blocker.Close()
 	require.NoError(t, m.Sync(), "retried once free")

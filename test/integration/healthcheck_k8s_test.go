@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
@@ -22,7 +23,8 @@ import (
 // the agent answers it from the EndpointSlices (200 with a local ready
 // endpoint, 503 with only a terminating one) on the node's addresses, and
 // the node's proxy health fails /healthz (not /livez) once the Node is
-// tainted ToBeDeletedByClusterAutoscaler, as kube-proxy's.
+// tainted ToBeDeletedByClusterAutoscaler, as kube-proxy's. A port that
+// cannot be opened is a Warning Event on its Service, as kube-proxy's.
 func TestPrivilegedHealthCheckNodePortKubernetes(t *testing.T) {
 	harness.RequirePrivileged(t)
 	node := harness.NewNode(t, harness.NodeOptions{})
@@ -90,6 +92,47 @@ func TestPrivilegedHealthCheckNodePortKubernetes(t *testing.T) {
 	assert.Equal(t, false, b["nodeEligible"])
 	code, b = nodeHealth("/livez")
 	assert.Equal(t, 200, code, "livez ignores the node: %v", b)
+
+	// A health-check node port someone else holds: a Warning Event on
+	// the Service with kube-proxy's reason, naming the node and the port;
+	// the port opens once free.
+	const taken = 32123
+	var blocker net.Listener
+	node.NS.Do(t, func() { blocker, err = net.Listen("tcp", fmt.Sprintf(":%d", taken)) })
+	require.NoError(t, err)
+	t.Cleanup(func() { blocker.Close() })
+	svc2, err := cs.CoreV1().Services("default").Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "lb-taken"},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: corev1.ServiceExternalTrafficPolicyLocal,
+			HealthCheckNodePort: taken,
+			Ports:               []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(podPort), Protocol: corev1.ProtocolTCP}},
+		},
+	}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	var ev corev1.Event
+	require.Eventually(t, func() bool {
+		l, err := cs.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=lb-taken"})
+		if err != nil {
+			return false
+		}
+		for _, e := range l.Items {
+			if e.Reason == "FailedToStartServiceHealthcheck" {
+				ev = e
+				return true
+			}
+		}
+		return false
+	}, 30*time.Second, 200*time.Millisecond, "no FailedToStartServiceHealthcheck Event on the Service")
+	t.Logf("event: %s %s %q from %s/%s", ev.Type, ev.Reason, ev.Message, ev.Source.Component, ev.Source.Host)
+	assert.Equal(t, corev1.EventTypeWarning, ev.Type)
+	assert.Equal(t, svc2.UID, ev.InvolvedObject.UID, "kubectl describe finds it by UID")
+	assert.Equal(t, "Service", ev.InvolvedObject.Kind)
+	assert.Equal(t, node.Name, ev.Source.Host)
+	assert.Contains(t, ev.Message, fmt.Sprintf("port %d", taken))
+	assert.Contains(t, ev.Message, "address already in use")
+	blocker.Close()
+	waitHC(t, node.NS, fmt.Sprintf("127.0.0.1:%d", taken), 503, 0)
 }
 
 func conditions(ready, serving, terminating bool) discoveryv1.EndpointConditions {
