@@ -82,6 +82,10 @@ type Config struct {
 	// Hooks describes the tracepoints of syscall rule events (nil: they
 	// name the raw_syscalls hook).
 	Hooks SyscallHooks
+	// HoldUnnamed is how long events of a new container's processes may
+	// wait for the Pod's status to name the container (0: the default,
+	// negative: never held).
+	HoldUnnamed time.Duration
 	// Lost returns the sensor's count of events it could not send
 	// (sluice_process_events_lost_total); nil when unknown.
 	Lost func() uint64
@@ -101,6 +105,13 @@ type Manager struct {
 	mu    sync.Mutex
 	cache *cache
 
+	// holdMu guards the pods whose container is not named yet and the
+	// events held for them (hold.go); taken before mu, never after.
+	holdMu  sync.Mutex
+	held    map[*api.Pod]heldPod
+	queue   []heldEvent
+	heldOut *prometheus.CounterVec
+
 	misses prometheus.Counter
 }
 
@@ -116,9 +127,13 @@ func NewManager(cfg Config, sink Sink, reg prometheus.Registerer) *Manager {
 	if cfg.Log == nil {
 		cfg.Log = logrus.StandardLogger()
 	}
+	if cfg.HoldUnnamed == 0 {
+		cfg.HoldUnnamed = DefaultHoldUnnamed
+	}
 	m := &Manager{
 		cfg: cfg, sink: sink, boot: bootTime(), conns: newConnTable(cfg.ConnTableSize),
-		cache: newCache(cfg.NodeName, cfg.CacheSize, cfg.AncestorsDepth),
+		cache:   newCache(cfg.NodeName, cfg.CacheSize, cfg.AncestorsDepth),
+		heldOut: newHeldCounter(),
 		misses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_process_cache_misses_total",
 			Help: "Process events whose process or parent was not in the process cache (published with what was known).",
@@ -141,7 +156,9 @@ func (m *Manager) Seed(running RunningFunc) error {
 	procs := make([]seeded, len(execs))
 	for i := range execs {
 		e := &execs[i]
-		procs[i] = seeded{key: e.Key, parent: e.Parent, proc: m.buildExec(e, m.podOf(e), false)}
+		pod := m.podOf(e)
+		m.hold(pod, e.Key.TGID, e.CgroupID, e.NS.Net)
+		procs[i] = seeded{key: e.Key, parent: e.Parent, proc: m.buildExec(e, pod, false)}
 		if e.Parent != (procsensor.Key{}) {
 			procs[i].proc.ParentExecID = ExecID(m.cfg.NodeName, e.Parent)
 		}
@@ -157,10 +174,21 @@ func (m *Manager) Seed(running RunningFunc) error {
 }
 
 // Run handles events from r until ctx ends (closing r) or r is closed.
-// Errors reading one event are logged and skipped.
+// Errors reading one event are logged and skipped. Held events are
+// released alongside and published when Run returns.
 func (m *Manager) Run(ctx context.Context, r EventReader) error {
 	stop := context.AfterFunc(ctx, func() { r.Close() })
 	defer stop()
+	hctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.releaseLoop(hctx)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
 	for {
 		ev, err := r.Read()
 		switch {
@@ -196,11 +224,19 @@ func (m *Manager) Handle(ev procsensor.Event) {
 	}
 }
 
-// publish hands ev to the sink, counting a miss.
+// publish hands ev to the sink, counting a miss, or holds it behind the
+// events of a container not yet named (hold.go).
 func (m *Manager) publish(ev *api.ProcessEvent, l lineage, t time.Time) {
 	if l.miss {
 		m.misses.Inc()
 	}
 	ev.NodeName, ev.Time = m.cfg.NodeName, t
+	m.holdMu.Lock()
+	if m.holds(l) {
+		m.queue = append(m.queue, heldEvent{ev: ev, l: l})
+		m.holdMu.Unlock()
+		return
+	}
+	m.holdMu.Unlock()
 	m.sink.Publish(ev)
 }

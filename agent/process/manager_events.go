@@ -14,6 +14,7 @@ import (
 
 func (m *Manager) handleExec(e *procsensor.Exec) {
 	pod := m.podOf(e)
+	m.hold(pod, e.Key.TGID, e.CgroupID, e.NS.Net)
 	m.mu.Lock()
 	l := m.cache.exec(e.Key, e.Parent, func(cloned bool) *api.Process { return m.buildExec(e, pod, cloned) })
 	m.mu.Unlock()

@@ -44,7 +44,7 @@ func (m *Manager) ProcessForFlow(proto uint8, src, dst netip.AddrPort) (api.Proc
 
 func (m *Manager) collectors() []prometheus.Collector {
 	cs := []prometheus.Collector{
-		m.misses,
+		m.misses, m.heldOut,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sluice_process_cache_size", Help: "Processes in the process cache.",
 		}, func() float64 {
