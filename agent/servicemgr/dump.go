@@ -110,6 +110,8 @@ func flagNames(f lbmap.Flags) []string {
 		{lbmap.FlagLocalOnly, "local-only"},
 		{lbmap.FlagAffinity, "affinity"},
 		{lbmap.FlagMaglev, "maglev"},
+		{lbmap.FlagModeSet, "mode-set"},
+		{lbmap.FlagDSR, "dsr"},
 	} {
 		if f&n.flag != 0 {
 			out = append(out, n.name)

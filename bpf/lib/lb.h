@@ -18,6 +18,12 @@
 #define LB_FLAG_LOCAL_ONLY	(1 << 2)	/* traffic policy Local: slots hold local backends only */
 #define LB_FLAG_AFFINITY	(1 << 3)	/* sessionAffinity ClientIP */
 #define LB_FLAG_MAGLEV		(1 << 4)	/* per-packet selection by the Maglev table */
+/* The service's own forwarding mode to remote backends (annotation
+ * service.sluice.io/lb-mode; dsr.h): with LB_FLAG_MODE_SET, DSR when
+ * LB_FLAG_DSR is set, else SNAT (the agent resolves hybrid by the
+ * frontend's protocol); without it the node's lb_mode applies. */
+#define LB_FLAG_MODE_SET	(1 << 5)
+#define LB_FLAG_DSR		(1 << 6)
 
 /* Backend flags (lb4_backend.flags). */
 #define LB_BACKEND_TERMINATING	(1 << 0)
