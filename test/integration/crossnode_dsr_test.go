@@ -287,3 +287,36 @@ func TestPrivilegedCrossNodeNodePortAnnotatedDSR(t *testing.T) {
 	assert.GreaterOrEqual(t, n1Tx, uint64(3*dsrAsks), "replies pass node 1's lan0")
 	assert.Equal(t, enc, nodeCounter(t, c.n1, "lan0", metricsmap.ReasonLBDSR, metricsmap.DirIngress), "nothing encapsulated")
 }
+
+// The other way round: both agents run --lb-mode dsr; a NodePort Service
+// annotated with Cilium's service.cilium.io/forwarding-mode: snat is SNATed
+// (pod-b sees node 1, replies pass node 1), the unannotated one still goes
+// by DSR.
+func TestPrivilegedCrossNodeNodePortAnnotatedSNAT(t *testing.T) {
+	c := newDSRNodes(t, "dsr")
+	const annPort = 30089
+	ep := [5]string{c.podB.IP.String(), c.n2.Name, "true", "true", "false"}
+	svc := strings.Replace(nodePortYAML("np-ann-snat", "10.96.0.89", annPort, false, ""),
+		"  namespace: default\n", "  namespace: default\n  annotations:\n    service.cilium.io/forwarding-mode: snat\n", 1)
+	for _, n := range []*harness.Node{c.n1, c.n2} {
+		writeManifest(t, n, "np-ann.yaml", svc+sliceYAML("np-ann-snat", ep)+"---\n")
+	}
+	for _, n := range []*harness.Node{c.n1, c.n2} {
+		waitBackends(t, n, fmt.Sprintf("0.0.0.0:%d", annPort), 1)
+	}
+	out, err := c.n1.NS.Command(harness.Bin(t, "sluice"), "--socket", c.n1.Socket(), "service", "list").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Regexp(t, fmt.Sprintf(`(?m)^default/np-ann-snat:http +NodePort +0\.0\.0\.0:%d/TCP +random +snat +`, annPort), string(out))
+	assert.Regexp(t, fmt.Sprintf(`(?m)^default/np-dsr:http +NodePort +0\.0\.0\.0:%d/TCP +random +dsr +`, dsrNodePort), string(out))
+	assert.Regexp(t, `(?m)^default/np-dsr:http +ClusterIP +10\.96\.0\.85:80/TCP +random +- +`, string(out))
+
+	enc := nodeCounter(t, c.n1, "lan0", metricsmap.ReasonLBDSR, metricsmap.DirIngress)
+	tx1 := txPackets(t, c.n1, "lan0")
+	names, peers := askManyPeer(t, c.client, fmt.Sprintf("%s:%d", npNodeIP, annPort), dsrAsks)
+	require.Equal(t, map[string]int{"pod-b": dsrAsks}, names)
+	assert.Equal(t, map[string]bool{c.ul.AddrA.String(): true}, peers, "SNAT to node 1")
+	assert.GreaterOrEqual(t, txPackets(t, c.n1, "lan0")-tx1, uint64(3*dsrAsks), "replies pass node 1's lan0")
+	assert.Equal(t, enc, nodeCounter(t, c.n1, "lan0", metricsmap.ReasonLBDSR, metricsmap.DirIngress), "nothing encapsulated")
+
+	c.requireDSRTCP(t)
+}
