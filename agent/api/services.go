@@ -23,8 +23,15 @@ type Service struct {
 	Affinity  int              `json:"sessionAffinitySeconds,omitempty"`
 	LocalOnly bool             `json:"localOnly,omitempty"` // traffic policy Local
 	// Algorithm is how packets of a new flow pick a backend: random or
-	// maglev (--lb-algorithm).
+	// maglev (the Service's lb-algorithm annotation, else --lb-algorithm).
 	Algorithm string `json:"algorithm,omitempty"`
+	// Mode is how flows from outside reach a backend on another node:
+	// snat, dsr or hybrid (the Service's lb-mode annotation, else
+	// --lb-mode). Empty for a ClusterIP frontend, which has none.
+	Mode string `json:"mode,omitempty"`
+	// Warnings say which of the Service's annotations were not honoured
+	// and what applies instead.
+	Warnings []string `json:"warnings,omitempty"`
 	// Error, when set, says why the service is not programmed: the
 	// load-balancing maps hold none of it or an older version (a map full,
 	// for example). Empty: every entry of it is in the maps.

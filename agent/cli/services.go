@@ -79,10 +79,12 @@ func bpfCommand(o *options) *cobra.Command {
 	return cmd
 }
 
-// WriteServiceTable prints one row per backend of each frontend.
+// WriteServiceTable prints one row per backend of each frontend: its
+// algorithm, its mode (- for ClusterIP, which has none), and after the
+// table what is not programmed or not as asked.
 func WriteServiceTable(w io.Writer, svcs []api.Service) error {
 	tw := newTabWriter(w)
-	fmt.Fprintln(tw, "SERVICE\tKIND\tFRONTEND\tALGORITHM\tBACKEND\tSTATE\tFLAGS")
+	fmt.Fprintln(tw, "SERVICE\tKIND\tFRONTEND\tALGORITHM\tMODE\tBACKEND\tSTATE\tFLAGS")
 	for _, s := range svcs {
 		var flags []string
 		if s.Affinity > 0 {
@@ -93,6 +95,9 @@ func WriteServiceTable(w io.Writer, svcs []api.Service) error {
 		}
 		if s.Error != "" {
 			flags = append(flags, "NOT-PROGRAMMED")
+		}
+		if len(s.Warnings) > 0 {
+			flags = append(flags, "WARNING")
 		}
 		if hc := s.HealthCheck; hc != nil {
 			// The health-check node port and what it answers (or that
@@ -113,34 +118,47 @@ func WriteServiceTable(w io.Writer, svcs []api.Service) error {
 		if alg == "" {
 			alg = "random"
 		}
+		mode := s.Mode
+		if mode == "" {
+			mode = "-"
+		}
 		if len(s.Backends) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t(none)\t-\t%s\n", s.Name, s.Kind, fe, alg, fl)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t(none)\t-\t%s\n", s.Name, s.Kind, fe, alg, mode, fl)
 			continue
 		}
 		for i, b := range s.Backends {
-			name, kind, f, a := s.Name, s.Kind, fe, alg
+			name, kind, f, a, m := s.Name, s.Kind, fe, alg, mode
 			if i > 0 {
-				name, kind, f, a = "", "", "", ""
+				name, kind, f, a, m = "", "", "", "", ""
 			}
 			state := b.State
 			if b.Local {
 				state += ",local"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, kind, f, a, b.Address, state, fl)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, kind, f, a, m, b.Address, state, fl)
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	seen := map[string]bool{}
+	seen, warned := map[string]bool{}, map[string]bool{}
 	for _, s := range svcs {
+		n, _, _ := strings.Cut(s.Name, ":")
+		for _, wn := range s.Warnings {
+			// Once per Service: its frontends share its annotations.
+			if !warned[n+"\x00"+wn] {
+				warned[n+"\x00"+wn] = true
+				if _, err := fmt.Fprintf(w, "WARNING %s: %s\n", n, wn); err != nil {
+					return err
+				}
+			}
+		}
 		if s.Error != "" {
 			if _, err := fmt.Fprintf(w, "NOT-PROGRAMMED %s %s/%s: %s\n", s.Name, s.Frontend, s.Protocol, s.Error); err != nil {
 				return err
 			}
 		}
 		if hc := s.HealthCheck; hc != nil && !hc.Listening {
-			n, _, _ := strings.Cut(s.Name, ":")
 			if !seen[n] {
 				seen[n] = true
 				if _, err := fmt.Fprintf(w, "HEALTHCHECK-NOT-OPEN %s port %d: %s\n", n, hc.Port, hc.Error); err != nil {

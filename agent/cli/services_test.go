@@ -2,6 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
+	"io"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -17,23 +20,54 @@ func TestWriteServiceTable(t *testing.T) {
 				{ID: 1, Address: "10.244.1.2:8080", State: "active", Local: true},
 				{ID: 2, Address: "10.244.1.3:8080", State: "terminating"},
 			}},
-		{Name: "default/empty", Kind: "NodePort", Frontend: "0.0.0.0:30080", Protocol: "UDP", LocalOnly: true, Algorithm: "maglev"},
+		{Name: "default/empty", Kind: "NodePort", Frontend: "0.0.0.0:30080", Protocol: "UDP", LocalOnly: true, Algorithm: "maglev", Mode: "hybrid"},
+		{Name: "default/dsr", Kind: "LoadBalancer", Frontend: "192.0.2.7:443", Protocol: "TCP", Algorithm: "random", Mode: "dsr",
+			Backends: []api.ServiceBackend{{ID: 3, Address: "10.244.2.2:8443", State: "active"}}},
 	}
 	var buf bytes.Buffer
 	require.NoError(t, WriteServiceTable(&buf, svcs))
 	want := "" +
-		"SERVICE           KIND       FRONTEND           ALGORITHM  BACKEND          STATE         FLAGS\n" +
-		"default/web:http  ClusterIP  10.96.0.10:80/TCP  random     10.244.1.2:8080  active,local  affinity=10800s\n" +
-		"                                                           10.244.1.3:8080  terminating   affinity=10800s\n" +
-		"default/empty     NodePort   0.0.0.0:30080/UDP  maglev     (none)           -             local-only\n"
+		"SERVICE           KIND          FRONTEND           ALGORITHM  MODE    BACKEND          STATE         FLAGS\n" +
+		"default/web:http  ClusterIP     10.96.0.10:80/TCP  random     -       10.244.1.2:8080  active,local  affinity=10800s\n" +
+		"                                                                      10.244.1.3:8080  terminating   affinity=10800s\n" +
+		"default/empty     NodePort      0.0.0.0:30080/UDP  maglev     hybrid  (none)           -             local-only\n" +
+		"default/dsr       LoadBalancer  192.0.2.7:443/TCP  random     dsr     10.244.2.2:8443  active        -\n"
 	assert.Equal(t, want, buf.String())
 
 	// A service the maps do not hold is marked, with the error.
 	svcs[1].Error = "service 0.0.0.0:30080/UDP (default/empty): update sluice_lb4_services_v1: bpf map is full"
 	buf.Reset()
 	require.NoError(t, WriteServiceTable(&buf, svcs))
-	assert.Contains(t, buf.String(), "default/empty     NodePort   0.0.0.0:30080/UDP  maglev     (none)           -             local-only,NOT-PROGRAMMED\n")
+	assert.Contains(t, buf.String(), "default/empty     NodePort      0.0.0.0:30080/UDP  maglev     hybrid  (none)           -             local-only,NOT-PROGRAMMED\n")
 	assert.Contains(t, buf.String(), "\nNOT-PROGRAMMED default/empty 0.0.0.0:30080/UDP: service 0.0.0.0:30080/UDP (default/empty): update sluice_lb4_services_v1: bpf map is full\n")
+}
+
+// An annotation the agent did not honour marks the service's rows and is
+// explained once per Service after the table; the JSON output carries the
+// algorithm, the mode (none for ClusterIP) and the warnings.
+func TestWriteServiceTableWarnings(t *testing.T) {
+	w := `annotation service.sluice.io/lb-mode="dsr": this node cannot send DSR (routing vxlan); using snat`
+	svcs := []api.Service{
+		{Name: "default/web:http", Kind: "ClusterIP", Frontend: "10.96.0.10:80", Protocol: "TCP", Algorithm: "random", Warnings: []string{w}},
+		{Name: "default/web:http", Kind: "NodePort", Frontend: "0.0.0.0:30080", Protocol: "TCP", Algorithm: "random", Mode: "snat", Warnings: []string{w}},
+		{Name: "default/web:admin", Kind: "NodePort", Frontend: "0.0.0.0:30081", Protocol: "TCP", Algorithm: "random", Mode: "snat", Warnings: []string{w}},
+	}
+	var buf bytes.Buffer
+	require.NoError(t, WriteServiceTable(&buf, svcs))
+	out := buf.String()
+	assert.Regexp(t, `(?m)^default/web:http +ClusterIP +10\.96\.0\.10:80/TCP +random +- +\(none\) +- +WARNING$`, out)
+	assert.Regexp(t, `(?m)^default/web:http +NodePort +0\.0\.0\.0:30080/TCP +random +snat +\(none\) +- +WARNING$`, out)
+	assert.Equal(t, 1, strings.Count(out, "\nWARNING default/web: "+w+"\n"), out)
+
+	buf.Reset()
+	require.NoError(t, render(&buf, OutputJSON, svcs[:2], func(io.Writer) error { return nil }))
+	var got []map[string]any
+	require.NoError(t, json.Unmarshal(buf.Bytes(), &got))
+	require.Len(t, got, 2)
+	assert.Equal(t, "random", got[0]["algorithm"])
+	assert.NotContains(t, got[0], "mode", "ClusterIP has no mode")
+	assert.Equal(t, "snat", got[1]["mode"])
+	assert.Equal(t, []any{w}, got[1]["warnings"])
 }
 
 func TestWriteLBMapsAndCT(t *testing.T) {

@@ -12,7 +12,9 @@ import (
 
 	"github.com/sluicenet/sluice/agent/endpointmgr"
 	"github.com/sluicenet/sluice/agent/healthcheck"
+	"github.com/sluicenet/sluice/agent/lb"
 	"github.com/sluicenet/sluice/agent/lb/maglev"
+	"github.com/sluicenet/sluice/agent/lb/translate"
 	"github.com/sluicenet/sluice/agent/nodemgr"
 	"github.com/sluicenet/sluice/agent/policymgr"
 	"github.com/sluicenet/sluice/agent/source/k8s"
@@ -36,8 +38,8 @@ const (
 	LBAlgorithmMaglev = "maglev"
 )
 
-// maglevSize is the Maglev table size the datapath and the service manager
-// use: 0 with random selection.
+// maglevSize is the Maglev table size of the node's default algorithm: 0
+// with random selection.
 func (c Config) maglevSize() uint32 {
 	if c.LBAlgorithm != LBAlgorithmMaglev {
 		return 0
@@ -47,6 +49,33 @@ func (c Config) maglevSize() uint32 {
 	}
 	return c.MaglevTableSize
 }
+
+// maglevTableSize is the Maglev table size the datapath is loaded with and
+// the service manager builds tables of, whatever the default algorithm: a
+// Service may ask for Maglev by annotation on a node whose default is
+// random (only such Services get a table).
+func (c Config) maglevTableSize() uint32 {
+	if c.MaglevTableSize == 0 {
+		return maglev.DefaultTableSize
+	}
+	return c.MaglevTableSize
+}
+
+// lbDefaults are the node's defaults Services' lb-mode and lb-algorithm
+// annotations are resolved against.
+func (c Config) lbDefaults(mode datapath.LBMode) translate.LBDefaults {
+	d := translate.LBDefaults{Mode: lb.Mode(mode), Algorithm: lb.Random}
+	if c.LBAlgorithm == LBAlgorithmMaglev {
+		d.Algorithm = lb.Maglev
+	}
+	if m, err := nodemgr.ParseMode(c.Routing); err == nil && m == nodemgr.ModeVXLAN {
+		d.NoDSR = dsrVXLANReason
+	}
+	return d
+}
+
+// dsrVXLANReason is why a node in VXLAN routing cannot send DSR.
+const dsrVXLANReason = "routing vxlan: the IP-in-IP packet would arrive on the tunnel device, where no program decapsulates it"
 
 // Bounds of the lookup of a pod unknown at CNI ADD (Config.PodFetchTimeout):
 // the maximum leaves the ADD time for the rest within the CNI's 20s wait

@@ -8,7 +8,11 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/sluicenet/sluice/agent/lb"
+	"github.com/sluicenet/sluice/agent/lb/maglev"
+	"github.com/sluicenet/sluice/agent/lb/translate"
 	"github.com/sluicenet/sluice/agent/reconcile"
+	"github.com/sluicenet/sluice/datapath"
 )
 
 func TestConfigPaths(t *testing.T) {
@@ -103,4 +107,24 @@ func TestResyncSchedule(t *testing.T) {
 	short := resyncSchedule(100 * time.Millisecond)
 	backoff = reconcile.Backoff{Min: short.MinBackoff, Max: short.MaxBackoff}
 	assert.Equal(t, 100*time.Millisecond, backoff.Next(), "backoff never exceeds a short interval")
+}
+
+// The node defaults Services' annotations are resolved against: --lb-mode
+// and --lb-algorithm; a VXLAN node cannot send DSR; the programs are
+// loaded with a Maglev table size even when the default is random.
+func TestConfigLBDefaults(t *testing.T) {
+	c := DefaultConfig()
+	d := c.lbDefaults(datapath.LBModeSNAT)
+	assert.Equal(t, translate.LBDefaults{Mode: lb.ModeSNAT, Algorithm: lb.Random}, d)
+	assert.Equal(t, uint32(maglev.DefaultTableSize), c.maglevTableSize())
+	assert.Zero(t, c.maglevSize(), "random by default")
+
+	c.LBAlgorithm, c.MaglevTableSize = LBAlgorithmMaglev, 251
+	d = c.lbDefaults(datapath.LBModeHybrid)
+	assert.Equal(t, translate.LBDefaults{Mode: lb.ModeHybrid, Algorithm: lb.Maglev}, d)
+	assert.Equal(t, uint32(251), c.maglevTableSize())
+
+	c.Routing = "vxlan"
+	d = c.lbDefaults(datapath.LBModeSNAT)
+	assert.Contains(t, d.NoDSR, "routing vxlan")
 }

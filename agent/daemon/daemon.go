@@ -146,7 +146,7 @@ func (d *Daemon) loadDatapath() error {
 	if d.hostOpts, err = d.cfg.hostOptions(); err != nil {
 		return err
 	}
-	if d.dp, err = datapath.Load(d.cfg.BPFRoot, datapath.Options{Host: d.hostOpts, ProcessEvents: d.cfg.Process.Sensor, MaxEntries: d.cfg.MapMaxEntries, MaglevTableSize: d.cfg.maglevSize()}); err != nil {
+	if d.dp, err = datapath.Load(d.cfg.BPFRoot, datapath.Options{Host: d.hostOpts, ProcessEvents: d.cfg.Process.Sensor, MaxEntries: d.cfg.MapMaxEntries, MaglevTableSize: d.cfg.maglevTableSize()}); err != nil {
 		return fmt.Errorf("load datapath: %w", err)
 	}
 	d.log.WithField("bpfRoot", d.cfg.BPFRoot).Info("Datapath loaded, pinned links adopted")
@@ -181,7 +181,8 @@ func (d *Daemon) setupServices() error {
 	var err error
 	d.svcs, err = servicemgr.New(servicemgr.Config{
 		NodeName: d.cfg.NodeName, ResyncInterval: d.cfg.ResyncInterval, CTGCInterval: d.cfg.CTGCInterval,
-		ServiceProxyName: d.cfg.ServiceProxyName, MaglevTableSize: d.cfg.maglevSize(),
+		ServiceProxyName: d.cfg.ServiceProxyName, MaglevTableSize: d.cfg.maglevTableSize(),
+		LB: d.cfg.lbDefaults(d.hostOpts.LBMode),
 	}, d.dp.LB(), d.dp.CT(), d.eps, d.log.WithField("subsys", "services"))
 	if err != nil {
 		return fmt.Errorf("adopt load-balancing maps: %w", err)

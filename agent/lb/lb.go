@@ -120,6 +120,32 @@ func (n ServiceName) String() string {
 	return s
 }
 
+// Mode is how flows of a frontend reach a backend on another node
+// (--lb-mode, or the Service's lb-mode annotation), with Cilium's names.
+type Mode string
+
+// Forwarding modes.
+const (
+	ModeSNAT   Mode = "snat"   // source NAT to the node: replies return through it
+	ModeDSR    Mode = "dsr"    // direct server return: IP-in-IP to the backend's node
+	ModeHybrid Mode = "hybrid" // DSR for TCP, SNAT for UDP
+)
+
+// DSR reports whether flows of proto go by DSR in mode m.
+func (m Mode) DSR(proto Proto) bool {
+	return m == ModeDSR || (m == ModeHybrid && proto == TCP)
+}
+
+// Algorithm is how packets of a new flow pick a backend (--lb-algorithm, or
+// the Service's lb-algorithm annotation).
+type Algorithm string
+
+// Backend selection algorithms.
+const (
+	Random Algorithm = "random"
+	Maglev Algorithm = "maglev"
+)
+
 // Service is one frontend of one service port with its eligible backends.
 type Service struct {
 	Name     ServiceName
@@ -134,4 +160,16 @@ type Service struct {
 	// Backends then holds only node-local backends, and no backend means
 	// packets are dropped (counted as "no local backend") rather than refused.
 	LocalOnly bool
+	// Algorithm is how packets of a new flow pick a backend, from the
+	// Service's annotation; "": the node's --lb-algorithm.
+	Algorithm Algorithm
+	// Mode is how flows reach a backend on another node, from the
+	// Service's annotation, written into its entries; "": the programs
+	// apply the node's --lb-mode. Set only for frontends reached from
+	// outside the cluster (Kind.External).
+	Mode Mode
+	// Warnings say which of the Service's annotations were not honoured
+	// and what applies instead (a bad value, DSR on a node that cannot do
+	// it).
+	Warnings []string
 }

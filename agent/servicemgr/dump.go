@@ -26,7 +26,9 @@ func (m *Manager) Services() []api.Service {
 			Protocol:  s.Frontend.Proto.String(),
 			Affinity:  int(s.Affinity.Seconds()),
 			LocalOnly: s.LocalOnly,
-			Algorithm: m.Algorithm(),
+			Algorithm: string(m.cfg.LB.EffectiveAlgorithm(s)),
+			Mode:      string(m.cfg.LB.EffectiveMode(s)),
+			Warnings:  s.Warnings,
 			Backends:  []api.ServiceBackend{},
 		}
 		if err := m.rec.Failed(s.Frontend); err != nil {
@@ -110,6 +112,8 @@ func flagNames(f lbmap.Flags) []string {
 		{lbmap.FlagLocalOnly, "local-only"},
 		{lbmap.FlagAffinity, "affinity"},
 		{lbmap.FlagMaglev, "maglev"},
+		{lbmap.FlagModeSet, "mode-set"},
+		{lbmap.FlagDSR, "dsr"},
 	} {
 		if f&n.flag != 0 {
 			out = append(out, n.name)
@@ -134,15 +138,6 @@ func (m *Manager) Conntrack() ([]api.CTEntry, error) {
 		})
 	}
 	return out, nil
-}
-
-// Algorithm names how the per-packet load balancer picks a new flow's
-// backend: "maglev" or "random" (the socket LB is random either way).
-func (m *Manager) Algorithm() string {
-	if m.cfg.MaglevTableSize != 0 {
-		return "maglev"
-	}
-	return "random"
 }
 
 // MaglevTables reads back from the kernel the Maglev tables of the

@@ -68,12 +68,15 @@ type lbSync struct {
 	refs     map[backendKey]int               // desired services using each backend
 	failed   map[lb.Frontend]error            // desired services whose last write failed
 
-	// maglevSize is the Maglev table size with --lb-algorithm=maglev, 0
-	// with random selection. wMaglev holds, by reverse-NAT id, what the
+	// maglevSize is the Maglev table size the programs were loaded with
+	// (0: none), defaults the node's --lb-algorithm and --lb-mode: a
+	// service whose algorithm (its own, else the default) is maglev gets a
+	// table. wMaglev holds, by reverse-NAT id, what the
 	// table last written was built from and the kernel ID of its inner
 	// map; empty after a start, so the first sync rebuilds every table
 	// (the size may have changed), each swapped in whole.
 	maglevSize uint32
+	defaults   translate.LBDefaults
 	wMaglev    map[uint16]writtenMaglev
 
 	nextBackend, nextRevNAT uint32 // next IDs to hand out
@@ -306,7 +309,7 @@ func (r *lbSync) writeServiceEntries(p *applyPass, s lb.Service) error {
 	// One backend needs no table: any selection picks it (a hostPort, a
 	// single-replica service), and the table would cost its 4 bytes per
 	// entry for nothing.
-	maglevOn := r.maglevSize != 0 && len(ids) > 1
+	maglevOn := r.maglevSize != 0 && len(ids) > 1 && r.defaults.EffectiveAlgorithm(s) == lb.Maglev
 	if maglevOn {
 		// The table before the master entry that points the programs at it.
 		if err := r.writeMaglev(revID, s, ids); err != nil {
@@ -521,6 +524,14 @@ func flags(s lb.Service) lbmap.Flags {
 	}
 	if s.Affinity > 0 {
 		f |= lbmap.FlagAffinity
+	}
+	// The Service's own mode, resolved for the frontend's protocol
+	// (hybrid: DSR for TCP); without it the node's --lb-mode applies.
+	if s.Mode != "" && s.Kind.External() {
+		f |= lbmap.FlagModeSet
+		if s.Mode.DSR(s.Frontend.Proto) {
+			f |= lbmap.FlagDSR
+		}
 	}
 	return f
 }

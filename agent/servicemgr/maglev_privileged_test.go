@@ -57,7 +57,7 @@ func TestPrivilegedLBSyncMaglev(t *testing.T) {
 	dp := progtest.Load(t, harness.BPFFS(t), datapath.Options{MaglevTableSize: testMaglevSize}).LB()
 	r, err := newLBSync(dp)
 	require.NoError(t, err)
-	r.maglevSize = testMaglevSize
+	r.maglevSize, r.defaults.Algorithm = testMaglevSize, lb.Maglev
 
 	bes := []string{"10.244.1.2:8080", "10.244.1.3:8080", "10.244.2.4:8080"}
 	web := svc("10.96.0.10", 80, lb.TCP, bes...)
@@ -104,7 +104,7 @@ func TestPrivilegedLBSyncMaglev(t *testing.T) {
 	require.NoError(t, err)
 	r2, err := newLBSync(dp)
 	require.NoError(t, err)
-	r2.maglevSize = testMaglevSize
+	r2.maglevSize, r2.defaults.Algorithm = testMaglevSize, lb.Maglev
 	_, err = r2.Apply([]lb.Service{web2, empty}, true)
 	require.NoError(t, err)
 	assert.Equal(t, goTable(t, testMaglevSize, bes[0], bes[2]), kernelTable(t, dp, r2, web.Frontend))
@@ -116,7 +116,7 @@ func TestPrivilegedLBSyncMaglev(t *testing.T) {
 	// A restart with another table size rebuilds the table at that size.
 	r4, err := newLBSync(dp)
 	require.NoError(t, err)
-	r4.maglevSize = 251
+	r4.maglevSize, r4.defaults.Algorithm = 251, lb.Maglev
 	_, err = r4.Apply([]lb.Service{web2, empty}, true)
 	require.NoError(t, err)
 	assert.Equal(t, goTable(t, 251, bes[0], bes[2]), kernelTable(t, dp, r4, web.Frontend))
@@ -165,6 +165,7 @@ func TestPrivilegedLBSyncMaglevSameOnTwoNodes(t *testing.T) {
 	r2, err := newLBSync(dp2)
 	require.NoError(t, err)
 	r1.maglevSize, r2.maglevSize = maglev.DefaultTableSize, maglev.DefaultTableSize
+	r1.defaults.Algorithm, r2.defaults.Algorithm = lb.Maglev, lb.Maglev
 	web := svc("10.96.0.10", 80, lb.TCP, bes...)
 	_, err = r1.Apply([]lb.Service{web}, true)
 	require.NoError(t, err)
@@ -181,4 +182,61 @@ func TestPrivilegedLBSyncMaglevSameOnTwoNodes(t *testing.T) {
 	t1, t2 := kernelTable(t, dp1, r1, web.Frontend), kernelTable(t, dp2, r2, web.Frontend)
 	require.Len(t, t1, maglev.DefaultTableSize)
 	assert.Equal(t, t1, t2, "both kernels hold the same table")
+}
+
+// A Service's own algorithm beats the node's: on a random node only the
+// Service annotated maglev gets a table and the flag; on a maglev node the
+// one annotated random gets neither; switching a Service back removes its
+// table.
+func TestPrivilegedLBSyncPerServiceAlgorithm(t *testing.T) {
+	harness.RequirePrivileged(t)
+	dp := progtest.Load(t, harness.BPFFS(t), datapath.Options{MaglevTableSize: testMaglevSize}).LB()
+	r, err := newLBSync(dp)
+	require.NoError(t, err)
+	r.maglevSize, r.defaults.Algorithm = testMaglevSize, lb.Random
+
+	bes := []string{"10.244.1.2:8080", "10.244.1.3:8080", "10.244.2.4:8080"}
+	mag := svc("10.96.0.10", 80, lb.TCP, bes...)
+	mag.Algorithm = lb.Maglev
+	plain := svc("10.96.0.11", 80, lb.TCP, bes...)
+	_, err = r.Apply([]lb.Service{mag, plain}, false)
+	require.NoError(t, err)
+	assert.Equal(t, goTable(t, testMaglevSize, bes...), kernelTable(t, dp, r, mag.Frontend))
+	svcs, err := dp.Services()
+	require.NoError(t, err)
+	assert.NotZero(t, svcs[fe("10.96.0.10", 80, lb.TCP)].Flags&dplb.FlagMaglev)
+	assert.Zero(t, svcs[fe("10.96.0.11", 80, lb.TCP)].Flags&dplb.FlagMaglev)
+	ids, err := dp.MaglevIDs()
+	require.NoError(t, err)
+	assert.Len(t, ids, 1, "a table for the maglev Service only")
+
+	// Back to the node's default: the table goes.
+	mag.Algorithm = ""
+	_, err = r.ApplyChanged([]lb.Service{mag}, nil)
+	require.NoError(t, err)
+	ids, err = dp.MaglevIDs()
+	require.NoError(t, err)
+	assert.Empty(t, ids)
+
+	// A maglev node: the Service annotated random gets no table.
+	r.defaults.Algorithm = lb.Maglev
+	plain.Algorithm = lb.Random
+	_, err = r.Apply([]lb.Service{mag, plain}, true)
+	require.NoError(t, err)
+	ids, err = dp.MaglevIDs()
+	require.NoError(t, err)
+	magID, _ := r.RevNATID(mag.Frontend)
+	assert.Equal(t, []uint16{magID}, keys(ids))
+	svcs, err = dp.Services()
+	require.NoError(t, err)
+	assert.NotZero(t, svcs[fe("10.96.0.10", 80, lb.TCP)].Flags&dplb.FlagMaglev)
+	assert.Zero(t, svcs[fe("10.96.0.11", 80, lb.TCP)].Flags&dplb.FlagMaglev)
+}
+
+func keys[K comparable, V any](m map[K]V) []K {
+	var out []K
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

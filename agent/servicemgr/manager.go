@@ -52,10 +52,15 @@ type Config struct {
 	// ServiceProxyName selects the Services this agent handles by their
 	// service.kubernetes.io/service-proxy-name label (translate.Input).
 	ServiceProxyName string
-	// MaglevTableSize, when not 0, makes every service pick its backends
-	// per packet by a Maglev table of this size (--lb-algorithm=maglev;
-	// the datapath must have been loaded with the same size).
+	// MaglevTableSize is the size of the Maglev tables of the services
+	// that pick their backends per packet by Maglev (--lb-algorithm=maglev
+	// or their annotation); the datapath must have been loaded with the
+	// same size. 0: no service can (LB.NoMaglev says so).
 	MaglevTableSize uint32
+	// LB are the node's defaults (--lb-mode, --lb-algorithm) and what it
+	// cannot do, which Services' annotations are resolved against
+	// (translate.LBDefaults).
+	LB translate.LBDefaults
 }
 
 // Manager owns the load-balancing maps (through its LB sync, lbsync.go).
@@ -105,7 +110,10 @@ func New(cfg Config, lbm Maps, ct Conntrack, eps Endpoints, log logrus.FieldLogg
 	if err != nil {
 		return nil, err
 	}
-	rec.maglevSize = cfg.MaglevTableSize
+	if cfg.MaglevTableSize == 0 && cfg.LB.NoMaglev == "" {
+		cfg.LB.NoMaglev = "the programs were loaded without Maglev tables"
+	}
+	rec.maglevSize, rec.defaults = cfg.MaglevTableSize, cfg.LB
 	return &Manager{cfg: cfg, log: log, lb: lbm, ct: ct, eps: eps, rec: rec, trigger: make(chan struct{}, 1),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sluice_service_programming_latency_seconds",
@@ -267,9 +275,12 @@ func (m *Manager) logDiagnosticsDelta(before, after []translate.Diagnostic) {
 
 func (m *Manager) logDiagnostic(d translate.Diagnostic) {
 	log := m.log.WithFields(logrus.Fields{"service": d.Service, "reason": d.Reason})
-	if d.NotOurs {
+	switch {
+	case d.NotOurs:
 		log.Debug("Service left to another service proxy")
-	} else {
+	case d.Warning:
+		log.Warn("Service annotation not honoured")
+	default:
 		log.Warn("Service port not programmed")
 	}
 }
@@ -287,6 +298,7 @@ func (m *Manager) Desired() ([]lb.Service, []translate.Diagnostic) {
 		Pods:             m.pods(objs.Pods, eps),
 		NodeName:         m.cfg.NodeName,
 		ServiceProxyName: m.cfg.ServiceProxyName,
+		LB:               m.cfg.LB,
 	}
 	return translate.TranslateWithDiagnostics(in)
 }

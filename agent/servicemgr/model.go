@@ -181,7 +181,7 @@ func (m *Manager) translate(md *model, n name, pods []translate.Pod) (fes []lb.F
 	var out []lb.Service
 	var diags []translate.Diagnostic
 	if svc := md.svcs[n.Namespace][n.Name]; svc != nil {
-		in := translate.Input{NodeName: m.cfg.NodeName, ServiceProxyName: m.cfg.ServiceProxyName}
+		in := translate.Input{NodeName: m.cfg.NodeName, ServiceProxyName: m.cfg.ServiceProxyName, LB: m.cfg.LB}
 		for _, s := range md.slices[n] {
 			in.EndpointSlices = append(in.EndpointSlices, s)
 		}

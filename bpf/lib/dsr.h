@@ -26,7 +26,9 @@
  * the client's full-size segments still fit after encapsulation.
  *
  * The XDP program encapsulates the same way (xdp_dsr_fwd in
- * nodeport_xdp.h); decapsulation is tc's only. */
+ * nodeport_xdp.h); decapsulation is tc's only, and happens whatever the
+ * node's own lb_mode: a service's annotation may ask DSR of a receiving node
+ * whose default is SNAT, and the backend's node must decapsulate it. */
 #ifndef SLUICE_DSR_H
 #define SLUICE_DSR_H
 
@@ -39,7 +41,8 @@
 #define IPPROTO_IPIP 4
 #endif
 
-/* --lb-mode, set by the agent before load. */
+/* --lb-mode, set by the agent before load: the default of services whose
+ * master entry has no LB_FLAG_MODE_SET. */
 #define LB_MODE_SNAT	0
 #define LB_MODE_DSR	1
 #define LB_MODE_HYBRID	2	/* DSR for TCP, SNAT for UDP */
@@ -48,9 +51,13 @@ volatile const __u8 lb_mode = LB_MODE_SNAT;
 #define DSR_ENCAP_LEN	20	/* outer IPv4 header, no options */
 #define IPV4_DF		0x4000
 
-/* Whether a flow of proto to a remote backend goes by DSR. */
-static __always_inline int lb_dsr(__u8 proto)
+/* Whether a flow of proto to a remote backend of the service svc goes by
+ * DSR: the service's own mode (LB_FLAG_MODE_SET, from its annotation), else
+ * the node's. */
+static __always_inline int lb_dsr(const struct lb4_service *svc, __u8 proto)
 {
+	if (svc->flags & LB_FLAG_MODE_SET)
+		return !!(svc->flags & LB_FLAG_DSR);
 	return lb_mode == LB_MODE_DSR || (lb_mode == LB_MODE_HYBRID && proto == IPPROTO_TCP);
 }
 

@@ -18,6 +18,12 @@
 #define LB_FLAG_LOCAL_ONLY	(1 << 2)	/* traffic policy Local: slots hold local backends only */
 #define LB_FLAG_AFFINITY	(1 << 3)	/* sessionAffinity ClientIP */
 #define LB_FLAG_MAGLEV		(1 << 4)	/* per-packet selection by the Maglev table */
+/* The service's own forwarding mode to remote backends (annotation
+ * service.sluice.io/lb-mode; dsr.h): with LB_FLAG_MODE_SET, DSR when
+ * LB_FLAG_DSR is set, else SNAT (the agent resolves hybrid by the
+ * frontend's protocol); without it the node's lb_mode applies. */
+#define LB_FLAG_MODE_SET	(1 << 5)
+#define LB_FLAG_DSR		(1 << 6)
 
 /* Backend flags (lb4_backend.flags). */
 #define LB_BACKEND_TERMINATING	(1 << 0)
@@ -117,8 +123,8 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_lb4_affinity_v1 SEC(".maps");
 
-/* Maglev (--lb-algorithm=maglev): the agent builds a lookup table of
- * lb_maglev_table_size backend ids per service (agent/lb/maglev, as in the
+/* Maglev (--lb-algorithm=maglev, or the Service's lb-algorithm annotation):
+ * the agent builds a lookup table of lb_maglev_table_size backend ids per service (agent/lb/maglev, as in the
  * Maglev paper, from the backends' addresses, so every node with the same
  * backends has the same table) and puts it in an inner array map stored in
  * sluice_lb4_maglev_v1 under the service's reverse-NAT id. A change is a new
@@ -127,8 +133,10 @@ struct {
  * inner maps of another size than the template in (a restart with another
  * --maglev-table-size rebuilds every table; an index beyond a table's end
  * finds nothing and the packet falls back to random selection).
- * lb_maglev_table_size is 0 with maglev off: the verifier then removes the
- * Maglev code, so the random path costs what it did. */
+ * The agent sets lb_maglev_table_size whatever its default algorithm, since
+ * a Service may ask for Maglev by annotation (only services flagged
+ * LB_FLAG_MAGLEV have a table). With 0 (loaded without a size) the verifier
+ * removes the Maglev code. */
 volatile const __u32 lb_maglev_table_size = 0;
 
 struct sluice_lb4_maglev_inner {

@@ -14,9 +14,9 @@
  *                                for node IP:port, is translated back to the
  *                                client and forwarded by FIB lookup;
  *   remote backend, --lb-mode    no SNAT: IP-in-IP to the backend
- *   dsr (hybrid: TCP)            (nodeport_dsr_fwd, dsr.h); the backend's
- *                                node decapsulates (nodeport_dsr_rx) and its
- *                                reply leaves from there.
+ *   dsr (hybrid: TCP), or the    (nodeport_dsr_fwd, dsr.h); the backend's
+ *   service's LB_FLAG_DSR        node decapsulates (nodeport_dsr_rx, in
+ *                                every mode) and its reply leaves from there.
  * The conntrack backend entry of a NodePort flow carries no reverse-NAT id:
  * the pod programs leave its replies alone (a NodePort's reverse-NAT address
  * is the wildcard) and the NAT map knows the frontend instead.
@@ -390,7 +390,7 @@ static __always_inline int nodeport_xlate(struct __sk_buff *skb, struct ipv4_flo
 	if (ep || is_node_addr(st.baddr))
 		return nodeport_xlate_local(skb, f, &st, ep, fe_addr, fe_port, fwd);
 
-	if (lb_dsr(f->proto))
+	if (lb_dsr(svc, f->proto))
 		return nodeport_dsr_fwd(skb, &st, fwd);
 
 	ret = ipv4_nat(skb, f, 0, st.baddr, st.bport);

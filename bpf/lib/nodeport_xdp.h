@@ -304,7 +304,7 @@ static __always_inline int xdp_xlate(struct xdp_md *ctx, struct xdp_pkt *p, stru
 	ek.ip = st.baddr;
 	if (bpf_map_lookup_elem(&sluice_endpoints_v1, &ek) || is_node_addr(st.baddr))
 		goto to_tc; /* a local backend: tc redirects into the pod */
-	if (lb_dsr(f->proto)) {
+	if (lb_dsr(svc, f->proto)) {
 		/* IP-in-IP to the backend, as nodeport_dsr_fwd. */
 		ret = xdp_dsr_fwd(ctx, p, &st);
 		if (ret < 0)

@@ -59,6 +59,11 @@ const (
 	FlagLocalOnly Flags = 1 << 2 // traffic policy Local: Backends are node-local ones
 	FlagAffinity  Flags = 1 << 3 // sessionAffinity ClientIP for AffinityTimeout
 	FlagMaglev    Flags = 1 << 4 // packets pick from the service's Maglev table (SetMaglev)
+	// FlagModeSet: the service's own forwarding mode to remote backends
+	// applies (a Service annotation), DSR with FlagDSR, else SNAT; without
+	// it the node's --lb-mode does.
+	FlagModeSet Flags = 1 << 5
+	FlagDSR     Flags = 1 << 6
 )
 
 // Service is what a frontend is translated to.

@@ -237,3 +237,86 @@ func TestPrivilegedCrossNodeNodePortDSRXDP(t *testing.T) {
 	require.NoError(t, err, "%d bytes through XDP DSR and back", transferSize)
 	assert.Equal(t, "pod-b", name)
 }
+
+// Both agents run --lb-mode snat; a NodePort Service annotated
+// service.sluice.io/lb-mode: dsr goes by DSR all the same (node 1
+// encapsulates, node 2 decapsulates although its own mode is snat): pod-b
+// sees the client's address and its replies do not pass node 1. The
+// unannotated NodePort to the same pod is still SNATed, and service list
+// shows each one's mode.
+func TestPrivilegedCrossNodeNodePortAnnotatedDSR(t *testing.T) {
+	c := newDSRNodes(t, "snat")
+	const annPort = 30088
+	ep := [5]string{c.podB.IP.String(), c.n2.Name, "true", "true", "false"}
+	svc := strings.Replace(nodePortYAML("np-ann", "10.96.0.88", annPort, false, ""),
+		"  namespace: default\n", "  namespace: default\n  annotations:\n    service.sluice.io/lb-mode: dsr\n", 1)
+	for _, n := range []*harness.Node{c.n1, c.n2} {
+		writeManifest(t, n, "np-ann.yaml", svc+sliceYAML("np-ann", ep)+"---\n")
+	}
+	for _, n := range []*harness.Node{c.n1, c.n2} {
+		waitBackends(t, n, fmt.Sprintf("0.0.0.0:%d", annPort), 1)
+	}
+	svcs, err := c.n1.Client().ListServices(t.Context())
+	require.NoError(t, err)
+	modes := map[string]string{}
+	for _, s := range svcs {
+		modes[s.Frontend] = s.Mode
+	}
+	assert.Equal(t, "dsr", modes[fmt.Sprintf("0.0.0.0:%d", annPort)])
+	assert.Equal(t, "snat", modes[fmt.Sprintf("0.0.0.0:%d", dsrNodePort)])
+	assert.Equal(t, "", modes["10.96.0.88:"+strconv.Itoa(svcPort)], "ClusterIP: no mode")
+
+	enc := nodeCounter(t, c.n1, "lan0", metricsmap.ReasonLBDSR, metricsmap.DirIngress)
+	rx := nodeCounter(t, c.n2, c.ul.IfName, metricsmap.ReasonLBDSRRx, metricsmap.DirIngress)
+	tx1, tx2 := txPackets(t, c.n1, "lan0"), txPackets(t, c.n2, "lan0")
+	names, peers := askManyPeer(t, c.client, fmt.Sprintf("%s:%d", npNodeIP, annPort), dsrAsks)
+	n1Tx, n2Tx := txPackets(t, c.n1, "lan0")-tx1, txPackets(t, c.n2, "lan0")-tx2
+	t.Logf("annotated dsr: %d connections: node 1 lan0 sent %d packets, node 2 lan0 sent %d", dsrAsks, n1Tx, n2Tx)
+	require.Equal(t, map[string]int{"pod-b": dsrAsks}, names)
+	assert.Equal(t, map[string]bool{npClientIP: true}, peers, "client IP preserved at the backend")
+	assert.Less(t, n1Tx, uint64(dsrAsks/2), "replies did not pass node 1's lan0")
+	assert.GreaterOrEqual(t, n2Tx, uint64(3*dsrAsks), "replies left node 2's lan0 straight to the client")
+	assert.GreaterOrEqual(t, nodeCounter(t, c.n1, "lan0", metricsmap.ReasonLBDSR, metricsmap.DirIngress)-enc, uint64(3*dsrAsks), "node 1 encapsulated")
+	assert.GreaterOrEqual(t, nodeCounter(t, c.n2, c.ul.IfName, metricsmap.ReasonLBDSRRx, metricsmap.DirIngress)-rx, uint64(3*dsrAsks),
+		"node 2 (snat mode) decapsulated")
+
+	// The unannotated Service: SNAT, as the node's mode says.
+	enc = nodeCounter(t, c.n1, "lan0", metricsmap.ReasonLBDSR, metricsmap.DirIngress)
+	peers, n1Tx, _ = c.askTCP(t)
+	assert.Equal(t, map[string]bool{c.ul.AddrA.String(): true}, peers, "SNAT to node 1")
+	assert.GreaterOrEqual(t, n1Tx, uint64(3*dsrAsks), "replies pass node 1's lan0")
+	assert.Equal(t, enc, nodeCounter(t, c.n1, "lan0", metricsmap.ReasonLBDSR, metricsmap.DirIngress), "nothing encapsulated")
+}
+
+// The other way round: both agents run --lb-mode dsr; a NodePort Service
+// annotated with Cilium's service.cilium.io/forwarding-mode: snat is SNATed
+// (pod-b sees node 1, replies pass node 1), the unannotated one still goes
+// by DSR.
+func TestPrivilegedCrossNodeNodePortAnnotatedSNAT(t *testing.T) {
+	c := newDSRNodes(t, "dsr")
+	const annPort = 30089
+	ep := [5]string{c.podB.IP.String(), c.n2.Name, "true", "true", "false"}
+	svc := strings.Replace(nodePortYAML("np-ann-snat", "10.96.0.89", annPort, false, ""),
+		"  namespace: default\n", "  namespace: default\n  annotations:\n    service.cilium.io/forwarding-mode: snat\n", 1)
+	for _, n := range []*harness.Node{c.n1, c.n2} {
+		writeManifest(t, n, "np-ann.yaml", svc+sliceYAML("np-ann-snat", ep)+"---\n")
+	}
+	for _, n := range []*harness.Node{c.n1, c.n2} {
+		waitBackends(t, n, fmt.Sprintf("0.0.0.0:%d", annPort), 1)
+	}
+	out, err := c.n1.NS.Command(harness.Bin(t, "sluice"), "--socket", c.n1.Socket(), "service", "list").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Regexp(t, fmt.Sprintf(`(?m)^default/np-ann-snat:http +NodePort +0\.0\.0\.0:%d/TCP +random +snat +`, annPort), string(out))
+	assert.Regexp(t, fmt.Sprintf(`(?m)^default/np-dsr:http +NodePort +0\.0\.0\.0:%d/TCP +random +dsr +`, dsrNodePort), string(out))
+	assert.Regexp(t, `(?m)^default/np-dsr:http +ClusterIP +10\.96\.0\.85:80/TCP +random +- +`, string(out))
+
+	enc := nodeCounter(t, c.n1, "lan0", metricsmap.ReasonLBDSR, metricsmap.DirIngress)
+	tx1 := txPackets(t, c.n1, "lan0")
+	names, peers := askManyPeer(t, c.client, fmt.Sprintf("%s:%d", npNodeIP, annPort), dsrAsks)
+	require.Equal(t, map[string]int{"pod-b": dsrAsks}, names)
+	assert.Equal(t, map[string]bool{c.ul.AddrA.String(): true}, peers, "SNAT to node 1")
+	assert.GreaterOrEqual(t, txPackets(t, c.n1, "lan0")-tx1, uint64(3*dsrAsks), "replies pass node 1's lan0")
+	assert.Equal(t, enc, nodeCounter(t, c.n1, "lan0", metricsmap.ReasonLBDSR, metricsmap.DirIngress), "nothing encapsulated")
+
+	c.requireDSRTCP(t)
+}

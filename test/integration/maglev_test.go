@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -154,4 +155,43 @@ func TestPrivilegedMaglevTwoNodes(t *testing.T) {
 	}
 	t.Logf("NodePort flows by pod: %v", seen)
 	assert.Len(t, seen, 2)
+}
+
+// Two agents with the default --lb-algorithm random: a Service annotated
+// with Cilium's service.cilium.io/lb-algorithm: maglev gets the same
+// Maglev table on both nodes; an unannotated one gets none and stays
+// random; service list says which is which.
+func TestPrivilegedMaglevAnnotatedOnRandomNodes(t *testing.T) {
+	c := newTwoNodesWith(t, twoNodesOptions{routing: "native", external: true,
+		args: []string{"--maglev-table-size", fmt.Sprint(testMaglevSize)}})
+	eps := [][5]string{{c.p1.IP.String(), c.n1.Name, "true", "true", "false"}, {c.p2.IP.String(), c.n2.Name, "true", "true", "false"}}
+	for i := range 4 {
+		a := c.n2.PodCIDR.Addr().As4()
+		a[3] = byte(200 + i)
+		eps = append(eps, [5]string{netip.AddrFrom4(a).String(), c.n2.Name, "true", "true", "false"})
+	}
+	annotated := strings.Replace(plainServiceYAML("mg", "10.96.0.90", ""), "  namespace: default\n",
+		"  namespace: default\n  annotations:\n    service.cilium.io/lb-algorithm: maglev\n", 1)
+	for _, n := range []*harness.Node{c.n1, c.n2} {
+		writeManifest(t, n, "mg.yaml", annotated+sliceYAML("mg", eps...)+"---\n"+plainServiceYAML("plain", "10.96.0.92", "")+sliceYAML("plain", eps...))
+	}
+	waitMaglev(t, c.n1, "default/mg", len(eps))
+	waitMaglev(t, c.n2, "default/mg", len(eps))
+	t1, _ := maglevByAddr(t, c.n1, "default/mg")
+	t2, _ := maglevByAddr(t, c.n2, "default/mg")
+	require.Equal(t, t1, t2, "both kernels hold the same table")
+
+	waitBackends(t, c.n1, "10.96.0.92:80", len(eps))
+	tables, err := c.n1.Client().Maglev(context.Background(), "default/plain")
+	require.NoError(t, err)
+	require.Len(t, tables, 1)
+	assert.Contains(t, tables[0].Error, "no Maglev table", "the unannotated Service has no table")
+	svcs, err := c.n1.Client().ListServices(context.Background())
+	require.NoError(t, err)
+	algs := map[string]string{}
+	for _, s := range svcs {
+		algs[s.Name] = s.Algorithm
+	}
+	assert.Equal(t, "maglev", algs["default/mg:http"])
+	assert.Equal(t, "random", algs["default/plain:http"])
 }

@@ -378,3 +378,43 @@ spec:
 		assert.Equal(t, map[string]bool{npClientIP: true}, peers)
 	})
 }
+
+// A node in VXLAN routing cannot send DSR: a Service annotated dsr is
+// programmed with SNAT, and the reason is in service list (the API's
+// warnings, the CLI's WARNING flag and line) rather than silently ignored;
+// a misspelt algorithm keeps the node's. The Service still answers.
+func TestPrivilegedServiceAnnotationRefused(t *testing.T) {
+	e := newNPEnvArgs(t, "--routing", "vxlan")
+	var pods strings.Builder
+	for _, p := range e.pods {
+		pods.WriteString(podYAML(p, "web"))
+	}
+	writeManifest(t, e.node, "pods.yaml", pods.String())
+	svc := strings.Replace(nodePortYAML("web", "10.96.0.30", 30080, true, ""), "  namespace: default\n",
+		"  namespace: default\n  annotations:\n    service.sluice.io/lb-mode: dsr\n    service.sluice.io/lb-algorithm: magleV2\n", 1)
+	writeManifest(t, e.node, "web.yaml", svc)
+	waitBackends(t, e.node, "0.0.0.0:30080", 2)
+
+	svcs, err := e.node.Client().ListServices(t.Context())
+	require.NoError(t, err)
+	var found bool
+	for _, s := range svcs {
+		if s.Frontend != "0.0.0.0:30080" {
+			continue
+		}
+		found = true
+		assert.Equal(t, "snat", s.Mode)
+		assert.Equal(t, "random", s.Algorithm)
+		require.Len(t, s.Warnings, 2)
+		assert.Contains(t, s.Warnings[0], "this node cannot send DSR (routing vxlan")
+		assert.Contains(t, s.Warnings[1], `"magleV2": want random or maglev`)
+	}
+	require.True(t, found)
+	out, err := e.node.NS.Command(harness.Bin(t, "sluice"), "--socket", e.node.Socket(), "service", "list").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Regexp(t, `(?m)^default/web:http +NodePort +0\.0\.0\.0:30080/TCP +random +snat +\S+ +\S+ +WARNING$`, string(out))
+	assert.Contains(t, string(out), "\nWARNING default/web: annotation service.sluice.io/lb-mode=\"dsr\": this node cannot send DSR (routing vxlan")
+
+	names, _ := askManyPeer(t, e.ext, npNodeIP+":30080", 10)
+	assert.Equal(t, map[string]bool{"web-1": true, "web-2": true}, nameSet(names))
+}

@@ -30,6 +30,9 @@ type Input struct {
 	// Services without the service-proxy-name label are translated; set:
 	// only those whose label equals it (see LabelServiceProxyName).
 	ServiceProxyName string
+	// LB are the node's load-balancing defaults, which the Services'
+	// lb-mode and lb-algorithm annotations override (annotations.go).
+	LB LBDefaults
 }
 
 // Pod is what the translation needs to know about a pod.
@@ -51,6 +54,9 @@ type Diagnostic struct {
 	// NotOurs marks a Service left to another service proxy on purpose
 	// (service-proxy-name or headless label): expected, not a problem.
 	NotOurs bool
+	// Warning marks a Service that is programmed, but not entirely as
+	// asked: an annotation not honoured (its lb.Service.Warnings).
+	Warning bool
 }
 
 func (d Diagnostic) String() string { return d.Service + ": " + d.Reason }
@@ -128,6 +134,10 @@ func (t *translator) service(svc *corev1.Service) {
 		return
 	}
 	affinity := affinityTimeout(svc)
+	slb := resolveServiceLB(svc, t.in.LB)
+	for _, w := range slb.warnings {
+		t.diags = append(t.diags, Diagnostic{Service: nsName{svc.Namespace, svc.Name}.String(), Reason: w, Warning: true})
+	}
 	externalLocal := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal
 	internalLocal := svc.Spec.InternalTrafficPolicy != nil &&
 		*svc.Spec.InternalTrafficPolicy == corev1.ServiceInternalTrafficPolicyLocal
@@ -146,7 +156,10 @@ func (t *translator) service(svc *corev1.Service) {
 		cluster, local := chooseBackends(eps)
 		name := lb.ServiceName{Namespace: svc.Namespace, Name: svc.Name, Port: sp.Name}
 		for _, fe := range fes {
-			s := lb.Service{Name: name, Kind: fe.kind, Affinity: affinity}
+			s := lb.Service{Name: name, Kind: fe.kind, Affinity: affinity, Algorithm: slb.algorithm, Warnings: slb.warnings}
+			if fe.kind.External() {
+				s.Mode = slb.mode
+			}
 			switch fe.kind {
 			case lb.NodePort:
 				if sp.NodePort <= 0 || sp.NodePort > 65535 {
