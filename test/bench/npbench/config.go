@@ -10,22 +10,22 @@ import (
 	"github.com/sluicenet/sluice/test/bench/tcpcrr"
 )
 
-// Configuration names.
+// Configuration names. direct is no dataplane at all: the client addresses
+// the backend pod itself, routed through node 1 as the NodePort traffic is,
+// with no NAT, no conntrack rules and no NodePort program: the bound any
+// translation could reach on this topology. The -dsr ones run both agents
+// with --lb-mode dsr: node 1 sends the remote backend's requests IP-in-IP
+// to node 2, whose replies go straight to the client over its own link.
 const (
 	cfgIPTables     = "iptables"
+	cfgDirect       = "direct"
 	cfgSluiceTC     = "sluice-tc"
 	cfgSluiceXDP    = "sluice-xdp"
+	cfgSluiceTCDSR  = "sluice-tc-dsr"
 	cfgSluiceXDPDSR = "sluice-xdp-dsr"
 )
 
-var allConfigs = []string{cfgIPTables, cfgSluiceTC, cfgSluiceXDP, cfgSluiceXDPDSR}
-
-// notBuilt are the configurations this benchmark cannot run yet, and why;
-// they are reported, never measured, and do not fail the run. DSR (--lb-mode
-// dsr) needs the backend's node to reach the client directly; here the
-// client hangs off node 1 only (the DSR integration test puts nodes and
-// client on one bridge).
-var notBuilt = map[string]string{cfgSluiceXDPDSR: "unavailable (DSR needs the backend's node to reach the client; this topology does not)"}
+var allConfigs = []string{cfgIPTables, cfgDirect, cfgSluiceTC, cfgSluiceXDP, cfgSluiceTCDSR, cfgSluiceXDPDSR}
 
 // Backends: on the node the client addresses, or on the other node.
 const (
@@ -98,7 +98,34 @@ type cell struct {
 
 func (c cell) String() string { return fmt.Sprintf("%s/%s/%s", c.Config, c.Backend, c.Proto) }
 
-func isSluice(config string) bool { return config != cfgIPTables }
+func isSluice(config string) bool { return config != cfgIPTables && config != cfgDirect }
+
+// isXDP: node 1 runs --lb-acceleration native.
+func isXDP(config string) bool { return config == cfgSluiceXDP || config == cfgSluiceXDPDSR }
+
+// isDSR: both agents run --lb-mode dsr.
+func isDSR(config string) bool { return config == cfgSluiceTCDSR || config == cfgSluiceXDPDSR }
+
+// path says what carries a cell's flows: the table's last column.
+func (c cell) path() string {
+	hook := "tc"
+	if isXDP(c.Config) {
+		hook = "XDP"
+	}
+	switch {
+	case c.Config == cfgDirect:
+		return "no translation: the pod's own address (upper bound)"
+	case c.Config == cfgIPTables:
+		return "netfilter DNAT+SNAT, conntrack"
+	case c.Backend == backendLocal && isXDP(c.Config):
+		return "XDP passes, tc DNAT"
+	case c.Backend == backendLocal:
+		return "tc DNAT"
+	case isDSR(c.Config):
+		return hook + " IP-in-IP; node 2 replies directly"
+	}
+	return hook + " DNAT+SNAT"
+}
 
 // cells is every row in report order.
 func (o Options) cells() []cell {

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+
 	"github.com/sluicenet/sluice/datapath/metricsmap"
 	"github.com/sluicenet/sluice/test/bench/benchrun"
 	"github.com/sluicenet/sluice/test/bench/services"
@@ -16,12 +19,20 @@ import (
 )
 
 // The client's network: a /24 between node 1's ext0 and the client's eth0,
-// only inside the namespaces (192.168.250.0/24 is not a route of the host).
+// and another between node 2's dsr0 and the client's eth1 (the way DSR
+// replies come back), only inside the namespaces (neither is a route of the
+// host).
 const (
-	nodeExtIP  = "192.168.250.1"
-	clientIP   = "192.168.250.2"
-	extDev     = "ext0"
-	backendPod = 8080
+	clientNet    = "192.168.250.0/24"
+	nodeExtIP    = "192.168.250.1"
+	clientIP     = "192.168.250.2"
+	extDev       = "ext0"
+	clientDev    = "eth0"
+	node2DSRIP   = "192.168.251.1"
+	clientDSRIP  = "192.168.251.2"
+	dsrDev       = "dsr0" // node 2's end
+	clientDSRDev = "eth1"
+	backendPod   = 8080
 )
 
 // nodePorts of the two services (each for TCP and UDP).
@@ -32,15 +43,20 @@ var (
 	clientSysctls = map[string]string{
 		"net/ipv4/ip_local_port_range": "1024 65535",
 		"net/ipv4/tcp_tw_reuse":        "1",
+		// DSR replies come from node 1's address (the NodePort) over
+		// the link to node 2: no reverse-path filter on that link.
+		"net/ipv4/conf/all/rp_filter":                  "0",
+		"net/ipv4/conf/" + clientDSRDev + "/rp_filter": "0",
 	}
 	serverSysctls = map[string]string{"net/core/somaxconn": "8192"}
 	nodeSysctls   = map[string]string{"net/ipv4/ip_forward": "1"}
 )
 
 // topology is two simulated nodes joined by an underlay veth, a client
-// namespace wired to node 1's ext0, a backend pod on each node (local on
-// node 1, remote on node 2) serving TCP_CRR and UDP_RR, and the NodePort
-// services programmed the configuration's way.
+// namespace wired to node 1's ext0 (its default route) and to node 2's dsr0
+// (used only by DSR replies), a backend pod on each node (local on node 1,
+// remote on node 2) serving TCP_CRR and UDP_RR, and the NodePort services
+// programmed the configuration's way (none for direct).
 type topology struct {
 	n1, n2  *harness.Node
 	ul      *harness.Underlay
@@ -49,11 +65,14 @@ type topology struct {
 	pods    map[string]*harness.Pod // backend placement → pod
 	ext0    uint32                  // node 1's ifindex of ext0
 	ulIndex uint32                  // node 1's ifindex of the underlay
+	n2UL    uint32                  // node 2's ifindex of the underlay
+	n2DSR   uint32                  // node 2's ifindex of dsr0
+	xdp     bool                    // node 1 runs XDP on its devices
 }
 
 // newTopology builds everything for config; r's cleanups undo it.
 func newTopology(ctx context.Context, r *harness.Runner, crr, config string) *topology {
-	t := &topology{crr: crr, pods: map[string]*harness.Pod{}}
+	t := &topology{crr: crr, pods: map[string]*harness.Pod{}, xdp: isXDP(config)}
 	t.n1 = harness.NewNode(r, harness.NodeOptions{Index: 1})
 	t.n2 = harness.NewNode(r, harness.NodeOptions{Index: 2})
 	t.ul = harness.ConnectNodes(r, t.n1, t.n2)
@@ -61,33 +80,57 @@ func newTopology(ctx context.Context, r *harness.Runner, crr, config string) *to
 	t.n1.NS.Run(r, "ip", "link", "add", extDev, "type", "veth", "peer", "name", "eth0", "netns", t.client.Name)
 	t.n1.NS.Run(r, "ip", "addr", "add", nodeExtIP+"/24", "dev", extDev)
 	t.n1.NS.Run(r, "ip", "link", "set", extDev, "up")
-	t.client.Run(r, "ip", "addr", "add", clientIP+"/24", "dev", "eth0")
-	t.client.Run(r, "ip", "link", "set", "eth0", "up")
+	t.client.Run(r, "ip", "addr", "add", clientIP+"/24", "dev", clientDev)
+	t.client.Run(r, "ip", "link", "set", clientDev, "up")
+	// The default route covers the pod CIDRs too (direct).
 	t.client.Run(r, "ip", "route", "add", "default", "via", nodeExtIP)
+	t.n2.NS.Run(r, "ip", "link", "add", dsrDev, "type", "veth", "peer", "name", clientDSRDev, "netns", t.client.Name)
+	t.n2.NS.Run(r, "ip", "addr", "add", node2DSRIP+"/24", "dev", dsrDev)
+	t.n2.NS.Run(r, "ip", "link", "set", dsrDev, "up")
+	t.client.Run(r, "ip", "addr", "add", clientDSRIP+"/24", "dev", clientDSRDev)
+	t.client.Run(r, "ip", "link", "set", clientDSRDev, "up")
+	// Node 2 answers the client through node 1 (direct's remote
+	// replies; the SNAT configurations answer node 1 itself), except in
+	// DSR, where the backend's node reaches the client over its own link.
+	t.n2.NS.Run(r, "ip", "route", "add", clientNet, "via", t.ul.AddrA.String())
+	if isDSR(config) {
+		t.n2.NS.Run(r, "ip", "route", "add", clientIP+"/32", "via", clientDSRIP, "dev", dsrDev)
+	}
 	// The ends XDP may send frames to, in every configuration alike.
-	harness.XDPPeer(r, t.client, "eth0")
+	harness.XDPPeer(r, t.client, clientDev)
 	harness.XDPPeer(r, t.n2.NS, t.ul.IfName)
 	benchrun.Sysctls(r, t.client, clientSysctls)
 	for _, n := range []*harness.Node{t.n1, t.n2} {
 		benchrun.Sysctls(r, n.NS, nodeSysctls)
 	}
 	t.ext0, t.ulIndex = ifindex(r, t.n1.NS, extDev), ifindex(r, t.n1.NS, t.ul.IfName)
+	t.n2UL, t.n2DSR = ifindex(r, t.n2.NS, t.ul.IfName), ifindex(r, t.n2.NS, dsrDev)
 
 	nodes := harness.NodeYAML(t.n1, t.ul.AddrA) + harness.NodeYAML(t.n2, t.ul.AddrB)
 	for _, n := range []*harness.Node{t.n1, t.n2} {
 		writeFile(r, n, "nodes.yaml", nodes)
 	}
 	// Native routing between the nodes in every configuration; Sluice's
-	// NodePort programs on node 1's devices only in the Sluice ones.
+	// NodePort programs on node 1's devices only in the Sluice ones, and
+	// on node 2's (decapsulation on the underlay, the replies' reverse
+	// translation on dsr0) only in DSR. Node 2 would decapsulate without
+	// --lb-mode (tc takes any IP-in-IP to a local pod); it gets the flag
+	// as the README asks of every node.
 	args1 := []string{"--routing", "native", "--node-ip", t.ul.AddrA.String(), "--log-level", "info"}
-	switch config {
-	case cfgSluiceTC:
-		args1 = append(args1, "--devices", t.ul.IfName+","+extDev, "--lb-acceleration", "disabled")
-	case cfgSluiceXDP:
-		args1 = append(args1, "--devices", t.ul.IfName+","+extDev, "--lb-acceleration", "native")
+	args2 := []string{"--routing", "native", "--node-ip", t.ul.AddrB.String(), "--log-level", "info"}
+	if isSluice(config) {
+		accel := "disabled"
+		if isXDP(config) {
+			accel = "native"
+		}
+		args1 = append(args1, "--devices", t.ul.IfName+","+extDev, "--lb-acceleration", accel)
+	}
+	if isDSR(config) {
+		args1 = append(args1, "--lb-mode", "dsr")
+		args2 = append(args2, "--devices", t.ul.IfName+","+dsrDev, "--lb-mode", "dsr")
 	}
 	t.n1.StartAgentArgs(r, args1...)
-	t.n2.StartAgentArgs(r, "--routing", "native", "--node-ip", t.ul.AddrB.String(), "--log-level", "info")
+	t.n2.StartAgentArgs(r, args2...)
 
 	t.pods[backendLocal] = t.n1.AddPod(r, "local")
 	t.pods[backendRemote] = t.n2.AddPod(r, "remote")
@@ -106,29 +149,52 @@ func newTopology(ctx context.Context, r *harness.Runner, crr, config string) *to
 	}
 
 	svcs := t.services()
-	switch config {
-	case cfgIPTables:
+	switch {
+	case config == cfgIPTables:
 		o := services.IPTablesOptions{ClusterCIDR: netip.MustParsePrefix(harness.PodCIDR)}
 		if _, err := benchrun.IPTablesRestore(t.n1.NS, services.IPTablesRestore(svcs, o), false); err != nil {
 			r.Fatal(err)
 		}
-	default:
+	case isSluice(config):
 		var b strings.Builder
 		if err := services.WriteManifests(&b, svcs); err != nil {
 			r.Fatal(err)
 		}
-		writeFile(r, t.n1, "services.yaml", b.String())
-		if err := t.waitProgrammed(ctx, svcs); err != nil {
-			r.Fatal(err)
+		// In DSR node 2 knows the Services too: it decapsulates only
+		// packets to a frontend.
+		nodes := []*harness.Node{t.n1}
+		if isDSR(config) {
+			nodes = append(nodes, t.n2)
+		}
+		for _, n := range nodes {
+			writeFile(r, n, "services.yaml", b.String())
+			if err := waitProgrammed(ctx, n, svcs); err != nil {
+				r.Fatal(err)
+			}
 		}
 	}
-	if config == cfgSluiceXDP {
+	if isSluice(config) {
 		st, err := t.n1.Client().Status(ctx)
 		if err != nil {
 			r.Fatalf("sluice status: %v", err)
 		}
-		if got := st.KubeProxy.NodePortXDP[extDev]; got != "xdp native" {
-			r.Fatalf("node 1's %s runs %q, want xdp native (status %v)", extDev, got, st.KubeProxy.NodePortXDP)
+		want := "tc"
+		if isXDP(config) {
+			want = "xdp native"
+		}
+		if got := st.KubeProxy.NodePortXDP[extDev]; got != want {
+			r.Fatalf("node 1's %s runs %q, want %s (status %v)", extDev, got, want, st.KubeProxy.NodePortXDP)
+		}
+	}
+	if isDSR(config) {
+		for _, n := range []*harness.Node{t.n1, t.n2} {
+			st, err := n.Client().Status(ctx)
+			if err != nil {
+				r.Fatalf("sluice status: %v", err)
+			}
+			if st.KubeProxy.LBMode != "dsr" {
+				r.Fatalf("%s's LB mode is %q, want dsr", n.Name, st.KubeProxy.LBMode)
+			}
 		}
 	}
 	return t
@@ -154,8 +220,12 @@ func (t *topology) services() []services.Service {
 	return out
 }
 
-// target is the NodePort address the client sends to for backend b.
-func target(b string) netip.AddrPort {
+// target is the address the client sends to for backend b: the NodePort,
+// or in direct the backend pod itself.
+func (t *topology) target(config, b string) netip.AddrPort {
+	if config == cfgDirect {
+		return netip.AddrPortFrom(t.pods[b].IP, backendPod)
+	}
 	return netip.AddrPortFrom(netip.MustParseAddr(nodeExtIP), nodePorts[b])
 }
 
@@ -174,29 +244,29 @@ func (t *topology) waitRoute(ctx context.Context) error {
 	}
 }
 
-// waitProgrammed waits until node 1's LB maps hold every service's node
-// port frontend with a backend (`sluice bpf lb list`).
-func (t *topology) waitProgrammed(ctx context.Context, svcs []services.Service) error {
+// waitProgrammed waits until n's LB maps hold every service's node port
+// frontend with a backend (`sluice bpf lb list`).
+func waitProgrammed(ctx context.Context, n *harness.Node, svcs []services.Service) error {
 	want := map[string]bool{}
 	for _, s := range svcs {
 		want[fmt.Sprintf("%s/0.0.0.0:%d", strings.ToUpper(s.Proto()), s.NodePort)] = true
 	}
 	deadline := time.Now().Add(time.Minute)
 	for {
-		m, err := t.n1.Client().LBMaps(ctx)
-		n := 0
+		m, err := n.Client().LBMaps(ctx)
+		got := 0
 		if err == nil {
 			for _, s := range m.Services {
 				if len(s.BackendIDs) > 0 && want[strings.ToUpper(s.Protocol)+"/"+s.Frontend] {
-					n++
+					got++
 				}
 			}
-			if n == len(want) {
+			if got == len(want) {
 				return nil
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("%d of %d node ports in node 1's LB maps (last error: %v)", n, len(want), err)
+			return fmt.Errorf("%d of %d node ports in %s's LB maps (last error: %v)", got, len(want), n.Name, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -236,12 +306,58 @@ func (t *topology) crrOutput(ctx context.Context, args ...string) ([]byte, error
 	return out, nil
 }
 
-// counters is node 1's metrics map: packets per device, reason and
-// direction.
-func (t *topology) counters() (map[metricsmap.Counter]uint64, error) {
-	cs, err := metricsmap.PinnedCounters(t.n1.BPFRoot)
+// reading is what a sample's checks compare before and after its load:
+// both nodes' metrics maps (packets per device, reason and direction) and
+// the packet counts of the links that tell which way the flows went.
+type reading struct {
+	n1, n2 map[metricsmap.Counter]uint64
+	links  linkPackets
+}
+
+// linkPackets are the packet counts of the links a reply can take:
+// node 1's ext0 sent (to the client) and underlay received (from node 2),
+// the client's eth0 received (from node 1) and eth1 received (from node 2).
+type linkPackets struct {
+	N1ExtTx, N1ULRx, ClientRx, ClientDSRRx uint64
+}
+
+func (t *topology) read() (reading, error) {
+	var rd reading
+	var err error
+	if rd.n1, err = counters(t.n1); err != nil {
+		return rd, err
+	}
+	if rd.n2, err = counters(t.n2); err != nil {
+		return rd, err
+	}
+	for _, l := range []struct {
+		ns  *harness.NetNS
+		dev string
+		tx  bool
+		to  *uint64
+	}{
+		{t.n1.NS, extDev, true, &rd.links.N1ExtTx},
+		{t.n1.NS, t.ul.IfName, false, &rd.links.N1ULRx},
+		{t.client, clientDev, false, &rd.links.ClientRx},
+		{t.client, clientDSRDev, false, &rd.links.ClientDSRRx},
+	} {
+		rx, tx, err := linkStats(l.ns, l.dev)
+		if err != nil {
+			return rd, err
+		}
+		*l.to = rx
+		if l.tx {
+			*l.to = tx
+		}
+	}
+	return rd, nil
+}
+
+// counters is n's metrics map: packets per device, reason and direction.
+func counters(n *harness.Node) (map[metricsmap.Counter]uint64, error) {
+	cs, err := metricsmap.PinnedCounters(n.BPFRoot)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s's counters: %w", n.Name, err)
 	}
 	out := map[metricsmap.Counter]uint64{}
 	for _, c := range cs {
@@ -252,30 +368,70 @@ func (t *topology) counters() (map[metricsmap.Counter]uint64, error) {
 	return out, nil
 }
 
-// xdpPackets is how many packets node 1's XDP program translated between
-// two readings of counters: requests on ext0 (DNAT+SNAT to the remote
-// backend) and replies on the underlay (reverse SNAT).
-func (t *topology) xdpPackets(before, after map[metricsmap.Counter]uint64) (fwd, rev uint64) {
-	for c, n := range after {
-		if c.Direction != metricsmap.DirIngress {
-			continue
-		}
-		switch {
-		case c.Ifindex == t.ext0 && c.Reason == metricsmap.ReasonXDPLBSNAT:
-			fwd += n - before[c]
-		case c.Ifindex == t.ulIndex && c.Reason == metricsmap.ReasonXDPLBRevSNAT:
-			rev += n - before[c]
-		}
+// linkStats is dev's received and sent packets in ns.
+func linkStats(ns *harness.NetNS, dev string) (rx, tx uint64, err error) {
+	h, err := netns.GetFromPath(ns.Path())
+	if err != nil {
+		return 0, 0, err
 	}
-	return fwd, rev
+	defer h.Close()
+	nl, err := netlink.NewHandleAt(h)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer nl.Close()
+	l, err := nl.LinkByName(dev)
+	if err != nil {
+		return 0, 0, fmt.Errorf("%s in %s: %w", dev, ns.Name, err)
+	}
+	st := l.Attrs().Statistics
+	if st == nil {
+		return 0, 0, fmt.Errorf("%s in %s: no statistics", dev, ns.Name)
+	}
+	return st.RxPackets, st.TxPackets, nil
 }
 
-// drops is what node 1's programs dropped between two readings, per reason.
-func drops(before, after map[metricsmap.Counter]uint64) map[string]uint64 {
+// delta is counter (ifindex, reason, direction)'s packets between two
+// readings of one node's counters.
+func delta(before, after map[metricsmap.Counter]uint64, ifindex uint32, r metricsmap.Reason, dir metricsmap.Direction) uint64 {
+	var n uint64
+	for c, v := range after {
+		if c.Ifindex == ifindex && c.Reason == r && c.Direction == dir {
+			n += v - before[c]
+		}
+	}
+	return n
+}
+
+// paths is what a sample moved between two readings on the ways its flows
+// can take.
+func (t *topology) paths(before, after reading) paths {
+	encap := metricsmap.ReasonLBDSR
+	if t.xdp {
+		encap = metricsmap.ReasonXDPLBDSR
+	}
+	return paths{
+		XDPFwd: delta(before.n1, after.n1, t.ext0, metricsmap.ReasonXDPLBSNAT, metricsmap.DirIngress),
+		XDPRev: delta(before.n1, after.n1, t.ulIndex, metricsmap.ReasonXDPLBRevSNAT, metricsmap.DirIngress),
+		Encap:  delta(before.n1, after.n1, t.ext0, encap, metricsmap.DirIngress),
+		Decap:  delta(before.n2, after.n2, t.n2UL, metricsmap.ReasonLBDSRRx, metricsmap.DirIngress),
+		RevNAT: delta(before.n2, after.n2, t.n2DSR, metricsmap.ReasonLBDSRRevNAT, metricsmap.DirEgress),
+		linkPackets: linkPackets{
+			N1ExtTx:     after.links.N1ExtTx - before.links.N1ExtTx,
+			N1ULRx:      after.links.N1ULRx - before.links.N1ULRx,
+			ClientRx:    after.links.ClientRx - before.links.ClientRx,
+			ClientDSRRx: after.links.ClientDSRRx - before.links.ClientDSRRx,
+		},
+	}
+}
+
+// drops is what a node's programs dropped between two readings, per
+// reason (prefixed).
+func drops(before, after map[metricsmap.Counter]uint64, prefix string) map[string]uint64 {
 	out := map[string]uint64{}
 	for c, n := range after {
 		if c.Reason.IsDrop() && n > before[c] {
-			out[c.Reason.String()] += n - before[c]
+			out[prefix+c.Reason.String()] += n - before[c]
 		}
 	}
 	return out
