@@ -14,8 +14,8 @@ import (
 	"github.com/sluicenet/sluice/datapath/internal/maputil"
 )
 
-// Exec rule maps (bpf/lib/process_rules.h). Not pinned: the rules live and
-// die with the Sensor, like its links.
+// Exec rule maps (bpf/lib/process_rules.h), pinned by name like the
+// sensor's links (pins.go): the rules outlive the agent.
 const (
 	execConfigMap = bpfgen.ProcessMapSluiceExecConfigV2
 	execSlotsMap  = bpfgen.ProcessMapSluiceExecSlotsV1

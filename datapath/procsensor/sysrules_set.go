@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"os"
 	"reflect"
 	"sync"
 
@@ -12,10 +13,11 @@ import (
 
 	"github.com/sluicenet/sluice/datapath/bpfgen"
 	"github.com/sluicenet/sluice/datapath/internal/maputil"
+	"github.com/sluicenet/sluice/datapath/pin"
 )
 
-// Syscall rule maps (bpf/lib/syscall_types.h). Not pinned: the rules live
-// and die with the Sensor, like its links.
+// Syscall rule maps (bpf/lib/syscall_types.h), pinned by name like the
+// sensor's links (pins.go): the rules outlive the agent.
 const (
 	sysConfigMap  = bpfgen.ProcessMapSluiceSysConfigV1
 	sysNrMap      = bpfgen.ProcessMapSluiceSysNrV1
@@ -58,14 +60,20 @@ func (s *Sensor) loadSyscallHooks(spec *ebpf.CollectionSpec) {
 	}
 }
 
-// setSyscallHook attaches (on) or detaches the program of a syscall hook.
+// setSyscallHook attaches and pins (on) or unpins and detaches the program
+// of a syscall hook.
 func (s *Sensor) setSyscallHook(hook string, on bool) error {
 	l := s.sysLinks[hook]
 	if on == (l != nil) {
 		return nil
 	}
+	path := pin.TracingLinkPath(s.root, linkPins[hook])
 	if !on {
 		delete(s.sysLinks, hook)
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.Close()
+			return fmt.Errorf("unpin %s: %w", hook, err)
+		}
 		if err := l.Close(); err != nil {
 			return fmt.Errorf("detach %s: %w", hook, err)
 		}
@@ -78,6 +86,10 @@ func (s *Sensor) setSyscallHook(hook string, on bool) error {
 	l, err := link.AttachTracing(link.TracingOptions{Program: prog, AttachType: ebpf.AttachTraceRawTp})
 	if err != nil {
 		return fmt.Errorf("attach %s: %w", hook, err)
+	}
+	if err := pinLink(l, path); err != nil {
+		l.Close()
+		return fmt.Errorf("pin %s link: %w", hook, err)
 	}
 	s.sysLinks[hook] = l
 	return nil
