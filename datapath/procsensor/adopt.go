@@ -164,8 +164,9 @@ func execChanged(st *execState, cfg bpfgen.ProcessExecConfig, values map[uint8]b
 	exact, prefix map[string]uint64) uint64 {
 	o := st.cfg
 	changed := entriesChanged(st.exact, exact) | entriesChanged(ownPrefixes(st.prefix), ownPrefixes(prefix))
-	changed |= o.Active&^cfg.Active | o.Global ^ cfg.Global | o.Cgroup ^ cfg.Cgroup | o.Notin ^ cfg.Notin |
-		o.Follow ^ cfg.Follow
+	// (Parenthesized: ^ binds no tighter than |.)
+	changed |= o.Active&^cfg.Active | (o.Global ^ cfg.Global) | (o.Cgroup ^ cfg.Cgroup) | (o.Notin ^ cfg.Notin) |
+		(o.Follow ^ cfg.Follow)
 	const mode = uint8(bpfgen.ProcessExecSlotFlagEXEC_ENFORCE)
 	for slot, v := range values {
 		if old, ok := st.slots[slot]; ok && (old.Children != v.Children || (old.Flags^v.Flags)&^mode != 0) {
@@ -196,11 +197,11 @@ func keptFollow(st *execState, changed uint64, next map[uint8]ExecRule) uint64 {
 func sysChanged(st *sysState, cfg bpfgen.ProcessSysConfig, values map[uint8]bpfgen.ProcessSysSlot,
 	nrs map[uint32]bpfgen.ProcessSysNr, str, postfix map[string]uint64) uint64 {
 	o := st.cfg
-	changed := o.Active&^cfg.Active | o.Global ^ cfg.Global | o.Cgroup ^ cfg.Cgroup | o.Follow ^ cfg.Follow
+	changed := o.Active&^cfg.Active | (o.Global ^ cfg.Global) | (o.Cgroup ^ cfg.Cgroup) | (o.Follow ^ cfg.Follow)
 	changed |= stringSlotsChanged(st.str, str) | stringSlotsChanged(st.postfix, postfix)
 	for nr := range nrUnion(st.nrs, nrs) {
 		a, b := st.nrs[nr], nrs[nr]
-		changed |= a.Enter ^ b.Enter | a.Exit ^ b.Exit
+		changed |= (a.Enter ^ b.Enter) | (a.Exit ^ b.Exit)
 	}
 	for slot, v := range values {
 		if old, ok := st.slots[slot]; ok && sysFilters(old) != sysFilters(v) {
@@ -244,4 +245,96 @@ func keptSysSlots(st *sysState, changed uint64, values map[uint8]bpfgen.ProcessS
 		}
 	}
 	return keep
+}
+
+// ExecRulesChanged returns the slots whose rule in the exec rule maps (an
+// earlier agent's, after a restart) differs from rules, the policy id
+// aside (an agent numbers its policies itself): a slot in one of them
+// only, or whose match, action, signal or mode differs. An agent taking
+// over pinned maps takes these slots out of its scopes before
+// SetExecRules, and keeps the others scoped throughout.
+func (s *Sensor) ExecRulesChanged(rules []ExecRule) (uint64, error) {
+	byslot, err := checkExecRules(rules)
+	if err != nil {
+		return 0, err
+	}
+	st := &s.exec
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := s.adoptExec(); err != nil {
+		return 0, err
+	}
+	exact, prefix := execPathBits(byslot)
+	cfg, values := execConfig(byslot, exact, prefix)
+	changed := execChanged(st, cfg, values, exact, prefix) | (st.cfg.Active ^ cfg.Active)
+	for slot, v := range values {
+		old := st.slots[slot]
+		old.PolicyId, v.PolicyId = 0, 0
+		if old != v {
+			changed |= 1 << slot
+		}
+	}
+	return changed, nil
+}
+
+// SyscallRulesChanged is ExecRulesChanged for the syscall rule maps.
+func (s *Sensor) SyscallRulesChanged(rules []SyscallRule) (uint64, error) {
+	byslot, err := checkSyscallRules(rules)
+	if err != nil {
+		return 0, err
+	}
+	st := &s.sys
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := s.adoptSys(); err != nil {
+		return 0, err
+	}
+	str, postfix := sysStrings(byslot)
+	cfg, values := sysConfig(byslot)
+	changed := sysChanged(st, cfg, values, sysNrBits(byslot), str, postfix) | (st.cfg.Active ^ cfg.Active)
+	for slot, v := range values {
+		old := st.slots[slot]
+		old.PolicyId, v.PolicyId = 0, 0
+		if old != v {
+			changed |= 1 << slot
+		}
+	}
+	return changed, nil
+}
+
+// ExecScopes returns the exec rule scopes in the kernel (netns inode ->
+// slots), for an agent to prune those of pods gone while it was down.
+func (s *Sensor) ExecScopes() (map[uint32]uint64, error) { return readScopes[uint32](s, execScopeMap) }
+
+// ExecCgroupScopes returns the exec rule scopes of cgroups in the kernel.
+func (s *Sensor) ExecCgroupScopes() (map[uint64]uint64, error) {
+	return readScopes[uint64](s, execCgMap)
+}
+
+// SyscallScopes returns the syscall rule scopes in the kernel (netns
+// inode -> slots).
+func (s *Sensor) SyscallScopes() (map[uint32]uint64, error) {
+	return readScopes[uint32](s, sysScopeMap)
+}
+
+// SyscallCgroupScopes returns the syscall rule scopes of cgroups in the
+// kernel.
+func (s *Sensor) SyscallCgroupScopes() (map[uint64]uint64, error) {
+	return readScopes[uint64](s, sysCgMap)
+}
+
+func readScopes[K comparable](s *Sensor, name string) (map[K]uint64, error) {
+	out := map[K]uint64{}
+	var (
+		k K
+		v uint64
+	)
+	it := s.maps[name].Iterate()
+	for it.Next(&k, &v) {
+		out[k] = v
+	}
+	if err := it.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return out, nil
 }

@@ -227,6 +227,10 @@ func TestPrivilegedRulesChangeAcrossRestart(t *testing.T) {
 	require.NoError(t, a.Close())
 
 	b := e.load(t)
+	next := []procsensor.ExecRule{rule(1, 11, e.sh), rule(2, 12, e.cat)}
+	changed, err := b.ExecRulesChanged(next)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1<<2), changed, "slot 1 keeps its rule (another policy id: the agent's numbering)")
 	// The kept rule is tried while the first SetExecRules runs.
 	var (
 		wg       sync.WaitGroup
@@ -262,7 +266,7 @@ func TestPrivilegedRulesChangeAcrossRestart(t *testing.T) {
 			}
 		}
 	})
-	err := b.SetExecRules([]procsensor.ExecRule{rule(1, 11, e.sh), rule(2, 12, e.cat)})
+	err = b.SetExecRules(next)
 	close(done)
 	wg.Wait()
 	require.NoError(t, err)
@@ -274,6 +278,12 @@ func TestPrivilegedRulesChangeAcrossRestart(t *testing.T) {
 
 	newSys := openatRule(4, procsensor.ArgEqual, procsensor.ExecPost, e.other)
 	newSys.Cgroup = true
+	changed, err = b.SyscallRulesChanged([]procsensor.SyscallRule{newSys})
+	require.NoError(t, err)
+	assert.Equal(t, uint64(1<<4), changed)
+	changed, err = b.SyscallRulesChanged([]procsensor.SyscallRule{sysKill})
+	require.NoError(t, err)
+	assert.Zero(t, changed, "the same rule")
 	require.NoError(t, b.SetSyscallRules([]procsensor.SyscallRule{newSys}))
 	// Slot 2 of the exec rules would kill cat: lift it to see openat.
 	require.NoError(t, b.SetExecRules([]procsensor.ExecRule{rule(1, 11, e.sh)}))

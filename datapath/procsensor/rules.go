@@ -68,31 +68,7 @@ func (s *Sensor) SetExecRules(rules []ExecRule) error {
 		return err
 	}
 	exact, prefix := execPathBits(byslot)
-	var cfg bpfgen.ProcessExecConfig
-	values := make(map[uint8]bpfgen.ProcessExecSlot, len(byslot))
-	for slot, r := range byslot {
-		values[slot] = execSlotValue(r)
-		bit := uint64(1) << slot
-		cfg.Active |= bit
-		if r.Global {
-			cfg.Global |= bit
-		}
-		if r.Cgroup {
-			cfg.Cgroup |= bit
-		}
-		if r.NotIn {
-			cfg.Notin |= bit
-		}
-		if r.FollowChildren {
-			cfg.Follow |= bit
-		}
-	}
-	if len(exact) > 0 {
-		cfg.Flags |= uint32(bpfgen.ProcessExecConfigFlagEXEC_HAS_EXACT)
-	}
-	if len(prefix) > 0 {
-		cfg.Flags |= uint32(bpfgen.ProcessExecConfigFlagEXEC_HAS_PREFIX)
-	}
+	cfg, values := execConfig(byslot, exact, prefix)
 	changed := execChanged(st, cfg, values, exact, prefix)
 	// Inherited slots of rules that went or changed meaning go before the
 	// slot is reused.
@@ -138,6 +114,36 @@ func (s *Sensor) putExecConfig(cfg bpfgen.ProcessExecConfig) error {
 	}
 	s.exec.cfg = cfg
 	return nil
+}
+
+// execConfig returns the slot masks and slot values of rules.
+func execConfig(byslot map[uint8]ExecRule, exact, prefix map[string]uint64) (bpfgen.ProcessExecConfig, map[uint8]bpfgen.ProcessExecSlot) {
+	var cfg bpfgen.ProcessExecConfig
+	values := make(map[uint8]bpfgen.ProcessExecSlot, len(byslot))
+	for slot, r := range byslot {
+		values[slot] = execSlotValue(r)
+		bit := uint64(1) << slot
+		cfg.Active |= bit
+		if r.Global {
+			cfg.Global |= bit
+		}
+		if r.Cgroup {
+			cfg.Cgroup |= bit
+		}
+		if r.NotIn {
+			cfg.Notin |= bit
+		}
+		if r.FollowChildren {
+			cfg.Follow |= bit
+		}
+	}
+	if len(exact) > 0 {
+		cfg.Flags |= uint32(bpfgen.ProcessExecConfigFlagEXEC_HAS_EXACT)
+	}
+	if len(prefix) > 0 {
+		cfg.Flags |= uint32(bpfgen.ProcessExecConfigFlagEXEC_HAS_PREFIX)
+	}
+	return cfg, values
 }
 
 // putSlots writes the slot values of the rules in want that cur (what the

@@ -58,8 +58,6 @@ type Sensor struct {
 	maps  map[string]*ebpf.Map
 	progs map[string]*ebpf.Program // by hook
 	links map[string]link.Link     // by hook
-	// recreated are the pinned rule maps Load found with another layout.
-	recreated []string
 	hooks []string
 	stats io.Closer
 	boot  time.Time // wall-clock time of CLOCK_MONOTONIC 0
@@ -70,6 +68,8 @@ type Sensor struct {
 	// syscall program did not load.
 	sysLinks map[string]link.Link
 	sysErr   map[string]error
+	// recreated are the pinned rule maps Load found with another layout.
+	recreated []string
 }
 
 // hookProgs are the programs by hook, in attach order; the first program

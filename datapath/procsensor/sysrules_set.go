@@ -129,22 +129,7 @@ func (s *Sensor) SetSyscallRules(rules []SyscallRule) error {
 	}
 	str, postfix := sysStrings(byslot)
 	nrs := sysNrBits(byslot)
-	var cfg bpfgen.ProcessSysConfig
-	values := make(map[uint8]bpfgen.ProcessSysSlot, len(byslot))
-	for slot, r := range byslot {
-		values[slot] = sysSlotValue(r)
-		bit := uint64(1) << slot
-		cfg.Active |= bit
-		if r.Global {
-			cfg.Global |= bit
-		}
-		if r.Cgroup {
-			cfg.Cgroup |= bit
-		}
-		if r.FollowForks && len(r.PIDs) > 0 {
-			cfg.Follow |= bit
-		}
-	}
+	cfg, values := sysConfig(byslot)
 	changed := sysChanged(st, cfg, values, nrs, str, postfix)
 	kept := keptSysSlots(st, changed, values)
 	if changed != 0 {
@@ -192,6 +177,27 @@ func (s *Sensor) SetSyscallRules(rules []SyscallRule) error {
 		return err
 	}
 	return s.setSyscallHook(HookSysExit, exit)
+}
+
+// sysConfig returns the slot masks and slot values of rules.
+func sysConfig(byslot map[uint8]SyscallRule) (bpfgen.ProcessSysConfig, map[uint8]bpfgen.ProcessSysSlot) {
+	var cfg bpfgen.ProcessSysConfig
+	values := make(map[uint8]bpfgen.ProcessSysSlot, len(byslot))
+	for slot, r := range byslot {
+		values[slot] = sysSlotValue(r)
+		bit := uint64(1) << slot
+		cfg.Active |= bit
+		if r.Global {
+			cfg.Global |= bit
+		}
+		if r.Cgroup {
+			cfg.Cgroup |= bit
+		}
+		if r.FollowForks && len(r.PIDs) > 0 {
+			cfg.Follow |= bit
+		}
+	}
+	return cfg, values
 }
 
 func (s *Sensor) putSysConfig(cfg bpfgen.ProcessSysConfig) error {
