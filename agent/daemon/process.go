@@ -111,10 +111,19 @@ const seedWait = 5 * time.Second
 
 // run seeds the process cache from the processes running (once the first
 // snapshot is in, or after seedWait), then reads the sensor until ctx ends;
-// the pipeline ticks alongside.
+// the pipeline ticks alongside. The tracing policies are written once the
+// first snapshot is in (as every loop that writes what the state source
+// says): until then the rules an earlier agent left pinned stay enforced,
+// instead of an empty set replacing them.
 func (pt *processTracing) run(ctx context.Context, wg *sync.WaitGroup, snapshot <-chan struct{}, logErr func(string, func() error) func()) {
 	wg.Go(func() { pt.pipe.Run(ctx) })
-	wg.Go(func() { pt.policies.Run(ctx) })
+	wg.Go(func() {
+		select {
+		case <-snapshot:
+			pt.policies.Run(ctx)
+		case <-ctx.Done():
+		}
+	})
 	wg.Go(logErr("Process event reader stopped", func() error {
 		select {
 		case <-snapshot:
