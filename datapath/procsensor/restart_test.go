@@ -8,6 +8,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cilium/ebpf/link"
 	"github.com/stretchr/testify/assert"
@@ -46,7 +47,7 @@ func newRestartEnv(t *testing.T) *restartEnv {
 		ids := pinnedLinks(t, e.root)
 		assert.NoError(t, procsensor.Unpin(e.root))
 		for name, id := range ids {
-			assert.False(t, linkExists(id), "link %s (%d) still attached after Unpin", name, id)
+			detached(t, id, name)
 		}
 	})
 	e.ns = harness.NewNetNS(t, "sl-trs-")
@@ -126,6 +127,13 @@ func linkExists(id link.ID) bool {
 	return true
 }
 
+// detached waits until the kernel has freed link id: a link whose last pin
+// and handle went is freed after an RCU grace period and a work item.
+func detached(t *testing.T, id link.ID, what string) {
+	t.Helper()
+	assert.Eventually(t, func() bool { return !linkExists(id) }, 5*time.Second, 20*time.Millisecond, "%s detached", what)
+}
+
 // An exec rule (Sigkill, scoped to the test cgroup) stays enforced when the
 // sensor is closed (the agent exits) and when the next sensor loads from
 // the same root (its links replace the earlier ones); the first
@@ -154,7 +162,7 @@ func TestPrivilegedExecRuleSurvivesRestart(t *testing.T) {
 	require.Len(t, idsB, 3)
 	for name, id := range idsA {
 		assert.NotEqual(t, id, idsB[name], "%s: B's own link pinned", name)
-		assert.False(t, linkExists(id), "%s: A's link detached once B's is pinned", name)
+		detached(t, id, "A's link of "+name+" (B's pinned)")
 	}
 	e.killed(t, "sensor B loaded", e.sh, "-c", ":")
 	n, err := b.ExecEntries()
@@ -328,7 +336,7 @@ func TestPrivilegedSensorUnpin(t *testing.T) {
 	require.NoError(t, a.Close())
 	require.NoError(t, procsensor.Unpin(e.root))
 	for name, id := range ids {
-		assert.False(t, linkExists(id), "%s detached", name)
+		detached(t, id, name)
 	}
 	_, err := os.Stat(pin.LinkDir(e.root, pin.TracingLinksName))
 	assert.ErrorIs(t, err, os.ErrNotExist)
