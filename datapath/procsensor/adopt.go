@@ -105,6 +105,33 @@ func (s *Sensor) adoptSys() error {
 	return nil
 }
 
+// adoptClasses reads the path entries of the binary class maps into the
+// state.
+func (s *Sensor) adoptClasses() error {
+	exact, prefix := map[string]uint64{}, map[string]uint64{}
+	var (
+		ek bpfgen.ProcessClassPath
+		pk bpfgen.ProcessClassPrefixKey
+		v  uint64
+	)
+	it := s.maps[classExactMap].Iterate()
+	for it.Next(&ek, &v) {
+		exact[cString(ek.Path[:])] = v
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", classExactMap, err)
+	}
+	it = s.maps[classPrefixMap].Iterate()
+	for it.Next(&pk, &v) {
+		prefix[goString(pk.Path[:min(int(pk.Prefixlen/8), len(pk.Path))])] = v
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read %s: %w", classPrefixMap, err)
+	}
+	s.class.exact, s.class.prefix = exact, prefix
+	return nil
+}
+
 func goString(b []int8) string {
 	out := make([]byte, len(b))
 	for i, c := range b {

@@ -18,3 +18,14 @@ func RulePaths(s *Sensor) (exact, prefix, sysStr map[string]uint64, err error) {
 	}
 	return fresh.exec.exact, fresh.exec.prefix, sysStr, nil
 }
+
+// ClassPaths reads the path entries of the binary class maps from the
+// kernel.
+func ClassPaths(s *Sensor) (exact, prefix map[string]uint64, err error) {
+	var fresh Sensor
+	fresh.maps = s.maps
+	if err := fresh.adoptClasses(); err != nil {
+		return nil, nil, err
+	}
+	return fresh.class.exact, fresh.class.prefix, nil
+}

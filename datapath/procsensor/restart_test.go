@@ -229,6 +229,8 @@ func TestPrivilegedRulesChangeAcrossRestart(t *testing.T) {
 	sysKill.Enforce, sysKill.Cgroup = true, true
 	require.NoError(t, a.SetSyscallRules([]procsensor.SyscallRule{sysKill}))
 	require.NoError(t, a.SetSyscallCgroupScope(e.cgID, 1<<4))
+	require.NoError(t, a.SetBinaryClasses([]procsensor.BinaryClass{{ID: 0, Exact: []string{e.cat}},
+		{ID: 1, Prefixes: []string{e.dir + "/"}}}))
 	e.killed(t, "A", e.tr)
 	e.killed(t, "A", e.cat, e.shadow)
 	e.runs(t, "A", e.cat, e.other)
@@ -304,6 +306,14 @@ func TestPrivilegedRulesChangeAcrossRestart(t *testing.T) {
 	assert.Empty(t, prefix)
 	assert.Equal(t, map[string]uint64{string([]byte{4 << 2}) + e.other + "\x00": 1}, str,
 		"syscall strings: the new rule's only")
+	// The binary classes (pinned before the rules were) converge too.
+	require.NoError(t, b.SetBinaryClasses([]procsensor.BinaryClass{{ID: 0, Exact: []string{e.cat}}}))
+	cexact, cprefix, err := procsensor.ClassPaths(b)
+	require.NoError(t, err)
+	assert.Equal(t, map[string]uint64{e.cat: 1}, cexact)
+	assert.Empty(t, cprefix, "the removed class's prefix is gone")
+	require.NoError(t, b.SetBinaryClasses(nil))
+
 	n, err := b.ExecEntries()
 	require.NoError(t, err)
 	assert.Equal(t, 1, n.Slots)
