@@ -90,6 +90,11 @@ type execKernel interface {
 	ExecRulesChanged([]procsensor.ExecRule) (uint64, error)
 }
 
+// classKernel is a SyscallRules whose binary classes outlive the agent.
+type classKernel interface {
+	BinaryClasses() ([]procsensor.BinaryClass, error)
+}
+
 // sysKernel is a SyscallRules whose rules and scopes outlive the agent.
 type sysKernel interface {
 	SyscallScopes() (map[uint32]uint64, error)
@@ -158,6 +163,9 @@ type Manager struct {
 	conn         *table[datapath.ConnectRule]
 	classes      []procsensor.BinaryClass
 	classesKnown bool
+	// classesAdopted: the classes an earlier agent left in the kernel were
+	// read (classKernel), so they keep their ids.
+	classesAdopted bool
 	// classIDs are the class ids of the last plan; hooks (and those of the
 	// plan before, for events still in flight) describe the syscall rules.
 	classIDs         map[classKey]uint8

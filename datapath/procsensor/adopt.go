@@ -365,3 +365,40 @@ func readScopes[K comparable](s *Sensor, name string) (map[K]uint64, error) {
 	}
 	return out, nil
 }
+
+// BinaryClasses returns the binary classes the class maps hold (an earlier
+// agent's, after a restart), for an agent to keep their ids: each active
+// class with its exact paths and the prefixes no shorter prefix of it
+// covers, sorted.
+func (s *Sensor) BinaryClasses() ([]BinaryClass, error) {
+	st := &s.class
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.exact == nil {
+		if err := s.adoptClasses(); err != nil {
+			return nil, err
+		}
+	}
+	var cfg bpfgen.ProcessClassConfig
+	if err := s.maps[classConfigMap].Lookup(uint32(0), &cfg); err != nil {
+		return nil, fmt.Errorf("read %s: %w", classConfigMap, err)
+	}
+	var out []BinaryClass
+	own := ownPrefixes(st.prefix)
+	for a := cfg.Active; a != 0; a &= a - 1 {
+		id := uint8(bits.TrailingZeros64(a))
+		c := BinaryClass{ID: id, FollowChildren: cfg.Follow&(1<<id) != 0}
+		for _, p := range sortedKeys(st.exact) {
+			if st.exact[p]&(1<<id) != 0 {
+				c.Exact = append(c.Exact, p)
+			}
+		}
+		for _, p := range sortedKeys(own) {
+			if own[p]&(1<<id) != 0 {
+				c.Prefixes = append(c.Prefixes, p)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

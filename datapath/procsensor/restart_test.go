@@ -306,7 +306,11 @@ func TestPrivilegedRulesChangeAcrossRestart(t *testing.T) {
 	assert.Empty(t, prefix)
 	assert.Equal(t, map[string]uint64{string([]byte{4 << 2}) + e.other + "\x00": 1}, str,
 		"syscall strings: the new rule's only")
-	// The binary classes (pinned before the rules were) converge too.
+	// The binary classes (pinned before the rules were) are read back, and
+	// converge too.
+	cs, err := b.BinaryClasses()
+	require.NoError(t, err)
+	assert.Equal(t, []procsensor.BinaryClass{{ID: 0, Exact: []string{e.cat}}, {ID: 1, Prefixes: []string{e.dir + "/"}}}, cs)
 	require.NoError(t, b.SetBinaryClasses([]procsensor.BinaryClass{{ID: 0, Exact: []string{e.cat}}}))
 	cexact, cprefix, err := procsensor.ClassPaths(b)
 	require.NoError(t, err)
