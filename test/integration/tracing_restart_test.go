@@ -15,11 +15,12 @@ import (
 	"github.com/sluicenet/sluice/test/harness"
 )
 
-// A tracing policy stays enforced while the agent is down: its exec rule
-// (Sigkill of a copy of touch named nc, in pods labelled app=locked) kills
-// nc after the agent crashed (SIGKILL), while the next agent starts and
-// takes over, after a normal stop (SIGTERM) and the start after it; the
-// policy's removal lifts it. `sluice-agent --cleanup` (uninstall) leaves
+// Tracing policies stay enforced while the agent is down: an exec rule
+// (Sigkill of a copy of touch named nc, in pods labelled app=locked) and a
+// syscall rule with a binary filter (Sigkill of a copy of cat opening a
+// file) kill after the agent crashed (SIGKILL), while the next agent starts
+// and takes over, after a normal stop (SIGTERM) and the start after it; the
+// policies' removal lifts them. `sluice-agent --cleanup` (uninstall) leaves
 // nothing tracing.
 func TestPrivilegedTracingPolicyAgentRestart(t *testing.T) {
 	node := harness.NewNode(t, harness.NodeOptions{})
@@ -28,9 +29,18 @@ func TestPrivilegedTracingPolicyAgentRestart(t *testing.T) {
 	locked, free := node.AddPod(t, "locked"), node.AddPod(t, "free")
 	writeManifest(t, node, "pods.yaml", podYAML(locked, "locked")+podYAML(free, "free"))
 	nc := copyBinary(t, "/usr/bin/touch", "nc")
+	// A syscall policy with a binary filter too: Sigkill of a copy of cat
+	// opening a file of the test's.
+	reader := copyBinary(t, "/bin/cat", "reader")
+	secret := filepath.Join(t.TempDir(), "secret")
+	require.NoError(t, os.WriteFile(secret, []byte("secret\n"), 0o600))
 	writeManifest(t, node, "no-nc.yaml", tracingPolicyYAML("no-nc", nc, "enforce"))
-	require.Eventually(t, func() bool { _, ran := runMarked(t, locked, nc); return !ran }, 10*time.Second, 200*time.Millisecond,
-		"the policy kills nc in pods labelled app=locked")
+	writeManifest(t, node, "kill.yaml", openPolicyYAML("kill-secret", reader, secret, "Sigkill"))
+	require.Eventually(t, func() bool {
+		_, ran := runMarked(t, locked, nc)
+		_, sig := runCat(t, locked, reader, secret)
+		return !ran && sig == syscall.SIGKILL
+	}, 10*time.Second, 200*time.Millisecond, "the policies kill nc and the reader in pods labelled app=locked")
 	killed := func(what string) {
 		t.Helper()
 		sig, ran := runMarked(t, locked, nc)
@@ -38,6 +48,11 @@ func TestPrivilegedTracingPolicyAgentRestart(t *testing.T) {
 		assert.False(t, ran, "%s: nc never ran", what)
 		sig, ran = runMarked(t, free, nc)
 		assert.True(t, ran && sig == 0, "%s: nc runs in a pod the policy does not select", what)
+		out, sig := runCat(t, locked, reader, secret)
+		assert.Equal(t, syscall.SIGKILL, sig, "%s: the reader killed at openat", what)
+		assert.Empty(t, out, "%s: killed before it printed the file", what)
+		out, sig = runCat(t, free, reader, secret)
+		assert.True(t, out == "secret\n" && sig == 0, "%s: the reader reads in a pod the policy does not select", what)
 	}
 	killed("agent running")
 
@@ -56,6 +71,8 @@ func TestPrivilegedTracingPolicyAgentRestart(t *testing.T) {
 		}
 		sig, ran := runMarked(t, locked, nc)
 		require.True(t, sig == syscall.SIGKILL && !ran, "nc killed while the next agent starts")
+		_, sig = runCat(t, locked, reader, secret)
+		require.Equal(t, syscall.SIGKILL, sig, "the reader killed while the next agent starts")
 	}
 	killed("agent restarted")
 	// The restarted agent has applied the policy again: still killed.
@@ -68,8 +85,12 @@ func TestPrivilegedTracingPolicyAgentRestart(t *testing.T) {
 	killed("agent started again")
 
 	require.NoError(t, os.Remove(filepath.Join(node.ManifestsDir, "no-nc.yaml")))
-	require.Eventually(t, func() bool { _, ran := runMarked(t, locked, nc); return ran }, 10*time.Second, 200*time.Millisecond,
-		"no policy, no kill")
+	require.NoError(t, os.Remove(filepath.Join(node.ManifestsDir, "kill.yaml")))
+	require.Eventually(t, func() bool {
+		_, ran := runMarked(t, locked, nc)
+		_, sig := runCat(t, locked, reader, secret)
+		return ran && sig == 0
+	}, 10*time.Second, 200*time.Millisecond, "no policy, no kill")
 
 	// Uninstall: the policy is back, the agent stops, --cleanup unpins.
 	writeManifest(t, node, "no-nc.yaml", tracingPolicyYAML("no-nc", nc, "enforce"))
