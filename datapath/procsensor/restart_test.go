@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -369,4 +370,30 @@ func TestPrivilegedSensorUnpin(t *testing.T) {
 	sn, err := b.SyscallEntries()
 	require.NoError(t, err)
 	assert.Zero(t, sn)
+}
+
+// A rule map pinned with another layout under the sensor's name is not
+// reused: Load unpins it, creates the map anew and says so.
+func TestPrivilegedSensorRecreatesIncompatibleRuleMap(t *testing.T) {
+	e := newRestartEnv(t)
+	require.NoError(t, pin.EnsureRoot(e.root, false))
+	const name = "sluice_exec_slots_v1"
+	old, err := ebpf.NewMap(&ebpf.MapSpec{Name: "old_layout", Type: ebpf.Array, KeySize: 4, ValueSize: 8, MaxEntries: 64})
+	require.NoError(t, err)
+	require.NoError(t, old.Pin(filepath.Join(pin.MapsDir(e.root), name)))
+	old.Close()
+
+	s := e.load(t)
+	assert.Equal(t, []string{name}, s.RecreatedMaps())
+	m, err := ebpf.LoadPinnedMap(filepath.Join(pin.MapsDir(e.root), name), nil)
+	require.NoError(t, err)
+	defer m.Close()
+	assert.Equal(t, uint32(16), m.ValueSize(), "the sensor's layout (struct exec_slot)")
+	require.NoError(t, s.SetExecRules([]procsensor.ExecRule{{Slot: 1, Exact: []string{e.sh}, Action: procsensor.ExecSigkill,
+		Enforce: true, Cgroup: true}}))
+	require.NoError(t, s.SetExecCgroupScope(e.cgID, 1<<1))
+	e.killed(t, "recreated map", e.sh, "-c", ":")
+	require.NoError(t, s.SetExecRules(nil))
+	require.NoError(t, s.DeleteExecCgroupScope(e.cgID))
+	assert.Empty(t, e.load(t).RecreatedMaps(), "the next Load reuses it")
 }
