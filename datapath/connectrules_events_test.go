@@ -135,7 +135,10 @@ func newRuleEvents(t *testing.T, d *datapath.Datapath) *ruleEvents {
 	t.Helper()
 	s, err := procsensor.Load(d.Root(), procsensor.Options{NoConnect: true})
 	require.NoError(t, err)
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() {
+		s.Close()
+		require.NoError(t, procsensor.Unpin(d.Root()))
+	})
 	rd, err := s.Reader()
 	require.NoError(t, err)
 	t.Cleanup(func() { rd.Close() })

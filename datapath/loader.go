@@ -237,8 +237,8 @@ func (d *Datapath) AdoptLinks() (int, error) {
 	n := 0
 	var errs []error
 	for _, iface := range ifaces {
-		if iface.Name() == pin.CgroupLinksName || iface.Name() == pin.DevicesLinksName {
-			continue // socket-LB links: socklb; host devices: device
+		if iface.Name() == pin.CgroupLinksName || iface.Name() == pin.DevicesLinksName || iface.Name() == pin.TracingLinksName {
+			continue // socket-LB links: socklb; host devices: device; process sensor: procsensor
 		}
 		k, err := attach.AdoptTCXDir(pin.LinkDir(d.root, iface.Name()), pin.PodHooks, progs)
 		n += k

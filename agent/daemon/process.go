@@ -32,10 +32,14 @@ type processTracing struct {
 // the event pipeline. Nothing is loaded otherwise.
 func (d *Daemon) setupProcess() error {
 	pc := d.cfg.Process
+	log := d.log.WithField("subsys", "process")
 	if !pc.Sensor {
+		// An earlier agent's sensor stays attached until told: stop it.
+		if err := procsensor.Unpin(d.cfg.BPFRoot); err != nil {
+			return fmt.Errorf("unpin process sensor: %w", err)
+		}
 		return nil
 	}
-	log := d.log.WithField("subsys", "process")
 	var export *events.ExportConfig
 	if pc.ExportFilename != "" {
 		export = &events.ExportConfig{
@@ -54,6 +58,9 @@ func (d *Daemon) setupProcess() error {
 	d.proc = pt
 	if pt.sensor, err = procsensor.Load(d.cfg.BPFRoot, procsensor.Options{}); err != nil {
 		return fmt.Errorf("process sensor: %w", err)
+	}
+	if maps := pt.sensor.RecreatedMaps(); len(maps) > 0 {
+		log.WithField("maps", maps).Warn("Pinned tracing rule maps had another layout: created anew; their rules are not enforced until the policies are applied again")
 	}
 	if pt.reader, err = pt.sensor.Reader(); err != nil {
 		return fmt.Errorf("process sensor: %w", err)
@@ -104,10 +111,19 @@ const seedWait = 5 * time.Second
 
 // run seeds the process cache from the processes running (once the first
 // snapshot is in, or after seedWait), then reads the sensor until ctx ends;
-// the pipeline ticks alongside.
+// the pipeline ticks alongside. The tracing policies are written once the
+// first snapshot is in (as every loop that writes what the state source
+// says): until then the rules an earlier agent left pinned stay enforced,
+// instead of an empty set replacing them.
 func (pt *processTracing) run(ctx context.Context, wg *sync.WaitGroup, snapshot <-chan struct{}, logErr func(string, func() error) func()) {
 	wg.Go(func() { pt.pipe.Run(ctx) })
-	wg.Go(func() { pt.policies.Run(ctx) })
+	wg.Go(func() {
+		select {
+		case <-snapshot:
+			pt.policies.Run(ctx)
+		case <-ctx.Done():
+		}
+	})
 	wg.Go(logErr("Process event reader stopped", func() error {
 		select {
 		case <-snapshot:
@@ -122,8 +138,10 @@ func (pt *processTracing) run(ctx context.Context, wg *sync.WaitGroup, snapshot 
 	}))
 }
 
-// close detaches the sensor, then flushes the pipeline (the manager has
-// stopped publishing by then: Run waits for its loops first).
+// close releases the sensor (its pinned programs stay attached and its
+// rules enforced until the next agent takes over), then flushes the
+// pipeline (the manager has stopped publishing by then: Run waits for its
+// loops first).
 func (pt *processTracing) close() {
 	if pt.reader != nil {
 		pt.reader.Close()

@@ -82,6 +82,26 @@ type scopeLister interface {
 	ConnectCgroupScopes() (map[uint64]uint64, error)
 }
 
+// execKernel is an ExecRules whose rules and scopes outlive the agent
+// (pinned maps: *procsensor.Sensor) and can be read back.
+type execKernel interface {
+	ExecScopes() (map[uint32]uint64, error)
+	ExecCgroupScopes() (map[uint64]uint64, error)
+	ExecRulesChanged([]procsensor.ExecRule) (uint64, error)
+}
+
+// classKernel is a SyscallRules whose binary classes outlive the agent.
+type classKernel interface {
+	BinaryClasses() ([]procsensor.BinaryClass, error)
+}
+
+// sysKernel is a SyscallRules whose rules and scopes outlive the agent.
+type sysKernel interface {
+	SyscallScopes() (map[uint32]uint64, error)
+	SyscallCgroupScopes() (map[uint64]uint64, error)
+	SyscallRulesChanged([]procsensor.SyscallRule) (uint64, error)
+}
+
 // CgroupFinder resolves container ids (as Pod status gives them, without
 // the runtime:// prefix) to the ids of their cgroup v2 directories
 // (*process.CgroupFinder).
@@ -143,6 +163,9 @@ type Manager struct {
 	conn         *table[datapath.ConnectRule]
 	classes      []procsensor.BinaryClass
 	classesKnown bool
+	// classesAdopted: the classes an earlier agent left in the kernel were
+	// read (classKernel), so they keep their ids.
+	classesAdopted bool
 	// classIDs are the class ids of the last plan; hooks (and those of the
 	// plan before, for events still in flight) describe the syscall rules.
 	classIDs         map[classKey]uint8
@@ -211,17 +234,31 @@ func New(cfg Config, reg prometheus.Registerer) *Manager {
 	m.exec = newTable("exec", r.SetExecRules,
 		scopeFuncs{r.SetExecScope, r.DeleteExecScope, r.SetExecCgroupScope, r.DeleteExecCgroupScope},
 		func(r procsensor.ExecRule) (uint8, uint64) { return r.Slot, 0 })
+	if l, ok := r.(execKernel); ok {
+		m.exec.kernelScopes = func() (map[scopeKey]uint64, error) {
+			return kernelScopes(l.ExecScopes, l.ExecCgroupScopes)
+		}
+		m.exec.kernelChanged = l.ExecRulesChanged
+	}
 	if s := cfg.Syscalls; s != nil {
 		m.sys = newTable("syscall", s.SetSyscallRules,
 			scopeFuncs{s.SetSyscallScope, s.DeleteSyscallScope, s.SetSyscallCgroupScope, s.DeleteSyscallCgroupScope},
 			func(r procsensor.SyscallRule) (uint8, uint64) { return r.Slot, classBits(r.Binary, r.Parent) })
+		if l, ok := s.(sysKernel); ok {
+			m.sys.kernelScopes = func() (map[scopeKey]uint64, error) {
+				return kernelScopes(l.SyscallScopes, l.SyscallCgroupScopes)
+			}
+			m.sys.kernelChanged = l.SyscallRulesChanged
+		}
 	}
 	if c := cfg.Connects; c != nil {
 		m.conn = newTable("connect", c.SetConnectRules,
 			scopeFuncs{c.SetConnectScope, c.DeleteConnectScope, c.SetConnectCgroupScope, c.DeleteConnectCgroupScope},
 			func(r datapath.ConnectRule) (uint8, uint64) { return r.Slot, classBits(r.Binary, r.Parent) })
 		if l, ok := c.(scopeLister); ok {
-			m.conn.kernelScopes = func() (map[scopeKey]uint64, error) { return kernelScopes(l) }
+			m.conn.kernelScopes = func() (map[scopeKey]uint64, error) {
+				return kernelScopes(l.ConnectScopes, l.ConnectCgroupScopes)
+			}
 		}
 	}
 	if reg != nil {
@@ -231,16 +268,16 @@ func New(cfg Config, reg prometheus.Registerer) *Manager {
 }
 
 // kernelScopes reads the scopes of both kinds the kernel holds.
-func kernelScopes(l scopeLister) (map[scopeKey]uint64, error) {
+func kernelScopes(netns func() (map[uint32]uint64, error), cgroups func() (map[uint64]uint64, error)) (map[scopeKey]uint64, error) {
 	out := map[scopeKey]uint64{}
-	ns, err := l.ConnectScopes()
+	ns, err := netns()
 	if err != nil {
 		return nil, err
 	}
 	for k, v := range ns {
 		out[netnsKey(k)] = v
 	}
-	cg, err := l.ConnectCgroupScopes()
+	cg, err := cgroups()
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,7 @@ func (m *Manager) Sync(full bool) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.adoptClasses()
 	p := allocate(m.accepted(), m.classIDs)
 	for _, e := range m.entries {
 		e.refused, e.alloc = p.refused[e], allocation{}
@@ -84,6 +85,31 @@ func (m *Manager) Sync(full bool) error {
 		errs = append(errs, m.setClasses(p.classes, false))
 	}
 	return errors.Join(errs...)
+}
+
+// adoptClasses takes in, once, the binary classes an earlier agent left in
+// the kernel (pinned maps): a class keeps its id, so the rules that test
+// it are the same rules and stay scoped, and a class no rule tests any
+// more stays until the rules are replaced, as within one run. Called with
+// mu held.
+func (m *Manager) adoptClasses() {
+	l, ok := m.cfg.Syscalls.(classKernel)
+	if m.classesAdopted || m.classesKnown || !ok {
+		return
+	}
+	cs, err := l.BinaryClasses()
+	if err != nil {
+		m.cfg.Log.WithError(err).Warn("Cannot read the binary classes in the kernel; rewriting them")
+		return
+	}
+	m.classesAdopted = true
+	for _, c := range cs {
+		k := newClassKey(c.Exact, c.Prefixes, c.FollowChildren)
+		if _, ok := m.classIDs[k]; !ok {
+			m.classIDs[k] = c.ID
+		}
+	}
+	m.classes, m.classesKnown = cs, true
 }
 
 // setClasses writes the binary classes when they differ from the kernel's

@@ -409,3 +409,29 @@ func TestStaleConnectScopesOfAnEarlierRunAreDeleted(t *testing.T) {
 	assert.Equal(t, map[uint32]uint64{ino: 0b1}, h.s.connScopes, "the pod's scope rewritten, the gone pod's deleted")
 	assert.Empty(t, h.s.connCg, "the gone container's cgroup scope deleted")
 }
+
+// pinnedClasses is a SyscallRules whose binary classes survived an agent
+// restart.
+type pinnedClasses struct {
+	*fakeSensor
+	kernel []procsensor.BinaryClass
+}
+
+func (p pinnedClasses) BinaryClasses() ([]procsensor.BinaryClass, error) { return p.kernel, nil }
+
+// After a restart the binary classes an earlier agent left keep their ids
+// (the rules that test them stay the same rules); one no rule tests any
+// more stays until the rules are written, then goes.
+func TestBinaryClassesOfAnEarlierRunKeepTheirIDs(t *testing.T) {
+	c := compiler{"vi": {Tracepoints: []tracing.Tracepoint{openat(shadowKill("/usr/bin/vi"))}}}
+	h := newFullHarness(t, c, false)
+	kernel := []procsensor.BinaryClass{{ID: 3, Exact: []string{"/usr/bin/cat"}}, {ID: 5, Exact: []string{"/usr/bin/vi"}}}
+	h.m = New(Config{Rules: h.dp, Syscalls: pinnedClasses{h.s, kernel}, Compile: c.compile, Endpoints: h.eps, ProcRoot: h.proc}, nil)
+	h.m.SetObjects([]source.Raw{cluster(t, "a", "vi")})
+	h.sync(t, false)
+	require.Len(t, h.s.sys, 1)
+	assert.Equal(t, uint64(1<<5), h.s.sys[0].Binary.All, "vi keeps id 5")
+	assert.Equal(t, []string{"rules 0", "sys rules 1", "classes [5]"}, h.dp.takeCalls(),
+		"the kernel's classes are not rewritten; cat's stays until the rules are written")
+	assert.Equal(t, []procsensor.BinaryClass{{ID: 5, Exact: []string{"/usr/bin/vi"}}}, h.s.classes)
+}

@@ -47,6 +47,11 @@ type table[R any] struct {
 	// deleted.
 	kernelScopes func() (map[scopeKey]uint64, error)
 	adopted      bool
+	// kernelChanged, when set, returns the slots whose rule in the kernel
+	// (an earlier agent's, in pinned maps) differs from rules: until the
+	// table knows what it wrote, only those are taken out of the scopes,
+	// so a rule the restart keeps matches throughout.
+	kernelChanged func([]R) (uint64, error)
 
 	rules  []R
 	known  bool
@@ -68,10 +73,18 @@ func newTable[R any](name string, set func([]R) error, sf scopeFuncs, info func(
 func (t *table[R]) unscope(rules []R, classesChanged uint64, full bool) []error {
 	t.failed = false
 	t.changed = t.changedSlots(rules, classesChanged)
+	var errs []error
 	if !t.known {
 		t.changed = ^uint64(0)
+		if t.kernelChanged != nil {
+			c, err := t.kernelChanged(rules)
+			if err == nil {
+				t.changed = c | t.classSlots(rules, classesChanged)
+			} else {
+				errs = append(errs, fmt.Errorf("compare %s rules with the kernel's: %w", t.name, err))
+			}
+		}
 	}
-	var errs []error
 	if t.kernelScopes != nil && !t.adopted {
 		in, err := t.kernelScopes()
 		if err != nil {
@@ -155,6 +168,17 @@ func (t *table[R]) scope(k scopeKey, slots uint64) error {
 	}
 	t.scopes[k] = slots
 	return nil
+}
+
+// classSlots returns the slots of rules that test a class of classes.
+func (t *table[R]) classSlots(rules []R, classes uint64) uint64 {
+	var out uint64
+	for _, r := range rules {
+		if s, cls := t.info(r); cls&classes != 0 {
+			out |= 1 << s
+		}
+	}
+	return out
 }
 
 // changedSlots returns the slots whose rule differs between the table and

@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sluicenet/sluice/agent/daemon"
+	"github.com/sluicenet/sluice/datapath"
 )
 
 func main() {
@@ -28,6 +29,7 @@ func main() {
 func command() *cobra.Command {
 	cfg := daemon.DefaultConfig()
 	logLevel := "info"
+	cleanup := false
 	cmd := &cobra.Command{
 		Use:           "sluice-agent",
 		Short:         "Sluice node agent",
@@ -42,6 +44,16 @@ func command() *cobra.Command {
 			}
 			log.SetLevel(lvl)
 			cfg.Log = log
+			if cleanup {
+				// Uninstall: every pin goes, the process sensor's tracepoints
+				// with them; the programs detach.
+				if err := datapath.Unpin(cfg.BPFRoot); err != nil {
+					log.WithError(err).Error("Cleanup failed")
+					return err
+				}
+				log.WithField("bpfRoot", cfg.BPFRoot).Info("Unpinned every program, map and link")
+				return nil
+			}
 			err = run(cmd.Context(), cfg)
 			if err != nil {
 				log.WithError(err).Error("Agent failed")
@@ -51,6 +63,7 @@ func command() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.BPFRoot, "bpf-root", cfg.BPFRoot, "bpffs directory to pin programs, maps and links under")
+	f.BoolVar(&cleanup, "cleanup", false, "uninstall: remove every pin under --bpf-root (programs, maps, links: the datapath and the process sensor detach) and exit")
 	f.StringVar(&cfg.RunDir, "run-dir", cfg.RunDir, "directory for the API socket, endpoint state and the CNI delete queue")
 	f.DurationVar(&cfg.ResyncInterval, "resync-interval", cfg.ResyncInterval, "period of the full datapath resync")
 	f.StringVar(&logLevel, "log-level", logLevel, "log level (debug, info, warn, error)")

@@ -6,6 +6,7 @@
 //	<root>/links/<host ifname>/<hook>  TCX links of one pod interface
 //	<root>/links/cgroup/<hook>         socket-LB cgroup links (connect4, ...)
 //	<root>/links/devices/<ifname>/<hook> host device links (NodePort; xdp-<mode>: XDP)
+//	<root>/links/tracing/<hook>        process sensor tracepoint links (procsensor)
 //
 // It also holds the map renames a loader applies to an earlier agent's pins
 // (MapRenames, RenameMaps).
@@ -78,6 +79,15 @@ func DeviceLinkDir(root, ifname string) string { return filepath.Join(DevicesDir
 func DeviceLinkPath(root, ifname, hook string) string {
 	return filepath.Join(DeviceLinkDir(root, ifname), hook)
 }
+
+// TracingLinksName is the directory under links/ holding the process
+// sensor's tracepoint links (procsensor), which keep tracing policies
+// enforced while the agent restarts. Like CgroupLinksName it cannot clash
+// with a host veth name.
+const TracingLinksName = "tracing"
+
+// TracingLinkPath returns where the process sensor link name is pinned.
+func TracingLinkPath(root, name string) string { return LinkPath(root, TracingLinksName, name) }
 
 // CgroupLinksName is the directory under links/ holding the socket-LB links.
 // It cannot clash with a host veth name (those carry the CNI's prefix).

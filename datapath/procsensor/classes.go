@@ -59,7 +59,11 @@ func (s *Sensor) SetBinaryClasses(classes []BinaryClass) error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.exact == nil {
-		st.exact, st.prefix = map[string]uint64{}, map[string]uint64{}
+		// The class maps are pinned: an earlier agent's entries are read
+		// back, so those of classes gone meanwhile are removed.
+		if err := s.adoptClasses(); err != nil {
+			return err
+		}
 	}
 	exact, prefix := execPathBits(byid)
 	if err := s.putPaths(classExactMap, st.exact, exact, classExactKey); err != nil {

@@ -167,6 +167,10 @@ func newSensorEnvIn(t *testing.T, bpffs string) *sensorEnv {
 		if err := s.Close(); err != nil {
 			t.Errorf("close sensor: %v", err)
 		}
+		// The links are pinned: unpin them so nothing keeps tracing.
+		if err := procsensor.Unpin(root); err != nil {
+			t.Errorf("unpin sensor: %v", err)
+		}
 	})
 	e := &sensorEnv{s: s, ours: map[uint32]bool{uint32(os.Getpid()): true}}
 	e.cond = sync.NewCond(&e.mu)

@@ -14,8 +14,8 @@ import (
 	"github.com/sluicenet/sluice/datapath/internal/maputil"
 )
 
-// Exec rule maps (bpf/lib/process_rules.h). Not pinned: the rules live and
-// die with the Sensor, like its links.
+// Exec rule maps (bpf/lib/process_rules.h), pinned by name like the
+// sensor's links (pins.go): the rules outlive the agent.
 const (
 	execConfigMap = bpfgen.ProcessMapSluiceExecConfigV2
 	execSlotsMap  = bpfgen.ProcessMapSluiceExecSlotsV1
@@ -34,21 +34,28 @@ const (
 	maxPrefixPath = execPathMax - 1
 )
 
-// execState is what SetExecRules last wrote, so the next call writes only
-// what changed and removes only what is stale.
+// execState is what the exec rule maps hold (read back from the pinned
+// maps on first use: adoptExec), so SetExecRules writes only what changed
+// and removes only what is stale.
 type execState struct {
-	mu     sync.Mutex
-	rules  map[uint8]ExecRule
-	slots  map[uint8]bpfgen.ProcessExecSlot
-	exact  map[string]uint64
-	prefix map[string]uint64
+	mu      sync.Mutex
+	adopted bool
+	cfg     bpfgen.ProcessExecConfig
+	slots   map[uint8]bpfgen.ProcessExecSlot // active slots
+	exact   map[string]uint64
+	prefix  map[string]uint64
 }
 
-// SetExecRules replaces the whole rule set. It writes new and changed path
-// entries first, then the per-slot configuration, then the slot masks that
-// make slots active, and removes stale entries last, so a rule kept from the
-// previous set matches at every moment. On error the maps hold a mix of the
-// old and new sets; calling again with either converges.
+// SetExecRules replaces the whole rule set. Slots whose match changes (or
+// go) are made inactive first; then new and changed path entries are
+// written and stale ones removed, then the per-slot configuration, then the
+// slot masks that make slots active: a rule kept from the previous set
+// (same slot, same match; its policy, action or mode may change) matches at
+// every moment, also across an agent restart (the first call reads what an
+// earlier agent left in the pinned maps), and a changed rule's slot never
+// applies to the old rule's paths nor the old rule to the new paths. On
+// error the maps hold a mix of the old and new sets, with the changed slots
+// inactive; calling again with either converges.
 func (s *Sensor) SetExecRules(rules []ExecRule) error {
 	byslot, err := checkExecRules(rules)
 	if err != nil {
@@ -57,27 +64,64 @@ func (s *Sensor) SetExecRules(rules []ExecRule) error {
 	st := &s.exec
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.rules == nil {
-		st.rules, st.slots = map[uint8]ExecRule{}, map[uint8]bpfgen.ProcessExecSlot{}
-		st.exact, st.prefix = map[string]uint64{}, map[string]uint64{}
+	if err := s.adoptExec(); err != nil {
+		return err
 	}
 	exact, prefix := execPathBits(byslot)
+	cfg, values := execConfig(byslot, exact, prefix)
+	changed := execChanged(st, cfg, values, exact, prefix)
+	// Inherited slots of rules that went or changed meaning go before the
+	// slot is reused.
+	keep := keptFollow(st, changed, byslot)
+	if changed != 0 {
+		c := st.cfg
+		c.Active &^= changed
+		// The path flags keep the entries of both sets looked up meanwhile.
+		c.Flags |= cfg.Flags
+		if err := s.putExecConfig(c); err != nil {
+			return err
+		}
+	}
 	if err := s.putPaths(execExactMap, st.exact, exact, exactKey); err != nil {
 		return err
 	}
 	if err := s.putPaths(execPrefixMap, st.prefix, prefix, prefixKey); err != nil {
 		return err
 	}
-	// Inherited slots of rules that went or changed meaning go before the
-	// slot is reused.
-	if err := s.purgeFollow(execFollowMap, keptFollow(st.rules, byslot)); err != nil {
+	// Stale entries hold only bits of inactive slots now (a kept slot has
+	// the same entries, or the shorter prefix answers for it).
+	if err := s.deletePaths(execExactMap, st.exact, exact, exactKey); err != nil {
+		return err
+	}
+	if err := s.deletePaths(execPrefixMap, st.prefix, prefix, prefixKey); err != nil {
+		return err
+	}
+	if err := s.purgeFollow(execFollowMap, keep); err != nil {
 		return err
 	}
 	if err := putSlots(s.maps[execSlotsMap], "exec", st.slots, byslot, execSlotValue); err != nil {
 		return err
 	}
+	if err := s.putExecConfig(cfg); err != nil {
+		return err
+	}
+	return clearSlots(s.maps[execSlotsMap], "exec", st.slots, byslot)
+}
+
+func (s *Sensor) putExecConfig(cfg bpfgen.ProcessExecConfig) error {
+	if err := s.maps[execConfigMap].Put(uint32(0), cfg); err != nil {
+		return fmt.Errorf("write exec rule config: %w", err)
+	}
+	s.exec.cfg = cfg
+	return nil
+}
+
+// execConfig returns the slot masks and slot values of rules.
+func execConfig(byslot map[uint8]ExecRule, exact, prefix map[string]uint64) (bpfgen.ProcessExecConfig, map[uint8]bpfgen.ProcessExecSlot) {
 	var cfg bpfgen.ProcessExecConfig
+	values := make(map[uint8]bpfgen.ProcessExecSlot, len(byslot))
 	for slot, r := range byslot {
+		values[slot] = execSlotValue(r)
 		bit := uint64(1) << slot
 		cfg.Active |= bit
 		if r.Global {
@@ -99,17 +143,7 @@ func (s *Sensor) SetExecRules(rules []ExecRule) error {
 	if len(prefix) > 0 {
 		cfg.Flags |= uint32(bpfgen.ProcessExecConfigFlagEXEC_HAS_PREFIX)
 	}
-	if err := s.maps[execConfigMap].Put(uint32(0), cfg); err != nil {
-		return fmt.Errorf("write exec rule config: %w", err)
-	}
-	st.rules = byslot
-	if err := clearSlots(s.maps[execSlotsMap], "exec", st.slots, byslot); err != nil {
-		return err
-	}
-	if err := s.deletePaths(execExactMap, st.exact, exact, exactKey); err != nil {
-		return err
-	}
-	return s.deletePaths(execPrefixMap, st.prefix, prefix, prefixKey)
+	return cfg, values
 }
 
 // putSlots writes the slot values of the rules in want that cur (what the
@@ -288,33 +322,6 @@ func sortedKeys(m map[string]uint64) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-// keptFollow returns the inherited slots that stay meaningful from the old
-// rules to the new: the Children of followChildren rules whose slot keeps
-// the same policy, paths and Children (a mode or action change keeps them).
-func keptFollow(old, next map[uint8]ExecRule) uint64 {
-	var keep uint64
-	for slot, r := range next {
-		o, ok := old[slot]
-		if ok && r.FollowChildren && o.FollowChildren && o.PolicyID == r.PolicyID && o.Children == r.Children &&
-			o.NotIn == r.NotIn && equalStrings(o.Exact, r.Exact) && equalStrings(o.Prefixes, r.Prefixes) {
-			keep |= r.Children
-		}
-	}
-	return keep
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // purgeFollow drops every inherited slot not in keep from the tgid ->

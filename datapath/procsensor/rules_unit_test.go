@@ -54,14 +54,52 @@ func TestExecPathBits(t *testing.T) {
 	assert.Equal(t, map[string]uint64{"/a/": 1, "/a/b/": 3, "/c/": 4}, prefix)
 }
 
+// Inherited slots stay for a followChildren rule whose match and Children
+// stay (its policy, action or mode may change), whatever wrote the maps.
 func TestKeptFollow(t *testing.T) {
 	old := map[uint8]ExecRule{
 		0: {Slot: 0, PolicyID: 1, Exact: []string{"/sh"}, FollowChildren: true, Children: 1 << 5, Enforce: false},
 		1: {Slot: 1, PolicyID: 2, Exact: []string{"/sh"}, FollowChildren: true, Children: 1 << 1},
+		2: {Slot: 2, PolicyID: 3, Exact: []string{"/bash"}, FollowChildren: true, Children: 1 << 2},
 	}
 	next := map[uint8]ExecRule{
 		0: {Slot: 0, PolicyID: 1, Exact: []string{"/sh"}, FollowChildren: true, Children: 1 << 5, Enforce: true},
-		1: {Slot: 1, PolicyID: 3, Exact: []string{"/sh"}, FollowChildren: true, Children: 1 << 1},
+		1: {Slot: 1, PolicyID: 3, Exact: []string{"/sh"}, FollowChildren: true, Children: 1 << 3},
+		2: {Slot: 2, PolicyID: 4, Exact: []string{"/zsh"}, FollowChildren: true, Children: 1 << 2},
 	}
-	assert.Equal(t, uint64(1<<5), keptFollow(old, next), "a mode change keeps, a new policy in the slot drops")
+	st := stateOf(old)
+	exact, prefix := execPathBits(next)
+	var cfg bpfgen.ProcessExecConfig
+	values := map[uint8]bpfgen.ProcessExecSlot{}
+	for slot, r := range next {
+		values[slot] = execSlotValue(r)
+		cfg.Active |= 1 << slot
+		cfg.Follow |= 1 << slot
+	}
+	changed := execChanged(st, cfg, values, exact, prefix)
+	assert.Equal(t, uint64(1<<1|1<<2), changed, "other children, other paths change; a mode change does not")
+	assert.Equal(t, uint64(1<<5), keptFollow(st, changed, next))
+}
+
+// stateOf is the state of maps holding rules.
+func stateOf(rules map[uint8]ExecRule) *execState {
+	st := &execState{slots: map[uint8]bpfgen.ProcessExecSlot{}}
+	st.exact, st.prefix = execPathBits(rules)
+	for slot, r := range rules {
+		st.slots[slot] = execSlotValue(r)
+		st.cfg.Active |= 1 << slot
+		if r.FollowChildren {
+			st.cfg.Follow |= 1 << slot
+		}
+	}
+	return st
+}
+
+// A prefix that a shorter prefix of the trie covers is no change of its
+// own when it goes.
+func TestOwnPrefixes(t *testing.T) {
+	_, prefix := execPathBits(map[uint8]ExecRule{0: {Prefixes: []string{"/a/"}}, 1: {Prefixes: []string{"/a/b/"}}})
+	assert.Equal(t, map[string]uint64{"/a/": 1, "/a/b/": 2}, ownPrefixes(prefix))
+	_, next := execPathBits(map[uint8]ExecRule{0: {Prefixes: []string{"/a/"}}})
+	assert.Equal(t, uint64(2), entriesChanged(ownPrefixes(prefix), ownPrefixes(next)))
 }

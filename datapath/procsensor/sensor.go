@@ -49,13 +49,15 @@ type Options struct {
 }
 
 // Sensor is the loaded process sensor. Its maps are pinned under the
-// datapath root; its tracepoint links are not pinned: they detach when the
-// Sensor is closed (or its process exits), so a crashed agent leaves no
-// tracing behind.
+// datapath root, its tracepoint links under links/tracing (pins.go): they
+// stay attached when the Sensor is closed or its process exits, so tracing
+// policies stay enforced while the agent restarts; the next Load takes
+// over, Unpin stops them.
 type Sensor struct {
+	root  string
 	maps  map[string]*ebpf.Map
 	progs map[string]*ebpf.Program // by hook
-	links []link.Link
+	links map[string]link.Link     // by hook
 	hooks []string
 	stats io.Closer
 	boot  time.Time // wall-clock time of CLOCK_MONOTONIC 0
@@ -66,6 +68,8 @@ type Sensor struct {
 	// syscall program did not load.
 	sysLinks map[string]link.Link
 	sysErr   map[string]error
+	// recreated are the pinned rule maps Load found with another layout.
+	recreated []string
 }
 
 // hookProgs are the programs by hook, in attach order; the first program
@@ -84,10 +88,14 @@ var hookProgs = []struct {
 }
 
 // Load loads the sensor's maps under the bpffs root (pinned by name, shared
-// with bpf/sock.c), then each program on its own, so a hook this kernel
-// refuses is left out instead of failing the whole sensor: exec, exit and
-// fork are required, the TCP connect tracepoint and the task iterator are
-// not. Hooks reports what runs. On error nothing stays attached.
+// with bpf/sock.c; the rule maps an earlier sensor pinned are reused with
+// their rules), then each program on its own, so a hook this kernel refuses
+// is left out instead of failing the whole sensor: exec, exit and fork are
+// required, the TCP connect tracepoint and the task iterator are not. Hooks
+// reports what runs. The links are pinned last, each replacing the pin of
+// an earlier sensor's link on its hook once the new one is attached (both
+// run for that moment). On error nothing new stays attached and the
+// earlier sensor's links keep running.
 func Load(root string, opts Options) (s *Sensor, err error) {
 	if root == "" {
 		return nil, errors.New("load process sensor: no bpffs root")
@@ -100,7 +108,12 @@ func Load(root string, opts Options) (s *Sensor, err error) {
 		return nil, err
 	}
 	privateDatapathMaps(spec, pin.MapsDir(root))
-	s = &Sensor{progs: map[string]*ebpf.Program{}, boot: bootTime()}
+	recreated, err := pinRuleMaps(spec, pin.MapsDir(root))
+	if err != nil {
+		return nil, err
+	}
+	s = &Sensor{root: root, progs: map[string]*ebpf.Program{}, links: map[string]link.Link{}, boot: bootTime(),
+		recreated: recreated}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -140,6 +153,12 @@ func Load(root string, opts Options) (s *Sensor, err error) {
 		s.hooks = append(s.hooks, h.hook)
 	}
 	s.loadSyscallHooks(spec)
+	if err := s.adoptSyscallLinks(); err != nil {
+		return nil, err
+	}
+	if err := s.pinLinks(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -173,7 +192,7 @@ func (s *Sensor) attach(hook string, prog *ebpf.Program) error {
 	if err != nil {
 		return fmt.Errorf("attach %s: %w", hook, err)
 	}
-	s.links = append(s.links, l)
+	s.links[hook] = l
 	return nil
 }
 
@@ -256,8 +275,10 @@ func (s *Sensor) ProgramStats() (map[string]Stats, error) {
 	return out, nil
 }
 
-// Close detaches the sensor and releases its handles; the pinned maps stay
-// (datapath.Unpin removes them).
+// Close releases the sensor's handles. Its pinned links stay attached and
+// its pinned maps keep their rules (the next Load takes over; Unpin, or
+// datapath.Unpin, stops them); a link Load attached but had not pinned yet
+// (Load failed) detaches.
 func (s *Sensor) Close() error {
 	var errs []error
 	for _, l := range s.links {

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"reflect"
+	"os"
 	"sync"
 
 	"github.com/cilium/ebpf"
@@ -12,10 +12,11 @@ import (
 
 	"github.com/sluicenet/sluice/datapath/bpfgen"
 	"github.com/sluicenet/sluice/datapath/internal/maputil"
+	"github.com/sluicenet/sluice/datapath/pin"
 )
 
-// Syscall rule maps (bpf/lib/syscall_types.h). Not pinned: the rules live
-// and die with the Sensor, like its links.
+// Syscall rule maps (bpf/lib/syscall_types.h), pinned by name like the
+// sensor's links (pins.go): the rules outlive the agent.
 const (
 	sysConfigMap  = bpfgen.ProcessMapSluiceSysConfigV1
 	sysNrMap      = bpfgen.ProcessMapSluiceSysNrV1
@@ -34,13 +35,15 @@ var sysHookProgs = map[string]string{
 	HookSysExit:  bpfgen.ProcessProgTraceSysExit,
 }
 
-// sysState is what SetSyscallRules last wrote.
+// sysState is what the syscall rule maps hold (read back from the pinned
+// maps on first use: adoptSys).
 type sysState struct {
 	mu      sync.Mutex
-	rules   map[uint8]SyscallRule
-	slots   map[uint8]bpfgen.ProcessSysSlot
-	nrs     map[uint32]bpfgen.ProcessSysNr // non-zero entries
-	str     map[string]uint64              // id byte + bytes
+	adopted bool
+	cfg     bpfgen.ProcessSysConfig
+	slots   map[uint8]bpfgen.ProcessSysSlot // active slots
+	nrs     map[uint32]bpfgen.ProcessSysNr  // non-zero entries
+	str     map[string]uint64               // id byte + bytes
 	postfix map[string]uint64
 }
 
@@ -58,14 +61,20 @@ func (s *Sensor) loadSyscallHooks(spec *ebpf.CollectionSpec) {
 	}
 }
 
-// setSyscallHook attaches (on) or detaches the program of a syscall hook.
+// setSyscallHook attaches and pins (on) or unpins and detaches the program
+// of a syscall hook.
 func (s *Sensor) setSyscallHook(hook string, on bool) error {
 	l := s.sysLinks[hook]
 	if on == (l != nil) {
 		return nil
 	}
+	path := pin.TracingLinkPath(s.root, linkPins[hook])
 	if !on {
 		delete(s.sysLinks, hook)
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			l.Close()
+			return fmt.Errorf("unpin %s: %w", hook, err)
+		}
 		if err := l.Close(); err != nil {
 			return fmt.Errorf("detach %s: %w", hook, err)
 		}
@@ -79,17 +88,24 @@ func (s *Sensor) setSyscallHook(hook string, on bool) error {
 	if err != nil {
 		return fmt.Errorf("attach %s: %w", hook, err)
 	}
+	if err := pinLink(l, path); err != nil {
+		l.Close()
+		return fmt.Errorf("pin %s link: %w", hook, err)
+	}
 	s.sysLinks[hook] = l
 	return nil
 }
 
-// SetSyscallRules replaces the whole syscall rule set. Like SetExecRules it
-// writes new entries first (string entries, then the syscall numbers of old
-// and new rules, the slots, the slot masks) and removes stale ones last, so
-// a rule kept from the previous set matches at every moment. The sys_enter
-// and sys_exit programs are attached while some rule of theirs exists. On
-// error the maps hold a mix of the old and new sets; calling again with
-// either converges.
+// SetSyscallRules replaces the whole syscall rule set. Like SetExecRules
+// it makes the slots whose match changes (or go) inactive first, then
+// writes the string entries and syscall numbers of the new set (removing
+// stale ones), the slots and the slot masks, so a rule kept from the
+// previous set matches at every moment, also across an agent restart (the
+// first call reads what an earlier agent left in the pinned maps), and a
+// changed slot never applies to the old rule's entries. The sys_enter and
+// sys_exit programs are attached while some rule of theirs exists (their
+// links pinned). On error the maps hold a mix of the old and new sets, with
+// the changed slots inactive; calling again with either converges.
 func (s *Sensor) SetSyscallRules(rules []SyscallRule) error {
 	byslot, err := checkSyscallRules(rules)
 	if err != nil {
@@ -98,9 +114,8 @@ func (s *Sensor) SetSyscallRules(rules []SyscallRule) error {
 	st := &s.sys
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.rules == nil {
-		st.rules, st.slots, st.nrs = map[uint8]SyscallRule{}, map[uint8]bpfgen.ProcessSysSlot{}, map[uint32]bpfgen.ProcessSysNr{}
-		st.str, st.postfix = map[string]uint64{}, map[string]uint64{}
+	if err := s.adoptSys(); err != nil {
+		return err
 	}
 	var enter, exit bool
 	for _, r := range byslot {
@@ -113,25 +128,63 @@ func (s *Sensor) SetSyscallRules(rules []SyscallRule) error {
 		return err
 	}
 	str, postfix := sysStrings(byslot)
+	nrs := sysNrBits(byslot)
+	cfg, values := sysConfig(byslot)
+	changed := sysChanged(st, cfg, values, nrs, str, postfix)
+	kept := keptSysSlots(st, changed, values)
+	if changed != 0 {
+		c := st.cfg
+		c.Active &^= changed
+		if err := s.putSysConfig(c); err != nil {
+			return err
+		}
+	}
 	if err := s.putPaths(sysStrMap, st.str, str, sysStrKey); err != nil {
 		return err
 	}
 	if err := s.putPaths(sysPostfixMap, st.postfix, postfix, sysStrKey); err != nil {
 		return err
 	}
-	kept := keptSysSlots(st.rules, byslot)
+	// Stale entries belong to inactive slots now.
+	if err := s.deletePaths(sysStrMap, st.str, str, sysStrKey); err != nil {
+		return err
+	}
+	if err := s.deletePaths(sysPostfixMap, st.postfix, postfix, sysStrKey); err != nil {
+		return err
+	}
 	if err := s.purgeFollow(sysFollowMap, kept); err != nil {
 		return err
 	}
-	nrs := sysNrBits(byslot)
-	if err := s.writeNrs(nrUnion(st.nrs, nrs)); err != nil {
+	if err := s.writeNrs(nrs); err != nil {
 		return err
 	}
 	if err := putSlots(s.maps[sysSlotsMap], "syscall", st.slots, byslot, sysSlotValue); err != nil {
 		return err
 	}
+	if err := s.seedSysFollow(byslot); err != nil {
+		return err
+	}
+	if err := s.putSysConfig(cfg); err != nil {
+		return err
+	}
+	if err := clearSlots(s.maps[sysSlotsMap], "syscall", st.slots, byslot); err != nil {
+		return err
+	}
+	if err := s.purgeRate(kept); err != nil {
+		return err
+	}
+	if err := s.setSyscallHook(HookSysEnter, enter); err != nil {
+		return err
+	}
+	return s.setSyscallHook(HookSysExit, exit)
+}
+
+// sysConfig returns the slot masks and slot values of rules.
+func sysConfig(byslot map[uint8]SyscallRule) (bpfgen.ProcessSysConfig, map[uint8]bpfgen.ProcessSysSlot) {
 	var cfg bpfgen.ProcessSysConfig
+	values := make(map[uint8]bpfgen.ProcessSysSlot, len(byslot))
 	for slot, r := range byslot {
+		values[slot] = sysSlotValue(r)
 		bit := uint64(1) << slot
 		cfg.Active |= bit
 		if r.Global {
@@ -144,44 +197,15 @@ func (s *Sensor) SetSyscallRules(rules []SyscallRule) error {
 			cfg.Follow |= bit
 		}
 	}
-	if err := s.seedSysFollow(byslot); err != nil {
-		return err
-	}
+	return cfg, values
+}
+
+func (s *Sensor) putSysConfig(cfg bpfgen.ProcessSysConfig) error {
 	if err := s.maps[sysConfigMap].Put(uint32(0), cfg); err != nil {
 		return fmt.Errorf("write syscall rule config: %w", err)
 	}
-	st.rules = byslot
-	if err := s.writeNrs(nrs); err != nil {
-		return err
-	}
-	if err := clearSlots(s.maps[sysSlotsMap], "syscall", st.slots, byslot); err != nil {
-		return err
-	}
-	if err := s.purgeRate(kept); err != nil {
-		return err
-	}
-	if err := s.deletePaths(sysStrMap, st.str, str, sysStrKey); err != nil {
-		return err
-	}
-	if err := s.deletePaths(sysPostfixMap, st.postfix, postfix, sysStrKey); err != nil {
-		return err
-	}
-	if err := s.setSyscallHook(HookSysEnter, enter); err != nil {
-		return err
-	}
-	return s.setSyscallHook(HookSysExit, exit)
-}
-
-// keptSysSlots are the slots whose rule is the same in both sets: their
-// follow and rate-limit state stays.
-func keptSysSlots(old, next map[uint8]SyscallRule) uint64 {
-	var keep uint64
-	for slot, r := range next {
-		if o, ok := old[slot]; ok && reflect.DeepEqual(o, r) {
-			keep |= 1 << slot
-		}
-	}
-	return keep
+	s.sys.cfg = cfg
+	return nil
 }
 
 // sysStrings returns the entries of the string tries: for filter f of

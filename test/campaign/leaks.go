@@ -92,7 +92,7 @@ func findLeaks(node *harness.Node, live []*harness.Pod) (leaks, error) {
 		return l, err
 	}
 	for _, e := range ents {
-		if n := e.Name(); n != pin.CgroupLinksName && n != pin.DevicesLinksName && !liveIf[n] {
+		if n := e.Name(); n != pin.CgroupLinksName && n != pin.DevicesLinksName && n != pin.TracingLinksName && !liveIf[n] {
 			l.Pins = append(l.Pins, n)
 		}
 	}

@@ -48,6 +48,14 @@ func NewNode(tb T, opts NodeOptions) *Node {
 	n := &Node{Dir: tb.TempDir()}
 	n.NS = NewNetNS(tb, "sl-node-")
 	n.BPFRoot = filepath.Join(BPFFS(tb), "sluice")
+	// Unpin before the bpffs goes (and after the agent stopped, whose
+	// cleanup comes later): the agent's pinned links, the process sensor's
+	// tracepoints among them, must not outlive the test.
+	tb.Cleanup(func() {
+		if err := os.RemoveAll(n.BPFRoot); err != nil {
+			tb.Errorf("unpin %s: %v", n.BPFRoot, err)
+		}
+	})
 	n.RunDir = filepath.Join(n.Dir, "run")
 	n.Cgroup = Cgroup(tb)
 	n.Name = fmt.Sprintf("node-%d", opts.Index)
