@@ -138,8 +138,9 @@ func filtersChanged(st *connectState, cfg bpfgen.SockConnectConfig, values map[u
 	dests map[netip.Prefix]uint64, ports map[uint16]uint64) uint64 {
 	changed := entriesChanged(ownPrefixes(st.dests), ownPrefixes(dests)) | entriesChanged(st.ports, ports)
 	o := st.cfg
-	changed |= o.Active&^cfg.Active | o.Dests ^ cfg.Dests | o.NotDests ^ cfg.NotDests | o.Ports ^ cfg.Ports |
-		o.NotPorts ^ cfg.NotPorts | o.Classes ^ cfg.Classes
+	// Parenthesised: | and ^ share Go's precedence.
+	changed |= (o.Active &^ cfg.Active) | (o.Dests ^ cfg.Dests) | (o.NotDests ^ cfg.NotDests) | (o.Ports ^ cfg.Ports) |
+		(o.NotPorts ^ cfg.NotPorts) | (o.Classes ^ cfg.Classes)
 	for slot, v := range values {
 		old := st.slots[slot]
 		if old.BinAll != v.BinAll || old.BinNone != v.BinNone || old.ParAll != v.ParAll || old.ParNone != v.ParNone {

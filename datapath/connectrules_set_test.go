@@ -105,6 +105,18 @@ func TestConnectFiltersChanged(t *testing.T) {
 	assert.Equal(t, map[netip.Prefix]uint64{p("10.0.0.0/8"): 1, p("10.1.0.0/16"): 0b1000}, ownPrefixes(want.dests))
 }
 
+// Each mask is compared on its own: a slot that goes inactive is changed
+// even when its other masks are equal (| and ^ share Go's precedence).
+func TestFiltersChangedMasks(t *testing.T) {
+	old := &connectState{cfg: bpfgen.SockConnectConfig{Active: 0b11, Dests: 0b01, Ports: 0b10}}
+	cfg := bpfgen.SockConnectConfig{Active: 0b10, Dests: 0b01, Ports: 0b10}
+	assert.Equal(t, uint64(0b01), filtersChanged(old, cfg, nil, nil, nil), "slot 0 went inactive")
+	cfg = bpfgen.SockConnectConfig{Active: 0b11, Dests: 0b01, NotDests: 0b10, Ports: 0b10}
+	assert.Equal(t, uint64(0b10), filtersChanged(old, cfg, nil, nil, nil), "slot 1's NotDests")
+	cfg = bpfgen.SockConnectConfig{Active: 0b11, Dests: 0b01, Ports: 0b10, Classes: 0b01}
+	assert.Equal(t, uint64(0b01), filtersChanged(old, cfg, nil, nil, nil), "slot 0's classes")
+}
+
 // stateOf is what the maps hold for rules.
 func stateOf(t *testing.T, rules map[uint8]ConnectRule) *connectState {
 	t.Helper()
