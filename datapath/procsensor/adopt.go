@@ -5,6 +5,8 @@ import (
 	"math/bits"
 	"strings"
 
+	"github.com/cilium/ebpf"
+
 	"github.com/sluicenet/sluice/datapath/bpfgen"
 )
 
@@ -13,24 +15,34 @@ import (
 // hold into the state (adoptExec, adoptSys), so it converges them to the
 // new set (stale entries found and removed) the way any later call does.
 
+// activeSlots reads the values of the active slots from the slots array m
+// (named name).
+func activeSlots[V any](m *ebpf.Map, name string, active uint64) (map[uint8]V, error) {
+	out := map[uint8]V{}
+	for a := active; a != 0; a &= a - 1 {
+		slot := uint8(bits.TrailingZeros64(a))
+		var v V
+		if err := m.Lookup(uint32(slot), &v); err != nil {
+			return nil, fmt.Errorf("read %s: %w", name, err)
+		}
+		out[slot] = v
+	}
+	return out, nil
+}
+
 // adoptExec reads the exec rule maps into the state once.
 func (s *Sensor) adoptExec() error {
 	st := &s.exec
 	if st.adopted {
 		return nil
 	}
-	st.slots = map[uint8]bpfgen.ProcessExecSlot{}
 	st.exact, st.prefix = map[string]uint64{}, map[string]uint64{}
 	if err := s.maps[execConfigMap].Lookup(uint32(0), &st.cfg); err != nil {
 		return fmt.Errorf("read %s: %w", execConfigMap, err)
 	}
-	for a := st.cfg.Active; a != 0; a &= a - 1 {
-		slot := uint8(bits.TrailingZeros64(a))
-		var v bpfgen.ProcessExecSlot
-		if err := s.maps[execSlotsMap].Lookup(uint32(slot), &v); err != nil {
-			return fmt.Errorf("read %s: %w", execSlotsMap, err)
-		}
-		st.slots[slot] = v
+	var err error
+	if st.slots, err = activeSlots[bpfgen.ProcessExecSlot](s.maps[execSlotsMap], execSlotsMap, st.cfg.Active); err != nil {
+		return err
 	}
 	var (
 		ek bpfgen.ProcessExecPath
@@ -61,18 +73,14 @@ func (s *Sensor) adoptSys() error {
 	if st.adopted {
 		return nil
 	}
-	st.slots, st.nrs = map[uint8]bpfgen.ProcessSysSlot{}, map[uint32]bpfgen.ProcessSysNr{}
+	st.nrs = map[uint32]bpfgen.ProcessSysNr{}
 	st.str, st.postfix = map[string]uint64{}, map[string]uint64{}
 	if err := s.maps[sysConfigMap].Lookup(uint32(0), &st.cfg); err != nil {
 		return fmt.Errorf("read %s: %w", sysConfigMap, err)
 	}
-	for a := st.cfg.Active; a != 0; a &= a - 1 {
-		slot := uint8(bits.TrailingZeros64(a))
-		var v bpfgen.ProcessSysSlot
-		if err := s.maps[sysSlotsMap].Lookup(uint32(slot), &v); err != nil {
-			return fmt.Errorf("read %s: %w", sysSlotsMap, err)
-		}
-		st.slots[slot] = v
+	var err error
+	if st.slots, err = activeSlots[bpfgen.ProcessSysSlot](s.maps[sysSlotsMap], sysSlotsMap, st.cfg.Active); err != nil {
+		return err
 	}
 	var (
 		nr uint32

@@ -247,15 +247,7 @@ func TestPrivilegedCrossNodeNodePortDSRXDP(t *testing.T) {
 func TestPrivilegedCrossNodeNodePortAnnotatedDSR(t *testing.T) {
 	c := newDSRNodes(t, "snat")
 	const annPort = 30088
-	ep := [5]string{c.podB.IP.String(), c.n2.Name, "true", "true", "false"}
-	svc := strings.Replace(nodePortYAML("np-ann", "10.96.0.88", annPort, false, ""),
-		"  namespace: default\n", "  namespace: default\n  annotations:\n    service.sluice.io/lb-mode: dsr\n", 1)
-	for _, n := range []*harness.Node{c.n1, c.n2} {
-		writeManifest(t, n, "np-ann.yaml", svc+sliceYAML("np-ann", ep)+"---\n")
-	}
-	for _, n := range []*harness.Node{c.n1, c.n2} {
-		waitBackends(t, n, fmt.Sprintf("0.0.0.0:%d", annPort), 1)
-	}
+	c.annotatedNodePort(t, "np-ann", "10.96.0.88", annPort, "service.sluice.io/lb-mode: dsr")
 	svcs, err := c.n1.Client().ListServices(t.Context())
 	require.NoError(t, err)
 	modes := map[string]string{}
@@ -295,15 +287,7 @@ func TestPrivilegedCrossNodeNodePortAnnotatedDSR(t *testing.T) {
 func TestPrivilegedCrossNodeNodePortAnnotatedSNAT(t *testing.T) {
 	c := newDSRNodes(t, "dsr")
 	const annPort = 30089
-	ep := [5]string{c.podB.IP.String(), c.n2.Name, "true", "true", "false"}
-	svc := strings.Replace(nodePortYAML("np-ann-snat", "10.96.0.89", annPort, false, ""),
-		"  namespace: default\n", "  namespace: default\n  annotations:\n    service.cilium.io/forwarding-mode: snat\n", 1)
-	for _, n := range []*harness.Node{c.n1, c.n2} {
-		writeManifest(t, n, "np-ann.yaml", svc+sliceYAML("np-ann-snat", ep)+"---\n")
-	}
-	for _, n := range []*harness.Node{c.n1, c.n2} {
-		waitBackends(t, n, fmt.Sprintf("0.0.0.0:%d", annPort), 1)
-	}
+	c.annotatedNodePort(t, "np-ann-snat", "10.96.0.89", annPort, "service.cilium.io/forwarding-mode: snat")
 	out, err := c.n1.NS.Command(harness.Bin(t, "sluice"), "--socket", c.n1.Socket(), "service", "list").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	assert.Regexp(t, fmt.Sprintf(`(?m)^default/np-ann-snat:http +NodePort +0\.0\.0\.0:%d/TCP +random +snat +`, annPort), string(out))
@@ -319,4 +303,20 @@ func TestPrivilegedCrossNodeNodePortAnnotatedSNAT(t *testing.T) {
 	assert.Equal(t, enc, nodeCounter(t, c.n1, "lan0", metricsmap.ReasonLBDSR, metricsmap.DirIngress), "nothing encapsulated")
 
 	c.requireDSRTCP(t)
+}
+
+// annotatedNodePort gives both nodes a NodePort Service (name, ClusterIP
+// vip, node port) to pod-b with one annotation ("key: value") and waits
+// until both program it.
+func (c *dsrNodes) annotatedNodePort(t *testing.T, name, vip string, port int, annotation string) {
+	t.Helper()
+	ep := [5]string{c.podB.IP.String(), c.n2.Name, "true", "true", "false"}
+	svc := strings.Replace(nodePortYAML(name, vip, port, false, ""),
+		"  namespace: default\n", "  namespace: default\n  annotations:\n    "+annotation+"\n", 1)
+	for _, n := range []*harness.Node{c.n1, c.n2} {
+		writeManifest(t, n, "np-ann.yaml", svc+sliceYAML(name, ep)+"---\n")
+	}
+	for _, n := range []*harness.Node{c.n1, c.n2} {
+		waitBackends(t, n, fmt.Sprintf("0.0.0.0:%d", port), 1)
+	}
 }
