@@ -62,4 +62,15 @@ static __always_inline __u64 now_sec(void)
 	return bpf_ktime_get_boot_ns() / 1000000000ULL;
 }
 
+/* Folds a 32-bit one's-complement sum (bpf_csum_diff's result) into a
+ * 16-bit checksum. */
+static __always_inline __u16 csum_fold32(__s64 sum)
+{
+	__u32 s = (__u32)sum;
+
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
 #endif /* SLUICE_COMMON_H */

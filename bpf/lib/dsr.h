@@ -61,15 +61,6 @@ static __always_inline int lb_dsr(const struct lb4_service *svc, __u8 proto)
 	return lb_mode == LB_MODE_DSR || (lb_mode == LB_MODE_HYBRID && proto == IPPROTO_TCP);
 }
 
-static __always_inline __u16 dsr_csum_fold(__s64 c)
-{
-	__u32 s = (__u32)c;
-
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	return (__u16)~s;
-}
-
 /* Puts the outer header saddr -> daddr (IP ID id) in front of the IPv4
  * packet at ETH_HLEN. Returns 0 or a negative DROP_*. */
 static __always_inline int dsr_encap(struct __sk_buff *skb, __be32 saddr, __be32 daddr, __be16 id)
@@ -95,7 +86,7 @@ static __always_inline int dsr_encap(struct __sk_buff *skb, __be32 saddr, __be32
 	csum = bpf_csum_diff(NULL, 0, (__be32 *)&out, sizeof(out), 0);
 	if (csum < 0)
 		return -DROP_NAT_FAILED;
-	out.check = dsr_csum_fold(csum);
+	out.check = csum_fold32(csum);
 	if (bpf_skb_adjust_room(skb, DSR_ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4) < 0)
 		return -DROP_NAT_FAILED;
 	if (bpf_skb_store_bytes(skb, ETH_HLEN, &out, sizeof(out), 0) < 0)

@@ -22,15 +22,6 @@ struct icmp4_unreach {
 };
 _Static_assert(sizeof(struct icmp4_unreach) == 56, "icmp4_unreach size");
 
-static __always_inline __u16 csum_fold32(__s64 sum)
-{
-	__u32 s = (__u32)sum;
-
-	s = (s & 0xffff) + (s >> 16);
-	s = (s & 0xffff) + (s >> 16);
-	return (__u16)~s;
-}
-
 /* Turns skb (Ethernet/IPv4 at offset 0, a TCP SYN or a UDP datagram without
  * IP options) into an ICMP port unreachable from its destination back to its
  * source, to be sent back out of the interface it came in on. Returns 0 or a

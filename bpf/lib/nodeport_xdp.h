@@ -91,13 +91,6 @@ static __always_inline int xdp_parse(struct xdp_md *ctx, struct xdp_pkt *p, stru
 	return 1;
 }
 
-static __always_inline __u16 csum_fold32(__u32 c)
-{
-	c = (c & 0xffff) + (c >> 16);
-	c = (c & 0xffff) + (c >> 16);
-	return (__u16)~c;
-}
-
 /* Rewrites p's addresses and ports to saddr:sport -> daddr:dport, decrements
  * the TTL and fixes both checksums; updates f. */
 static __always_inline void xdp_nat4(struct xdp_pkt *p, struct ipv4_flow *f, __be32 saddr, __be16 sport,
