@@ -136,7 +136,7 @@ func (d *Datapath) putConnectConfig(cfg bpfgen.SockConnectConfig) error {
 // filter mask, or in the slot's class filters. Removed slots are changed.
 func filtersChanged(st *connectState, cfg bpfgen.SockConnectConfig, values map[uint8]bpfgen.SockConnectSlot,
 	dests map[netip.Prefix]uint64, ports map[uint16]uint64) uint64 {
-	changed := entriesChanged(ownPrefixes(st.dests), ownPrefixes(dests)) | entriesChanged(st.ports, ports)
+	changed := maputil.SlotBitsChanged(ownPrefixes(st.dests), ownPrefixes(dests)) | maputil.SlotBitsChanged(st.ports, ports)
 	o := st.cfg
 	// Parenthesised: | and ^ share Go's precedence.
 	changed |= (o.Active &^ cfg.Active) | (o.Dests ^ cfg.Dests) | (o.NotDests ^ cfg.NotDests) | (o.Ports ^ cfg.Ports) |
@@ -145,20 +145,6 @@ func filtersChanged(st *connectState, cfg bpfgen.SockConnectConfig, values map[u
 		old := st.slots[slot]
 		if old.BinAll != v.BinAll || old.BinNone != v.BinNone || old.ParAll != v.ParAll || old.ParNone != v.ParNone {
 			changed |= 1 << slot
-		}
-	}
-	return changed
-}
-
-// entriesChanged returns the slot bits that differ between two entry sets.
-func entriesChanged[K comparable](cur, want map[K]uint64) uint64 {
-	var changed uint64
-	for k, v := range cur {
-		changed |= v ^ want[k]
-	}
-	for k, v := range want {
-		if _, ok := cur[k]; !ok {
-			changed |= v
 		}
 	}
 	return changed

@@ -8,6 +8,7 @@ import (
 	"github.com/cilium/ebpf"
 
 	"github.com/sluicenet/sluice/datapath/bpfgen"
+	"github.com/sluicenet/sluice/datapath/internal/maputil"
 )
 
 // The rule maps are pinned (pins.go): an earlier sensor may have left
@@ -44,23 +45,14 @@ func (s *Sensor) adoptExec() error {
 	if st.slots, err = activeSlots[bpfgen.ProcessExecSlot](s.maps[execSlotsMap], execSlotsMap, st.cfg.Active); err != nil {
 		return err
 	}
-	var (
-		ek bpfgen.ProcessExecPath
-		pk bpfgen.ProcessExecPrefixKey
-		v  uint64
-	)
-	it := s.maps[execExactMap].Iterate()
-	for it.Next(&ek, &v) {
-		st.exact[cString(ek.Path[:])] = v
-	}
-	if err := it.Err(); err != nil {
+	if err := maputil.Dump(s.maps[execExactMap], func(k bpfgen.ProcessExecPath, v uint64) {
+		st.exact[cString(k.Path[:])] = v
+	}); err != nil {
 		return fmt.Errorf("read %s: %w", execExactMap, err)
 	}
-	it = s.maps[execPrefixMap].Iterate()
-	for it.Next(&pk, &v) {
-		st.prefix[goString(pk.Path[:min(int(pk.Prefixlen/8), len(pk.Path))])] = v
-	}
-	if err := it.Err(); err != nil {
+	if err := maputil.Dump(s.maps[execPrefixMap], func(k bpfgen.ProcessExecPrefixKey, v uint64) {
+		st.prefix[goString(k.Path[:min(int(k.Prefixlen/8), len(k.Path))])] = v
+	}); err != nil {
 		return fmt.Errorf("read %s: %w", execPrefixMap, err)
 	}
 	st.adopted = true
@@ -82,30 +74,18 @@ func (s *Sensor) adoptSys() error {
 	if st.slots, err = activeSlots[bpfgen.ProcessSysSlot](s.maps[sysSlotsMap], sysSlotsMap, st.cfg.Active); err != nil {
 		return err
 	}
-	var (
-		nr uint32
-		nv bpfgen.ProcessSysNr
-	)
-	it := s.maps[sysNrMap].Iterate()
-	for it.Next(&nr, &nv) {
-		if nv != (bpfgen.ProcessSysNr{}) {
-			st.nrs[nr] = nv
+	if err := maputil.Dump(s.maps[sysNrMap], func(nr uint32, v bpfgen.ProcessSysNr) {
+		if v != (bpfgen.ProcessSysNr{}) {
+			st.nrs[nr] = v
 		}
-	}
-	if err := it.Err(); err != nil {
+	}); err != nil {
 		return fmt.Errorf("read %s: %w", sysNrMap, err)
 	}
 	for name, cur := range map[string]map[string]uint64{sysStrMap: st.str, sysPostfixMap: st.postfix} {
-		var (
-			k bpfgen.ProcessSysStrKey
-			v uint64
-		)
-		it := s.maps[name].Iterate()
-		for it.Next(&k, &v) {
+		if err := maputil.Dump(s.maps[name], func(k bpfgen.ProcessSysStrKey, v uint64) {
 			n := min(max(int(k.Prefixlen/8)-1, 0), len(k.Str))
 			cur[string([]byte{k.Id})+goString(k.Str[:n])] = v
-		}
-		if err := it.Err(); err != nil {
+		}); err != nil {
 			return fmt.Errorf("read %s: %w", name, err)
 		}
 	}
@@ -117,23 +97,14 @@ func (s *Sensor) adoptSys() error {
 // state.
 func (s *Sensor) adoptClasses() error {
 	exact, prefix := map[string]uint64{}, map[string]uint64{}
-	var (
-		ek bpfgen.ProcessClassPath
-		pk bpfgen.ProcessClassPrefixKey
-		v  uint64
-	)
-	it := s.maps[classExactMap].Iterate()
-	for it.Next(&ek, &v) {
-		exact[cString(ek.Path[:])] = v
-	}
-	if err := it.Err(); err != nil {
+	if err := maputil.Dump(s.maps[classExactMap], func(k bpfgen.ProcessClassPath, v uint64) {
+		exact[cString(k.Path[:])] = v
+	}); err != nil {
 		return fmt.Errorf("read %s: %w", classExactMap, err)
 	}
-	it = s.maps[classPrefixMap].Iterate()
-	for it.Next(&pk, &v) {
-		prefix[goString(pk.Path[:min(int(pk.Prefixlen/8), len(pk.Path))])] = v
-	}
-	if err := it.Err(); err != nil {
+	if err := maputil.Dump(s.maps[classPrefixMap], func(k bpfgen.ProcessClassPrefixKey, v uint64) {
+		prefix[goString(k.Path[:min(int(k.Prefixlen/8), len(k.Path))])] = v
+	}); err != nil {
 		return fmt.Errorf("read %s: %w", classPrefixMap, err)
 	}
 	s.class.exact, s.class.prefix = exact, prefix
@@ -155,21 +126,6 @@ func cString(b []int8) string {
 		return str[:i]
 	}
 	return str
-}
-
-// entriesChanged returns the slot bits that differ between two entry sets
-// (values are slot bits).
-func entriesChanged(cur, want map[string]uint64) uint64 {
-	var changed uint64
-	for k, v := range cur {
-		changed |= v ^ want[k]
-	}
-	for k, v := range want {
-		if _, ok := cur[k]; !ok {
-			changed |= v
-		}
-	}
-	return changed
 }
 
 // ownPrefixes returns the prefix trie entries (execPathBits) without the
@@ -198,7 +154,7 @@ func ownPrefixes(prefix map[string]uint64) map[string]uint64 {
 func execChanged(st *execState, cfg bpfgen.ProcessExecConfig, values map[uint8]bpfgen.ProcessExecSlot,
 	exact, prefix map[string]uint64) uint64 {
 	o := st.cfg
-	changed := entriesChanged(st.exact, exact) | entriesChanged(ownPrefixes(st.prefix), ownPrefixes(prefix))
+	changed := maputil.SlotBitsChanged(st.exact, exact) | maputil.SlotBitsChanged(ownPrefixes(st.prefix), ownPrefixes(prefix))
 	// (Parenthesized: ^ binds no tighter than |.)
 	changed |= o.Active&^cfg.Active | (o.Global ^ cfg.Global) | (o.Cgroup ^ cfg.Cgroup) | (o.Notin ^ cfg.Notin) |
 		(o.Follow ^ cfg.Follow)
@@ -360,15 +316,7 @@ func (s *Sensor) SyscallCgroupScopes() (map[uint64]uint64, error) {
 
 func readScopes[K comparable](s *Sensor, name string) (map[K]uint64, error) {
 	out := map[K]uint64{}
-	var (
-		k K
-		v uint64
-	)
-	it := s.maps[name].Iterate()
-	for it.Next(&k, &v) {
-		out[k] = v
-	}
-	if err := it.Err(); err != nil {
+	if err := maputil.Dump(s.maps[name], func(k K, v uint64) { out[k] = v }); err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	}
 	return out, nil

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sluicenet/sluice/datapath/bpfgen"
+	"github.com/sluicenet/sluice/datapath/internal/maputil"
 )
 
 // The Go constants of exec rules are the C enums of bpf/lib/process_rules.h.
@@ -101,5 +102,5 @@ func TestOwnPrefixes(t *testing.T) {
 	_, prefix := execPathBits(map[uint8]ExecRule{0: {Prefixes: []string{"/a/"}}, 1: {Prefixes: []string{"/a/b/"}}})
 	assert.Equal(t, map[string]uint64{"/a/": 1, "/a/b/": 2}, ownPrefixes(prefix))
 	_, next := execPathBits(map[uint8]ExecRule{0: {Prefixes: []string{"/a/"}}})
-	assert.Equal(t, uint64(2), entriesChanged(ownPrefixes(prefix), ownPrefixes(next)))
+	assert.Equal(t, uint64(2), maputil.SlotBitsChanged(ownPrefixes(prefix), ownPrefixes(next)))
 }

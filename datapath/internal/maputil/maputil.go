@@ -107,3 +107,19 @@ func Delete(m *ebpf.Map, key any) error {
 	}
 	return nil
 }
+
+// SlotBitsChanged returns the slot bits that differ between two sets of
+// rule map entries whose values are slot bits (a key in one set only
+// changes all its bits).
+func SlotBitsChanged[K comparable](cur, want map[K]uint64) uint64 {
+	var changed uint64
+	for k, v := range cur {
+		changed |= v ^ want[k]
+	}
+	for k, v := range want {
+		if _, ok := cur[k]; !ok {
+			changed |= v
+		}
+	}
+	return changed
+}
