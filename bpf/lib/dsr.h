@@ -61,6 +61,30 @@ static __always_inline int lb_dsr(const struct lb4_service *svc, __u8 proto)
 	return lb_mode == LB_MODE_DSR || (lb_mode == LB_MODE_HYBRID && proto == IPPROTO_TCP);
 }
 
+/* Fills *out (zeroed) with the outer header of DSR's IP-in-IP around an
+ * IPv4 packet of inner_len bytes and TOS tos: saddr -> daddr, IP ID id, DF,
+ * checksum set. Returns bpf_csum_diff's result (negative on error). Shared
+ * by tc (dsr_encap) and XDP (xdp_dsr_fwd), so both send the same header. */
+static __always_inline __s64 dsr_outer(struct iphdr *out, __u8 tos, __u16 inner_len, __be32 saddr, __be32 daddr,
+				       __be16 id)
+{
+	__s64 csum;
+
+	out->version = 4;
+	out->ihl = 5;
+	out->tos = tos;
+	out->tot_len = bpf_htons(inner_len + DSR_ENCAP_LEN);
+	out->id = id;
+	out->frag_off = bpf_htons(IPV4_DF);
+	out->ttl = 64;
+	out->protocol = IPPROTO_IPIP;
+	out->saddr = saddr;
+	out->daddr = daddr;
+	csum = bpf_csum_diff(NULL, 0, (__be32 *)out, sizeof(*out), 0);
+	out->check = csum_fold32(csum);
+	return csum;
+}
+
 /* Puts the outer header saddr -> daddr (IP ID id) in front of the IPv4
  * packet at ETH_HLEN. Returns 0 or a negative DROP_*. */
 static __always_inline int dsr_encap(struct __sk_buff *skb, __be32 saddr, __be32 daddr, __be16 id)
@@ -69,24 +93,11 @@ static __always_inline int dsr_encap(struct __sk_buff *skb, __be32 saddr, __be32
 	void *data_end = (void *)(long)skb->data_end;
 	struct iphdr *in = data + ETH_HLEN;
 	struct iphdr out = {};
-	__s64 csum;
 
 	if ((void *)(in + 1) > data_end)
 		return -DROP_INVALID;
-	out.version = 4;
-	out.ihl = 5;
-	out.tos = in->tos;
-	out.tot_len = bpf_htons(bpf_ntohs(in->tot_len) + DSR_ENCAP_LEN);
-	out.id = id;
-	out.frag_off = bpf_htons(IPV4_DF);
-	out.ttl = 64;
-	out.protocol = IPPROTO_IPIP;
-	out.saddr = saddr;
-	out.daddr = daddr;
-	csum = bpf_csum_diff(NULL, 0, (__be32 *)&out, sizeof(out), 0);
-	if (csum < 0)
+	if (dsr_outer(&out, in->tos, bpf_ntohs(in->tot_len), saddr, daddr, id) < 0)
 		return -DROP_NAT_FAILED;
-	out.check = csum_fold32(csum);
 	if (bpf_skb_adjust_room(skb, DSR_ENCAP_LEN, BPF_ADJ_ROOM_MAC, BPF_F_ADJ_ROOM_ENCAP_L3_IPV4) < 0)
 		return -DROP_NAT_FAILED;
 	if (bpf_skb_store_bytes(skb, ETH_HLEN, &out, sizeof(out), 0) < 0)

@@ -232,17 +232,7 @@ static __always_inline int xdp_dsr_fwd(struct xdp_md *ctx, struct xdp_pkt *p, co
 		return -1;
 	if (xdp_fib(ctx, &o, snat_ipv4, 0, st->baddr, 0, tot_len + DSR_ENCAP_LEN, &fib) < 0)
 		return -1;
-	out.version = 4;
-	out.ihl = 5;
-	out.tos = p->ip->tos;
-	out.tot_len = bpf_htons(tot_len + DSR_ENCAP_LEN);
-	out.id = st->bport;
-	out.frag_off = bpf_htons(IPV4_DF);
-	out.ttl = 64;
-	out.protocol = IPPROTO_IPIP;
-	out.saddr = snat_ipv4;
-	out.daddr = st->baddr;
-	out.check = csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)&out, sizeof(out), 0));
+	dsr_outer(&out, p->ip->tos, tot_len, snat_ipv4, st->baddr, st->bport);
 	/* The inner TTL (ip_decrease_ttl), before the pointers move. */
 	ip = p->ip;
 	c = (__u32)ip->check + (__u32)bpf_htons(0x0100);
