@@ -118,16 +118,20 @@ func (c *cnpCompiler) rule(path string, specIdx int, r *Rule) {
 		}
 		return has
 	}
-	enfIn := enf(r.EnableDefaultDeny.Ingress, r.Ingress != nil || r.IngressDeny != nil)
-	enfEg := enf(r.EnableDefaultDeny.Egress, r.Egress != nil || r.EgressDeny != nil)
+	// As in Cilium, a direction is covered when it has rules: an empty
+	// list (egress: []) is the same as none, which is also all its JSON
+	// encoding can say (omitempty).
+	enfIn := enf(r.EnableDefaultDeny.Ingress, len(r.Ingress) > 0 || len(r.IngressDeny) > 0)
+	enfEg := enf(r.EnableDefaultDeny.Egress, len(r.Egress) > 0 || len(r.EgressDeny) > 0)
 	ref := RuleRef{Kind: c.key.Kind, Namespace: c.key.Namespace, Name: c.key.Name, Spec: specIdx}
 	mk := func(section string, i int, dir Direction, deny, enforce bool) *rule {
 		ref := ref
 		ref.Section, ref.Index = section, i
 		return &rule{ref: ref, subject: subject, dir: dir, deny: deny, enforce: enforce}
 	}
-	// A direction with an empty (non-nil) list still enforces: keep a rule
-	// that selects nothing.
+	// A direction whose default deny is enabled with no rules
+	// (enableDefaultDeny: {egress: true}) enforces: keep a rule that
+	// selects nothing.
 	if enfIn && len(r.Ingress) == 0 && len(r.IngressDeny) == 0 {
 		c.pol.rules = append(c.pol.rules, mk("ingress", 0, Ingress, false, true))
 	}

@@ -176,6 +176,44 @@ spec:
 	c.expect(c.all(true).set("*", "x/a", false), ProtoTCP, 80)
 }
 
+// An empty list is no section (as in Cilium, and as the object's JSON
+// encoding, which omits it, says); enabling the default deny with no rules
+// denies everything in that direction.
+func TestCNPEmptyListIsNoSection(t *testing.T) {
+	c := newCluster(t, Options{})
+	c.apply(`
+apiVersion: sluice.io/v1alpha1
+kind: SluiceNetworkPolicy
+metadata: {name: empty, namespace: "x"}
+spec:
+  endpointSelector: {matchLabels: {pod: a}}
+  ingress: []
+  egress: []
+`)
+	c.expect(c.all(true), ProtoTCP, 80)
+	p, _ := c.r.MapState(c.ep["x/a"])
+	assert.False(t, p.IngressEnforced)
+	assert.False(t, p.EgressEnforced)
+
+	c.apply(`
+apiVersion: sluice.io/v1alpha1
+kind: SluiceNetworkPolicy
+metadata: {name: empty, namespace: "x"}
+spec:
+  endpointSelector: {matchLabels: {pod: a}}
+  egress: []
+  enableDefaultDeny: {egress: true}
+`)
+	c.expect(c.all(true).set("x/a", "*", false), ProtoTCP, 80)
+	p, _ = c.r.MapState(c.ep["x/a"])
+	assert.False(t, p.IngressEnforced)
+	assert.True(t, p.EgressEnforced)
+	tr, err := c.r.Allowed(c.ep["x/a"], c.ep["y/b"], ProtoTCP, 80)
+	require.NoError(t, err)
+	assert.False(t, tr.Allowed)
+	assert.Equal(t, RuleRef{}, tr.EgressRule, "the default deny, no rule, decides")
+}
+
 func TestCNPClusterwide(t *testing.T) {
 	c := newCluster(t, Options{})
 	c.apply(`

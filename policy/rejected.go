@@ -21,13 +21,13 @@ const (
 // RejectedFallback is the fail-closed stand-in of a rejected policy
 // object: for every rule of it whose subject selector compiles, the
 // endpoints it selects are put into default deny in the directions the rule
-// covers, with nothing allowed, exactly as an empty allow list in that
-// direction would (ingress: []).
+// covers, with nothing allowed, exactly as enabling that direction's
+// default deny with no rules would (enableDefaultDeny: {ingress: true}).
 //
 // In a SluiceNetworkPolicy or SluiceClusterwideNetworkPolicy a rule covers
-// a direction when it has an allow or deny list for it or enables its
-// default deny; in a Kubernetes NetworkPolicy the directions are its
-// policyTypes (or their default). Where no direction can be read (the field
+// a direction when it has an allow or deny list for it (even an empty one:
+// the fallback errs towards deny) or enables its default deny; in a
+// Kubernetes NetworkPolicy the directions are its policyTypes (or their default). Where no direction can be read (the field
 // that named it is what failed to decode, say "ingres"), both are covered.
 //
 // key names the object (its namespace is the one the subject is restricted
