@@ -45,6 +45,8 @@ type Datapath struct {
 	devices     *device.Links
 	sockLB      *socklb.Links
 	connect     connectState // SetConnectRules
+	pruned      []string     // stale map pins Load removed
+	pruneErr    error        // why some could not be
 }
 
 func (d *Datapath) setHandles() {

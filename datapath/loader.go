@@ -20,7 +20,9 @@ import (
 // the programs are pinned under root/progs atomically (pin to a temporary
 // name, then rename over the old pin), and every pinned pod, device and
 // socket-LB link is pointed at the new programs in place with link.Update,
-// so attached hooks never see a gap. On error nothing new stays pinned.
+// so attached hooks never see a gap. Pins of maps no program of this build
+// has (an earlier layout's name) are removed. On error nothing new stays
+// pinned.
 func Load(root string, opts Options) (*Datapath, error) {
 	if root == "" {
 		return nil, errors.New("load datapath: no bpffs root")
@@ -58,6 +60,9 @@ func Load(root string, opts Options) (*Datapath, error) {
 		d.closeObjects()
 		return nil, err
 	}
+	// Last: a pin is removed only once this build's maps are pinned. A
+	// failure leaves a stale pin, no more: it is reported, not fatal.
+	d.pruned, d.pruneErr = pruneMaps(root)
 	return d, nil
 }
 

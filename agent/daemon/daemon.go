@@ -150,6 +150,13 @@ func (d *Daemon) loadDatapath() error {
 		return fmt.Errorf("load datapath: %w", err)
 	}
 	d.log.WithField("bpfRoot", d.cfg.BPFRoot).Info("Datapath loaded, pinned links adopted")
+	pruned, err := d.dp.PrunedMaps()
+	if len(pruned) > 0 {
+		d.log.WithField("maps", pruned).Info("Removed the pins of maps an earlier agent version used")
+	}
+	if err != nil {
+		d.log.WithError(err).Warn("Stale map pins left in place")
+	}
 	return d.setupDevices()
 }
 
