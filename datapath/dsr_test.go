@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/gopacket"
 	"github.com/google/gopacket/layers"
@@ -115,11 +116,20 @@ func TestPrivilegedHostDSREncap(t *testing.T) {
 			assert.Empty(t, natEntries(t, e.d, ctmap.NATOut), "no SNAT")
 			assert.Equal(t, uint64(1), counter(t, e.d, uint32(e.ext), metricsmap.ReasonLBDSR, metricsmap.DirIngress).Packets)
 
-			// The flow keeps its backend.
+			// The flow keeps its backend. This node never sees a reply:
+			// the client's ACK makes the flow established (6h, not the
+			// SYN's 60s), or an idle connection's entries expire and its
+			// next packet is balanced anew.
+			client, backend := netip.AddrPortFrom(hostClient, 40000), netip.AddrPortFrom(hostRemote, 8080)
+			svc, be := flowEntries(t, e.d, client, backend)
+			assert.LessOrEqual(t, be.Expires, time.Minute, "SYN lifetime")
 			res = e.run(t, false, e.fromClient(hostExtIP, hostNodePort, 40000, progtest.TCPAck), e.ext)
 			require.Equal(t, uint32(progtest.ActRedirect), res.Verdict)
 			_, dst, _ = addrPorts(t, decapped(res.Packet))
 			assert.Equal(t, netip.AddrPortFrom(hostExtIP, hostNodePort), dst)
+			svc, be = flowEntries(t, e.d, client, backend)
+			assert.Greater(t, be.Expires, time.Hour, "established after the client's ACK")
+			assert.Greater(t, svc.Expires, time.Hour, "the service entry follows")
 
 			// UDP: DSR in dsr mode, SNAT in hybrid mode.
 			require.NoError(t, e.d.LB().UpsertBackend(3, lbmap.Backend{Addr: hostRemote, Port: 5353, Proto: protoUDP}))

@@ -31,6 +31,8 @@
 #define CT_E_TX_FIN	(1 << 2)	/* client sent FIN */
 #define CT_E_RX_FIN	(1 << 3)	/* server sent FIN */
 #define CT_E_POLICY	(1 << 4)	/* policy allowed the flow (both ends on this node) */
+#define CT_E_SEEN_NON_SYN (1 << 5)	/* the client sent past its SYN: the handshake is over
+					 * (a DSR node sees the flow's requests, never a reply) */
 
 /* What conntrack knows of a packet, for policy. */
 #define CT_NEW		0	/* no allowed flow: policy decides */
@@ -92,7 +94,7 @@ static __always_inline __u32 ct_lifetime(__u8 proto, __u16 flags)
 		return ct_lifetime_nontcp;
 	if (flags & CT_E_CLOSING)
 		return ct_lifetime_tcp_closing;
-	if (flags & CT_E_SEEN_REPLY)
+	if (flags & (CT_E_SEEN_REPLY | CT_E_SEEN_NON_SYN))
 		return ct_lifetime_tcp;
 	return ct_lifetime_tcp_syn;
 }
@@ -132,6 +134,13 @@ static __always_inline void ct4_update(struct ct4_entry *e, __u8 proto, __u8 tcp
 			flags |= reply ? CT_E_RX_FIN : CT_E_TX_FIN;
 		if ((flags & (CT_E_TX_FIN | CT_E_RX_FIN)) == (CT_E_TX_FIN | CT_E_RX_FIN))
 			flags |= CT_E_CLOSING;
+		/* As Cilium's seen_non_syn: the client's ACK of the handshake
+		 * makes the flow established even where its replies take
+		 * another path (DSR), or an idle connection's entry would
+		 * expire after the SYN lifetime and its next packet be
+		 * balanced anew, to another backend. */
+		if (!reply && !(tcp_flags & TCP_FLAG_SYN))
+			flags |= CT_E_SEEN_NON_SYN;
 	}
 	if (reply)
 		flags |= CT_E_SEEN_REPLY;
