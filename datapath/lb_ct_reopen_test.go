@@ -59,6 +59,38 @@ func TestPrivilegedLBCTDirectConnectionReusesTuple(t *testing.T) {
 	}
 }
 
+// UDP has no connection to start: a direct packet on the tuple of a
+// load-balanced flow whose entry expired (and the GC has not run) starts a
+// direct flow, whose replies keep the backend's address; while the flow is
+// live, a reply is still reverse-NATed.
+func TestPrivilegedLBCTDirectUDPReusesExpiredTuple(t *testing.T) {
+	d := loadLB(t, datapath.Options{})
+	fe := lbService(t, d, protoUDP, 0, 0, 10)
+	client := netip.AddrPortFrom(lbClient, 40000)
+	_, dst := runFwd(t, d, toVIP(lbClient, protoUDP, client.Port(), 0))
+	require.Equal(t, lbRemote[0], dst.Addr())
+	reply := func() netip.AddrPort {
+		p := progtest.Packet{SrcMAC: aNodeMAC, DstMAC: aMAC, Src: dst.Addr(), Dst: lbClient, Proto: l4(protoUDP),
+			SrcPort: dst.Port(), DstPort: client.Port(), Payload: []byte("r")}
+		res := progtest.Run(t, d.ToContainer(), p.IPv4(), aIfindex)
+		require.Equal(t, uint32(progtest.ActOK), res.Verdict)
+		src, _ := addrPortsOf(t, res.Packet)
+		return src
+	}
+	direct := progtest.Packet{SrcMAC: aMAC, DstMAC: aNodeMAC, Src: lbClient, Dst: dst.Addr(), Proto: l4(protoUDP),
+		SrcPort: client.Port(), DstPort: dst.Port(), Payload: []byte("d")}
+
+	require.Equal(t, netip.AddrPortFrom(fe.Addr, fe.Port), reply(), "the service flow is reverse-NATed")
+	_, to := runFwd(t, d, direct)
+	require.Equal(t, dst, to)
+	assert.Equal(t, netip.AddrPortFrom(fe.Addr, fe.Port), reply(), "a live flow keeps its translation")
+
+	expireBackendEntry(t, d, client, dst)
+	_, to = runFwd(t, d, direct)
+	require.Equal(t, dst, to, "the direct packet is not translated")
+	assert.Equal(t, dst, reply(), "the direct flow's reply keeps the backend's address")
+}
+
 // expireBackendEntry sets the lifetime of the flow's backend entry to the
 // past, as if it had idled out and the agent's GC had not run yet.
 func expireBackendEntry(t *testing.T, d *datapath.Datapath, client, backend netip.AddrPort) {
