@@ -171,6 +171,9 @@ func transact(target netip.AddrPort, timeout time.Duration) error {
 	if err := connect(fd, sa, timeout); err != nil {
 		return fmt.Errorf("connect %s: %w", target, err)
 	}
+	if selfConnected(fd, target) {
+		return fmt.Errorf("connect %s: the socket got the target's own address (no server there)", target)
+	}
 	b := []byte{'x'}
 	if _, err := retryEINTR(func() (int, error) { return unix.Write(fd, b) }); err != nil {
 		return fmt.Errorf("write to %s: %w", target, err)
@@ -183,6 +186,19 @@ func transact(target netip.AddrPort, timeout time.Duration) error {
 		return fmt.Errorf("read from %s: connection closed without a response", target)
 	}
 	return nil
+}
+
+// selfConnected reports whether the connected socket fd is bound to
+// target itself: a free target port in the ephemeral range can be the port
+// the kernel just gave the socket, which is then connected to itself (TCP's
+// simultaneous open) and "answers" its own request. That is no transaction.
+func selfConnected(fd int, target netip.AddrPort) bool {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return false
+	}
+	in4, ok := sa.(*unix.SockaddrInet4)
+	return ok && in4.Port == int(target.Port()) && in4.Addr == target.Addr().As4()
 }
 
 // connect is a blocking connect that survives signals: the Go runtime's

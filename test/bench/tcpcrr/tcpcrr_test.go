@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sluicenet/sluice/test/echoserver"
 )
 
@@ -145,5 +147,48 @@ func TestRunUDP(t *testing.T) {
 	res, err = Run(Options{Proto: UDPRR, Targets: []netip.AddrPort{closed}, Workers: 1, Duration: 100 * time.Millisecond, Timeout: 50 * time.Millisecond})
 	if err != nil || res.Transactions != 0 || res.Errors == 0 {
 		t.Errorf("UDP_RR to a closed port: %+v, %v", res, err)
+	}
+}
+
+// A TCP socket bound to the address it connects to is connected to itself
+// (simultaneous open): selfConnected says so, and not of a socket
+// connected to a server.
+func TestSelfConnected(t *testing.T) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sa.(*unix.SockaddrInet4).Port))
+	if err := connect(fd, &unix.SockaddrInet4{Port: int(self.Port()), Addr: self.Addr().As4()}, time.Second); err != nil {
+		t.Fatalf("self-connect: %v", err)
+	}
+	if !selfConnected(fd, self) {
+		t.Error("a socket connected to itself is not reported")
+	}
+
+	srv := startServer(t, "srv", false)
+	c, err := net.Dial("tcp4", srv.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	raw, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bool
+	if err := raw.Control(func(cfd uintptr) { got = selfConnected(int(cfd), srv) }); err != nil {
+		t.Fatal(err)
+	}
+	if got {
+		t.Error("a socket connected to a server is reported as connected to itself")
 	}
 }

@@ -60,14 +60,9 @@ func (u *udpRR) socket(target netip.AddrPort) (int, error) {
 		unix.Close(fd)
 		return -1, fmt.Errorf("connect %s: %w", target, err)
 	}
-	// A free target port in the ephemeral range can be the port the kernel
-	// just bound this socket to: the socket is then connected to itself and
-	// "answers" its own datagrams. That is no transaction.
-	if sa, err := unix.Getsockname(fd); err == nil {
-		if in4, ok := sa.(*unix.SockaddrInet4); ok && in4.Port == int(target.Port()) && in4.Addr == target.Addr().As4() {
-			unix.Close(fd)
-			return -1, fmt.Errorf("connect %s: the socket got the target's own address (no server there)", target)
-		}
+	if selfConnected(fd, target) {
+		unix.Close(fd)
+		return -1, fmt.Errorf("connect %s: the socket got the target's own address (no server there)", target)
 	}
 	u.fds[target] = fd
 	return fd, nil
