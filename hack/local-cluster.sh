@@ -254,6 +254,7 @@ down() {
 	ip link del $EXTDEV 2>/dev/null || true
 	ip link del sluice-extp 2>/dev/null || true
 	ip link del sluice_vxlan 2>/dev/null || true
+	while ip rule del table 2111 2>/dev/null; do :; done # the agent's VXLAN node-IP rules (agent/nodemgr NodeTable)
 	ip route del blackhole $POD_CIDR metric $METRIC 2>/dev/null || true
 	ip route del blackhole $SVC_CIDR metric $METRIC 2>/dev/null || true
 	for ipt in iptables ip6tables; do

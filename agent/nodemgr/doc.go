@@ -20,7 +20,10 @@
 //     node can compute every other node's MAC without extra state. No BPF is
 //     involved: from_container hands non-local traffic to the stack, whose
 //     route does the encapsulation; the receiving device decapsulates and
-//     the stack forwards to the pod's veth.
+//     the stack forwards to the pod's veth. Pods' traffic to the other
+//     nodes' own IPs is tunnelled too (nodetunnel.go: routes in NodeTable,
+//     a rule per local PodCIDR), so no pod source address crosses the
+//     underlay.
 //   - none: the manager removes its routes and the device (cleanup on
 //     disable).
 //

@@ -168,7 +168,7 @@ func (m *Manager) Sync() error {
 	m.mu.Unlock()
 
 	if m.cfg.Mode == ModeNone {
-		return errors.Join(m.pruneRoutes(nil), m.removeVXLAN(), m.setTunnel(0))
+		return errors.Join(m.pruneRoutes(nil), m.syncNodeTunnel(0, nil, nil), m.removeVXLAN(), m.setTunnel(0))
 	}
 	peers, problems := Desired(m.cfg.NodeName, nodes)
 	m.logProblems(problems)
@@ -176,7 +176,7 @@ func (m *Manager) Sync() error {
 	var errs []error
 	switch m.cfg.Mode {
 	case ModeNative:
-		errs = append(errs, m.removeVXLAN(), m.setTunnel(0))
+		errs = append(errs, m.syncNodeTunnel(0, nil, nil), m.removeVXLAN(), m.setTunnel(0))
 		for _, p := range peers {
 			r := m.route(p, 0)
 			if err := m.h.RouteReplace(r); err != nil {
@@ -201,6 +201,7 @@ func (m *Manager) Sync() error {
 				errs = append(errs, fmt.Errorf("route %s via %s to node %s: %w", p.PodCIDR, VXLANDevice, p.Node, err))
 			}
 		}
+		errs = append(errs, m.syncNodeTunnel(idx, peers, LocalPodCIDRs(m.cfg.NodeName, nodes)))
 	}
 	errs = append(errs, m.pruneRoutes(peers))
 	if err := errors.Join(errs...); err != nil {

@@ -25,6 +25,7 @@ func TestPrivilegedManagerModes(t *testing.T) {
 	ns.Run(t, "ip", "link", "set", "ul1", "up")
 	ns.Run(t, "ip", "link", "set", "ul0", "up")
 	ns.Run(t, "ip", "route", "add", "10.99.0.0/24", "via", "172.31.250.2", "proto", "static")
+	ns.Run(t, "sysctl", "-qw", "net.ipv4.ip_forward=1") // forwarded lookups (a pod's packets), this netns only
 	nsh, err := netns.GetFromPath(ns.Path())
 	require.NoError(t, err)
 	defer nsh.Close()
@@ -72,6 +73,15 @@ func TestPrivilegedManagerModes(t *testing.T) {
 	require.Contains(t, dev, "local 172.31.250.1")
 	require.Contains(t, dev, " mtu 1450 ", "the default: 1500 less the VXLAN overhead")
 	require.Contains(t, ns.Run(t, "ip", "neigh", "show", "dev", "sluice_vxlan"), "10.244.2.0 lladdr 0a:53:ac:1f:fa:02 PERMANENT")
+	// Pods' traffic to node b's own IP takes the tunnel too; the node's
+	// own keeps the underlay.
+	nodeTable := func() string { return ns.Run(t, "ip", "route", "show", "table", "2111") }
+	nodeRules := func() string { return ns.Run(t, "ip", "rule", "show", "table", "2111") }
+	require.Contains(t, nodeTable(), "172.31.250.2  encap ip id 1 src 0.0.0.0 dst 172.31.250.2")
+	require.Contains(t, nodeTable(), "via 10.244.2.0 dev sluice_vxlan")
+	require.Equal(t, "2111:\tfrom 10.244.1.0/24 lookup 2111\n", nodeRules())
+	require.Contains(t, ns.Run(t, "ip", "route", "get", "172.31.250.2", "from", "10.244.1.7", "iif", "ul1"), "dev sluice_vxlan")
+	require.Contains(t, ns.Run(t, "ip", "route", "get", "172.31.250.2"), "dev ul0")
 
 	// An adopted device with another MTU gets the configured one, and keeps
 	// its routes.
@@ -84,14 +94,24 @@ func TestPrivilegedManagerModes(t *testing.T) {
 	require.NoError(t, m.Sync())
 	require.Empty(t, routes())
 	require.Empty(t, strings.TrimSpace(ns.Run(t, "ip", "neigh", "show", "dev", "sluice_vxlan")))
+	require.Empty(t, nodeTable())
+	require.Empty(t, nodeRules(), "no node to tunnel to: no rule")
+	m.SetNodes(nodes)
+	require.NoError(t, m.Sync())
+	require.NotEmpty(t, nodeRules())
 	require.Contains(t, ns.Run(t, "ip", "route"), "10.99.0.0/24 via 172.31.250.2")
 
 	// Back to native: the device goes; then none removes the routes.
 	manager(ModeNative)
 	require.NotContains(t, ns.Run(t, "ip", "link"), "sluice_vxlan")
 	require.Equal(t, "10.244.2.0/24 via 172.31.250.2 dev ul0 \n", routes())
+	require.Empty(t, nodeTable())
+	require.Empty(t, nodeRules(), "native mode: no rule")
 	manager(ModeVXLAN)
+	require.NotEmpty(t, nodeRules())
 	manager(ModeNone)
+	require.Empty(t, nodeRules(), "mode none: no rule")
+	require.Empty(t, nodeTable())
 	require.Zero(t, tunnel, "tunnel device unrecorded with mode none")
 	require.Empty(t, routes())
 	require.NotContains(t, ns.Run(t, "ip", "link"), "sluice_vxlan")

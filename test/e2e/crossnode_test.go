@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"slices"
@@ -20,6 +22,7 @@ import (
 
 	"github.com/sluicenet/sluice/agent/api"
 	"github.com/sluicenet/sluice/identity"
+	"github.com/sluicenet/sluice/test/echoserver"
 	"github.com/sluicenet/sluice/test/harness"
 )
 
@@ -306,14 +309,7 @@ func (c *cluster) identityLabels(t *testing.T, node string, id uint32) []string 
 // InternalIP (native) or through sluice_vxlan (vxlan).
 func (c *cluster) requireRoutedTo(t *testing.T, remote *corev1.Node, addr netip.Addr) {
 	t.Helper()
-	ds, err := c.cs.AppsV1().DaemonSets("kube-system").Get(ctxT(t, 10*time.Second), "sluice-agent", metav1.GetOptions{})
-	require.NoError(t, err)
-	var mode string
-	for _, a := range ds.Spec.Template.Spec.Containers[0].Command {
-		if m, ok := strings.CutPrefix(a, "--routing="); ok {
-			mode = m
-		}
-	}
+	mode := c.routingMode(t)
 	routes, err := netlink.RouteGet(addr.AsSlice())
 	require.NoError(t, err, "route to %s", addr)
 	require.Len(t, routes, 1, "one route to %s", addr)
@@ -328,5 +324,70 @@ func (c *cluster) requireRoutedTo(t *testing.T, remote *corev1.Node, addr netip.
 		require.Equal(t, "sluice_vxlan", link.Attrs().Name, "%s routed through the VXLAN device", addr)
 	default:
 		t.Fatalf("the agents' routing mode is %q, want native or vxlan", mode)
+	}
+}
+
+// routingMode returns the agents' routing mode (the DaemonSet's --routing).
+func (c *cluster) routingMode(t *testing.T) string {
+	t.Helper()
+	ds, err := c.cs.AppsV1().DaemonSets("kube-system").Get(ctxT(t, 10*time.Second), "sluice-agent", metav1.GetOptions{})
+	require.NoError(t, err)
+	var mode string
+	for _, a := range ds.Spec.Template.Spec.Containers[0].Command {
+		if m, ok := strings.CutPrefix(a, "--routing="); ok {
+			mode = m
+		}
+	}
+	return mode
+}
+
+// TestMultiNodePodToNodeIP: a pod on the remote node reaches this node's
+// own address (a server of this test in the host's network namespace, as
+// the API server or a host-network pod would be), which sees the pod's own
+// IP; with --routing vxlan the pod's packets arrive through the tunnel
+// (sluice_vxlan's receive counter grows by at least them), not on the
+// underlay with a pod source address, which a real underlay may drop.
+func TestMultiNodePodToNodeIP(t *testing.T) {
+	c := connect(t)
+	host, remote := c.crossNodes(t)
+	ns := c.namespace(t)
+	client := c.echoPodOn(t, ns, "client", remote.Name, nil)
+	ln, err := net.Listen("tcp4", net.JoinHostPort(internalIP(t, host).String(), "0"))
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		done <- echoserver.Serve(ln, func(conn net.Conn) {
+			peer := conn.RemoteAddr().(*net.TCPAddr).IP
+			s := bufio.NewScanner(conn)
+			for s.Scan() {
+				if _, err := fmt.Fprintf(conn, "%s %s %s\n", host.Name, peer, s.Text()); err != nil {
+					return
+				}
+			}
+		})
+	}()
+	t.Cleanup(func() { ln.Close(); require.NoError(t, <-done) })
+
+	mode := c.routingMode(t)
+	rx := func() uint64 {
+		l, err := netlink.LinkByName("sluice_vxlan")
+		require.NoError(t, err)
+		return l.Attrs().Statistics.RxPackets
+	}
+	var before uint64
+	if mode == "vxlan" {
+		before = rx()
+	}
+	const n = 10
+	for i := range n {
+		msg := fmt.Sprintf("q%d", i)
+		out, err := c.ask(t, client, "tcp", ln.Addr().String(), msg)
+		require.NoError(t, err, "%s on %s to %s", client.Name, remote.Name, ln.Addr())
+		require.Equal(t, fmt.Sprintf("%s %s %s", host.Name, client.Status.PodIP, msg), out, "the node's server sees the pod's IP")
+	}
+	if mode == "vxlan" {
+		got := rx() - before
+		t.Logf("sluice_vxlan received %d packets during %d connections", got, n)
+		require.GreaterOrEqual(t, got, uint64(3*n), "the pod's packets (SYN, request, FIN at least) came through the tunnel")
 	}
 }
