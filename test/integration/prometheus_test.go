@@ -133,8 +133,12 @@ func (p *prometheus) query(expr string) ([]promSeries, error) {
 var comparison = regexp.MustCompile(` (==|!=|>=|<=|>|<) `)
 
 // alertSignal turns an alert expression's comparisons into bool ones: the
-// result holds every series the alert compares, firing or not.
+// result holds every series the alert compares, firing or not. An absence
+// alert (A unless B: series of A that B lacks) watches A's series.
 func alertSignal(expr string) string {
+	if a, _, ok := strings.Cut(expr, " unless "); ok {
+		return a
+	}
 	return comparison.ReplaceAllString(expr, " $1 bool ")
 }
 
