@@ -70,7 +70,7 @@ func (d *Daemon) setupDevices() error {
 	if err := d.syncNodeAddrs(); err != nil {
 		return err
 	}
-	if err := d.dp.Devices().Set(d.cfg.Devices); err != nil {
+	if err := d.dp.Devices().Set(d.hostDevices()); err != nil {
 		return fmt.Errorf("attach host programs to devices: %w", err)
 	}
 	if err := d.syncXDP(); err != nil {
@@ -108,6 +108,6 @@ func (d *Daemon) syncNodeAddrs() error {
 // resyncDevices repeats setupDevices for the periodic resync (addresses
 // change, a device may have been re-created).
 func (d *Daemon) resyncDevices() error {
-	err := errors.Join(d.syncNodeAddrs(), d.dp.Devices().Set(d.cfg.Devices))
+	err := errors.Join(d.syncNodeAddrs(), d.dp.Devices().Set(d.hostDevices()))
 	return errors.Join(err, d.syncXDP())
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/sirupsen/logrus"
 
@@ -18,7 +19,7 @@ func (d *Daemon) setupRouting() error {
 		NodeIP:         d.cfg.NodeIP,
 		VXLANMTU:       d.mtu.VXLAN,
 		ResyncInterval: d.cfg.ResyncInterval,
-		SetTunnel:      d.dp.SetTunnelDevice,
+		SetTunnel:      d.setTunnel,
 	}, d.log.WithField("subsys", "nodes"))
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)
@@ -26,6 +27,35 @@ func (d *Daemon) setupRouting() error {
 	d.nodes = m
 	d.log.WithFields(logrus.Fields{"routing": d.cfg.Routing, "nodeIP": d.cfg.NodeIP}).Info("Cross-node routing configured")
 	return nil
+}
+
+// setTunnel records the tunnel device (ifindex 0: none) for the host
+// programs, which send NodePort flows to other nodes' pods through it, and
+// attaches them to it: pods' traffic to the nodes' own addresses is
+// tunnelled (nodemgr.NodeTable), so a remote backend's reply to this node's
+// SNAT address arrives there, as the replies and NodePort requests of
+// native routing arrive on the underlay device.
+func (d *Daemon) setTunnel(ifindex int) error {
+	if err := d.dp.SetTunnelDevice(ifindex); err != nil {
+		return err
+	}
+	if ifindex == 0 {
+		return d.dp.Devices().Detach(nodemgr.VXLANDevice)
+	}
+	if err := d.dp.Devices().Attach(nodemgr.VXLANDevice); err != nil {
+		return fmt.Errorf("attach host programs to %s: %w", nodemgr.VXLANDevice, err)
+	}
+	return nil
+}
+
+// hostDevices are the devices the host programs run on: the configured
+// ones and, in VXLAN mode, the tunnel device once it exists (setTunnel).
+func (d *Daemon) hostDevices() []string {
+	devs := d.cfg.Devices
+	if idx, err := d.dp.TunnelDevice(); err == nil && idx != 0 {
+		devs = append(slices.Clone(devs), nodemgr.VXLANDevice)
+	}
+	return devs
 }
 
 // setNodes hands a snapshot's Node objects to the node manager.
