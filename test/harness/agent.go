@@ -57,14 +57,15 @@ func (n *Node) StartAgentWith(tb T, opts AgentOptions) *Agent {
 		source = []string{"--k8s", "--kubeconfig", opts.Kubeconfig, "--cni-conflist", filepath.Join(n.Dir, "k8s.conflist")}
 	}
 	args := append([]string{"--bpf-root", n.BPFRoot, "--run-dir", n.RunDir, "--log-level", "debug",
-		"--node-name", n.Name, "--cgroup-root", n.Cgroup, fmt.Sprintf("--socket-lb=%t", opts.SocketLB),
-		// The process sensor sees every process of the machine, other test
-		// packages' too: a larger history keeps a test's events from being
-		// pushed out by theirs before it reads them.
-		"--process-event-history=65536"}, source...)
+		"--node-name", n.Name, "--cgroup-root", n.Cgroup, fmt.Sprintf("--socket-lb=%t", opts.SocketLB)}, source...)
 	bin := opts.Binary
 	if bin == "" {
 		bin = Bin(tb, "sluice-agent")
+		// The process sensor sees every process of the machine, other test
+		// packages' too: a larger history keeps a test's events from being
+		// pushed out by theirs before it reads them. (Only this build's
+		// agent: an earlier release may not have the flag.)
+		args = append(args, "--process-event-history=65536")
 	}
 	cmd := n.NS.Command(bin, append(args, opts.Args...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
