@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/containernetworking/plugins/pkg/netlinksafe"
 	"github.com/sirupsen/logrus"
 
 	"github.com/sluicenet/sluice/agent/nodemgr"
@@ -50,9 +51,16 @@ func (d *Daemon) setTunnel(ifindex int) error {
 
 // hostDevices are the devices the host programs run on: the configured
 // ones and, in VXLAN mode, the tunnel device once it exists (setTunnel).
+// The recorded tunnel is pinned and may name a device that is gone (a
+// restart after a mode change): it counts only while the device of that
+// name has that index, else attaching would fail the start.
 func (d *Daemon) hostDevices() []string {
 	devs := d.cfg.Devices
-	if idx, err := d.dp.TunnelDevice(); err == nil && idx != 0 {
+	idx, err := d.dp.TunnelDevice()
+	if err != nil || idx == 0 {
+		return devs
+	}
+	if l, err := netlinksafe.LinkByName(nodemgr.VXLANDevice); err == nil && l.Attrs().Index == idx {
 		devs = append(slices.Clone(devs), nodemgr.VXLANDevice)
 	}
 	return devs
