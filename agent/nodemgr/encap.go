@@ -72,3 +72,10 @@ func (e *ipEncap) Equal(x netlink.Encap) bool {
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
+
+// prefixOf converts a route's or rule's IPv4 network from netlink.
+func prefixOf(n *net.IPNet) netip.Prefix {
+	ones, _ := n.Mask.Size()
+	ip, _ := netip.AddrFromSlice(n.IP.To4())
+	return netip.PrefixFrom(ip, ones)
+}

@@ -244,31 +244,41 @@ func (m *Manager) pruneRoutes(peers []Peer) error {
 	for _, p := range peers {
 		want[p.PodCIDR] = true
 	}
+	removed, err := m.pruneTable(unix.RT_TABLE_MAIN, want, "node route")
+	for _, dst := range removed {
+		m.log.WithField("podCIDR", dst).Info("Route to a node that is gone removed")
+	}
+	return err
+}
+
+// pruneTable deletes the manager's routes (RouteProtocol) in table whose
+// destination is not in want, and returns the destinations it deleted;
+// what names the routes in errors.
+func (m *Manager) pruneTable(table int, want map[netip.Prefix]bool, what string) ([]netip.Prefix, error) {
 	list, err := m.h.RouteListFiltered(netlink.FAMILY_V4,
-		&netlink.Route{Protocol: RouteProtocol, Table: unix.RT_TABLE_MAIN},
+		&netlink.Route{Protocol: RouteProtocol, Table: table},
 		netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
 	if err != nil {
-		return fmt.Errorf("list node routes: %w", err)
+		return nil, fmt.Errorf("list %ss: %w", what, err)
 	}
+	var removed []netip.Prefix
 	var errs []error
 	for i := range list {
 		r := &list[i]
 		if r.Dst == nil {
 			continue
 		}
-		ones, _ := r.Dst.Mask.Size()
-		ip, _ := netip.AddrFromSlice(r.Dst.IP.To4())
-		dst := netip.PrefixFrom(ip, ones)
+		dst := prefixOf(r.Dst)
 		if want[dst] {
 			continue
 		}
 		if err := m.h.RouteDel(r); err != nil {
-			errs = append(errs, fmt.Errorf("delete route %s: %w", dst, err))
+			errs = append(errs, fmt.Errorf("delete %s %s: %w", what, dst, err))
 			continue
 		}
-		m.log.WithField("podCIDR", dst).Info("Route to a node that is gone removed")
+		removed = append(removed, dst)
 	}
-	return errors.Join(errs...)
+	return removed, errors.Join(errs...)
 }
 
 // logProblems logs each problem once per change of the set.

@@ -73,24 +73,8 @@ func (m *Manager) syncNodeTunnel(vxlan int, peers []Peer, local []netip.Prefix) 
 			}
 		}
 	}
-	list, err := m.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Protocol: RouteProtocol, Table: NodeTable},
-		netlink.RT_FILTER_PROTOCOL|netlink.RT_FILTER_TABLE)
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list node IP routes: %w", err))
-	}
-	for i := range list {
-		r := &list[i]
-		if r.Dst == nil {
-			continue
-		}
-		ones, _ := r.Dst.Mask.Size()
-		ip, _ := netip.AddrFromSlice(r.Dst.IP.To4())
-		if want[netip.PrefixFrom(ip, ones)] {
-			continue
-		}
-		if err := m.h.RouteDel(r); err != nil {
-			errs = append(errs, fmt.Errorf("delete node IP route %s: %w", r.Dst, err))
-		}
+	if _, err := m.pruneTable(NodeTable, want, "node IP route"); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(append(errs, m.syncNodeRules(vxlan != 0 && len(want) > 0, local))...)
 }
@@ -116,9 +100,7 @@ func (m *Manager) syncNodeRules(enabled bool, local []netip.Prefix) error {
 		}
 		var src netip.Prefix
 		if r.Src != nil {
-			ones, _ := r.Src.Mask.Size()
-			ip, _ := netip.AddrFromSlice(r.Src.IP.To4())
-			src = netip.PrefixFrom(ip, ones)
+			src = prefixOf(r.Src)
 		}
 		if want[src] && r.Priority == NodeRulePriority && !r.Invert && r.Dst == nil && r.IifName == "" && r.OifName == "" {
 			delete(want, src) // present
