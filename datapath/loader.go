@@ -34,7 +34,8 @@ func Load(root string, opts Options) (*Datapath, error) {
 		return nil, err
 	}
 	d := &Datapath{root: root, connect: connectState{enabled: opts.ProcessEvents}}
-	if err := d.load(opts); err != nil {
+	names, err := d.load(opts)
+	if err != nil {
 		return nil, err
 	}
 	d.setHandles()
@@ -62,7 +63,7 @@ func Load(root string, opts Options) (*Datapath, error) {
 	}
 	// Last: a pin is removed only once this build's maps are pinned. A
 	// failure leaves a stale pin, no more: it is reported, not fatal.
-	d.pruned, d.pruneErr = pruneMaps(root)
+	d.pruned, d.pruneErr = pruneMaps(root, names)
 	return d, nil
 }
 
@@ -85,32 +86,33 @@ func (d *Datapath) setFilters() error {
 
 // load loads the pod objects, then the socket-LB and host device objects
 // with every map they share with the pod objects replaced by the pod
-// objects' map, so all three see one set of maps.
-func (d *Datapath) load(opts Options) error {
+// objects' map, so all three see one set of maps. It returns the names of
+// the maps of the four objects.
+func (d *Datapath) load(opts Options) (map[string]bool, error) {
 	pinPath := pin.MapsDir(d.root)
 	spec, err := bpfgen.LoadLxc()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := opts.applyPod(spec); err != nil {
-		return err
+		return nil, err
 	}
 	podMaps, err := loadSpec(spec, &d.objs, pinPath, nil, "pod")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sspec, err := bpfgen.LoadSock()
 	if err != nil {
 		d.objs.Close()
-		return err
+		return nil, err
 	}
 	if err := opts.applySock(sspec); err != nil {
 		d.objs.Close()
-		return err
+		return nil, err
 	}
 	if err := loadSpecShared(sspec, &d.sock, pinPath, podMaps, "socket-LB"); err != nil {
 		d.objs.Close()
-		return err
+		return nil, err
 	}
 	hspec, err := bpfgen.LoadHost()
 	if err == nil {
@@ -125,7 +127,7 @@ func (d *Datapath) load(opts Options) error {
 	if err != nil {
 		d.sock.Close()
 		d.objs.Close()
-		return err
+		return nil, err
 	}
 	// The XDP program shares the host programs' knobs (conntrack
 	// lifetimes, SNAT address and ports) and every map.
@@ -143,9 +145,9 @@ func (d *Datapath) load(opts Options) error {
 		d.host.Close()
 		d.sock.Close()
 		d.objs.Close()
-		return err
+		return nil, err
 	}
-	return nil
+	return mapNames(spec, sspec, hspec, xspec), nil
 }
 
 // loadSpecShared loads spec into objs with every Sluice map it has in common

@@ -3,6 +3,7 @@ package datapath
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,13 +21,17 @@ import (
 // sluice_connect_config_v1 once sluice_connect_config_v2 took its place.
 // Nothing uses such a map any more (a program still running from the
 // earlier agent holds it by reference, not through the pin), but pinned it
-// stays in kernel memory until the node reboots. Only names of the form
-// sluice_* are touched; the names it removed are returned, sorted.
-func pruneMaps(root string) ([]string, error) {
-	current, err := mapNames()
+// stays in kernel memory until the node reboots. loaded names the maps of
+// the objects Load loaded; the process sensor's (it pins some of them from
+// Go, and loads later, if at all) are added from its spec. Only names of
+// the form sluice_* are touched; the names it removed are returned, sorted.
+func pruneMaps(root string, loaded map[string]bool) ([]string, error) {
+	sensor, err := bpfgen.LoadProcess()
 	if err != nil {
 		return nil, err
 	}
+	current := mapNames(sensor)
+	maps.Copy(current, loaded)
 	entries, err := os.ReadDir(pin.MapsDir(root))
 	if err != nil {
 		return nil, fmt.Errorf("read pinned maps: %w", err)
@@ -48,23 +53,15 @@ func pruneMaps(root string) ([]string, error) {
 	return removed, errors.Join(errs...)
 }
 
-// mapNames returns the names of every map of this build's programs (the
-// pod, socket-LB, host device, XDP and process sensor objects), pinned by
-// name or not: the process sensor pins some of its maps from Go.
-func mapNames() (map[string]bool, error) {
+// mapNames returns the names of every map of specs, pinned by name or not.
+func mapNames(specs ...*ebpf.CollectionSpec) map[string]bool {
 	names := make(map[string]bool)
-	for _, load := range []func() (*ebpf.CollectionSpec, error){
-		bpfgen.LoadLxc, bpfgen.LoadSock, bpfgen.LoadHost, bpfgen.LoadXdp, bpfgen.LoadProcess,
-	} {
-		spec, err := load()
-		if err != nil {
-			return nil, err
-		}
+	for _, spec := range specs {
 		for name := range spec.Maps {
 			names[name] = true
 		}
 	}
-	return names, nil
+	return names
 }
 
 // PrunedMaps returns the stale map pins Load removed (pruneMaps) and why
