@@ -97,10 +97,7 @@ static __always_inline int lb4_from_container(struct __sk_buff *skb, __u32 ifind
 	/* Neither: a NodePort on a node address. */
 	if (ret == 0 && port_filter_has(&sluice_lb4_nodeport_filter_v1, f->dport))
 		ret = lb4_xlate_nodeport(skb, f);
-	/* A direct flow on a finished load-balanced flow's tuple: a new SYN,
-	 * or UDP to an address that may be a backend's. */
-	if (ret == 0 && (ct_is_new_syn(f->proto, f->tcp_flags) ||
-			 (f->proto == IPPROTO_UDP && addr_filter_maybe(&sluice_lb4_backend_filter_v1, f->daddr))))
+	if (ret == 0)
 		lb4_ct_reopen_direct(f);
 	if (ret > 0)
 		update_metrics(ifindex, ret, DIR_EGRESS, skb->len);

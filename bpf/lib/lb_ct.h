@@ -138,34 +138,6 @@ static __always_inline int lb4_local(const struct ipv4_flow *f, const struct lb4
 	return 0;
 }
 
-/* A packet that no service translated, reusing the tuple of a load-balanced
- * flow that is over, starts a direct flow to the backend: the old flow's
- * backend entry would have its replies reverse-NATed to the old frontend.
- * Over: for a new TCP connection (SYN), closing or expired (not yet
- * collected by the agent's GC); for UDP, which has no connection to start,
- * expired. The entry loses its backend and reverse-NAT ids. Runs for new
- * SYNs and for UDP (the caller filters it to backend addresses). */
-static __always_inline void lb4_ct_reopen_direct(const struct ipv4_flow *f)
-{
-	struct ct4_tuple t = {
-		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
-		.proto = f->proto,
-	};
-	int syn = ct_is_new_syn(f->proto, f->tcp_flags);
-	struct ct4_entry *e;
-
-	if (!syn && f->proto != IPPROTO_UDP)
-		return;
-	e = ct4_lookup(&t);
-	if (e && ct4_is_backend_entry(e) && ((syn && (e->flags & CT_E_CLOSING)) || e->lifetime < ct_now_sec())) {
-		/* Made a plain entry in place: its flags still say what the
-		 * tuple's last flow did, so conntrack and policy treat the
-		 * packet as they treat any packet on that tuple. */
-		e->backend_id = 0;
-		e->rev_nat_id = 0;
-	}
-}
-
 /* Accounts a reply (backend -> client) of a load-balanced flow to its backend
  * entry e and to its service entry, client caddr:cport -> frontend
  * fe_addr:fe_port. Returns the flow's lifetime. */

@@ -26,6 +26,34 @@
  * keyed by this address as its source. */
 volatile const __be32 lb_hairpin_ipv4 = bpf_htonl(0xa9fe2a01); /* 169.254.42.1 */
 
+/* A packet that no service translated, reusing the tuple of a load-balanced
+ * flow that is over, starts a direct flow to the backend: the old flow's
+ * backend entry would have its replies reverse-NATed to the old frontend.
+ * Over: for a new TCP connection (SYN), closing or expired (not yet
+ * collected by the agent's GC); for UDP, which has no connection to start,
+ * expired (only to an address the backend filter may hold: other UDP pays
+ * no lookup). The entry loses its backend and reverse-NAT ids. */
+static __always_inline void lb4_ct_reopen_direct(const struct ipv4_flow *f)
+{
+	struct ct4_tuple t = {
+		.saddr = f->saddr, .daddr = f->daddr, .sport = f->sport, .dport = f->dport,
+		.proto = f->proto,
+	};
+	int syn = ct_is_new_syn(f->proto, f->tcp_flags);
+	struct ct4_entry *e;
+
+	if (!syn && !(f->proto == IPPROTO_UDP && addr_filter_maybe(&sluice_lb4_backend_filter_v1, f->daddr)))
+		return;
+	e = ct4_lookup(&t);
+	if (e && ct4_is_backend_entry(e) && ((syn && (e->flags & CT_E_CLOSING)) || e->lifetime < ct_now_sec())) {
+		/* Made a plain entry in place: its flags still say what the
+		 * tuple's last flow did, so conntrack and policy treat the
+		 * packet as they treat any packet on that tuple. */
+		e->backend_id = 0;
+		e->rev_nat_id = 0;
+	}
+}
+
 /* Translates the flow f of skb, whose destination is the frontend fe with
  * master entry svc, to the backend lb4_local gives it: DNAT, and SNAT of a
  * hairpin flow. Sets *lifetime to the flow's. Returns REASON_LB_TRANSLATED
